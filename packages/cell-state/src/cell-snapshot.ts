@@ -1,0 +1,345 @@
+/**
+ * CellSnapshot (the cell at one revision, immutable) and CellStateMaps (the mutable state a
+ * mirror keeps current and freezes into snapshots).
+ *
+ * Snapshots are cheap: freezing hands out the current maps and marks them shared; the next
+ * change to a shared map copies it first (copy-on-write). Tasks are kept in one bucket per job,
+ * stamped with the snapshot generation that may see it, so the first change to a job's tasks
+ * after a snapshot copies that job's bucket once, never every task of the cell.
+ */
+import {
+  decodeAlive,
+  decodeJob,
+  decodeJobStatus,
+  decodeMachine,
+  decodeOwner,
+  decodeSchedulerStats,
+  decodeTask,
+} from './codec.js';
+import type { CellKeys } from './keys.js';
+import type { KeyValue } from './kv.js';
+import { isClaimLive, usedResources } from './resources.js';
+import type {
+  Alive,
+  Claim,
+  Job,
+  JobId,
+  JobStatus,
+  Machine,
+  MachineId,
+  Owner,
+  Resources,
+  SchedulerStats,
+  Task,
+  TaskId,
+} from './types.js';
+
+/** The cell as it was at one revision. Immutable: safe to hold across awaits. */
+export interface CellSnapshot {
+  readonly revision: number;
+  readonly machineCount: number;
+  machine(id: MachineId): Machine | undefined;
+  /** Every machine, in registration order. */
+  machines(): IterableIterator<Machine>;
+  task(id: TaskId): Task | undefined;
+  /** The job's task records (only tasks placed at least once have one). */
+  tasksOf(job: JobId): IterableIterator<Task>;
+  job(id: JobId): Job | undefined;
+  jobs(): IterableIterator<Job>;
+  readonly jobCount: number;
+  status(job: JobId): JobStatus | undefined;
+  owner(job: JobId): Owner | undefined;
+  owners(): IterableIterator<Owner>;
+  alive(id: MachineId): Alive | undefined;
+  aliveMachines(): IterableIterator<Alive>;
+  schedulerStats(): IterableIterator<SchedulerStats>;
+  /** Whether the claim counts against its machine in this snapshot. */
+  isLive(claim: Claim): boolean;
+  /** Live claims' resources on a machine (cached per snapshot). */
+  used(id: MachineId): Resources;
+  /** Capacity minus live claims (cached per snapshot); zero for an unknown machine. */
+  free(id: MachineId): Resources;
+}
+
+const ZERO: Resources = Object.freeze({ cpuMillis: 0, memoryBytes: 0 });
+
+/** A Map that is copied before its first change after being shared with a snapshot. */
+class CowMap<K, V> {
+  private map = new Map<K, V>();
+  private shared = false;
+
+  get size(): number {
+    return this.map.size;
+  }
+  get(key: K): V | undefined {
+    return this.map.get(key);
+  }
+  set(key: K, value: V): void {
+    this.own().set(key, value);
+  }
+  delete(key: K): boolean {
+    if (!this.map.has(key)) return false;
+    return this.own().delete(key);
+  }
+  clear(): void {
+    this.map = new Map();
+    this.shared = false;
+  }
+  /** Hands out the current map; it is never changed afterwards. */
+  freeze(): ReadonlyMap<K, V> {
+    this.shared = true;
+    return this.map;
+  }
+  private own(): Map<K, V> {
+    if (this.shared) {
+      this.map = new Map(this.map);
+      this.shared = false;
+    }
+    return this.map;
+  }
+}
+
+function jobOfTask(id: TaskId): JobId {
+  return id.slice(0, id.lastIndexOf('/')) as JobId;
+}
+
+/**
+ * The mutable cell state: applies key-value changes, decodes records, and freezes into
+ * snapshots. Not thread-safe in any sense that matters in Node: callers apply whole revisions
+ * between snapshots.
+ */
+export class CellStateMaps {
+  private readonly machines = new CowMap<MachineId, Machine>();
+  /** job id → that job's tasks. */
+  private readonly tasks = new CowMap<JobId, TaskBucket>();
+  /** Snapshot generation: buckets stamped with an older one may be seen by a snapshot. */
+  private generation = 0;
+  private readonly jobs = new CowMap<JobId, Job>();
+  private readonly statuses = new CowMap<JobId, JobStatus>();
+  private readonly owners = new CowMap<JobId, Owner>();
+  private readonly alive = new CowMap<MachineId, Alive>();
+  private readonly stats = new CowMap<string, SchedulerStats>();
+  /** Last mod revision applied per key, to drop duplicate or stale events. */
+  private readonly applied = new Map<string, number>();
+  private frozen: CellSnapshot | undefined;
+  /** Records that failed to decode (counted, skipped: one bad record must not stop a mirror). */
+  undecodable = 0;
+
+  constructor(
+    private readonly keys: CellKeys,
+    public revision = 0,
+  ) {}
+
+  /** Forgets everything (before a re-list). */
+  clear(): void {
+    for (const m of [this.machines, this.tasks, this.jobs, this.statuses, this.owners, this.alive, this.stats]) m.clear();
+    this.applied.clear();
+    this.frozen = undefined;
+    this.revision = 0;
+  }
+
+  /**
+   * Applies a put (value present) or delete of `kv.key` at `kv.modRevision`. Idempotent per key
+   * revision: an event at or below what was applied for that key is ignored. Returns whether it
+   * changed anything.
+   */
+  apply(type: 'put' | 'delete', kv: KeyValue): boolean {
+    const last = this.applied.get(kv.key);
+    if (last !== undefined && kv.modRevision <= last) return false;
+    const parsed = this.keys.parse(kv.key);
+    if (parsed === undefined) return false;
+    this.applied.set(kv.key, kv.modRevision);
+    if (type === 'delete') {
+      // Keep the tombstone revision in `applied` so a late duplicate put is still ignored.
+      this.remove(parsed.kind, parsed.id);
+    } else {
+      try {
+        this.store(parsed.kind, parsed.id, kv);
+      } catch {
+        this.undecodable++;
+        return false;
+      }
+    }
+    this.frozen = undefined;
+    return true;
+  }
+
+  private store(kind: string, id: string, kv: KeyValue): void {
+    switch (kind) {
+      case 'machine':
+        this.machines.set(id as MachineId, decodeMachine(kv.value, kv.modRevision));
+        return;
+      case 'task': {
+        const task = decodeTask(kv.value, kv.modRevision);
+        this.ownBucket(jobOfTask(id as TaskId)).set(id as TaskId, task);
+        return;
+      }
+      case 'job':
+        this.jobs.set(id as JobId, decodeJob(kv.value, kv.modRevision));
+        return;
+      case 'status':
+        this.statuses.set(id as JobId, decodeJobStatus(id as JobId, kv.value, kv.modRevision));
+        return;
+      case 'owner':
+        this.owners.set(id as JobId, decodeOwner(id as JobId, kv.value, kv.lease, kv.modRevision));
+        return;
+      case 'alive':
+        this.alive.set(id as MachineId, decodeAlive(id as MachineId, kv.value, kv.lease));
+        return;
+      case 'scheduler':
+        this.stats.set(id, decodeSchedulerStats(kv.value));
+        return;
+      default:
+        return;
+    }
+  }
+
+  private remove(kind: string, id: string): void {
+    switch (kind) {
+      case 'machine':
+        this.machines.delete(id as MachineId);
+        return;
+      case 'task': {
+        const job = jobOfTask(id as TaskId);
+        if (this.tasks.get(job) === undefined) return;
+        const bucket = this.ownBucket(job);
+        bucket.delete(id as TaskId);
+        if (bucket.size === 0) this.tasks.delete(job);
+        return;
+      }
+      case 'job':
+        this.jobs.delete(id as JobId);
+        return;
+      case 'status':
+        this.statuses.delete(id as JobId);
+        return;
+      case 'owner':
+        this.owners.delete(id as JobId);
+        return;
+      case 'alive':
+        this.alive.delete(id as MachineId);
+        return;
+      case 'scheduler':
+        this.stats.delete(id);
+        return;
+      default:
+        return;
+    }
+  }
+
+  /** A job's task map, safe to change: copied first when a snapshot may see it. */
+  private ownBucket(job: JobId): Map<TaskId, Task> {
+    const bucket = this.tasks.get(job);
+    if (bucket !== undefined && bucket.generation === this.generation) return bucket.tasks;
+    const fresh: TaskBucket = { generation: this.generation, tasks: new Map(bucket?.tasks) };
+    this.tasks.set(job, fresh);
+    return fresh.tasks;
+  }
+
+  /** The state as of now, frozen. Repeated calls without changes return the same snapshot. */
+  snapshot(): CellSnapshot {
+    if (this.frozen !== undefined) return this.frozen;
+    this.generation++;
+    this.frozen = new FrozenSnapshot(
+      this.revision,
+      this.machines.freeze(),
+      this.tasks.freeze(),
+      this.jobs.freeze(),
+      this.statuses.freeze(),
+      this.owners.freeze(),
+      this.alive.freeze(),
+      this.stats.freeze(),
+    );
+    return this.frozen;
+  }
+
+  /** Marks the state as moved to `revision` (after a whole watch batch or list was applied). */
+  advance(revision: number): void {
+    if (revision === this.revision) return;
+    this.revision = revision;
+    this.frozen = undefined;
+  }
+}
+
+interface TaskBucket {
+  readonly generation: number;
+  readonly tasks: Map<TaskId, Task>;
+}
+
+class FrozenSnapshot implements CellSnapshot {
+  private readonly usedCache = new Map<MachineId, Resources>();
+  private readonly lookup = (id: TaskId): Task | undefined => this.task(id);
+
+  constructor(
+    readonly revision: number,
+    private readonly machineMap: ReadonlyMap<MachineId, Machine>,
+    private readonly taskMap: ReadonlyMap<JobId, TaskBucket>,
+    private readonly jobMap: ReadonlyMap<JobId, Job>,
+    private readonly statusMap: ReadonlyMap<JobId, JobStatus>,
+    private readonly ownerMap: ReadonlyMap<JobId, Owner>,
+    private readonly aliveMap: ReadonlyMap<MachineId, Alive>,
+    private readonly statsMap: ReadonlyMap<string, SchedulerStats>,
+  ) {}
+
+  get machineCount(): number {
+    return this.machineMap.size;
+  }
+  get jobCount(): number {
+    return this.jobMap.size;
+  }
+  machine(id: MachineId): Machine | undefined {
+    return this.machineMap.get(id);
+  }
+  machines(): IterableIterator<Machine> {
+    return this.machineMap.values();
+  }
+  task(id: TaskId): Task | undefined {
+    return this.taskMap.get(jobOfTask(id))?.tasks.get(id);
+  }
+  tasksOf(job: JobId): IterableIterator<Task> {
+    return (this.taskMap.get(job)?.tasks ?? new Map<TaskId, Task>()).values();
+  }
+  job(id: JobId): Job | undefined {
+    return this.jobMap.get(id);
+  }
+  jobs(): IterableIterator<Job> {
+    return this.jobMap.values();
+  }
+  status(job: JobId): JobStatus | undefined {
+    return this.statusMap.get(job);
+  }
+  owner(job: JobId): Owner | undefined {
+    return this.ownerMap.get(job);
+  }
+  owners(): IterableIterator<Owner> {
+    return this.ownerMap.values();
+  }
+  alive(id: MachineId): Alive | undefined {
+    return this.aliveMap.get(id);
+  }
+  aliveMachines(): IterableIterator<Alive> {
+    return this.aliveMap.values();
+  }
+  schedulerStats(): IterableIterator<SchedulerStats> {
+    return this.statsMap.values();
+  }
+  isLive(claim: Claim): boolean {
+    return isClaimLive(claim, this.lookup);
+  }
+  used(id: MachineId): Resources {
+    let used = this.usedCache.get(id);
+    if (used === undefined) {
+      const machine = this.machineMap.get(id);
+      used = machine === undefined ? ZERO : usedResources(machine, this.lookup);
+      this.usedCache.set(id, used);
+    }
+    return used;
+  }
+  free(id: MachineId): Resources {
+    const machine = this.machineMap.get(id);
+    if (machine === undefined) return ZERO;
+    const used = this.used(id);
+    return { cpuMillis: machine.capacity.cpuMillis - used.cpuMillis, memoryBytes: machine.capacity.memoryBytes - used.memoryBytes };
+  }
+}
+

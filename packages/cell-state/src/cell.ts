@@ -1,0 +1,305 @@
+/**
+ * Cell: one cell's records in a KV store, for the processes that write them: agents (machine
+ * registration, heartbeat, task status), the API (jobs), schedulers (ownership, job status,
+ * metrics). Reads for scheduling go through a {@link CellMirror}; commits of claims through a
+ * {@link Committer}, both made here so they share the key layout.
+ *
+ * Every write that could race another writer is a compare-and-swap on the key's mod_revision,
+ * retried a bounded number of times.
+ */
+import type { Logger } from 'pino';
+import pino from 'pino';
+import {
+  decodeJob,
+  decodeMachine,
+  decodeTask,
+  encodeAlive,
+  encodeJob,
+  encodeJobStatus,
+  encodeMachine,
+  encodeOwner,
+  encodeSchedulerStats,
+  encodeTask,
+  InvalidRecordError,
+} from './codec.js';
+import { Committer, type CommitterOptions } from './commit.js';
+import { jobSpecProblems } from './job-spec.js';
+import { CellKeys, checkId } from './keys.js';
+import type { KvLease, KvStore } from './kv.js';
+import { CellMirror, type MirrorOptions } from './mirror.js';
+import { checkResources } from './resources.js';
+import {
+  isTerminal,
+  type DesiredState,
+  type Job,
+  type JobId,
+  type JobSpec,
+  type JobStatus,
+  type Machine,
+  type MachineId,
+  type Resources,
+  type SchedulerStats,
+  type Task,
+  type TaskId,
+} from './types.js';
+
+/** A compare-and-swap kept losing to other writers. */
+export class ContentionError extends Error {
+  constructor(what: string, attempts: number) {
+    super(`${what}: still contended after ${attempts} attempts`);
+    this.name = 'ContentionError';
+  }
+}
+
+/** What an agent registers about its machine. */
+export interface MachineRegistration {
+  readonly id: MachineId;
+  readonly capacity: Resources;
+  readonly attributes?: Readonly<Record<string, string>>;
+  readonly hollow?: boolean;
+  readonly enforcementDisabled?: boolean;
+}
+
+/** A lease-bound key kept alive until `stop()`. */
+export interface Heartbeat {
+  readonly lease: KvLease;
+  /** Revokes the lease: the key disappears at once. */
+  stop(): Promise<void>;
+}
+
+/** A task update from an agent: fields of the observed state. */
+export type TaskPatch = Partial<Pick<Task, 'state' | 'reason' | 'exitCode' | 'signal' | 'pid' | 'startedAtMs' | 'finishedAtMs' | 'cpuSeconds' | 'peakMemoryBytes'>>;
+
+export type TaskUpdateOutcome = 'updated' | 'stale' | 'missing';
+
+export interface NewJob {
+  readonly id: JobId;
+  readonly spec: JobSpec;
+  readonly requestId?: string;
+  readonly submittedAtMs?: number;
+}
+
+const CAS_ATTEMPTS = 16;
+
+export class Cell {
+  readonly keys: CellKeys;
+  private readonly logger: Logger;
+  private readonly now: () => number;
+
+  constructor(
+    readonly kv: KvStore,
+    cellName: string,
+    options: { logger?: Logger; now?: () => number } = {},
+  ) {
+    this.keys = new CellKeys(cellName);
+    this.logger = (options.logger ?? pino({ level: 'silent' })).child({ component: 'cell', cell: cellName });
+    this.now = options.now ?? Date.now;
+  }
+
+  /** A replica of this cell's state; call `start()` on it. */
+  mirror(options: MirrorOptions = {}): CellMirror {
+    return new CellMirror(this.kv, this.keys, { logger: this.logger, ...options });
+  }
+
+  committer(options: CommitterOptions = {}): Committer {
+    return new Committer(this.kv, this.keys, { logger: this.logger, now: this.now, ...options });
+  }
+
+  // ---- machines -------------------------------------------------------------------------
+
+  /**
+   * Creates or updates a machine's record: capacity and attributes as given, schedulable, and
+   * the claims already on it kept (an agent restarting does not drop its tasks' claims).
+   */
+  async registerMachine(reg: MachineRegistration): Promise<Machine> {
+    checkId('machine.id', reg.id);
+    checkResources('machine.capacity', reg.capacity, { positive: true });
+    for (const [k, v] of Object.entries(reg.attributes ?? {})) {
+      if (!/^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$/.test(k)) throw new InvalidRecordError(`machine.attributes.${k}`, 'name must be 1-128 letters, digits, ".", "_", "/" or "-"');
+      if (typeof v !== 'string' || v.length > 256) throw new InvalidRecordError(`machine.attributes.${k}`, 'value must be a string of at most 256 characters');
+    }
+    return this.updateMachine(reg.id, (current) => ({
+      id: reg.id,
+      capacity: reg.capacity,
+      attributes: { ...(reg.attributes ?? {}) },
+      schedulable: true,
+      unschedulableReason: '',
+      enforcementDisabled: reg.enforcementDisabled === true,
+      hollow: reg.hollow === true,
+      claims: current?.claims ?? [],
+    }));
+  }
+
+  /** Marks a machine (un)schedulable, keeping its claims. */
+  async setSchedulable(id: MachineId, schedulable: boolean, reason = ''): Promise<Machine> {
+    return this.updateMachine(id, (current) => {
+      if (current === undefined) throw new InvalidRecordError('machineId', `unknown machine ${JSON.stringify(id)}`);
+      return { ...current, schedulable, unschedulableReason: schedulable ? '' : reason };
+    });
+  }
+
+  async getMachine(id: MachineId): Promise<Machine | undefined> {
+    const { kvs } = await this.kv.range({ key: this.keys.machine(id) });
+    const kv = kvs[0];
+    return kv === undefined ? undefined : decodeMachine(kv.value, kv.modRevision);
+  }
+
+  private async updateMachine(id: MachineId, change: (current: Machine | undefined) => Omit<Machine, 'seq'>): Promise<Machine> {
+    const key = this.keys.machine(id);
+    for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
+      const { kvs } = await this.kv.range({ key });
+      const kv = kvs[0];
+      const current = kv === undefined ? undefined : decodeMachine(kv.value, kv.modRevision);
+      const next = change(current);
+      const value = encodeMachine(next);
+      const reply = await this.kv.txn({
+        compare: [{ key, target: 'mod', op: '==', value: kv?.modRevision ?? 0 }],
+        success: [{ type: 'put', key, value }],
+        failure: [],
+      });
+      if (reply.succeeded) return { ...next, seq: reply.revision };
+    }
+    throw new ContentionError(`machine ${id}`, CAS_ATTEMPTS);
+  }
+
+  /**
+   * Starts the machine's heartbeat: `alive/<id>` bound to a lease of `ttlSeconds`, kept alive
+   * until `stop()`. If the lease is lost (etcd unreachable past the TTL), `onLost` runs; the
+   * agent should start a new heartbeat.
+   */
+  async startHeartbeat(id: MachineId, options: { ttlSeconds?: number; agent?: string; onLost?: (error: Error) => void } = {}): Promise<Heartbeat> {
+    checkId('machine.id', id);
+    const lease = await this.kv.grantLease(options.ttlSeconds ?? 10, { autoKeepAlive: true });
+    if (options.onLost !== undefined) lease.onLost(options.onLost);
+    await this.kv.put(this.keys.alive(id), encodeAlive({ agent: options.agent ?? '', startedAtMs: this.now() }), { lease: lease.id });
+    return { lease, stop: () => lease.revoke() };
+  }
+
+  // ---- jobs and tasks -------------------------------------------------------------------
+
+  /**
+   * Stores a new job. With a `requestId`, the same request id never creates a second job: the
+   * job already created for it is returned (`created: false`). Invalid specs are refused with
+   * every problem named by field, and nothing is written.
+   */
+  async createJob(job: NewJob): Promise<{ job: Job; created: boolean }> {
+    checkId('job.id', job.id);
+    const problems = jobSpecProblems(job.spec, 'job.');
+    if (problems.length > 0) throw new InvalidRecordError(problems[0]?.field ?? 'job', problems.map((p) => `${p.field}: ${p.problem}`).join('; '));
+    if (job.requestId !== undefined && job.requestId !== '') checkId('requestId', job.requestId);
+    const record = { id: job.id, spec: job.spec, desired: 'running' as const, submittedAtMs: job.submittedAtMs ?? this.now(), requestId: job.requestId ?? '' };
+    const jobKey = this.keys.job(job.id);
+    const value = encodeJob(record);
+    const compare = [{ key: jobKey, target: 'create' as const, op: '==' as const, value: 0 }];
+    const success: { type: 'put'; key: string; value: Uint8Array }[] = [{ type: 'put', key: jobKey, value }];
+    if (record.requestId !== '') {
+      const requestKey = this.keys.request(record.requestId);
+      compare.push({ key: requestKey, target: 'create', op: '==', value: 0 });
+      success.push({ type: 'put', key: requestKey, value: new TextEncoder().encode(job.id) });
+    }
+    const reply = await this.kv.txn({ compare, success, failure: [] });
+    if (reply.succeeded) return { job: { ...record, revision: reply.revision }, created: true };
+    if (record.requestId !== '') {
+      const { kvs } = await this.kv.range({ key: this.keys.request(record.requestId) });
+      const existing = kvs[0];
+      if (existing !== undefined) {
+        const found = await this.getJob(new TextDecoder().decode(existing.value) as JobId);
+        if (found !== undefined) return { job: found, created: false };
+      }
+    }
+    throw new InvalidRecordError('job.id', `job ${job.id} already exists`);
+  }
+
+  async getJob(id: JobId): Promise<Job | undefined> {
+    const { kvs } = await this.kv.range({ key: this.keys.job(id) });
+    const kv = kvs[0];
+    return kv === undefined ? undefined : decodeJob(kv.value, kv.modRevision);
+  }
+
+  /** Sets a job's desired state (e.g. `killed`); returns the updated job, or undefined if unknown. */
+  async setJobDesired(id: JobId, desired: DesiredState): Promise<Job | undefined> {
+    const key = this.keys.job(id);
+    for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
+      const job = await this.getJob(id);
+      if (job === undefined) return undefined;
+      if (job.desired === desired) return job;
+      const next = { ...job, desired };
+      const reply = await this.kv.txn({
+        compare: [{ key, target: 'mod', op: '==', value: job.revision }],
+        success: [{ type: 'put', key, value: encodeJob(next) }],
+        failure: [],
+      });
+      if (reply.succeeded) return { ...next, revision: reply.revision };
+    }
+    throw new ContentionError(`job ${id}`, CAS_ATTEMPTS);
+  }
+
+  async getTask(id: TaskId): Promise<Task | undefined> {
+    const { kvs } = await this.kv.range({ key: this.keys.task(id) });
+    const kv = kvs[0];
+    return kv === undefined ? undefined : decodeTask(kv.value, kv.modRevision);
+  }
+
+  /**
+   * Applies an observed-state update to a task, only while the task is still at `claimId` (an
+   * agent never overwrites a later attempt) and, once terminal, never changes its state again.
+   * Returns `stale` when the task moved on, `missing` when it has no record.
+   */
+  async updateTask(id: TaskId, claimId: string, patch: TaskPatch): Promise<TaskUpdateOutcome> {
+    const key = this.keys.task(id);
+    for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
+      const task = await this.getTask(id);
+      if (task === undefined) return 'missing';
+      if (task.claimId !== claimId) return 'stale';
+      const next: Task = { ...task, ...patch, state: isTerminal(task.state) ? task.state : (patch.state ?? task.state) };
+      const reply = await this.kv.txn({
+        compare: [{ key, target: 'mod', op: '==', value: task.revision }],
+        success: [{ type: 'put', key, value: encodeTask(next) }],
+        failure: [],
+      });
+      if (reply.succeeded) return 'updated';
+    }
+    throw new ContentionError(`task ${id}`, CAS_ATTEMPTS);
+  }
+
+  // ---- scheduler records ----------------------------------------------------------------
+
+  /** Writes what the owning scheduler says about a job. */
+  async putJobStatus(status: Omit<JobStatus, 'revision'>): Promise<void> {
+    await this.kv.put(this.keys.status(status.jobId), encodeJobStatus(status));
+  }
+
+  /**
+   * Takes ownership of a job for `scheduler`, bound to its lease, if nobody owns it. Returns
+   * whether this call took it.
+   */
+  async acquireOwnership(job: JobId, scheduler: string, kind: string, lease: KvLease): Promise<boolean> {
+    const key = this.keys.owner(job);
+    const reply = await this.kv.txn({
+      compare: [{ key, target: 'create', op: '==', value: 0 }],
+      success: [{ type: 'put', key, value: encodeOwner({ scheduler, kind, sinceMs: this.now() }), lease: lease.id }],
+      failure: [],
+    });
+    return reply.succeeded;
+  }
+
+  /** Gives up ownership of a job, if `lease` still holds it. */
+  async releaseOwnership(job: JobId, lease: KvLease): Promise<void> {
+    const key = this.keys.owner(job);
+    const { kvs } = await this.kv.range({ key });
+    const kv = kvs[0];
+    if (kv === undefined || kv.lease !== lease.id) return;
+    await this.kv.txn({ compare: [{ key, target: 'mod', op: '==', value: kv.modRevision }], success: [{ type: 'delete', key }], failure: [] });
+  }
+
+  /** Publishes a scheduler's metrics under `schedulers/<name>`, bound to its lease. */
+  async publishSchedulerStats(stats: SchedulerStats, lease?: KvLease): Promise<void> {
+    checkId('scheduler.name', stats.name);
+    await this.kv.put(this.keys.scheduler(stats.name), encodeSchedulerStats(stats), lease === undefined ? {} : { lease: lease.id });
+  }
+
+  /** For logs: a child logger of this cell's. */
+  child(bindings: Record<string, unknown>): Logger {
+    return this.logger.child(bindings);
+  }
+}

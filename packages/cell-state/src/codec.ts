@@ -1,0 +1,360 @@
+/**
+ * Protobuf codecs for the records stored in etcd (`protos/omega/v1/records.proto`). The one place
+ * that knows the wire form: everything else sees the readonly types of `types.ts`.
+ */
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+import protobuf from 'protobufjs';
+import {
+  CONSTRAINT_OPERATORS,
+  TASK_STATES,
+  claimId,
+  type Alive,
+  type Claim,
+  type CommitMode,
+  type Constraint,
+  type DesiredState,
+  type Job,
+  type JobId,
+  type JobKind,
+  type JobSpec,
+  type JobState,
+  type JobStatus,
+  type Machine,
+  type MachineId,
+  type Owner,
+  type Resources,
+  type RestartPolicyKind,
+  type SchedulerStats,
+  type Task,
+  type TaskId,
+  type TaskSpec,
+} from './types.js';
+
+/** Directory holding `omega/v1/*.proto`; found from this file in both `src/` and `dist/`. */
+export const PROTOS_DIR: string = (() => {
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  const candidate = path.resolve(here, '../../../protos');
+  if (existsSync(path.join(candidate, 'omega/v1/records.proto'))) return candidate;
+  throw new Error(`protos not found at ${candidate}: the package must sit in <repo>/packages/`);
+})();
+
+function loadRoot(): protobuf.Root {
+  const root = new protobuf.Root();
+  root.resolvePath = (_origin, target) => path.join(PROTOS_DIR, target);
+  root.loadSync('omega/v1/records.proto', { keepCase: false });
+  return root;
+}
+
+const root = loadRoot();
+const T = {
+  machine: root.lookupType('omega.v1.MachineRecord'),
+  task: root.lookupType('omega.v1.TaskRecord'),
+  job: root.lookupType('omega.v1.JobRecord'),
+  status: root.lookupType('omega.v1.JobStatusRecord'),
+  owner: root.lookupType('omega.v1.OwnerRecord'),
+  alive: root.lookupType('omega.v1.AliveRecord'),
+  stats: root.lookupType('omega.v1.SchedulerStatsRecord'),
+};
+
+/** Largest encoded record accepted: well under etcd's default 1.5 MiB request limit. */
+export const MAX_RECORD_BYTES = 1024 * 1024;
+
+/** A record failed validation or was too large; nothing was written. */
+export class InvalidRecordError extends Error {
+  constructor(
+    readonly field: string,
+    problem: string,
+  ) {
+    super(`${field}: ${problem}`);
+    this.name = 'InvalidRecordError';
+  }
+}
+
+// The wire objects are protobufjs messages: loosely typed by nature, read only here.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Wire = any;
+
+function num(value: unknown): number {
+  if (value === undefined || value === null) return 0;
+  if (typeof value === 'number') return value;
+  const n = (value as { toNumber(): number }).toNumber();
+  if (!Number.isSafeInteger(n)) throw new Error(`integer out of range: ${String(value)}`);
+  return n;
+}
+
+function encode(type: protobuf.Type, what: string, object: Record<string, unknown>): Uint8Array {
+  const bytes = type.encode(type.fromObject(object)).finish();
+  if (bytes.length > MAX_RECORD_BYTES) {
+    throw new InvalidRecordError(what, `record is ${bytes.length} bytes, over the limit of ${MAX_RECORD_BYTES}`);
+  }
+  return bytes;
+}
+
+const resourcesToWire = (r: Resources): Wire => ({ cpuMillis: r.cpuMillis, memoryBytes: r.memoryBytes });
+const resourcesFromWire = (w: Wire): Resources => ({ cpuMillis: num(w?.cpuMillis), memoryBytes: num(w?.memoryBytes) });
+
+// ---- machines ----------------------------------------------------------------------------
+
+export function encodeMachine(m: Omit<Machine, 'seq'>): Uint8Array {
+  return encode(T.machine, `machines/${m.id}`, {
+    id: m.id,
+    capacity: resourcesToWire(m.capacity),
+    attributes: m.attributes,
+    schedulable: m.schedulable,
+    unschedulableReason: m.unschedulableReason,
+    enforcementDisabled: m.enforcementDisabled,
+    hollow: m.hollow,
+    claims: m.claims.map((c) => ({
+      id: c.id,
+      taskId: c.taskId,
+      attempt: c.attempt,
+      resources: resourcesToWire(c.resources),
+      priority: c.priority,
+      scheduler: c.scheduler,
+    })),
+  });
+}
+
+export function decodeMachine(bytes: Uint8Array, seq: number): Machine {
+  const w: Wire = T.machine.decode(bytes);
+  const id = w.id as MachineId;
+  return {
+    id,
+    capacity: resourcesFromWire(w.capacity),
+    attributes: { ...(w.attributes as Record<string, string>) },
+    schedulable: w.schedulable === true,
+    unschedulableReason: w.unschedulableReason ?? '',
+    enforcementDisabled: w.enforcementDisabled === true,
+    hollow: w.hollow === true,
+    claims: (w.claims as Wire[]).map(
+      (c): Claim => ({
+        id: claimId(c.id),
+        taskId: c.taskId as TaskId,
+        machineId: id,
+        attempt: c.attempt ?? 0,
+        resources: resourcesFromWire(c.resources),
+        priority: c.priority ?? 0,
+        scheduler: c.scheduler ?? '',
+      }),
+    ),
+    seq,
+  };
+}
+
+// ---- tasks -------------------------------------------------------------------------------
+
+export function encodeTask(t: Omit<Task, 'revision' | 'id'>): Uint8Array {
+  return encode(T.task, `tasks/${t.jobId}/${t.index}`, {
+    jobId: t.jobId,
+    index: t.index,
+    attempt: t.attempt,
+    claimId: t.claimId,
+    machineId: t.machineId,
+    scheduler: t.scheduler,
+    state: TASK_STATES.indexOf(t.state) + 1,
+    reason: t.reason,
+    exitCode: t.exitCode ?? 0,
+    hasExitCode: t.exitCode !== undefined,
+    signal: t.signal,
+    pid: t.pid,
+    placedAtMs: t.placedAtMs,
+    startedAtMs: t.startedAtMs,
+    finishedAtMs: t.finishedAtMs,
+    cpuSeconds: t.cpuSeconds,
+    peakMemoryBytes: t.peakMemoryBytes,
+    resources: resourcesToWire(t.resources),
+    priority: t.priority,
+    restarts: t.restarts,
+    notBeforeMs: t.notBeforeMs,
+  });
+}
+
+export function decodeTask(bytes: Uint8Array, revision: number): Task {
+  const w: Wire = T.task.decode(bytes);
+  const jobId = w.jobId as JobId;
+  const index = w.index ?? 0;
+  const state = TASK_STATES[(w.state ?? 1) - 1] ?? 'pending';
+  return {
+    id: `${jobId}/${index}` as TaskId,
+    jobId,
+    index,
+    attempt: w.attempt ?? 0,
+    claimId: claimId(w.claimId ?? ''),
+    machineId: (w.machineId ?? '') as MachineId,
+    scheduler: w.scheduler ?? '',
+    state,
+    reason: w.reason ?? '',
+    ...(w.hasExitCode ? { exitCode: w.exitCode ?? 0 } : {}),
+    signal: w.signal ?? '',
+    pid: w.pid ?? 0,
+    placedAtMs: num(w.placedAtMs),
+    startedAtMs: num(w.startedAtMs),
+    finishedAtMs: num(w.finishedAtMs),
+    cpuSeconds: w.cpuSeconds ?? 0,
+    peakMemoryBytes: num(w.peakMemoryBytes),
+    resources: resourcesFromWire(w.resources),
+    priority: w.priority ?? 0,
+    restarts: w.restarts ?? 0,
+    notBeforeMs: num(w.notBeforeMs),
+    revision,
+  };
+}
+
+// ---- jobs --------------------------------------------------------------------------------
+
+const JOB_KINDS: readonly JobKind[] = ['batch', 'service'];
+const COMMIT_MODES: readonly CommitMode[] = ['default', 'incremental', 'all-or-nothing'];
+const RESTART_KINDS: readonly RestartPolicyKind[] = ['default', 'never', 'on-failure', 'always'];
+const DESIRED: readonly DesiredState[] = ['running', 'killed'];
+const JOB_STATES: readonly JobState[] = ['pending', 'running', 'succeeded', 'failed', 'killed', 'unschedulable'];
+
+function jobSpecToWire(s: JobSpec): Wire {
+  return {
+    name: s.name,
+    kind: JOB_KINDS.indexOf(s.kind) + 1,
+    priority: s.priority,
+    instances: s.instances,
+    commitMode: COMMIT_MODES.indexOf(s.commitMode),
+    task: {
+      command: [...s.task.command],
+      env: { ...s.task.env },
+      resources: resourcesToWire(s.task.resources),
+      runDurationMs: s.task.runDurationMs,
+      hollowFail: s.task.hollowFail,
+      pidsLimit: s.task.pidsLimit,
+    },
+    constraints: s.constraints.map((c) => ({
+      attribute: c.attribute,
+      operator: CONSTRAINT_OPERATORS.indexOf(c.operator) + 1,
+      values: [...c.values],
+      limit: c.limit,
+    })),
+    restartPolicy: {
+      kind: RESTART_KINDS.indexOf(s.restartPolicy.kind),
+      maxRestarts: s.restartPolicy.maxRestarts,
+      initialBackoffMs: s.restartPolicy.initialBackoffMs,
+      maxBackoffMs: s.restartPolicy.maxBackoffMs,
+    },
+  };
+}
+
+/**
+ * Decodes a stored job spec. Values a newer or foreign writer may have put there that this
+ * version does not know (an unknown constraint operator, say) decode as `undefined` fields and
+ * are reported by the scheduler's validation, never thrown here.
+ */
+function jobSpecFromWire(w: Wire): JobSpec {
+  const task: Wire = w?.task ?? {};
+  const policy: Wire = w?.restartPolicy ?? {};
+  return {
+    name: w?.name ?? '',
+    kind: JOB_KINDS[(w?.kind ?? 0) - 1] as JobKind,
+    priority: w?.priority ?? 0,
+    instances: w?.instances ?? 0,
+    commitMode: COMMIT_MODES[w?.commitMode ?? 0] as CommitMode,
+    task: {
+      command: [...((task.command as string[] | undefined) ?? [])],
+      env: { ...((task.env as Record<string, string> | undefined) ?? {}) },
+      resources: resourcesFromWire(task.resources),
+      runDurationMs: num(task.runDurationMs),
+      hollowFail: task.hollowFail === true,
+      pidsLimit: task.pidsLimit ?? 0,
+    } satisfies TaskSpec,
+    constraints: ((w?.constraints as Wire[] | undefined) ?? []).map(
+      (c): Constraint => ({
+        attribute: c.attribute ?? '',
+        operator: CONSTRAINT_OPERATORS[(c.operator ?? 0) - 1] as Constraint['operator'],
+        values: [...((c.values as string[] | undefined) ?? [])],
+        limit: c.limit ?? 0,
+      }),
+    ),
+    restartPolicy: {
+      kind: RESTART_KINDS[policy.kind ?? 0] as RestartPolicyKind,
+      maxRestarts: policy.maxRestarts ?? 0,
+      initialBackoffMs: policy.initialBackoffMs ?? 0,
+      maxBackoffMs: policy.maxBackoffMs ?? 0,
+    },
+  };
+}
+
+export function encodeJob(j: Omit<Job, 'revision'>): Uint8Array {
+  return encode(T.job, `jobs/${j.id}`, {
+    id: j.id,
+    spec: jobSpecToWire(j.spec),
+    desired: DESIRED.indexOf(j.desired) + 1,
+    submittedAtMs: j.submittedAtMs,
+    requestId: j.requestId,
+  });
+}
+
+export function decodeJob(bytes: Uint8Array, revision: number): Job {
+  const w: Wire = T.job.decode(bytes);
+  return {
+    id: w.id as JobId,
+    spec: jobSpecFromWire(w.spec),
+    desired: DESIRED[(w.desired ?? 1) - 1] ?? 'running',
+    submittedAtMs: num(w.submittedAtMs),
+    requestId: w.requestId ?? '',
+    revision,
+  };
+}
+
+// ---- job status, owners, liveness, scheduler stats ---------------------------------------
+
+export function encodeJobStatus(s: Omit<JobStatus, 'revision'>): Uint8Array {
+  return encode(T.status, `status/${s.jobId}`, {
+    state: JOB_STATES.indexOf(s.state) + 1,
+    reason: s.reason,
+    ruledOut: s.ruledOut.map((r) => ({ filter: r.filter, machines: r.machines })),
+    attempts: s.attempts,
+    scheduler: s.scheduler,
+    updatedAtMs: s.updatedAtMs,
+    firstAttemptAtMs: s.firstAttemptAtMs,
+    fullyPlacedAtMs: s.fullyPlacedAtMs,
+  });
+}
+
+export function decodeJobStatus(jobId: JobId, bytes: Uint8Array, revision: number): JobStatus {
+  const w: Wire = T.status.decode(bytes);
+  return {
+    jobId,
+    state: JOB_STATES[(w.state ?? 1) - 1] ?? 'pending',
+    reason: w.reason ?? '',
+    ruledOut: ((w.ruledOut as Wire[] | undefined) ?? []).map((r) => ({ filter: r.filter ?? '', machines: r.machines ?? 0 })),
+    attempts: w.attempts ?? 0,
+    scheduler: w.scheduler ?? '',
+    updatedAtMs: num(w.updatedAtMs),
+    firstAttemptAtMs: num(w.firstAttemptAtMs),
+    fullyPlacedAtMs: num(w.fullyPlacedAtMs),
+    revision,
+  };
+}
+
+export function encodeOwner(o: Pick<Owner, 'scheduler' | 'kind' | 'sinceMs'>): Uint8Array {
+  return encode(T.owner, 'owner', { scheduler: o.scheduler, kind: o.kind, sinceMs: o.sinceMs });
+}
+
+export function decodeOwner(jobId: JobId, bytes: Uint8Array, lease: string, revision: number): Owner {
+  const w: Wire = T.owner.decode(bytes);
+  return { jobId, scheduler: w.scheduler ?? '', kind: w.kind ?? '', sinceMs: num(w.sinceMs), lease, revision };
+}
+
+export function encodeAlive(a: Pick<Alive, 'agent' | 'startedAtMs'>): Uint8Array {
+  return encode(T.alive, 'alive', { agent: a.agent, startedAtMs: a.startedAtMs });
+}
+
+export function decodeAlive(machineId: MachineId, bytes: Uint8Array, lease: string): Alive {
+  const w: Wire = T.alive.decode(bytes);
+  return { machineId, agent: w.agent ?? '', startedAtMs: num(w.startedAtMs), lease };
+}
+
+export function encodeSchedulerStats(s: SchedulerStats): Uint8Array {
+  return encode(T.stats, `schedulers/${s.name}`, { ...s });
+}
+
+export function decodeSchedulerStats(bytes: Uint8Array): SchedulerStats {
+  const w: Wire = T.stats.toObject(T.stats.decode(bytes), { longs: Number, defaults: true });
+  return w as SchedulerStats;
+}

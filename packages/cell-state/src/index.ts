@@ -1,0 +1,76 @@
+/**
+ * @omega/cell-state: the cell's state in etcd, replicated into every scheduler, and committed to
+ * with optimistic transactions. The only package that talks to etcd. See README.md.
+ */
+export * from './types.js';
+export {
+  ETCD_DEFAULT_LIMITS,
+  KvCompactedError,
+  KvError,
+  KvInvalidRequestError,
+  KvLeaseNotFoundError,
+  KvUnavailableError,
+  prefixEnd,
+  type Compare,
+  type CompareOp,
+  type CompareTarget,
+  type KeyValue,
+  type KvCounters,
+  type KvLease,
+  type KvLimits,
+  type KvStore,
+  type Op,
+  type OpResult,
+  type RangeRequest,
+  type RangeResult,
+  type TxnRequest,
+  type TxnResult,
+  type WatchBatch,
+  type WatchEvent,
+  type WatchHandle,
+  type WatchListener,
+} from './kv.js';
+export { MemoryKv, type MemoryKvOptions } from './memory-kv.js';
+export { EtcdKv, type EtcdKvOptions } from './etcd-kv.js';
+export { EtcdNotFoundError, findEtcd, startEtcd, type RunningEtcd, type StartEtcdOptions } from './etcd-launcher.js';
+export { InvalidRecordError, MAX_RECORD_BYTES, PROTOS_DIR } from './codec.js';
+export { CellKeys, checkId, type KeyKind, type ParsedKey } from './keys.js';
+export {
+  addResources,
+  checkResources,
+  fitsWithin,
+  freeResources,
+  isClaimLive,
+  liveClaims,
+  shortOf,
+  subtractResources,
+  usedResources,
+  type TaskLookup,
+} from './resources.js';
+export { CellStateMaps, type CellSnapshot } from './cell-snapshot.js';
+export { CellMirror, MirrorStoppedError, type MirrorChange, type MirrorCounters, type MirrorOptions } from './mirror.js';
+export { PrivateCell, claimIdFactory, type ClaimOutcome, type ClaimRefusal, type PlacementRequest } from './private-cell.js';
+export {
+  Committer,
+  InvalidTransactionError,
+  TransactionTooLargeError,
+  type ClaimDelta,
+  type CommitCounters,
+  type CommitResult,
+  type CommitterOptions,
+  type Conflict,
+  type ConflictReason,
+  type Eviction,
+  type Transaction,
+} from './commit.js';
+export { JOB_LIMITS, jobSpecProblems, type SpecProblem } from './job-spec.js';
+export {
+  Cell,
+  ContentionError,
+  type Heartbeat,
+  type MachineRegistration,
+  type NewJob,
+  type TaskPatch,
+  type TaskUpdateOutcome,
+} from './cell.js';
+export { formatBytes, formatCpu, parseBytes, parseCpuMillis } from './quantity.js';

@@ -1,0 +1,114 @@
+/**
+ * Job spec validation: every problem named by its field path. Used by the API before storing a
+ * job, and by schedulers on stored jobs (a bad record ends as a failed job, never a crash).
+ */
+import { CONSTRAINT_OPERATORS, type JobSpec } from './types.js';
+
+export interface SpecProblem {
+  /** Field path, e.g. `task.resources.memoryBytes`. */
+  readonly field: string;
+  readonly problem: string;
+}
+
+/** Limits a stored job must respect. */
+export const JOB_LIMITS = Object.freeze({
+  maxInstances: 100_000,
+  maxCommandArgs: 1_024,
+  maxCommandBytes: 64 * 1024,
+  maxEnvEntries: 512,
+  maxEnvBytes: 64 * 1024,
+  maxConstraints: 64,
+  maxConstraintValues: 256,
+  maxRunDurationMs: 30 * 24 * 3600 * 1000,
+});
+
+const DNS_LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const ATTRIBUTE = /^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$/;
+
+function isInt(n: unknown): n is number {
+  return typeof n === 'number' && Number.isSafeInteger(n);
+}
+
+/** All problems of a job spec (empty when valid). `prefix` is prepended to field paths. */
+export function jobSpecProblems(spec: JobSpec, prefix = ''): SpecProblem[] {
+  const out: SpecProblem[] = [];
+  const bad = (field: string, problem: string): void => {
+    out.push({ field: `${prefix}${field}`, problem });
+  };
+  if (typeof spec.name !== 'string' || !DNS_LABEL.test(spec.name)) {
+    bad('name', 'must be a DNS label: 1-63 lowercase letters, digits or "-", starting and ending with a letter or digit');
+  }
+  if (spec.kind !== 'batch' && spec.kind !== 'service') bad('kind', 'must be batch or service');
+  if (!isInt(spec.priority) || spec.priority < 0 || spec.priority > 10_000) bad('priority', 'must be an integer from 0 to 10000');
+  if (!isInt(spec.instances) || spec.instances < 1) bad('instances', 'must be an integer >= 1');
+  else if (spec.instances > JOB_LIMITS.maxInstances) bad('instances', `must be at most ${JOB_LIMITS.maxInstances}`);
+  if (spec.commitMode !== 'default' && spec.commitMode !== 'incremental' && spec.commitMode !== 'all-or-nothing') {
+    bad('commitMode', 'must be default, incremental or all-or-nothing');
+  }
+
+  const task = spec.task;
+  if (task === undefined || task === null) {
+    bad('task', 'is required');
+    return out;
+  }
+  const r = task.resources;
+  for (const [name, value] of [
+    ['cpuMillis', r?.cpuMillis],
+    ['memoryBytes', r?.memoryBytes],
+  ] as const) {
+    if (!isInt(value)) bad(`task.resources.${name}`, 'must be an integer');
+    else if (value <= 0) bad(`task.resources.${name}`, 'must be > 0');
+  }
+  if (!Array.isArray(task.command)) bad('task.command', 'must be a list of strings');
+  else {
+    if (task.command.length > JOB_LIMITS.maxCommandArgs) bad('task.command', `must have at most ${JOB_LIMITS.maxCommandArgs} arguments`);
+    if (task.command.some((a) => typeof a !== 'string' || a.includes('\0'))) bad('task.command', 'arguments must be strings without NUL bytes');
+    if (task.command.reduce((n, a) => n + String(a).length, 0) > JOB_LIMITS.maxCommandBytes) bad('task.command', `must be at most ${JOB_LIMITS.maxCommandBytes} bytes`);
+    if (task.command.length > 0 && task.command[0] === '') bad('task.command[0]', 'must not be empty');
+  }
+  const env = Object.entries(task.env ?? {});
+  if (env.length > JOB_LIMITS.maxEnvEntries) bad('task.env', `must have at most ${JOB_LIMITS.maxEnvEntries} entries`);
+  for (const [k, v] of env) {
+    if (!ENV_NAME.test(k)) bad(`task.env.${k}`, 'name must be letters, digits and "_", not starting with a digit');
+    if (typeof v !== 'string' || v.includes('\0')) bad(`task.env.${k}`, 'value must be a string without NUL bytes');
+  }
+  if (env.reduce((n, [k, v]) => n + k.length + String(v).length, 0) > JOB_LIMITS.maxEnvBytes) bad('task.env', `must be at most ${JOB_LIMITS.maxEnvBytes} bytes`);
+  if (!isInt(task.runDurationMs) || task.runDurationMs < 0 || task.runDurationMs > JOB_LIMITS.maxRunDurationMs) {
+    bad('task.runDurationMs', `must be an integer from 0 to ${JOB_LIMITS.maxRunDurationMs}`);
+  }
+  if (!isInt(task.pidsLimit) || task.pidsLimit < 0) bad('task.pidsLimit', 'must be an integer >= 0');
+
+  if (!Array.isArray(spec.constraints)) bad('constraints', 'must be a list');
+  else {
+    if (spec.constraints.length > JOB_LIMITS.maxConstraints) bad('constraints', `must have at most ${JOB_LIMITS.maxConstraints} entries`);
+    spec.constraints.forEach((c, i) => {
+      const f = `constraints[${i}]`;
+      if (!CONSTRAINT_OPERATORS.includes(c.operator)) {
+        bad(`${f}.operator`, `must be one of ${CONSTRAINT_OPERATORS.join(', ')}`);
+        return;
+      }
+      if (c.operator !== 'max-per-machine' && (typeof c.attribute !== 'string' || !ATTRIBUTE.test(c.attribute))) {
+        bad(`${f}.attribute`, 'must be 1-128 letters, digits, ".", "_", "/" or "-"');
+      }
+      const needValues = c.operator === 'equals' || c.operator === 'in' || c.operator === 'not-in';
+      if (needValues && (!Array.isArray(c.values) || c.values.length === 0)) bad(`${f}.values`, `must not be empty for ${c.operator}`);
+      if (c.operator === 'equals' && Array.isArray(c.values) && c.values.length > 1) bad(`${f}.values`, 'equals takes exactly one value');
+      if (Array.isArray(c.values) && c.values.length > JOB_LIMITS.maxConstraintValues) bad(`${f}.values`, `must have at most ${JOB_LIMITS.maxConstraintValues} entries`);
+      if (c.operator === 'max-per-machine' && (!isInt(c.limit) || c.limit < 1)) bad(`${f}.limit`, 'must be an integer >= 1 for max-per-machine');
+    });
+  }
+
+  const p = spec.restartPolicy;
+  if (p !== undefined) {
+    if (!['default', 'never', 'on-failure', 'always'].includes(p.kind)) bad('restartPolicy.kind', 'must be never, on-failure or always');
+    for (const [name, value] of [
+      ['maxRestarts', p.maxRestarts],
+      ['initialBackoffMs', p.initialBackoffMs],
+      ['maxBackoffMs', p.maxBackoffMs],
+    ] as const) {
+      if (!isInt(value) || value < 0) bad(`restartPolicy.${name}`, 'must be an integer >= 0');
+    }
+  }
+  return out;
+}

@@ -1,0 +1,102 @@
+/**
+ * The etcd key layout of a cell, under `/omega/<cell>/`:
+ *
+ * | key                        | holds                                   | written by                |
+ * |----------------------------|-----------------------------------------|---------------------------|
+ * | `machines/<id>`            | capacity, attributes, claims            | agent (register), commits |
+ * | `alive/<id>`               | heartbeat, bound to the agent's lease   | agent                     |
+ * | `jobs/<id>`                | job spec and desired state              | API                       |
+ * | `tasks/<job>/<index>`      | placement and observed state            | commits, agent            |
+ * | `status/<job>`             | why a job is (not) placed               | owning scheduler          |
+ * | `owners/<job>`             | owning scheduler, bound to its lease    | schedulers                |
+ * | `schedulers/<name>`        | a scheduler's metrics                   | that scheduler            |
+ * | `requests/<request id>`    | job id created for an idempotent submit | API                       |
+ */
+import { InvalidRecordError } from './codec.js';
+import type { JobId, MachineId, TaskId } from './types.js';
+
+const ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+const CELL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+
+/**
+ * Checks an id that becomes one segment of a key: 1-128 characters of letters, digits, `.`, `_`
+ * and `-`, starting with a letter or digit (so never `..`, never a `/`).
+ */
+export function checkId(field: string, id: string): void {
+  if (!ID.test(id)) {
+    throw new InvalidRecordError(field, `must be 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit (got ${JSON.stringify(id)})`);
+  }
+}
+
+export type KeyKind = 'machine' | 'alive' | 'job' | 'task' | 'status' | 'owner' | 'scheduler' | 'request';
+
+export interface ParsedKey {
+  readonly kind: KeyKind;
+  /** The rest of the key after the kind's prefix (`<job>/<index>` for tasks). */
+  readonly id: string;
+}
+
+const SEGMENTS: Readonly<Record<string, KeyKind>> = {
+  machines: 'machine',
+  alive: 'alive',
+  jobs: 'job',
+  tasks: 'task',
+  status: 'status',
+  owners: 'owner',
+  schedulers: 'scheduler',
+  requests: 'request',
+};
+
+/** Key builder and parser for one cell. */
+export class CellKeys {
+  /** `/omega/<cell>/`: every key of the cell starts with it. */
+  readonly root: string;
+
+  constructor(readonly cell: string) {
+    if (!CELL.test(cell)) throw new InvalidRecordError('cell', `must be a DNS label (lowercase letters, digits, '-'), got ${JSON.stringify(cell)}`);
+    this.root = `/omega/${cell}/`;
+  }
+
+  prefix(segment: 'machines' | 'alive' | 'jobs' | 'tasks' | 'status' | 'owners' | 'schedulers' | 'requests'): string {
+    return `${this.root}${segment}/`;
+  }
+  machine(id: MachineId): string {
+    return `${this.root}machines/${id}`;
+  }
+  alive(id: MachineId): string {
+    return `${this.root}alive/${id}`;
+  }
+  job(id: JobId): string {
+    return `${this.root}jobs/${id}`;
+  }
+  task(id: TaskId): string {
+    return `${this.root}tasks/${id}`;
+  }
+  tasksOfJob(id: JobId): string {
+    return `${this.root}tasks/${id}/`;
+  }
+  status(id: JobId): string {
+    return `${this.root}status/${id}`;
+  }
+  owner(id: JobId): string {
+    return `${this.root}owners/${id}`;
+  }
+  scheduler(name: string): string {
+    return `${this.root}schedulers/${name}`;
+  }
+  request(id: string): string {
+    return `${this.root}requests/${id}`;
+  }
+
+  /** Which record a key of this cell holds; `undefined` for keys outside the layout. */
+  parse(key: string): ParsedKey | undefined {
+    if (!key.startsWith(this.root)) return undefined;
+    const rest = key.slice(this.root.length);
+    const slash = rest.indexOf('/');
+    if (slash <= 0) return undefined;
+    const kind = SEGMENTS[rest.slice(0, slash)];
+    const id = rest.slice(slash + 1);
+    if (kind === undefined || id.length === 0) return undefined;
+    return { kind, id };
+  }
+}

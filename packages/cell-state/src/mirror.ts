@@ -1,0 +1,220 @@
+/**
+ * CellMirror: a full replica of one cell's state in this process, fed by the store.
+ *
+ * ```
+ *   list /omega/<cell>/ (paged, at one revision R) ──► CellStateMaps ──► snapshot()
+ *   watch from R+1 ─────────── batches ──────────────┘        │
+ *          ▲  compacted: re-list (logged)                       └─► onChange listeners, waiters
+ * ```
+ *
+ * Guarantees: the state is always that of one whole revision (a watch batch is applied whole
+ * before the revision advances); events are applied idempotently per key revision, so duplicate
+ * or replayed events (etcd 3.4 delivers some around reconnects) change nothing; when the
+ * revision the watch needs was compacted, the mirror re-lists and says so in a log line.
+ */
+import type { Logger } from 'pino';
+import pino from 'pino';
+import { CellStateMaps, type CellSnapshot } from './cell-snapshot.js';
+import type { CellKeys, KeyKind } from './keys.js';
+import { KvCompactedError, type KvStore, type WatchBatch, type WatchHandle } from './kv.js';
+
+/** What changed in one applied batch. */
+export interface MirrorChange {
+  readonly revision: number;
+  readonly changes: readonly { readonly kind: KeyKind; readonly id: string; readonly type: 'put' | 'delete' }[];
+}
+
+export interface MirrorOptions {
+  /** Keys per page of the initial list (default 2,000; keeps replies far under gRPC's limit). */
+  readonly pageSize?: number;
+  readonly logger?: Logger;
+}
+
+export interface MirrorCounters {
+  lists: number;
+  relistsAfterCompaction: number;
+  batches: number;
+  events: number;
+  /** Events ignored because that key's revision was already applied. */
+  duplicates: number;
+  disconnects: number;
+}
+
+export class MirrorStoppedError extends Error {
+  constructor() {
+    super('the mirror was stopped');
+    this.name = 'MirrorStoppedError';
+  }
+}
+
+export class CellMirror {
+  readonly counters: MirrorCounters = { lists: 0, relistsAfterCompaction: 0, batches: 0, events: 0, duplicates: 0, disconnects: 0 };
+  private readonly state: CellStateMaps;
+  private readonly logger: Logger;
+  private readonly pageSize: number;
+  private watch: WatchHandle | undefined;
+  private readonly listeners = new Set<(change: MirrorChange) => void>();
+  private waiters: { revision: number; resolve: () => void; reject: (e: Error) => void }[] = [];
+  private stopped = false;
+  private relisting: Promise<void> | undefined;
+
+  constructor(
+    private readonly kv: KvStore,
+    private readonly keys: CellKeys,
+    options: MirrorOptions = {},
+  ) {
+    this.state = new CellStateMaps(keys);
+    this.logger = (options.logger ?? pino({ level: 'silent' })).child({ component: 'mirror', cell: keys.cell });
+    this.pageSize = options.pageSize ?? 2000;
+  }
+
+  /** Lists the cell and starts watching; resolves once the state is complete at some revision. */
+  async start(): Promise<void> {
+    await this.listAndWatch();
+  }
+
+  /** The revision the mirror is current to (0 before start). */
+  get revision(): number {
+    return this.state.revision;
+  }
+
+  /** The state at the mirror's current revision. Cheap; immutable. */
+  snapshot(): CellSnapshot {
+    return this.state.snapshot();
+  }
+
+  /** Records that could not be decoded and were skipped. */
+  get undecodable(): number {
+    return this.state.undecodable;
+  }
+
+  /**
+   * Resolves once the mirror is current to at least `revision` (e.g. the revision a commit
+   * returned, so the next snapshot includes it). Rejects after `timeoutMs` (default 30 s).
+   */
+  waitForRevision(revision: number, timeoutMs = 30_000): Promise<void> {
+    if (this.state.revision >= revision) return Promise.resolve();
+    if (this.stopped) return Promise.reject(new MirrorStoppedError());
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiters = this.waiters.filter((w) => w !== waiter);
+        reject(new Error(`mirror did not reach revision ${revision} within ${timeoutMs} ms (at ${this.state.revision})`));
+      }, timeoutMs);
+      timer.unref?.();
+      const waiter = {
+        revision,
+        resolve: () => {
+          clearTimeout(timer);
+          resolve();
+        },
+        reject: (e: Error) => {
+          clearTimeout(timer);
+          reject(e);
+        },
+      };
+      this.waiters.push(waiter);
+    });
+  }
+
+  /** Calls `listener` after every applied batch; returns an unsubscribe function. */
+  onChange(listener: (change: MirrorChange) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    const watch = this.watch;
+    this.watch = undefined;
+    await watch?.cancel();
+    for (const w of this.waiters) w.reject(new MirrorStoppedError());
+    this.waiters = [];
+  }
+
+  private async listAndWatch(): Promise<void> {
+    for (;;) {
+      try {
+        await this.list();
+        break;
+      } catch (error) {
+        // The first page's revision was compacted before the last page was read: start over.
+        if (!(error instanceof KvCompactedError)) throw error;
+      }
+    }
+    if (this.stopped) return;
+    this.watch = this.kv.watch(this.keys.root, this.state.revision + 1, {
+      onBatch: (batch) => this.applyBatch(batch),
+      onCompacted: (compactRevision) => this.relist(compactRevision),
+      onDisconnected: (error) => {
+        this.counters.disconnects++;
+        this.logger.warn({ err: error, revision: this.state.revision }, 'watch disconnected; resuming');
+      },
+      onReconnected: () => this.logger.info({ revision: this.state.revision }, 'watch resumed'),
+    });
+  }
+
+  /** A paged list of the whole cell at one revision, replacing the state. */
+  private async list(): Promise<void> {
+    this.counters.lists++;
+    let revision = 0;
+    let fromKey: string | undefined;
+    const pages = [];
+    for (;;) {
+      const page = await this.kv.range({ key: this.keys.root, prefix: true, limit: this.pageSize, revision, ...(fromKey === undefined ? {} : { fromKey }) });
+      if (revision === 0) revision = page.revision;
+      pages.push(page.kvs);
+      const last = page.kvs[page.kvs.length - 1];
+      if (!page.more || last === undefined) break;
+      fromKey = `${last.key}\0`;
+    }
+    this.state.clear();
+    for (const kvs of pages) for (const kv of kvs) this.state.apply('put', kv);
+    this.state.advance(revision);
+    this.notify({ revision, changes: [] });
+  }
+
+  private applyBatch(batch: WatchBatch): void {
+    if (this.stopped || this.relisting !== undefined) return;
+    this.counters.batches++;
+    const changes: { kind: KeyKind; id: string; type: 'put' | 'delete' }[] = [];
+    for (const event of batch.events) {
+      this.counters.events++;
+      const parsed = this.keys.parse(event.kv.key);
+      if (this.state.apply(event.type, event.kv)) {
+        if (parsed !== undefined) changes.push({ kind: parsed.kind, id: parsed.id, type: event.type });
+      } else {
+        this.counters.duplicates++;
+      }
+    }
+    if (batch.revision <= this.state.revision && changes.length === 0) return;
+    this.state.advance(Math.max(batch.revision, this.state.revision));
+    this.notify({ revision: this.state.revision, changes });
+  }
+
+  private relist(compactRevision: number): void {
+    if (this.stopped || this.relisting !== undefined) return;
+    this.counters.relistsAfterCompaction++;
+    this.logger.warn({ revision: this.state.revision, compactRevision }, 'watch revision compacted; re-listing the cell');
+    this.watch = undefined;
+    this.relisting = this.listAndWatch()
+      .catch((error: unknown) => {
+        this.logger.error({ err: error }, 're-list failed; retrying');
+        this.relisting = undefined;
+        setTimeout(() => this.relist(compactRevision), 1000).unref?.();
+      })
+      .finally(() => {
+        this.relisting = undefined;
+      });
+  }
+
+  private notify(change: MirrorChange): void {
+    if (this.waiters.length > 0) {
+      const ready = this.waiters.filter((w) => w.revision <= change.revision);
+      if (ready.length > 0) {
+        this.waiters = this.waiters.filter((w) => w.revision > change.revision);
+        for (const w of ready) w.resolve();
+      }
+    }
+    for (const listener of this.listeners) listener(change);
+  }
+}

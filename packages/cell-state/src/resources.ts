@@ -1,0 +1,86 @@
+/**
+ * Resource arithmetic and the fit check. The scheduler's placement (PrivateCell) and the commit's
+ * resource-fit re-check call the same functions here, so they can never disagree about whether a
+ * claim fits (disagreement makes plans livelock).
+ */
+import { InvalidRecordError } from './codec.js';
+import { isTerminal, type Claim, type Machine, type Resources, type Task, type TaskId } from './types.js';
+
+export function addResources(a: Resources, b: Resources): Resources {
+  return { cpuMillis: a.cpuMillis + b.cpuMillis, memoryBytes: a.memoryBytes + b.memoryBytes };
+}
+
+export function subtractResources(a: Resources, b: Resources): Resources {
+  return { cpuMillis: a.cpuMillis - b.cpuMillis, memoryBytes: a.memoryBytes - b.memoryBytes };
+}
+
+/** `request` fits within `free` in every resource. */
+export function fitsWithin(request: Resources, free: Resources): boolean {
+  return request.cpuMillis <= free.cpuMillis && request.memoryBytes <= free.memoryBytes;
+}
+
+/** The resources that do not fit (empty when it fits): used to explain misfits. */
+export function shortOf(request: Resources, free: Resources): ('cpu' | 'memory')[] {
+  const short: ('cpu' | 'memory')[] = [];
+  if (request.cpuMillis > free.cpuMillis) short.push('cpu');
+  if (request.memoryBytes > free.memoryBytes) short.push('memory');
+  return short;
+}
+
+/**
+ * Validates resources: integers, not negative, within safe range. `positive` also requires at
+ * least one resource above zero (a claim must ask for something).
+ */
+export function checkResources(field: string, r: Resources, options: { positive?: boolean } = {}): void {
+  for (const [name, value] of [
+    ['cpuMillis', r.cpuMillis],
+    ['memoryBytes', r.memoryBytes],
+  ] as const) {
+    if (typeof value !== 'number' || !Number.isSafeInteger(value)) {
+      throw new InvalidRecordError(`${field}.${name}`, `must be an integer, got ${String(value)}`);
+    }
+    if (value < 0) throw new InvalidRecordError(`${field}.${name}`, `must be >= 0, got ${value}`);
+  }
+  if (options.positive === true && r.cpuMillis === 0 && r.memoryBytes === 0) {
+    throw new InvalidRecordError(field, 'must ask for some cpuMillis or memoryBytes');
+  }
+}
+
+/** Looks up the current record of a task; `undefined` when not known. */
+export type TaskLookup = (id: TaskId) => Task | undefined;
+
+/**
+ * Whether a claim still counts against its machine, judged from what `lookup` knows. A claim is
+ * dead once its task moved on to a later attempt, or ended at the claim's attempt; both are
+ * final, so a view that is behind can only think a dead claim live (never the reverse). Unknown
+ * tasks count as live: the view may not have seen the claim's task record yet.
+ */
+export function isClaimLive(claim: Claim, lookup: TaskLookup): boolean {
+  const task = lookup(claim.taskId);
+  if (task === undefined) return true;
+  if (task.attempt > claim.attempt) return false;
+  if (task.attempt === claim.attempt && task.claimId === claim.id && isTerminal(task.state)) return false;
+  return true;
+}
+
+/** The claims of `machine` that are live according to `lookup`. */
+export function liveClaims(machine: Machine, lookup: TaskLookup): Claim[] {
+  return machine.claims.filter((c) => isClaimLive(c, lookup));
+}
+
+/** Sum of the live claims' resources on `machine`. */
+export function usedResources(machine: Machine, lookup: TaskLookup): Resources {
+  let cpuMillis = 0;
+  let memoryBytes = 0;
+  for (const claim of machine.claims) {
+    if (!isClaimLive(claim, lookup)) continue;
+    cpuMillis += claim.resources.cpuMillis;
+    memoryBytes += claim.resources.memoryBytes;
+  }
+  return { cpuMillis, memoryBytes };
+}
+
+/** Capacity minus the live claims (never below zero per resource only if the machine is sound). */
+export function freeResources(machine: Machine, lookup: TaskLookup): Resources {
+  return subtractResources(machine.capacity, usedResources(machine, lookup));
+}

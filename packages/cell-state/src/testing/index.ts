@@ -1,0 +1,6 @@
+/**
+ * Test support for @omega/cell-state and its users: builders, contract suites, fakes.
+ */
+export { JobSpecBuilder, MachineBuilder, jobSpec, machine } from './builders.js';
+export { cellWithMachines, describeCellContract, freshCellName, plan, withLimits, type OpenedStore } from './cell-contract.js';
+export { describeCommitProperties, type PropertyOptions } from './commit-properties.js';

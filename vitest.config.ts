@@ -1,0 +1,35 @@
+import { readdirSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { defineConfig } from 'vitest/config';
+
+// Tests import packages by name; resolve them to their TypeScript sources so a test run never
+// depends on a stale build. Processes that tests spawn run the built `dist/` instead.
+const packagesDir = fileURLToPath(new URL('./packages/', import.meta.url));
+const alias = readdirSync(packagesDir).flatMap((name) => [
+  { find: `@omega/${name}/testing`, replacement: `${packagesDir}${name}/src/testing/index.ts` },
+  { find: `@omega/${name}`, replacement: `${packagesDir}${name}/src/index.ts` },
+]);
+
+export default defineConfig({
+  resolve: { alias },
+  test: {
+    projects: [
+      {
+        resolve: { alias },
+        test: { name: 'unit', include: ['packages/*/src/**/*.test.ts'], testTimeout: 30_000 },
+      },
+      {
+        resolve: { alias },
+        test: {
+          name: 'integration',
+          include: ['test/**/*.test.ts'],
+          testTimeout: 120_000,
+          hookTimeout: 60_000,
+          // Integration suites start etcd and child processes: run files one at a time on a
+          // 2-core machine so timings stay sane.
+          fileParallelism: false,
+        },
+      },
+    ],
+  },
+});
