@@ -81,6 +81,34 @@ export interface NewJob {
 
 const CAS_ATTEMPTS = 16;
 
+/** A patch applied to a task record; a terminal state is final. */
+function mergeTask(task: Task, patch: TaskPatch): Task {
+  return { ...task, ...patch, state: isTerminal(task.state) ? task.state : (patch.state ?? task.state) };
+}
+
+function checkRegistration(reg: MachineRegistration): void {
+  checkId('machine.id', reg.id);
+  checkResources('machine.capacity', reg.capacity, { positive: true });
+  for (const [k, v] of Object.entries(reg.attributes ?? {})) {
+    if (!/^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$/.test(k)) throw new InvalidRecordError(`machine.attributes.${k}`, 'name must be 1-128 letters, digits, ".", "_", "/" or "-"');
+    if (typeof v !== 'string' || v.length > 256) throw new InvalidRecordError(`machine.attributes.${k}`, 'value must be a string of at most 256 characters');
+  }
+}
+
+/** The record a registration writes: as registered, schedulable, with the claims already on it. */
+function registeredMachine(reg: MachineRegistration, current: Machine | undefined): Omit<Machine, 'seq'> {
+  return {
+    id: reg.id,
+    capacity: reg.capacity,
+    attributes: { ...(reg.attributes ?? {}) },
+    schedulable: true,
+    unschedulableReason: '',
+    enforcementDisabled: reg.enforcementDisabled === true,
+    hollow: reg.hollow === true,
+    claims: current?.claims ?? [],
+  };
+}
+
 export class Cell {
   readonly keys: CellKeys;
   private readonly logger: Logger;
@@ -112,22 +140,47 @@ export class Cell {
    * the claims already on it kept (an agent restarting does not drop its tasks' claims).
    */
   async registerMachine(reg: MachineRegistration): Promise<Machine> {
-    checkId('machine.id', reg.id);
-    checkResources('machine.capacity', reg.capacity, { positive: true });
-    for (const [k, v] of Object.entries(reg.attributes ?? {})) {
-      if (!/^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$/.test(k)) throw new InvalidRecordError(`machine.attributes.${k}`, 'name must be 1-128 letters, digits, ".", "_", "/" or "-"');
-      if (typeof v !== 'string' || v.length > 256) throw new InvalidRecordError(`machine.attributes.${k}`, 'value must be a string of at most 256 characters');
+    checkRegistration(reg);
+    return this.updateMachine(reg.id, (current) => registeredMachine(reg, current));
+  }
+
+  /**
+   * Registers many machines in few requests (a hollow agent registers thousands at once): one
+   * read and one write per chunk of up to `maxTxnOps` machines (at most 500, to stay far under
+   * the request size limit), each machine's write guarded by the mod_revision it was read at.
+   * Same record as {@link registerMachine} (claims kept); a machine whose guard failed (someone
+   * committed to it in between) is registered again on its own. All registrations are validated
+   * before anything is written.
+   */
+  async registerMachines(regs: readonly MachineRegistration[]): Promise<void> {
+    for (const reg of regs) checkRegistration(reg);
+    const chunk = Math.max(1, Math.min(this.kv.limits.maxTxnOps, 500));
+    for (let start = 0; start < regs.length; start += chunk) {
+      const part = regs.slice(start, start + chunk);
+      const read = await this.kv.txn({ compare: [], success: part.map((reg) => ({ type: 'range' as const, key: this.keys.machine(reg.id) })), failure: [] });
+      const write = await this.kv.txn({
+        compare: [],
+        success: part.map((reg, i) => {
+          const result = read.results[i];
+          const kv = result?.type === 'range' ? result.kvs[0] : undefined;
+          const current = kv === undefined ? undefined : decodeMachine(kv.value, kv.modRevision);
+          const key = this.keys.machine(reg.id);
+          return {
+            type: 'txn' as const,
+            txn: {
+              compare: [{ key, target: 'mod' as const, op: '==' as const, value: kv?.modRevision ?? 0 }],
+              success: [{ type: 'put' as const, key, value: encodeMachine(registeredMachine(reg, current)) }],
+              failure: [],
+            },
+          };
+        }),
+        failure: [],
+      });
+      for (const [i, result] of write.results.entries()) {
+        if (result.type === 'txn' && result.succeeded) continue;
+        await this.registerMachine(part[i] as MachineRegistration);
+      }
     }
-    return this.updateMachine(reg.id, (current) => ({
-      id: reg.id,
-      capacity: reg.capacity,
-      attributes: { ...(reg.attributes ?? {}) },
-      schedulable: true,
-      unschedulableReason: '',
-      enforcementDisabled: reg.enforcementDisabled === true,
-      hollow: reg.hollow === true,
-      claims: current?.claims ?? [],
-    }));
   }
 
   /** Marks a machine (un)schedulable, keeping its claims. */
@@ -172,6 +225,26 @@ export class Cell {
     const lease = await this.kv.grantLease(options.ttlSeconds ?? 10, { autoKeepAlive: true });
     if (options.onLost !== undefined) lease.onLost(options.onLost);
     await this.kv.put(this.keys.alive(id), encodeAlive({ agent: options.agent ?? '', startedAtMs: this.now() }), { lease: lease.id });
+    return { lease, stop: () => lease.revoke() };
+  }
+
+  /**
+   * One heartbeat for many machines (a hollow agent's): `alive/<id>` for every id, all bound to
+   * ONE lease of `ttlSeconds`, written in chunks of up to `maxTxnOps` keys per request. One lease
+   * keeps keep-alive traffic constant however many machines the process serves; each machine
+   * still has its own key, so schedulers see liveness per machine. `stop()` revokes the lease:
+   * every key disappears at once. `onLost` as for {@link startHeartbeat}.
+   */
+  async startHeartbeats(ids: readonly MachineId[], options: { ttlSeconds?: number; agent?: string; onLost?: (error: Error) => void } = {}): Promise<Heartbeat> {
+    for (const id of ids) checkId('machine.id', id);
+    const lease = await this.kv.grantLease(options.ttlSeconds ?? 10, { autoKeepAlive: true });
+    if (options.onLost !== undefined) lease.onLost(options.onLost);
+    const value = encodeAlive({ agent: options.agent ?? '', startedAtMs: this.now() });
+    const chunk = Math.max(1, Math.min(this.kv.limits.maxTxnOps, 1000));
+    for (let start = 0; start < ids.length; start += chunk) {
+      const part = ids.slice(start, start + chunk);
+      await this.kv.txn({ compare: [], success: part.map((id) => ({ type: 'put' as const, key: this.keys.alive(id), value, lease: lease.id })), failure: [] });
+    }
     return { lease, stop: () => lease.revoke() };
   }
 
@@ -251,7 +324,7 @@ export class Cell {
       const task = await this.getTask(id);
       if (task === undefined) return 'missing';
       if (task.claimId !== claimId) return 'stale';
-      const next: Task = { ...task, ...patch, state: isTerminal(task.state) ? task.state : (patch.state ?? task.state) };
+      const next = mergeTask(task, patch);
       const reply = await this.kv.txn({
         compare: [{ key, target: 'mod', op: '==', value: task.revision }],
         success: [{ type: 'put', key, value: encodeTask(next) }],
@@ -260,6 +333,42 @@ export class Cell {
       if (reply.succeeded) return 'updated';
     }
     throw new ContentionError(`task ${id}`, CAS_ATTEMPTS);
+  }
+
+  /**
+   * Applies many task updates in one request (agents batch their status reports; schedulers
+   * mark a lost machine's tasks). Each update is guarded by the task's revision as the caller
+   * knows it (`task.revision`, e.g. from a mirror) and by its claim id, so a later attempt is
+   * never overwritten and a terminal state never changes. Updates whose guard failed are retried
+   * one by one against the stored record. Returns one outcome per update, in order.
+   */
+  async updateTasks(updates: readonly { readonly task: Task; readonly patch: TaskPatch }[]): Promise<TaskUpdateOutcome[]> {
+    const outcomes: TaskUpdateOutcome[] = new Array(updates.length).fill('updated');
+    const chunk = Math.max(1, this.kv.limits.maxTxnOps);
+    for (let start = 0; start < updates.length; start += chunk) {
+      const part = updates.slice(start, start + chunk);
+      const reply = await this.kv.txn({
+        compare: [],
+        success: part.map(({ task, patch }) => {
+          const key = this.keys.task(task.id);
+          return {
+            type: 'txn' as const,
+            txn: {
+              compare: [{ key, target: 'mod' as const, op: '==' as const, value: task.revision }],
+              success: [{ type: 'put' as const, key, value: encodeTask(mergeTask(task, patch)) }],
+              failure: [],
+            },
+          };
+        }),
+        failure: [],
+      });
+      for (const [i, result] of reply.results.entries()) {
+        if (result.type === 'txn' && result.succeeded) continue;
+        const { task, patch } = part[i] as (typeof part)[number];
+        outcomes[start + i] = await this.updateTask(task.id, task.claimId, patch);
+      }
+    }
+    return outcomes;
   }
 
   // ---- scheduler records ----------------------------------------------------------------

@@ -420,9 +420,13 @@ export class Committer {
     return task;
   }
 
-  /** Deltas per group that fit in one transaction level: machine write + tasks + evictions. */
+  /**
+   * Keeps in the group the deltas that fit in one nested transaction (machine write + tasks +
+   * evictions) next to at least one sibling slot: etcd gives a nested transaction the op budget
+   * its parent leaves (`--max-txn-ops` minus the parent's own op count).
+   */
   private splitForLimits(g: Group): void {
-    const max = this.kv.limits.maxTxnOps;
+    const max = this.kv.limits.maxTxnOps - 1;
     let ops = 1;
     let keep = 0;
     for (const d of g.deltas) {
@@ -443,12 +447,15 @@ export class Committer {
     let ops: Op[] = [];
     let sent: Group[] = [];
     let bytes = 0;
+    /** Widest nested transaction in the request: with `ops.length` it must stay within the budget. */
+    let widest = 0;
     const flush = (): void => {
       if (ops.length === 0) return;
       out.push({ request: { compare: [], success: ops, failure: [] }, groups: sent });
       ops = [];
       sent = [];
       bytes = 0;
+      widest = 0;
     };
     for (const g of groups) {
       this.splitForLimits(g);
@@ -458,10 +465,12 @@ export class Committer {
       if (size > maxRequestBytes * 0.9) {
         throw new InvalidTransactionError('deltas', `the claims on machine ${g.machineId} need ${size} bytes, over the server's request limit of ${maxRequestBytes}`);
       }
-      if (ops.length + 1 > maxTxnOps || bytes + size > maxRequestBytes * 0.9) flush();
+      const width = built.compare.length;
+      if (ops.length + 1 + Math.max(widest, width) > maxTxnOps || bytes + size > maxRequestBytes * 0.9) flush();
       ops.push({ type: 'txn', txn: { compare: built.compare, success: built.success, failure: built.failure } });
       sent.push(g);
       bytes += size;
+      widest = Math.max(widest, width);
     }
     flush();
     return out;

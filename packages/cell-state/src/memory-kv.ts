@@ -119,7 +119,7 @@ export class MemoryKv implements KvStore {
   /** Versions of each key, oldest first; a tombstone is a `KeyValue` with `version === 0`. */
   private readonly keys = new Map<string, KeyValue[]>();
   /** Every key in `keys`, sorted, for ranges and paging. */
-  private sortedKeys: string[] = [];
+  private readonly sortedKeys = new SortedKeys();
   /** Keys holding history that compaction may trim (more than one version, or a tombstone). */
   private readonly trimmable = new Set<string>();
   /** Events of each revision from `logStart` to `revision` (revision 1 has none). */
@@ -176,7 +176,8 @@ export class MemoryKv implements KvStore {
   }
 
   watch(prefix: string, fromRevision: number, listener: WatchListener): WatchHandle {
-    this.begin();
+    // Not a request of its own (EtcdKv multiplexes watches on one stream): no round trip.
+    this.begin(false);
     const watch: MemoryWatch = { prefix, listener, state: 'unsynced', nextRevision: fromRevision, pending: [] };
     if (fromRevision <= 0 || fromRevision > this.revision) {
       // etcd: no start revision means "after now"; a future one waits for events to reach it.
@@ -195,8 +196,8 @@ export class MemoryKv implements KvStore {
 
   async grantLease(ttlSeconds: number, options: { autoKeepAlive?: boolean } = {}): Promise<KvLease> {
     this.begin();
-    if (!Number.isFinite(ttlSeconds) || ttlSeconds < 1) {
-      throw new KvInvalidRequestError(`lease TTL must be at least 1 second, got ${ttlSeconds}`);
+    if (!Number.isInteger(ttlSeconds) || ttlSeconds < 1) {
+      throw new KvInvalidRequestError(`lease TTL must be a whole number of seconds >= 1, got ${ttlSeconds}`);
     }
     const id = String(this.nextLeaseId++);
     const deadline = options.autoKeepAlive === true ? Infinity : this.clock.now() + ttlSeconds * 1000;
@@ -257,10 +258,10 @@ export class MemoryKv implements KvStore {
 
   // ---- request processing -------------------------------------------------------------------
 
-  /** Every public operation starts here: one round trip, and leases due by the clock expire. */
-  private begin(): void {
+  /** Every public operation starts here: a round trip, and leases due by the clock expire. */
+  private begin(request = true): void {
     if (this.closed) throw new KvUnavailableError('memory KV store is closed');
-    this.counters.roundTrips++;
+    if (request) this.counters.roundTrips++;
     if (this.clock.now() >= this.nextLeaseDeadline) this.expireDueLeases();
   }
 
@@ -360,18 +361,18 @@ export class MemoryKv implements KvStore {
       if (kv !== undefined) kvs.push(kv);
     } else {
       const start = fromKey !== undefined && fromKey > span.start ? fromKey : span.start;
-      const keys = this.sortedKeys;
-      for (let i = lowerBound(keys, start); i < keys.length; i++) {
-        const key = keys[i] as string;
-        if (span.end !== null && key >= span.end) break;
+      const end = span.end;
+      this.sortedKeys.scan(start, (key) => {
+        if (end !== null && key >= end) return false;
         const kv = this.versionAt(key, at);
-        if (kv === undefined) continue;
+        if (kv === undefined) return true;
         if (limit > 0 && kvs.length === limit) {
           more = true;
-          break;
+          return false;
         }
         kvs.push(kv);
-      }
+        return true;
+      });
     }
     for (const kv of kvs) this.counters.bytesRead += byteLength(kv.key) + kv.value.length;
     return { kvs, more };
@@ -395,7 +396,7 @@ export class MemoryKv implements KvStore {
     if (history === undefined) {
       history = [];
       this.keys.set(key, history);
-      this.sortedKeys.splice(lowerBound(this.sortedKeys, key), 0, key);
+      this.sortedKeys.insert(key);
     }
     const previous = history.at(-1);
     const live = previous !== undefined && previous.version > 0 ? previous : undefined;
@@ -421,12 +422,12 @@ export class MemoryKv implements KvStore {
     if (span.kind === 'key') {
       if (this.versionAt(span.key, LATEST) !== undefined) doomed.push(span.key);
     } else {
-      const keys = this.sortedKeys;
-      for (let i = lowerBound(keys, span.start); i < keys.length; i++) {
-        const key = keys[i] as string;
-        if (span.end !== null && key >= span.end) break;
+      const end = span.end;
+      this.sortedKeys.scan(span.start, (key) => {
+        if (end !== null && key >= end) return false;
         if (this.versionAt(key, LATEST) !== undefined) doomed.push(key);
-      }
+        return true;
+      });
     }
     for (const key of doomed) {
       const history = this.keys.get(key) as KeyValue[];
@@ -477,7 +478,7 @@ export class MemoryKv implements KvStore {
         this.trimmable.delete(key);
       }
     }
-    if (removed.size > 0) this.sortedKeys = this.sortedKeys.filter((key) => !removed.has(key));
+    if (removed.size > 0) this.sortedKeys.removeAll(removed);
     const dropRevisions = revision - this.logStart;
     if (dropRevisions > 0) {
       this.log.splice(0, dropRevisions);
@@ -707,6 +708,55 @@ function spanOf(key: string, prefix: boolean): Span {
 
 function inPrefix(key: string, prefix: string, end: string): boolean {
   return prefix.length === 0 || (key >= prefix && key < end);
+}
+
+/**
+ * A sorted set of keys in blocks of bounded size, so an insert moves at most a block's worth of
+ * elements (one big sorted array makes inserting N new keys cost O(N^2)).
+ */
+class SortedKeys {
+  private static readonly MAX_BLOCK = 1024;
+  private blocks: string[][] = [];
+
+  /** Adds a key that is not present. */
+  insert(key: string): void {
+    if (this.blocks.length === 0) {
+      this.blocks.push([key]);
+      return;
+    }
+    const b = Math.min(this.blockFor(key), this.blocks.length - 1);
+    const block = this.blocks[b] as string[];
+    block.splice(lowerBound(block, key), 0, key);
+    if (block.length > SortedKeys.MAX_BLOCK) this.blocks.splice(b + 1, 0, block.splice(block.length >>> 1));
+  }
+
+  /** Visits keys >= `start` in order while `visit` returns true. */
+  scan(start: string, visit: (key: string) => boolean): void {
+    const first = this.blockFor(start);
+    for (let b = first; b < this.blocks.length; b++) {
+      const block = this.blocks[b] as string[];
+      for (let i = b === first ? lowerBound(block, start) : 0; i < block.length; i++) {
+        if (!visit(block[i] as string)) return;
+      }
+    }
+  }
+
+  removeAll(keys: ReadonlySet<string>): void {
+    this.blocks = this.blocks.map((block) => block.filter((key) => !keys.has(key))).filter((block) => block.length > 0);
+  }
+
+  /** Index of the first block whose last key is >= `key` (the block count when there is none). */
+  private blockFor(key: string): number {
+    let lo = 0;
+    let hi = this.blocks.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      const block = this.blocks[mid] as string[];
+      if ((block[block.length - 1] as string) < key) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
 }
 
 /** First index whose key is >= `key`. */

@@ -21,6 +21,8 @@ import { KvCompactedError, type KvStore, type WatchBatch, type WatchHandle } fro
 /** What changed in one applied batch. */
 export interface MirrorChange {
   readonly revision: number;
+  /** The whole state was (re)listed: anything may have changed, `changes` is empty. */
+  readonly full: boolean;
   readonly changes: readonly { readonly kind: KeyKind; readonly id: string; readonly type: 'put' | 'delete' }[];
 }
 
@@ -170,7 +172,7 @@ export class CellMirror {
     this.state.clear();
     for (const kvs of pages) for (const kv of kvs) this.state.apply('put', kv);
     this.state.advance(revision);
-    this.notify({ revision, changes: [] });
+    this.notify({ revision, full: true, changes: [] });
   }
 
   private applyBatch(batch: WatchBatch): void {
@@ -188,7 +190,7 @@ export class CellMirror {
     }
     if (batch.revision <= this.state.revision && changes.length === 0) return;
     this.state.advance(Math.max(batch.revision, this.state.revision));
-    this.notify({ revision: this.state.revision, changes });
+    this.notify({ revision: this.state.revision, full: false, changes });
   }
 
   private relist(compactRevision: number): void {

@@ -304,6 +304,25 @@ export function describeCellContract(name: string, open: () => Promise<OpenedSto
       expect(pc.claim(ids[0]!, { taskId: tid('u', 0), resources: { cpuMillis: 1, memoryBytes: 1 }, priority: 0 }).refused).toBe('unschedulable');
     });
 
+    it('batched task updates apply where the caller was current and fall back to a fresh read elsewhere', async () => {
+      const { cell, mirror, ids } = await setup(1);
+      const r = await commitPlan(cell.committer(), plan(mirror.snapshot(), [[tid('b', 0), ids[0]!], [tid('b', 1), ids[0]!], [tid('b', 2), ids[0]!]]), 'resource-fit', 'incremental');
+      await mirror.waitForRevision(r.revision);
+      const snap = mirror.snapshot();
+      const [t0, t1, t2] = [0, 1, 2].map((i) => snap.task(tid('b', i))!);
+      // Someone else moves task 1 on (it ends) before the batch lands.
+      await cell.updateTask(t1!.id, t1!.claimId, { state: 'failed', exitCode: 2 });
+      const outcomes = await cell.updateTasks([
+        { task: t0!, patch: { state: 'running', pid: 42 } },
+        { task: t1!, patch: { state: 'running', pid: 43 } },
+        { task: t2!, patch: { state: 'succeeded', exitCode: 0 } },
+      ]);
+      expect(outcomes).toEqual(['updated', 'updated', 'updated']);
+      expect(await cell.getTask(t0!.id)).toMatchObject({ state: 'running', pid: 42 });
+      expect(await cell.getTask(t1!.id)).toMatchObject({ state: 'failed', exitCode: 2, pid: 43 });
+      expect(await cell.getTask(t2!.id)).toMatchObject({ state: 'succeeded', exitCode: 0 });
+    });
+
     it('ownership is taken once and released only by its holder', async () => {
       const { cell, mirror } = await setup(0);
       const l1 = await store.kv.grantLease(10, { autoKeepAlive: true });

@@ -4,3 +4,4 @@
 export { JobSpecBuilder, MachineBuilder, jobSpec, machine } from './builders.js';
 export { cellWithMachines, describeCellContract, freshCellName, plan, withLimits, type OpenedStore } from './cell-contract.js';
 export { describeCommitProperties, type PropertyOptions } from './commit-properties.js';
+export { describeKvContract, type OpenedKv } from './kv-contract.js';
