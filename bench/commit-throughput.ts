@@ -4,11 +4,14 @@
  * etcd ceiling for the same transaction shapes (same nested transactions, same key and value
  * sizes, no scheduling logic) measured in the same run.
  *
- * Each committer is what a scheduler is: its own mirror (fed by its own watch) and committer.
- * It loops: snapshot, claim `--claims` tasks on distinct random machines, commit, wait for its
- * mirror to include the commit. Machines are large, so every conflict is a sequence-number one.
+ * Each committer loops: snapshot, claim `--claims` tasks on distinct random machines, commit,
+ * wait for its mirror to include the commit. With `--mirror shared` (default) the committers
+ * share one mirror, as concurrent workers of one scheduler process would; with `--mirror own`
+ * each has its own (each scheduler process has one; here they all share this process's CPU,
+ * so every event is decoded once per committer). Machines are large, so every conflict is a
+ * sequence-number one.
  *
- *   node bench/dist/commit-throughput.js [--seconds 10] [--machines 1000] [--claims 8] [--committers 1,4,16]
+ *   node bench/dist/commit-throughput.js [--seconds 10] [--machines 1000] [--claims 8] [--committers 1,4,16] [--mirror shared|own]
  */
 import { parseArgs } from 'node:util';
 import os from 'node:os';
@@ -44,12 +47,15 @@ const { values } = parseArgs({
     machines: { type: 'string', default: '1000' },
     claims: { type: 'string', default: '8' },
     committers: { type: 'string', default: '1,4,16' },
+    mirror: { type: 'string', default: 'shared' },
   },
 });
 const SECONDS = Number(values.seconds);
 const MACHINES = Number(values.machines);
 const CLAIMS = Number(values.claims);
 const COMMITTERS = String(values.committers).split(',').map(Number);
+const SHARED_MIRROR = values.mirror === 'shared';
+if (values.mirror !== 'shared' && values.mirror !== 'own') throw new Error(`--mirror: must be shared or own, got ${values.mirror}`);
 for (const [flag, v] of [['seconds', SECONDS], ['machines', MACHINES], ['claims', CLAIMS]] as const) {
   if (!Number.isFinite(v) || v <= 0) throw new Error(`--${flag}: must be a positive number`);
 }
@@ -74,7 +80,7 @@ function pick<T>(items: readonly T[], n: number): T[] {
 async function measureCommits(kv: KvStore, committers: number, mode: ConflictMode): Promise<Point> {
   const { cell, ids } = await newCell(kv);
   const mirrors: CellMirror[] = [];
-  for (let i = 0; i < committers; i++) {
+  for (let i = 0; i < (SHARED_MIRROR ? 1 : committers); i++) {
     const m = cell.mirror();
     await m.start();
     mirrors.push(m);
@@ -83,7 +89,7 @@ async function measureCommits(kv: KvStore, committers: number, mode: ConflictMod
   const deadline = Date.now() + SECONDS * 1000;
   let taskSeq = 0;
   const stats = await Promise.all(
-    mirrors.map(async (mirror, who) => {
+    Array.from({ length: committers }, (_, who) => mirrors[SHARED_MIRROR ? 0 : who] as CellMirror).map(async (mirror, who) => {
       const committer = cell.committer({ latest: () => mirror.snapshot() });
       const nextClaim = claimIdFactory();
       const job = jobId(`bench-${who}`);
@@ -164,7 +170,7 @@ async function main(): Promise<void> {
   const kv = new EtcdKv({ endpoints: etcd.endpoints, limits: etcd.limits });
   const points: Point[] = [];
   try {
-    console.log(`commit throughput: ${MACHINES} machines, ${CLAIMS} claims per transaction on distinct machines, ${SECONDS} s per point`);
+    console.log(`commit throughput: ${MACHINES} machines, ${CLAIMS} claims per transaction on distinct machines, ${SECONDS} s per point, ${SHARED_MIRROR ? 'one shared mirror' : 'a mirror per committer'}`);
     console.log(`host: ${os.cpus().length} x ${os.cpus()[0]?.model ?? 'cpu'}, ${Math.round(os.totalmem() / 1024 ** 3)} GiB, node ${process.version}`);
     for (const n of COMMITTERS) {
       const measured: Point[] = [];

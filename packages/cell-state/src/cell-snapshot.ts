@@ -3,9 +3,10 @@
  * mirror keeps current and freezes into snapshots).
  *
  * Snapshots are cheap: freezing hands out the current maps and marks them shared; the next
- * change to a shared map copies it first (copy-on-write). Tasks are kept in one bucket per job,
- * stamped with the snapshot generation that may see it, so the first change to a job's tasks
- * after a snapshot copies that job's bucket once, never every task of the cell.
+ * change to a shared map copies it first (copy-on-write). Tasks are kept in buckets of
+ * {@link TASKS_PER_BUCKET} consecutive indices of one job, stamped with the snapshot generation
+ * that may see them, so the first change to a task after a snapshot copies one small bucket,
+ * never a whole 10,000-task job nor every task of the cell.
  */
 import {
   decodeAlive,
@@ -63,44 +64,89 @@ export interface CellSnapshot {
 
 const ZERO: Resources = Object.freeze({ cpuMillis: 0, memoryBytes: 0 });
 
-/** A Map that is copied before its first change after being shared with a snapshot. */
-class CowMap<K, V> {
-  private map = new Map<K, V>();
-  private shared = false;
+/** A read-only view of a map frozen into a snapshot. */
+interface FrozenMap<K, V> {
+  readonly size: number;
+  get(key: K): V | undefined;
+  values(): IterableIterator<V>;
+}
+
+/** Chunks per CowMap: a change copies one chunk (size/CHUNKS entries), a freeze copies CHUNKS references. */
+const CHUNKS = 128;
+
+function chunkOf(key: string): number {
+  let h = 0;
+  for (let i = 0; i < key.length; i++) h = (Math.imul(h, 31) + key.charCodeAt(i)) | 0;
+  return h & (CHUNKS - 1);
+}
+
+/**
+ * A string-keyed map that snapshots cheaply: `freeze()` hands out the current chunks, and the
+ * first change to a chunk after a freeze copies that chunk only. Iteration order is stable
+ * (by chunk, then insertion), not global insertion order.
+ */
+class CowMap<K extends string, V> {
+  private chunks: Map<K, V>[] = Array.from({ length: CHUNKS }, () => new Map<K, V>());
+  /** The freeze generation each chunk was copied in; a chunk from an older one may be shared. */
+  private owned: number[] = new Array<number>(CHUNKS).fill(0);
+  private generation = 0;
+  private count = 0;
 
   get size(): number {
-    return this.map.size;
+    return this.count;
   }
   get(key: K): V | undefined {
-    return this.map.get(key);
+    return this.chunks[chunkOf(key)]?.get(key);
   }
   set(key: K, value: V): void {
-    this.own().set(key, value);
+    const chunk = this.own(chunkOf(key));
+    const before = chunk.size;
+    chunk.set(key, value);
+    this.count += chunk.size - before;
   }
   delete(key: K): boolean {
-    if (!this.map.has(key)) return false;
-    return this.own().delete(key);
+    const i = chunkOf(key);
+    if (this.chunks[i]?.has(key) !== true) return false;
+    this.own(i).delete(key);
+    this.count--;
+    return true;
   }
   clear(): void {
-    this.map = new Map();
-    this.shared = false;
+    this.chunks = Array.from({ length: CHUNKS }, () => new Map<K, V>());
+    this.owned = new Array<number>(CHUNKS).fill(++this.generation);
+    this.count = 0;
   }
-  /** Hands out the current map; it is never changed afterwards. */
-  freeze(): ReadonlyMap<K, V> {
-    this.shared = true;
-    return this.map;
+  /** The current contents, never changed afterwards. */
+  freeze(): FrozenMap<K, V> {
+    this.generation++;
+    const chunks = this.chunks.slice();
+    const size = this.count;
+    return {
+      size,
+      get: (key) => chunks[chunkOf(key)]?.get(key),
+      values: function* () {
+        for (const chunk of chunks) yield* chunk.values();
+      },
+    };
   }
-  private own(): Map<K, V> {
-    if (this.shared) {
-      this.map = new Map(this.map);
-      this.shared = false;
-    }
-    return this.map;
+  private own(i: number): Map<K, V> {
+    const chunk = this.chunks[i] as Map<K, V>;
+    if (this.owned[i] === this.generation) return chunk;
+    const copy = new Map(chunk);
+    this.chunks[i] = copy;
+    this.owned[i] = this.generation;
+    return copy;
   }
 }
 
-function jobOfTask(id: TaskId): JobId {
-  return id.slice(0, id.lastIndexOf('/')) as JobId;
+/** Tasks per copy-on-write bucket: small enough to copy on every change, large enough to keep the outer map small. */
+const TASKS_PER_BUCKET = 64;
+
+/** The bucket key of a task: `<job>#<index / TASKS_PER_BUCKET>`. */
+function bucketOf(id: TaskId): { job: JobId; bucket: string } {
+  const slash = id.lastIndexOf('/');
+  const job = id.slice(0, slash) as JobId;
+  return { job, bucket: `${job}#${Math.floor(Number(id.slice(slash + 1)) / TASKS_PER_BUCKET)}` };
 }
 
 /**
@@ -110,8 +156,10 @@ function jobOfTask(id: TaskId): JobId {
  */
 export class CellStateMaps {
   private readonly machines = new CowMap<MachineId, Machine>();
-  /** job id → that job's tasks. */
-  private readonly tasks = new CowMap<JobId, TaskBucket>();
+  /** bucket key (see bucketOf) → those tasks. */
+  private readonly tasks = new CowMap<string, TaskBucket>();
+  /** job id → bucket keys holding its tasks. */
+  private readonly jobBuckets = new CowMap<JobId, readonly string[]>();
   /** Snapshot generation: buckets stamped with an older one may be seen by a snapshot. */
   private generation = 0;
   private readonly jobs = new CowMap<JobId, Job>();
@@ -132,7 +180,7 @@ export class CellStateMaps {
 
   /** Forgets everything (before a re-list). */
   clear(): void {
-    for (const m of [this.machines, this.tasks, this.jobs, this.statuses, this.owners, this.alive, this.stats]) m.clear();
+    for (const m of [this.machines, this.tasks, this.jobBuckets, this.jobs, this.statuses, this.owners, this.alive, this.stats]) m.clear();
     this.applied.clear();
     this.frozen = undefined;
     this.revision = 0;
@@ -171,7 +219,7 @@ export class CellStateMaps {
         return;
       case 'task': {
         const task = decodeTask(kv.value, kv.modRevision);
-        this.ownBucket(jobOfTask(id as TaskId)).set(id as TaskId, task);
+        this.ownBucket(id as TaskId).set(id as TaskId, task);
         return;
       }
       case 'job':
@@ -200,11 +248,16 @@ export class CellStateMaps {
         this.machines.delete(id as MachineId);
         return;
       case 'task': {
-        const job = jobOfTask(id as TaskId);
-        if (this.tasks.get(job) === undefined) return;
-        const bucket = this.ownBucket(job);
+        const { job, bucket: key } = bucketOf(id as TaskId);
+        if (this.tasks.get(key) === undefined) return;
+        const bucket = this.ownBucket(id as TaskId);
         bucket.delete(id as TaskId);
-        if (bucket.size === 0) this.tasks.delete(job);
+        if (bucket.size === 0) {
+          this.tasks.delete(key);
+          const rest = (this.jobBuckets.get(job) ?? []).filter((k) => k !== key);
+          if (rest.length === 0) this.jobBuckets.delete(job);
+          else this.jobBuckets.set(job, rest);
+        }
         return;
       }
       case 'job':
@@ -228,11 +281,13 @@ export class CellStateMaps {
   }
 
   /** A job's task map, safe to change: copied first when a snapshot may see it. */
-  private ownBucket(job: JobId): Map<TaskId, Task> {
-    const bucket = this.tasks.get(job);
+  private ownBucket(id: TaskId): Map<TaskId, Task> {
+    const { job, bucket: key } = bucketOf(id);
+    const bucket = this.tasks.get(key);
     if (bucket !== undefined && bucket.generation === this.generation) return bucket.tasks;
+    if (bucket === undefined) this.jobBuckets.set(job, [...(this.jobBuckets.get(job) ?? []), key]);
     const fresh: TaskBucket = { generation: this.generation, tasks: new Map(bucket?.tasks) };
-    this.tasks.set(job, fresh);
+    this.tasks.set(key, fresh);
     return fresh.tasks;
   }
 
@@ -244,6 +299,7 @@ export class CellStateMaps {
       this.revision,
       this.machines.freeze(),
       this.tasks.freeze(),
+      this.jobBuckets.freeze(),
       this.jobs.freeze(),
       this.statuses.freeze(),
       this.owners.freeze(),
@@ -272,13 +328,14 @@ class FrozenSnapshot implements CellSnapshot {
 
   constructor(
     readonly revision: number,
-    private readonly machineMap: ReadonlyMap<MachineId, Machine>,
-    private readonly taskMap: ReadonlyMap<JobId, TaskBucket>,
-    private readonly jobMap: ReadonlyMap<JobId, Job>,
-    private readonly statusMap: ReadonlyMap<JobId, JobStatus>,
-    private readonly ownerMap: ReadonlyMap<JobId, Owner>,
-    private readonly aliveMap: ReadonlyMap<MachineId, Alive>,
-    private readonly statsMap: ReadonlyMap<string, SchedulerStats>,
+    private readonly machineMap: FrozenMap<MachineId, Machine>,
+    private readonly taskMap: FrozenMap<string, TaskBucket>,
+    private readonly jobBucketMap: FrozenMap<JobId, readonly string[]>,
+    private readonly jobMap: FrozenMap<JobId, Job>,
+    private readonly statusMap: FrozenMap<JobId, JobStatus>,
+    private readonly ownerMap: FrozenMap<JobId, Owner>,
+    private readonly aliveMap: FrozenMap<MachineId, Alive>,
+    private readonly statsMap: FrozenMap<string, SchedulerStats>,
   ) {}
 
   get machineCount(): number {
@@ -294,10 +351,13 @@ class FrozenSnapshot implements CellSnapshot {
     return this.machineMap.values();
   }
   task(id: TaskId): Task | undefined {
-    return this.taskMap.get(jobOfTask(id))?.tasks.get(id);
+    return this.taskMap.get(bucketOf(id).bucket)?.tasks.get(id);
   }
-  tasksOf(job: JobId): IterableIterator<Task> {
-    return (this.taskMap.get(job)?.tasks ?? new Map<TaskId, Task>()).values();
+  *tasksOf(job: JobId): IterableIterator<Task> {
+    for (const key of this.jobBucketMap.get(job) ?? []) {
+      const bucket = this.taskMap.get(key);
+      if (bucket !== undefined) yield* bucket.tasks.values();
+    }
   }
   job(id: JobId): Job | undefined {
     return this.jobMap.get(id);
