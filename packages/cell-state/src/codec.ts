@@ -341,13 +341,13 @@ export function decodeOwner(jobId: JobId, bytes: Uint8Array, lease: string, revi
   return { jobId, scheduler: w.scheduler ?? '', kind: w.kind ?? '', sinceMs: num(w.sinceMs), lease, revision };
 }
 
-export function encodeAlive(a: Pick<Alive, 'agent' | 'startedAtMs'>): Uint8Array {
-  return encode(T.alive, 'alive', { agent: a.agent, startedAtMs: a.startedAtMs });
+export function encodeAlive(a: Pick<Alive, 'agent' | 'startedAtMs' | 'logAddress'>): Uint8Array {
+  return encode(T.alive, 'alive', { agent: a.agent, startedAtMs: a.startedAtMs, logAddress: a.logAddress });
 }
 
 export function decodeAlive(machineId: MachineId, bytes: Uint8Array, lease: string): Alive {
   const w: Wire = T.alive.decode(bytes);
-  return { machineId, agent: w.agent ?? '', startedAtMs: num(w.startedAtMs), lease };
+  return { machineId, agent: w.agent ?? '', startedAtMs: num(w.startedAtMs), logAddress: w.logAddress ?? '', lease };
 }
 
 export function encodeSchedulerStats(s: SchedulerStats): Uint8Array {

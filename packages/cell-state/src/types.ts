@@ -206,6 +206,8 @@ export interface Alive {
   readonly machineId: MachineId;
   readonly agent: string;
   readonly startedAtMs: number;
+  /** `host:port` where the agent serves task logs; empty when it serves none. */
+  readonly logAddress: string;
   readonly lease: string;
 }
 
