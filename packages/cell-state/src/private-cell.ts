@@ -47,8 +47,11 @@ export type ClaimRefusal =
 
 export type ClaimOutcome = { readonly refused?: undefined; readonly delta: ClaimDelta } | ClaimRefusal;
 
+const NO_CLAIMS: ReadonlySet<ClaimId> = new Set();
+
 export class PrivateCell {
   private readonly deltaList: ClaimDelta[] = [];
+  private readonly deltasByMachine = new Map<MachineId, ClaimDelta[]>();
   private readonly claimedTasks = new Set<TaskId>();
   /** Resources this cell's own claims added (positive) or evictions freed (negative), per machine. */
   private readonly delta = new Map<MachineId, { cpuMillis: number; memoryBytes: number; evicted: Set<ClaimId> }>();
@@ -74,7 +77,7 @@ export class PrivateCell {
 
   /** Claims this cell has made on a machine (for spread and per-machine limits). */
   claimsOn(id: MachineId): readonly ClaimDelta[] {
-    return this.deltaList.filter((d) => d.claim.machineId === id);
+    return this.deltasByMachine.get(id) ?? [];
   }
 
   get deltas(): readonly ClaimDelta[] {
@@ -83,7 +86,7 @@ export class PrivateCell {
 
   /** Claims evicted on a machine by this cell so far. */
   evictedOn(id: MachineId): ReadonlySet<ClaimId> {
-    return this.delta.get(id)?.evicted ?? new Set();
+    return this.delta.get(id)?.evicted ?? NO_CLAIMS;
   }
 
   /**
@@ -128,6 +131,9 @@ export class PrivateCell {
       evicts: evictions,
     };
     this.deltaList.push(delta);
+    const onMachine = this.deltasByMachine.get(machineId);
+    if (onMachine === undefined) this.deltasByMachine.set(machineId, [delta]);
+    else onMachine.push(delta);
     this.claimedTasks.add(request.taskId);
     const d = this.delta.get(machineId) ?? { cpuMillis: 0, memoryBytes: 0, evicted: new Set<ClaimId>() };
     d.cpuMillis += request.resources.cpuMillis - freed.cpuMillis;
