@@ -81,9 +81,14 @@ export interface NewJob {
 
 const CAS_ATTEMPTS = 16;
 
-/** A patch applied to a task record; a terminal state is final. */
+/**
+ * A patch applied to a task record. A terminal state is final, and so is its reason (a task
+ * preempted while it exited stays `preempted`); how the process really ended (exit code, signal,
+ * usage, times) is still recorded.
+ */
 function mergeTask(task: Task, patch: TaskPatch): Task {
-  return { ...task, ...patch, state: isTerminal(task.state) ? task.state : (patch.state ?? task.state) };
+  if (!isTerminal(task.state)) return { ...task, ...patch };
+  return { ...task, ...patch, state: task.state, reason: task.reason };
 }
 
 function checkRegistration(reg: MachineRegistration): void {
@@ -220,11 +225,14 @@ export class Cell {
    * until `stop()`. If the lease is lost (etcd unreachable past the TTL), `onLost` runs; the
    * agent should start a new heartbeat.
    */
-  async startHeartbeat(id: MachineId, options: { ttlSeconds?: number; agent?: string; onLost?: (error: Error) => void } = {}): Promise<Heartbeat> {
+  async startHeartbeat(
+    id: MachineId,
+    options: { ttlSeconds?: number; agent?: string; logAddress?: string; onLost?: (error: Error) => void } = {},
+  ): Promise<Heartbeat> {
     checkId('machine.id', id);
     const lease = await this.kv.grantLease(options.ttlSeconds ?? 10, { autoKeepAlive: true });
     if (options.onLost !== undefined) lease.onLost(options.onLost);
-    await this.kv.put(this.keys.alive(id), encodeAlive({ agent: options.agent ?? '', startedAtMs: this.now() }), { lease: lease.id });
+    await this.kv.put(this.keys.alive(id), encodeAlive({ agent: options.agent ?? '', startedAtMs: this.now(), logAddress: options.logAddress ?? '' }), { lease: lease.id });
     return { lease, stop: () => lease.revoke() };
   }
 
@@ -235,11 +243,14 @@ export class Cell {
    * still has its own key, so schedulers see liveness per machine. `stop()` revokes the lease:
    * every key disappears at once. `onLost` as for {@link startHeartbeat}.
    */
-  async startHeartbeats(ids: readonly MachineId[], options: { ttlSeconds?: number; agent?: string; onLost?: (error: Error) => void } = {}): Promise<Heartbeat> {
+  async startHeartbeats(
+    ids: readonly MachineId[],
+    options: { ttlSeconds?: number; agent?: string; logAddress?: string; onLost?: (error: Error) => void } = {},
+  ): Promise<Heartbeat> {
     for (const id of ids) checkId('machine.id', id);
     const lease = await this.kv.grantLease(options.ttlSeconds ?? 10, { autoKeepAlive: true });
     if (options.onLost !== undefined) lease.onLost(options.onLost);
-    const value = encodeAlive({ agent: options.agent ?? '', startedAtMs: this.now() });
+    const value = encodeAlive({ agent: options.agent ?? '', startedAtMs: this.now(), logAddress: options.logAddress ?? '' });
     const chunk = Math.max(1, Math.min(this.kv.limits.maxTxnOps, 1000));
     for (let start = 0; start < ids.length; start += chunk) {
       const part = ids.slice(start, start + chunk);

@@ -320,6 +320,9 @@ export function describeCellContract(name: string, open: () => Promise<OpenedSto
       expect(outcomes).toEqual(['updated', 'updated', 'updated']);
       expect(await cell.getTask(t0!.id)).toMatchObject({ state: 'running', pid: 42 });
       expect(await cell.getTask(t1!.id)).toMatchObject({ state: 'failed', exitCode: 2, pid: 43 });
+      // A terminal record keeps its state and reason; how the process ended is still recorded.
+      await cell.updateTask(t1!.id, t1!.claimId, { state: 'succeeded', reason: 'nonzero-exit', signal: 'SIGKILL' });
+      expect(await cell.getTask(t1!.id)).toMatchObject({ state: 'failed', reason: '', signal: 'SIGKILL' });
       expect(await cell.getTask(t2!.id)).toMatchObject({ state: 'succeeded', exitCode: 0 });
     });
 

@@ -1,0 +1,205 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { Cell, jobId, machineId, MemoryKv, taskId, type CellMirror, type CellSnapshot, type Job, type Task } from '@omega/cell-state';
+import { freshCellName, jobSpec, machine } from '@omega/cell-state/testing';
+import { Agent } from './agent.js';
+import type { Executor, TaskAttempt } from './executor.js';
+import { eventually, placeTasks } from './testing/index.js';
+
+class FakeAttempt implements TaskAttempt {
+  readonly taskId;
+  readonly jobId;
+  readonly claimId;
+  readonly machineId;
+  readonly ended: Promise<void>;
+  readonly done: Promise<void>;
+  readonly stops: (string | undefined)[] = [];
+  detached = false;
+  private resolve!: () => void;
+
+  constructor(readonly task: Task) {
+    this.taskId = task.id;
+    this.jobId = task.jobId;
+    this.claimId = task.claimId;
+    this.machineId = task.machineId;
+    this.ended = new Promise((r) => (this.resolve = r));
+    this.done = this.ended;
+  }
+  /** Records the request; the test decides when the processes are gone (`finish`). */
+  stop(reason?: string): Promise<void> {
+    this.stops.push(reason);
+    return this.ended;
+  }
+  finish(): void {
+    this.resolve();
+  }
+  detach(): void {
+    this.detached = true;
+    this.resolve();
+  }
+}
+
+class FakeExecutor implements Executor {
+  readonly attempts: FakeAttempt[] = [];
+  recovered: FakeAttempt[] = [];
+  recover(_snapshot: CellSnapshot): Promise<TaskAttempt[]> {
+    return Promise.resolve(this.recovered);
+  }
+  start(task: Task, _job: Job): TaskAttempt {
+    const attempt = new FakeAttempt(task);
+    this.attempts.push(attempt);
+    return attempt;
+  }
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+  startedTasks(): string[] {
+    return this.attempts.map((a) => a.taskId);
+  }
+}
+
+const MiB = 1024 ** 2;
+const m1 = machineId('m1');
+
+describe('the agent', () => {
+  const cleanups: (() => Promise<void>)[] = [];
+  afterEach(async () => {
+    for (const c of cleanups.splice(0).reverse()) await c();
+  });
+
+  async function setup(options: { cpu?: number } = {}): Promise<{ cell: Cell; mirror: CellMirror; agent: Agent; executor: FakeExecutor; kv: MemoryKv }> {
+    const kv = new MemoryKv();
+    const cell = new Cell(kv, freshCellName());
+    const executor = new FakeExecutor();
+    const agent = new Agent({ cell, machines: [machine('m1').cpu(options.cpu ?? 4000).memory('8Gi').attr('rack', 'r1').build()], executor: () => executor, flushIntervalMs: 5 });
+    await agent.start();
+    const mirror = cell.mirror();
+    await mirror.start();
+    cleanups.push(async () => {
+      await agent.stop();
+      await mirror.stop();
+      await kv.close();
+    });
+    return { cell, mirror, agent, executor, kv };
+  }
+
+  async function submit(cell: Cell, name: string, build: (b: ReturnType<typeof jobSpec>) => ReturnType<typeof jobSpec> = (b) => b): Promise<Job> {
+    return (await cell.createJob({ id: jobId(name), spec: build(jobSpec(name)).build() })).job;
+  }
+
+  it('registers its machine with a heartbeat, and on stop marks it unschedulable and leaves tasks running', async () => {
+    const { cell, mirror, agent, executor } = await setup();
+    await eventually('the alive key', () => mirror.snapshot().alive(m1) !== undefined);
+    expect(mirror.snapshot().machine(m1)).toMatchObject({ capacity: { cpuMillis: 4000, memoryBytes: 8 * 1024 ** 3 }, attributes: { rack: 'r1' }, schedulable: true, enforcementDisabled: false });
+    await submit(cell, 'web');
+    await placeTasks(cell, mirror, [{ taskId: taskId('web', 0), machineId: m1, resources: { cpuMillis: 100, memoryBytes: 64 * MiB } }]);
+    await eventually('the task to start', () => executor.attempts.length === 1);
+    await agent.stop();
+    expect(await cell.getMachine(m1)).toMatchObject({ schedulable: false, unschedulableReason: 'agent stopping' });
+    await eventually('the alive key to go', () => mirror.snapshot().alive(m1) === undefined);
+    expect(executor.attempts[0]).toMatchObject({ detached: true, stops: [] });
+  });
+
+  it('starts a placed task exactly once however many changes follow', async () => {
+    const { cell, mirror, executor } = await setup();
+    await submit(cell, 'web', (b) => b.instances(2));
+    await placeTasks(cell, mirror, [{ taskId: taskId('web', 0), machineId: m1, resources: { cpuMillis: 100, memoryBytes: 64 * MiB } }]);
+    await eventually('the task to start', () => executor.attempts.length === 1);
+    // Unrelated changes to the machine and the job's other task.
+    await cell.setSchedulable(m1, true);
+    await placeTasks(cell, mirror, [{ taskId: taskId('web', 1), machineId: m1, resources: { cpuMillis: 100, memoryBytes: 64 * MiB } }]);
+    await eventually('the second task to start', () => executor.attempts.length === 2);
+    await cell.setSchedulable(m1, true);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(executor.startedTasks().sort()).toEqual([taskId('web', 0), taskId('web', 1)]);
+  });
+
+  it('stops the tasks of a job whose desired state becomes killed, with reason job-killed', async () => {
+    const { cell, mirror, executor } = await setup();
+    await submit(cell, 'batch', (b) => b.instances(2));
+    await placeTasks(cell, mirror, [
+      { taskId: taskId('batch', 0), machineId: m1, resources: { cpuMillis: 100, memoryBytes: 64 * MiB } },
+      { taskId: taskId('batch', 1), machineId: m1, resources: { cpuMillis: 100, memoryBytes: 64 * MiB } },
+    ]);
+    await eventually('both tasks to start', () => executor.attempts.length === 2);
+    await cell.setJobDesired(jobId('batch'), 'killed');
+    await eventually('both to be stopped', () => executor.attempts.every((a) => a.stops.length > 0));
+    expect(executor.attempts.map((a) => a.stops)).toEqual([['job-killed'], ['job-killed']]);
+  });
+
+  it('stops a preempted task before the task that replaced it on the same machine starts', async () => {
+    const { cell, mirror, executor } = await setup({ cpu: 1000 });
+    await submit(cell, 'low', (b) => b.priority(1));
+    await submit(cell, 'high', (b) => b.priority(100));
+    await placeTasks(cell, mirror, [{ taskId: taskId('low', 0), machineId: m1, resources: { cpuMillis: 1000, memoryBytes: 64 * MiB }, priority: 1 }]);
+    await eventually('the low task to start', () => executor.attempts.length === 1);
+    const victim = mirror.snapshot().machine(m1)!.claims.find((c) => c.taskId === taskId('low', 0))!;
+    await placeTasks(cell, mirror, [{ taskId: taskId('high', 0), machineId: m1, resources: { cpuMillis: 1000, memoryBytes: 64 * MiB }, priority: 100, evict: [victim] }]);
+    const low = executor.attempts[0]!;
+    await eventually('the victim to be asked to stop', () => low.stops.length > 0);
+    expect(low.stops).toEqual([undefined]);
+    // The record says why (preempted): the agent adds no reason of its own.
+    expect(mirror.snapshot().task(taskId('low', 0))).toMatchObject({ state: 'killed', reason: 'preempted' });
+    await new Promise((r) => setTimeout(r, 50));
+    expect(executor.startedTasks()).toEqual([taskId('low', 0)]);
+    low.finish();
+    await eventually('the replacement to start', () => executor.attempts.length === 2);
+    expect(executor.startedTasks()).toEqual([taskId('low', 0), taskId('high', 0)]);
+  });
+
+  it('does not start a placed task of a killed job, and reports it killed', async () => {
+    const { cell, mirror, executor } = await setup();
+    await submit(cell, 'gone');
+    await cell.setJobDesired(jobId('gone'), 'killed');
+    await placeTasks(cell, mirror, [{ taskId: taskId('gone', 0), machineId: m1, resources: { cpuMillis: 100, memoryBytes: 64 * MiB } }]);
+    await eventually('the task to be reported killed', async () => (await cell.getTask(taskId('gone', 0)))?.state === 'killed');
+    expect(await cell.getTask(taskId('gone', 0))).toMatchObject({ state: 'killed', reason: 'job-killed' });
+    expect(executor.attempts).toEqual([]);
+  });
+
+  it('drains on request: every task is stopped with reason machine-drained before the agent leaves', async () => {
+    const kv = new MemoryKv();
+    const cell = new Cell(kv, freshCellName());
+    const executor = new FakeExecutor();
+    const agent = new Agent({ cell, machines: [machine('m1').build()], executor: () => executor, flushIntervalMs: 5 });
+    await agent.start();
+    const mirror = cell.mirror();
+    await mirror.start();
+    try {
+      await submit(cell, 'svc');
+      await placeTasks(cell, mirror, [{ taskId: taskId('svc', 0), machineId: m1, resources: { cpuMillis: 100, memoryBytes: 64 * MiB } }]);
+      await eventually('the task to start', () => executor.attempts.length === 1);
+      const stopping = agent.stop({ drain: true });
+      await eventually('the drain stop', () => executor.attempts[0]!.stops.length > 0);
+      executor.attempts[0]!.finish();
+      await stopping;
+      expect(executor.attempts[0]!.stops).toEqual(['machine-drained']);
+    } finally {
+      await mirror.stop();
+      await kv.close();
+    }
+  });
+
+  it('after a restart, reports lost a running task it has no local state for', async () => {
+    const kv = new MemoryKv();
+    const cell = new Cell(kv, freshCellName());
+    await cell.registerMachine(machine('m1').build());
+    const mirror = cell.mirror();
+    await mirror.start();
+    try {
+      await submit(cell, 'old');
+      await placeTasks(cell, mirror, [{ taskId: taskId('old', 0), machineId: m1, resources: { cpuMillis: 100, memoryBytes: 64 * MiB } }]);
+      const task = mirror.snapshot().task(taskId('old', 0))!;
+      await cell.updateTask(task.id, task.claimId, { state: 'running', pid: 123 });
+      const executor = new FakeExecutor();
+      const agent = new Agent({ cell, machines: [machine('m1').build()], executor: () => executor, flushIntervalMs: 5 });
+      await agent.start();
+      await eventually('the task to be reported lost', async () => (await cell.getTask(task.id))?.state === 'lost');
+      expect(await cell.getTask(task.id)).toMatchObject({ state: 'lost', reason: 'agent-state-missing' });
+      expect(executor.attempts).toEqual([]);
+      await agent.stop();
+    } finally {
+      await mirror.stop();
+      await kv.close();
+    }
+  });
+});

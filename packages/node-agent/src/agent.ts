@@ -1,0 +1,316 @@
+/**
+ * Agent: the part of a node agent that decides, from the cell state, which task attempts run on
+ * its machine(s), and hands them to an {@link Executor}. One Agent serves one real machine, or
+ * N hollow machines sharing one mirror, one status reporter and one lease.
+ *
+ * ```
+ *   start: register machine(s) ─► heartbeat ─► mirror ─► executor.recover ─► watch
+ *
+ *   mirror change ─► machines/<ours>      ─► placed tasks with a claim on it ─► start
+ *                 ─► tasks/<job>/<index>  ─► ours and placed ─► start
+ *                                         ─► local attempt: killed / other claim / gone ─► stop
+ *                 ─► jobs/<id>            ─► desired killed ─► stop its local attempts
+ *
+ *   stop: unschedulable ─► (drain: stop every attempt) ─► flush reports ─► heartbeat off
+ * ```
+ *
+ * A task runs when its record has this machine, state `placed`, and its claim is on the
+ * machine's record (both written in one transaction, so one mirror revision shows both). An
+ * attempt is started at most once per claim, even if its record is still `placed` in the
+ * mirror after it ended (the `running` report not yet seen). Starts on a machine wait until every
+ * attempt being stopped on that machine is gone: a preempted task is stopped before the task
+ * that replaced it starts. Mirror changes are handled synchronously, in revision order.
+ */
+import pino, { type Logger } from 'pino';
+import {
+  isTerminal,
+  type Cell,
+  type CellMirror,
+  type CellSnapshot,
+  type Job,
+  type JobId,
+  type MachineId,
+  type MachineRegistration,
+  type MirrorChange,
+  type Task,
+  type TaskId,
+} from '@omega/cell-state';
+import type { Executor, TaskAttempt } from './executor.js';
+import { HeartbeatKeeper, markUnschedulable, registerAll } from './registration.js';
+import { StatusReporter } from './status-reporter.js';
+
+export interface AgentOptions {
+  readonly cell: Cell;
+  /** The machine(s) this process serves: one for a real agent, many for a hollow one. */
+  readonly machines: readonly MachineRegistration[];
+  /** Builds the executor once the mirror and the reporter exist. */
+  readonly executor: (context: { reporter: StatusReporter; mirror: CellMirror; logger: Logger }) => Executor | Promise<Executor>;
+  readonly logger?: Logger;
+  readonly heartbeatTtlSeconds?: number;
+  /** Status batching window (default 50 ms). */
+  readonly flushIntervalMs?: number;
+  /** Written into `alive/<id>`. */
+  readonly agentName?: string;
+}
+
+/** What the agent did, for tests and logs. */
+export interface AgentCounters {
+  started: number;
+  stopped: number;
+  recovered: number;
+  /** Running records found on our machines with no local attempt after a restart. */
+  reportedLost: number;
+}
+
+export class Agent {
+  readonly counters: AgentCounters = { started: 0, stopped: 0, recovered: 0, reportedLost: 0 };
+  private readonly logger: Logger;
+  private readonly machineIds: Set<MachineId>;
+  private mirrorHandle: CellMirror | undefined;
+  private reporterHandle: StatusReporter | undefined;
+  private executor: Executor | undefined;
+  private heartbeat: HeartbeatKeeper | undefined;
+  private unsubscribe: (() => void) | undefined;
+  /** The current local attempt of each task (a replaced one being stopped is in `stopping`). */
+  private readonly attempts = new Map<TaskId, TaskAttempt>();
+  private readonly byJob = new Map<JobId, Set<TaskId>>();
+  /** The last claim we started (or decided about) per task: never start a claim twice. */
+  private readonly handled = new Map<TaskId, string>();
+  /** Stops in progress, per machine: starts on that machine wait for them. */
+  private readonly stopping = new Map<MachineId, Set<Promise<void>>>();
+  private stopped = false;
+
+  constructor(private readonly options: AgentOptions) {
+    this.logger = (options.logger ?? pino({ level: 'silent' })).child({ component: 'agent' });
+    this.machineIds = new Set(options.machines.map((m) => m.id));
+  }
+
+  /** The agent's mirror (after `start()`). */
+  get mirror(): CellMirror {
+    if (this.mirrorHandle === undefined) throw new Error('the agent is not started');
+    return this.mirrorHandle;
+  }
+
+  get reporter(): StatusReporter {
+    if (this.reporterHandle === undefined) throw new Error('the agent is not started');
+    return this.reporterHandle;
+  }
+
+  /** Local attempts now (running, starting or stopping). */
+  get attemptCount(): number {
+    return this.attempts.size;
+  }
+
+  /**
+   * Registers the machine(s), starts the heartbeat, replicates the cell, recovers attempts left
+   * by a previous agent, and starts running what is placed here. Resolves once all of that is
+   * done; rejects if registration or the first list fails.
+   */
+  async start(): Promise<void> {
+    const { cell } = this.options;
+    await registerAll(cell, this.options.machines);
+    this.heartbeat = new HeartbeatKeeper(cell, [...this.machineIds], {
+      ttlSeconds: this.options.heartbeatTtlSeconds ?? 10,
+      agent: this.options.agentName ?? '',
+      logger: this.logger,
+    });
+    await this.heartbeat.start();
+    const mirror = cell.mirror({ logger: this.logger });
+    this.mirrorHandle = mirror;
+    await mirror.start();
+    const reporter = new StatusReporter(cell, mirror, { flushIntervalMs: this.options.flushIntervalMs ?? 50, logger: this.logger });
+    this.reporterHandle = reporter;
+    this.executor = await this.options.executor({ reporter, mirror, logger: this.logger });
+    const recovered = await this.executor.recover(mirror.snapshot());
+    for (const attempt of recovered) {
+      this.track(attempt);
+      this.handled.set(attempt.taskId, attempt.claimId);
+    }
+    this.counters.recovered = recovered.length;
+    this.reportOrphans(mirror.snapshot());
+    this.unsubscribe = mirror.onChange((change) => this.onChange(change));
+    this.fullScan(mirror.snapshot());
+    this.logger.info({ machines: this.machineIds.size, recovered: recovered.length }, 'agent started');
+  }
+
+  /**
+   * Leaves the cell: marks the machine(s) unschedulable first, then either stops every attempt
+   * (`drain`, reported `killed` with reason `machine-drained`) or leaves them running for the
+   * next agent to adopt, writes what is still to be reported, and revokes the heartbeat.
+   */
+  async stop(options: { drain?: boolean } = {}): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    await markUnschedulable(this.options.cell, [...this.machineIds], 'agent stopping', this.logger);
+    this.unsubscribe?.();
+    const attempts = [...this.attempts.values()];
+    if (options.drain === true) {
+      await Promise.all(attempts.map((a) => a.stop('machine-drained')));
+      await Promise.all(attempts.map((a) => a.done));
+    } else {
+      for (const a of attempts) a.detach();
+    }
+    await this.reporterHandle?.close();
+    await this.executor?.close();
+    await this.heartbeat?.stop().catch((error: unknown) => this.logger.warn({ err: error }, 'could not revoke the heartbeat lease'));
+    await this.mirrorHandle?.stop();
+    this.logger.info({ drained: options.drain === true, attempts: attempts.length }, 'agent stopped');
+  }
+
+  // ---- reacting to the cell -----------------------------------------------------------------
+
+  private onChange(change: MirrorChange): void {
+    if (this.stopped) return;
+    const snapshot = this.mirror.snapshot();
+    // An empty change is a (re-)list: anything may have changed.
+    if (change.changes.length === 0) {
+      this.fullScan(snapshot);
+      return;
+    }
+    // Stops first, starts second: a preemption commits the victim's kill and the new claim in
+    // one revision, and the new task must find the victim already stopping.
+    for (const c of change.changes) {
+      if (c.kind === 'task') this.checkLocal(snapshot, c.id as TaskId);
+      else if (c.kind === 'job') this.onJob(snapshot, c.id as JobId);
+    }
+    for (const c of change.changes) {
+      if (c.kind === 'machine' && this.machineIds.has(c.id as MachineId)) this.scanMachine(snapshot, c.id as MachineId);
+      else if (c.kind === 'task') this.considerStart(snapshot, c.id as TaskId);
+    }
+  }
+
+  private fullScan(snapshot: CellSnapshot): void {
+    for (const id of [...this.attempts.keys()]) this.checkLocal(snapshot, id);
+    for (const id of this.machineIds) this.scanMachine(snapshot, id);
+  }
+
+  /** Starts every placed task whose claim is on the machine. */
+  private scanMachine(snapshot: CellSnapshot, id: MachineId): void {
+    const machine = snapshot.machine(id);
+    if (machine === undefined) return;
+    for (const claim of machine.claims) {
+      const task = snapshot.task(claim.taskId);
+      if (task !== undefined && task.claimId === claim.id) this.maybeStart(snapshot, task);
+    }
+  }
+
+  /** Stops the local attempt of a task whose record says it must not run (any more). */
+  private checkLocal(snapshot: CellSnapshot, id: TaskId): void {
+    const local = this.attempts.get(id);
+    if (local === undefined) return;
+    const task = snapshot.task(id);
+    if (task === undefined || task.claimId !== local.claimId) this.stopAttempt(local, undefined);
+    else if (task.state === 'killed' || task.state === 'lost') this.stopAttempt(local, undefined);
+    else if (snapshot.job(local.jobId)?.desired === 'killed') this.stopAttempt(local, 'job-killed');
+  }
+
+  private considerStart(snapshot: CellSnapshot, id: TaskId): void {
+    const task = snapshot.task(id);
+    if (task === undefined) return;
+    // Once the record left `placed` at the claim we handled, it can never be placed again at
+    // that claim: forget it.
+    if (this.handled.get(id) === task.claimId && task.state !== 'placed' && this.attempts.get(id)?.claimId !== task.claimId) this.handled.delete(id);
+    this.maybeStart(snapshot, task);
+  }
+
+  private onJob(snapshot: CellSnapshot, id: JobId): void {
+    if (snapshot.job(id)?.desired !== 'killed') return;
+    for (const taskId of this.byJob.get(id) ?? []) {
+      const attempt = this.attempts.get(taskId);
+      if (attempt !== undefined) this.stopAttempt(attempt, 'job-killed');
+    }
+  }
+
+  private maybeStart(snapshot: CellSnapshot, task: Task): void {
+    if (this.stopped || task.state !== 'placed' || !this.machineIds.has(task.machineId)) return;
+    if (this.handled.get(task.id) === task.claimId) return;
+    const machine = snapshot.machine(task.machineId);
+    if (machine === undefined || !machine.claims.some((c) => c.id === task.claimId)) return;
+    this.handled.set(task.id, task.claimId);
+    const log = this.logger.child({ machineId: task.machineId, taskId: task.id, attempt: task.attempt });
+    const job = snapshot.job(task.jobId);
+    if (job === undefined || job.desired === 'killed') {
+      const patch = job === undefined ? { state: 'failed' as const, reason: 'job-missing' } : { state: 'killed' as const, reason: 'job-killed' };
+      log.info({ reason: patch.reason }, 'task not started');
+      void this.reporter.report(task.id, task.claimId, { ...patch, finishedAtMs: Date.now() }).catch(() => undefined);
+      return;
+    }
+    const stopping = this.stopping.get(task.machineId);
+    if (stopping === undefined || stopping.size === 0) {
+      this.launch(task, job, log);
+      return;
+    }
+    log.info({ waitingFor: stopping.size }, 'task waits for stopping tasks on its machine');
+    void Promise.allSettled([...stopping]).then(() => {
+      // Re-read: the task may have been killed or moved while we waited.
+      const now = this.mirror.snapshot();
+      const fresh = now.task(task.id);
+      const freshJob = now.job(task.jobId);
+      if (this.stopped || fresh === undefined || fresh.claimId !== task.claimId || fresh.state !== 'placed' || freshJob === undefined || freshJob.desired === 'killed') {
+        this.handled.delete(task.id);
+        if (fresh !== undefined) this.maybeStart(now, fresh);
+        return;
+      }
+      // Another stop may have begun meanwhile: wait for it too.
+      if ((this.stopping.get(task.machineId)?.size ?? 0) > 0) {
+        this.handled.delete(task.id);
+        this.maybeStart(now, fresh);
+        return;
+      }
+      this.launch(fresh, freshJob, log);
+    });
+  }
+
+  private launch(task: Task, job: Job, log: Logger): void {
+    if (this.executor === undefined) return;
+    log.info('starting task');
+    this.counters.started++;
+    this.track(this.executor.start(task, job));
+  }
+
+  private track(attempt: TaskAttempt): void {
+    this.attempts.set(attempt.taskId, attempt);
+    let ofJob = this.byJob.get(attempt.jobId);
+    if (ofJob === undefined) this.byJob.set(attempt.jobId, (ofJob = new Set()));
+    ofJob.add(attempt.taskId);
+    void attempt.ended.then(() => {
+      if (this.attempts.get(attempt.taskId) !== attempt) return;
+      this.attempts.delete(attempt.taskId);
+      const set = this.byJob.get(attempt.jobId);
+      set?.delete(attempt.taskId);
+      if (set?.size === 0) this.byJob.delete(attempt.jobId);
+    });
+  }
+
+  private stopAttempt(attempt: TaskAttempt, reason: string | undefined): void {
+    let set = this.stopping.get(attempt.machineId);
+    if (set === undefined) this.stopping.set(attempt.machineId, (set = new Set()));
+    const stopping = attempt.stop(reason);
+    if (set.has(stopping)) return;
+    this.counters.stopped++;
+    this.logger.info({ machineId: attempt.machineId, taskId: attempt.taskId, reason: reason ?? 'record' }, 'stopping task');
+    set.add(stopping);
+    void stopping.then(() => {
+      set.delete(stopping);
+      if (set.size === 0) this.stopping.delete(attempt.machineId);
+    });
+  }
+
+  /**
+   * After a restart: a record that says `running` on one of our machines, at a claim we know
+   * nothing about, cannot be watched or stopped any more (its files are gone): report it lost.
+   */
+  private reportOrphans(snapshot: CellSnapshot): void {
+    for (const id of this.machineIds) {
+      for (const claim of snapshot.machine(id)?.claims ?? []) {
+        const task = snapshot.task(claim.taskId);
+        if (task === undefined || task.claimId !== claim.id || task.machineId !== id || task.state !== 'running') continue;
+        if (this.attempts.get(task.id)?.claimId === task.claimId || isTerminal(task.state)) continue;
+        this.counters.reportedLost++;
+        this.handled.set(task.id, task.claimId);
+        this.logger.warn({ machineId: id, taskId: task.id }, 'running task has no local state; reporting it lost');
+        void this.reporter.report(task.id, task.claimId, { state: 'lost', reason: 'agent-state-missing', finishedAtMs: Date.now() }).catch(() => undefined);
+      }
+    }
+  }
+}

@@ -1,0 +1,83 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ConfigError, parseAgentArgs, type ConfigEnvironment } from './config.js';
+
+let dir: string;
+let root: ConfigEnvironment;
+const user: ConfigEnvironment = { isRoot: false, cwd: '/home/u' };
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'omega-config-'));
+  const passwd = join(dir, 'passwd');
+  await writeFile(passwd, 'root:x:0:0:root:/root:/bin/bash\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\nsvc:x:1001:1002::/home/svc:/bin/sh\n');
+  root = { isRoot: true, cwd: '/', passwdPath: passwd };
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+/** The flag a ConfigError names, or the error itself when something else was thrown. */
+function flagOf(argv: string[], env: ConfigEnvironment = user): string {
+  try {
+    parseAgentArgs(argv, env);
+  } catch (error) {
+    if (error instanceof ConfigError) return error.flag;
+    throw error;
+  }
+  return 'no error';
+}
+
+describe('the agent flags', () => {
+  it('parse into a typed configuration with quantities, attributes and defaults', () => {
+    const config = parseAgentArgs(['--etcd', 'http://10.0.0.1:2379,http://10.0.0.2:2379', '--cell', 'prod', '--machine-id', 'm-17', '--cpu', '2500m', '--memory', '4Gi', '--attr', 'rack=r1', '--attr', 'zone=z2', '--kill-grace-ms', '500'], root);
+    expect(config).toMatchObject({
+      etcdEndpoints: ['http://10.0.0.1:2379', 'http://10.0.0.2:2379'],
+      cell: 'prod',
+      machineId: 'm-17',
+      capacity: { cpuMillis: 2500, memoryBytes: 4 * 1024 ** 3 },
+      attributes: { rack: 'r1', zone: 'z2' },
+      dataDir: '/var/lib/omega-agent',
+      cgroupRoot: '/sys/fs/cgroup',
+      cgroupParent: 'omega',
+      enforcement: true,
+      taskUser: { name: 'nobody', uid: 65534, gid: 65534 },
+      killGraceMs: 500,
+      drainOnExit: false,
+      hollow: 0,
+    });
+  });
+
+  it('name the bad flag in every refusal', () => {
+    expect(flagOf(['--cpu', 'two'])).toBe('--cpu');
+    expect(flagOf(['--cpu', '0'])).toBe('--cpu');
+    expect(flagOf(['--memory', '4 lots'])).toBe('--memory');
+    expect(flagOf(['--attr', 'norack'])).toBe('--attr');
+    expect(flagOf(['--machine-id', '../etc'])).toBe('--machine-id');
+    expect(flagOf(['--cell', 'Prod'])).toBe('--cell');
+    expect(flagOf(['--etcd', 'localhost:2379'])).toBe('--etcd');
+    expect(flagOf(['--hollow', 'many'])).toBe('--hollow');
+    expect(flagOf(['--kill-grace-ms', '-1'])).toBe('--kill-grace-ms');
+    expect(flagOf(['--cgroup-parent', '../x'])).toBe('--cgroup-parent');
+    expect(flagOf(['--log-level', 'loud'])).toBe('--log-level');
+    expect(flagOf(['--frobnicate'])).toBe('--frobnicate');
+    expect(flagOf(['--task-user', 'ghost'], root)).toBe('--task-user');
+  });
+
+  it('refuse to run tasks as root unless --allow-root-tasks', () => {
+    expect(flagOf(['--task-user', 'root'], root)).toBe('--task-user');
+    expect(flagOf(['--task-user', '0'], root)).toBe('--task-user');
+    expect(parseAgentArgs(['--task-user', 'root', '--allow-root-tasks'], root).taskUser).toBeUndefined();
+    expect(parseAgentArgs(['--allow-root-tasks'], root).taskUser).toBeUndefined();
+    expect(parseAgentArgs(['--task-user', 'svc'], root).taskUser).toEqual({ name: 'svc', uid: 1001, gid: 1002 });
+  });
+
+  it('run tasks as the agent itself when it is not root, and keep data under the working directory', () => {
+    const config = parseAgentArgs(['--machine-id', 'dev', '--task-user', 'svc', '--no-enforcement'], user);
+    expect(config.taskUser).toBeUndefined();
+    expect(config.enforcement).toBe(false);
+    expect(config.dataDir).toBe('/home/u/.omega/agent-dev');
+    expect(config.notes).toEqual([expect.stringContaining('--task-user svc ignored')]);
+  });
+});

@@ -1,0 +1,243 @@
+/**
+ * The agent's command line, parsed with `util.parseArgs` and validated into a typed
+ * configuration. Every problem is a {@link ConfigError} naming the flag; the entry point prints
+ * it and exits with status 2. Pure apart from reading `/etc/passwd` for `--task-user`.
+ */
+import { parseArgs } from 'node:util';
+import { join } from 'node:path';
+import { checkId, parseBytes, parseCpuMillis, type Resources } from '@omega/cell-state';
+import { DEFAULT_CGROUP_PARENT, DEFAULT_CGROUP_ROOT } from './cgroup-detect.js';
+import { defaultMachineId, detectCapacity } from './registration.js';
+import { DEFAULT_KILL_GRACE_MS } from './task-runner.js';
+import { cgroupParentSegments } from './task-paths.js';
+import { resolveTaskUser, type TaskUser } from './task-user.js';
+
+export const USAGE = `usage: omega-agent [flags]
+
+  --etcd URL[,URL...]     etcd endpoints (default http://127.0.0.1:2379)
+  --cell NAME             cell name (default "default")
+  --machine-id ID         machine id (default: host name)
+  --cpu QTY               capacity, e.g. 2 or 2000m (default: all CPUs)
+  --memory QTY            capacity, e.g. 4Gi (default: total memory minus a reserve)
+  --attr KEY=VALUE        machine attribute, repeatable (e.g. --attr rack=r1 --attr zone=z1)
+  --data-dir DIR          task directories and logs (default /var/lib/omega-agent as root,
+                          else ./.omega/agent-<machine id>)
+  --cgroup-root DIR       where cgroups are mounted (default /sys/fs/cgroup)
+  --cgroup-parent NAME    the agent's cgroup under each hierarchy root (default omega)
+  --no-enforcement        run tasks without cgroup limits (says so in the machine record)
+  --allow-root-tasks      allow tasks to run as root (as root agent: default task user root)
+  --task-user USER        run tasks as USER (name, uid or uid:gid; default nobody as root)
+  --kill-grace-ms MS      between TERM and KILL when stopping a task (default 10000)
+  --drain-on-exit         stop every task when the agent stops (default: leave them running)
+  --hollow N              serve N hollow machines (no processes; tasks run for runDurationMs)
+  --hollow-prefix PREFIX  hollow machine ids are PREFIX-0000... (default hollow)
+  --heartbeat-ttl S       heartbeat lease TTL in seconds (default 10)
+  --log-level LEVEL       trace, debug, info, warn, error, fatal, silent (default info)
+  --help                  this text
+`;
+
+/** A bad flag or value; `flag` names it (`--memory`). */
+export class ConfigError extends Error {
+  constructor(
+    readonly flag: string,
+    problem: string,
+  ) {
+    super(`${flag}: ${problem}`);
+    this.name = 'ConfigError';
+  }
+}
+
+export interface AgentConfig {
+  readonly help: boolean;
+  readonly etcdEndpoints: readonly string[];
+  readonly cell: string;
+  readonly machineId: string;
+  readonly capacity: Resources;
+  readonly attributes: Readonly<Record<string, string>>;
+  readonly dataDir: string;
+  readonly cgroupRoot: string;
+  readonly cgroupParent: string;
+  /** False with `--no-enforcement`. */
+  readonly enforcement: boolean;
+  readonly allowRootTasks: boolean;
+  /** Undefined: tasks run as the agent's own user. */
+  readonly taskUser: TaskUser | undefined;
+  readonly killGraceMs: number;
+  readonly drainOnExit: boolean;
+  /** 0: a real agent. */
+  readonly hollow: number;
+  readonly hollowPrefix: string;
+  readonly heartbeatTtlSeconds: number;
+  readonly logLevel: string;
+  /** Things the entry point should log once it has a logger. */
+  readonly notes: readonly string[];
+}
+
+/** What the configuration depends on besides the flags (injectable for tests). */
+export interface ConfigEnvironment {
+  readonly isRoot: boolean;
+  readonly cwd: string;
+  readonly passwdPath?: string;
+}
+
+const LOG_LEVELS = new Set(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']);
+const CELL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+const ATTRIBUTE = /^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$/;
+
+function integer(flag: string, text: string | undefined, fallback: number, min: number, max: number): number {
+  if (text === undefined) return fallback;
+  const n = Number(text);
+  if (!/^\d+$/.test(text.trim()) || !Number.isSafeInteger(n) || n < min || n > max) throw new ConfigError(flag, `must be a whole number from ${min} to ${max}, got ${JSON.stringify(text)}`);
+  return n;
+}
+
+/** Parses and validates the agent's flags. Throws {@link ConfigError}. */
+export function parseAgentArgs(argv: readonly string[], env: ConfigEnvironment = { isRoot: process.getuid?.() === 0, cwd: process.cwd() }): AgentConfig {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: [...argv],
+      strict: true,
+      allowPositionals: false,
+      options: {
+        etcd: { type: 'string' },
+        cell: { type: 'string' },
+        'machine-id': { type: 'string' },
+        cpu: { type: 'string' },
+        memory: { type: 'string' },
+        attr: { type: 'string', multiple: true },
+        'data-dir': { type: 'string' },
+        'cgroup-root': { type: 'string' },
+        'cgroup-parent': { type: 'string' },
+        'no-enforcement': { type: 'boolean' },
+        'allow-root-tasks': { type: 'boolean' },
+        'task-user': { type: 'string' },
+        'kill-grace-ms': { type: 'string' },
+        'drain-on-exit': { type: 'boolean' },
+        hollow: { type: 'string' },
+        'hollow-prefix': { type: 'string' },
+        'heartbeat-ttl': { type: 'string' },
+        'log-level': { type: 'string' },
+        help: { type: 'boolean' },
+      },
+    }));
+  } catch (error) {
+    // parseArgs names the flag in its message ("Unknown option '--x'", "Option '--cpu <value>' argument missing").
+    const message = (error as Error).message;
+    const flag = /'(--?[A-Za-z-]+)/.exec(message)?.[1] ?? 'arguments';
+    throw new ConfigError(flag, message);
+  }
+  const notes: string[] = [];
+
+  const etcdEndpoints = (values.etcd ?? 'http://127.0.0.1:2379').split(',').map((s) => s.trim()).filter((s) => s.length > 0);
+  if (etcdEndpoints.length === 0) throw new ConfigError('--etcd', 'needs at least one endpoint');
+  for (const endpoint of etcdEndpoints) {
+    let url: URL;
+    try {
+      url = new URL(endpoint);
+    } catch {
+      throw new ConfigError('--etcd', `${JSON.stringify(endpoint)} is not a URL like http://127.0.0.1:2379`);
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ConfigError('--etcd', `${JSON.stringify(endpoint)} must be http:// or https://`);
+  }
+
+  const cell = values.cell ?? 'default';
+  if (!CELL.test(cell)) throw new ConfigError('--cell', `must be a DNS label (lowercase letters, digits, '-'), got ${JSON.stringify(cell)}`);
+
+  const machineId = values['machine-id'] ?? defaultMachineId();
+  try {
+    checkId('machine-id', machineId);
+  } catch (error) {
+    throw new ConfigError('--machine-id', (error as Error).message);
+  }
+
+  const detected = values.cpu === undefined || values.memory === undefined ? detectCapacity() : undefined;
+  let cpuMillis: number;
+  let memoryBytes: number;
+  try {
+    cpuMillis = values.cpu === undefined ? (detected as Resources).cpuMillis : parseCpuMillis(values.cpu);
+  } catch (error) {
+    throw new ConfigError('--cpu', (error as Error).message.replace(/^cpu: /, ''));
+  }
+  if (cpuMillis <= 0) throw new ConfigError('--cpu', 'must be more than 0');
+  try {
+    memoryBytes = values.memory === undefined ? (detected as Resources).memoryBytes : parseBytes(values.memory);
+  } catch (error) {
+    throw new ConfigError('--memory', (error as Error).message.replace(/^memory: /, ''));
+  }
+  if (memoryBytes <= 0) throw new ConfigError('--memory', 'must be more than 0');
+
+  const attributes: Record<string, string> = {};
+  for (const pair of values.attr ?? []) {
+    const eq = pair.indexOf('=');
+    const key = eq < 0 ? pair : pair.slice(0, eq);
+    const value = eq < 0 ? '' : pair.slice(eq + 1);
+    if (eq < 0 || !ATTRIBUTE.test(key)) throw new ConfigError('--attr', `expected KEY=VALUE with KEY of letters, digits, '.', '_', '/', '-', got ${JSON.stringify(pair)}`);
+    if (value.length > 256) throw new ConfigError('--attr', `the value of ${key} is longer than 256 characters`);
+    attributes[key] = value;
+  }
+
+  const hollow = integer('--hollow', values.hollow, 0, 1, 100_000);
+  const hollowPrefix = values['hollow-prefix'] ?? 'hollow';
+  try {
+    checkId('hollow-prefix', `${hollowPrefix}-0000`);
+  } catch (error) {
+    throw new ConfigError('--hollow-prefix', (error as Error).message);
+  }
+
+  const cgroupParent = values['cgroup-parent'] ?? DEFAULT_CGROUP_PARENT;
+  try {
+    cgroupParentSegments(cgroupParent);
+  } catch (error) {
+    throw new ConfigError('--cgroup-parent', (error as Error).message);
+  }
+  const cgroupRoot = values['cgroup-root'] ?? DEFAULT_CGROUP_ROOT;
+  if (!cgroupRoot.startsWith('/')) throw new ConfigError('--cgroup-root', `must be an absolute path, got ${JSON.stringify(cgroupRoot)}`);
+
+  const allowRootTasks = values['allow-root-tasks'] === true;
+  let taskUser: TaskUser | undefined;
+  if (env.isRoot) {
+    const name = values['task-user'] ?? (allowRootTasks ? undefined : 'nobody');
+    if (name !== undefined) {
+      try {
+        taskUser = resolveTaskUser(name, env.passwdPath);
+      } catch (error) {
+        throw new ConfigError('--task-user', (error as Error).message);
+      }
+      if (taskUser.uid === 0 && !allowRootTasks) throw new ConfigError('--task-user', 'refusing to run tasks as root without --allow-root-tasks');
+      if (taskUser.uid === 0) taskUser = undefined;
+    }
+  } else if (values['task-user'] !== undefined) {
+    notes.push(`--task-user ${values['task-user']} ignored: the agent is not root, so tasks run as the agent's own user`);
+  }
+
+  const killGraceMs = integer('--kill-grace-ms', values['kill-grace-ms'], DEFAULT_KILL_GRACE_MS, 0, 3_600_000);
+  const heartbeatTtlSeconds = integer('--heartbeat-ttl', values['heartbeat-ttl'], 10, 1, 3_600);
+  const logLevel = values['log-level'] ?? 'info';
+  if (!LOG_LEVELS.has(logLevel)) throw new ConfigError('--log-level', `must be one of ${[...LOG_LEVELS].join(', ')}, got ${JSON.stringify(logLevel)}`);
+
+  const dataDir = values['data-dir'] ?? (env.isRoot ? '/var/lib/omega-agent' : join(env.cwd, '.omega', `agent-${machineId}`));
+  if (dataDir.length === 0) throw new ConfigError('--data-dir', 'must not be empty');
+
+  return {
+    help: values.help === true,
+    etcdEndpoints,
+    cell,
+    machineId,
+    capacity: { cpuMillis, memoryBytes },
+    attributes,
+    dataDir,
+    cgroupRoot,
+    cgroupParent,
+    enforcement: values['no-enforcement'] !== true,
+    allowRootTasks,
+    taskUser,
+    killGraceMs,
+    drainOnExit: values['drain-on-exit'] === true,
+    hollow,
+    hollowPrefix,
+    heartbeatTtlSeconds,
+    logLevel,
+    notes,
+  };
+}

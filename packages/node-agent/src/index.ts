@@ -1,0 +1,39 @@
+/**
+ * @omega/node-agent: registers a machine, runs the tasks placed on it in cgroups, reports their
+ * outcome; or serves many hollow machines in one process. See README.md.
+ */
+export { Agent, type AgentCounters, type AgentOptions } from './agent.js';
+export type { Executor, TaskAttempt } from './executor.js';
+export {
+  CgroupUnavailableError,
+  cgroupLimits,
+  CPU_PERIOD_US,
+  DEFAULT_PIDS_LIMIT,
+  type CgroupDriver,
+  type CgroupLimits,
+  type CgroupUsage,
+  type CgroupVersion,
+  type TaskCgroup,
+} from './cgroup-driver.js';
+export { CgroupV1Driver, V1_CONTROLLERS } from './cgroup-v1.js';
+export { CgroupV2Driver, V2_CONTROLLERS } from './cgroup-v2.js';
+export { DEFAULT_CGROUP_PARENT, DEFAULT_CGROUP_ROOT, detectCgroupDriver, type CgroupDetection } from './cgroup-detect.js';
+export { ConfigError, parseAgentArgs, USAGE, type AgentConfig, type ConfigEnvironment } from './config.js';
+export { HollowExecutor, hollowMachineIds, hollowMachines } from './hollow.js';
+export { defaultMachineId, detectCapacity, HeartbeatKeeper, markUnschedulable, memoryReserve, registerAll, type HeartbeatOptions } from './registration.js';
+export { MAX_DEFER_MS, ReporterClosedError, StatusReporter, type StatusReporterCounters, type StatusReporterOptions } from './status-reporter.js';
+export { SHIM_SCRIPT } from './supervisor-shim.js';
+export {
+  readJson,
+  TASK_FILES,
+  writeJsonAtomic,
+  type ExitRecord,
+  type ReportedRecord,
+  type StartedRecord,
+  type SupervisorRecord,
+  type SupervisorSpec,
+  type TaskMeta,
+} from './task-files.js';
+export { cgroupParentSegments, insideRoot, isTaskInstanceName, taskDir, taskInstanceName, taskLogPaths, tasksRoot, TASKS_DIR, UnsafePathError, type TaskLogPaths } from './task-paths.js';
+export { DEFAULT_KILL_GRACE_MS, DEFAULT_TASK_PATH, defaultSupervisorPath, ProcessExecutor, supervisorAlive, type ProcessExecutorOptions } from './task-runner.js';
+export { checkTraversable, resolveTaskUser, TaskUserError, type TaskUser } from './task-user.js';

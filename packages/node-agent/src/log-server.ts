@@ -1,0 +1,182 @@
+/**
+ * The agent's log server: a small HTTP server that streams a task attempt's captured output to
+ * the API (which relays it to `omega logs`). Its `host:port` goes into the machine's alive record
+ * (`logAddress`).
+ *
+ * ```
+ *   GET /logs/<job id>/<index>/<attempt>/<stdout|stderr>   → 200, the file as it is now
+ *                                                          → 404 no such log
+ *                                                          → 400 anything malformed
+ *                                                          → 405 any method but GET / HEAD
+ * ```
+ *
+ * Safety: the request path is never normalised or decoded and never joined into a file path.
+ * It must be exactly four segments after `/logs/`: a job id that passes cell-state's `checkId`
+ * (so never `..`, never a `/`, never a `%`), two plain decimal integers and one of two stream
+ * names; the file path comes from the agent's own `logPathFor`, is checked to resolve inside the
+ * data directory (symlinks included), and is opened without following a final symlink.
+ */
+import { constants as fsConstants } from 'node:fs';
+import { open, realpath } from 'node:fs/promises';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { resolve, sep } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { checkId } from '@omega/cell-state';
+import type { Logger } from 'pino';
+import { pino } from 'pino';
+
+export type LogStreamName = 'stdout' | 'stderr';
+
+export interface LogServerOptions {
+  /** The agent's data directory: every file served must lie inside it. */
+  readonly dataDir: string;
+  /** Address to listen on; the agent uses one the API can reach. */
+  readonly host: string;
+  /** 0 picks a free port. */
+  readonly port: number;
+  /**
+   * Where the agent keeps a task attempt's stream, or undefined when it has none. Called only
+   * with checked arguments (a valid job id, non-negative integers, a stream name).
+   */
+  readonly logPathFor: (jobId: string, index: number, attempt: number, stream: LogStreamName) => string | undefined;
+  readonly logger?: Logger;
+}
+
+export interface LogServer {
+  /** `host:port` as listened on (with the chosen port): what goes into `logAddress`. */
+  readonly address: string;
+  /** Stops accepting requests and ends open transfers. Idempotent. */
+  close(): Promise<void>;
+}
+
+/** A parsed, checked log request. */
+export interface LogRequest {
+  readonly jobId: string;
+  readonly index: number;
+  readonly attempt: number;
+  readonly stream: LogStreamName;
+}
+
+const INTEGER = /^(0|[1-9]\d{0,8})$/;
+
+/**
+ * Parses a raw request target (`/logs/<job>/<index>/<attempt>/<stream>`, no query) into a
+ * {@link LogRequest}, or returns the reason it is refused.
+ */
+export function parseLogPath(target: string): LogRequest | { readonly refused: string } {
+  if (target.includes('?') || target.includes('#')) return { refused: 'no query or fragment allowed' };
+  const parts = target.split('/');
+  if (parts.length !== 6 || parts[0] !== '' || parts[1] !== 'logs') return { refused: 'path must be /logs/<job id>/<index>/<attempt>/<stdout|stderr>' };
+  const [, , jobId = '', index = '', attempt = '', stream = ''] = parts;
+  try {
+    checkId('job id', jobId);
+  } catch (error) {
+    return { refused: (error as Error).message };
+  }
+  if (!INTEGER.test(index)) return { refused: 'index must be a non-negative integer' };
+  if (!INTEGER.test(attempt)) return { refused: 'attempt must be a non-negative integer' };
+  if (stream !== 'stdout' && stream !== 'stderr') return { refused: 'stream must be stdout or stderr' };
+  return { jobId, index: Number(index), attempt: Number(attempt), stream };
+}
+
+function isInside(root: string, path: string): boolean {
+  return path === root || path.startsWith(root.endsWith(sep) ? root : `${root}${sep}`);
+}
+
+function reply(response: ServerResponse, code: number, text: string): void {
+  if (response.headersSent) {
+    response.destroy();
+    return;
+  }
+  response.writeHead(code, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store' });
+  response.end(`${text}\n`);
+}
+
+async function serve(options: LogServerOptions, log: Logger, request: IncomingMessage, response: ServerResponse): Promise<void> {
+  if (request.method !== 'GET' && request.method !== 'HEAD') {
+    response.setHeader('allow', 'GET, HEAD');
+    reply(response, 405, 'only GET and HEAD');
+    return;
+  }
+  const parsed = parseLogPath(request.url ?? '');
+  if ('refused' in parsed) {
+    reply(response, 400, parsed.refused);
+    return;
+  }
+  const path = options.logPathFor(parsed.jobId, parsed.index, parsed.attempt, parsed.stream);
+  if (path === undefined) {
+    reply(response, 404, 'no such log');
+    return;
+  }
+  // Defence in depth: whatever logPathFor returned must stay inside the data directory, also
+  // after resolving symlinks on the way.
+  const root = await realpath(options.dataDir).catch(() => resolve(options.dataDir));
+  let real: string;
+  try {
+    real = await realpath(resolve(path));
+  } catch {
+    reply(response, 404, 'no such log');
+    return;
+  }
+  if (!isInside(root, real)) {
+    log.warn({ jobId: parsed.jobId, index: parsed.index, attempt: parsed.attempt }, 'log path outside the data directory refused');
+    reply(response, 404, 'no such log');
+    return;
+  }
+  let handle;
+  try {
+    handle = await open(real, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW);
+  } catch {
+    reply(response, 404, 'no such log');
+    return;
+  }
+  try {
+    const stat = await handle.stat();
+    if (!stat.isFile()) {
+      reply(response, 404, 'no such log');
+      return;
+    }
+    response.writeHead(200, { 'content-type': 'application/octet-stream', 'cache-control': 'no-store' });
+    if (request.method === 'HEAD' || stat.size === 0) {
+      response.end();
+      return;
+    }
+    // The file may still grow (a running task): send what is there now, up to its current size.
+    await pipeline(handle.createReadStream({ start: 0, end: Math.max(0, stat.size - 1), autoClose: false }), response);
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Starts the log server; resolves once it listens. */
+export async function startLogServer(options: LogServerOptions): Promise<LogServer> {
+  const log = (options.logger ?? pino({ level: 'silent' })).child({ component: 'log-server' });
+  const server: Server = createServer((request, response) => {
+    serve(options, log, request, response).catch((error: unknown) => {
+      // The client went away mid-transfer, or the file vanished: nothing to tell anyone but the log.
+      log.debug({ err: error }, 'log request ended early');
+      if (!response.writableEnded) reply(response, 500, 'could not read the log');
+    });
+  });
+  await new Promise<void>((resolveListen, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, options.host, () => {
+      server.off('error', reject);
+      resolveListen();
+    });
+  });
+  const { port } = server.address() as AddressInfo;
+  const host = options.host.includes(':') ? `[${options.host}]` : options.host;
+  const address = `${host}:${port}`;
+  log.info({ address }, 'log server listening');
+  let closing: Promise<void> | undefined;
+  return {
+    address,
+    close: () =>
+      (closing ??= new Promise<void>((resolveClose) => {
+        server.close(() => resolveClose());
+        server.closeAllConnections();
+      })),
+  };
+}

@@ -1,0 +1,129 @@
+#!/usr/bin/env node
+/**
+ * `omega-agent`: the node agent's entry point. The only place a logger is created.
+ *
+ * Exit status: 0 after a clean stop (SIGTERM / SIGINT), 1 when it cannot run (etcd, cgroups),
+ * 2 for a bad flag (the message names it).
+ */
+import { hostname } from 'node:os';
+import { pino, type Logger } from 'pino';
+import { Cell, EtcdKv, machineId, type MachineRegistration } from '@omega/cell-state';
+import { Agent } from './agent.js';
+import type { CgroupDriver } from './cgroup-driver.js';
+import { detectCgroupDriver } from './cgroup-detect.js';
+import { ConfigError, parseAgentArgs, USAGE, type AgentConfig } from './config.js';
+import { HollowExecutor, hollowMachines } from './hollow.js';
+import { ProcessExecutor } from './task-runner.js';
+
+async function main(): Promise<number> {
+  let config: AgentConfig;
+  try {
+    config = parseAgentArgs(process.argv.slice(2));
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    process.stderr.write(`omega-agent: ${error.message}\n\n${USAGE}`);
+    return 2;
+  }
+  if (config.help) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  const logger = pino({ level: config.logLevel, base: { pid: process.pid, cell: config.cell } });
+  for (const note of config.notes) logger.warn(note);
+
+  let cgroups: CgroupDriver | undefined;
+  if (config.hollow === 0) {
+    if (!config.enforcement) {
+      logger.warn({ enforcementDisabled: true }, 'ENFORCEMENT DISABLED (--no-enforcement): tasks run WITHOUT cpu, memory or pids limits; the machine record says enforcementDisabled');
+    } else {
+      const detection = await detectCgroupDriver({ root: config.cgroupRoot, parent: config.cgroupParent });
+      if (detection.driver === undefined) {
+        logger.fatal({ problem: detection.problem }, 'no usable cgroups: refusing to run tasks without limits (pass --no-enforcement to run without them)');
+        return 1;
+      }
+      cgroups = detection.driver;
+      logger.info({ version: cgroups.version, root: cgroups.root, parent: config.cgroupParent }, 'cgroups detected');
+    }
+  }
+
+  const kv = new EtcdKv({ endpoints: config.etcdEndpoints, logger });
+  const cell = new Cell(kv, config.cell, { logger });
+  const agentName = `omega-agent ${hostname()} pid ${process.pid}`;
+  let agent: Agent;
+  if (config.hollow > 0) {
+    agent = new Agent({
+      cell,
+      machines: hollowMachines(config.hollowPrefix, config.hollow, config.capacity, config.attributes),
+      executor: ({ reporter, logger: log }) => new HollowExecutor(reporter, { logger: log }),
+      logger,
+      agentName,
+      heartbeatTtlSeconds: config.heartbeatTtlSeconds,
+    });
+  } else {
+    const id = machineId(config.machineId);
+    const registration: MachineRegistration = { id, capacity: config.capacity, attributes: config.attributes, enforcementDisabled: cgroups === undefined };
+    agent = new Agent({
+      cell,
+      machines: [registration],
+      executor: async ({ reporter, logger: log }) => {
+        const executor = new ProcessExecutor({
+          dataDir: config.dataDir,
+          machineId: id,
+          reporter,
+          cgroups,
+          ...(config.taskUser === undefined ? {} : { taskUser: config.taskUser }),
+          killGraceMs: config.killGraceMs,
+          logger: log.child({ machineId: id }),
+        });
+        await executor.init();
+        return executor;
+      },
+      logger: logger.child({ machineId: id }),
+      agentName,
+      heartbeatTtlSeconds: config.heartbeatTtlSeconds,
+    });
+    logger.info({ machineId: id, capacity: config.capacity, dataDir: config.dataDir, taskUser: config.taskUser?.name ?? 'agent user' }, 'starting agent');
+  }
+
+  try {
+    await agent.start();
+  } catch (error) {
+    logger.fatal({ err: error }, 'agent could not start');
+    await kv.close().catch(() => undefined);
+    return 1;
+  }
+  return await new Promise<number>((resolve) => {
+    let stopping = false;
+    const stop = (signal: string): void => {
+      if (stopping) return;
+      stopping = true;
+      logger.info({ signal, drain: config.drainOnExit }, 'stopping agent');
+      void shutdown(agent, kv, logger, config.drainOnExit).then(resolve);
+    };
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
+  });
+}
+
+async function shutdown(agent: Agent, kv: EtcdKv, logger: Logger, drain: boolean): Promise<number> {
+  try {
+    await agent.stop({ drain });
+    await kv.close();
+    return 0;
+  } catch (error) {
+    logger.error({ err: error }, 'agent did not stop cleanly');
+    return 1;
+  }
+}
+
+main().then(
+  (code) => {
+    // Let pino flush, then leave even if a library kept a handle open.
+    process.exitCode = code;
+    setTimeout(() => process.exit(code), 200).unref();
+  },
+  (error: unknown) => {
+    process.stderr.write(`omega-agent: ${(error as Error).stack ?? String(error)}\n`);
+    process.exit(1);
+  },
+);

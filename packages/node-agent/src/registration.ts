@@ -1,0 +1,129 @@
+/**
+ * A machine's presence in the cell: its record (`machines/<id>`: capacity, attributes,
+ * schedulable) and its heartbeat (`alive/<id>`, bound to a lease). Used by real agents (one
+ * machine) and hollow agents (many machines, registered in batches, one shared lease).
+ */
+import { cpus, hostname, totalmem } from 'node:os';
+import pino, { type Logger } from 'pino';
+import type { Cell, Heartbeat, MachineId, MachineRegistration, Resources } from '@omega/cell-state';
+
+const GiB = 1024 ** 3;
+
+/**
+ * Memory kept for the system and the agent: a tenth of the machine, at least 256 MiB and at
+ * most 2 GiB. Tasks are charged exactly what they claim, so what is not reserved here is
+ * promised to tasks.
+ */
+export function memoryReserve(total: number): number {
+  return Math.min(2 * GiB, Math.max(256 * 1024 ** 2, Math.floor(total / 10)));
+}
+
+/** This host's capacity: every CPU (as millicores), total memory minus {@link memoryReserve}. */
+export function detectCapacity(): Resources {
+  const total = totalmem();
+  return { cpuMillis: Math.max(1, cpus().length) * 1000, memoryBytes: Math.max(0, total - memoryReserve(total)) };
+}
+
+/** The default machine id: the host name, cut at the first dot. */
+export function defaultMachineId(): string {
+  return hostname().split('.')[0] ?? hostname();
+}
+
+/**
+ * Writes the machines' records: one `registerMachine` for a single machine, batched
+ * `registerMachines` for many. Claims already on a machine are kept (a restarting agent keeps its
+ * tasks' claims).
+ */
+export async function registerAll(cell: Cell, regs: readonly MachineRegistration[]): Promise<void> {
+  if (regs.length === 1) await cell.registerMachine(regs[0] as MachineRegistration);
+  else if (regs.length > 1) await cell.registerMachines(regs);
+}
+
+/**
+ * Marks machines unschedulable (agent stopping), `concurrency` at a time. Errors are logged and
+ * skipped: a stopping agent must still stop.
+ */
+export async function markUnschedulable(cell: Cell, ids: readonly MachineId[], reason: string, logger: Logger, concurrency = 32): Promise<void> {
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < ids.length) {
+      const id = ids[next++] as MachineId;
+      try {
+        await cell.setSchedulable(id, false, reason);
+      } catch (error) {
+        logger.warn({ err: error, machineId: id }, 'could not mark the machine unschedulable');
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, ids.length) }, worker));
+}
+
+export interface HeartbeatOptions {
+  readonly ttlSeconds?: number;
+  /** Written into `alive/<id>`: who keeps it. */
+  readonly agent?: string;
+  readonly logger?: Logger;
+}
+
+/**
+ * Keeps the `alive/<id>` keys of one or more machines, bound to one lease (one machine:
+ * `cell.startHeartbeat`; many: `cell.startHeartbeats`, one shared lease). When the lease is lost
+ * (etcd unreachable past the TTL), a new one is taken, retrying with backoff until `stop()`.
+ */
+export class HeartbeatKeeper {
+  private heartbeat: Heartbeat | undefined;
+  private stopped = false;
+  private retry: NodeJS.Timeout | undefined;
+  private readonly logger: Logger;
+
+  constructor(
+    private readonly cell: Cell,
+    private readonly ids: readonly MachineId[],
+    private readonly options: HeartbeatOptions = {},
+  ) {
+    this.logger = (options.logger ?? pino({ level: 'silent' })).child({ component: 'heartbeat', machines: ids.length });
+  }
+
+  /** Takes the lease and writes every key; rejects when etcd refuses (the caller decides). */
+  async start(): Promise<void> {
+    this.heartbeat = await this.open();
+  }
+
+  private open(): Promise<Heartbeat> {
+    const options = {
+      ttlSeconds: this.options.ttlSeconds ?? 10,
+      agent: this.options.agent ?? '',
+      onLost: (error: Error) => this.lost(error),
+    };
+    return this.ids.length === 1 ? this.cell.startHeartbeat(this.ids[0] as MachineId, options) : this.cell.startHeartbeats(this.ids, options);
+  }
+
+  private lost(error: Error, attempt = 0): void {
+    if (this.stopped) return;
+    this.heartbeat = undefined;
+    this.logger.warn({ err: error, attempt }, 'heartbeat lease lost; taking a new one');
+    const delay = Math.min(10_000, 500 * 2 ** Math.min(attempt, 5));
+    this.retry = setTimeout(() => {
+      this.retry = undefined;
+      this.open().then(
+        (heartbeat) => {
+          if (this.stopped) void heartbeat.stop().catch(() => undefined);
+          else {
+            this.heartbeat = heartbeat;
+            this.logger.info('heartbeat restored');
+          }
+        },
+        (e: unknown) => this.lost(e as Error, attempt + 1),
+      );
+    }, delay);
+  }
+
+  /** Revokes the lease: the `alive/` keys disappear at once. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.retry !== undefined) clearTimeout(this.retry);
+    const heartbeat = this.heartbeat;
+    this.heartbeat = undefined;
+    await heartbeat?.stop();
+  }
+}

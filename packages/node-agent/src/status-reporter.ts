@@ -1,0 +1,238 @@
+/**
+ * StatusReporter: every task status an agent process writes goes through one of these, so a
+ * machine running thousands of tasks (or a hollow process serving a thousand machines) makes a
+ * few etcd requests per flush interval, not one per task event.
+ *
+ * ```
+ *  report(task, claim, patch) ─► pending (one entry per task attempt: later patches merge over
+ *                                earlier ones, so `running` + `succeeded` within one window
+ *                                become one write)
+ *        every flushIntervalMs ─► base records from the mirror ─► cell.updateTasks (one request
+ *                                per chunk of maxTxnOps, each update guarded by the record's
+ *                                revision and claim) ─► promises resolve with the outcome
+ * ```
+ *
+ * Guarantees: updates for one task attempt are written in the order they were reported (one
+ * flush at a time; merged patches keep the later value of each field); a terminal state is never
+ * changed (cell-state merges) and a terminal record keeps its reason; an update is only applied
+ * to the record while it is at the reported claim id (`stale` otherwise). Writes that failed
+ * (etcd unavailable) stay pending and are retried with backoff until `close()`.
+ *
+ * Why wait for the mirror: `updateTasks` guards each update with the revision of the record the
+ * caller knows. After we wrote a record, the mirror's copy is stale until the watch delivers our
+ * write (usually within milliseconds); a second update based on it would fail its guard and cost
+ * a read and a write of its own. So an update whose previous write the mirror has not shown yet
+ * waits for the next flush (at most {@link MAX_DEFER_MS}, then it goes anyway: correctness never
+ * depends on this, only the number of requests).
+ */
+import pino, { type Logger } from 'pino';
+import { isTerminal, type Cell, type CellMirror, type Task, type TaskId, type TaskPatch, type TaskUpdateOutcome } from '@omega/cell-state';
+
+/** Longest an update waits for the mirror to show the previous write of the same task. */
+export const MAX_DEFER_MS = 1_000;
+
+export interface StatusReporterOptions {
+  /** How long reports are collected before they are written (default 50 ms). */
+  readonly flushIntervalMs?: number;
+  /** Most task updates per flush (default 2,000); the rest go in the next one, at once. */
+  readonly maxBatch?: number;
+  readonly logger?: Logger;
+}
+
+export interface StatusReporterCounters {
+  /** `report()` calls. */
+  reports: number;
+  /** Task updates sent (after merging). */
+  updates: number;
+  /** `updateTasks` requests. */
+  batches: number;
+  /** Updates written one by one because the mirror did not hold the record at that claim. */
+  solo: number;
+  /** Times an update waited for the mirror to show the previous write. */
+  deferred: number;
+  /** Flushes that failed and were retried. */
+  failures: number;
+}
+
+/** The reporter was closed before the update could be written; it was not. */
+export class ReporterClosedError extends Error {
+  constructor() {
+    super('the status reporter was closed');
+    this.name = 'ReporterClosedError';
+  }
+}
+
+interface Pending {
+  readonly taskId: TaskId;
+  readonly claimId: string;
+  patch: TaskPatch;
+  waiters: { resolve: (outcome: TaskUpdateOutcome) => void; reject: (error: Error) => void }[];
+}
+
+/**
+ * A terminal record keeps the reason it ended with (e.g. `preempted`): an agent reporting how
+ * the process really ended adds exit code, signal and usage, not a second reason.
+ */
+function forRecord(task: Task, patch: TaskPatch): TaskPatch {
+  if (!isTerminal(task.state) || patch.reason === undefined) return patch;
+  const { reason: _ignored, ...rest } = patch;
+  return rest;
+}
+
+const keyOf = (taskId: string, claimId: string): string => `${taskId}#${claimId}`;
+
+export class StatusReporter {
+  readonly counters: StatusReporterCounters = { reports: 0, updates: 0, batches: 0, solo: 0, deferred: 0, failures: 0 };
+  private readonly flushIntervalMs: number;
+  private readonly maxBatch: number;
+  private readonly logger: Logger;
+  private pending = new Map<string, Pending>();
+  /** Per task attempt: the record revision our last write was based on, and when. */
+  private readonly lastBase = new Map<string, { revision: number; atMs: number }>();
+  private timer: NodeJS.Timeout | undefined;
+  private flushing: Promise<void> = Promise.resolve();
+  private consecutiveFailures = 0;
+  private closed = false;
+
+  constructor(
+    private readonly cell: Cell,
+    private readonly mirror: CellMirror,
+    options: StatusReporterOptions = {},
+  ) {
+    this.flushIntervalMs = options.flushIntervalMs ?? 50;
+    this.maxBatch = options.maxBatch ?? 2_000;
+    this.logger = (options.logger ?? pino({ level: 'silent' })).child({ component: 'status-reporter' });
+  }
+
+  /**
+   * Queues an update of a task attempt's observed state. Resolves with the outcome once written
+   * (`stale` when the task moved on to another claim); rejects with {@link ReporterClosedError}
+   * if the reporter is closed first.
+   */
+  report(taskId: TaskId, claimId: string, patch: TaskPatch): Promise<TaskUpdateOutcome> {
+    if (this.closed) return Promise.reject(new ReporterClosedError());
+    this.counters.reports++;
+    return new Promise((resolve, reject) => {
+      const key = keyOf(taskId, claimId);
+      const entry = this.pending.get(key);
+      if (entry === undefined) this.pending.set(key, { taskId, claimId, patch: { ...patch }, waiters: [{ resolve, reject }] });
+      else {
+        entry.patch = { ...entry.patch, ...patch };
+        entry.waiters.push({ resolve, reject });
+      }
+      this.schedule(this.flushIntervalMs);
+    });
+  }
+
+  /** Number of task attempts with an unwritten update. */
+  get backlog(): number {
+    return this.pending.size;
+  }
+
+  /** Writes everything pending now (not waiting for the mirror); resolves when done or failed. */
+  flush(): Promise<void> {
+    this.flushing = this.flushing.then(() => this.flushOnce(true));
+    return this.flushing;
+  }
+
+  /**
+   * Flushes what is pending (up to `timeoutMs`, default 5 s), then stops. Updates still unwritten
+   * are rejected with {@link ReporterClosedError}: an agent's outcomes are on disk and reported
+   * again after its restart.
+   */
+  async close(timeoutMs = 5_000): Promise<void> {
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = undefined;
+    const deadline = Date.now() + timeoutMs;
+    while (this.pending.size > 0 && Date.now() < deadline) {
+      await this.flush();
+      if (this.pending.size > 0) await new Promise((r) => setTimeout(r, 100));
+    }
+    this.closed = true;
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    for (const entry of this.pending.values()) for (const w of entry.waiters) w.reject(new ReporterClosedError());
+    this.pending.clear();
+  }
+
+  private schedule(delayMs: number): void {
+    if (this.timer !== undefined || this.closed) return;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.flushing = this.flushing.then(() => this.flushOnce(false));
+      void this.flushing.then(() => {
+        if (this.pending.size > 0) this.schedule(this.retryDelay());
+      });
+    }, delayMs);
+  }
+
+  private retryDelay(): number {
+    return this.consecutiveFailures === 0 ? this.flushIntervalMs : Math.min(5_000, 100 * 2 ** Math.min(this.consecutiveFailures, 6));
+  }
+
+  private async flushOnce(force: boolean): Promise<void> {
+    if (this.pending.size === 0) return;
+    const all = [...this.pending.values()];
+    const taken = all.slice(0, this.maxBatch);
+    this.pending = new Map(all.slice(this.maxBatch).map((e) => [keyOf(e.taskId, e.claimId), e]));
+    const snapshot = this.mirror.snapshot();
+    const now = Date.now();
+    const batch: { entry: Pending; task: NonNullable<ReturnType<typeof snapshot.task>> }[] = [];
+    const solo: Pending[] = [];
+    for (const entry of taken) {
+      const key = keyOf(entry.taskId, entry.claimId);
+      const record = snapshot.task(entry.taskId);
+      if (record === undefined || record.claimId !== entry.claimId) {
+        solo.push(entry);
+        continue;
+      }
+      const base = this.lastBase.get(key);
+      if (!force && base !== undefined && record.revision <= base.revision && now - base.atMs < MAX_DEFER_MS) {
+        this.counters.deferred++;
+        this.requeue(entry);
+        continue;
+      }
+      batch.push({ entry, task: record });
+    }
+    const done: [Pending, TaskUpdateOutcome][] = [];
+    try {
+      if (batch.length > 0) {
+        this.counters.batches++;
+        this.counters.updates += batch.length;
+        const outcomes = await this.cell.updateTasks(batch.map(({ entry, task }) => ({ task, patch: forRecord(task, entry.patch) })));
+        for (const [i, { entry, task }] of batch.entries()) {
+          this.lastBase.set(keyOf(entry.taskId, entry.claimId), { revision: task.revision, atMs: now });
+          done.push([entry, outcomes[i] ?? 'updated']);
+        }
+      }
+      for (const entry of solo) {
+        // The mirror does not hold this attempt's record: ask the store, which knows.
+        this.counters.solo++;
+        this.counters.updates++;
+        done.push([entry, await this.cell.updateTask(entry.taskId, entry.claimId, entry.patch)]);
+      }
+      this.consecutiveFailures = 0;
+    } catch (error) {
+      this.consecutiveFailures++;
+      this.counters.failures++;
+      this.logger.warn({ err: error, updates: batch.length + solo.length, failures: this.consecutiveFailures }, 'task status write failed; will retry');
+      const written = new Set(done.map(([e]) => e));
+      for (const { entry } of batch) if (!written.has(entry)) this.requeue(entry);
+      for (const entry of solo) if (!written.has(entry)) this.requeue(entry);
+    }
+    for (const [entry, outcome] of done) for (const w of entry.waiters) w.resolve(outcome);
+    this.prune(now);
+  }
+
+  /** Puts an entry back, under any update reported since (which is newer and wins per field). */
+  private requeue(entry: Pending): void {
+    const key = keyOf(entry.taskId, entry.claimId);
+    const newer = this.pending.get(key);
+    if (newer === undefined) this.pending.set(key, entry);
+    else this.pending.set(key, { ...entry, patch: { ...entry.patch, ...newer.patch }, waiters: [...entry.waiters, ...newer.waiters] });
+  }
+
+  private prune(now: number): void {
+    if (this.lastBase.size < 10_000) return;
+    for (const [key, base] of this.lastBase) if (now - base.atMs > MAX_DEFER_MS) this.lastBase.delete(key);
+  }
+}

@@ -1,0 +1,120 @@
+/**
+ * The records a task attempt keeps on disk (see task-paths.ts for the layout), shared by the
+ * agent and the supervisor process. They are what lets an agent restart without losing an
+ * outcome: the supervisor writes `started.json` and `exit.json` whether or not an agent is alive.
+ *
+ * Every record is written atomically (temporary file, fsync, rename, fsync of the directory), so
+ * a reader sees either nothing or the whole record, even across a crash.
+ */
+import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeSync, constants as fsc } from 'node:fs';
+import { dirname } from 'node:path';
+
+/** File names inside a task attempt's directory (see the layout above). */
+export const TASK_FILES = Object.freeze({
+  meta: 'meta.json',
+  spec: 'spec.json',
+  supervisor: 'supervisor.json',
+  started: 'started.json',
+  exit: 'exit.json',
+  reported: 'reported.json',
+  stdout: 'stdout.log',
+  stderr: 'stderr.log',
+  supervisorLog: 'supervisor.log',
+  work: 'work',
+});
+
+/** Who a task attempt is: written by the agent before anything else happens for it. */
+export interface TaskMeta {
+  readonly taskId: string;
+  readonly jobId: string;
+  readonly index: number;
+  readonly attempt: number;
+  readonly claimId: string;
+  readonly machineId: string;
+  /** The attempt's cgroup name; empty when enforcement is disabled. */
+  readonly cgroup: string;
+  readonly createdAtMs: number;
+}
+
+/** What the supervisor runs. */
+export interface SupervisorSpec {
+  readonly argv: readonly string[];
+  readonly env: Readonly<Record<string, string>>;
+  readonly cwd: string;
+  /** Run the task as this user (root agents); absent: as the supervisor's own user. */
+  readonly uid?: number;
+  readonly gid?: number;
+  /** Files the task process's pid is written into before it runs user code; empty: no cgroup. */
+  readonly procsFiles: readonly string[];
+  readonly stdoutPath: string;
+  readonly stderrPath: string;
+  readonly startedPath: string;
+  readonly exitPath: string;
+}
+
+/** The user process runs (it joined its cgroup). */
+export interface StartedRecord {
+  readonly pid: number;
+  readonly startedAtMs: number;
+}
+
+/** How the user process ended, as its parent (the supervisor) saw it. */
+export interface ExitRecord {
+  /** Set when it exited; null when a signal ended it. */
+  readonly exitCode: number | null;
+  /** Signal name (`SIGKILL`) or null. */
+  readonly signal: string | null;
+  readonly finishedAtMs: number;
+  /** The task could not be started (spawn or cgroup join failed): what went wrong. */
+  readonly error?: string;
+}
+
+export interface SupervisorRecord {
+  readonly pid: number;
+}
+
+/** The terminal report was accepted by the cell (or was refused as stale): nothing left to do. */
+export interface ReportedRecord {
+  readonly state: string;
+  readonly outcome: string;
+  readonly atMs: number;
+}
+
+/**
+ * Writes `value` as JSON to `path` atomically and durably. Synchronous on purpose: the
+ * supervisor writes its exit record from an exit handler, and the agent writes the supervisor's
+ * pid in the same tick as the spawn.
+ */
+export function writeJsonAtomic(path: string, value: unknown, mode = 0o644): void {
+  const tmp = `${path}.tmp`;
+  const fd = openSync(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_TRUNC | fsc.O_NOFOLLOW, mode);
+  try {
+    writeSync(fd, `${JSON.stringify(value)}\n`);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(tmp, path);
+  try {
+    const dirFd = openSync(dirname(path), fsc.O_RDONLY | fsc.O_DIRECTORY);
+    try {
+      fsyncSync(dirFd);
+    } finally {
+      closeSync(dirFd);
+    }
+  } catch {
+    // Some filesystems refuse fsync on directories; the rename is still atomic.
+  }
+}
+
+/** Reads a JSON record; `undefined` when the file does not exist. Other errors are thrown. */
+export function readJson<T>(path: string): T | undefined {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw error;
+  }
+  return JSON.parse(text) as T;
+}

@@ -1,0 +1,550 @@
+/**
+ * Runs real task attempts: one directory, one cgroup and one supervisor process each (see
+ * supervisor.ts for how the process gets into its cgroup before any user code runs, and
+ * task-paths.ts for the layout on disk).
+ *
+ * ```
+ *  start ─► dir + meta.json ─► work/ (task user) ─► cgroup with limits ─► spec.json
+ *        ─► spawn supervisor (detached) ─► started.json ─► report running (pid, startedAtMs)
+ *        ─► supervisor exits after exit.json ─► kill leftovers, read usage + OOM count,
+ *           remove cgroup ─► report succeeded / failed (exit code, signal, oom-killed) / killed
+ *        ─► reported.json, work/ removed (logs stay)
+ *
+ *  stop  ─► SIGTERM to every process in the cgroup ─► grace ─► kill all (cgroup.kill / freezer
+ *           / repeated passes) ─► the supervisor records the signal ─► as above
+ *
+ *  after an agent restart (recover): for each task directory without reported.json
+ *        exit.json present        ─► report its outcome (once: a record already terminal with
+ *                                    finishedAtMs is taken as reported)
+ *        supervisor still alive   ─► adopt: watch for exit.json (polling), stop on demand
+ *        never started            ─► remove; the agent starts it again if still placed
+ * ```
+ *
+ * Without enforcement (no usable cgroups, `--no-enforcement`), the same happens without a
+ * cgroup: the task is its own process group and session, and stopping it signals the group
+ * (a process that leaves the group escapes: that is what enforcement is for).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, existsSync, openSync, readFileSync, constants as fsc } from 'node:fs';
+import { chown, mkdir, readdir, rm } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import pino, { type Logger } from 'pino';
+import { isTerminal, parseTaskId, type CellSnapshot, type Job, type JobId, type MachineId, type Task, type TaskId, type TaskPatch } from '@omega/cell-state';
+import { cgroupLimits, sleep, type CgroupDriver, type CgroupUsage, type TaskCgroup } from './cgroup-driver.js';
+import type { Executor, TaskAttempt } from './executor.js';
+import { ReporterClosedError, type StatusReporter } from './status-reporter.js';
+import { readJson, TASK_FILES, writeJsonAtomic, type ExitRecord, type ReportedRecord, type StartedRecord, type SupervisorRecord, type SupervisorSpec, type TaskMeta } from './task-files.js';
+import { insideRoot, isTaskInstanceName, taskInstanceName, tasksRoot } from './task-paths.js';
+import { checkTraversable, type TaskUser } from './task-user.js';
+
+/** PATH given to tasks that do not set their own. */
+export const DEFAULT_TASK_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+export const DEFAULT_KILL_GRACE_MS = 10_000;
+
+export interface ProcessExecutorOptions {
+  readonly dataDir: string;
+  readonly machineId: MachineId;
+  readonly reporter: StatusReporter;
+  /** The prepared cgroup driver; undefined runs tasks without enforcement. */
+  readonly cgroups: CgroupDriver | undefined;
+  /** Run tasks as this user (the agent must be root); undefined: as the agent's own user. */
+  readonly taskUser?: TaskUser;
+  /** Between TERM and KILL when stopping a task (default 10 s). */
+  readonly killGraceMs?: number;
+  readonly logger?: Logger;
+  /** The supervisor script (default: `supervisor.js` of this package's build). */
+  readonly supervisorPath?: string;
+  /** The node binary that runs the supervisor (default: this process's). */
+  readonly nodePath?: string;
+  /** How often adopted attempts are checked for their end (default 250 ms). */
+  readonly pollIntervalMs?: number;
+}
+
+/** Finds the built supervisor script, also when this module runs from its TypeScript source. */
+export function defaultSupervisorPath(): string {
+  const here = dirname(fileURLToPath(import.meta.url));
+  const candidates = [join(here, 'supervisor.js'), join(here, '..', 'dist', 'supervisor.js')];
+  const found = candidates.find((p) => existsSync(p));
+  if (found === undefined) throw new Error(`the task supervisor is not built (looked for ${candidates.join(', ')}); run \`npx tsc -b packages/node-agent\``);
+  return found;
+}
+
+interface Context {
+  readonly options: ProcessExecutorOptions;
+  readonly tasksRoot: string;
+  readonly supervisorPath: string;
+  readonly nodePath: string;
+  readonly killGraceMs: number;
+  readonly pollIntervalMs: number;
+  readonly logger: Logger;
+}
+
+/** Runs task attempts as supervised processes, in cgroups when a driver is given. */
+export class ProcessExecutor implements Executor {
+  private readonly context: Context;
+  private readonly live = new Set<ProcessAttempt>();
+
+  constructor(options: ProcessExecutorOptions) {
+    this.context = {
+      options,
+      tasksRoot: tasksRoot(options.dataDir),
+      supervisorPath: options.supervisorPath ?? defaultSupervisorPath(),
+      nodePath: options.nodePath ?? process.execPath,
+      killGraceMs: options.killGraceMs ?? DEFAULT_KILL_GRACE_MS,
+      pollIntervalMs: options.pollIntervalMs ?? 250,
+      logger: (options.logger ?? pino({ level: 'silent' })).child({ component: 'task-runner', machineId: options.machineId }),
+    };
+  }
+
+  /**
+   * Creates the data directories (0755) and checks that the task user can reach them. Call
+   * before `recover`/`start`.
+   */
+  async init(): Promise<void> {
+    await mkdir(this.context.options.dataDir, { recursive: true, mode: 0o755 });
+    await mkdir(this.context.tasksRoot, { recursive: true, mode: 0o755 });
+    const user = this.context.options.taskUser;
+    if (user !== undefined) checkTraversable(this.context.tasksRoot, user);
+  }
+
+  start(task: Task, job: Job): TaskAttempt {
+    const attempt = new ProcessAttempt(this.context, identityOf(task, this.context.options.machineId));
+    this.track(attempt);
+    void attempt.runFresh(task, job);
+    return attempt;
+  }
+
+  async recover(snapshot: CellSnapshot): Promise<TaskAttempt[]> {
+    const { logger, options } = this.context;
+    const adopted: ProcessAttempt[] = [];
+    const seen = new Set<string>();
+    const names = await readdir(this.context.tasksRoot).catch(() => [] as string[]);
+    for (const name of names) {
+      if (!isTaskInstanceName(name)) {
+        logger.warn({ entry: name }, 'unexpected entry in the tasks directory; left alone');
+        continue;
+      }
+      seen.add(name);
+      const dir = insideRoot(this.context.tasksRoot, name);
+      let meta: TaskMeta | undefined;
+      try {
+        meta = readJson<TaskMeta>(join(dir, TASK_FILES.meta));
+      } catch {
+        meta = undefined;
+      }
+      if (meta !== undefined && meta.machineId !== options.machineId) {
+        logger.warn({ entry: name, owner: meta.machineId }, 'task directory of another machine; left alone');
+        continue;
+      }
+      if (meta === undefined || !sameName(meta, name)) {
+        await this.discard(dir, name);
+        continue;
+      }
+      const log = logger.child({ taskId: meta.taskId, attempt: meta.attempt });
+      if (existsSync(join(dir, TASK_FILES.reported))) {
+        await this.removeCgroup(name, log);
+        continue;
+      }
+      const record = snapshot.task(meta.taskId as TaskId);
+      const atClaim = record !== undefined && record.claimId === meta.claimId;
+      const exit = safeRead<ExitRecord>(join(dir, TASK_FILES.exit));
+      if (atClaim && isTerminal(record.state) && exit !== undefined && record.finishedAtMs === exit.finishedAtMs) {
+        // Our report landed before the previous agent died, but was not marked: the record
+        // carries this exit's own finish time (a preemption's time would differ). Not twice.
+        await this.removeCgroup(name, log);
+        writeJsonAtomic(join(dir, TASK_FILES.reported), { state: record.state, outcome: 'already-reported', atMs: Date.now() } satisfies ReportedRecord);
+        await rm(insideRoot(dir, TASK_FILES.work), { recursive: true, force: true });
+        continue;
+      }
+      const started = safeRead<StartedRecord>(join(dir, TASK_FILES.started));
+      const exited = exit !== undefined;
+      const supervisor = safeRead<SupervisorRecord>(join(dir, TASK_FILES.supervisor));
+      const alive = supervisor !== undefined && supervisorAlive(supervisor.pid, dir);
+      if (started === undefined && !exited && !alive) {
+        // It never got to run user code: start from scratch if it is still placed.
+        log.info('task attempt never started; removing it');
+        await this.discard(dir, name);
+        continue;
+      }
+      log.info({ exited, supervisorAlive: alive, state: record?.state }, exited ? 'reporting task that ended while the agent was away' : 'adopting running task');
+      const attempt = new ProcessAttempt(this.context, {
+        taskId: meta.taskId as TaskId,
+        jobId: meta.jobId as JobId,
+        index: meta.index,
+        attempt: meta.attempt,
+        claimId: meta.claimId,
+        machineId: options.machineId,
+      });
+      this.track(attempt);
+      void attempt.runAdopted(meta, { started, supervisorPid: alive ? supervisor?.pid : undefined }, atClaim ? record : undefined);
+      adopted.push(attempt);
+    }
+    // Cgroups with no task directory: a previous agent died between creating one and its
+    // directory, or the directory was deleted. Nothing can report them: kill and remove.
+    for (const name of (await options.cgroups?.list()) ?? []) {
+      if (!isTaskInstanceName(name) || seen.has(name)) continue;
+      logger.warn({ cgroup: name }, 'removing a task cgroup with no task directory');
+      await this.removeCgroup(name, logger);
+    }
+    return adopted;
+  }
+
+  async close(): Promise<void> {
+    for (const attempt of this.live) attempt.detach();
+  }
+
+  private track(attempt: ProcessAttempt): void {
+    this.live.add(attempt);
+    void attempt.done.then(() => this.live.delete(attempt));
+  }
+
+  private async removeCgroup(name: string, log: Logger): Promise<void> {
+    const cgroups = this.context.options.cgroups;
+    if (cgroups === undefined) return;
+    try {
+      const cgroup = cgroups.open(name);
+      if (!(await cgroup.exists())) return;
+      await cgroup.killAll();
+      await cgroup.remove();
+    } catch (error) {
+      log.warn({ err: error, cgroup: name }, 'could not remove a task cgroup');
+    }
+  }
+
+  private async discard(dir: string, name: string): Promise<void> {
+    await this.removeCgroup(name, this.context.logger);
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+interface Identity {
+  readonly taskId: TaskId;
+  readonly jobId: JobId;
+  readonly index: number;
+  readonly attempt: number;
+  readonly claimId: string;
+  readonly machineId: MachineId;
+}
+
+function identityOf(task: Task, machineId: MachineId): Identity {
+  return { taskId: task.id, jobId: task.jobId, index: task.index, attempt: task.attempt, claimId: task.claimId, machineId };
+}
+
+function sameName(meta: TaskMeta, name: string): boolean {
+  try {
+    return taskInstanceName(meta.taskId, meta.attempt) === name && parseTaskId(meta.taskId)?.jobId === meta.jobId;
+  } catch {
+    return false;
+  }
+}
+
+function safeRead<T>(path: string): T | undefined {
+  try {
+    return readJson<T>(path);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Whether `pid` is still the supervisor of the attempt in `dir`: alive, not a zombie (a zombie's
+ * cmdline is empty), and not a reused pid (its command line names the directory).
+ */
+export function supervisorAlive(pid: number, dir: string): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').includes(dir);
+  } catch {
+    return false;
+  }
+}
+
+function signalGroup(pid: number, signal: NodeJS.Signals): void {
+  if (pid <= 1) return;
+  try {
+    process.kill(-pid, signal);
+  } catch {
+    // The group is gone already.
+  }
+}
+
+class ProcessAttempt implements TaskAttempt {
+  readonly taskId: TaskId;
+  readonly jobId: JobId;
+  readonly claimId: string;
+  readonly machineId: MachineId;
+  readonly ended: Promise<void>;
+  readonly done: Promise<void>;
+  private resolveEnded!: () => void;
+  private resolveDone!: () => void;
+  private readonly supervisorGone: Promise<void>;
+  private resolveSupervisorGone!: () => void;
+  private readonly log: Logger;
+  private readonly name: string;
+  private readonly dir: string;
+  private cgroup: TaskCgroup | undefined;
+  private pid: number | undefined;
+  private stopRequest: { readonly reason: string | undefined } | undefined;
+  private terminating: Promise<void> | undefined;
+  private detached = false;
+  private poll: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly context: Context,
+    private readonly id: Identity,
+  ) {
+    this.taskId = id.taskId;
+    this.jobId = id.jobId;
+    this.claimId = id.claimId;
+    this.machineId = id.machineId;
+    this.ended = new Promise((resolve) => (this.resolveEnded = resolve));
+    this.done = new Promise((resolve) => (this.resolveDone = resolve));
+    this.supervisorGone = new Promise((resolve) => (this.resolveSupervisorGone = resolve));
+    this.log = context.logger.child({ taskId: id.taskId, attempt: id.attempt });
+    // May throw UnsafePathError: the caller's runFresh/recover turn that into an outcome.
+    this.name = safeName(id);
+    this.dir = this.name === '' ? '' : insideRoot(context.tasksRoot, this.name);
+  }
+
+  stop(reason?: string): Promise<void> {
+    if (this.stopRequest === undefined) {
+      this.stopRequest = { reason };
+      if (this.pid !== undefined) void this.terminate();
+    }
+    return this.ended;
+  }
+
+  detach(): void {
+    if (this.detached) return;
+    this.detached = true;
+    if (this.poll !== undefined) clearInterval(this.poll);
+    this.resolveSupervisorGone();
+    this.resolveEnded();
+    this.resolveDone();
+  }
+
+  /** A new attempt: prepare, spawn, watch, report. Never rejects. */
+  async runFresh(task: Task, job: Job): Promise<void> {
+    if (this.name === '') {
+      this.log.error('task id is not safe to use as a name; refusing to run it');
+      return this.conclude({ state: 'failed', reason: 'invalid-task-id', finishedAtMs: Date.now() });
+    }
+    try {
+      await this.prepare(task, job);
+      if (this.stopRequest !== undefined) {
+        await this.cgroup?.remove();
+        return await this.conclude({ state: 'killed', ...this.stopReasonField(), finishedAtMs: Date.now() });
+      }
+      this.spawnSupervisor();
+    } catch (error) {
+      this.log.error({ err: error }, 'could not start task');
+      await this.cgroup?.remove().catch(() => undefined);
+      return this.conclude({ state: 'failed', reason: 'start-failed', finishedAtMs: Date.now() });
+    }
+    await this.waitForStart(task.state === 'placed');
+    await this.supervisorGone;
+    await this.complete();
+  }
+
+  /** An attempt found on disk after a restart. Never rejects. */
+  async runAdopted(meta: TaskMeta, found: { started: StartedRecord | undefined; supervisorPid: number | undefined }, record: Task | undefined): Promise<void> {
+    const cgroups = this.context.options.cgroups;
+    this.cgroup = meta.cgroup !== '' && cgroups !== undefined ? cgroups.open(meta.cgroup) : undefined;
+    if (found.supervisorPid === undefined) this.resolveSupervisorGone();
+    else {
+      // Not our child any more: no exit event. Watch its files and its pid.
+      this.poll = setInterval(() => {
+        if (existsSync(join(this.dir, TASK_FILES.exit)) || !supervisorAlive(found.supervisorPid as number, this.dir)) {
+          clearInterval(this.poll);
+          this.resolveSupervisorGone();
+        }
+      }, this.context.pollIntervalMs);
+    }
+    await this.waitForStart(record?.state === 'placed');
+    await this.supervisorGone;
+    await this.complete();
+  }
+
+  private async prepare(task: Task, job: Job): Promise<void> {
+    const { options } = this.context;
+    const spec = job.spec.task;
+    if (spec.command.length === 0) throw new Error('the task has no command');
+    // A directory of this attempt left by a previous agent that never ran it (recover removes
+    // those too; this covers a crash in between): start clean.
+    await rm(this.dir, { recursive: true, force: true });
+    await mkdir(this.dir, { mode: 0o755 });
+    const meta: TaskMeta = { ...this.id, cgroup: options.cgroups === undefined ? '' : this.name, createdAtMs: Date.now() };
+    writeJsonAtomic(this.file('meta'), meta);
+    const work = this.file('work');
+    await mkdir(work, { mode: 0o700 });
+    if (options.taskUser !== undefined) await chown(work, options.taskUser.uid, options.taskUser.gid);
+    if (options.cgroups !== undefined) this.cgroup = await options.cgroups.create(this.name, cgroupLimits(task.resources, spec.pidsLimit));
+    const supervisorSpec: SupervisorSpec = {
+      argv: [...spec.command],
+      env: {
+        PATH: DEFAULT_TASK_PATH,
+        HOME: work,
+        ...spec.env,
+        OMEGA_JOB_ID: task.jobId,
+        OMEGA_TASK_INDEX: String(task.index),
+        OMEGA_TASK_ID: task.id,
+        OMEGA_TASK_ATTEMPT: String(task.attempt),
+      },
+      cwd: work,
+      ...(options.taskUser === undefined ? {} : { uid: options.taskUser.uid, gid: options.taskUser.gid }),
+      procsFiles: this.cgroup?.procsFiles ?? [],
+      stdoutPath: this.file('stdout'),
+      stderrPath: this.file('stderr'),
+      startedPath: this.file('started'),
+      exitPath: this.file('exit'),
+    };
+    writeJsonAtomic(this.file('spec'), supervisorSpec, 0o600);
+  }
+
+  private spawnSupervisor(): void {
+    const logFd = openSync(this.file('supervisorLog'), fsc.O_WRONLY | fsc.O_CREAT | fsc.O_APPEND | fsc.O_NOFOLLOW, 0o640);
+    let child: ChildProcess;
+    try {
+      child = spawn(this.context.nodePath, [this.context.supervisorPath, this.dir], {
+        // Its own session: the supervisor outlives the agent (and a Ctrl-C in the agent's terminal).
+        detached: true,
+        stdio: ['ignore', 'ignore', logFd],
+        env: { PATH: DEFAULT_TASK_PATH },
+      });
+    } finally {
+      closeSync(logFd);
+    }
+    child.once('exit', () => this.resolveSupervisorGone());
+    child.once('error', (error) => {
+      this.log.error({ err: error }, 'could not run the task supervisor');
+      this.resolveSupervisorGone();
+    });
+    if (child.pid !== undefined) {
+      // Same tick as the spawn: a restarted agent must find every supervisor that may be running.
+      writeJsonAtomic(this.file('supervisor'), { pid: child.pid } satisfies SupervisorRecord);
+    }
+    child.unref();
+  }
+
+  /** Waits for started.json (or the supervisor's end); reports `running` if the record is placed. */
+  private async waitForStart(reportRunning: boolean): Promise<void> {
+    let gone = false;
+    void this.supervisorGone.then(() => (gone = true));
+    for (;;) {
+      if (this.detached) return;
+      const started = safeRead<StartedRecord>(this.file('started'));
+      if (started !== undefined) {
+        this.pid = started.pid;
+        if (reportRunning) {
+          this.log.info({ pid: started.pid }, 'task running');
+          void this.send({ state: 'running', pid: started.pid, startedAtMs: started.startedAtMs });
+        }
+        if (this.stopRequest !== undefined) void this.terminate();
+        return;
+      }
+      if (gone) return;
+      await Promise.race([sleep(10), this.supervisorGone]);
+    }
+  }
+
+  /** TERM to every process, the grace period, then KILL to all of them. */
+  private terminate(): Promise<void> {
+    this.terminating ??= (async () => {
+      const grace = this.context.killGraceMs;
+      const cgroup = this.cgroup;
+      if (cgroup !== undefined) {
+        await cgroup.signal('SIGTERM');
+        const deadline = Date.now() + grace;
+        while (Date.now() < deadline && (await cgroup.pids()).length > 0) await sleep(50);
+        await cgroup.killAll();
+      } else if (this.pid !== undefined) {
+        signalGroup(this.pid, 'SIGTERM');
+        await Promise.race([this.supervisorGone, sleep(grace)]);
+        signalGroup(this.pid, 'SIGKILL');
+      }
+    })().catch((error: unknown) => this.log.error({ err: error }, 'could not kill the task'));
+    return this.terminating;
+  }
+
+  /** After the user process ended: clean up, read what the cgroup counted, report. */
+  private async complete(): Promise<void> {
+    if (this.detached) return;
+    const exit = safeRead<ExitRecord>(this.file('exit'));
+    if (exit?.error !== undefined) this.log.warn({ error: exit.error }, 'task could not start');
+    if (this.terminating !== undefined) await this.terminating;
+    let usage: CgroupUsage | undefined;
+    if (this.cgroup !== undefined) {
+      try {
+        // The task is over when its main process is: whatever it left behind goes too.
+        await this.cgroup.killAll();
+        usage = await this.cgroup.usage();
+        await this.cgroup.remove();
+      } catch (error) {
+        this.log.warn({ err: error }, 'could not clean up the task cgroup');
+      }
+    } else if (this.pid !== undefined) {
+      signalGroup(this.pid, 'SIGKILL');
+    }
+    await this.conclude(this.outcome(exit, usage));
+  }
+
+  private outcome(exit: ExitRecord | undefined, usage: CgroupUsage | undefined): TaskPatch {
+    const ended: TaskPatch = {
+      ...(exit?.exitCode !== null && exit?.exitCode !== undefined ? { exitCode: exit.exitCode } : {}),
+      signal: exit?.signal ?? '',
+      finishedAtMs: exit?.finishedAtMs ?? Date.now(),
+      ...(usage === undefined ? {} : { cpuSeconds: Math.round(usage.cpuSeconds * 1e6) / 1e6, peakMemoryBytes: usage.peakMemoryBytes }),
+    };
+    if (this.stopRequest !== undefined) return { state: 'killed', ...this.stopReasonField(), ...ended };
+    if (exit === undefined) return { state: 'failed', reason: 'exit-status-lost', ...ended };
+    if (exit.error !== undefined) return { state: 'failed', reason: 'start-failed', ...ended };
+    if (exit.exitCode === 0) return { state: 'succeeded', ...ended };
+    // From the kernel's count, not guessed from SIGKILL: only the cgroup knows why it was killed.
+    if (usage !== undefined && usage.oomKills > 0) return { state: 'failed', reason: 'oom-killed', ...ended };
+    return { state: 'failed', reason: exit.signal !== null ? 'signaled' : 'nonzero-exit', ...ended };
+  }
+
+  private stopReasonField(): { reason?: string } {
+    const reason = this.stopRequest?.reason;
+    return reason === undefined ? {} : { reason };
+  }
+
+  /** Ends the attempt: the terminal report, then the marker that nothing is left to do. */
+  private async conclude(patch: TaskPatch): Promise<void> {
+    this.resolveEnded();
+    this.log.info({ state: patch.state, reason: patch.reason, exitCode: patch.exitCode, signal: patch.signal }, 'task ended');
+    const outcome = await this.send(patch);
+    if (outcome !== undefined && this.dir !== '') {
+      try {
+        writeJsonAtomic(this.file('reported'), { state: patch.state ?? '', outcome, atMs: Date.now() } satisfies ReportedRecord);
+        await rm(this.file('work'), { recursive: true, force: true });
+      } catch (error) {
+        this.log.warn({ err: error }, 'could not mark the task reported');
+      }
+    }
+    this.resolveDone();
+  }
+
+  /** Reports; resolves with the outcome, or undefined when it could not be written (reporter closed). */
+  private send(patch: TaskPatch): Promise<string | undefined> {
+    return this.context.options.reporter.report(this.taskId, this.claimId, patch).then(
+      (outcome) => outcome,
+      (error: unknown) => {
+        if (!(error instanceof ReporterClosedError)) this.log.warn({ err: error }, 'task status not written');
+        return undefined;
+      },
+    );
+  }
+
+  private file(which: keyof typeof TASK_FILES): string {
+    return insideRoot(this.dir, TASK_FILES[which]);
+  }
+}
+
+function safeName(id: Identity): string {
+  try {
+    return taskInstanceName(id.taskId, id.attempt);
+  } catch {
+    return '';
+  }
+}

@@ -1,0 +1,6 @@
+/**
+ * Test support for @omega/node-agent and its users: fake cgroup roots, placing tasks without a
+ * scheduler, polling.
+ */
+export { fakeCgroupV1, fakeCgroupV2, type FakeCgroupRoot } from './fake-cgroups.js';
+export { eventually, placeTasks, type Placement } from './place.js';

@@ -1,0 +1,162 @@
+/**
+ * Agent restarts, with the real agent binary (`node packages/node-agent/dist/main.js`, built by
+ * `tsc -b` before the tests) on a real etcd: a task that ends while the agent is down has its
+ * real exit status reported after the restart, exactly once; a task still running is adopted,
+ * not restarted. Uses real cgroups when this machine has writable ones, else runs the agent with
+ * --no-enforcement (adoption works the same).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { chmod, mkdtemp, rm, rmdir, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Cell, EtcdKv, EtcdNotFoundError, findEtcd, jobId, machineId, startEtcd, taskId, type CellMirror, type RunningEtcd, type Task } from '@omega/cell-state';
+import { freshCellName, jobSpec } from '@omega/cell-state/testing';
+import { detectCgroupDriver, taskLogPaths } from '@omega/node-agent';
+import { eventually, placeTasks } from '@omega/node-agent/testing';
+
+const MAIN = fileURLToPath(new URL('../packages/node-agent/dist/main.js', import.meta.url));
+const m1 = machineId('restart-m1');
+const parent = `omega-test-restart-${process.pid}`;
+
+const etcdBinary = await findEtcd();
+if (etcdBinary === undefined) console.warn(`SKIPPED: node agent restart tests because ${new EtcdNotFoundError([]).message}`);
+const skip = etcdBinary === undefined;
+const isRoot = process.getuid?.() === 0;
+const cgroups = isRoot && !skip ? await detectCgroupDriver({ parent }) : { problem: 'not root' };
+if (!skip && cgroups.driver === undefined) console.warn(`node agent restart tests run the agent with --no-enforcement because ${cgroups.problem}`);
+
+/** A running agent process and the log lines it printed. */
+interface AgentProcess {
+  readonly child: ChildProcess;
+  readonly messages: string[];
+  readonly exited: Promise<number | null>;
+}
+
+describe('the node agent across restarts', () => {
+  let etcd: RunningEtcd;
+  let kv: EtcdKv;
+  let cell: Cell;
+  let cellName: string;
+  let mirror: CellMirror;
+  let dataDir: string;
+  let gates: string;
+  const agents: AgentProcess[] = [];
+
+  beforeAll(async () => {
+    if (skip) return;
+    if (!existsSync(MAIN)) throw new Error(`${MAIN} is missing: build first with \`npx tsc -b\``);
+    etcd = await startEtcd();
+    kv = new EtcdKv({ endpoints: etcd.endpoints, limits: etcd.limits });
+    cellName = freshCellName();
+    cell = new Cell(kv, cellName);
+    dataDir = await mkdtemp(join(tmpdir(), 'omega-agent-restart-'));
+    gates = await mkdtemp(join(tmpdir(), 'omega-gates-'));
+    // Tasks run as nobody: they must reach their working directory and see the gate files.
+    await chmod(dataDir, 0o755);
+    await chmod(gates, 0o755);
+    mirror = cell.mirror();
+    await mirror.start();
+  });
+
+  afterAll(async () => {
+    if (skip) return;
+    // Let any task still waiting end, and stop any agent still running.
+    await writeFile(join(gates, 'a'), '').catch(() => undefined);
+    await writeFile(join(gates, 'b'), '').catch(() => undefined);
+    for (const a of agents) if (a.child.exitCode === null && a.child.signalCode === null) a.child.kill('SIGKILL');
+    await Promise.all(agents.map((a) => a.exited));
+    await eventually('the tasks to exit', () => ['a', 'b'].every((job) => existsSync(join(taskLogPaths(dataDir, taskId(job, 0), 1).dir, 'exit.json'))), 10_000).catch(() => undefined);
+    await mirror?.stop();
+    await kv?.close();
+    await etcd?.stop();
+    if (cgroups.driver !== undefined) {
+      for (const c of cgroups.driver.version === 'v2' ? [''] : ['cpu', 'cpuacct', 'memory', 'pids', 'freezer']) await rmdir(join(cgroups.driver.root, c, parent)).catch(() => undefined);
+    }
+    await rm(dataDir, { recursive: true, force: true });
+    await rm(gates, { recursive: true, force: true });
+  });
+
+  function startAgent(): AgentProcess {
+    const args = [MAIN, '--etcd', etcd.clientUrl, '--cell', cellName, '--machine-id', m1, '--cpu', '4', '--memory', '8Gi', '--data-dir', dataDir, '--kill-grace-ms', '1000', '--heartbeat-ttl', '5'];
+    args.push(...(cgroups.driver !== undefined ? ['--cgroup-parent', parent] : ['--no-enforcement']));
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const messages: string[] = [];
+    let partial = '';
+    child.stdout?.setEncoding('utf8');
+    child.stdout?.on('data', (chunk: string) => {
+      const lines = (partial + chunk).split('\n');
+      partial = lines.pop() ?? '';
+      for (const line of lines) {
+        try {
+          messages.push((JSON.parse(line) as { msg: string }).msg);
+        } catch {
+          messages.push(line);
+        }
+      }
+    });
+    child.stderr?.setEncoding('utf8');
+    child.stderr?.on('data', (chunk: string) => messages.push(chunk));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    const agent = { child, messages, exited };
+    agents.push(agent);
+    return agent;
+  }
+
+  const started = (agent: AgentProcess) => eventually('the agent to start', () => agent.messages.includes('agent started'), 30_000);
+  const task = (job: string): Task | undefined => mirror.snapshot().task(taskId(job, 0));
+  const exitFile = (job: string): string => join(taskLogPaths(dataDir, taskId(job, 0), 1).dir, 'exit.json');
+  const gated = (name: string, code: number) =>
+    jobSpec(name).cpu(100).memory('32Mi').env('GATE', join(gates, name)).command('/bin/sh', '-c', `while [ ! -e "$GATE" ]; do sleep 0.1; done; exit ${code}`).build();
+
+  it.skipIf(skip)('reports a task that ended while the agent was down with its real exit code, exactly once, and adopts one still running', async () => {
+    const first = startAgent();
+    await started(first);
+    await cell.createJob({ id: jobId('a'), spec: gated('a', 3) });
+    await cell.createJob({ id: jobId('b'), spec: gated('b', 0) });
+    await placeTasks(cell, mirror, [
+      { taskId: taskId('a', 0), machineId: m1, resources: { cpuMillis: 100, memoryBytes: 32 * 1024 ** 2 } },
+      { taskId: taskId('b', 0), machineId: m1, resources: { cpuMillis: 100, memoryBytes: 32 * 1024 ** 2 } },
+    ]);
+    await eventually('both tasks to run', () => task('a')?.state === 'running' && task('b')?.state === 'running');
+    const before = { a: task('a')!, b: task('b')! };
+
+    first.child.kill('SIGKILL');
+    await first.exited;
+    // Task a ends while no agent is watching; its supervisor records how.
+    await writeFile(join(gates, 'a'), '');
+    await eventually('task a to exit', () => existsSync(exitFile('a')), 10_000);
+    expect(task('a')).toMatchObject({ state: 'running', pid: before.a.pid });
+
+    const second = startAgent();
+    await started(second);
+    await eventually('task a to be reported', () => task('a')?.state === 'failed');
+    const reported = task('a')!;
+    expect(reported).toMatchObject({ state: 'failed', reason: 'nonzero-exit', exitCode: 3, pid: before.a.pid, startedAtMs: before.a.startedAtMs, attempt: 1 });
+    // Task b was adopted: same process, same start, still running.
+    expect(task('b')).toMatchObject({ state: 'running', pid: before.b.pid, startedAtMs: before.b.startedAtMs, attempt: 1 });
+
+    // The adopted task's end is reported by the agent that adopted it.
+    await writeFile(join(gates, 'b'), '');
+    await eventually('task b to be reported', () => task('b')?.state === 'succeeded');
+    expect(task('b')).toMatchObject({ state: 'succeeded', exitCode: 0, pid: before.b.pid });
+
+    // A clean stop: unschedulable first, then the heartbeat goes.
+    second.child.kill('SIGTERM');
+    expect(await second.exited).toBe(0);
+    expect(await cell.getMachine(m1)).toMatchObject({ schedulable: false, unschedulableReason: 'agent stopping' });
+    await eventually('the heartbeat to go', () => mirror.snapshot().alive(m1) === undefined);
+
+    // Another restart reports nothing again: the records are not written once more.
+    const revisions = { a: (await cell.getTask(taskId('a', 0)))!.revision, b: (await cell.getTask(taskId('b', 0)))!.revision };
+    expect(revisions.a).toBe(reported.revision);
+    const third = startAgent();
+    await started(third);
+    third.child.kill('SIGTERM');
+    expect(await third.exited).toBe(0);
+    expect((await cell.getTask(taskId('a', 0)))!.revision).toBe(revisions.a);
+    expect((await cell.getTask(taskId('b', 0)))!.revision).toBe(revisions.b);
+  });
+});
