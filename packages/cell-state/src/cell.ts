@@ -82,13 +82,25 @@ export interface NewJob {
 const CAS_ATTEMPTS = 16;
 
 /**
- * A patch applied to a task record. A terminal state is final, and so is its reason (a task
- * preempted while it exited stays `preempted`); how the process really ended (exit code, signal,
- * usage, times) is still recorded.
+ * A patch applied to a task record. Once the record is terminal its state and reason are final
+ * (a task preempted while it exited stays `preempted`), and so is how the process ended: the
+ * first report of an exit code or signal (with its usage and finish time) wins, so an agent can
+ * still record how a killed task really ended, but a late or racing report never rewrites it.
  */
 function mergeTask(task: Task, patch: TaskPatch): Task {
   if (!isTerminal(task.state)) return { ...task, ...patch };
-  return { ...task, ...patch, state: task.state, reason: task.reason };
+  const ended = task.exitCode !== undefined || task.signal !== '';
+  return {
+    ...task,
+    ...(ended ? {} : pick(patch, ['exitCode', 'signal', 'cpuSeconds', 'peakMemoryBytes', 'finishedAtMs'])),
+    ...(task.pid === 0 ? pick(patch, ['pid', 'startedAtMs']) : {}),
+  };
+}
+
+function pick<K extends keyof TaskPatch>(patch: TaskPatch, keys: readonly K[]): Pick<TaskPatch, K> {
+  const out: Partial<TaskPatch> = {};
+  for (const k of keys) if (patch[k] !== undefined) (out as Record<string, unknown>)[k] = patch[k];
+  return out as Pick<TaskPatch, K>;
 }
 
 function checkRegistration(reg: MachineRegistration): void {

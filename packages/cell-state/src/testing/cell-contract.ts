@@ -320,9 +320,14 @@ export function describeCellContract(name: string, open: () => Promise<OpenedSto
       expect(outcomes).toEqual(['updated', 'updated', 'updated']);
       expect(await cell.getTask(t0!.id)).toMatchObject({ state: 'running', pid: 42 });
       expect(await cell.getTask(t1!.id)).toMatchObject({ state: 'failed', exitCode: 2, pid: 43 });
-      // A terminal record keeps its state and reason; how the process ended is still recorded.
-      await cell.updateTask(t1!.id, t1!.claimId, { state: 'succeeded', reason: 'nonzero-exit', signal: 'SIGKILL' });
-      expect(await cell.getTask(t1!.id)).toMatchObject({ state: 'failed', reason: '', signal: 'SIGKILL' });
+      // A terminal record keeps its state, reason and first reported outcome.
+      await cell.updateTask(t1!.id, t1!.claimId, { state: 'succeeded', reason: 'nonzero-exit', signal: 'SIGKILL', exitCode: 0 });
+      expect(await cell.getTask(t1!.id)).toMatchObject({ state: 'failed', reason: '', signal: '', exitCode: 2 });
+      // A task killed by the scheduler still gets how its process ended from the agent, once.
+      await cell.updateTask(t0!.id, t0!.claimId, { state: 'killed', reason: 'job-killed' });
+      await cell.updateTask(t0!.id, t0!.claimId, { signal: 'SIGTERM', finishedAtMs: 5 });
+      await cell.updateTask(t0!.id, t0!.claimId, { signal: 'SIGKILL', finishedAtMs: 9 });
+      expect(await cell.getTask(t0!.id)).toMatchObject({ state: 'killed', reason: 'job-killed', signal: 'SIGTERM', finishedAtMs: 5 });
       expect(await cell.getTask(t2!.id)).toMatchObject({ state: 'succeeded', exitCode: 0 });
     });
 

@@ -1,0 +1,204 @@
+/**
+ * The command-line flags of every scheduler process (`omega-scheduler-batch`,
+ * `omega-scheduler-service`), parsed with node's `util.parseArgs` and validated at once: a bad
+ * flag is a {@link FlagError} naming it (the process exits 2), never a failure later.
+ */
+import { hostname } from 'node:os';
+import { parseArgs } from 'node:util';
+import { CONFLICT_MODES, TRANSACTION_MODES, type ConflictMode, type TransactionMode } from '@omega/cell-state';
+import { resolveSettings, SettingsError, type SchedulerSettings } from './settings.js';
+
+/** A command-line flag was unknown, missing its value, or invalid; `flag` names it. */
+export class FlagError extends Error {
+  readonly retryable = false;
+  constructor(
+    readonly flag: string,
+    problem: string,
+  ) {
+    super(`${flag}: ${problem}`);
+    this.name = 'FlagError';
+  }
+}
+
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/** What a scheduler process runs with. */
+export interface SchedulerProcessConfig {
+  /** etcd client URLs. */
+  readonly etcd: readonly string[];
+  readonly cell: string;
+  readonly name: string;
+  readonly leaseTtlSeconds: number;
+  /** The server's `--max-txn-ops` (the commit splits or refuses transactions above it). */
+  readonly maxTxnOps: number;
+  readonly logLevel: LogLevel;
+  readonly seed: number;
+  /** Validated loop settings (see {@link resolveSettings}). */
+  readonly settings: SchedulerSettings;
+}
+
+/** The usage text, for `--help`. */
+export function schedulerUsage(program: string): string {
+  return `usage: ${program} [flags]
+
+  --etcd URL[,URL...]            etcd client URLs (default http://127.0.0.1:2379)
+  --cell NAME                    cell name (default "default")
+  --name NAME                    instance name, unique in the cell (default <kind>-<host>-<pid>)
+  --conflict-mode MODE           resource-fit | sequence-numbers (default resource-fit)
+  --transaction-mode MODE        incremental | all-or-nothing, for jobs that do not choose
+                                 (default: the policy's)
+  --t-job-ms MS                  artificial think time per attempt (default 0)
+  --t-task-ms MS                 artificial think time per task to place (default 0)
+  --lease-ttl-s S                lease TTL binding ownerships and stats (default 10)
+  --machine-loss-grace-ms MS     absence of a machine's heartbeat before its tasks are lost (default 5000)
+  --ownership-grace-ms MS        before taking a job hashed to another instance (default 1000)
+  --max-queued-jobs N            owned jobs waiting for placement at most (default 256)
+  --stats-interval-ms MS         how often stats are published (default 1000)
+  --max-txn-ops N                the etcd server's --max-txn-ops (default 128, etcd's default)
+  --log-level LEVEL              ${LOG_LEVELS.join(' | ')} (default info)
+  --seed N                       seed of the placement randomness (default: from time and pid)
+  --help                         this text
+`;
+}
+
+const OPTIONS = {
+  etcd: { type: 'string' },
+  cell: { type: 'string' },
+  name: { type: 'string' },
+  'conflict-mode': { type: 'string' },
+  'transaction-mode': { type: 'string' },
+  't-job-ms': { type: 'string' },
+  't-task-ms': { type: 'string' },
+  'lease-ttl-s': { type: 'string' },
+  'machine-loss-grace-ms': { type: 'string' },
+  'ownership-grace-ms': { type: 'string' },
+  'max-queued-jobs': { type: 'string' },
+  'stats-interval-ms': { type: 'string' },
+  'max-txn-ops': { type: 'string' },
+  'log-level': { type: 'string' },
+  seed: { type: 'string' },
+  help: { type: 'boolean' },
+} as const;
+
+/** Which flag sets which setting, to name the flag when a setting is refused. */
+const SETTING_FLAGS: Partial<Record<keyof SchedulerSettings, string>> = {
+  conflictMode: '--conflict-mode',
+  transactionMode: '--transaction-mode',
+  thinkTimeJobMs: '--t-job-ms',
+  thinkTimeTaskMs: '--t-task-ms',
+  machineLossGraceMs: '--machine-loss-grace-ms',
+  ownershipGraceMs: '--ownership-grace-ms',
+  maxQueuedJobs: '--max-queued-jobs',
+  statsIntervalMs: '--stats-interval-ms',
+};
+
+const CELL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+
+function number(flag: string, raw: string | undefined, options: { integer?: boolean; min?: number } = {}): number | undefined {
+  if (raw === undefined) return undefined;
+  const value = Number(raw);
+  const integer = options.integer ?? true;
+  const min = options.min ?? 0;
+  if (raw.trim() === '' || !Number.isFinite(value) || (integer && !Number.isSafeInteger(value)) || value < min) {
+    throw new FlagError(flag, `must be ${integer ? 'an integer' : 'a number'} >= ${min}, got ${JSON.stringify(raw)}`);
+  }
+  return value;
+}
+
+function oneOf<T extends string>(flag: string, raw: string | undefined, allowed: readonly T[]): T | undefined {
+  if (raw === undefined) return undefined;
+  if (!(allowed as readonly string[]).includes(raw)) throw new FlagError(flag, `must be one of ${allowed.join(', ')}, got ${JSON.stringify(raw)}`);
+  return raw as T;
+}
+
+/** The default instance name: `<kind>-<host>-<pid>`, reduced to the characters an id allows. */
+export function defaultInstanceName(kind: string): string {
+  const host = hostname().replace(/[^A-Za-z0-9._-]/g, '-').replace(/^[^A-Za-z0-9]+/, '') || 'host';
+  return `${kind}-${host}-${process.pid}`.slice(0, 128);
+}
+
+/**
+ * Parses and validates the flags. Returns `'help'` for `--help`. Throws {@link FlagError}
+ * naming the first bad flag (unknown flags and positional arguments included).
+ */
+export function parseSchedulerArgs(argv: readonly string[], kind: string): SchedulerProcessConfig | 'help' {
+  let values: { [K in keyof typeof OPTIONS]?: (typeof OPTIONS)[K]['type'] extends 'boolean' ? boolean : string };
+  try {
+    ({ values } = parseArgs({ args: [...argv], options: OPTIONS, strict: true, allowPositionals: false }));
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    const flag = /'([^']+)'/.exec(message)?.[1] ?? 'arguments';
+    throw new FlagError(flag, message.split('. ')[0] ?? message);
+  }
+  if (values.help === true) return 'help';
+
+  const etcd = (values.etcd ?? 'http://127.0.0.1:2379').split(',').map((u) => u.trim());
+  for (const url of etcd) {
+    let ok = false;
+    try {
+      const parsed = new URL(url);
+      ok = (parsed.protocol === 'http:' || parsed.protocol === 'https:') && parsed.hostname !== '' && parsed.pathname === '/';
+    } catch {
+      ok = false;
+    }
+    if (!ok) throw new FlagError('--etcd', `must be comma-separated http(s)://host:port URLs, got ${JSON.stringify(url)}`);
+  }
+  const cell = values.cell ?? 'default';
+  if (!CELL.test(cell)) throw new FlagError('--cell', `must be a DNS label (lowercase letters, digits, '-'), got ${JSON.stringify(cell)}`);
+  const name = values.name ?? defaultInstanceName(kind);
+  if (!NAME.test(name)) throw new FlagError('--name', `must be 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit, got ${JSON.stringify(name)}`);
+
+  const settingsInput: Partial<{ -readonly [K in keyof SchedulerSettings]: SchedulerSettings[K] }> = {
+    conflictMode: oneOf<ConflictMode>('--conflict-mode', values['conflict-mode'], CONFLICT_MODES),
+    transactionMode: oneOf<TransactionMode>('--transaction-mode', values['transaction-mode'], TRANSACTION_MODES),
+    thinkTimeJobMs: number('--t-job-ms', values['t-job-ms'], { integer: false }),
+    thinkTimeTaskMs: number('--t-task-ms', values['t-task-ms'], { integer: false }),
+    machineLossGraceMs: number('--machine-loss-grace-ms', values['machine-loss-grace-ms']),
+    ownershipGraceMs: number('--ownership-grace-ms', values['ownership-grace-ms']),
+    maxQueuedJobs: number('--max-queued-jobs', values['max-queued-jobs'], { min: 1 }),
+    statsIntervalMs: number('--stats-interval-ms', values['stats-interval-ms']),
+  };
+  let settings: SchedulerSettings;
+  try {
+    settings = resolveSettings(settingsInput);
+  } catch (error) {
+    if (!(error instanceof SettingsError)) throw error;
+    throw new FlagError(SETTING_FLAGS[error.setting as keyof SchedulerSettings] ?? error.setting, error.message);
+  }
+  return {
+    etcd,
+    cell,
+    name,
+    leaseTtlSeconds: number('--lease-ttl-s', values['lease-ttl-s'], { min: 1 }) ?? 10,
+    maxTxnOps: number('--max-txn-ops', values['max-txn-ops'], { min: 4 }) ?? 128,
+    logLevel: oneOf('--log-level', values['log-level'], LOG_LEVELS) ?? 'info',
+    // An entry point may read the time: the seed only makes default runs differ.
+    seed: number('--seed', values.seed, { min: 0 }) ?? (Date.now() ^ (process.pid << 16)) >>> 0,
+    settings,
+  };
+}
+
+/**
+ * Splits `argv` into the given policy flags (`--flag value` or `--flag=value`) and the rest, for
+ * entry points that add flags of their own before handing the rest to the shared process.
+ * Throws {@link FlagError} when a policy flag has no value.
+ */
+export function takeFlags(argv: readonly string[], flags: readonly string[]): { values: Map<string, string>; rest: string[] } {
+  const values = new Map<string, string>();
+  const rest: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] as string;
+    const eq = arg.indexOf('=');
+    const flag = eq === -1 ? arg : arg.slice(0, eq);
+    if (!flags.includes(flag)) {
+      rest.push(arg);
+      continue;
+    }
+    const value = eq === -1 ? argv[++i] : arg.slice(eq + 1);
+    if (value === undefined || value === '' || (eq === -1 && value.startsWith('--'))) throw new FlagError(flag, 'needs a value');
+    values.set(flag, value);
+  }
+  return { values, rest };
+}

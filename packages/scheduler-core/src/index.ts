@@ -1,0 +1,40 @@
+/**
+ * @omega/scheduler-core: the scheduling loop shared by Omega's schedulers. See README.md.
+ */
+export { systemClock, type Clock } from './clock.js';
+export { seededRandom, type Random } from './random.js';
+export type { PlaceInput, PlaceOutcome, PlacementPolicy, TaskToPlace } from './policy.js';
+export { DEFAULT_SETTINGS, SettingsError, resolveSettings, type SchedulerSettings, type ThinkTime } from './settings.js';
+export { MirrorLagError, Scheduler, type AttemptReport, type SchedulerOptions, type Step } from './scheduler.js';
+export { LatencyHistogram, toSchedulerStats, type LatencySummary, type SchedulerMetrics } from './metrics.js';
+export {
+  assessJob,
+  describeEnding,
+  effectiveRestartKind,
+  restartDecision,
+  type JobOutcome,
+  type JobProgress,
+  type RestartDecision,
+  type RestartDefaults,
+} from './job-progress.js';
+export {
+  ABANDONED_REASON_PREFIXES,
+  formatRuledOut,
+  isAbandonedStatus,
+  isFinished,
+  offeredMachines,
+  type FilterCount,
+  type OfferedMachines,
+} from './job-status.js';
+export { hash32, liveMembers, rendezvousOwner } from './rendezvous.js';
+export {
+  FlagError,
+  LOG_LEVELS,
+  defaultInstanceName,
+  parseSchedulerArgs,
+  schedulerUsage,
+  takeFlags,
+  type LogLevel,
+  type SchedulerProcessConfig,
+} from './flags.js';
+export { runSchedulerProcess, type SchedulerProcessOptions } from './process.js';

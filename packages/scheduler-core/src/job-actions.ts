@@ -1,0 +1,125 @@
+/**
+ * JobActions: what an owning instance writes about one of its jobs, with the bookkeeping that
+ * goes with it: its status (only when it would say something new), killing its live tasks,
+ * letting it go once finished, backing off after an attempt that committed nothing, and
+ * abandoning it (the status then says why). Used by the Scheduler only.
+ */
+import { isTerminal, type Cell, type CellSnapshot, type Job, type KvLease } from '@omega/cell-state';
+import type { Logger } from 'pino';
+import type { Clock } from './clock.js';
+import type { JobBook, OwnedJob } from './job-book.js';
+import { noFitReason, statusKey, tooLargeForEveryMachine, type FilterCount, type StatusWords } from './job-status.js';
+import type { MetricsRecorder } from './metrics.js';
+import type { Ownership } from './ownership.js';
+import type { Random } from './random.js';
+import type { SchedulerSettings } from './settings.js';
+
+export interface JobActionsContext {
+  readonly cell: Cell;
+  readonly lease: KvLease;
+  readonly name: string;
+  readonly clock: Clock;
+  readonly random: Random;
+  readonly settings: SchedulerSettings;
+  readonly book: JobBook;
+  readonly ownership: Ownership;
+  readonly recorder: MetricsRecorder;
+  readonly logger: Logger;
+}
+
+export class JobActions {
+  constructor(private readonly ctx: JobActionsContext) {}
+
+  /** Marks the job's non-terminal tasks killed (CAS-guarded per task). */
+  async killTasks(job: Job, snapshot: CellSnapshot, now: number, reason: string): Promise<number> {
+    const live = [...snapshot.tasksOf(job.id)].filter((t) => !isTerminal(t.state));
+    if (live.length === 0) return 0;
+    await this.ctx.cell.updateTasks(live.map((task) => ({ task, patch: { state: 'killed', reason, finishedAtMs: now } })));
+    return 1;
+  }
+
+  /** Writes the final status and lets the job go. */
+  async finish(entry: OwnedJob, words: StatusWords): Promise<number> {
+    const writes = await this.writeStatus(entry, words);
+    await this.release(entry);
+    return writes + 1;
+  }
+
+  /** Forgets the job and deletes its owner record (if this lease still holds it). */
+  async release(entry: OwnedJob): Promise<void> {
+    if (entry.needsPlacement && !entry.abandoned) this.ctx.ownership.noteRoomFreed();
+    this.ctx.book.disown(entry.id);
+    await this.ctx.cell.releaseOwnership(entry.id, this.ctx.lease);
+  }
+
+  /** Writes a status unless it would say what the last one said. Returns writes made (0 or 1). */
+  async writeStatus(entry: OwnedJob, words: StatusWords): Promise<number> {
+    const key = statusKey(words);
+    if (key === entry.lastStatusKey) return 0;
+    await this.ctx.cell.putJobStatus({
+      jobId: entry.id,
+      state: words.state,
+      reason: words.reason,
+      ruledOut: words.ruledOut,
+      attempts: entry.attempts,
+      scheduler: this.ctx.name,
+      updatedAtMs: this.ctx.clock.now(),
+      firstAttemptAtMs: entry.firstAttemptAtMs,
+      fullyPlacedAtMs: entry.fullyPlacedAtMs,
+    });
+    entry.lastStatusKey = key;
+    return 1;
+  }
+
+  /** Nothing could be committed because nothing (or not the whole gang) fit. Returns whether the job was abandoned. */
+  async noFit(
+    entry: OwnedJob,
+    job: Job,
+    snapshot: CellSnapshot,
+    toPlace: number,
+    claimed: number,
+    gang: boolean,
+    ruledOut: FilterCount[],
+    offered: number,
+  ): Promise<boolean> {
+    const tooLarge = claimed === 0 ? tooLargeForEveryMachine(snapshot, job.spec.task.resources) : undefined;
+    if (tooLarge !== undefined) {
+      // No retry can help: no machine of the cell is large enough for one task, even empty.
+      return this.abandon(entry, `a task needs more than any machine has: ${tooLarge.map((f) => `${f.filter} too small on ${f.machines} machines`).join(', ')}`, tooLarge, true);
+    }
+    const reason = noFitReason(toPlace, claimed, gang, ruledOut, offered);
+    const abandoned = await this.noProgress(entry, reason, ruledOut);
+    if (!abandoned) await this.writeStatus(entry, { state: 'unschedulable', reason, ruledOut });
+    return abandoned;
+  }
+
+  /** An attempt committed nothing: back off (doubling, jittered) or give up. Returns whether abandoned. */
+  async noProgress(entry: OwnedJob, reason: string, ruledOut: FilterCount[]): Promise<boolean> {
+    entry.attemptsWithoutProgress++;
+    if (entry.attemptsWithoutProgress >= this.ctx.settings.maxAttemptsWithoutProgress || entry.attempts >= this.ctx.settings.maxAttempts) {
+      return this.abandon(entry, reason, ruledOut);
+    }
+    const { retryBackoffInitialMs: initial, retryBackoffMaxMs: max } = this.ctx.settings;
+    const delay = Math.min(max, initial * 2 ** (entry.attemptsWithoutProgress - 1));
+    // Jitter so instances that conflicted with each other do not retry in lockstep.
+    entry.retryAtMs = entry.readyAtMs = this.ctx.clock.now() + delay * (0.5 + 0.5 * this.ctx.random.next());
+    return false;
+  }
+
+  /** Gives up on a job: its status says why. With `abandonedRetryMs`, it is tried again later. */
+  async abandon(entry: OwnedJob, reason: string, ruledOut: readonly FilterCount[], hopeless = false): Promise<true> {
+    this.ctx.recorder.counts.jobsAbandoned++;
+    const why = hopeless ? reason : `abandoned after ${entry.attempts} attempts (${entry.attemptsWithoutProgress} without progress): ${reason}`;
+    this.ctx.logger.info({ jobId: entry.id, attempts: entry.attempts, reason: why }, 'job abandoned');
+    await this.writeStatus(entry, { state: 'unschedulable', reason: why, ruledOut });
+    if (this.ctx.settings.abandonedRetryMs > 0) {
+      entry.attempts = 0;
+      entry.attemptsWithoutProgress = 0;
+      entry.retryAtMs = entry.readyAtMs = this.ctx.clock.now() + this.ctx.settings.abandonedRetryMs;
+    } else {
+      entry.abandoned = true;
+      this.ctx.ownership.noteRoomFreed();
+    }
+    return true;
+  }
+}

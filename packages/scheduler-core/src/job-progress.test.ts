@@ -1,0 +1,90 @@
+import { jobId, taskId, type JobKind, type RestartPolicy, type Task, type TaskState } from '@omega/cell-state';
+import { describe, expect, it } from 'vitest';
+import { restartDecision } from './job-progress.js';
+import { LatencyHistogram } from './metrics.js';
+import { rendezvousOwner } from './rendezvous.js';
+
+const defaults = { restartBackoffInitialMs: 1000, restartBackoffMaxMs: 60_000 };
+
+function task(state: TaskState, more: Partial<Task> = {}): Task {
+  return {
+    id: taskId(jobId('j'), 0), jobId: jobId('j'), index: 0, attempt: 1, claimId: 'c' as Task['claimId'], machineId: 'm0' as Task['machineId'], scheduler: 's',
+    state, reason: '', signal: '', pid: 0, placedAtMs: 0, startedAtMs: 0, finishedAtMs: 10_000, cpuSeconds: 0, peakMemoryBytes: 0,
+    resources: { cpuMillis: 1, memoryBytes: 1 }, priority: 0, restarts: 0, notBeforeMs: 0, revision: 1, ...more,
+  };
+}
+
+function policy(kind: RestartPolicy['kind'], more: Partial<RestartPolicy> = {}): RestartPolicy {
+  return { kind, maxRestarts: 0, initialBackoffMs: 0, maxBackoffMs: 0, ...more };
+}
+
+function restarts(kind: JobKind, p: RestartPolicy, t: Task): boolean {
+  return restartDecision(kind, p, t, defaults).restart;
+}
+
+describe('restart rules', () => {
+  it('follow the table: default is never for batch and always for services', () => {
+    const rows: [JobKind, RestartPolicy['kind'], Task, boolean][] = [
+      ['batch', 'default', task('failed'), false],
+      ['batch', 'default', task('succeeded'), false],
+      ['service', 'default', task('succeeded'), true],
+      ['service', 'default', task('failed'), true],
+      ['batch', 'on-failure', task('failed'), true],
+      ['batch', 'on-failure', task('succeeded'), false],
+      ['batch', 'on-failure', task('lost', { reason: 'machine-lost' }), true],
+      ['batch', 'never', task('lost', { reason: 'machine-lost' }), false],
+      ['batch', 'never', task('killed', { reason: 'preempted' }), false],
+      ['service', 'never', task('lost', { reason: 'machine-lost' }), true],
+      ['service', 'never', task('killed', { reason: 'preempted' }), true],
+      ['service', 'never', task('failed'), false],
+      ['batch', 'always', task('succeeded'), true],
+      ['batch', 'on-failure', task('killed', { reason: 'oom-killed' }), true],
+    ];
+    for (const [kind, p, t, expected] of rows) expect([kind, p, t.state, t.reason, restarts(kind, policy(p), t)]).toEqual([kind, p, t.state, t.reason, expected]);
+  });
+
+  it('wait initialBackoffMs doubled per restart, up to maxBackoffMs, from when the task finished', () => {
+    const p = policy('always', { initialBackoffMs: 500, maxBackoffMs: 3000 });
+    const at = (restartsSoFar: number) => restartDecision('service', p, task('failed', { restarts: restartsSoFar }), defaults);
+    expect([0, 1, 2, 3, 10, 5000].map((n) => at(n))).toEqual([10_500, 11_000, 12_000, 13_000, 13_000, 13_000].map((notBeforeMs) => ({ restart: true, notBeforeMs })));
+    expect(restartDecision('service', policy('always'), task('failed'), defaults)).toEqual({ restart: true, notBeforeMs: 11_000 });
+    expect(restartDecision('service', policy('always'), task('failed', { finishedAtMs: 0 }), defaults)).toEqual({ restart: true, notBeforeMs: 0 });
+  });
+
+  it('stop after maxRestarts, except for lost service tasks', () => {
+    const p = policy('on-failure', { maxRestarts: 2 });
+    expect(restarts('batch', p, task('failed', { restarts: 1 }))).toBe(true);
+    expect(restartDecision('batch', p, task('failed', { restarts: 2, exitCode: 1 }), defaults)).toEqual({ restart: false, why: 'task 0 failed (exit 1) after 2 restarts (maxRestarts 2)' });
+    expect(restarts('batch', p, task('lost', { restarts: 2 }))).toBe(false);
+    expect(restarts('service', p, task('lost', { restarts: 2 }))).toBe(true);
+  });
+});
+
+describe('rendezvous hashing', () => {
+  it('moves only the keys of a member that leaves', () => {
+    const members = ['a', 'b', 'c', 'd'];
+    const keys = Array.from({ length: 400 }, (_, i) => `job-${i}`);
+    const before = new Map(keys.map((k) => [k, rendezvousOwner(k, members)]));
+    const counts = new Map<string, number>();
+    for (const owner of before.values()) counts.set(owner ?? '', (counts.get(owner ?? '') ?? 0) + 1);
+    for (const m of members) expect(counts.get(m)).toBeGreaterThan(60);
+    for (const k of keys) {
+      const after = rendezvousOwner(k, ['a', 'b', 'd']);
+      if (before.get(k) !== 'c') expect(after).toBe(before.get(k));
+    }
+    expect(rendezvousOwner('x', [])).toBeUndefined();
+  });
+});
+
+describe('latency histogram', () => {
+  it('reports an exact mean and a p90 within 1%', () => {
+    const h = new LatencyHistogram();
+    for (let v = 1; v <= 1000; v++) h.add(v);
+    const s = h.summary();
+    expect(s.count).toBe(1000);
+    expect(s.meanMs).toBeCloseTo(500.5);
+    expect(Math.abs(s.p90Ms - 900) / 900).toBeLessThan(0.01);
+    expect(s.maxMs).toBe(1000);
+    expect(new LatencyHistogram().summary()).toEqual({ count: 0, meanMs: 0, p90Ms: 0, maxMs: 0 });
+  });
+});

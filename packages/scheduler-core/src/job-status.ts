@@ -1,0 +1,113 @@
+/**
+ * What the loop tells users about a job (`status/<job>`): which machines it offered, why tasks
+ * could not be placed (how many machines each filter ruled out), and the reason strings. Kept
+ * apart from the loop so the wording is in one place and testable.
+ */
+import type { CellSnapshot, JobState, JobStatus, Machine, Resources } from '@omega/cell-state';
+
+/** One line of a status's `ruledOut`: `{filter: 'cpu', machines: 50}`. */
+export interface FilterCount {
+  readonly filter: string;
+  readonly machines: number;
+}
+
+/** The machines offered to a policy, and how many the loop itself kept back and why. */
+export interface OfferedMachines {
+  /** Alive and schedulable, in the snapshot's (registration) order. */
+  readonly machines: readonly Machine[];
+  /** Filters the loop applied before the policy: `not alive`, `unschedulable`. */
+  readonly withheld: readonly FilterCount[];
+}
+
+/** Splits a snapshot's machines into those offered to policies and those withheld. O(machines). */
+export function offeredMachines(snapshot: CellSnapshot): OfferedMachines {
+  const machines: Machine[] = [];
+  let notAlive = 0;
+  let unschedulable = 0;
+  for (const m of snapshot.machines()) {
+    if (snapshot.alive(m.id) === undefined) notAlive++;
+    else if (!m.schedulable) unschedulable++;
+    else machines.push(m);
+  }
+  const withheld: FilterCount[] = [];
+  if (notAlive > 0) withheld.push({ filter: 'not alive', machines: notAlive });
+  if (unschedulable > 0) withheld.push({ filter: 'unschedulable', machines: unschedulable });
+  return { machines, withheld };
+}
+
+/** The loop's withheld machines, then the policy's filters, largest first (stable for equal counts). */
+export function mergeRuledOut(withheld: readonly FilterCount[], policy: ReadonlyMap<string, number>): FilterCount[] {
+  const fromPolicy = [...policy].filter(([, n]) => n > 0).map(([filter, machines]) => ({ filter, machines }));
+  fromPolicy.sort((a, b) => b.machines - a.machines);
+  return [...withheld, ...fromPolicy];
+}
+
+/** `cpu: 50 machines, memory: 2 machines`. */
+export function formatRuledOut(ruledOut: readonly FilterCount[]): string {
+  return ruledOut.map((r) => `${r.filter}: ${r.machines} machine${r.machines === 1 ? '' : 's'}`).join(', ');
+}
+
+/** Why an attempt left tasks unplaced, in words. */
+export function noFitReason(toPlace: number, claimed: number, gang: boolean, ruledOut: readonly FilterCount[], offered: number): string {
+  const head = gang
+    ? `all-or-nothing job: only ${claimed} of ${toPlace} tasks fit, so none was placed`
+    : `${toPlace - claimed} of ${toPlace} tasks could not be placed`;
+  if (offered === 0) return `${head}: no machine is alive and schedulable${ruledOut.length > 0 ? ` (${formatRuledOut(ruledOut)})` : ''}`;
+  return ruledOut.length > 0 ? `${head}: ${formatRuledOut(ruledOut)}` : head;
+}
+
+/**
+ * When no registered machine could hold one task even empty: the count of machines too small,
+ * each under the first resource it lacks (cpu, then memory). `undefined` when some machine is
+ * large enough, or when there are no machines at all (a cell still starting up is not a reason
+ * to give up).
+ */
+export function tooLargeForEveryMachine(snapshot: CellSnapshot, request: Resources): FilterCount[] | undefined {
+  let cpu = 0;
+  let memory = 0;
+  let machines = 0;
+  for (const m of snapshot.machines()) {
+    machines++;
+    if (m.capacity.cpuMillis < request.cpuMillis) cpu++;
+    else if (m.capacity.memoryBytes < request.memoryBytes) memory++;
+    else return undefined;
+  }
+  if (machines === 0) return undefined;
+  const out: FilterCount[] = [];
+  if (cpu > 0) out.push({ filter: 'cpu', machines: cpu });
+  if (memory > 0) out.push({ filter: 'memory', machines: memory });
+  return out;
+}
+
+/** The fields of a status record the loop chooses; the rest come from the job's book entry. */
+export interface StatusWords {
+  readonly state: JobState;
+  readonly reason: string;
+  readonly ruledOut: readonly FilterCount[];
+}
+
+/** A key that changes exactly when a status would say something different (to skip rewrites). */
+export function statusKey(words: StatusWords): string {
+  return `${words.state}\u0000${words.reason}\u0000${formatRuledOut(words.ruledOut)}`;
+}
+
+/** The key of a stored status, so a new owner does not rewrite what its predecessor wrote. */
+export function storedStatusKey(status: JobStatus | undefined): string {
+  return status === undefined ? '' : statusKey(status);
+}
+
+/** How the reason of an abandoned job's `unschedulable` status starts (see JobActions.abandon). */
+export const ABANDONED_REASON_PREFIXES: readonly string[] = ['abandoned after ', 'a task needs more than any machine has'];
+
+/**
+ * Whether a status says its owner gave the job up (as opposed to `unschedulable` while still
+ * retrying). For benchmarks counting abandoned jobs (BENCH.md) from the stored statuses.
+ */
+export function isAbandonedStatus(status: Pick<JobStatus, 'state' | 'reason'> | undefined): boolean {
+  return status?.state === 'unschedulable' && ABANDONED_REASON_PREFIXES.some((p) => status.reason.startsWith(p));
+}
+
+/** Job states after which no scheduler works on the job again. */
+export function isFinished(state: JobState | undefined): boolean {
+  return state === 'succeeded' || state === 'failed' || state === 'killed';
+}

@@ -1,0 +1,142 @@
+/**
+ * Ownership: which jobs one scheduler instance works on. Keeps the JobBook in step with the
+ * `owners/<job>` records its mirror shows, and takes unowned jobs:
+ * - at once when rendezvous hashing over the live instances of the job's kind assigns them to it;
+ * - any other after it has seen the job unowned for `ownershipGraceMs` (the assignee may be
+ *   busy, or dead with its lease not yet expired);
+ * - highest priority first, and only while fewer than `maxQueuedJobs` of its jobs wait for
+ *   placement, so a busy instance leaves work to the others.
+ *
+ * Taking a job is `cell.acquireOwnership`, a create-if-absent bound to the instance's lease: two
+ * instances never both own a job, whatever their views. Losing one is noticed here: when the
+ * mirror shows the job's owner record gone or held by another lease, the book forgets the job.
+ */
+import type { Cell, CellSnapshot, JobId, KvLease } from '@omega/cell-state';
+import type { Logger } from 'pino';
+import type { JobBook } from './job-book.js';
+import { isFinished } from './job-status.js';
+import type { MetricsRecorder } from './metrics.js';
+import { liveMembers, rendezvousOwner } from './rendezvous.js';
+import type { SchedulerSettings } from './settings.js';
+
+export interface OwnershipContext {
+  readonly cell: Cell;
+  readonly lease: KvLease;
+  readonly name: string;
+  /** The policy's kind: written on owner records; names this instance's kind in membership. */
+  readonly kind: 'batch' | 'service';
+  /** Kinds of the jobs this instance takes (jobs of no valid kind are candidates too). */
+  readonly jobKinds: readonly string[];
+  readonly settings: Pick<SchedulerSettings, 'ownershipGraceMs' | 'maxQueuedJobs'>;
+  readonly book: JobBook;
+  readonly recorder: MetricsRecorder;
+  readonly logger: Logger;
+}
+
+export class Ownership {
+  /** The live instance set may have changed: recompute who is assigned what. */
+  private membershipChanged = true;
+  /** Something that may let a pass take a job changed (a candidate appeared, queue room freed). */
+  private dirty = 0;
+  /** When the earliest grace of a candidate hashed to another instance runs out. */
+  private nextGraceAtMs: number | undefined;
+
+  constructor(private readonly ctx: OwnershipContext) {}
+
+  /** The `schedulers/` records changed (an instance came or went). */
+  noteMembershipChanged(): void {
+    this.membershipChanged = true;
+  }
+
+  /** An owned job stopped waiting for placement: there may be room to take another. */
+  noteRoomFreed(): void {
+    this.dirty++;
+  }
+
+  /** The next time a grace runs out, when there is room to act on it. */
+  nextWake(): number | undefined {
+    return this.ctx.book.queuedCount < this.ctx.settings.maxQueuedJobs ? this.nextGraceAtMs : undefined;
+  }
+
+  /**
+   * Updates the book for a job the mirror changed. Returns true when the job is ours and should
+   * be judged again; otherwise notes it as a candidate or forgets it.
+   */
+  reconcile(id: JobId, snapshot: CellSnapshot, now: number): boolean {
+    const { book, lease, name } = this.ctx;
+    const job = snapshot.job(id);
+    const owner = snapshot.owner(id);
+    const mine = owner !== undefined && owner.lease === lease.id && owner.scheduler === name;
+    const entry = book.get(id);
+    if (entry !== undefined) {
+      if (mine) entry.confirmed = true;
+      // Until the mirror has shown our record once, its absence is only lag; after, it means our
+      // lease ended. A record under another lease means someone took the job over.
+      if ((owner !== undefined && !mine) || (owner === undefined && entry.confirmed)) {
+        book.disown(id);
+        this.ctx.logger.warn({ jobId: id }, 'ownership of job lost');
+        return false;
+      }
+      return true;
+    }
+    const kind = job?.spec.kind as string | undefined;
+    const anyKind = kind !== 'batch' && kind !== 'service';
+    if (job === undefined || owner !== undefined || isFinished(snapshot.status(id)?.state) || (!anyKind && !this.ctx.jobKinds.includes(kind as string))) {
+      book.dropCandidate(id);
+      return false;
+    }
+    // Kept if already known: the grace runs from when this instance first saw the job unowned.
+    if (book.addCandidate(job, anyKind, now)) this.dirty++;
+    return false;
+  }
+
+  /**
+   * Takes the candidates it should now (see the file header). Returns the jobs taken and how many
+   * store writes were made. Runs a pass only when something relevant changed or a grace ran out.
+   */
+  async acquire(snapshot: CellSnapshot, now: number): Promise<{ acquired: JobId[]; writes: number }> {
+    const { book, cell, lease, name, kind, settings } = this.ctx;
+    const acquired: JobId[] = [];
+    if (book.candidateCount === 0) {
+      this.nextGraceAtMs = undefined;
+      return { acquired, writes: 0 };
+    }
+    const graceDue = this.nextGraceAtMs !== undefined && now >= this.nextGraceAtMs;
+    if (!this.membershipChanged && !graceDue && this.dirty === 0) return { acquired, writes: 0 };
+    this.membershipChanged = false;
+    this.dirty = 0;
+    let room = settings.maxQueuedJobs - book.queuedCount;
+    let writes = 0;
+    let nextGrace: number | undefined;
+    // Per job kind: live instances of that kind, plus this one (which takes the kind too).
+    const membersByKind = new Map<string | undefined, string[]>();
+    const membersFor = (k: string | undefined): string[] => {
+      let members = membersByKind.get(k);
+      if (members === undefined) membersByKind.set(k, (members = liveMembers(snapshot, name, k)));
+      return members;
+    };
+    for (const candidate of book.candidates()) {
+      if (room <= 0) break;
+      const job = snapshot.job(candidate.id);
+      if (job === undefined || snapshot.owner(candidate.id) !== undefined) {
+        book.dropCandidate(candidate.id);
+        continue;
+      }
+      const members = membersFor(candidate.anyKind ? undefined : job.spec.kind);
+      const graceEnds = candidate.firstSeenMs + settings.ownershipGraceMs;
+      if (rendezvousOwner(candidate.id, members) !== name && now < graceEnds) {
+        nextGrace = Math.min(nextGrace ?? Infinity, graceEnds);
+        continue;
+      }
+      writes++;
+      book.dropCandidate(candidate.id);
+      if (!(await cell.acquireOwnership(candidate.id, name, kind, lease))) continue;
+      this.ctx.recorder.counts.jobsAcquired++;
+      book.own(job, snapshot.status(candidate.id), now);
+      acquired.push(candidate.id);
+      room--;
+    }
+    this.nextGraceAtMs = nextGrace;
+    return { acquired, writes };
+  }
+}

@@ -1,0 +1,608 @@
+/**
+ * The Scheduler: one scheduler instance's loop, shared by every policy. See README.md.
+ *
+ * ```
+ *  mirror.onChange ──► dirty jobs / machines ──► maintain(): take unowned jobs (rendezvous, grace),
+ *                                                judge owned jobs (done? killed? restarts?),
+ *                                                mark tasks of lost machines, publish stats
+ *  runOnce() ──► maintain() ──► next owned job (priority, then age) ──► attempt:
+ *      snapshot ─► PrivateCell ─► policy.place() ─► think time (clock) ─► commit ─► wait for mirror
+ *        │ nothing fit: say why, back off        │ conflicts: re-place only those, at once
+ *        └─ 1,000 attempts or 100 without progress: abandon (status says why)
+ * ```
+ *
+ * Contract:
+ * - `runOnce()` does one step (maintenance, then at most one attempt) and says what it did; it
+ *   never runs concurrently with itself. A simulator calls it in a loop, advancing its virtual
+ *   clock to `wakeAtMs` when every instance is idle. `run(signal)` is that loop for processes:
+ *   it sleeps on the Clock until the mirror changes or the next wake time.
+ * - All time and randomness come from the injected Clock and Random; the loop sets no timers of
+ *   its own. The same code runs live (etcd, system clock) and simulated (MemoryKv, virtual clock).
+ * - The instance's lease binds its ownerships and its `schedulers/<name>` stats record: when the
+ *   lease ends (crash, or `revoke()` at shutdown), both vanish together and other instances take
+ *   the jobs over. When the lease is lost, the instance stops (`runOnce` returns `stopped`).
+ * - Conflicts and misfits are values; store errors come back as `{kind: 'error'}` steps (the job
+ *   is retried later); a bad job record ends as a failed or unschedulable job; only bugs throw.
+ */
+import {
+  Cell,
+  ContentionError,
+  KvError,
+  MirrorStoppedError,
+  PrivateCell,
+  TransactionTooLargeError,
+  claimIdFactory,
+  jobSpecProblems,
+  parseTaskId,
+  type CellMirror,
+  type CellSnapshot,
+  type ClaimId,
+  type Committer,
+  type JobId,
+  type KvLease,
+  type MachineId,
+  type MirrorChange,
+  type TransactionMode,
+} from '@omega/cell-state';
+import type { Logger } from 'pino';
+import pino from 'pino';
+import { systemClock, type Clock } from './clock.js';
+import { JobBook, type OwnedJob } from './job-book.js';
+import { assessJob } from './job-progress.js';
+import { JobActions } from './job-actions.js';
+import { mergeRuledOut, noFitReason, offeredMachines, type OfferedMachines } from './job-status.js';
+import { MachineLossWatch } from './machine-loss.js';
+import { MetricsRecorder, toSchedulerStats, type SchedulerMetrics } from './metrics.js';
+import { Ownership } from './ownership.js';
+import type { PlaceOutcome, PlacementPolicy } from './policy.js';
+import { seededRandom, type Random } from './random.js';
+import { hash32 } from './rendezvous.js';
+import { resolveSettings, type SchedulerSettings } from './settings.js';
+
+export interface SchedulerOptions {
+  /** The cell; its committer writes `placedAtMs` with this scheduler's clock. */
+  readonly cell: Cell;
+  /** This instance's own replica, already started. */
+  readonly mirror: CellMirror;
+  readonly policy: PlacementPolicy;
+  /** Instance name, unique in the cell (an id: letters, digits, `.`, `_`, `-`). */
+  readonly name: string;
+  /** Ownerships and the stats record are bound to it; keep it alive for the instance's life. */
+  readonly lease: KvLease;
+  readonly clock?: Clock;
+  /** Default: seeded from the name, so runs repeat. */
+  readonly random?: Random;
+  /** Default silent. */
+  readonly logger?: Logger;
+  readonly settings?: Partial<SchedulerSettings>;
+  /** Claim ids; default {@link claimIdFactory} (unique across processes). */
+  readonly claimIds?: () => ClaimId;
+}
+
+/** What one attempt did. */
+export interface AttemptReport {
+  readonly jobId: JobId;
+  /** The job's attempt number at this instance (1 for the first). */
+  readonly attempt: number;
+  /** Tasks it tried to place. */
+  readonly tasks: number;
+  /** Claims the policy made on the PrivateCell. */
+  readonly claimed: number;
+  readonly committed: number;
+  readonly conflicted: number;
+  readonly thinkMs: number;
+  /** Snapshot to commit reply, think time included. */
+  readonly busyMs: number;
+  readonly outcome: 'placed' | 'partial' | 'conflicted' | 'no-fit' | 'interrupted';
+  /** The job was given up at this attempt. */
+  readonly abandoned: boolean;
+}
+
+/** What one `runOnce()` did. */
+export type Step =
+  | { readonly kind: 'attempt'; readonly attempt: AttemptReport }
+  /** Maintenance wrote to the store (took jobs, wrote statuses, marked tasks); call again. */
+  | { readonly kind: 'maintenance'; readonly writes: number }
+  /** Nothing to do until the mirror changes or the clock reaches `wakeAtMs`. */
+  | { readonly kind: 'idle'; readonly wakeAtMs: number | undefined }
+  /** A store error; the work is retried later (after `errorBackoffMs` in `run()`). */
+  | { readonly kind: 'error'; readonly error: Error }
+  /** `stop()` was called or the lease was lost. */
+  | { readonly kind: 'stopped' };
+
+/** Longest single sleep of `run()` when nothing is scheduled (a wake-up costs one cheap step). */
+const MAX_IDLE_SLEEP_MS = 60_000;
+
+/** The mirror did not show a commit's revision in time (the store or the watch is slow). Retryable. */
+export class MirrorLagError extends Error {
+  readonly retryable = true;
+  constructor(revision: number, options?: { cause?: unknown }) {
+    super(`the mirror did not reach revision ${revision} after a commit`, options);
+    this.name = 'MirrorLagError';
+  }
+}
+
+/** Errors from the store side that the loop survives (the work is retried later). */
+function isStoreError(error: unknown): error is Error {
+  return error instanceof KvError || error instanceof ContentionError || error instanceof MirrorStoppedError || error instanceof MirrorLagError;
+}
+
+export class Scheduler {
+  readonly name: string;
+  readonly settings: SchedulerSettings;
+  private readonly cell: Cell;
+  private readonly mirror: CellMirror;
+  private readonly policy: PlacementPolicy;
+  private readonly lease: KvLease;
+  private readonly clock: Clock;
+  private readonly random: Random;
+  private readonly logger: Logger;
+  private readonly claimIds: () => ClaimId;
+  private readonly committer: Committer;
+  private readonly book = new JobBook();
+  private readonly loss: MachineLossWatch;
+  private readonly recorder: MetricsRecorder;
+  private readonly ownership: Ownership;
+  private readonly actions: JobActions;
+
+  private dirtyJobs = new Set<JobId>();
+  private dirtyMachines = new Set<MachineId>();
+  /** Owned jobs to judge at the next maintenance. */
+  private readonly toAssess = new Set<JobId>();
+  private rescanAll = true;
+  private seenLists = -1;
+  /** Set by the mirror listener, cleared when maintenance reads the snapshot. */
+  private changed = true;
+  private retryMaintenanceAtMs: number | undefined;
+  private nextStatsAtMs: number;
+  private offeredCache: { snapshot: CellSnapshot; offered: OfferedMachines } | undefined;
+
+  private stepping = false;
+  private stopping = false;
+  private leaseLost = false;
+  private readonly stopController = new AbortController();
+  private idleWaiter: AbortController | undefined;
+  private readonly unsubscribe: () => void;
+
+  constructor(options: SchedulerOptions) {
+    this.name = options.name;
+    this.settings = resolveSettings(options.settings);
+    this.cell = options.cell;
+    this.mirror = options.mirror;
+    this.policy = options.policy;
+    this.lease = options.lease;
+    this.clock = options.clock ?? systemClock;
+    this.random = options.random ?? seededRandom(hash32(options.name));
+    this.logger = (options.logger ?? pino({ level: 'silent' })).child({ component: 'scheduler', scheduler: options.name, kind: options.policy.kind });
+    this.claimIds = options.claimIds ?? claimIdFactory();
+    this.committer = this.cell.committer({ latest: () => this.mirror.snapshot(), now: () => this.clock.now() });
+    this.loss = new MachineLossWatch(this.settings.machineLossGraceMs);
+    this.recorder = new MetricsRecorder(this.clock.now());
+    this.ownership = new Ownership({
+      cell: this.cell,
+      lease: this.lease,
+      name: this.name,
+      kind: this.policy.kind,
+      jobKinds: this.settings.jobKinds ?? [this.policy.kind],
+      settings: this.settings,
+      book: this.book,
+      recorder: this.recorder,
+      logger: this.logger,
+    });
+    this.actions = new JobActions({
+      cell: this.cell,
+      lease: this.lease,
+      name: this.name,
+      clock: this.clock,
+      random: this.random,
+      settings: this.settings,
+      book: this.book,
+      ownership: this.ownership,
+      recorder: this.recorder,
+      logger: this.logger,
+    });
+    this.nextStatsAtMs = this.clock.now();
+    this.unsubscribe = this.mirror.onChange((change) => this.noteChange(change));
+    this.lease.onLost((error) => {
+      this.logger.error({ err: error }, 'scheduler lease lost; stopping');
+      this.leaseLost = true;
+      this.book.disownAll();
+      this.stop();
+    });
+  }
+
+  /** The transaction mode used for jobs whose commit mode is `default`. */
+  get defaultTransactionMode(): TransactionMode {
+    return this.settings.transactionMode ?? this.policy.defaultTransactionMode;
+  }
+
+  /** Everything counted so far (cheap; a copy). */
+  metrics(): SchedulerMetrics {
+    return this.recorder.snapshot(this.clock.now(), this.book.ownedCount, this.book.queuedCount);
+  }
+
+  /** Jobs this instance owns now. */
+  ownedJobs(): JobId[] {
+    return this.book.ownedIds();
+  }
+
+  /** Whether the lease was lost (the instance stopped itself). */
+  get lostLease(): boolean {
+    return this.leaseLost;
+  }
+
+  /** Publishes the metrics to `schedulers/<name>`, bound to the lease (the record is also this instance's membership). */
+  async publishStats(): Promise<void> {
+    const now = this.clock.now();
+    this.nextStatsAtMs = now + this.settings.statsIntervalMs;
+    const who = { name: this.name, kind: this.policy.kind, conflictMode: this.settings.conflictMode, transactionMode: this.defaultTransactionMode };
+    await this.cell.publishSchedulerStats(toSchedulerStats(this.metrics(), who, now), this.lease);
+  }
+
+  /**
+   * Stops taking work: an attempt in its think time is dropped (nothing committed), a commit in
+   * flight finishes. `run()` then publishes the stats once more and returns. Idempotent.
+   */
+  stop(): void {
+    if (this.stopping) return;
+    this.stopping = true;
+    this.stopController.abort();
+    this.idleWaiter?.abort();
+  }
+
+  /** Stops and detaches from the mirror. Ownerships end with the lease, which the caller owns. */
+  close(): void {
+    this.stop();
+    this.unsubscribe();
+  }
+
+  /**
+   * Loops `runOnce()` until `signal` aborts or `stop()`: sleeps on the clock while idle, waking on
+   * mirror changes, the next wake time, and every `statsIntervalMs` to publish stats. Publishes the
+   * stats at the start (announcing the instance) and at the end.
+   */
+  async run(signal?: AbortSignal): Promise<void> {
+    const onAbort = (): void => this.stop();
+    if (signal?.aborted === true) this.stop();
+    signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      await this.publishStatsQuietly();
+      while (!this.stopping) {
+        const step = await this.runOnce();
+        if (step.kind === 'stopped') break;
+        if (step.kind === 'idle') await this.waitForWork(step.wakeAtMs);
+        else if (step.kind === 'error') await this.clock.sleep(this.settings.errorBackoffMs, this.stopController.signal);
+      }
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+    }
+    if (!this.leaseLost) await this.publishStatsQuietly();
+  }
+
+  /**
+   * One step: maintenance (take jobs, judge owned jobs, mark lost tasks, publish stats when due),
+   * then at most one placement attempt. Never call it while a previous call is still running.
+   */
+  async runOnce(): Promise<Step> {
+    if (this.stepping) throw new Error('Scheduler.runOnce() is already running: steps must not overlap');
+    if (this.stopping || this.leaseLost) return { kind: 'stopped' };
+    this.stepping = true;
+    try {
+      const writes = await this.maintain();
+      if (this.stopping) return { kind: 'stopped' };
+      const now = this.clock.now();
+      const job = this.book.next(now);
+      if (job !== undefined) {
+        const attempt = await this.attempt(job);
+        if (attempt !== undefined) return { kind: 'attempt', attempt };
+        return { kind: 'maintenance', writes };
+      }
+      if (writes > 0) return { kind: 'maintenance', writes };
+      return { kind: 'idle', wakeAtMs: this.nextWake(now) };
+    } catch (error) {
+      if (!isStoreError(error)) throw error;
+      this.recorder.counts.storeErrors++;
+      this.retryMaintenanceAtMs = this.clock.now() + this.settings.errorBackoffMs;
+      this.logger.warn({ err: error }, 'store error; retrying later');
+      return { kind: 'error', error };
+    } finally {
+      this.stepping = false;
+    }
+  }
+
+  // ---- waking -------------------------------------------------------------------------------
+
+  private noteChange(change: MirrorChange): void {
+    for (const c of change.changes) {
+      switch (c.kind) {
+        case 'job':
+        case 'status':
+        case 'owner':
+          this.dirtyJobs.add(c.id as JobId);
+          break;
+        case 'task': {
+          const parsed = parseTaskId(c.id);
+          if (parsed !== undefined) this.dirtyJobs.add(parsed.jobId);
+          break;
+        }
+        case 'machine':
+        case 'alive':
+          this.dirtyMachines.add(c.id as MachineId);
+          break;
+        case 'scheduler':
+          this.ownership.noteMembershipChanged();
+          break;
+        case 'request':
+          break;
+      }
+    }
+    this.changed = true;
+    this.idleWaiter?.abort();
+  }
+
+  private nextWake(now: number): number | undefined {
+    const times = [this.book.nextReadyAt(now), this.loss.nextDeadline(now), this.retryMaintenanceAtMs, this.ownership.nextWake()];
+    const future = times.filter((t): t is number => t !== undefined && t > now);
+    return future.length === 0 ? undefined : Math.min(...future);
+  }
+
+  private async waitForWork(wakeAtMs: number | undefined): Promise<void> {
+    if (this.changed || this.stopping) return;
+    const now = this.clock.now();
+    const until = Math.min(wakeAtMs ?? Infinity, this.settings.statsIntervalMs > 0 ? this.nextStatsAtMs : Infinity, now + MAX_IDLE_SLEEP_MS);
+    const waiter = new AbortController();
+    this.idleWaiter = waiter;
+    try {
+      await this.clock.sleep(Math.max(0, until - now), waiter.signal);
+    } finally {
+      this.idleWaiter = undefined;
+    }
+  }
+
+  private async publishStatsQuietly(): Promise<void> {
+    try {
+      await this.publishStats();
+    } catch (error) {
+      this.logger.warn({ err: error }, 'could not publish scheduler stats');
+    }
+  }
+
+  // ---- maintenance ----------------------------------------------------------------------------
+
+  /** Brings the book up to the mirror and does the writes that follow from it. Returns how many writes. */
+  private async maintain(): Promise<number> {
+    this.changed = false;
+    const snapshot = this.mirror.snapshot();
+    const now = this.clock.now();
+    let writes = 0;
+    if (this.mirror.counters.lists !== this.seenLists) {
+      // First step, or the mirror re-listed (it does not say what changed): look at everything.
+      this.seenLists = this.mirror.counters.lists;
+      this.rescanAll = true;
+    }
+    const dirtyJobs = this.dirtyJobs;
+    const dirtyMachines = this.dirtyMachines;
+    this.dirtyJobs = new Set();
+    this.dirtyMachines = new Set();
+    if (this.rescanAll) {
+      this.rescanAll = false;
+      for (const job of snapshot.jobs()) dirtyJobs.add(job.id);
+      for (const id of this.book.ownedIds()) dirtyJobs.add(id);
+      this.loss.observe(snapshot, 'all', now);
+      this.ownership.noteMembershipChanged();
+    } else {
+      this.loss.observe(snapshot, dirtyMachines, now);
+    }
+    for (const id of dirtyJobs) if (this.ownership.reconcile(id, snapshot, now)) this.toAssess.add(id);
+
+    const taken = await this.ownership.acquire(snapshot, now);
+    for (const id of taken.acquired) this.toAssess.add(id);
+    writes += taken.writes;
+    writes += await this.assessOwned(snapshot, now);
+    writes += await this.markLostTasks(snapshot, now);
+    if (this.retryMaintenanceAtMs !== undefined && now >= this.retryMaintenanceAtMs) this.retryMaintenanceAtMs = undefined;
+    if (this.settings.statsIntervalMs > 0 && now >= this.nextStatsAtMs) await this.publishStats();
+    return writes;
+  }
+
+  /** Judges the owned jobs that changed: finished, killed, invalid, fully placed, or waiting. */
+  private async assessOwned(snapshot: CellSnapshot, now: number): Promise<number> {
+    let writes = 0;
+    const ids = [...this.toAssess];
+    this.toAssess.clear();
+    for (const id of ids) {
+      const entry = this.book.get(id);
+      if (entry === undefined) continue;
+      try {
+        writes += await this.assess(entry, snapshot, now);
+      } catch (error) {
+        if (!isStoreError(error)) throw error;
+        this.toAssess.add(id);
+        throw error;
+      }
+    }
+    return writes;
+  }
+
+  private async assess(entry: OwnedJob, snapshot: CellSnapshot, now: number): Promise<number> {
+    const job = snapshot.job(entry.id);
+    if (job === undefined) {
+      // Deleted from under us: nothing to schedule or report.
+      await this.actions.release(entry);
+      return 1;
+    }
+    entry.priority = job.spec.priority;
+    const problems = jobSpecProblems(job.spec);
+    if (problems.length > 0) {
+      this.recorder.counts.jobsInvalid++;
+      this.recorder.counts.jobsFailed++;
+      const reason = `invalid job record: ${problems.map((p) => `${p.field} ${p.problem}`).join('; ')}`;
+      this.logger.warn({ jobId: job.id, reason }, 'job record is invalid; failing the job');
+      return this.actions.finish(entry, { state: 'failed', reason, ruledOut: [] });
+    }
+    if (job.desired === 'killed') {
+      this.recorder.counts.jobsKilled++;
+      const writes = await this.actions.killTasks(job, snapshot, now, 'job-killed');
+      return writes + (await this.actions.finish(entry, { state: 'killed', reason: 'killed by request', ruledOut: [] }));
+    }
+    const progress = assessJob(job, snapshot, now, this.settings);
+    if (progress.outcome.kind === 'failed') {
+      this.recorder.counts.jobsFailed++;
+      const writes = await this.actions.killTasks(job, snapshot, now, 'job-failed');
+      return writes + (await this.actions.finish(entry, { state: 'failed', reason: progress.outcome.reason, ruledOut: [] }));
+    }
+    if (progress.outcome.kind === 'succeeded') {
+      this.recorder.counts.jobsSucceeded++;
+      return this.actions.finish(entry, { state: 'succeeded', reason: '', ruledOut: [] });
+    }
+    const wasQueued = entry.needsPlacement && !entry.abandoned;
+    entry.needsPlacement = !progress.fullyPlaced;
+    if (wasQueued && !entry.needsPlacement) this.ownership.noteRoomFreed();
+    if (entry.needsPlacement) {
+      entry.readyAtMs = progress.toPlace.length > 0 ? entry.retryAtMs : Math.max(entry.retryAtMs, progress.nextRestartAtMs ?? now);
+      return 0;
+    }
+    if (entry.fullyPlacedAtMs === 0) {
+      entry.fullyPlacedAtMs = now;
+      this.recorder.counts.jobsPlaced++;
+      this.recorder.waitFullyPlaced.add(now - job.submittedAtMs);
+    }
+    const writes = await this.actions.writeStatus(entry, { state: 'running', reason: '', ruledOut: [] });
+    // Fully placed: the attempt budget starts over for later restarts.
+    entry.attempts = 0;
+    entry.attemptsWithoutProgress = 0;
+    entry.abandoned = false;
+    return writes;
+  }
+
+  private async markLostTasks(snapshot: CellSnapshot, now: number): Promise<number> {
+    const updates = this.loss.due(snapshot, now);
+    if (updates.length === 0) return 0;
+    try {
+      const outcomes = await this.cell.updateTasks(updates);
+      const marked = outcomes.filter((o) => o === 'updated').length;
+      this.recorder.counts.tasksMarkedLost += marked;
+      this.logger.info({ tasks: marked, machines: new Set(updates.map((u) => u.task.machineId)).size }, 'tasks of lost machines marked lost');
+    } catch (error) {
+      this.loss.unsend(updates);
+      throw error;
+    }
+    return 1;
+  }
+
+  // ---- attempts -----------------------------------------------------------------------------
+
+  private offered(snapshot: CellSnapshot): OfferedMachines {
+    if (this.offeredCache?.snapshot !== snapshot) this.offeredCache = { snapshot, offered: offeredMachines(snapshot) };
+    return this.offeredCache.offered;
+  }
+
+  /**
+   * One attempt for one owned job: place what needs placing on a fresh snapshot, think, commit,
+   * wait for the mirror to show the commit. Returns undefined when there turned out to be
+   * nothing to place (the job is judged again at the next maintenance).
+   */
+  private async attempt(entry: OwnedJob): Promise<AttemptReport | undefined> {
+    const snapshot = this.mirror.snapshot();
+    const start = this.clock.now();
+    const job = snapshot.job(entry.id);
+    const progress = job === undefined ? undefined : assessJob(job, snapshot, start, this.settings);
+    if (job === undefined || progress === undefined || progress.toPlace.length === 0 || progress.outcome.kind !== 'active' || job.desired !== 'running') {
+      entry.readyAtMs = progress?.nextRestartAtMs ?? Infinity;
+      this.toAssess.add(entry.id);
+      return undefined;
+    }
+    entry.attempts++;
+    this.recorder.counts.attempts++;
+    if (entry.firstAttemptAtMs === 0) {
+      entry.firstAttemptAtMs = start;
+      this.recorder.waitFirstAttempt.add(start - job.submittedAtMs);
+    }
+    const tasks = progress.toPlace;
+    const mode: TransactionMode = job.spec.commitMode === 'default' ? this.defaultTransactionMode : job.spec.commitMode;
+    const offered = this.offered(snapshot);
+    const cell = new PrivateCell(snapshot, this.name, this.claimIds);
+    let outcome: PlaceOutcome;
+    try {
+      outcome = this.policy.place({ job, tasks, cell, snapshot, machines: offered.machines, random: this.random });
+    } catch (error) {
+      // A policy that throws on some job must not take the scheduler down: give the job up, say why.
+      this.logger.error({ err: error, jobId: job.id }, 'placement policy failed on a job');
+      const reason = `placement failed: ${error instanceof Error ? error.message : String(error)}`;
+      await this.actions.abandon(entry, reason, []);
+      return this.report(entry, tasks.length, 0, 0, 0, 0, 0, 'no-fit', true);
+    }
+    const think = this.settings.thinkTimeByKind[job.spec.kind] ?? { jobMs: this.settings.thinkTimeJobMs, taskMs: this.settings.thinkTimeTaskMs };
+    const thinkMs = think.jobMs + think.taskMs * tasks.length;
+    if (thinkMs > 0) await this.clock.sleep(thinkMs, this.stopController.signal);
+    if (this.stopping) {
+      this.recorder.counts.interruptedAttempts++;
+      return this.report(entry, tasks.length, cell.deltas.length, 0, 0, thinkMs, this.clock.now() - start, 'interrupted', false);
+    }
+
+    const claimed = cell.deltas.length;
+    const gang = mode === 'all-or-nothing';
+    const ruledOut = mergeRuledOut(offered.withheld, outcome.ruledOut);
+    if (claimed === 0 || (gang && claimed < tasks.length)) {
+      const busyMs = this.clock.now() - start;
+      this.recorder.counts.noFitAttempts++;
+      this.recorder.counts.busyNoFitMs += busyMs;
+      const abandoned = await this.actions.noFit(entry, job, snapshot, tasks.length, claimed, gang, ruledOut, offered.machines.length);
+      return this.report(entry, tasks.length, claimed, 0, 0, thinkMs, busyMs, 'no-fit', abandoned);
+    }
+
+    let committed: number;
+    let conflicted: number;
+    let busyMs: number;
+    try {
+      const result = await this.committer.commit(cell.transaction(this.settings.conflictMode, mode));
+      busyMs = this.clock.now() - start;
+      committed = result.committed.length;
+      conflicted = result.conflicted.length;
+      this.recorder.recordCommit(committed, conflicted, result.spuriousRetries, busyMs);
+      await this.mirror.waitForRevision(result.revision).catch((error: unknown) => {
+        throw error instanceof MirrorStoppedError ? error : new MirrorLagError(result.revision, { cause: error });
+      });
+    } catch (error) {
+      if (!(error instanceof TransactionTooLargeError)) {
+        entry.retryAtMs = entry.readyAtMs = this.clock.now() + this.settings.errorBackoffMs;
+        throw error;
+      }
+      await this.actions.abandon(entry, error.message, []);
+      return this.report(entry, tasks.length, claimed, 0, 0, thinkMs, this.clock.now() - start, 'no-fit', true);
+    }
+    this.toAssess.add(entry.id);
+    let abandoned = false;
+    if (committed > 0) {
+      // Progress: conflicted tasks are re-placed at once against a fresh snapshot.
+      entry.attemptsWithoutProgress = 0;
+      entry.retryAtMs = entry.readyAtMs = this.clock.now();
+      if (claimed < tasks.length) {
+        await this.actions.writeStatus(entry, { state: 'unschedulable', reason: noFitReason(tasks.length, claimed, false, ruledOut, offered.machines.length), ruledOut });
+      }
+      if (entry.attempts >= this.settings.maxAttempts) {
+        abandoned = await this.actions.abandon(entry, `still ${tasks.length - committed} tasks to place`, ruledOut);
+      }
+    } else {
+      abandoned = await this.actions.noProgress(entry, `every claim conflicted (${conflicted} at the last attempt)`, []);
+    }
+    const kind = conflicted > 0 ? 'conflicted' : committed === tasks.length ? 'placed' : 'partial';
+    return this.report(entry, tasks.length, claimed, committed, conflicted, thinkMs, busyMs, kind, abandoned);
+  }
+
+  private report(
+    entry: OwnedJob,
+    tasks: number,
+    claimed: number,
+    committed: number,
+    conflicted: number,
+    thinkMs: number,
+    busyMs: number,
+    outcome: AttemptReport['outcome'],
+    abandoned: boolean,
+  ): AttemptReport {
+    return { jobId: entry.id, attempt: entry.attempts, tasks, claimed, committed, conflicted, thinkMs, busyMs, outcome, abandoned };
+  }
+
+
+}
