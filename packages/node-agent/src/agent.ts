@@ -47,6 +47,8 @@ export interface AgentOptions {
   readonly executor: (context: { reporter: StatusReporter; mirror: CellMirror; logger: Logger }) => Executor | Promise<Executor>;
   readonly logger?: Logger;
   readonly heartbeatTtlSeconds?: number;
+  /** `host:port` of this agent's log server, advertised in `alive/<id>`. */
+  readonly logAddress?: string;
   /** Status batching window (default 50 ms). */
   readonly flushIntervalMs?: number;
   /** Written into `alive/<id>`. */
@@ -112,6 +114,7 @@ export class Agent {
     this.heartbeat = new HeartbeatKeeper(cell, [...this.machineIds], {
       ttlSeconds: this.options.heartbeatTtlSeconds ?? 10,
       agent: this.options.agentName ?? '',
+      logAddress: this.options.logAddress ?? '',
       logger: this.logger,
     });
     await this.heartbeat.start();

@@ -32,6 +32,8 @@ export const USAGE = `usage: omega-agent [flags]
   --hollow N              serve N hollow machines (no processes; tasks run for runDurationMs)
   --hollow-prefix PREFIX  hollow machine ids are PREFIX-0000... (default hollow)
   --heartbeat-ttl S       heartbeat lease TTL in seconds (default 10)
+  --log-listen HOST:PORT  serve task logs to the API here (default 127.0.0.1:0, a free port;
+                          use an address the API servers can reach; none: serve no logs)
   --log-level LEVEL       trace, debug, info, warn, error, fatal, silent (default info)
   --help                  this text
 `;
@@ -68,6 +70,8 @@ export interface AgentConfig {
   readonly hollow: number;
   readonly hollowPrefix: string;
   readonly heartbeatTtlSeconds: number;
+  /** Where to serve task logs; undefined with `--log-listen none`. */
+  readonly logListen: { readonly host: string; readonly port: number } | undefined;
   readonly logLevel: string;
   /** Things the entry point should log once it has a logger. */
   readonly notes: readonly string[];
@@ -113,6 +117,7 @@ export function parseAgentArgs(argv: readonly string[], env: ConfigEnvironment =
         'allow-root-tasks': { type: 'boolean' },
         'task-user': { type: 'string' },
         'kill-grace-ms': { type: 'string' },
+        'log-listen': { type: 'string' },
         'drain-on-exit': { type: 'boolean' },
         hollow: { type: 'string' },
         'hollow-prefix': { type: 'string' },
@@ -216,6 +221,8 @@ export function parseAgentArgs(argv: readonly string[], env: ConfigEnvironment =
   const logLevel = values['log-level'] ?? 'info';
   if (!LOG_LEVELS.has(logLevel)) throw new ConfigError('--log-level', `must be one of ${[...LOG_LEVELS].join(', ')}, got ${JSON.stringify(logLevel)}`);
 
+  const logListen = parseListen(values['log-listen'] ?? '127.0.0.1:0');
+
   const dataDir = values['data-dir'] ?? (env.isRoot ? '/var/lib/omega-agent' : join(env.cwd, '.omega', `agent-${machineId}`));
   if (dataDir.length === 0) throw new ConfigError('--data-dir', 'must not be empty');
 
@@ -238,6 +245,16 @@ export function parseAgentArgs(argv: readonly string[], env: ConfigEnvironment =
     hollowPrefix,
     heartbeatTtlSeconds,
     logLevel,
+    logListen,
     notes,
   };
+}
+
+/** `HOST:PORT` (IPv6 as `[::1]:PORT`), or `none`. */
+function parseListen(text: string): { host: string; port: number } | undefined {
+  if (text === 'none') return undefined;
+  const m = /^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(text);
+  const port = m === null ? NaN : Number(m[2]);
+  if (m === null || port > 65_535) throw new ConfigError('--log-listen', `must be HOST:PORT or none, got ${JSON.stringify(text)}`);
+  return { host: (m[1] as string).replace(/^\[|\]$/g, ''), port };
 }

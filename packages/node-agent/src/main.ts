@@ -7,12 +7,14 @@
  */
 import { hostname } from 'node:os';
 import { pino, type Logger } from 'pino';
-import { Cell, EtcdKv, machineId, type MachineRegistration } from '@omega/cell-state';
+import { Cell, EtcdKv, machineId, taskId, type MachineRegistration } from '@omega/cell-state';
 import { Agent } from './agent.js';
 import type { CgroupDriver } from './cgroup-driver.js';
 import { detectCgroupDriver } from './cgroup-detect.js';
 import { ConfigError, parseAgentArgs, USAGE, type AgentConfig } from './config.js';
 import { HollowExecutor, hollowMachines } from './hollow.js';
+import { startLogServer, type LogServer } from './log-server.js';
+import { taskLogPaths } from './task-paths.js';
 import { ProcessExecutor } from './task-runner.js';
 
 async function main(): Promise<number> {
@@ -50,6 +52,7 @@ async function main(): Promise<number> {
   const cell = new Cell(kv, config.cell, { logger });
   const agentName = `omega-agent ${hostname()} pid ${process.pid}`;
   let agent: Agent;
+  let logServer: LogServer | undefined;
   if (config.hollow > 0) {
     agent = new Agent({
       cell,
@@ -61,6 +64,17 @@ async function main(): Promise<number> {
     });
   } else {
     const id = machineId(config.machineId);
+    if (config.logListen !== undefined) {
+      const { dataDir } = config;
+      logServer = await startLogServer({
+        dataDir,
+        host: config.logListen.host,
+        port: config.logListen.port,
+        logPathFor: (job, index, attempt, stream) => taskLogPaths(dataDir, taskId(job, index), attempt)[stream],
+        logger,
+      });
+      logger.info({ logAddress: logServer.address }, 'serving task logs');
+    }
     const registration: MachineRegistration = { id, capacity: config.capacity, attributes: config.attributes, enforcementDisabled: cgroups === undefined };
     agent = new Agent({
       cell,
@@ -81,6 +95,7 @@ async function main(): Promise<number> {
       logger: logger.child({ machineId: id }),
       agentName,
       heartbeatTtlSeconds: config.heartbeatTtlSeconds,
+      ...(logServer === undefined ? {} : { logAddress: logServer.address }),
     });
     logger.info({ machineId: id, capacity: config.capacity, dataDir: config.dataDir, taskUser: config.taskUser?.name ?? 'agent user' }, 'starting agent');
   }
@@ -89,6 +104,7 @@ async function main(): Promise<number> {
     await agent.start();
   } catch (error) {
     logger.fatal({ err: error }, 'agent could not start');
+    await logServer?.close().catch(() => undefined);
     await kv.close().catch(() => undefined);
     return 1;
   }
@@ -98,7 +114,12 @@ async function main(): Promise<number> {
       if (stopping) return;
       stopping = true;
       logger.info({ signal, drain: config.drainOnExit }, 'stopping agent');
-      void shutdown(agent, kv, logger, config.drainOnExit).then(resolve);
+      void shutdown(agent, kv, logger, config.drainOnExit)
+        .then(async (code) => {
+          await logServer?.close().catch(() => undefined);
+          return code;
+        })
+        .then(resolve);
     };
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGINT', () => stop('SIGINT'));

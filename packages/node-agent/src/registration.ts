@@ -62,6 +62,8 @@ export interface HeartbeatOptions {
   readonly ttlSeconds?: number;
   /** Written into `alive/<id>`: who keeps it. */
   readonly agent?: string;
+  /** Written into `alive/<id>`: where the agent serves task logs. */
+  readonly logAddress?: string;
   readonly logger?: Logger;
 }
 
@@ -93,6 +95,7 @@ export class HeartbeatKeeper {
     const options = {
       ttlSeconds: this.options.ttlSeconds ?? 10,
       agent: this.options.agent ?? '',
+      logAddress: this.options.logAddress ?? '',
       onLost: (error: Error) => this.lost(error),
     };
     return this.ids.length === 1 ? this.cell.startHeartbeat(this.ids[0] as MachineId, options) : this.cell.startHeartbeats(this.ids, options);
