@@ -20,7 +20,7 @@
  * unprivileged task user from its first instruction, and an unprivileged process may not move
  * itself into a root-owned cgroup (v2 requires write access to the common ancestor's
  * `cgroup.procs`); the root supervisor may. Why the supervisor stays outside the task's cgroup:
- * a ~40 MB Node process would be charged to a 32 MiB task, and it must survive the task's kill
+ * its ~10 MB of its own memory (43 MB resident, mostly the shared Node binary) would be charged to a 32 MiB task, and it must survive the task's kill
  * (every process in the cgroup) to record how the task ended.
  *
  * The shell does no word splitting or globbing of the argv (`"$@"`), so no shell is involved
