@@ -122,6 +122,26 @@ async function newCell(kv: KvStore, capacities: readonly number[]): Promise<{ ce
   return { cell, mirror, ids };
 }
 
+type ClaimPlan = { task: number; machine: number; cpu: number };
+
+/**
+ * A fresh cell where my claims (`mine`, planned on the first snapshot) meet interference: other
+ * claims planned on the same snapshot and committed first. Returns my PrivateCell uncommitted.
+ */
+async function interfered(kv: KvStore, capacities: readonly number[], interference: readonly ClaimPlan[], mine: readonly ClaimPlan[]) {
+  const { cell, mirror, ids } = await newCell(kv, capacities);
+  const base = mirror.snapshot();
+  const claimOn = (pc: PrivateCell, plans: readonly ClaimPlan[], offset: number): void => {
+    for (const p of plans) pc.claim(ids[p.machine % ids.length]!, { taskId: tid(p.task + offset), resources: { cpuMillis: p.cpu, memoryBytes: 1024 }, priority: 0 });
+  };
+  const other = new PrivateCell(base, 'other', claimIdFactory());
+  claimOn(other, interference, 100);
+  const pc = new PrivateCell(base, 'me', claimIdFactory());
+  claimOn(pc, mine, 0);
+  if (pc.deltas.length > 0 && other.deltas.length > 0) await cell.committer().commit(other.transaction('resource-fit', 'incremental'));
+  return { cell, mirror, pc };
+}
+
 export function describeCommitProperties(name: string, open: () => Promise<OpenedStore>, options: PropertyOptions): void {
   describe(`commit properties: ${name}`, () => {
     it('no machine is over-committed and no task has two live claims, for any interleaving of concurrent committers', async () => {
@@ -189,15 +209,9 @@ export function describeCommitProperties(name: string, open: () => Promise<Opene
             fc.array(claimPlan, { minLength: 1, maxLength: 8 }),
             modes,
             async (capacities, interference, mine, mode) => {
-              const { cell, mirror, ids } = await newCell(store.kv, capacities);
+              const { cell, mirror, pc } = await interfered(store.kv, capacities, interference, mine);
               try {
-                const base = mirror.snapshot();
-                const other = new PrivateCell(base, 'other', claimIdFactory());
-                for (const p of interference) other.claim(ids[p.machine % ids.length]!, { taskId: tid(p.task + 100), resources: { cpuMillis: p.cpu, memoryBytes: 1024 }, priority: 0 });
-                const pc = new PrivateCell(base, 'me', claimIdFactory());
-                for (const p of mine) pc.claim(ids[p.machine % ids.length]!, { taskId: tid(p.task), resources: { cpuMillis: p.cpu, memoryBytes: 1024 }, priority: 0 });
                 if (pc.deltas.length === 0) return;
-                if (other.deltas.length > 0) await cell.committer().commit(other.transaction('resource-fit', 'incremental'));
                 const before = await readCell(store.kv, cell);
                 const revision = await store.kv.currentRevision();
                 const result = await cell.committer().commit(pc.transaction(mode.conflict, mode.transaction));
@@ -237,15 +251,9 @@ export function describeCommitProperties(name: string, open: () => Promise<Opene
               // Two cells with the same history; the last commit differs only in its conflict mode.
               const conflicts: Record<ConflictMode, Set<TaskId>> = { 'sequence-numbers': new Set(), 'resource-fit': new Set() };
               for (const mode of ['sequence-numbers', 'resource-fit'] as const) {
-                const { cell, mirror, ids } = await newCell(store.kv, capacities);
+                const { cell, mirror, pc } = await interfered(store.kv, capacities, interference, mine);
                 try {
-                  const base = mirror.snapshot();
-                  const other = new PrivateCell(base, 'other', claimIdFactory());
-                  for (const p of interference) other.claim(ids[p.machine % ids.length]!, { taskId: tid(p.task + 100), resources: { cpuMillis: p.cpu, memoryBytes: 1024 }, priority: 0 });
-                  const pc = new PrivateCell(base, 'me', claimIdFactory());
-                  for (const p of mine) pc.claim(ids[p.machine % ids.length]!, { taskId: tid(p.task), resources: { cpuMillis: p.cpu, memoryBytes: 1024 }, priority: 0 });
                   if (pc.deltas.length === 0) return;
-                  if (other.deltas.length > 0) await cell.committer().commit(other.transaction('resource-fit', 'incremental'));
                   const result = await cell.committer().commit(pc.transaction(mode, transactionMode));
                   for (const c of result.conflicted) conflicts[mode].add(c.delta.claim.taskId);
                 } finally {
