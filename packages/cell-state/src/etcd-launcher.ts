@@ -66,6 +66,11 @@ export interface StartEtcdOptions {
   readonly etcdPath?: string;
   /** How long to wait for `/health`; default 20 s. */
   readonly startTimeoutMs?: number;
+  /**
+   * Run the member in its own process group, so a Ctrl-C on the terminal reaches only the parent,
+   * which then stops etcd last, after the processes that still need it. Default false.
+   */
+  readonly detached?: boolean;
 }
 
 /** A running member. `stop()` may be called any number of times. */
@@ -163,7 +168,7 @@ async function launch(binary: string, settings: LaunchSettings): Promise<Running
     '--logger', 'zap',
     '--log-level', 'warn',
   ];
-  const child = spawn(binary, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(binary, args, { stdio: ['ignore', 'ignore', 'pipe'], detached: settings.detached === true });
   const tail = new LineTail(LOG_TAIL_LINES);
   child.stderr?.setEncoding('utf8');
   child.stderr?.on('data', (chunk: string) => tail.push(chunk));

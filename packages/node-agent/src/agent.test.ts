@@ -203,3 +203,22 @@ describe('the agent', () => {
     }
   });
 });
+
+describe('an agent that cannot start', () => {
+  it('leaves no heartbeat behind and marks its machine unschedulable, so nothing is placed on it', async () => {
+    const kv = new MemoryKv();
+    const cell = new Cell(kv, freshCellName());
+    const reg = machine('broken').cpu(2000).memory('2Gi').build();
+    const agent = new Agent({
+      cell,
+      machines: [reg],
+      executor: () => Promise.reject(new Error('task user nobody does not exist')),
+    });
+    await expect(agent.start()).rejects.toThrow(/task user/);
+    const mirror = cell.mirror();
+    await mirror.start();
+    expect(mirror.snapshot().alive(reg.id)).toBeUndefined();
+    expect(mirror.snapshot().machine(reg.id)).toMatchObject({ schedulable: false, unschedulableReason: 'agent failed to start' });
+    await mirror.stop();
+  });
+});

@@ -118,6 +118,19 @@ export class Agent {
       logger: this.logger,
     });
     await this.heartbeat.start();
+    try {
+      await this.startRunning();
+    } catch (error) {
+      // A machine that cannot run tasks must not look alive: schedulers would place tasks on it.
+      await this.mirrorHandle?.stop().catch(() => undefined);
+      await this.heartbeat.stop().catch(() => undefined);
+      await markUnschedulable(cell, [...this.machineIds], 'agent failed to start', this.logger).catch(() => undefined);
+      throw error;
+    }
+  }
+
+  private async startRunning(): Promise<void> {
+    const { cell } = this.options;
     const mirror = cell.mirror({ logger: this.logger });
     this.mirrorHandle = mirror;
     await mirror.start();

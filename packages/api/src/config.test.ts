@@ -1,0 +1,33 @@
+import { describe, expect, it } from 'vitest';
+import { ApiConfigError, parseApiArgs } from './config.js';
+
+function flagOf(argv: string[]): string {
+  try {
+    parseApiArgs(argv);
+  } catch (error) {
+    if (error instanceof ApiConfigError) return error.flag;
+    throw error;
+  }
+  throw new Error('the flags were accepted');
+}
+
+describe('parseApiArgs', () => {
+  it('defaults to the local etcd, the default cell and 127.0.0.1:7070', () => {
+    expect(parseApiArgs([])).toEqual({ help: false, etcdEndpoints: ['http://127.0.0.1:2379'], cell: 'default', listen: '127.0.0.1:7070', logLevel: 'info' });
+  });
+
+  it('takes several etcd endpoints, a cell, an address and a log level', () => {
+    const config = parseApiArgs(['--etcd', 'http://a:1,http://b:2', '--cell', 'prod-1', '--listen', '0.0.0.0:0', '--log-level', 'debug']);
+    expect(config).toMatchObject({ etcdEndpoints: ['http://a:1', 'http://b:2'], cell: 'prod-1', listen: '0.0.0.0:0', logLevel: 'debug' });
+  });
+
+  it('names the flag of every bad value', () => {
+    expect(flagOf(['--etcd', 'not a url'])).toBe('--etcd');
+    expect(flagOf(['--etcd', 'ftp://x'])).toBe('--etcd');
+    expect(flagOf(['--cell', 'Bad_Cell'])).toBe('--cell');
+    expect(flagOf(['--listen', '7070'])).toBe('--listen');
+    expect(flagOf(['--listen', 'host:70000'])).toBe('--listen');
+    expect(flagOf(['--log-level', 'loud'])).toBe('--log-level');
+    expect(flagOf(['--bogus'])).toBe('--bogus');
+  });
+});

@@ -1,0 +1,218 @@
+/**
+ * `omega.v1.JobService`: submit, read, list, kill and watch jobs, and read task logs.
+ *
+ * Stateless: every write goes to etcd through {@link Cell} (a submit is one guarded transaction,
+ * idempotent per request id), every read comes from the mirror brought up to etcd's current
+ * revision ({@link CellReader}). Any number of API servers may serve the same cell, and a
+ * restarted one has lost nothing.
+ */
+import { randomBytes } from 'node:crypto';
+import { status, type ServerWritableStream, type UntypedServiceImplementation } from '@grpc/grpc-js';
+import { InvalidRecordError, jobId as toJobId, type Job, type JobId, type JobState } from '@omega/cell-state';
+import type { Logger } from 'pino';
+import { CellReader, requestJobId } from './cell-reader.js';
+import { ApiError, invalidArgument, notFound, unavailable } from './errors.js';
+import { jobSpecFromWire, problemsMessage } from './job-spec-wire.js';
+import { changeConcernsJob, deriveJob, jobView, jobViewToWire, type JobFacts } from './job-view.js';
+import { serverStream, unary, writeMessage } from './rpc.js';
+import { locateTaskLog, streamTaskLog } from './task-logs.js';
+import {
+  JOB_VIEW_STATE_NAMES,
+  JOB_VIEW_STATE_NUMBERS,
+  type GetTaskLogsRequest,
+  type JobIdRequest,
+  type ListJobsRequest,
+  type SubmitJobRequest,
+  type WireJobView,
+} from './wire.js';
+
+/** ListJobs' default and largest `limit`. */
+export const LIST_JOBS_DEFAULT_LIMIT = 1000;
+export const LIST_JOBS_MAX_LIMIT = 10_000;
+/** With `include_tasks`, ListJobs stops adding jobs past this many tasks (keeps replies well under gRPC's limits). */
+export const LIST_JOBS_MAX_TASKS = 100_000;
+
+/**
+ * A new job id: `<name>-<10 base36 characters>` from 50 random bits. Safe as a key segment (the
+ * name is a DNS label); unique in practice, and a collision is caught by createJob's guard.
+ */
+export function newJobId(name: string): JobId {
+  const n = randomBytes(8).readBigUInt64BE() & ((1n << 50n) - 1n);
+  return toJobId(`${name}-${n.toString(36).padStart(10, '0')}`);
+}
+
+/** Something a stream in progress must do when the server shuts down. */
+export type StreamCloser = () => void;
+
+export interface JobServiceOptions {
+  readonly reader: CellReader;
+  readonly logger: Logger;
+  /** Registers a stream's closer for shutdown; returns the function that unregisters it. */
+  readonly track: (closer: StreamCloser) => () => void;
+  /** For tests: a different id generator. */
+  readonly newJobId?: (name: string) => JobId;
+  readonly fetch?: typeof fetch;
+}
+
+export function jobServiceImplementation(options: JobServiceOptions): UntypedServiceImplementation {
+  const { reader, logger, track } = options;
+  const cell = reader.cell;
+  const mirror = reader.mirror;
+  const makeId = options.newJobId ?? newJobId;
+
+  async function submitJob(request: SubmitJobRequest): Promise<{ job_id: string; created: boolean }> {
+    const requestId = request.request_id ?? '';
+    if (requestId !== '' && !/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(requestId)) {
+      throw invalidArgument('request_id', "must be 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit");
+    }
+    const result = jobSpecFromWire(request.job);
+    if (result.problems !== undefined) throw new ApiError(status.INVALID_ARGUMENT, problemsMessage(result.problems));
+    const spec = result.spec;
+    for (let attempt = 1; ; attempt++) {
+      const id = makeId(spec.name);
+      try {
+        const { job, created } = await cell.createJob({ id, spec, ...(requestId === '' ? {} : { requestId }) });
+        logger.info({ jobId: job.id, name: spec.name, kind: spec.kind, instances: spec.instances, requestId, created }, created ? 'job submitted' : 'repeated submit answered with the existing job');
+        return { job_id: job.id, created };
+      } catch (error) {
+        // Only an id collision is worth another id; everything else goes to the client.
+        const collision = error instanceof InvalidRecordError && error.field === 'job.id' && error.message.includes('already exists');
+        if (!collision || attempt >= 3) throw error;
+      }
+    }
+  }
+
+  async function getJob(request: JobIdRequest): Promise<WireJobView> {
+    const id = requestJobId('job_id', request.job_id);
+    const found = jobView(await reader.fresh(), id);
+    if (found === undefined) throw notFound(`job ${id} not found`);
+    return found.view;
+  }
+
+  function stateFilter(states: readonly (string | number)[]): Set<JobState> | undefined {
+    const wanted = new Set<JobState>();
+    states.forEach((value, i) => {
+      const name = typeof value === 'number' ? JOB_VIEW_STATE_NUMBERS[value] : value;
+      if (name === 'JOB_VIEW_STATE_UNSPECIFIED') return;
+      const state = name === undefined ? undefined : JOB_VIEW_STATE_NAMES[name];
+      if (state === undefined) throw invalidArgument(`states[${i}]`, `unknown job state ${JSON.stringify(value)}`);
+      wanted.add(state);
+    });
+    return wanted.size > 0 ? wanted : undefined;
+  }
+
+  async function listJobs(request: ListJobsRequest): Promise<{ jobs: WireJobView[]; truncated: boolean }> {
+    const wanted = stateFilter(request.states ?? []);
+    if (request.limit > LIST_JOBS_MAX_LIMIT) throw invalidArgument('limit', `must be at most ${LIST_JOBS_MAX_LIMIT}`);
+    const limit = request.limit > 0 ? request.limit : LIST_JOBS_DEFAULT_LIMIT;
+    const snapshot = await reader.fresh();
+    const newestFirst = [...snapshot.jobs()].sort((a: Job, b: Job) => b.submittedAtMs - a.submittedAtMs || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    const jobs: WireJobView[] = [];
+    let tasks = 0;
+    let truncated = false;
+    for (const job of newestFirst) {
+      const facts: JobFacts = { job, status: snapshot.status(job.id), owner: snapshot.owner(job.id)?.scheduler, tasks: [...snapshot.tasksOf(job.id)] };
+      const derived = deriveJob(facts);
+      if (wanted !== undefined && !wanted.has(derived.state)) continue;
+      if (jobs.length >= limit || (request.include_tasks && jobs.length > 0 && tasks + job.spec.instances > LIST_JOBS_MAX_TASKS)) {
+        truncated = true;
+        break;
+      }
+      tasks += job.spec.instances;
+      jobs.push(jobViewToWire(facts, derived, { includeTasks: request.include_tasks }));
+    }
+    return { jobs, truncated };
+  }
+
+  async function killJob(request: JobIdRequest): Promise<{ job: WireJobView }> {
+    const id = requestJobId('job_id', request.job_id);
+    const job = await cell.setJobDesired(id, 'killed');
+    if (job === undefined) throw notFound(`job ${id} not found`);
+    logger.info({ jobId: id }, 'job kill requested');
+    const found = jobView(await reader.atLeast(job.revision), id);
+    if (found === undefined) throw notFound(`job ${id} not found`);
+    return { job: found.view };
+  }
+
+  /**
+   * Sends the job as it is, then its view again after every change to the job, its status or its
+   * tasks (changes that arrive while a send waits for the client are coalesced: the latest view
+   * wins, and a view equal to the last one sent is not repeated); returns once the job has ended.
+   */
+  async function watchJob(request: JobIdRequest, call: ServerWritableStream<JobIdRequest, unknown>): Promise<void> {
+    const id = requestJobId('job_id', request.job_id);
+    let dirty = true;
+    let stopped: 'cancelled' | 'shutdown' | undefined;
+    let wake: (() => void) | undefined;
+    const unsubscribe = mirror.onChange((change) => {
+      if (change.full || change.changes.some((c) => changeConcernsJob(c, id))) {
+        dirty = true;
+        wake?.();
+      }
+    });
+    const onCancelled = (): void => {
+      stopped ??= 'cancelled';
+      wake?.();
+    };
+    call.on('cancelled', onCancelled);
+    const untrack = track(() => {
+      stopped ??= 'shutdown';
+      wake?.();
+    });
+    try {
+      let snapshot = await reader.fresh();
+      let lastSent = '';
+      for (;;) {
+        if (stopped === 'cancelled') return;
+        if (stopped === 'shutdown') throw unavailable('the API server is shutting down; watch again');
+        if (!dirty) {
+          await new Promise<void>((resolve) => (wake = resolve));
+          wake = undefined;
+          snapshot = mirror.snapshot();
+          continue;
+        }
+        dirty = false;
+        const found = jobView(snapshot, id);
+        if (found === undefined) throw notFound(`job ${id} not found`);
+        const text = JSON.stringify(found.view);
+        if (text !== lastSent) {
+          lastSent = text;
+          await writeMessage(call, { revision: snapshot.revision, job: found.view });
+        }
+        if (found.ended) return;
+        snapshot = mirror.snapshot();
+      }
+    } finally {
+      unsubscribe();
+      untrack();
+      call.off('cancelled', onCancelled);
+    }
+  }
+
+  async function getTaskLogs(request: GetTaskLogsRequest, call: ServerWritableStream<GetTaskLogsRequest, unknown>): Promise<void> {
+    const location = locateTaskLog(await reader.fresh(), request);
+    const controller = new AbortController();
+    const abort = (): void => controller.abort();
+    call.on('cancelled', abort);
+    const untrack = track(abort);
+    try {
+      for await (const chunk of streamTaskLog(location, { signal: controller.signal, ...(options.fetch === undefined ? {} : { fetch: options.fetch }) })) {
+        if (controller.signal.aborted) break;
+        await writeMessage(call, { data: Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength) });
+      }
+      if (controller.signal.aborted && !call.cancelled) throw unavailable('the API server is shutting down; read the logs again');
+    } finally {
+      untrack();
+      call.off('cancelled', abort);
+    }
+  }
+
+  return {
+    SubmitJob: unary(logger, 'SubmitJob', submitJob),
+    GetJob: unary(logger, 'GetJob', getJob),
+    ListJobs: unary(logger, 'ListJobs', listJobs),
+    KillJob: unary(logger, 'KillJob', killJob),
+    WatchJob: serverStream(logger, 'WatchJob', watchJob),
+    GetTaskLogs: serverStream(logger, 'GetTaskLogs', getTaskLogs),
+  };
+}

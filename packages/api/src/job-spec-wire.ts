@@ -1,0 +1,151 @@
+/**
+ * A JobSpec as it arrives over gRPC → the stored JobSpec of @omega/cell-state, with every problem
+ * named by its field path in the proto's names (`job.task.resources.memory_bytes: must be > 0`),
+ * and back (stored spec → wire, for job views).
+ *
+ * Checks, in order: the enum values (which the proto allows to be anything, including
+ * UNSPECIFIED), the API's own limits (size of the encoded spec, length of constraint values), then
+ * cell-state's `jobSpecProblems` (the same rules schedulers apply to stored jobs), its camelCase
+ * paths rewritten to proto names. Nothing is written by this file: a caller stores a spec only
+ * when the problem list is empty.
+ */
+import { JOB_LIMITS, jobSpecProblems, type Constraint, type JobSpec, type SpecProblem } from '@omega/cell-state';
+import { protoFieldPath } from './errors.js';
+import { encodedJobSpecBytes } from './proto.js';
+import {
+  COMMIT_MODE_NAMES,
+  COMMIT_MODE_WIRE,
+  CONSTRAINT_OPERATOR_NAMES,
+  CONSTRAINT_OPERATOR_WIRE,
+  JOB_KIND_NAMES,
+  JOB_KIND_WIRE,
+  RESTART_POLICY_KIND_NAMES,
+  RESTART_POLICY_KIND_WIRE,
+  type WireJobSpec,
+} from './wire.js';
+
+/** Limits the API enforces on top of cell-state's {@link JOB_LIMITS}. */
+export const API_LIMITS = Object.freeze({
+  /** gRPC refuses any request larger than this (RESOURCE_EXHAUSTED) before a handler sees it. */
+  maxReceiveMessageBytes: 4 * 1024 * 1024,
+  /** The encoded job spec; keeps the stored record far below cell-state's 1 MiB record limit. */
+  maxJobSpecBytes: 512 * 1024,
+  /** Each constraint value (machine attribute values are at most 256 characters too). */
+  maxConstraintValueLength: 256,
+  ...JOB_LIMITS,
+});
+
+export type SpecResult = { readonly spec: JobSpec; readonly problems?: undefined } | { readonly spec?: undefined; readonly problems: readonly SpecProblem[] };
+
+/** Reads an enum that arrived as a name (or as an unknown number) through a name table. */
+function enumValue<V>(table: Readonly<Record<string, V>>, value: string | number | undefined): V | undefined {
+  return typeof value === 'string' ? table[value] : undefined;
+}
+
+function choices(table: Readonly<Record<string, unknown>>): string {
+  const names = Object.keys(table);
+  return names.length <= 2 ? names.join(' or ') : `one of ${names.join(', ')}`;
+}
+
+/**
+ * Validates a wire JobSpec and converts it. `field` is the path of the spec in the request
+ * (`job` for SubmitJob). Returns every problem found, not just the first.
+ */
+export function jobSpecFromWire(wire: WireJobSpec | null | undefined, field = 'job'): SpecResult {
+  if (wire === null || wire === undefined) return { problems: [{ field, problem: 'is required' }] };
+  const problems: SpecProblem[] = [];
+  const bad = (path: string, problem: string): void => {
+    problems.push({ field: `${field}.${path}`, problem });
+  };
+
+  // Enums first: a wrong value is reported once with the proto's names, and replaced by a valid
+  // placeholder so cell-state's checks below do not report it again in their own words.
+  const kind = enumValue(JOB_KIND_NAMES, wire.kind);
+  if (kind === undefined) bad('kind', `must be ${choices(JOB_KIND_NAMES)}`);
+  const commitMode = enumValue(COMMIT_MODE_NAMES, wire.commit_mode);
+  if (commitMode === undefined) bad('commit_mode', `must be ${choices(COMMIT_MODE_NAMES)}`);
+  const policy = wire.restart_policy;
+  const restartKind = policy === null ? 'default' : enumValue(RESTART_POLICY_KIND_NAMES, policy.kind);
+  if (restartKind === undefined) bad('restart_policy.kind', `must be ${choices(RESTART_POLICY_KIND_NAMES)}`);
+
+  const constraints: Constraint[] = [];
+  (wire.constraints ?? []).forEach((c, i) => {
+    const operator = enumValue(CONSTRAINT_OPERATOR_NAMES, c.operator);
+    if (operator === undefined) bad(`constraints[${i}].operator`, `must be ${choices(CONSTRAINT_OPERATOR_NAMES)}`);
+    (c.values ?? []).forEach((v, j) => {
+      if (v.length > API_LIMITS.maxConstraintValueLength) bad(`constraints[${i}].values[${j}]`, `must be at most ${API_LIMITS.maxConstraintValueLength} characters`);
+    });
+    // An invalid operator keeps the constraint out of cell-state's checks (they start from it).
+    if (operator !== undefined) constraints.push({ attribute: c.attribute, operator, values: [...(c.values ?? [])], limit: c.limit });
+  });
+
+  const size = encodedJobSpecBytes(wire);
+  if (size > API_LIMITS.maxJobSpecBytes) problems.push({ field, problem: `is ${size} bytes encoded, over the limit of ${API_LIMITS.maxJobSpecBytes}` });
+
+  const task = wire.task;
+  if (task === null) bad('task', 'is required');
+  const spec: JobSpec = {
+    name: wire.name,
+    kind: kind ?? 'batch',
+    priority: wire.priority,
+    instances: wire.instances,
+    commitMode: commitMode ?? 'default',
+    task: {
+      command: [...(task?.command ?? [])],
+      env: { ...(task?.env ?? {}) },
+      resources: { cpuMillis: task?.resources?.cpu_millis ?? 0, memoryBytes: task?.resources?.memory_bytes ?? 0 },
+      runDurationMs: task?.run_duration_ms ?? 0,
+      hollowFail: task?.hollow_fail === true,
+      pidsLimit: task?.pids_limit ?? 0,
+    },
+    constraints,
+    restartPolicy: {
+      kind: restartKind ?? 'default',
+      maxRestarts: policy?.max_restarts ?? 0,
+      initialBackoffMs: policy?.initial_backoff_ms ?? 0,
+      maxBackoffMs: policy?.max_backoff_ms ?? 0,
+    },
+  };
+  for (const p of jobSpecProblems(spec)) {
+    // Without a task, cell-state's resource checks would only repeat "task: is required".
+    if (task === null && p.field.startsWith('task.')) continue;
+    problems.push({ field: `${field}.${protoFieldPath(p.field)}`, problem: p.problem });
+  }
+  return problems.length > 0 ? { problems } : { spec };
+}
+
+/** A stored JobSpec in wire form (for job views): the inverse of {@link jobSpecFromWire}. */
+export function jobSpecToWire(spec: JobSpec): WireJobSpec {
+  return {
+    name: spec.name,
+    kind: JOB_KIND_WIRE[spec.kind] ?? 'JOB_KIND_UNSPECIFIED',
+    priority: spec.priority,
+    instances: spec.instances,
+    commit_mode: COMMIT_MODE_WIRE[spec.commitMode] ?? 'COMMIT_MODE_UNSPECIFIED',
+    task: {
+      command: [...spec.task.command],
+      env: { ...spec.task.env },
+      resources: { cpu_millis: spec.task.resources.cpuMillis, memory_bytes: spec.task.resources.memoryBytes },
+      run_duration_ms: spec.task.runDurationMs,
+      hollow_fail: spec.task.hollowFail,
+      pids_limit: spec.task.pidsLimit,
+    },
+    constraints: spec.constraints.map((c) => ({
+      attribute: c.attribute,
+      operator: CONSTRAINT_OPERATOR_WIRE[c.operator] ?? 'CONSTRAINT_OPERATOR_UNSPECIFIED',
+      values: [...c.values],
+      limit: c.limit,
+    })),
+    restart_policy: {
+      kind: RESTART_POLICY_KIND_WIRE[spec.restartPolicy.kind] ?? 'RESTART_POLICY_KIND_UNSPECIFIED',
+      max_restarts: spec.restartPolicy.maxRestarts,
+      initial_backoff_ms: spec.restartPolicy.initialBackoffMs,
+      max_backoff_ms: spec.restartPolicy.maxBackoffMs,
+    },
+  };
+}
+
+/** Problems as one line: `a: x; b: y`. */
+export function problemsMessage(problems: readonly SpecProblem[]): string {
+  return problems.map((p) => `${p.field}: ${p.problem}`).join('; ');
+}

@@ -1,0 +1,73 @@
+#!/usr/bin/env node
+/**
+ * `omega-api`: the API server's entry point. The only place its logger is created.
+ *
+ * Exit status: 0 after a clean stop (SIGTERM / SIGINT), 1 when it cannot serve (etcd, address in
+ * use), 2 for a bad flag (the message names it).
+ */
+import { pino } from 'pino';
+import { Cell, EtcdKv } from '@omega/cell-state';
+import { API_USAGE, ApiConfigError, parseApiArgs, type ApiConfig } from './config.js';
+import { startApiServer, type ApiServer } from './server.js';
+
+async function main(): Promise<number> {
+  let config: ApiConfig;
+  try {
+    config = parseApiArgs(process.argv.slice(2));
+  } catch (error) {
+    if (!(error instanceof ApiConfigError)) throw error;
+    process.stderr.write(`omega-api: ${error.message}\n\n${API_USAGE}`);
+    return 2;
+  }
+  if (config.help) {
+    process.stdout.write(API_USAGE);
+    return 0;
+  }
+  const logger = pino({ level: config.logLevel, base: { pid: process.pid, cell: config.cell } });
+  const kv = new EtcdKv({ endpoints: config.etcdEndpoints, logger });
+  const cell = new Cell(kv, config.cell, { logger });
+
+  let server: ApiServer;
+  try {
+    server = await startApiServer({ cell, listen: config.listen, logger });
+  } catch (error) {
+    logger.fatal({ err: error, listen: config.listen, etcd: config.etcdEndpoints }, 'API server could not start');
+    await kv.close().catch(() => undefined);
+    return 1;
+  }
+  // Parents (`omega dev`, tests) read the bound address from this line when they asked for port 0.
+  process.stdout.write(`omega-api listening on ${server.address}\n`);
+
+  return await new Promise<number>((resolve) => {
+    let stopping = false;
+    const stop = (signal: string): void => {
+      if (stopping) return;
+      stopping = true;
+      logger.info({ signal }, 'stopping API server');
+      server
+        .close()
+        .then(() => kv.close())
+        .then(
+          () => resolve(0),
+          (error: unknown) => {
+            logger.error({ err: error }, 'API server did not stop cleanly');
+            resolve(1);
+          },
+        );
+    };
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
+  });
+}
+
+main().then(
+  (code) => {
+    // Let pino flush, then leave even if a library kept a handle open.
+    process.exitCode = code;
+    setTimeout(() => process.exit(code), 200).unref();
+  },
+  (error: unknown) => {
+    process.stderr.write(`omega-api: ${(error as Error).stack ?? String(error)}\n`);
+    process.exit(1);
+  },
+);

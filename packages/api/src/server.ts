@@ -1,0 +1,119 @@
+/**
+ * The API server: JobService and CellService on one gRPC port, over one cell.
+ *
+ * ```
+ *   gRPC clients ──► ApiServer ──► Cell (writes: jobs, kill)      ──► etcd
+ *                        └───────► CellMirror (reads, watches)   ◄── watch
+ * ```
+ *
+ * Owns its mirror (started by {@link startApiServer}, stopped by `close()`), not the Cell or its
+ * store: the caller opened those and closes them after the server. Holds no other state: any
+ * number of servers may serve one cell.
+ */
+import { Server, ServerCredentials } from '@grpc/grpc-js';
+import type { Cell, CellMirror, JobId } from '@omega/cell-state';
+import type { Logger } from 'pino';
+import { pino } from 'pino';
+import { CellReader } from './cell-reader.js';
+import { cellServiceImplementation } from './cell-service.js';
+import { API_LIMITS } from './job-spec-wire.js';
+import { jobServiceImplementation, type StreamCloser } from './job-service.js';
+import { loadApiDefinition } from './proto.js';
+
+export interface ApiServerOptions {
+  readonly cell: Cell;
+  /** `host:port` to listen on; port 0 picks a free one. Default `127.0.0.1:7070`. */
+  readonly listen?: string;
+  readonly logger?: Logger;
+  /** How long a read waits for the mirror to catch up with etcd; default 10 s. */
+  readonly catchUpTimeoutMs?: number;
+  /** How long `close()` lets calls in flight finish before cutting them; default 5 s. */
+  readonly shutdownGraceMs?: number;
+  /** For tests: a different job id generator. */
+  readonly newJobId?: (name: string) => JobId;
+}
+
+export interface ApiServer {
+  /** `host:port` actually listened on (the chosen port when 0 was asked). */
+  readonly address: string;
+  readonly port: number;
+  readonly mirror: CellMirror;
+  /**
+   * Stops accepting calls, ends open watches and log streams with UNAVAILABLE (clients retry
+   * against another server), waits for calls in flight up to the grace period, then stops the
+   * mirror. Idempotent.
+   */
+  close(): Promise<void>;
+}
+
+function splitHostPort(listen: string): { host: string; port: number } {
+  const match = /^(\[[^\]]+\]|[^:]+):(\d{1,5})$/.exec(listen);
+  const port = Number(match?.[2]);
+  if (match === null || !Number.isInteger(port) || port > 65535) throw new Error(`listen address ${JSON.stringify(listen)} is not host:port`);
+  return { host: match[1] as string, port };
+}
+
+/** Starts the mirror, then serves both services. Rejects if the address cannot be bound. */
+export async function startApiServer(options: ApiServerOptions): Promise<ApiServer> {
+  const logger = (options.logger ?? pino({ level: 'silent' })).child({ component: 'api' });
+  const listen = options.listen ?? '127.0.0.1:7070';
+  const { host } = splitHostPort(listen);
+  const definition = loadApiDefinition();
+
+  const mirror = options.cell.mirror({ logger });
+  await mirror.start();
+  const reader = new CellReader(options.cell, mirror, options.catchUpTimeoutMs === undefined ? {} : { catchUpTimeoutMs: options.catchUpTimeoutMs });
+  const streams = new Set<StreamCloser>();
+  const track = (closer: StreamCloser): (() => void) => {
+    streams.add(closer);
+    return () => streams.delete(closer);
+  };
+
+  const server = new Server({
+    'grpc.max_receive_message_length': API_LIMITS.maxReceiveMessageBytes,
+    // Replies may be larger than requests (a job view lists every task); keep a bound anyway.
+    'grpc.max_send_message_length': 64 * 1024 * 1024,
+    // grpc-js binds with SO_REUSEPORT by default: a second server on a busy port would silently
+    // share it (and its clients) with the first. Fail instead.
+    'grpc.so_reuseport': 0,
+  });
+  server.addService(definition.jobService, jobServiceImplementation({ reader, logger, track, ...(options.newJobId === undefined ? {} : { newJobId: options.newJobId }) }));
+  server.addService(definition.cellService, cellServiceImplementation({ reader, logger }));
+
+  let port: number;
+  try {
+    port = await new Promise<number>((resolve, reject) => {
+      server.bindAsync(listen, ServerCredentials.createInsecure(), (error, bound) => (error === null ? resolve(bound) : reject(error)));
+    });
+  } catch (error) {
+    await mirror.stop();
+    // grpc-js wraps the socket error in a long sentence (repeated); the socket error says it all.
+    const message = (error as Error).message;
+    const reason = /listen (E[A-Z]+: [^\]]*)/.exec(message)?.[1] ?? message;
+    throw new Error(`could not listen on ${listen}: ${reason}`, { cause: error });
+  }
+  const address = `${host}:${port}`;
+  logger.info({ address, cell: options.cell.keys.cell }, 'API server listening');
+
+  let closing: Promise<void> | undefined;
+  const close = (): Promise<void> =>
+    (closing ??= (async () => {
+      for (const closer of [...streams]) closer();
+      const grace = options.shutdownGraceMs ?? 5_000;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(() => {
+          logger.warn({ graceMs: grace }, 'calls still in flight after the grace period; cutting them');
+          server.forceShutdown();
+          resolve();
+        }, grace);
+        server.tryShutdown(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+      await mirror.stop();
+      logger.info({ address }, 'API server stopped');
+    })());
+
+  return { address, port, mirror, close };
+}

@@ -1,0 +1,210 @@
+/**
+ * The API's messages as `@grpc/proto-loader` hands them over and takes them back with
+ * {@link PROTO_LOADER_OPTIONS}: field names as in the .proto (snake_case), enums as their names,
+ * 64-bit integers as JavaScript numbers, absent scalars as their defaults and absent messages as
+ * `null`. These types describe that shape for the server's own code; clients in other languages
+ * need nothing from here (the .proto files are the contract).
+ *
+ * Also the one place that maps enum names to the vocabulary of @omega/cell-state and back.
+ */
+import type {
+  CommitMode,
+  ConstraintOperator,
+  JobKind,
+  JobState,
+  RestartPolicyKind,
+  TaskState,
+} from '@omega/cell-state';
+
+export interface WireResources {
+  cpu_millis: number;
+  memory_bytes: number;
+}
+
+export interface WireConstraint {
+  attribute: string;
+  operator: string | number;
+  values: string[];
+  limit: number;
+}
+
+export interface WireRestartPolicy {
+  kind: string | number;
+  max_restarts: number;
+  initial_backoff_ms: number;
+  max_backoff_ms: number;
+}
+
+export interface WireTaskSpec {
+  command: string[];
+  env: Record<string, string>;
+  resources: WireResources | null;
+  run_duration_ms: number;
+  hollow_fail: boolean;
+  pids_limit: number;
+}
+
+export interface WireJobSpec {
+  name: string;
+  kind: string | number;
+  priority: number;
+  instances: number;
+  commit_mode: string | number;
+  task: WireTaskSpec | null;
+  constraints: WireConstraint[];
+  restart_policy: WireRestartPolicy | null;
+}
+
+export interface WireTaskView {
+  index: number;
+  state: string;
+  machine: string;
+  has_exit_code: boolean;
+  exit_code: number;
+  signal: string;
+  reason: string;
+  attempt: number;
+  restarts: number;
+  placed_at_ms: number;
+  started_at_ms: number;
+  finished_at_ms: number;
+  cpu_seconds: number;
+  peak_memory_bytes: number;
+}
+
+export interface WireTaskCounts {
+  pending: number;
+  placed: number;
+  running: number;
+  succeeded: number;
+  failed: number;
+  killed: number;
+  lost: number;
+}
+
+export interface WireJobView {
+  id: string;
+  spec: WireJobSpec;
+  state: string;
+  reason: string;
+  ruled_out: { filter: string; machines: number }[];
+  kill_requested: boolean;
+  submitted_at_ms: number;
+  scheduler: string;
+  tasks: WireTaskView[];
+  task_counts: WireTaskCounts;
+}
+
+export interface WireMachineView {
+  id: string;
+  capacity: WireResources;
+  allocated: WireResources;
+  tasks: number;
+  alive: boolean;
+  schedulable: boolean;
+  unschedulable_reason: string;
+  attributes: Record<string, string>;
+  hollow: boolean;
+  enforcement_disabled: boolean;
+}
+
+export interface WireSchedulerStatsView {
+  name: string;
+  kind: string;
+  conflict_mode: string;
+  transaction_mode: string;
+  transactions: number;
+  transactions_failed: number;
+  claims_committed: number;
+  claims_conflicted: number;
+  conflict_fraction: number;
+  busyness: number;
+  jobs_placed: number;
+  jobs_abandoned: number;
+  wait_first_attempt_mean_ms: number;
+  wait_fully_placed_mean_ms: number;
+  spurious_retries: number;
+  updated_at_ms: number;
+}
+
+// ---- requests, as decoded (defaults filled in) ----------------------------------------------
+
+export interface SubmitJobRequest {
+  job: WireJobSpec | null;
+  request_id: string;
+}
+export interface JobIdRequest {
+  job_id: string;
+}
+export interface ListJobsRequest {
+  states: (string | number)[];
+  limit: number;
+  include_tasks: boolean;
+}
+export interface GetTaskLogsRequest {
+  job_id: string;
+  index: number;
+  stream: string | number;
+  attempt: number;
+}
+
+// ---- enum names ----------------------------------------------------------------------------
+
+/** Enum name → vocabulary value, for the values a request may carry (UNSPECIFIED handled by callers). */
+export const JOB_KIND_NAMES: Readonly<Record<string, JobKind>> = { JOB_KIND_BATCH: 'batch', JOB_KIND_SERVICE: 'service' };
+export const COMMIT_MODE_NAMES: Readonly<Record<string, CommitMode>> = {
+  COMMIT_MODE_UNSPECIFIED: 'default',
+  COMMIT_MODE_INCREMENTAL: 'incremental',
+  COMMIT_MODE_ALL_OR_NOTHING: 'all-or-nothing',
+};
+export const CONSTRAINT_OPERATOR_NAMES: Readonly<Record<string, ConstraintOperator>> = {
+  CONSTRAINT_OPERATOR_EQUALS: 'equals',
+  CONSTRAINT_OPERATOR_IN: 'in',
+  CONSTRAINT_OPERATOR_NOT_IN: 'not-in',
+  CONSTRAINT_OPERATOR_SPREAD: 'spread',
+  CONSTRAINT_OPERATOR_MAX_PER_MACHINE: 'max-per-machine',
+};
+export const RESTART_POLICY_KIND_NAMES: Readonly<Record<string, RestartPolicyKind>> = {
+  RESTART_POLICY_KIND_UNSPECIFIED: 'default',
+  RESTART_POLICY_KIND_NEVER: 'never',
+  RESTART_POLICY_KIND_ON_FAILURE: 'on-failure',
+  RESTART_POLICY_KIND_ALWAYS: 'always',
+};
+
+/** The inverse of a name table: vocabulary value → enum name. */
+function inverse<V extends string>(table: Readonly<Record<string, V>>): Readonly<Record<V, string>> {
+  return Object.fromEntries(Object.entries(table).map(([name, value]) => [value, name])) as Record<V, string>;
+}
+
+export const JOB_KIND_WIRE = inverse(JOB_KIND_NAMES);
+export const COMMIT_MODE_WIRE = inverse(COMMIT_MODE_NAMES);
+export const CONSTRAINT_OPERATOR_WIRE = inverse(CONSTRAINT_OPERATOR_NAMES);
+export const RESTART_POLICY_KIND_WIRE = inverse(RESTART_POLICY_KIND_NAMES);
+
+export const JOB_VIEW_STATE_WIRE: Readonly<Record<JobState, string>> = {
+  pending: 'JOB_VIEW_STATE_PENDING',
+  running: 'JOB_VIEW_STATE_RUNNING',
+  succeeded: 'JOB_VIEW_STATE_SUCCEEDED',
+  failed: 'JOB_VIEW_STATE_FAILED',
+  killed: 'JOB_VIEW_STATE_KILLED',
+  unschedulable: 'JOB_VIEW_STATE_UNSCHEDULABLE',
+};
+export const JOB_VIEW_STATE_NAMES: Readonly<Record<string, JobState>> = Object.fromEntries(
+  Object.entries(JOB_VIEW_STATE_WIRE).map(([state, name]) => [name, state as JobState]),
+);
+
+export const TASK_VIEW_STATE_WIRE: Readonly<Record<TaskState, string>> = {
+  pending: 'TASK_VIEW_STATE_PENDING',
+  placed: 'TASK_VIEW_STATE_PLACED',
+  running: 'TASK_VIEW_STATE_RUNNING',
+  succeeded: 'TASK_VIEW_STATE_SUCCEEDED',
+  failed: 'TASK_VIEW_STATE_FAILED',
+  killed: 'TASK_VIEW_STATE_KILLED',
+  lost: 'TASK_VIEW_STATE_LOST',
+};
+
+/** The proto enum's numbering, for requests whose enum arrived as a number (proto-loader keeps unknown values numeric). */
+export const JOB_VIEW_STATE_NUMBERS: readonly string[] = [
+  'JOB_VIEW_STATE_UNSPECIFIED',
+  ...(['pending', 'running', 'succeeded', 'failed', 'killed', 'unschedulable'] as const).map((s) => JOB_VIEW_STATE_WIRE[s]),
+];

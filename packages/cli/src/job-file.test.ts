@@ -1,0 +1,125 @@
+import { describe, expect, it } from 'vitest';
+import { JobFileError, parseDuration, parseJobFile } from './job-file.js';
+
+function problemsOf(text: string): readonly string[] {
+  try {
+    parseJobFile(text, 'job.yaml');
+  } catch (error) {
+    if (error instanceof JobFileError) return error.problems;
+    throw error;
+  }
+  throw new Error('the job file was accepted');
+}
+
+describe('parseJobFile', () => {
+  it('reads the friendly YAML form with quantities, durations and constraints', () => {
+    const spec = parseJobFile(`
+name: web
+kind: service
+instances: 3
+priority: 100
+commitMode: all-or-nothing
+command: [sh, -c, 'echo hi']
+env: {GREETING: hello, PORT: 8080}
+cpu: 0.5
+memory: 64Mi
+duration: 30s
+pidsLimit: 64
+constraints:
+  - {attribute: zone, in: [a, b]}
+  - {attribute: rack, notIn: r9}
+  - {attribute: disk, equals: ssd}
+  - {spread: rack}
+  - {maxPerMachine: 1}
+restart: {policy: on-failure, maxRestarts: 3, initialBackoff: 500ms, maxBackoff: 1m}
+`);
+    expect(spec).toEqual({
+      name: 'web',
+      kind: 'service',
+      priority: 100,
+      instances: 3,
+      commitMode: 'all-or-nothing',
+      task: { command: ['sh', '-c', 'echo hi'], env: { GREETING: 'hello', PORT: '8080' }, resources: { cpuMillis: 500, memoryBytes: 64 * 1024 * 1024 }, runDurationMs: 30_000, hollowFail: false, pidsLimit: 64 },
+      constraints: [
+        { attribute: 'zone', operator: 'in', values: ['a', 'b'], limit: 0 },
+        { attribute: 'rack', operator: 'not-in', values: ['r9'], limit: 0 },
+        { attribute: 'disk', operator: 'equals', values: ['ssd'], limit: 0 },
+        { attribute: 'rack', operator: 'spread', values: [], limit: 0 },
+        { attribute: '', operator: 'max-per-machine', values: [], limit: 1 },
+      ],
+      restartPolicy: { kind: 'on-failure', maxRestarts: 3, initialBackoffMs: 500, maxBackoffMs: 60_000 },
+    });
+  });
+
+  it('reads JSON, millicores and byte counts, and defaults instances to 1', () => {
+    const spec = parseJobFile('{"name": "hello", "kind": "batch", "command": ["true"], "cpu": "250m", "memory": 1048576}');
+    expect(spec).toMatchObject({ instances: 1, commitMode: 'default', task: { resources: { cpuMillis: 250, memoryBytes: 1048576 } }, restartPolicy: { kind: 'default' } });
+  });
+
+  it('turns a command string into a shell command line', () => {
+    expect(parseJobFile('name: a\nkind: batch\ncpu: 1\nmemory: 1Mi\ncommand: echo $HOME').task.command).toEqual(['sh', '-c', 'echo $HOME']);
+  });
+
+  it('names every bad field by the file own names', () => {
+    const problems = problemsOf('name: Bad_Name\nkind: cron\ncpu: lots\nmemory: 0\ninstances: 0\n');
+    expect(problems).toEqual([
+      'kind: must be batch or service, not "cron"',
+      'cpu: "lots" is not a quantity like 0.5, 500m or 2',
+      expect.stringMatching(/^name: must be a DNS label/),
+      'instances: must be an integer >= 1',
+      'memory: must be > 0',
+    ]);
+  });
+
+  it('requires kind, cpu and memory', () => {
+    expect(problemsOf('name: a\ncommand: [true]\n')).toEqual(['kind: is required: batch or service', 'cpu: is required (e.g. 500m or 0.5)', 'memory: is required (e.g. 64Mi)']);
+  });
+
+  it('refuses unknown fields and suggests the near one', () => {
+    expect(problemsOf('name: a\nkind: batch\ncpus: 1\nmemory: 1Mi\n')).toContain('cpus: is not a known field (did you mean cpu?)');
+    expect(problemsOf('name: a\nkind: batch\ncpu: 1\nmemory: 1Mi\nconstraints: [{attribute: zone, notin: [a]}]\n')).toContain('constraints[0].notin: is not a known field (did you mean notIn?)');
+  });
+
+  it('names constraint and restart problems with their place in the file', () => {
+    const problems = problemsOf(`name: a
+kind: batch
+cpu: 1
+memory: 1Mi
+constraints:
+  - {attribute: zone, in: []}
+  - {attribute: zone, in: [a], equals: b}
+  - {maxPerMachine: 0}
+restart: {policy: sometimes, initialBackoff: soon}
+`);
+    expect(problems).toEqual([
+      'constraints[1]: needs exactly one of equals, in, notIn, spread, maxPerMachine',
+      'constraints[2].maxPerMachine: must be an integer >= 1',
+      'restart.policy: must be never, on-failure or always',
+      'restart.initialBackoff: "soon" is not a duration like 30s, 500ms, 2m or 1h',
+      'constraints[0]: must not be empty for in',
+    ]);
+  });
+
+  it('names environment variables that are not valid names', () => {
+    expect(problemsOf('name: a\nkind: batch\ncpu: 1\nmemory: 1Mi\nenv: {"1X": y}\n')).toEqual([expect.stringMatching(/^env\.1X: name must be/)]);
+  });
+
+  it('reports YAML syntax errors with their line', () => {
+    expect(problemsOf('name: a\nkind: [batch\n')[0]).toMatch(/^line \d+, column \d+: /);
+    expect(problemsOf('- just\n- a list\n')).toEqual(['must be a mapping of fields (name, kind, command, cpu, memory, ...)']);
+  });
+
+  it('prefixes the message with the file name', () => {
+    expect(() => parseJobFile('name: a\n', 'jobs/a.yaml')).toThrow(/^jobs\/a\.yaml: kind: is required/);
+  });
+});
+
+describe('parseDuration', () => {
+  it('reads milliseconds, seconds, minutes and hours', () => {
+    expect([parseDuration('250ms'), parseDuration('30s'), parseDuration('1.5m'), parseDuration('2h'), parseDuration(0)]).toEqual([250, 30_000, 90_000, 7_200_000, 0]);
+  });
+
+  it('refuses a bare number other than 0, which would be ambiguous', () => {
+    expect(() => parseDuration(30)).toThrow(/not a duration/);
+  });
+});

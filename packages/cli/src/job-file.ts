@@ -1,0 +1,271 @@
+/**
+ * Job files: a friendly YAML (or JSON) form of a JobSpec, for people.
+ *
+ * ```yaml
+ * name: hello                 # a DNS label
+ * kind: batch                 # batch | service
+ * instances: 3                # default 1
+ * command: [sh, -c, 'echo hello from $OMEGA_TASK_ID']
+ * cpu: 500m                   # or 0.5
+ * memory: 64Mi
+ * constraints:
+ *   - {attribute: zone, in: [a, b]}
+ * ```
+ *
+ * The full format is in the package README. Parsing checks everything the server would (cell-state's
+ * `jobSpecProblems`, the same rules) and names problems by the file's own fields
+ * (`memory: must be > 0`), so most mistakes are caught before anything is sent.
+ */
+import { jobSpecProblems, parseBytes, parseCpuMillis, type Constraint, type JobSpec, type RestartPolicyKind } from '@omega/cell-state';
+import { parseDocument } from 'yaml';
+
+/** A job file that cannot be used; `problems` are `<field>: <problem>`, every one found. */
+export class JobFileError extends Error {
+  constructor(
+    readonly source: string,
+    readonly problems: readonly string[],
+  ) {
+    super(`${source}: ${problems.join('; ')}`);
+    this.name = 'JobFileError';
+  }
+}
+
+const TOP_LEVEL = ['name', 'kind', 'instances', 'priority', 'commitMode', 'command', 'env', 'cpu', 'memory', 'duration', 'hollowFail', 'pidsLimit', 'constraints', 'restart'] as const;
+const CONSTRAINT_KEYS = ['attribute', 'equals', 'in', 'notIn', 'spread', 'maxPerMachine'] as const;
+const RESTART_KEYS = ['policy', 'maxRestarts', 'initialBackoff', 'maxBackoff'] as const;
+
+const DURATION_UNITS: Readonly<Record<string, number>> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/** `30s`, `500ms`, `2m`, `1.5h`, or 0 → milliseconds. Throws with a readable problem. */
+export function parseDuration(value: unknown): number {
+  if (value === 0 || value === '0') return 0;
+  const m = typeof value === 'string' ? /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)\s*$/.exec(value) : null;
+  const unit = m === null ? undefined : DURATION_UNITS[m[2] ?? ''];
+  if (m === null || unit === undefined) throw new Error(`${JSON.stringify(value)} is not a duration like 30s, 500ms, 2m or 1h`);
+  const ms = Math.round(Number(m[1]) * unit);
+  if (!Number.isSafeInteger(ms)) throw new Error(`${JSON.stringify(value)} is too long`);
+  return ms;
+}
+
+/** Edit distance, for "did you mean" on misspelt fields. */
+function distance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    let previous = row[0] as number;
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const current = row[j] as number;
+      row[j] = Math.min(current + 1, (row[j - 1] as number) + 1, previous + (a[i - 1]?.toLowerCase() === b[j - 1]?.toLowerCase() ? 0 : 1));
+      previous = current;
+    }
+  }
+  return row[b.length] as number;
+}
+
+function unknownKeys(object: Record<string, unknown>, known: readonly string[], prefix: string, bad: (field: string, problem: string) => void): void {
+  for (const key of Object.keys(object)) {
+    if (known.includes(key)) continue;
+    const near = known.find((k) => distance(k, key) <= 2);
+    bad(`${prefix}${key}`, `is not a known field${near === undefined ? ` (known: ${known.join(', ')})` : ` (did you mean ${near}?)`}`);
+  }
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function stringList(value: unknown): string[] | undefined {
+  if (typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean') return [String(value)];
+  if (Array.isArray(value) && value.every((v) => typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean')) return value.map(String);
+  return undefined;
+}
+
+/** A cell-state field path (as `jobSpecProblems` names it) → the job file's field. */
+export function fileField(path: string): string {
+  const rules: [RegExp, string][] = [
+    [/^task\.resources\.cpuMillis/, 'cpu'],
+    [/^task\.resources\.memoryBytes/, 'memory'],
+    [/^task\.runDurationMs/, 'duration'],
+    [/^task\.(command|env|hollowFail|pidsLimit)/, '$1'],
+    [/^restartPolicy\.kind/, 'restart.policy'],
+    [/^restartPolicy\.maxRestarts/, 'restart.maxRestarts'],
+    [/^restartPolicy\.initialBackoffMs/, 'restart.initialBackoff'],
+    [/^restartPolicy\.maxBackoffMs/, 'restart.maxBackoff'],
+    [/^(constraints\[\d+\])\.values/, '$1'],
+    [/^(constraints\[\d+\])\.limit/, '$1.maxPerMachine'],
+  ];
+  for (const [pattern, replacement] of rules) if (pattern.test(path)) return path.replace(pattern, replacement);
+  return path;
+}
+
+function parseConstraint(raw: unknown, field: string, bad: (field: string, problem: string) => void): Constraint | undefined {
+  if (!isRecord(raw)) {
+    bad(field, 'must be a mapping like {attribute: zone, in: [a, b]}');
+    return undefined;
+  }
+  unknownKeys(raw, CONSTRAINT_KEYS, `${field}.`, bad);
+  const kinds = (['equals', 'in', 'notIn', 'spread', 'maxPerMachine'] as const).filter((k) => raw[k] !== undefined);
+  if (kinds.length !== 1) {
+    bad(field, 'needs exactly one of equals, in, notIn, spread, maxPerMachine');
+    return undefined;
+  }
+  const kind = kinds[0] as (typeof kinds)[number];
+  const attribute = raw.attribute === undefined ? '' : String(raw.attribute);
+  switch (kind) {
+    case 'spread':
+      if (typeof raw.spread !== 'string') bad(`${field}.spread`, 'must be the attribute to spread over, e.g. {spread: rack}');
+      return { attribute: typeof raw.spread === 'string' ? raw.spread : attribute, operator: 'spread', values: [], limit: 0 };
+    case 'maxPerMachine': {
+      const limit = raw.maxPerMachine;
+      if (typeof limit !== 'number' || !Number.isSafeInteger(limit) || limit < 1) bad(`${field}.maxPerMachine`, 'must be an integer >= 1');
+      return { attribute, operator: 'max-per-machine', values: [], limit: typeof limit === 'number' ? limit : 0 };
+    }
+    default: {
+      const values = stringList(raw[kind]);
+      if (values === undefined) bad(`${field}.${kind}`, 'must be a value or a list of values');
+      if (raw.attribute === undefined) bad(`${field}.attribute`, 'is required');
+      const operator = kind === 'notIn' ? 'not-in' : kind;
+      return { attribute, operator, values: values ?? [], limit: 0 };
+    }
+  }
+}
+
+const RESTART_POLICIES: Readonly<Record<string, RestartPolicyKind>> = { default: 'default', never: 'never', 'on-failure': 'on-failure', always: 'always' };
+
+/**
+ * Parses a job file's text (YAML or JSON) into a JobSpec. `source` names the file in errors.
+ * Throws {@link JobFileError} listing every problem.
+ */
+export function parseJobFile(text: string, source = 'job file'): JobSpec {
+  const doc = parseDocument(text, { uniqueKeys: true });
+  const syntax = doc.errors[0];
+  if (syntax !== undefined) {
+    const pos = syntax.linePos?.[0];
+    const message = (syntax.message.split('\n')[0] ?? syntax.message).replace(/ at line \d+, column \d+:?$/, '');
+    throw new JobFileError(source, [`${pos === undefined ? '' : `line ${pos.line}, column ${pos.col}: `}${message}`]);
+  }
+  const raw: unknown = doc.toJS();
+  if (!isRecord(raw)) throw new JobFileError(source, ['must be a mapping of fields (name, kind, command, cpu, memory, ...)']);
+
+  const problems: string[] = [];
+  const bad = (field: string, problem: string): void => {
+    problems.push(`${field}: ${problem}`);
+  };
+  unknownKeys(raw, TOP_LEVEL, '', bad);
+
+  const kind = raw.kind;
+  if (kind === undefined) bad('kind', 'is required: batch or service');
+  else if (kind !== 'batch' && kind !== 'service') bad('kind', `must be batch or service, not ${JSON.stringify(kind)}`);
+
+  const commitModes = ['default', 'incremental', 'all-or-nothing'] as const;
+  const commitMode = raw.commitMode ?? 'default';
+  if (!commitModes.includes(commitMode as (typeof commitModes)[number])) bad('commitMode', `must be ${commitModes.join(', ')}`);
+
+  let command: string[] = [];
+  if (raw.command !== undefined) {
+    if (typeof raw.command === 'string') command = ['sh', '-c', raw.command];
+    else if (Array.isArray(raw.command) && raw.command.every((a) => ['string', 'number', 'boolean'].includes(typeof a))) command = raw.command.map(String);
+    else bad('command', 'must be a list of strings ([sh, -c, "echo hi"]) or one shell command line');
+  }
+
+  const env: Record<string, string> = {};
+  if (raw.env !== undefined) {
+    if (!isRecord(raw.env)) bad('env', 'must be a mapping of NAME: value');
+    else for (const [k, v] of Object.entries(raw.env)) env[k] = typeof v === 'string' ? v : JSON.stringify(v);
+  }
+
+  const quantity = (field: 'cpu' | 'memory', parse: (v: string | number) => number): number => {
+    const value = raw[field];
+    if (value === undefined) {
+      bad(field, `is required (e.g. ${field === 'cpu' ? '500m or 0.5' : '64Mi'})`);
+      return 0;
+    }
+    if (typeof value !== 'string' && typeof value !== 'number') {
+      bad(field, 'must be a quantity');
+      return 0;
+    }
+    try {
+      return parse(value);
+    } catch (error) {
+      bad(field, (error as Error).message.replace(/^(cpu|memory): /, ''));
+      return 0;
+    }
+  };
+  const cpuMillis = quantity('cpu', parseCpuMillis);
+  const memoryBytes = quantity('memory', parseBytes);
+
+  const duration = (field: string, value: unknown): number => {
+    if (value === undefined) return 0;
+    try {
+      return parseDuration(value);
+    } catch (error) {
+      bad(field, (error as Error).message);
+      return 0;
+    }
+  };
+
+  const constraints: Constraint[] = [];
+  /** The file's index of each parsed constraint (constraints that could not be read are left out). */
+  const constraintIndex: number[] = [];
+  if (raw.constraints !== undefined) {
+    if (!Array.isArray(raw.constraints)) bad('constraints', 'must be a list');
+    else
+      raw.constraints.forEach((c, i) => {
+        const parsed = parseConstraint(c, `constraints[${i}]`, bad);
+        if (parsed === undefined) return;
+        constraints.push(parsed);
+        constraintIndex.push(i);
+      });
+  }
+
+  let restart = { kind: 'default' as RestartPolicyKind, maxRestarts: 0, initialBackoffMs: 0, maxBackoffMs: 0 };
+  if (raw.restart !== undefined) {
+    if (!isRecord(raw.restart)) bad('restart', 'must be a mapping like {policy: on-failure, maxRestarts: 3}');
+    else {
+      unknownKeys(raw.restart, RESTART_KEYS, 'restart.', bad);
+      const policy = RESTART_POLICIES[String(raw.restart.policy ?? 'default')];
+      if (policy === undefined) bad('restart.policy', 'must be never, on-failure or always');
+      restart = {
+        kind: policy ?? 'default',
+        maxRestarts: typeof raw.restart.maxRestarts === 'number' ? raw.restart.maxRestarts : raw.restart.maxRestarts === undefined ? 0 : NaN,
+        initialBackoffMs: duration('restart.initialBackoff', raw.restart.initialBackoff),
+        maxBackoffMs: duration('restart.maxBackoff', raw.restart.maxBackoff),
+      };
+    }
+  }
+
+  const integer = (field: string, fallback: number): number => {
+    const value = raw[field];
+    if (value === undefined) return fallback;
+    return typeof value === 'number' ? value : NaN;
+  };
+  const spec: JobSpec = {
+    name: typeof raw.name === 'string' ? raw.name : raw.name === undefined ? '' : String(raw.name),
+    kind: kind === 'service' ? 'service' : 'batch',
+    priority: integer('priority', 0),
+    instances: integer('instances', 1),
+    commitMode: commitModes.includes(commitMode as (typeof commitModes)[number]) ? (commitMode as JobSpec['commitMode']) : 'default',
+    task: {
+      command,
+      env,
+      resources: { cpuMillis, memoryBytes },
+      runDurationMs: duration('duration', raw.duration),
+      hollowFail: raw.hollowFail === true,
+      pidsLimit: integer('pidsLimit', 0),
+    },
+    constraints,
+    restartPolicy: restart,
+  };
+  if (raw.hollowFail !== undefined && typeof raw.hollowFail !== 'boolean') bad('hollowFail', 'must be true or false');
+
+  // The server's own rules, named by this file's fields; skip fields already reported above.
+  const reported = new Set(problems.map((p) => p.slice(0, p.indexOf(': '))));
+  for (const p of jobSpecProblems(spec)) {
+    const field = fileField(p.field).replace(/^constraints\[(\d+)\]/, (_, k: string) => `constraints[${constraintIndex[Number(k)] ?? k}]`);
+    if (reported.has(field) || reported.has(field.replace(/\[\d+\]$/, ''))) continue;
+    reported.add(field);
+    problems.push(`${field}: ${p.problem}`);
+  }
+  if (problems.length > 0) throw new JobFileError(source, problems);
+  return spec;
+}

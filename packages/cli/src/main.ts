@@ -1,0 +1,8 @@
+#!/usr/bin/env node
+/**
+ * `omega`: the command line's entry point. See README.md for the commands.
+ */
+import { runCli } from './program.js';
+
+const code = await runCli(process.argv, { stdout: process.stdout, stderr: process.stderr, env: process.env, now: Date.now });
+process.exitCode = code;

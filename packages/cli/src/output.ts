@@ -1,0 +1,143 @@
+/**
+ * What the CLI prints: borderless tables for people (cli-table3), and `--json` as the camelCase
+ * objects of `wire.ts` (pretty for single answers, one object per line for `watch`). Pure
+ * functions of their input (and of `now`, for ages), so they are tested without a server.
+ */
+import { formatBytes, formatCpu } from '@omega/cell-state';
+import Table from 'cli-table3';
+import type { JobOutput, MachineOutput, SchedulerOutput, TaskOutput, TaskState } from './wire.js';
+
+/** A table without borders, columns two spaces apart, like `ps` or `kubectl get`. */
+function table(head: string[]): InstanceType<typeof Table> {
+  return new Table({
+    head,
+    chars: {
+      top: '', 'top-mid': '', 'top-left': '', 'top-right': '',
+      bottom: '', 'bottom-mid': '', 'bottom-left': '', 'bottom-right': '',
+      left: '', 'left-mid': '', mid: '', 'mid-mid': '',
+      right: '', 'right-mid': '', middle: '  ',
+    },
+    style: { head: [], border: [], 'padding-left': 0, 'padding-right': 0, compact: true },
+  });
+}
+
+/** A table's text with trailing spaces removed from every line. */
+function render(t: InstanceType<typeof Table>): string {
+  return t.toString().split('\n').map((line) => line.trimEnd()).join('\n');
+}
+
+/** A borderless table of plain rows (for `omega dev`'s process list). */
+export function formatTable(head: string[], rows: readonly string[][]): string {
+  const t = table(head);
+  for (const row of rows) t.push([...row]);
+  return render(t);
+}
+
+/** `3s`, `5m`, `2h`, `4d`: how long ago `ms` was, for people. */
+export function age(ms: number, now: number): string {
+  if (ms <= 0) return '-';
+  const s = Math.max(0, Math.floor((now - ms) / 1000));
+  if (s < 120) return `${s}s`;
+  if (s < 7200) return `${Math.floor(s / 60)}m`;
+  if (s < 172_800) return `${Math.floor(s / 3600)}h`;
+  return `${Math.floor(s / 86_400)}d`;
+}
+
+const TASK_ORDER: readonly TaskState[] = ['running', 'placed', 'pending', 'succeeded', 'failed', 'killed', 'lost'];
+
+/** `2 running, 1 pending`: the non-zero task counts, live ones first. */
+export function taskSummary(counts: Readonly<Record<TaskState, number>>): string {
+  const parts = TASK_ORDER.filter((s) => counts[s] > 0).map((s) => `${counts[s]} ${s}`);
+  return parts.length > 0 ? parts.join(', ') : '-';
+}
+
+export function formatJobs(jobs: readonly JobOutput[], now: number): string {
+  if (jobs.length === 0) return 'No jobs.';
+  const t = table(['ID', 'NAME', 'KIND', 'STATE', 'TASKS', 'AGE', 'REASON']);
+  for (const j of jobs) t.push([j.id, j.name, j.kind, j.killRequested && j.state === 'running' ? 'killing' : j.state, taskSummary(j.taskCounts), age(j.submittedAtMs, now), j.reason]);
+  return render(t);
+}
+
+function exitText(task: TaskOutput): string {
+  if (task.exitCode !== null) return String(task.exitCode);
+  return task.signal !== '' ? task.signal : '-';
+}
+
+export function formatJob(job: JobOutput, now: number): string {
+  const lines = [
+    `Job:        ${job.id}`,
+    `Name:       ${job.name}`,
+    `Kind:       ${job.kind}`,
+    `State:      ${job.state}${job.killRequested && job.state === 'running' ? ' (kill requested)' : ''}${job.reason === '' ? '' : ` (${job.reason})`}`,
+    `Instances:  ${job.instances}, each ${formatCpu(job.spec.cpuMillis)} CPU, ${formatBytes(job.spec.memoryBytes)} memory`,
+    `Command:    ${job.spec.command.length > 0 ? job.spec.command.map((a) => (/^[\w./:=@%+-]+$/.test(a) ? a : JSON.stringify(a))).join(' ') : '-'}`,
+    `Submitted:  ${job.submittedAtMs > 0 ? `${new Date(job.submittedAtMs).toISOString()} (${age(job.submittedAtMs, now)} ago)` : '-'}`,
+    `Scheduler:  ${job.scheduler === '' ? '-' : job.scheduler}`,
+  ];
+  if (job.ruledOut.length > 0) lines.push(`Ruled out:  ${job.ruledOut.map((r) => `${r.filter}: ${r.machines} machine(s)`).join(', ')}`);
+  if (job.tasks.length === 0) return lines.join('\n');
+  const t = table(['INDEX', 'STATE', 'MACHINE', 'ATTEMPT', 'RESTARTS', 'EXIT', 'REASON', 'STARTED', 'CPU-S', 'PEAK-MEM']);
+  for (const task of job.tasks) {
+    t.push([
+      String(task.index),
+      task.state,
+      task.machine === '' ? '-' : task.machine,
+      task.attempt === 0 ? '-' : String(task.attempt),
+      String(task.restarts),
+      exitText(task),
+      task.reason === '' ? '-' : task.reason,
+      task.startedAtMs > 0 ? `${age(task.startedAtMs, now)} ago` : '-',
+      task.cpuSeconds > 0 ? task.cpuSeconds.toFixed(2) : '-',
+      task.peakMemoryBytes > 0 ? formatBytes(task.peakMemoryBytes) : '-',
+    ]);
+  }
+  return `${lines.join('\n')}\n\n${render(t)}`;
+}
+
+function share(used: number, total: number, format: (n: number) => string): string {
+  const pct = total > 0 ? Math.round((used / total) * 100) : 0;
+  return `${format(used)}/${format(total)} (${pct}%)`;
+}
+
+export function formatMachines(machines: readonly MachineOutput[]): string {
+  if (machines.length === 0) return 'No machines.';
+  const t = table(['ID', 'ALIVE', 'SCHEDULABLE', 'CPU', 'MEMORY', 'TASKS', 'ATTRIBUTES']);
+  for (const m of machines) {
+    const notes = [m.hollow ? 'hollow' : '', m.enforcementDisabled ? 'no-limits' : ''].filter((n) => n !== '');
+    const attributes = Object.entries(m.attributes).map(([k, v]) => `${k}=${v}`);
+    t.push([
+      m.id,
+      m.alive ? 'yes' : 'no',
+      m.schedulable ? 'yes' : `no${m.unschedulableReason === '' ? '' : ` (${m.unschedulableReason})`}`,
+      share(m.allocated.cpuMillis, m.capacity.cpuMillis, formatCpu),
+      share(m.allocated.memoryBytes, m.capacity.memoryBytes, formatBytes),
+      String(m.tasks),
+      [...attributes, ...notes].join(',') || '-',
+    ]);
+  }
+  return render(t);
+}
+
+export function formatStats(schedulers: readonly SchedulerOutput[]): string {
+  if (schedulers.length === 0) return 'No scheduler has published statistics yet.';
+  const t = table(['NAME', 'KIND', 'CONFLICT-MODE', 'TXNS', 'CONFLICTS', 'CONFLICT-FRACTION', 'BUSYNESS', 'PLACED', 'ABANDONED']);
+  for (const s of schedulers) {
+    t.push([s.name, s.kind, s.conflictMode, String(s.transactions), String(s.conflicts), s.conflictFraction.toFixed(3), `${(s.busyness * 100).toFixed(1)}%`, String(s.jobsPlaced), String(s.jobsAbandoned)]);
+  }
+  return render(t);
+}
+
+/** One watch event as one line: `<time>  <job id>  <state>  <tasks>  [reason]`. */
+export function formatWatchEvent(job: JobOutput, at: number): string {
+  const time = new Date(at).toISOString().slice(11, 19);
+  const state = job.killRequested && job.state === 'running' ? 'killing' : job.state;
+  const failed = job.tasks.filter((t) => (t.state === 'failed' || t.state === 'killed' || t.state === 'lost') && t.reason !== '');
+  const reasons = [...new Set(failed.map((t) => t.reason))];
+  const reason = job.reason !== '' ? job.reason : reasons.join(', ');
+  return `${time}  ${job.id}  ${state}  ${taskSummary(job.taskCounts)}${reason === '' ? '' : `  (${reason})`}`;
+}
+
+/** `--json`: an answer as indented JSON. */
+export function json(value: unknown): string {
+  return JSON.stringify(value, null, 2);
+}

@@ -1,0 +1,240 @@
+/**
+ * The `omega` command line: one commander program, each command a thin function over the API
+ * client and the formatters. Errors become one line on stderr and an exit status (1: the work
+ * failed, 2: usage); nothing here calls `process.exit`, so the program runs in tests too.
+ */
+import { randomUUID } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { ApiClient, isRetryable, resolveApiAddress } from './api-client.js';
+import { runDev, devOptionsFrom } from './dev/dev-cell.js';
+import { CliError, EXIT_USAGE, errorLine } from './errors.js';
+import { JobFileError, parseJobFile } from './job-file.js';
+import { formatJob, formatJobs, formatMachines, formatStats, formatWatchEvent, json } from './output.js';
+import { jobOutput, jobSpecToWire, machineOutput, schedulerOutput, type WireJobView, type WireMachineView, type WireSchedulerStats } from './wire.js';
+
+/** Where the program writes, and what it reads of its environment. */
+export interface CliIo {
+  readonly stdout: NodeJS.WritableStream;
+  readonly stderr: NodeJS.WritableStream;
+  readonly env: NodeJS.ProcessEnv;
+  readonly now: () => number;
+}
+
+const REQUEST_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+const JOB_STATES = ['pending', 'running', 'succeeded', 'failed', 'killed', 'unschedulable'];
+
+function nonNegativeInt(name: string): (value: string) => number {
+  return (value) => {
+    if (!/^\d{1,9}$/.test(value)) throw new InvalidArgumentError(`${name} must be a whole number >= 0`);
+    return Number(value);
+  };
+}
+
+/** Writes text and waits until the stream took it (so large output is not lost on exit). */
+function write(stream: NodeJS.WritableStream, text: string | Uint8Array): Promise<void> {
+  return new Promise((resolve) => {
+    if (stream.write(text)) resolve();
+    else stream.once('drain', () => resolve());
+  });
+}
+
+async function readJobFile(path: string): Promise<string> {
+  try {
+    if (path === '-') {
+      const chunks: Buffer[] = [];
+      for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+      return Buffer.concat(chunks).toString('utf8');
+    }
+    return await readFile(path, 'utf8');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new CliError(`cannot read job file ${path}: ${code === 'ENOENT' ? 'no such file' : (error as Error).message}`);
+  }
+}
+
+/** Builds the program. `io` is where it prints; every action resolves when its output is written. */
+export function createProgram(io: CliIo): Command {
+  const program = new Command();
+  program
+    .name('omega')
+    .description('Omega: submit and inspect jobs on a cell, or run a local cell with `omega dev`')
+    .addOption(new Option('--api <host:port>', 'the Omega API (default: $OMEGA_API, else 127.0.0.1:7070)'))
+    .option('--json', 'machine-readable output')
+    .showHelpAfterError(false)
+    .configureOutput({
+      writeOut: (text) => io.stdout.write(text),
+      writeErr: (text) => io.stderr.write(text),
+      // One line per error, like every other error of the CLI.
+      outputError: (text, writeErr) => writeErr(`omega: ${text.replace(/^error: /, '').trim().replace(/\s*\n\s*/g, ' ')}\n`),
+    })
+    .exitOverride();
+
+  const globals = (command: Command): { api?: string; json?: boolean } => command.optsWithGlobals();
+  /** Runs `work` with a client of the API, closing it afterwards. */
+  const withClient = async <T>(command: Command, work: (client: ApiClient) => Promise<T>): Promise<T> => {
+    const client = new ApiClient(resolveApiAddress(globals(command).api, io.env));
+    try {
+      return await work(client);
+    } finally {
+      client.close();
+    }
+  };
+
+  program
+    .command('submit')
+    .description('submit a job from a YAML or JSON file; prints the job id')
+    .requiredOption('-f, --file <path>', 'job file (YAML or JSON; - for stdin)')
+    .option('--request-id <id>', 'idempotency key: the same id never creates a second job (default: a new one)')
+    .action(async (options: { file: string; requestId?: string }, command: Command) => {
+      if (options.requestId !== undefined && !REQUEST_ID.test(options.requestId)) {
+        throw new CliError("--request-id: must be 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit", EXIT_USAGE);
+      }
+      let spec;
+      try {
+        spec = parseJobFile(await readJobFile(options.file), options.file);
+      } catch (error) {
+        if (error instanceof JobFileError) throw new CliError(error.message);
+        throw error;
+      }
+      const requestId = options.requestId ?? `cli-${randomUUID()}`;
+      const reply = await withClient(command, async (client) => {
+        // Retries reuse the request id, so a submit whose answer was lost never makes two jobs.
+        for (let attempt = 1; ; attempt++) {
+          try {
+            return await client.call<{ job_id: string; created: boolean }>('jobs', 'SubmitJob', { job: jobSpecToWire(spec), request_id: requestId });
+          } catch (error) {
+            if (attempt < 3 && isRetryable(error)) continue;
+            if (isRetryable(error)) throw new CliError(`${(error as Error).message} (to retry safely: --request-id ${requestId})`);
+            throw error;
+          }
+        }
+      });
+      await write(io.stdout, globals(command).json === true ? `${json({ id: reply.job_id, created: reply.created, requestId })}\n` : `${reply.job_id}\n`);
+    });
+
+  program
+    .command('jobs')
+    .description('list jobs, newest first')
+    .addOption(new Option('--state <state...>', 'only jobs in these states').choices(JOB_STATES))
+    .option('--limit <n>', 'at most this many (default 1000)', nonNegativeInt('--limit'))
+    .action(async (options: { state?: string[]; limit?: number }, command: Command) => {
+      const asJson = globals(command).json === true;
+      const reply = await withClient(command, (client) =>
+        client.call<{ jobs: WireJobView[]; truncated: boolean }>('jobs', 'ListJobs', {
+          states: (options.state ?? []).map((s) => `JOB_VIEW_STATE_${s.toUpperCase()}`),
+          limit: options.limit ?? 0,
+          // JSON output lists every job's tasks, the same shape as `omega job ID --json`.
+          include_tasks: asJson,
+        }),
+      );
+      const jobs = reply.jobs.map(jobOutput);
+      if (asJson) await write(io.stdout, `${json(jobs)}\n`);
+      else await write(io.stdout, `${formatJobs(jobs, io.now())}${reply.truncated ? '\n(more jobs exist: use --limit or --state)' : ''}\n`);
+    });
+
+  program
+    .command('job')
+    .description('show one job and its tasks')
+    .argument('<id>', 'job id')
+    .action(async (id: string, _options: unknown, command: Command) => {
+      const view = await withClient(command, (client) => client.call<WireJobView>('jobs', 'GetJob', { job_id: id }));
+      const job = jobOutput(view);
+      await write(io.stdout, `${globals(command).json === true ? json(job) : formatJob(job, io.now())}\n`);
+    });
+
+  program
+    .command('kill')
+    .description('kill a job: every task is stopped')
+    .argument('<id>', 'job id')
+    .action(async (id: string, _options: unknown, command: Command) => {
+      const reply = await withClient(command, (client) => client.call<{ job: WireJobView }>('jobs', 'KillJob', { job_id: id }));
+      const job = jobOutput(reply.job);
+      await write(io.stdout, globals(command).json === true ? `${json(job)}\n` : `kill requested for ${job.id} (${job.state})\n`);
+    });
+
+  program
+    .command('logs')
+    .description("print a task's output (stdout unless --stderr)")
+    .argument('<id>', 'job id')
+    .argument('<index>', 'task index', nonNegativeInt('<index>'))
+    .option('--stderr', 'print standard error instead of standard output')
+    .option('--attempt <n>', 'which attempt (default: the current one)', nonNegativeInt('--attempt'))
+    .action(async (id: string, index: number, options: { stderr?: boolean; attempt?: number }, command: Command) => {
+      await withClient(command, (client) =>
+        client.stream<{ data: Buffer }>('GetTaskLogs', { job_id: id, index, stream: options.stderr === true ? 'STREAM_STDERR' : 'STREAM_STDOUT', attempt: options.attempt ?? 0 }, (chunk) => write(io.stdout, chunk.data)),
+      );
+    });
+
+  program
+    .command('watch')
+    .description('print the job, then a line per change, until the job ends')
+    .argument('<id>', 'job id')
+    .action(async (id: string, _options: unknown, command: Command) => {
+      const asJson = globals(command).json === true;
+      await withClient(command, (client) =>
+        client.stream<{ revision: number; job: WireJobView }>('WatchJob', { job_id: id }, (event) => {
+          const job = jobOutput(event.job);
+          return write(io.stdout, `${asJson ? JSON.stringify({ revision: event.revision, job }) : formatWatchEvent(job, io.now())}\n`);
+        }),
+      );
+    });
+
+  program
+    .command('machines')
+    .description("list the cell's machines with what is allocated on them")
+    .action(async (_options: unknown, command: Command) => {
+      const reply = await withClient(command, (client) => client.call<{ machines: WireMachineView[] }>('cells', 'ListMachines', {}));
+      const machines = reply.machines.map(machineOutput);
+      await write(io.stdout, `${globals(command).json === true ? json(machines) : formatMachines(machines)}\n`);
+    });
+
+  program
+    .command('stats')
+    .description("the schedulers' transactions, conflicts and busyness")
+    .action(async (_options: unknown, command: Command) => {
+      const reply = await withClient(command, (client) => client.call<{ schedulers: WireSchedulerStats[] }>('cells', 'GetSchedulerStats', {}));
+      const schedulers = reply.schedulers.map(schedulerOutput);
+      await write(io.stdout, `${globals(command).json === true ? json(schedulers) : formatStats(schedulers)}\n`);
+    });
+
+  const dev = program
+    .command('dev')
+    .description('run a local cell in the foreground: etcd, the API, agents and schedulers (Ctrl-C stops it all)')
+    .option('--data-dir <dir>', 'where the cell keeps its state and logs', './.omega')
+    .option('--etcd <url>', 'use this etcd instead of starting one')
+    .option('--cell <name>', 'cell name', 'default')
+    .option('--listen <host:port>', 'address of the API', '127.0.0.1:7070')
+    .option('--machines <n>', 'real agents on this host', nonNegativeInt('--machines'), 2)
+    .option('--machine-cpu <qty>', "each agent's CPU (default: an equal share of the host)")
+    .option('--machine-memory <qty>', "each agent's memory (default: an equal share of the host)")
+    .option('--hollow <n>', 'simulated machines, served by one hollow agent', nonNegativeInt('--hollow'), 0)
+    .option('--batch-schedulers <n>', 'batch scheduler processes', nonNegativeInt('--batch-schedulers'), 2)
+    .option('--service-schedulers <n>', 'service scheduler processes', nonNegativeInt('--service-schedulers'), 1)
+    .option('--no-enforcement', 'run tasks without cgroup limits (the default when not root)')
+    .option('--log-level <level>', "children's log level", 'info')
+    .option('--demo', 'submit a small demo workload once the cell is up');
+  dev.action(async (options: Record<string, unknown>, command: Command) => {
+    const settings = devOptionsFrom(options, command.getOptionValueSource('enforcement') === 'cli');
+    await runDev(settings, io);
+  });
+
+  return program;
+}
+
+/** Runs the program on `argv` (as `process.argv`); resolves to the exit status. */
+export async function runCli(argv: readonly string[], io: CliIo): Promise<number> {
+  const program = createProgram(io);
+  try {
+    await program.parseAsync([...argv]);
+    return 0;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      // Help and version are "errors" to commander; they exit 0 and have printed already.
+      if (error.exitCode === 0 || error.code === 'commander.helpDisplayed' || error.code === 'commander.version') return 0;
+      return EXIT_USAGE;
+    }
+    io.stderr.write(`${errorLine(error)}\n`);
+    return error instanceof CliError ? error.exitCode : 1;
+  }
+}

@@ -1,0 +1,310 @@
+/**
+ * The API's messages as the CLI sends and receives them (proto-loader: snake_case fields, enum
+ * names, 64-bit integers as numbers) and their conversion to and from the CLI's own shapes: a
+ * JobSpec of @omega/cell-state going out, and the camelCase objects of `--json` coming back
+ * (the stable, documented output; the wire shape stays an internal detail of the CLI).
+ */
+import type { JobSpec } from '@omega/cell-state';
+
+// ---- going out ------------------------------------------------------------------------------
+
+const KIND: Readonly<Record<JobSpec['kind'], string>> = { batch: 'JOB_KIND_BATCH', service: 'JOB_KIND_SERVICE' };
+const COMMIT: Readonly<Record<JobSpec['commitMode'], string>> = {
+  default: 'COMMIT_MODE_UNSPECIFIED',
+  incremental: 'COMMIT_MODE_INCREMENTAL',
+  'all-or-nothing': 'COMMIT_MODE_ALL_OR_NOTHING',
+};
+const OPERATOR: Readonly<Record<string, string>> = {
+  equals: 'CONSTRAINT_OPERATOR_EQUALS',
+  in: 'CONSTRAINT_OPERATOR_IN',
+  'not-in': 'CONSTRAINT_OPERATOR_NOT_IN',
+  spread: 'CONSTRAINT_OPERATOR_SPREAD',
+  'max-per-machine': 'CONSTRAINT_OPERATOR_MAX_PER_MACHINE',
+};
+const RESTART: Readonly<Record<string, string>> = {
+  default: 'RESTART_POLICY_KIND_UNSPECIFIED',
+  never: 'RESTART_POLICY_KIND_NEVER',
+  'on-failure': 'RESTART_POLICY_KIND_ON_FAILURE',
+  always: 'RESTART_POLICY_KIND_ALWAYS',
+};
+
+/** A JobSpec as the `job` field of a SubmitJobRequest. */
+export function jobSpecToWire(spec: JobSpec): Record<string, unknown> {
+  return {
+    name: spec.name,
+    kind: KIND[spec.kind],
+    priority: spec.priority,
+    instances: spec.instances,
+    commit_mode: COMMIT[spec.commitMode],
+    task: {
+      command: [...spec.task.command],
+      env: { ...spec.task.env },
+      resources: { cpu_millis: spec.task.resources.cpuMillis, memory_bytes: spec.task.resources.memoryBytes },
+      run_duration_ms: spec.task.runDurationMs,
+      hollow_fail: spec.task.hollowFail,
+      pids_limit: spec.task.pidsLimit,
+    },
+    constraints: spec.constraints.map((c) => ({ attribute: c.attribute, operator: OPERATOR[c.operator], values: [...c.values], limit: c.limit })),
+    restart_policy: {
+      kind: RESTART[spec.restartPolicy.kind],
+      max_restarts: spec.restartPolicy.maxRestarts,
+      initial_backoff_ms: spec.restartPolicy.initialBackoffMs,
+      max_backoff_ms: spec.restartPolicy.maxBackoffMs,
+    },
+  };
+}
+
+// ---- coming back ----------------------------------------------------------------------------
+
+export interface WireResources {
+  cpu_millis: number;
+  memory_bytes: number;
+}
+
+export interface WireTaskView {
+  index: number;
+  state: string;
+  machine: string;
+  has_exit_code: boolean;
+  exit_code: number;
+  signal: string;
+  reason: string;
+  attempt: number;
+  restarts: number;
+  placed_at_ms: number;
+  started_at_ms: number;
+  finished_at_ms: number;
+  cpu_seconds: number;
+  peak_memory_bytes: number;
+}
+
+export interface WireJobView {
+  id: string;
+  spec: {
+    name: string;
+    kind: string;
+    priority: number;
+    instances: number;
+    commit_mode: string;
+    task: { command: string[]; env: Record<string, string>; resources: WireResources | null; run_duration_ms: number; hollow_fail: boolean; pids_limit: number } | null;
+    constraints: { attribute: string; operator: string; values: string[]; limit: number }[];
+    restart_policy: { kind: string; max_restarts: number; initial_backoff_ms: number; max_backoff_ms: number } | null;
+  } | null;
+  state: string;
+  reason: string;
+  ruled_out: { filter: string; machines: number }[];
+  kill_requested: boolean;
+  submitted_at_ms: number;
+  scheduler: string;
+  tasks: WireTaskView[];
+  task_counts: Record<TaskState, number> | null;
+}
+
+export interface WireMachineView {
+  id: string;
+  capacity: WireResources | null;
+  allocated: WireResources | null;
+  tasks: number;
+  alive: boolean;
+  schedulable: boolean;
+  unschedulable_reason: string;
+  attributes: Record<string, string>;
+  hollow: boolean;
+  enforcement_disabled: boolean;
+}
+
+export interface WireSchedulerStats {
+  name: string;
+  kind: string;
+  conflict_mode: string;
+  transaction_mode: string;
+  transactions: number;
+  transactions_failed: number;
+  claims_committed: number;
+  claims_conflicted: number;
+  conflict_fraction: number;
+  busyness: number;
+  jobs_placed: number;
+  jobs_abandoned: number;
+  wait_first_attempt_mean_ms: number;
+  wait_fully_placed_mean_ms: number;
+  spurious_retries: number;
+  updated_at_ms: number;
+}
+
+export type TaskState = 'pending' | 'placed' | 'running' | 'succeeded' | 'failed' | 'killed' | 'lost';
+export type JobState = 'pending' | 'running' | 'succeeded' | 'failed' | 'killed' | 'unschedulable' | 'unknown';
+
+/** `JOB_VIEW_STATE_RUNNING` → `running`; `TASK_VIEW_STATE_LOST` → `lost`; `JOB_KIND_BATCH` → `batch`. */
+export function enumWord(name: string, prefix: string): string {
+  return name.startsWith(prefix) ? name.slice(prefix.length).toLowerCase().replace(/_/g, '-') : name.toLowerCase();
+}
+
+/** `job --json`: one task. */
+export interface TaskOutput {
+  index: number;
+  state: TaskState;
+  machine: string;
+  exitCode: number | null;
+  signal: string;
+  reason: string;
+  attempt: number;
+  restarts: number;
+  placedAtMs: number;
+  startedAtMs: number;
+  finishedAtMs: number;
+  cpuSeconds: number;
+  peakMemoryBytes: number;
+}
+
+/** `job --json` and each entry of `jobs --json`. */
+export interface JobOutput {
+  id: string;
+  name: string;
+  kind: string;
+  state: JobState;
+  reason: string;
+  instances: number;
+  priority: number;
+  killRequested: boolean;
+  submittedAtMs: number;
+  scheduler: string;
+  ruledOut: { filter: string; machines: number }[];
+  taskCounts: Record<TaskState, number>;
+  tasks: TaskOutput[];
+  spec: {
+    command: string[];
+    env: Record<string, string>;
+    cpuMillis: number;
+    memoryBytes: number;
+    runDurationMs: number;
+    commitMode: string;
+    constraints: { attribute: string; operator: string; values: string[]; limit: number }[];
+    restartPolicy: { kind: string; maxRestarts: number; initialBackoffMs: number; maxBackoffMs: number };
+  };
+}
+
+export interface MachineOutput {
+  id: string;
+  capacity: { cpuMillis: number; memoryBytes: number };
+  allocated: { cpuMillis: number; memoryBytes: number };
+  tasks: number;
+  alive: boolean;
+  schedulable: boolean;
+  unschedulableReason: string;
+  attributes: Record<string, string>;
+  hollow: boolean;
+  enforcementDisabled: boolean;
+}
+
+export interface SchedulerOutput {
+  name: string;
+  kind: string;
+  conflictMode: string;
+  transactionMode: string;
+  /** Every transaction, successful and failed. */
+  transactions: number;
+  /** Failed transactions: at least one claim conflicted. */
+  conflicts: number;
+  conflictFraction: number;
+  busyness: number;
+  claimsCommitted: number;
+  claimsConflicted: number;
+  jobsPlaced: number;
+  jobsAbandoned: number;
+  waitFirstAttemptMeanMs: number;
+  waitFullyPlacedMeanMs: number;
+  spuriousRetries: number;
+  updatedAtMs: number;
+}
+
+const resources = (r: WireResources | null | undefined): { cpuMillis: number; memoryBytes: number } => ({ cpuMillis: r?.cpu_millis ?? 0, memoryBytes: r?.memory_bytes ?? 0 });
+
+export function taskOutput(t: WireTaskView): TaskOutput {
+  return {
+    index: t.index,
+    state: enumWord(t.state, 'TASK_VIEW_STATE_') as TaskState,
+    machine: t.machine,
+    exitCode: t.has_exit_code ? t.exit_code : null,
+    signal: t.signal,
+    reason: t.reason,
+    attempt: t.attempt,
+    restarts: t.restarts,
+    placedAtMs: t.placed_at_ms,
+    startedAtMs: t.started_at_ms,
+    finishedAtMs: t.finished_at_ms,
+    cpuSeconds: t.cpu_seconds,
+    peakMemoryBytes: t.peak_memory_bytes,
+  };
+}
+
+export function jobOutput(j: WireJobView): JobOutput {
+  const spec = j.spec;
+  const policy = spec?.restart_policy;
+  const counts = { pending: 0, placed: 0, running: 0, succeeded: 0, failed: 0, killed: 0, lost: 0, ...(j.task_counts ?? {}) };
+  return {
+    id: j.id,
+    name: spec?.name ?? '',
+    kind: enumWord(spec?.kind ?? '', 'JOB_KIND_'),
+    state: enumWord(j.state, 'JOB_VIEW_STATE_') as JobState,
+    reason: j.reason,
+    instances: spec?.instances ?? 0,
+    priority: spec?.priority ?? 0,
+    killRequested: j.kill_requested,
+    submittedAtMs: j.submitted_at_ms,
+    scheduler: j.scheduler,
+    ruledOut: j.ruled_out.map((r) => ({ filter: r.filter, machines: r.machines })),
+    taskCounts: counts,
+    tasks: j.tasks.map(taskOutput),
+    spec: {
+      command: spec?.task?.command ?? [],
+      env: spec?.task?.env ?? {},
+      ...resources(spec?.task?.resources),
+      runDurationMs: spec?.task?.run_duration_ms ?? 0,
+      commitMode: enumWord(spec?.commit_mode ?? '', 'COMMIT_MODE_'),
+      constraints: (spec?.constraints ?? []).map((c) => ({ attribute: c.attribute, operator: enumWord(c.operator, 'CONSTRAINT_OPERATOR_'), values: c.values, limit: c.limit })),
+      restartPolicy: {
+        kind: enumWord(policy?.kind ?? '', 'RESTART_POLICY_KIND_'),
+        maxRestarts: policy?.max_restarts ?? 0,
+        initialBackoffMs: policy?.initial_backoff_ms ?? 0,
+        maxBackoffMs: policy?.max_backoff_ms ?? 0,
+      },
+    },
+  };
+}
+
+export function machineOutput(m: WireMachineView): MachineOutput {
+  return {
+    id: m.id,
+    capacity: resources(m.capacity),
+    allocated: resources(m.allocated),
+    tasks: m.tasks,
+    alive: m.alive,
+    schedulable: m.schedulable,
+    unschedulableReason: m.unschedulable_reason,
+    attributes: m.attributes,
+    hollow: m.hollow,
+    enforcementDisabled: m.enforcement_disabled,
+  };
+}
+
+export function schedulerOutput(s: WireSchedulerStats): SchedulerOutput {
+  return {
+    name: s.name,
+    kind: s.kind,
+    conflictMode: s.conflict_mode,
+    transactionMode: s.transaction_mode,
+    transactions: s.transactions,
+    conflicts: s.transactions_failed,
+    conflictFraction: s.conflict_fraction,
+    busyness: s.busyness,
+    claimsCommitted: s.claims_committed,
+    claimsConflicted: s.claims_conflicted,
+    jobsPlaced: s.jobs_placed,
+    jobsAbandoned: s.jobs_abandoned,
+    waitFirstAttemptMeanMs: s.wait_first_attempt_mean_ms,
+    waitFullyPlacedMeanMs: s.wait_fully_placed_mean_ms,
+    spuriousRetries: s.spurious_retries,
+    updatedAtMs: s.updated_at_ms,
+  };
+}

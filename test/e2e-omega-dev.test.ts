@@ -1,0 +1,245 @@
+// End to end: the real `omega` CLI against a real `omega dev` cell (etcd, the API, two agents on
+// this host, a batch and a service scheduler, each its own process). Everything is started and
+// stopped by this file; servers listen on 127.0.0.1 only.
+//
+// Needs every package built (`npm run build`), including the agents' log server and the
+// schedulers' shared process runner; until they exist, the tests are skipped with a warning.
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { eventually, repoPath, runNode, startNode, stopAll, type Started } from './support/processes.js';
+
+const CLI = repoPath('packages/cli/dist/main.js');
+
+/** What must be built for an end-to-end run, and how to tell. */
+const REQUIREMENTS: readonly [string, () => boolean][] = [
+  ['packages/cli/dist/main.js', () => existsSync(CLI)],
+  ['packages/api/dist/main.js', () => existsSync(repoPath('packages/api/dist/main.js'))],
+  ['packages/node-agent/dist/main.js serving logs (startLogServer wired in)', () => fileIncludes('packages/node-agent/dist/main.js', 'startLogServer') || fileIncludes('packages/node-agent/dist/agent.js', 'startLogServer')],
+  ['packages/scheduler-core/dist/index.js exporting runSchedulerProcess', () => fileIncludes('packages/scheduler-core/dist/index.js', 'runSchedulerProcess')],
+  ['packages/scheduler-batch/dist/main.js', () => existsSync(repoPath('packages/scheduler-batch/dist/main.js'))],
+  ['packages/scheduler-service/dist/main.js', () => existsSync(repoPath('packages/scheduler-service/dist/main.js'))],
+];
+
+function fileIncludes(path: string, text: string): boolean {
+  try {
+    return readFileSync(repoPath(path), 'utf8').includes(text);
+  } catch {
+    return false;
+  }
+}
+
+const missing = REQUIREMENTS.filter(([, ok]) => !ok()).map(([what]) => what);
+const built = missing.length === 0;
+if (!built) {
+  console.warn(`\n!!! SKIPPING the omega dev end-to-end tests: not built yet:\n!!!   ${missing.join('\n!!!   ')}\n!!! Run \`npm run build\` once every package has landed.\n`);
+}
+const isRoot = process.getuid?.() === 0;
+
+let dataDir: string;
+let api: string;
+let dev: Started | undefined;
+let devPids: number[] = [];
+const jobIds: string[] = [];
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => resolve(typeof address === 'object' && address !== null ? address.port : 0));
+    });
+  });
+}
+
+async function startDev(): Promise<void> {
+  const { started, match } = await startNode(
+    CLI,
+    ['dev', '--data-dir', dataDir, '--listen', api, '--machines', '2', '--machine-cpu', '1', '--machine-memory', '1Gi', '--batch-schedulers', '1', '--service-schedulers', '1'],
+    /is up[\s\S]*?Ctrl-C/,
+    120_000,
+  );
+  void match;
+  dev = started;
+  // The PID column of the process table `omega dev` prints.
+  devPids = [...started.output().matchAll(/^(?:etcd|api|agent-\d+|batch-\d+|service-\d+)\s+(\d+)\s/gm)].map((m) => Number(m[1]));
+  await eventually('both machines to be alive', async () => {
+    const machines = JSON.parse((await omega('--json', 'machines')).stdout) as { alive: boolean }[];
+    return machines.filter((m) => m.alive).length === 2;
+  }, 60_000);
+  // A child that died at once (its heartbeat may outlive it for a while) would fail every test.
+  expect(started.output()).not.toContain('exited unexpectedly');
+  expect(devPids.filter((pid) => !alive(pid))).toEqual([]);
+}
+
+async function stopDev(): Promise<void> {
+  await dev?.stop();
+  expect(dev?.child.exitCode).toBe(0);
+  dev = undefined;
+}
+
+function omega(...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return runNode(CLI, ['--api', api, ...args], 120_000);
+}
+
+async function jobFile(name: string, text: string): Promise<string> {
+  const path = join(dataDir, 'jobs', `${name}.yaml`);
+  await writeFile(path, text);
+  return path;
+}
+
+async function submit(name: string, text: string, ...extra: string[]): Promise<string> {
+  const result = await omega('submit', '-f', await jobFile(name, text), ...extra);
+  expect(result.stderr).toBe('');
+  expect(result.code).toBe(0);
+  const id = result.stdout.trim();
+  jobIds.push(id);
+  return id;
+}
+
+interface JobJson {
+  id: string;
+  state: string;
+  tasks: { index: number; state: string; machine: string; exitCode: number | null; reason: string; attempt: number; restarts: number }[];
+  taskCounts: Record<string, number>;
+}
+
+async function job(id: string): Promise<JobJson> {
+  const result = await omega('--json', 'job', id);
+  if (result.code !== 0) throw new Error(result.stderr);
+  return JSON.parse(result.stdout) as JobJson;
+}
+
+async function jobCount(): Promise<number> {
+  return (JSON.parse((await omega('--json', 'jobs')).stdout) as unknown[]).length;
+}
+
+/** Processes whose environment says they belong to `jobId` (optionally one task of it). */
+function processesOf(jobId: string, index?: number): number[] {
+  const needle = index === undefined ? `OMEGA_JOB_ID=${jobId}\0` : `OMEGA_TASK_ID=${jobId}/${index}\0`;
+  const pids: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (readFileSync(`/proc/${entry}/environ`, 'latin1').includes(needle)) pids.push(Number(entry));
+    } catch {
+      // Gone, or not ours to read.
+    }
+  }
+  return pids;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+beforeAll(async () => {
+  if (!built) return;
+  dataDir = await mkdtemp(join(tmpdir(), 'omega-e2e-'));
+  // Tasks run as nobody when the agents are root: they must be able to enter the data directory.
+  await chmod(dataDir, 0o755);
+  await mkdir(join(dataDir, 'jobs'));
+  api = `127.0.0.1:${await freePort()}`;
+  await startDev();
+}, 240_000);
+
+afterAll(async () => {
+  await stopAll();
+  // OMEGA_E2E_KEEP=1 keeps the data directory (logs of every process) for a look after a failure.
+  if (dataDir !== undefined && process.env.OMEGA_E2E_KEEP === undefined) await rm(dataDir, { recursive: true, force: true });
+  else if (dataDir !== undefined) console.warn(`kept ${dataDir}`);
+}, 120_000);
+
+describe.sequential('omega dev driven by the omega CLI', () => {
+  it.skipIf(!built)('runs a batch job to succeeded, with its output readable through omega logs', async () => {
+    const id = await submit('hello', "name: e2e-hello\nkind: batch\ninstances: 2\ncommand: [sh, -c, 'echo hello from $OMEGA_TASK_ID']\ncpu: 100m\nmemory: 32Mi\n");
+    const watched = await omega('watch', id);
+    expect(watched.code).toBe(0);
+    expect(watched.stdout.trim().split('\n').at(-1)).toMatch(new RegExp(`${id}\\s+succeeded`));
+    const view = await job(id);
+    expect(view.state).toBe('succeeded');
+    expect(view.tasks.map((t) => [t.state, t.exitCode])).toEqual([
+      ['succeeded', 0],
+      ['succeeded', 0],
+    ]);
+    const logs = await omega('logs', id, '1');
+    expect(logs.stderr).toBe('');
+    expect(logs.stdout).toBe(`hello from ${id}/1\n`);
+  });
+
+  it.skipIf(!built)('keeps a service job at its instance count after one of its processes is killed from outside', async () => {
+    const id = await submit('web', "name: e2e-web\nkind: service\ninstances: 2\ncommand: [sh, -c, 'while true; do sleep 1; done']\ncpu: 100m\nmemory: 32Mi\n");
+    await eventually('both instances to run', async () => (await job(id)).taskCounts.running === 2);
+    const victims = processesOf(id, 0);
+    expect(victims.length).toBeGreaterThan(0);
+    for (const pid of victims) process.kill(pid, 'SIGKILL');
+    const replaced = await eventually('instance 0 to be replaced and both to run again', async () => {
+      const view = await job(id);
+      return view.taskCounts.running === 2 && (view.tasks[0]?.attempt ?? 0) >= 2 ? view : undefined;
+    }, 90_000);
+    expect(replaced.tasks[0]?.restarts).toBeGreaterThanOrEqual(1);
+    await omega('kill', id);
+  });
+
+  it.skipIf(!built)('stops every process of a job on omega kill', async () => {
+    const id = await submit('kill', "name: e2e-kill\nkind: service\ninstances: 2\ncommand: [sh, -c, 'while true; do sleep 1; done']\ncpu: 100m\nmemory: 32Mi\n");
+    await eventually('both instances to run', async () => (await job(id)).taskCounts.running === 2 && processesOf(id).length > 0);
+    const killed = await omega('kill', id);
+    expect(killed.code).toBe(0);
+    await eventually('the job to be killed', async () => (await job(id)).state === 'killed');
+    await eventually('no process of the job to remain', () => processesOf(id).length === 0, 30_000);
+    expect((await job(id)).tasks.every((t) => t.state === 'killed')).toBe(true);
+  });
+
+  it.skipIf(!built || !isRoot)('ends a job that uses more memory than it asked for as oom-killed', async () => {
+    // `tail` keeps the whole last "line" in memory: 400 MB of zero bytes with no newline.
+    const id = await submit('oom', "name: e2e-oom\nkind: batch\ncommand: [sh, -c, 'head -c 400000000 /dev/zero | tail > /dev/null']\ncpu: 100m\nmemory: 32Mi\n");
+    const view = await eventually('the job to end', async () => {
+      const current = await job(id);
+      return ['succeeded', 'failed', 'killed'].includes(current.state) ? current : undefined;
+    }, 90_000);
+    expect(view.state).toBe('failed');
+    expect(view.tasks[0]?.reason).toBe('oom-killed');
+  });
+
+  it.skipIf(!built)('refuses invalid specs naming the field, from the file or from the server, and stores no job', async () => {
+    const before = await jobCount();
+    const local = await omega('submit', '-f', await jobFile('bad-local', 'name: e2e-bad\nkind: batch\ncommand: [true]\ncpu: 100m\nmemory: 0\n'));
+    expect(local.code).toBe(1);
+    expect(local.stderr).toMatch(/^omega: .*bad-local\.yaml: memory: must be > 0\n$/);
+    const long = 'x'.repeat(300);
+    const remote = await omega('submit', '-f', await jobFile('bad-remote', `name: e2e-bad\nkind: batch\ncommand: [true]\ncpu: 100m\nmemory: 32Mi\nconstraints: [{attribute: zone, in: [${long}]}]\n`));
+    expect(remote.code).toBe(1);
+    expect(remote.stderr).toBe('omega: refused: job.constraints[0].values[0]: must be at most 256 characters\n');
+    expect(await jobCount()).toBe(before);
+  });
+
+  it.skipIf(!built)('creates one job for the same request id submitted twice', async () => {
+    const before = await jobCount();
+    const text = "name: e2e-once\nkind: batch\ncommand: [sh, -c, 'true']\ncpu: 100m\nmemory: 32Mi\n";
+    const first = await submit('once', text, '--request-id', 'e2e-once-1');
+    const second = await submit('once', text, '--request-id', 'e2e-once-1');
+    expect(second).toBe(first);
+    expect(await jobCount()).toBe(before + 1);
+  });
+
+  it.skipIf(!built)('leaves no process behind when stopped, and resumes the cell with its jobs when started again', async () => {
+    const pids = devPids;
+    expect(pids.length).toBe(6);
+    await stopDev();
+    expect(pids.filter(alive)).toEqual([]);
+    for (const id of jobIds) expect(processesOf(id)).toEqual([]);
+    await startDev();
+    const listed = (JSON.parse((await omega('--json', 'jobs')).stdout) as { id: string }[]).map((j) => j.id);
+    expect(listed).toEqual(expect.arrayContaining([...new Set(jobIds)]));
+  });
+});
