@@ -5,10 +5,13 @@ import { defineConfig } from 'vitest/config';
 // Tests import packages by name; resolve them to their TypeScript sources so a test run never
 // depends on a stale build. Processes that tests spawn run the built `dist/` instead.
 const packagesDir = fileURLToPath(new URL('./packages/', import.meta.url));
-const alias = readdirSync(packagesDir).flatMap((name) => [
-  { find: `@omega/${name}/testing`, replacement: `${packagesDir}${name}/src/testing/index.ts` },
-  { find: `@omega/${name}`, replacement: `${packagesDir}${name}/src/index.ts` },
-]);
+const alias = [
+  ...readdirSync(packagesDir).flatMap((name) => [
+    { find: `@omega/${name}/testing`, replacement: `${packagesDir}${name}/src/testing/index.ts` },
+    { find: `@omega/${name}`, replacement: `${packagesDir}${name}/src/index.ts` },
+  ]),
+  { find: '@omega/bench', replacement: fileURLToPath(new URL('./bench/src/index.ts', import.meta.url)) },
+];
 
 export default defineConfig({
   resolve: { alias },
@@ -16,7 +19,7 @@ export default defineConfig({
     projects: [
       {
         resolve: { alias },
-        test: { name: 'unit', include: ['packages/*/src/**/*.test.ts'], testTimeout: 30_000 },
+        test: { name: 'unit', include: ['packages/*/src/**/*.test.ts', 'bench/src/**/*.test.ts'], testTimeout: 30_000 },
       },
       {
         resolve: { alias },

@@ -219,7 +219,28 @@ export function createProgram(io: CliIo): Command {
     await runDev(settings, io);
   });
 
+  program
+    .command('bench')
+    .description("reproduce the Omega paper's experiments: `omega bench sim|live --experiment ...` (omega bench --help)")
+    .helpOption(false)
+    .allowUnknownOption()
+    .allowExcessArguments()
+    .argument('[args...]')
+    .action(async (args: string[]) => {
+      // Loaded only here: the benchmark pulls in the schedulers and the chart renderer.
+      const { runBench } = await import('@omega/bench');
+      const code = await runBench(args.length === 0 ? ['--help'] : args, (line) => io.stdout.write(`${line}\n`), (line) => io.stderr.write(`${line}\n`));
+      if (code !== 0) throw new SilentExit(code);
+    });
+
   return program;
+}
+
+/** A command that has already said what went wrong and only needs its exit status returned. */
+class SilentExit extends Error {
+  constructor(readonly exitCode: number) {
+    super(`exit ${exitCode}`);
+  }
 }
 
 /** Runs the program on `argv` (as `process.argv`); resolves to the exit status. */
@@ -229,6 +250,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     await program.parseAsync([...argv]);
     return 0;
   } catch (error) {
+    if (error instanceof SilentExit) return error.exitCode;
     if (error instanceof CommanderError) {
       // Help and version are "errors" to commander; they exit 0 and have printed already.
       if (error.exitCode === 0 || error.code === 'commander.helpDisplayed' || error.code === 'commander.version') return 0;

@@ -85,6 +85,6 @@ describe('latency histogram', () => {
     expect(s.meanMs).toBeCloseTo(500.5);
     expect(Math.abs(s.p90Ms - 900) / 900).toBeLessThan(0.01);
     expect(s.maxMs).toBe(1000);
-    expect(new LatencyHistogram().summary()).toEqual({ count: 0, meanMs: 0, p90Ms: 0, maxMs: 0 });
+    expect(new LatencyHistogram().summary()).toEqual({ count: 0, meanMs: 0, p50Ms: 0, p90Ms: 0, p99Ms: 0, maxMs: 0 });
   });
 });

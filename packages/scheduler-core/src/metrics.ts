@@ -14,11 +14,13 @@
  */
 import type { SchedulerStats } from '@omega/cell-state';
 
-/** Mean and p90 of a latency distribution, in ms. */
+/** Mean and percentiles of a latency distribution, in ms. */
 export interface LatencySummary {
   readonly count: number;
   readonly meanMs: number;
+  readonly p50Ms: number;
   readonly p90Ms: number;
+  readonly p99Ms: number;
   readonly maxMs: number;
 }
 
@@ -55,7 +57,14 @@ export class LatencyHistogram {
   }
 
   summary(): LatencySummary {
-    return { count: this.count, meanMs: this.count === 0 ? 0 : this.sum / this.count, p90Ms: this.quantile(0.9), maxMs: this.max };
+    return {
+      count: this.count,
+      meanMs: this.count === 0 ? 0 : this.sum / this.count,
+      p50Ms: this.quantile(0.5),
+      p90Ms: this.quantile(0.9),
+      p99Ms: this.quantile(0.99),
+      maxMs: this.max,
+    };
   }
 }
 
@@ -101,11 +110,13 @@ export interface SchedulerMetrics {
   readonly queuedJobs: number;
   readonly waitFirstAttempt: LatencySummary;
   readonly waitFullyPlaced: LatencySummary;
+  /** Store time of each commit: request to reply, resource-fit retries inside it included (benchmarks). */
+  readonly commitLatency: LatencySummary;
 }
 
 type Counter = Exclude<
   keyof SchedulerMetrics,
-  'conflictFraction' | 'taskConflictFraction' | 'busyness' | 'elapsedMs' | 'ownedJobs' | 'queuedJobs' | 'waitFirstAttempt' | 'waitFullyPlaced'
+  'conflictFraction' | 'taskConflictFraction' | 'busyness' | 'elapsedMs' | 'ownedJobs' | 'queuedJobs' | 'waitFirstAttempt' | 'waitFullyPlaced' | 'commitLatency'
 >;
 
 /** The mutable counters behind {@link SchedulerMetrics}. */
@@ -135,6 +146,7 @@ export class MetricsRecorder {
   };
   readonly waitFirstAttempt = new LatencyHistogram();
   readonly waitFullyPlaced = new LatencyHistogram();
+  readonly commitLatency = new LatencyHistogram();
 
   constructor(readonly startedAtMs: number) {}
 
@@ -167,6 +179,7 @@ export class MetricsRecorder {
       queuedJobs,
       waitFirstAttempt: this.waitFirstAttempt.summary(),
       waitFullyPlaced: this.waitFullyPlaced.summary(),
+      commitLatency: this.commitLatency.summary(),
     };
   }
 }

@@ -50,7 +50,8 @@ import { systemClock, type Clock } from './clock.js';
 import { JobBook, type OwnedJob } from './job-book.js';
 import { assessJob } from './job-progress.js';
 import { JobActions } from './job-actions.js';
-import { mergeRuledOut, noFitReason, offeredMachines, type OfferedMachines } from './job-status.js';
+import { mergeRuledOut, noFitReason, type OfferedMachines } from './job-status.js';
+import { OfferedMachinesCache } from './offered-cache.js';
 import { MachineLossWatch } from './machine-loss.js';
 import { MetricsRecorder, toSchedulerStats, type SchedulerMetrics } from './metrics.js';
 import { Ownership } from './ownership.js';
@@ -155,7 +156,7 @@ export class Scheduler {
   private changed = true;
   private retryMaintenanceAtMs: number | undefined;
   private nextStatsAtMs: number;
-  private offeredCache: { snapshot: CellSnapshot; offered: OfferedMachines } | undefined;
+  private readonly offeredCache = new OfferedMachinesCache();
 
   private stepping = false;
   private stopping = false;
@@ -313,6 +314,7 @@ export class Scheduler {
   // ---- waking -------------------------------------------------------------------------------
 
   private noteChange(change: MirrorChange): void {
+    this.offeredCache.note(change);
     for (const c of change.changes) {
       switch (c.kind) {
         case 'job':
@@ -493,8 +495,7 @@ export class Scheduler {
   // ---- attempts -----------------------------------------------------------------------------
 
   private offered(snapshot: CellSnapshot): OfferedMachines {
-    if (this.offeredCache?.snapshot !== snapshot) this.offeredCache = { snapshot, offered: offeredMachines(snapshot) };
-    return this.offeredCache.offered;
+    return this.offeredCache.get(snapshot);
   }
 
   /**
@@ -555,8 +556,10 @@ export class Scheduler {
     let conflicted: number;
     let busyMs: number;
     try {
+      const commitStart = this.clock.now();
       const result = await this.committer.commit(cell.transaction(this.settings.conflictMode, mode));
       busyMs = this.clock.now() - start;
+      this.recorder.commitLatency.add(this.clock.now() - commitStart);
       committed = result.committed.length;
       conflicted = result.conflicted.length;
       this.recorder.recordCommit(committed, conflicted, result.spuriousRetries, busyMs);

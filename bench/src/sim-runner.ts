@@ -1,0 +1,85 @@
+/**
+ * Runs the points of a simulated experiment, in this thread or over a pool of worker threads
+ * (one simulation per worker at a time; a simulation is single-threaded, so on a 2-core machine
+ * two workers halve the wall time). Results do not depend on the pool: each point is a pure
+ * function of its config.
+ */
+import { Worker } from 'node:worker_threads';
+import { runSimulation, type SimulationConfig, type SimulationResult } from '@omega/simulator';
+import type { SimExperiment, SimPoint } from './sim-experiments.js';
+
+/** A point with its measurements. */
+export interface SimPointResult {
+  readonly id: string;
+  readonly arm: string;
+  readonly workload: string;
+  readonly x: Readonly<Record<string, number>>;
+  readonly config: SimulationConfig;
+  readonly result: SimulationResult;
+}
+
+export interface SimRunOptions {
+  /** Simulations at once (worker threads when > 1). Default 1. */
+  readonly jobs?: number;
+  /** Called after each point, e.g. to print progress. */
+  readonly onPoint?: (done: number, total: number, point: SimPointResult) => void;
+}
+
+/** Whether this module runs from the build (workers need the compiled `sim-worker.js`). */
+function workerUrl(): URL | undefined {
+  const url = new URL('./sim-worker.js', import.meta.url);
+  return import.meta.url.endsWith('.js') ? url : undefined;
+}
+
+/** Runs every point; results come back in the experiment's order. */
+export async function runSimExperiment(experiment: SimExperiment, options: SimRunOptions = {}): Promise<SimPointResult[]> {
+  const points = experiment.points;
+  const results: (SimPointResult | undefined)[] = new Array(points.length).fill(undefined);
+  const url = workerUrl();
+  const jobs = url === undefined ? 1 : Math.max(1, Math.min(options.jobs ?? 1, points.length));
+  let next = 0;
+  let done = 0;
+  const finish = (i: number, result: SimulationResult): void => {
+    const p = points[i] as SimPoint;
+    const r: SimPointResult = { id: p.id, arm: p.arm, workload: p.workload, x: p.x, config: p.config, result };
+    results[i] = r;
+    done++;
+    options.onPoint?.(done, points.length, r);
+  };
+  if (jobs === 1 || url === undefined) {
+    for (let i = 0; i < points.length; i++) finish(i, await runSimulation((points[i] as SimPoint).config));
+    return results as SimPointResult[];
+  }
+  await Promise.all(
+    Array.from({ length: jobs }, async () => {
+      const worker = new Worker(url);
+      try {
+        for (let i = next++; i < points.length; i = next++) finish(i, await runInWorker(worker, (points[i] as SimPoint).config));
+      } finally {
+        await worker.terminate();
+      }
+    }),
+  );
+  return results as SimPointResult[];
+}
+
+function runInWorker(worker: Worker, config: SimulationConfig): Promise<SimulationResult> {
+  return new Promise((resolve, reject) => {
+    const onMessage = (message: { ok: true; result: SimulationResult } | { ok: false; error: string }): void => {
+      cleanup();
+      if (message.ok) resolve(message.result);
+      else reject(new Error(`simulation failed in a worker: ${message.error}`));
+    };
+    const onError = (error: Error): void => {
+      cleanup();
+      reject(error);
+    };
+    const cleanup = (): void => {
+      worker.off('message', onMessage);
+      worker.off('error', onError);
+    };
+    worker.on('message', onMessage);
+    worker.on('error', onError);
+    worker.postMessage(config);
+  });
+}

@@ -1,0 +1,72 @@
+/**
+ * The simulator's stand-in for every node agent of the cell: a task "runs" from the moment its
+ * claim commits for its job's `runDurationMs`, then succeeds (or fails, with `hollowFail`). It
+ * skips the `running` report (nothing in the experiments reads it) and writes the outcomes due
+ * at one virtual instant in one batched request, so it adds as little store traffic as possible
+ * to what is measured: the schedulers.
+ */
+import { isTerminal, type Cell, type CellMirror, type Task, type TaskId } from '@omega/cell-state';
+import type { VirtualClock } from './virtual-clock.js';
+
+export class SimAgent {
+  /** Task id + claim id of each task whose end is scheduled, so a re-delivered change schedules nothing twice. */
+  private readonly scheduled = new Set<string>();
+  private readonly due = new Map<number, TaskId[]>();
+  private unsubscribe: (() => void) | undefined;
+  tasksEnded = 0;
+
+  constructor(
+    private readonly cell: Cell,
+    private readonly mirror: CellMirror,
+    private readonly clock: VirtualClock,
+  ) {}
+
+  start(): void {
+    this.unsubscribe = this.mirror.onChange((change) => {
+      const snapshot = this.mirror.snapshot();
+      const ids = change.full ? [...snapshot.jobs()].flatMap((j) => [...snapshot.tasksOf(j.id)].map((t) => t.id)) : change.changes.filter((c) => c.kind === 'task' && c.type === 'put').map((c) => c.id as TaskId);
+      for (const id of ids) {
+        const task = snapshot.task(id);
+        if (task === undefined || task.state !== 'placed') continue;
+        const key = `${task.id}#${task.claimId}`;
+        if (this.scheduled.has(key)) continue;
+        this.scheduled.add(key);
+        const duration = snapshot.job(task.jobId)?.spec.task.runDurationMs ?? 0;
+        this.endAt(this.clock.now() + duration, task.id);
+      }
+    });
+  }
+
+  stop(): void {
+    this.unsubscribe?.();
+  }
+
+  private endAt(timeMs: number, id: TaskId): void {
+    const batch = this.due.get(timeMs);
+    if (batch !== undefined) {
+      batch.push(id);
+      return;
+    }
+    this.due.set(timeMs, [id]);
+    this.clock.at(timeMs, () => {
+      const ids = this.due.get(timeMs) ?? [];
+      this.due.delete(timeMs);
+      void this.finish(ids);
+    });
+  }
+
+  private async finish(ids: readonly TaskId[]): Promise<void> {
+    const snapshot = this.mirror.snapshot();
+    const updates: { task: Task; patch: { state: 'succeeded' | 'failed'; exitCode: number; finishedAtMs: number } }[] = [];
+    for (const id of ids) {
+      const task = snapshot.task(id);
+      if (task === undefined || isTerminal(task.state)) continue;
+      this.scheduled.delete(`${task.id}#${task.claimId}`);
+      const fail = snapshot.job(task.jobId)?.spec.task.hollowFail === true;
+      updates.push({ task, patch: { state: fail ? 'failed' : 'succeeded', exitCode: fail ? 1 : 0, finishedAtMs: this.clock.now() } });
+    }
+    if (updates.length === 0) return;
+    await this.cell.updateTasks(updates);
+    this.tasksEnded += updates.length;
+  }
+}
