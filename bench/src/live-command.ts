@@ -83,10 +83,10 @@ function t1Markdown(result: BenchResult<T1Point>): string {
     `${ms(p.submitToRunning.p50Ms)} / ${ms(p.submitToRunning.p99Ms)}`,
     int(p.etcdTxnsPerSecond),
     `${(p.etcdReceivedBytesPerSecond / 1024 ** 2).toFixed(1)} MiB/s (${int(p.etcdReceivedBytesPerPlacement)} B/placement)`,
-    `${int(p.machineRecordBytes)} / ${int(p.taskRecordBytes)} B`,
+    `${int(p.machinesPerJob)} x ${int(p.machineRecordBytes)} B / ${int(p.taskRecordBytes)} B`,
   ]);
   return [
-    table(['batch schedulers', 'placements/s', 'raw etcd ceiling (claims/s)', 'share of ceiling', 'conflict fraction', 'spurious retries', 'commit latency p50 / p99', 'submit-to-running p50 / p99', 'etcd txn/s', 'etcd bytes in', 'machine / task record'], rows),
+    table(['batch schedulers', 'placements/s', 'raw etcd ceiling (claims/s)', 'share of ceiling', 'conflict fraction', 'spurious retries', 'commit latency p50 / p99', 'submit-to-running p50 / p99', 'etcd txn/s', 'etcd bytes in', 'machine records per 1,000 placements x size / task record'], rows),
     '',
     'Commit latency: request to reply of each commit (resource-fit retries inside it included), p50 weighted over the schedulers by commits, p99 the worst scheduler. Submit-to-running: every task, from its job\'s submission (all jobs at once) to the agent\'s `running` report, so it includes the queue.',
   ].join('\n');
@@ -224,7 +224,7 @@ export async function runLiveCommand(options: LiveCommandOptions, print: Print):
       ];
       const config = { experiment: 'T1', quick: options.quick, ...t1, print: undefined };
       result = envelope('T1', 'T1: placement throughput (live)', options, config, points, checks, paper, [
-        `Jobs of ${t1.tasksPerJob} tasks (0.1 CPU, 64 MiB, ${t1.taskDurationMs / 1000} s) submitted at once straight into the cell; machines of 64 CPU / 256 GiB so nothing misfits; schedulers with no think time and --max-txn-ops ${cluster.etcd.limits.maxTxnOps}.`,
+        `Jobs of ${t1.tasksPerJob} tasks (0.1 CPU, 64 MiB, ${t1.taskDurationMs / 1000} s) submitted at once straight into the cell; machines of 64 CPU / 256 GiB so nothing misfits; batch schedulers with their default placement (pack), no think time and --max-txn-ops ${cluster.etcd.limits.maxTxnOps}.`,
         `The raw ceiling runs ${t1.rawSeconds} s per point with as many processes as schedulers, right after the scheduled run, on the same etcd.`,
       ], cluster.etcdVersion, startedAt);
     } else {

@@ -143,6 +143,7 @@ async function livePoint(cluster: LiveCluster, options: LiveE3Options, conflictM
           String(think?.jobMs ?? 0),
           '--t-task-ms',
           String(think?.taskMs ?? 0),
+          ...(kind === 'batch' ? ['--choice', 'first-fit'] : []),
           '--ownership-grace-ms',
           String(365 * 24 * 3600_000),
           '--seed',

@@ -10,11 +10,11 @@
  * - submit-to-running p50/p99: every task's `startedAtMs` (the agent's report) - its job's
  *   submission, exact over all tasks;
  * - etcd transactions per second and bytes received, from etcd's `/metrics`;
- * - the raw etcd ceiling: K processes sending the same request shape (1,000 claims grouped per
- *   machine, values of the sizes the real commits wrote) with no scheduling logic, for a fixed
- *   time right after the scheduled run, on the same etcd.
+ * - the raw etcd ceiling: K processes sending the same request shape (1,000 claims grouped over
+ *   as many machines per commit as the schedulers' commits wrote, values of the sizes they wrote)
+ *   with no scheduling logic, for a fixed time right after the scheduled run, on the same etcd.
  */
-import { isTerminal, jobId, type Cell, type CellMirror, type JobId } from '@omega/cell-state';
+import { KvCompactedError, isTerminal, jobId, type Cell, type CellMirror, type JobId } from '@omega/cell-state';
 import type { SchedulerMetrics } from '@omega/scheduler-core';
 import { fileURLToPath } from 'node:url';
 import os from 'node:os';
@@ -59,8 +59,11 @@ export interface T1Point {
   readonly etcdTxnsPerSecond: number;
   readonly etcdReceivedBytesPerSecond: number;
   readonly etcdReceivedBytesPerPlacement: number;
+  /** Mean size of the machine and task records written in the window (key + value). */
   readonly machineRecordBytes: number;
   readonly taskRecordBytes: number;
+  /** Machine records written per 1,000 placements: the commits' shape, which the raw ceiling copies. */
+  readonly machinesPerJob: number;
   readonly rawClaimsPerSecond: number;
   readonly rawCommitsPerSecond: number;
   readonly shareOfCeiling: number;
@@ -82,32 +85,45 @@ export function percentiles(values: readonly number[]): Percentiles {
   return { count: sorted.length, p50Ms: at(0.5), p99Ms: at(0.99), meanMs: sorted.reduce((a, b) => a + b, 0) / sorted.length, maxMs: sorted[sorted.length - 1] as number };
 }
 
-async function averageValueBytes(cell: Cell, kind: 'machines' | 'tasks'): Promise<number> {
-  const { kvs } = await cell.kv.range({ key: `${cell.keys.root}${kind}/`, prefix: true, limit: 2000 });
-  return kvs.length === 0 ? 0 : kvs.reduce((a, kv) => a + kv.value.length + kv.key.length, 0) / kvs.length;
+/** What the bench saw written in the placement window. */
+interface WindowCounts {
+  /** First versions of task keys: placements. */
+  placed: number;
+  lastAtMs: number;
+  taskBytes: number;
+  machineWrites: number;
+  machineBytes: number;
 }
 
 /**
- * Counts first placements as a raw watch on the cell's task keys sees them: a task key's first
- * version is its placement. Nothing is decoded, so the bench's own CPU stays out of the way of
- * what it measures (a mirror here would be one more full replica on a 2-core machine).
+ * Counts first placements and machine writes as a raw watch on the cell's keys sees them: a task
+ * key's first version is its placement. Nothing is decoded, so the bench's own CPU stays out of
+ * the way of what it measures (a mirror here would be one more full replica on a 2-core machine).
  */
-function placementCounter(cell: Cell, fromRevision: number): { placed: () => number; lastAtMs: () => number; stop: () => Promise<void>; onProgress: (f: () => void) => void } {
-  let placed = 0;
-  let lastAtMs = 0;
+function placementCounter(cell: Cell, fromRevision: number): { counts: WindowCounts; placed: () => number; stop: () => Promise<void>; onProgress: (f: () => void) => void } {
+  const counts: WindowCounts = { placed: 0, lastAtMs: 0, taskBytes: 0, machineWrites: 0, machineBytes: 0 };
+  const tasks = `${cell.keys.root}tasks/`;
+  const machines = `${cell.keys.root}machines/`;
   let progress: (() => void) | undefined;
-  const handle = cell.kv.watch(`${cell.keys.root}tasks/`, fromRevision, {
+  const handle = cell.kv.watch(cell.keys.root, fromRevision, {
     onBatch: (batch) => {
       for (const e of batch.events) {
-        if (e.type !== 'put' || e.kv.version !== 1) continue;
-        placed++;
-        lastAtMs = Date.now();
+        if (e.type !== 'put') continue;
+        const bytes = e.kv.key.length + e.kv.value.length;
+        if (e.kv.key.startsWith(machines)) {
+          counts.machineWrites++;
+          counts.machineBytes += bytes;
+        } else if (e.kv.version === 1 && e.kv.key.startsWith(tasks)) {
+          counts.placed++;
+          counts.taskBytes += bytes;
+          counts.lastAtMs = Date.now();
+        }
       }
       progress?.();
     },
     onCompacted: () => undefined,
   });
-  return { placed: () => placed, lastAtMs: () => lastAtMs, stop: () => handle.cancel(), onProgress: (f) => (progress = f) };
+  return { counts, placed: () => counts.placed, stop: () => handle.cancel(), onProgress: (f) => (progress = f) };
 }
 
 /** Resolves once `test()` holds, checking whenever `counter` reports progress. */
@@ -123,7 +139,7 @@ function until(counter: ReturnType<typeof placementCounter>, test: () => boolean
   });
 }
 
-async function rawCeiling(cluster: LiveCluster, k: number, options: T1Options, machineBytes: number, taskBytes: number, tag: string): Promise<{ claimsPerSecond: number; commitsPerSecond: number }> {
+async function rawCeiling(cluster: LiveCluster, k: number, options: T1Options, shape: { machines: number; machineBytes: number; taskBytes: number }, tag: string): Promise<{ claimsPerSecond: number; commitsPerSecond: number }> {
   const handles = Array.from({ length: k }, (_, i) =>
     cluster.startNode(`raw-${tag}-${i}`, [
       RAW_COMMITTER,
@@ -135,10 +151,12 @@ async function rawCeiling(cluster: LiveCluster, k: number, options: T1Options, m
       String(options.tasksPerJob),
       '--machines',
       String(options.machines),
+      '--groups',
+      String(Math.min(options.machines, Math.max(1, Math.round(shape.machines)))),
       '--machine-bytes',
-      String(Math.max(1, Math.round(machineBytes))),
+      String(Math.max(1, Math.round(shape.machineBytes))),
       '--task-bytes',
-      String(Math.max(1, Math.round(taskBytes))),
+      String(Math.max(1, Math.round(shape.taskBytes))),
       '--prefix',
       `/bench-raw/${tag}-${i}/`,
       '--max-txn-ops',
@@ -212,15 +230,17 @@ export async function runT1Point(cluster: LiveCluster, k: number, options: T1Opt
     );
     const total = jobs * options.tasksPerJob;
     await until(counter, () => counter.placed() >= total, 600_000, `${total} placements`);
-    const seconds = (counter.lastAtMs() - t0) / 1000;
+    const { counts } = counter;
+    const seconds = (counts.lastAtMs - t0) / 1000;
     const cpuAfter = cpuOf();
     const after = await cluster.etcdCounters();
     await counter.stop();
     const observer = cell.mirror();
     await observer.start();
     options.print(`    K=${k}: ${total} placements in ${seconds.toFixed(2)} s = ${(total / seconds).toFixed(0)}/s; waiting for the agent's running reports`);
-    const machineRecordBytes = await averageValueBytes(cell, 'machines');
-    const taskRecordBytes = await averageValueBytes(cell, 'tasks');
+    const machineRecordBytes = counts.machineWrites > 0 ? counts.machineBytes / counts.machineWrites : 0;
+    const taskRecordBytes = counts.placed > 0 ? counts.taskBytes / counts.placed : 0;
+    const machinesPerJob = (counts.machineWrites * options.tasksPerJob) / Math.max(1, counts.placed);
     await waitFor(observer, () => allStarted(observer, ids), 300_000, 'every task reported running').catch((error: unknown) => options.print(`    ${String(error)}`));
     const snapshot = observer.snapshot();
     await observer.stop();
@@ -233,7 +253,7 @@ export async function runT1Point(cluster: LiveCluster, k: number, options: T1Opt
     const stopped = await Promise.all(schedulers.map(async (h) => ({ name: h.name, exitCode: await cluster.stopProcess(h), metrics: finalMetrics(h) })));
     await cluster.stopProcess(agent);
     const d = delta(before, after);
-    const raw = await rawCeiling(cluster, k, options, machineRecordBytes, taskRecordBytes, cellName);
+    const raw = await rawCeiling(cluster, k, options, { machines: machinesPerJob, machineBytes: machineRecordBytes, taskBytes: taskRecordBytes }, cellName);
     const ms = stopped.map((s) => s.metrics).filter((m): m is SchedulerMetrics => m !== undefined);
     const sum = (f: (m: SchedulerMetrics) => number): number => ms.reduce((a, m) => a + f(m), 0);
     const ok = sum((m) => m.transactionsOk);
@@ -241,6 +261,11 @@ export async function runT1Point(cluster: LiveCluster, k: number, options: T1Opt
     const latencies = stopped.map((s) => ({ scheduler: s.name, p50Ms: s.metrics?.commitLatency?.p50Ms ?? NaN, p99Ms: s.metrics?.commitLatency?.p99Ms ?? NaN, count: s.metrics?.commitLatency?.count ?? 0 }));
     const placementsPerSecond = total / seconds;
     await cell.kv.delete(cell.keys.root, { prefix: true });
+    // The point and its ceiling wrote up to a million keys: compact their history now, not during the next point.
+    // (Auto-compaction may have got there first: then there is nothing left to do.)
+    await cluster.kv.compact((await cluster.kv.range({ key: cell.keys.root, limit: 1 })).revision).catch((error: unknown) => {
+      if (!(error instanceof KvCompactedError)) throw error;
+    });
     return {
       schedulers: k,
       machines: options.machines,
@@ -260,6 +285,7 @@ export async function runT1Point(cluster: LiveCluster, k: number, options: T1Opt
       etcdReceivedBytesPerPlacement: d.receivedBytes / total,
       machineRecordBytes,
       taskRecordBytes,
+      machinesPerJob,
       rawClaimsPerSecond: raw.claimsPerSecond,
       rawCommitsPerSecond: raw.commitsPerSecond,
       shareOfCeiling: raw.claimsPerSecond > 0 ? placementsPerSecond / raw.claimsPerSecond : 0,
@@ -268,7 +294,7 @@ export async function runT1Point(cluster: LiveCluster, k: number, options: T1Opt
         agent: cpuAfter.agent - cpuBefore.agent,
         schedulers: cpuAfter.schedulers - cpuBefore.schedulers,
         bench: cpuAfter.bench - cpuBefore.bench,
-        available: os.availableParallelism() * ((counter.lastAtMs() - t0) / 1000),
+        available: os.availableParallelism() * seconds,
       },
       schedulerMetrics: stopped,
     };

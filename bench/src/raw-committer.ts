@@ -1,13 +1,14 @@
 #!/usr/bin/env node
 /**
  * One raw etcd committer process for the live T1 ceiling: the same request shape as a
- * scheduler's incremental commit (one request of nested transactions, one per machine, each
+ * scheduler's incremental commit (one request of nested transactions, one per machine: `--claims`
+ * tasks spread evenly over `--groups` distinct random machines of `--machines`, each
  * comparing the machine key's and its tasks' keys' mod_revisions and writing them all, with range
  * reads on failure), with values of the sizes the real commits wrote, and no scheduling logic at all:
  * no mirror, no placement, no decoding. Run as many of these as there were scheduler processes.
  *
  *   node bench/dist/raw-committer.js --etcd URL --seconds S --claims C --machines M
- *        --machine-bytes B --task-bytes T --prefix P --max-txn-ops N
+ *        --groups G --machine-bytes B --task-bytes T --prefix P --max-txn-ops N
  *
  * Prints one JSON line: `{"commits": n, "claims": n, "seconds": s}`.
  */
@@ -20,6 +21,7 @@ const { values } = parseArgs({
     seconds: { type: 'string' },
     claims: { type: 'string' },
     machines: { type: 'string' },
+    groups: { type: 'string' },
     'machine-bytes': { type: 'string' },
     'task-bytes': { type: 'string' },
     prefix: { type: 'string' },
@@ -37,6 +39,7 @@ const num = (name: keyof typeof values): number => {
 const seconds = num('seconds');
 const claims = num('claims');
 const machines = num('machines');
+const groupCount = Math.min(machines, Math.round(num('groups')));
 const machineValue = new Uint8Array(num('machine-bytes')).fill(7);
 const taskValue = new Uint8Array(num('task-bytes')).fill(9);
 const prefix = String(values.prefix ?? `/bench-raw/${process.pid}/`);
@@ -47,15 +50,13 @@ let taskSeq = 0;
 const started = Date.now();
 const deadline = started + seconds * 1000;
 while (Date.now() < deadline) {
-  // Random machines with repeats, grouped per machine, as randomized first fit spreads a job's
-  // tasks and the commit groups them: one nested transaction per machine, all its tasks in it.
-  const groups = new Map<number, string[]>();
-  for (let i = 0; i < claims; i++) {
-    const m = Math.floor(Math.random() * machines);
-    const tasks = groups.get(m) ?? [];
-    tasks.push(`${prefix}tasks/${process.pid}/${taskSeq++}`);
-    groups.set(m, tasks);
-  }
+  // Distinct random machines, the tasks dealt over them, as the commit groups a job's claims:
+  // one nested transaction per machine, all its tasks in it.
+  const chosen = new Set<number>();
+  while (chosen.size < groupCount) chosen.add(Math.floor(Math.random() * machines));
+  const order = [...chosen];
+  const groups = new Map<number, string[]>(order.map((m) => [m, []]));
+  for (let i = 0; i < claims; i++) groups.get(order[i % groupCount] as number)?.push(`${prefix}tasks/${process.pid}/${taskSeq++}`);
   const success: Op[] = [...groups].map(([m, tasks]) => {
     const machineKey = `${prefix}machines/m${m}`;
     return {

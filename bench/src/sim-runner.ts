@@ -8,6 +8,9 @@ import { Worker } from 'node:worker_threads';
 import { runSimulation, type SimulationConfig, type SimulationResult } from '@omega/simulator';
 import type { SimExperiment, SimPoint } from './sim-experiments.js';
 
+/** Heap of each simulation worker: a full-scale simulated day holds ~2 million task records. */
+const WORKER_HEAP_MB = 8192;
+
 /** A point with its measurements. */
 export interface SimPointResult {
   readonly id: string;
@@ -52,7 +55,8 @@ export async function runSimExperiment(experiment: SimExperiment, options: SimRu
   }
   await Promise.all(
     Array.from({ length: jobs }, async () => {
-      const worker = new Worker(url);
+      // A simulated day keeps millions of task records (store + mirror): more than V8's default heap.
+      const worker = new Worker(url, { resourceLimits: { maxOldGenerationSizeMb: WORKER_HEAP_MB } });
       try {
         for (let i = next++; i < points.length; i = next++) finish(i, await runInWorker(worker, (points[i] as SimPoint).config));
       } finally {

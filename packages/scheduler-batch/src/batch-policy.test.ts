@@ -60,6 +60,37 @@ describe('randomized first fit', () => {
   });
 });
 
+describe('pack', () => {
+  it('fills the machine it starts on before moving to the next one, wrapping around the list', async () => {
+    const snapshot = await cellWithFree([4000, 4000, 4000, 4000, 4000, 4000]);
+    const { outcome, machines } = place(snapshot, jobSpec('a').instances(10).cpu(1000).build(), 'pack', 5);
+    expect(outcome.placed).toBe(10);
+    const start = Number((machines[0] as string).slice(1));
+    const expected = [0, 0, 0, 0, 1, 1, 1, 1, 2, 2].map((k) => `m${(start + k) % 6}`);
+    expect(machines).toEqual(expected);
+  });
+
+  it('starts each job at a random machine and skips machines without room', async () => {
+    const snapshot = await cellWithFree([4000, 0, 4000, 0, 4000, 0, 4000, 0]);
+    const firsts = new Set<string>();
+    for (let seed = 1; seed <= 20; seed++) {
+      const { machines } = place(snapshot, jobSpec('a').instances(2).cpu(1000).build(), 'pack', seed);
+      expect(new Set(machines).size).toBe(1);
+      firsts.add(machines[0] as string);
+    }
+    expect([...firsts].sort()).toEqual(['m0', 'm2', 'm4', 'm6']);
+  });
+
+  it('is the default choice', async () => {
+    const snapshot = await cellWithFree([4000, 4000, 4000, 4000]);
+    const job = jobOf(jobSpec('a').instances(4).cpu(1000).build());
+    const cell = new PrivateCell(snapshot, 'test', claimIdFactory());
+    const tasks = Array.from({ length: 4 }, (_, index) => ({ taskId: taskId(job.id, index), index }));
+    batchPolicy().place({ job, tasks, cell, snapshot, machines: offeredMachines(snapshot).machines, random: seededRandom(9) });
+    expect(new Set(cell.deltas.map((d) => d.claim.machineId)).size).toBe(1);
+  });
+});
+
 describe('power-of-two choices', () => {
   it('takes the feasible machine with more free CPU of the two it samples', async () => {
     const snapshot = await cellWithFree([0, 1000, 0, 0, 3000, 0]);
@@ -74,7 +105,7 @@ describe('power-of-two choices', () => {
 
 describe('the batch policy in the loop', () => {
   it('refuses an unknown choice at construction, naming the option', () => {
-    expect(() => batchPolicy({ choice: 'best-fit' as BatchChoice })).toThrow(/^choice: must be one of first-fit, power-of-two/);
+    expect(() => batchPolicy({ choice: 'best-fit' as BatchChoice })).toThrow(/^choice: must be one of first-fit, power-of-two, pack/);
   });
 
   it('places a gang job whole when it fits and not at all when it does not', async () => {

@@ -1,15 +1,16 @@
 #!/usr/bin/env node
 /**
- * `omega-scheduler-batch`: one batch scheduler instance. Its own flag is `--choice first-fit |
- * power-of-two`; everything else (store, cell, instance name, conflict mode, think time,
+ * `omega-scheduler-batch`: one batch scheduler instance. Its own flag is `--choice pack |
+ * first-fit | power-of-two`; everything else (store, cell, instance name, conflict mode, think time,
  * logging, signals) is the shared scheduler process of @omega/scheduler-core.
  */
 import { FlagError, runSchedulerProcess, takeFlags } from '@omega/scheduler-core';
 import { BATCH_CHOICES, BatchOptionsError, batchPolicy, type BatchChoice } from './batch-policy.js';
 
 const PROGRAM = 'omega-scheduler-batch';
-const USAGE = `  --choice CHOICE                ${BATCH_CHOICES.join(' | ')}: randomized first fit, or the freer (CPU) of two
-                                 feasible machines (default first-fit)
+const USAGE = `  --choice CHOICE                ${BATCH_CHOICES.join(' | ')}: randomized first fit per task, the freer
+                                 (CPU) of two feasible machines, or first fit from one random start
+                                 per job, filling machines in turn (default pack)
 `;
 
 let policy: ReturnType<typeof batchPolicy>;

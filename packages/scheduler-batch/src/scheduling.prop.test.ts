@@ -12,7 +12,7 @@ import { type ConflictMode } from '@omega/cell-state';
 import { lostJobs, machine, placementViolations, jobSpec } from '@omega/scheduler-core/testing';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import type { BatchChoice } from './batch-policy.js';
+import { BATCH_CHOICES, type BatchChoice } from './batch-policy.js';
 import { batchHarness } from './testing/index.js';
 
 function fcParams(numRuns: number): fc.Parameters<unknown> {
@@ -38,7 +38,7 @@ const scenarioArb = fc.record({
   thinkJobMs: fc.oneof(fc.constant(0), fc.integer({ min: 20, max: 200 })),
   thinkTaskMs: fc.integer({ min: 0, max: 20 }),
   conflictMode: fc.constantFrom<ConflictMode>('resource-fit', 'sequence-numbers'),
-  choice: fc.constantFrom<BatchChoice>('first-fit', 'power-of-two'),
+  choice: fc.constantFrom<BatchChoice>(...BATCH_CHOICES),
   /** Crash instance 0 after this many jobs were submitted (none when beyond the job count). */
   crashAfterJobs: fc.integer({ min: 0, max: 20 }),
   /** Lose machine `which` after `afterJobs` jobs were submitted (none when beyond the counts). */

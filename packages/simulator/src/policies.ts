@@ -1,7 +1,7 @@
 /**
  * The placement policies the simulated schedulers run, all built from the real policy packages:
  *
- * - `batchPolicy()` (randomized first fit) for batch schedulers;
+ * - `batchPolicy({ choice: 'first-fit' })` (randomized first fit, as the paper's simulator) for batch schedulers;
  * - for service schedulers either the careful `servicePolicy()` (constraints, spread scoring; the
  *   production default) or randomized first fit with kind `service` (the placement the Omega
  *   paper's simulator uses for every scheduler);
@@ -36,7 +36,7 @@ export function simServicePolicy(placement: ServicePlacement): PlacementPolicy {
  * the loop's `jobKinds` setting.
  */
 export function monolithicPolicy(service: PlacementPolicy): PlacementPolicy {
-  const batch = batchPolicy();
+  const batch = batchPolicy({ choice: 'first-fit' });
   return {
     kind: 'batch',
     defaultTransactionMode: 'incremental',

@@ -75,6 +75,17 @@ describe('the simulation', () => {
     expect(ownStore.revision).toBe(sharedStore.revision);
   });
 
+  it('decides the same with and without the janitor deleting finished jobs', async () => {
+    const kept = await runSimulation(omega({ janitorPeriodMs: 0 }));
+    const swept = await runSimulation(omega({ janitorPeriodMs: 300_000 }));
+    expect(kept.jobsDeleted).toBe(0);
+    expect(swept.jobsDeleted).toBeGreaterThan(0);
+    // Only the store's traffic and the janitor's own timers differ.
+    const { store: _a, jobsDeleted: _b, timersWoken: _c, ...keptRest } = deterministic(kept);
+    const { store: _d, jobsDeleted: _e, timersWoken: _f, ...sweptRest } = deterministic(swept);
+    expect(sweptRest).toEqual(keptRest);
+  });
+
   it('has metrics that add up: schedulers, store and workloads agree', async () => {
     const r = await runSimulation(omega());
     const sum = (f: (s: (typeof r.schedulers)[number]) => number): number => r.schedulers.reduce((a, s) => a + f(s), 0);

@@ -27,6 +27,7 @@ import { analyticBusyness, realizedDemand, type ThinkTime, type ThinkTimes } fro
 import { AttemptLog, monolithicPolicy, probePolicy, simServicePolicy, type ServicePlacement } from './policies.js';
 import { buildSimCell, sequentialClaimIds } from './sim-cell.js';
 import { SimAgent } from './sim-agent.js';
+import { SimJanitor } from './sim-janitor.js';
 import { VirtualClock } from './virtual-clock.js';
 import { WorkloadMetrics, type UtilizationSummary, type WorkloadSummary } from './workload-metrics.js';
 import { arrivals, merge, type Arrival, type CellShape, type Workload } from './workload.js';
@@ -67,6 +68,8 @@ export interface SimulationConfig {
   readonly retryBackoff?: { readonly initialMs: number; readonly maxMs: number };
   /** Utilization samples over the run. Default 100. */
   readonly utilizationSamples?: number;
+  /** How often finished jobs' records are deleted (sim-janitor.ts); 0: never. Default 10 min. */
+  readonly janitorPeriodMs?: number;
 }
 
 export interface SimSchedulerResult {
@@ -95,6 +98,8 @@ export interface SimulationResult {
   readonly store: { readonly revision: number; readonly requests: number; readonly bytesWritten: number };
   readonly timersWoken: number;
   readonly tasksEnded: number;
+  /** Finished jobs whose records the janitor deleted. */
+  readonly jobsDeleted: number;
   /** Wall-clock time of the run (the only non-deterministic number). */
   readonly wallMs: number;
 }
@@ -172,7 +177,7 @@ export async function runSimulation(config: SimulationConfig): Promise<Simulatio
 
   const log = new AttemptLog();
   const service = simServicePolicy(config.servicePlacement ?? 'careful');
-  const policyFor = (role: SchedulerRole): PlacementPolicy => (role === 'batch' ? batchPolicy() : role === 'service' ? service : monolithicPolicy(service));
+  const policyFor = (role: SchedulerRole): PlacementPolicy => (role === 'batch' ? batchPolicy({ choice: 'first-fit' }) : role === 'service' ? service : monolithicPolicy(service));
   const schedulers: Scheduler[] = [];
   for (const s of config.schedulers) {
     const mirror = shared ? observer : await newMirror();
@@ -196,6 +201,8 @@ export async function runSimulation(config: SimulationConfig): Promise<Simulatio
   metrics.start();
   const agent = new SimAgent(cell, observer, clock);
   agent.start();
+  const janitorPeriod = config.janitorPeriodMs ?? 600_000;
+  const janitor = new SimJanitor(cell, observer, clock, janitorPeriod);
 
   const start = clock.now();
   const end = start + config.durationMs;
@@ -237,6 +244,7 @@ export async function runSimulation(config: SimulationConfig): Promise<Simulatio
   const feeding = feed().catch((error: unknown) => void failures.push(error));
   const samples = config.utilizationSamples ?? 100;
   if (samples > 0) metrics.sampleEvery(clock, config.durationMs / samples, end - 1);
+  if (janitorPeriod > 0) janitor.start(end - 1);
 
   await clock.runUntil(end);
   if (failures.length > 0) throw failures[0];
@@ -265,6 +273,7 @@ export async function runSimulation(config: SimulationConfig): Promise<Simulatio
   await Promise.all([...runs, feeding]);
   metrics.stop();
   agent.stop();
+  janitor.stop();
   for (const s of schedulers) s.close();
   for (const m of mirrors) await m.stop();
   await kv.close();
@@ -280,6 +289,7 @@ export async function runSimulation(config: SimulationConfig): Promise<Simulatio
     store: { revision, requests: kv.counters.roundTrips, bytesWritten: kv.counters.bytesWritten },
     timersWoken: clock.woken,
     tasksEnded: agent.tasksEnded,
+    jobsDeleted: janitor.jobsDeleted,
     wallMs: performance.now() - wallStart,
   };
 }
