@@ -44,6 +44,7 @@ describe('the agent flags', () => {
       enforcement: true,
       taskUser: { name: 'nobody', uid: 65534, gid: 65534 },
       killGraceMs: 500,
+      taskRetentionMs: 86_400_000,
       drainOnExit: false,
       hollow: 0,
     });
@@ -59,6 +60,7 @@ describe('the agent flags', () => {
     expect(flagOf(['--etcd', 'localhost:2379'])).toBe('--etcd');
     expect(flagOf(['--hollow', 'many'])).toBe('--hollow');
     expect(flagOf(['--kill-grace-ms', '-1'])).toBe('--kill-grace-ms');
+    expect(flagOf(['--task-retention-s', '1h'])).toBe('--task-retention-s');
     expect(flagOf(['--cgroup-parent', '../x'])).toBe('--cgroup-parent');
     expect(flagOf(['--log-level', 'loud'])).toBe('--log-level');
     expect(flagOf(['--frobnicate'])).toBe('--frobnicate');

@@ -9,6 +9,7 @@ import { checkId, parseBytes, parseCpuMillis, type Resources } from '@omega/cell
 import { DEFAULT_CGROUP_PARENT, DEFAULT_CGROUP_ROOT } from './cgroup-detect.js';
 import { defaultMachineId, detectCapacity } from './registration.js';
 import { DEFAULT_KILL_GRACE_MS } from './task-runner.js';
+import { DEFAULT_TASK_RETENTION_MS } from './task-retention.js';
 import { cgroupParentSegments } from './task-paths.js';
 import { resolveTaskUser, type TaskUser } from './task-user.js';
 
@@ -28,6 +29,8 @@ export const USAGE = `usage: omega-agent [flags]
   --allow-root-tasks      allow tasks to run as root (as root agent: default task user root)
   --task-user USER        run tasks as USER (name, uid or uid:gid; default nobody as root)
   --kill-grace-ms MS      between TERM and KILL when stopping a task (default 10000)
+  --task-retention-s S    keep a finished task's directory and logs S seconds after its end
+                          was reported (default 86400; 0: forever)
   --drain-on-exit         stop every task when the agent stops (default: leave them running)
   --hollow N              serve N hollow machines (no processes; tasks run for runDurationMs)
   --hollow-prefix PREFIX  hollow machine ids are PREFIX-0000... (default hollow)
@@ -65,6 +68,7 @@ export interface AgentConfig {
   /** Undefined: tasks run as the agent's own user. */
   readonly taskUser: TaskUser | undefined;
   readonly killGraceMs: number;
+  readonly taskRetentionMs: number;
   readonly drainOnExit: boolean;
   /** 0: a real agent. */
   readonly hollow: number;
@@ -117,6 +121,7 @@ export function parseAgentArgs(argv: readonly string[], env: ConfigEnvironment =
         'allow-root-tasks': { type: 'boolean' },
         'task-user': { type: 'string' },
         'kill-grace-ms': { type: 'string' },
+        'task-retention-s': { type: 'string' },
         'log-listen': { type: 'string' },
         'drain-on-exit': { type: 'boolean' },
         hollow: { type: 'string' },
@@ -217,6 +222,7 @@ export function parseAgentArgs(argv: readonly string[], env: ConfigEnvironment =
   }
 
   const killGraceMs = integer('--kill-grace-ms', values['kill-grace-ms'], DEFAULT_KILL_GRACE_MS, 0, 3_600_000);
+  const taskRetentionMs = integer('--task-retention-s', values['task-retention-s'], DEFAULT_TASK_RETENTION_MS / 1000, 0, 10 * 365 * 86_400) * 1000;
   const heartbeatTtlSeconds = integer('--heartbeat-ttl', values['heartbeat-ttl'], 10, 1, 3_600);
   const logLevel = values['log-level'] ?? 'info';
   if (!LOG_LEVELS.has(logLevel)) throw new ConfigError('--log-level', `must be one of ${[...LOG_LEVELS].join(', ')}, got ${JSON.stringify(logLevel)}`);
@@ -240,6 +246,7 @@ export function parseAgentArgs(argv: readonly string[], env: ConfigEnvironment =
     allowRootTasks,
     taskUser,
     killGraceMs,
+    taskRetentionMs,
     drainOnExit: values['drain-on-exit'] === true,
     hollow,
     hollowPrefix,

@@ -87,6 +87,7 @@ async function main(): Promise<number> {
           cgroups,
           ...(config.taskUser === undefined ? {} : { taskUser: config.taskUser }),
           killGraceMs: config.killGraceMs,
+          taskRetentionMs: config.taskRetentionMs,
           logger: log.child({ machineId: id }),
         });
         await executor.init();

@@ -36,6 +36,7 @@ import type { Executor, TaskAttempt } from './executor.js';
 import { ReporterClosedError, type StatusReporter } from './status-reporter.js';
 import { readJson, TASK_FILES, writeJsonAtomic, type ExitRecord, type ReportedRecord, type StartedRecord, type SupervisorRecord, type SupervisorSpec, type TaskMeta } from './task-files.js';
 import { insideRoot, isTaskInstanceName, taskInstanceName, tasksRoot } from './task-paths.js';
+import { DEFAULT_TASK_RETENTION_MS, removeExpiredTasks, sweepIntervalMs } from './task-retention.js';
 import { checkTraversable, type TaskUser } from './task-user.js';
 
 /** PATH given to tasks that do not set their own. */
@@ -59,6 +60,8 @@ export interface ProcessExecutorOptions {
   readonly nodePath?: string;
   /** How often adopted attempts are checked for their end (default 250 ms). */
   readonly pollIntervalMs?: number;
+  /** How long a finished task's directory and logs are kept after its end was reported (default a day; 0: forever). */
+  readonly taskRetentionMs?: number;
 }
 
 /** Finds the built supervisor script, also when this module runs from its TypeScript source. */
@@ -84,6 +87,7 @@ interface Context {
 export class ProcessExecutor implements Executor {
   private readonly context: Context;
   private readonly live = new Set<ProcessAttempt>();
+  private sweeper: NodeJS.Timeout | undefined;
 
   constructor(options: ProcessExecutorOptions) {
     this.context = {
@@ -187,11 +191,26 @@ export class ProcessExecutor implements Executor {
       logger.warn({ cgroup: name }, 'removing a task cgroup with no task directory');
       await this.removeCgroup(name, logger);
     }
+    this.startRetention();
     return adopted;
   }
 
   async close(): Promise<void> {
+    clearInterval(this.sweeper);
+    this.sweeper = undefined;
     for (const attempt of this.live) attempt.detach();
+  }
+
+  /** Removes finished tasks' directories once their retention has passed: now, then periodically. */
+  private startRetention(): void {
+    const retention = this.context.options.taskRetentionMs ?? DEFAULT_TASK_RETENTION_MS;
+    if (retention <= 0 || this.sweeper !== undefined) return;
+    const sweep = (): void => {
+      removeExpiredTasks(this.context.tasksRoot, retention, Date.now(), this.context.logger).catch((error: unknown) => this.context.logger.warn({ err: error }, 'task retention sweep failed'));
+    };
+    sweep();
+    this.sweeper = setInterval(sweep, sweepIntervalMs(retention));
+    this.sweeper.unref();
   }
 
   private track(attempt: ProcessAttempt): void {
