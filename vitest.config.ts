@@ -8,6 +8,7 @@ const packagesDir = fileURLToPath(new URL('./packages/', import.meta.url));
 const alias = [
   ...readdirSync(packagesDir).flatMap((name) => [
     { find: `@omega/${name}/testing`, replacement: `${packagesDir}${name}/src/testing/index.ts` },
+    { find: `@omega/${name}/client`, replacement: `${packagesDir}${name}/src/client.ts` },
     { find: `@omega/${name}`, replacement: `${packagesDir}${name}/src/index.ts` },
   ]),
   { find: '@omega/bench', replacement: fileURLToPath(new URL('./bench/src/index.ts', import.meta.url)) },

@@ -1,7 +1,7 @@
 /**
  * The CLI's gRPC client of the Omega API, built from the .proto files at run time (no generated
- * code), with the same proto-loader options as the server: snake_case fields, enums as names,
- * 64-bit integers as numbers.
+ * code), with the server's own proto-loader options (`@omega/api/client`): snake_case fields,
+ * enums as names, 64-bit integers as numbers.
  *
  * Every call fails fast when the API cannot be reached (`waitForReady: false`, a short deadline)
  * and every failure becomes a {@link CliError} whose message says what went wrong and, when the
@@ -9,7 +9,7 @@
  */
 import { credentials, loadPackageDefinition, status, type Client, type ServiceError } from '@grpc/grpc-js';
 import protoLoader from '@grpc/proto-loader';
-import { PROTOS_DIR } from '@omega/cell-state';
+import { API_PROTO_FILE, PROTO_LOADER_OPTIONS } from '@omega/api/client';
 import { CliError } from './errors.js';
 
 /** Where the API is when neither `--api` nor `OMEGA_API` says. */
@@ -33,16 +33,9 @@ let services: { JobService: ServiceConstructor; CellService: ServiceConstructor 
 
 function loadServices(): { JobService: ServiceConstructor; CellService: ServiceConstructor } {
   if (services !== undefined) return services;
-  const definition = protoLoader.loadSync('omega/v1/api.proto', {
-    keepCase: true,
-    longs: Number,
-    enums: String,
-    defaults: true,
-    oneofs: true,
-    includeDirs: [PROTOS_DIR],
-  });
+  const definition = protoLoader.loadSync(API_PROTO_FILE, PROTO_LOADER_OPTIONS);
   const v1 = (loadPackageDefinition(definition) as unknown as { omega: { v1: Record<string, ServiceConstructor | undefined> } }).omega.v1;
-  if (v1.JobService === undefined || v1.CellService === undefined) throw new Error('omega/v1/api.proto lacks JobService or CellService');
+  if (v1.JobService === undefined || v1.CellService === undefined) throw new Error(`${API_PROTO_FILE} lacks JobService or CellService`);
   services = { JobService: v1.JobService, CellService: v1.CellService };
   return services;
 }

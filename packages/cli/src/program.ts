@@ -11,7 +11,7 @@ import { runDev, devOptionsFrom } from './dev/dev-cell.js';
 import { CliError, EXIT_USAGE, errorLine } from './errors.js';
 import { JobFileError, parseJobFile } from './job-file.js';
 import { formatJob, formatJobs, formatMachines, formatStats, formatWatchEvent, json } from './output.js';
-import { jobOutput, jobSpecToWire, machineOutput, schedulerOutput, type WireJobView, type WireMachineView, type WireSchedulerStats } from './wire.js';
+import { jobOutput, jobSpecToWire, machineOutput, schedulerOutput, type WireJobView, type WireMachineView, type WireSchedulerStatsView } from './wire.js';
 
 /** Where the program writes, and what it reads of its environment. */
 export interface CliIo {
@@ -193,7 +193,7 @@ export function createProgram(io: CliIo): Command {
     .command('stats')
     .description("the schedulers' transactions, conflicts and busyness")
     .action(async (_options: unknown, command: Command) => {
-      const reply = await withClient(command, (client) => client.call<{ schedulers: WireSchedulerStats[] }>('cells', 'GetSchedulerStats', {}));
+      const reply = await withClient(command, (client) => client.call<{ schedulers: WireSchedulerStatsView[] }>('cells', 'GetSchedulerStats', {}));
       const schedulers = reply.schedulers.map(schedulerOutput);
       await write(io.stdout, `${globals(command).json === true ? json(schedulers) : formatStats(schedulers)}\n`);
     });

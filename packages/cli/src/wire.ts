@@ -4,79 +4,12 @@
  * JobSpec of @omega/cell-state going out, and the camelCase objects of `--json` coming back
  * (the stable, documented output; the wire shape stays an internal detail of the CLI).
  */
-import type { JobSpec } from '@omega/cell-state';
+export { jobSpecToWire } from '@omega/api/client';
+import type { WireResources, WireSchedulerStatsView, WireTaskView } from '@omega/api/client';
 
-// ---- going out ------------------------------------------------------------------------------
+export type { WireResources, WireSchedulerStatsView, WireTaskView };
 
-const KIND: Readonly<Record<JobSpec['kind'], string>> = { batch: 'JOB_KIND_BATCH', service: 'JOB_KIND_SERVICE' };
-const COMMIT: Readonly<Record<JobSpec['commitMode'], string>> = {
-  default: 'COMMIT_MODE_UNSPECIFIED',
-  incremental: 'COMMIT_MODE_INCREMENTAL',
-  'all-or-nothing': 'COMMIT_MODE_ALL_OR_NOTHING',
-};
-const OPERATOR: Readonly<Record<string, string>> = {
-  equals: 'CONSTRAINT_OPERATOR_EQUALS',
-  in: 'CONSTRAINT_OPERATOR_IN',
-  'not-in': 'CONSTRAINT_OPERATOR_NOT_IN',
-  spread: 'CONSTRAINT_OPERATOR_SPREAD',
-  'max-per-machine': 'CONSTRAINT_OPERATOR_MAX_PER_MACHINE',
-};
-const RESTART: Readonly<Record<string, string>> = {
-  default: 'RESTART_POLICY_KIND_UNSPECIFIED',
-  never: 'RESTART_POLICY_KIND_NEVER',
-  'on-failure': 'RESTART_POLICY_KIND_ON_FAILURE',
-  always: 'RESTART_POLICY_KIND_ALWAYS',
-};
-
-/** A JobSpec as the `job` field of a SubmitJobRequest. */
-export function jobSpecToWire(spec: JobSpec): Record<string, unknown> {
-  return {
-    name: spec.name,
-    kind: KIND[spec.kind],
-    priority: spec.priority,
-    instances: spec.instances,
-    commit_mode: COMMIT[spec.commitMode],
-    task: {
-      command: [...spec.task.command],
-      env: { ...spec.task.env },
-      resources: { cpu_millis: spec.task.resources.cpuMillis, memory_bytes: spec.task.resources.memoryBytes },
-      run_duration_ms: spec.task.runDurationMs,
-      hollow_fail: spec.task.hollowFail,
-      pids_limit: spec.task.pidsLimit,
-    },
-    constraints: spec.constraints.map((c) => ({ attribute: c.attribute, operator: OPERATOR[c.operator], values: [...c.values], limit: c.limit })),
-    restart_policy: {
-      kind: RESTART[spec.restartPolicy.kind],
-      max_restarts: spec.restartPolicy.maxRestarts,
-      initial_backoff_ms: spec.restartPolicy.initialBackoffMs,
-      max_backoff_ms: spec.restartPolicy.maxBackoffMs,
-    },
-  };
-}
-
-// ---- coming back ----------------------------------------------------------------------------
-
-export interface WireResources {
-  cpu_millis: number;
-  memory_bytes: number;
-}
-
-export interface WireTaskView {
-  index: number;
-  state: string;
-  machine: string;
-  has_exit_code: boolean;
-  exit_code: number;
-  signal: string;
-  reason: string;
-  attempt: number;
-  restarts: number;
-  placed_at_ms: number;
-  started_at_ms: number;
-  finished_at_ms: number;
-  cpu_seconds: number;
-  peak_memory_bytes: number;
-}
+// ---- coming back: responses as decoded (absent messages are null) ----------------------------
 
 export interface WireJobView {
   id: string;
@@ -111,25 +44,6 @@ export interface WireMachineView {
   attributes: Record<string, string>;
   hollow: boolean;
   enforcement_disabled: boolean;
-}
-
-export interface WireSchedulerStats {
-  name: string;
-  kind: string;
-  conflict_mode: string;
-  transaction_mode: string;
-  transactions: number;
-  transactions_failed: number;
-  claims_committed: number;
-  claims_conflicted: number;
-  conflict_fraction: number;
-  busyness: number;
-  jobs_placed: number;
-  jobs_abandoned: number;
-  wait_first_attempt_mean_ms: number;
-  wait_fully_placed_mean_ms: number;
-  spurious_retries: number;
-  updated_at_ms: number;
 }
 
 export type TaskState = 'pending' | 'placed' | 'running' | 'succeeded' | 'failed' | 'killed' | 'lost';
@@ -288,7 +202,7 @@ export function machineOutput(m: WireMachineView): MachineOutput {
   };
 }
 
-export function schedulerOutput(s: WireSchedulerStats): SchedulerOutput {
+export function schedulerOutput(s: WireSchedulerStatsView): SchedulerOutput {
   return {
     name: s.name,
     kind: s.kind,
