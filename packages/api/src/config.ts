@@ -4,6 +4,7 @@
  * prints it and exits with status 2. Pure.
  */
 import { parseArgs } from 'node:util';
+import { parseEtcdEndpoints, parseLogLevel } from '@omega/cell-state';
 
 export const API_USAGE = `usage: omega-api [flags]
 
@@ -33,7 +34,6 @@ export interface ApiConfig {
   readonly logLevel: string;
 }
 
-const LOG_LEVELS = new Set(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']);
 const CELL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 const HOST_PORT = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/;
 
@@ -59,17 +59,9 @@ export function parseApiArgs(argv: readonly string[]): ApiConfig {
     throw new ApiConfigError(/'(--?[A-Za-z-]+)/.exec(message)?.[1] ?? 'arguments', message);
   }
 
-  const etcdEndpoints = (values.etcd ?? 'http://127.0.0.1:2379').split(',').map((s) => s.trim()).filter((s) => s.length > 0);
-  if (etcdEndpoints.length === 0) throw new ApiConfigError('--etcd', 'needs at least one endpoint');
-  for (const endpoint of etcdEndpoints) {
-    let url: URL;
-    try {
-      url = new URL(endpoint);
-    } catch {
-      throw new ApiConfigError('--etcd', `${JSON.stringify(endpoint)} is not a URL like http://127.0.0.1:2379`);
-    }
-    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ApiConfigError('--etcd', `${JSON.stringify(endpoint)} must be http:// or https://`);
-  }
+  const etcd = parseEtcdEndpoints(values.etcd);
+  if ('problem' in etcd) throw new ApiConfigError('--etcd', etcd.problem);
+  const etcdEndpoints = etcd.endpoints;
 
   const cell = values.cell ?? 'default';
   if (!CELL.test(cell)) throw new ApiConfigError('--cell', `must be a DNS label (lowercase letters, digits, '-'), got ${JSON.stringify(cell)}`);
@@ -78,8 +70,9 @@ export function parseApiArgs(argv: readonly string[]): ApiConfig {
   const match = HOST_PORT.exec(listen);
   if (match === null || Number(match[2]) > 65535) throw new ApiConfigError('--listen', `must be HOST:PORT with a port from 0 to 65535, got ${JSON.stringify(listen)}`);
 
-  const logLevel = values['log-level'] ?? 'info';
-  if (!LOG_LEVELS.has(logLevel)) throw new ApiConfigError('--log-level', `must be one of ${[...LOG_LEVELS].join(', ')}, got ${JSON.stringify(logLevel)}`);
+  const log = parseLogLevel(values['log-level']);
+  if ('problem' in log) throw new ApiConfigError('--log-level', log.problem);
+  const logLevel = log.level;
 
   return { help: values.help === true, etcdEndpoints, cell, listen, logLevel };
 }

@@ -5,7 +5,7 @@
  */
 import { parseArgs } from 'node:util';
 import { join } from 'node:path';
-import { checkId, parseBytes, parseCpuMillis, type Resources } from '@omega/cell-state';
+import { checkId, parseBytes, parseCpuMillis, parseEtcdEndpoints, parseLogLevel, type Resources } from '@omega/cell-state';
 import { DEFAULT_CGROUP_PARENT, DEFAULT_CGROUP_ROOT } from './cgroup-detect.js';
 import { defaultMachineId, detectCapacity } from './registration.js';
 import { DEFAULT_KILL_GRACE_MS } from './task-runner.js';
@@ -88,7 +88,6 @@ export interface ConfigEnvironment {
   readonly passwdPath?: string;
 }
 
-const LOG_LEVELS = new Set(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']);
 const CELL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 const ATTRIBUTE = /^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$/;
 
@@ -139,17 +138,9 @@ export function parseAgentArgs(argv: readonly string[], env: ConfigEnvironment =
   }
   const notes: string[] = [];
 
-  const etcdEndpoints = (values.etcd ?? 'http://127.0.0.1:2379').split(',').map((s) => s.trim()).filter((s) => s.length > 0);
-  if (etcdEndpoints.length === 0) throw new ConfigError('--etcd', 'needs at least one endpoint');
-  for (const endpoint of etcdEndpoints) {
-    let url: URL;
-    try {
-      url = new URL(endpoint);
-    } catch {
-      throw new ConfigError('--etcd', `${JSON.stringify(endpoint)} is not a URL like http://127.0.0.1:2379`);
-    }
-    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ConfigError('--etcd', `${JSON.stringify(endpoint)} must be http:// or https://`);
-  }
+  const etcd = parseEtcdEndpoints(values.etcd);
+  if ('problem' in etcd) throw new ConfigError('--etcd', etcd.problem);
+  const etcdEndpoints = etcd.endpoints;
 
   const cell = values.cell ?? 'default';
   if (!CELL.test(cell)) throw new ConfigError('--cell', `must be a DNS label (lowercase letters, digits, '-'), got ${JSON.stringify(cell)}`);
@@ -224,8 +215,9 @@ export function parseAgentArgs(argv: readonly string[], env: ConfigEnvironment =
   const killGraceMs = integer('--kill-grace-ms', values['kill-grace-ms'], DEFAULT_KILL_GRACE_MS, 0, 3_600_000);
   const taskRetentionMs = integer('--task-retention-s', values['task-retention-s'], DEFAULT_TASK_RETENTION_MS / 1000, 0, 10 * 365 * 86_400) * 1000;
   const heartbeatTtlSeconds = integer('--heartbeat-ttl', values['heartbeat-ttl'], 10, 1, 3_600);
-  const logLevel = values['log-level'] ?? 'info';
-  if (!LOG_LEVELS.has(logLevel)) throw new ConfigError('--log-level', `must be one of ${[...LOG_LEVELS].join(', ')}, got ${JSON.stringify(logLevel)}`);
+  const log = parseLogLevel(values['log-level']);
+  if ('problem' in log) throw new ConfigError('--log-level', log.problem);
+  const logLevel = log.level;
 
   const logListen = parseListen(values['log-listen'] ?? '127.0.0.1:0');
 

@@ -5,7 +5,7 @@
  */
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
-import { CONFLICT_MODES, TRANSACTION_MODES, type ConflictMode, type TransactionMode } from '@omega/cell-state';
+import { CONFLICT_MODES, LOG_LEVELS, TRANSACTION_MODES, parseEtcdEndpoints, type ConflictMode, type LogLevel, type TransactionMode } from '@omega/cell-state';
 import { resolveSettings, SettingsError, type SchedulerSettings } from './settings.js';
 
 /** A command-line flag was unknown, missing its value, or invalid; `flag` names it. */
@@ -20,8 +20,6 @@ export class FlagError extends Error {
   }
 }
 
-export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
-export type LogLevel = (typeof LOG_LEVELS)[number];
 
 /** What a scheduler process runs with. */
 export interface SchedulerProcessConfig {
@@ -134,17 +132,9 @@ export function parseSchedulerArgs(argv: readonly string[], kind: string): Sched
   }
   if (values.help === true) return 'help';
 
-  const etcd = (values.etcd ?? 'http://127.0.0.1:2379').split(',').map((u) => u.trim());
-  for (const url of etcd) {
-    let ok = false;
-    try {
-      const parsed = new URL(url);
-      ok = (parsed.protocol === 'http:' || parsed.protocol === 'https:') && parsed.hostname !== '' && parsed.pathname === '/';
-    } catch {
-      ok = false;
-    }
-    if (!ok) throw new FlagError('--etcd', `must be comma-separated http(s)://host:port URLs, got ${JSON.stringify(url)}`);
-  }
+  const endpoints = parseEtcdEndpoints(values.etcd);
+  if ('problem' in endpoints) throw new FlagError('--etcd', endpoints.problem);
+  const etcd = endpoints.endpoints;
   const cell = values.cell ?? 'default';
   if (!CELL.test(cell)) throw new FlagError('--cell', `must be a DNS label (lowercase letters, digits, '-'), got ${JSON.stringify(cell)}`);
   const name = values.name ?? defaultInstanceName(kind);

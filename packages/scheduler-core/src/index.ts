@@ -29,12 +29,10 @@ export {
 export { hash32, liveMembers, rendezvousOwner } from './rendezvous.js';
 export {
   FlagError,
-  LOG_LEVELS,
   defaultInstanceName,
   parseSchedulerArgs,
   schedulerUsage,
   takeFlags,
-  type LogLevel,
   type SchedulerProcessConfig,
 } from './flags.js';
 export { runSchedulerProcess, type SchedulerProcessOptions } from './process.js';
