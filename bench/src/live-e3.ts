@@ -18,7 +18,7 @@
  */
 import { jobId, type CellMirror, type ConflictMode, type JobKind, type MachineId, type TransactionMode } from '@omega/cell-state';
 import { hash32, seededRandom, type SchedulerMetrics } from '@omega/scheduler-core';
-import { PAPER_CELL, W_OMEGA_LIKE, arrivals, merge, prefillCell, runSimulation, scaledTo, type CellShape, type SimulationConfig, type SimulationResult, type Workload } from '@omega/simulator';
+import { PAPER_CELL, W_OMEGA_LIKE, arrivalJobSpec, arrivals, merge, prefillCell, runSimulation, scaledTo, type CellShape, type SimulationConfig, type SimulationResult, type Workload } from '@omega/simulator';
 import { finalMetrics, waitFor, waitForAnnouncements, type ChildHandle, type LiveCluster } from './live-cluster.js';
 import { E3_ARMS, modeArm } from './sim-experiments.js';
 
@@ -99,16 +99,7 @@ async function feed(options: LiveE3Options, config: SimulationConfig, cell: Retu
     pending.push(
       cell.createJob({
         id,
-        spec: {
-          name: a.kind,
-          kind: a.kind,
-          priority: 0,
-          instances: a.tasks,
-          commitMode: 'default',
-          task: { command: ['hollow'], env: {}, resources: { cpuMillis: a.cpuMillis, memoryBytes: a.memoryBytes }, runDurationMs: a.durationMs, hollowFail: false, pidsLimit: 0 },
-          constraints: [],
-          restartPolicy: { kind: 'never', maxRestarts: 0, initialBackoffMs: 0, maxBackoffMs: 0 },
-        },
+        spec: arrivalJobSpec(a),
       }),
     );
   }

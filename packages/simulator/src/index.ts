@@ -9,6 +9,7 @@ export {
   WORKLOADS,
   W_OMEGA_LIKE,
   W_SIM_EXAMPLE,
+  arrivalJobSpec,
   arrivals,
   exponential,
   merge,

@@ -30,7 +30,7 @@ import { SimAgent } from './sim-agent.js';
 import { SimJanitor } from './sim-janitor.js';
 import { VirtualClock } from './virtual-clock.js';
 import { WorkloadMetrics, type UtilizationSummary, type WorkloadSummary } from './workload-metrics.js';
-import { arrivals, merge, type Arrival, type CellShape, type Workload } from './workload.js';
+import { arrivalJobSpec, arrivals, merge, type Arrival, type CellShape, type Workload } from './workload.js';
 
 /** What a simulated scheduler does: batch jobs, service jobs, or both (a monolithic scheduler). */
 export type SchedulerRole = 'batch' | 'service' | 'monolithic';
@@ -221,17 +221,7 @@ export async function runSimulation(config: SimulationConfig): Promise<Simulatio
       await cell.createJob({
         id,
         submittedAtMs: at,
-        spec: {
-          name: a.kind,
-          kind: a.kind,
-          priority: 0,
-          instances: a.tasks,
-          commitMode: 'default',
-          task: { command: ['sim'], env: {}, resources: { cpuMillis: a.cpuMillis, memoryBytes: a.memoryBytes }, runDurationMs: a.durationMs, hollowFail: false, pidsLimit: 0 },
-          constraints: [],
-          // Tasks run once, as in the paper's simulator (a service's default would restart them).
-          restartPolicy: { kind: 'never', maxRestarts: 0, initialBackoffMs: 0, maxBackoffMs: 0 },
-        },
+        spec: arrivalJobSpec(a),
       });
       metrics.submittedJob(id, a.kind, a.tasks, at);
       fed.push(a);

@@ -4,6 +4,7 @@
  * they run on (10,000 machines x 4 CPU x 16 GiB, prefilled to 60% CPU with long-running tasks).
  * Everything draws from a seeded Random, so a seed gives the same arrivals every time.
  */
+import type { JobSpec } from '@omega/cell-state';
 import type { Random } from '@omega/scheduler-core';
 
 export interface JobClass {
@@ -72,6 +73,24 @@ export interface Arrival {
   readonly durationMs: number;
   readonly cpuMillis: number;
   readonly memoryBytes: number;
+}
+
+/**
+ * The job an arrival submits: its tasks run once for their duration on hollow (or simulated)
+ * machines, as in the paper's simulator (a service's default restart policy would restart them).
+ * The simulation and the live E3 run submit exactly this.
+ */
+export function arrivalJobSpec(a: Arrival): JobSpec {
+  return {
+    name: a.kind,
+    kind: a.kind,
+    priority: 0,
+    instances: a.tasks,
+    commitMode: 'default',
+    task: { command: ['hollow'], env: {}, resources: { cpuMillis: a.cpuMillis, memoryBytes: a.memoryBytes }, runDurationMs: a.durationMs, hollowFail: false, pidsLimit: 0 },
+    constraints: [],
+    restartPolicy: { kind: 'never', maxRestarts: 0, initialBackoffMs: 0, maxBackoffMs: 0 },
+  };
 }
 
 /**
