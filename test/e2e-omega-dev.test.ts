@@ -6,10 +6,10 @@
 // schedulers' shared process runner; until they exist, the tests are skipped with a warning.
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort } from '@omega/cell-state';
 import { eventually, repoPath, runNode, startNode, stopAll, type Started } from './support/processes.js';
 
 const CLI = repoPath('packages/cli/dist/main.js');
@@ -44,17 +44,6 @@ let api: string;
 let dev: Started | undefined;
 let devPids: number[] = [];
 const jobIds: string[] = [];
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === 'object' && address !== null ? address.port : 0));
-    });
-  });
-}
 
 async function startDev(): Promise<void> {
   const { started, match } = await startNode(

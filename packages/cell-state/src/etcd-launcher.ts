@@ -290,8 +290,8 @@ async function isExecutable(path: string): Promise<boolean> {
   }
 }
 
-/** A port that was free a moment ago (the OS picks it); a clash is caught and retried. */
-function freePort(): Promise<number> {
+/** A loopback port that was free a moment ago (the OS picks it); another process may take it before the caller binds it (startEtcd retries such a clash). */
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.once('error', reject);

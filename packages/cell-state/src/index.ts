@@ -32,7 +32,7 @@ export {
 } from './kv.js';
 export { MEMORY_KV_DEFAULT_HISTORY_LIMIT, MEMORY_KV_DEFAULT_LIMITS, MemoryKv, type MemoryKvOptions } from './memory-kv.js';
 export { EtcdKv, type EtcdKvOptions } from './etcd-kv.js';
-export { ETCD_INSTALL_HINT, EtcdNotFoundError, EtcdStartError, findEtcd, startEtcd, type RunningEtcd, type StartEtcdOptions } from './etcd-launcher.js';
+export { ETCD_INSTALL_HINT, EtcdNotFoundError, EtcdStartError, findEtcd, freePort, startEtcd, type RunningEtcd, type StartEtcdOptions } from './etcd-launcher.js';
 export { InvalidRecordError, MAX_RECORD_BYTES, PROTOS_DIR } from './codec.js';
 export { CellKeys, checkId, type KeyKind, type ParsedKey } from './keys.js';
 export {
