@@ -3,7 +3,7 @@
  * `runBench(argv)` is the whole command line (`omega bench sim|live ...`); the rest is exported
  * for tests and for people building on the results. See bench/README.md.
  */
-export { BENCH_USAGE, BenchFlagError, parseBenchArgs, runBench } from './run-bench.js';
+export { BENCH_USAGE, parseBenchArgs, runBench } from './run-bench.js';
 export { runSimCommand, type Print, type SimCommandOptions } from './sim-command.js';
 export { runLiveCommand, LIVE_EXPERIMENTS, T1_TARGET, type LiveCommandOptions, type LiveExperimentId } from './live-command.js';
 export { SIM_EXPERIMENTS, simExperiment, type SimExperiment, type SimExperimentId, type SimExperimentOptions, type SimPoint } from './sim-experiments.js';

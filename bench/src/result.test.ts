@@ -5,7 +5,8 @@ import { describe, expect, it } from 'vitest';
 import { renderSvg, vegaLiteSpec } from './charts.js';
 import { frac, ms, table } from './markdown.js';
 import { canonicalJson, checkLine, configHash, hostInfo, writeResult, type BenchResult } from './result.js';
-import { BenchFlagError, parseBenchArgs, runBench } from './run-bench.js';
+import { FlagError } from '@omega/cell-state';
+import { parseBenchArgs, runBench } from './run-bench.js';
 import { spearman } from './sim-checks.js';
 
 describe('result writing', () => {
@@ -95,11 +96,11 @@ describe('the command line', () => {
     [['fly'], 'mode'],
     [['report', '--out', 'x', '--quick'], '--quick'],
   ])('refuses %j naming %s', (argv, flag) => {
-    expect(() => parseBenchArgs(argv)).toThrow(BenchFlagError);
+    expect(() => parseBenchArgs(argv)).toThrow(FlagError);
     try {
       parseBenchArgs(argv);
     } catch (error) {
-      expect((error as BenchFlagError).flag).toBe(flag);
+      expect((error as FlagError).flag).toBe(flag);
     }
   });
 

@@ -12,6 +12,7 @@
  */
 import os from 'node:os';
 import { parseArgs } from 'node:util';
+import { FlagError } from '@omega/cell-state';
 import { SERVICE_PLACEMENTS, type ServicePlacement } from '@omega/simulator';
 import { LIVE_EXPERIMENTS, runLiveCommand, type LiveExperimentId } from './live-command.js';
 import { runReportCommand } from './report-command.js';
@@ -44,16 +45,6 @@ export const BENCH_USAGE = `usage: omega bench sim  --experiment E1|E2|E3|E4 --o
   --schedulers LIST         live T1: batch scheduler counts (default 1,2,4,8)
 `;
 
-/** A bad flag; `flag` names it. */
-export class BenchFlagError extends Error {
-  constructor(
-    readonly flag: string,
-    problem: string,
-  ) {
-    super(`${flag}: ${problem}`);
-    this.name = 'BenchFlagError';
-  }
-}
 
 const OPTIONS = {
   experiment: { type: 'string' },
@@ -77,18 +68,18 @@ function positive(flag: string, raw: string | undefined, integer: boolean): numb
   if (raw === undefined) return undefined;
   const v = Number(raw);
   if (raw.trim() === '' || !Number.isFinite(v) || v <= 0 || (integer && !Number.isSafeInteger(v))) {
-    throw new BenchFlagError(flag, `must be ${integer ? 'a positive integer' : 'a positive number'}, got ${JSON.stringify(raw)}`);
+    throw new FlagError(flag, `must be ${integer ? 'a positive integer' : 'a positive number'}, got ${JSON.stringify(raw)}`);
   }
   return v;
 }
 
 function oneOf<T extends string>(flag: string, raw: string | undefined, allowed: readonly T[]): T | undefined {
   if (raw === undefined) return undefined;
-  if (!(allowed as readonly string[]).includes(raw)) throw new BenchFlagError(flag, `must be one of ${allowed.join(', ')}, got ${JSON.stringify(raw)}`);
+  if (!(allowed as readonly string[]).includes(raw)) throw new FlagError(flag, `must be one of ${allowed.join(', ')}, got ${JSON.stringify(raw)}`);
   return raw as T;
 }
 
-/** Parses `argv` (after `bench`) into a command; throws {@link BenchFlagError} naming the bad flag. */
+/** Parses `argv` (after `bench`) into a command; throws {@link FlagError} naming the bad flag. */
 export function parseBenchArgs(argv: readonly string[]):
   | { readonly command: 'help' }
   | { readonly command: 'report'; readonly out: string }
@@ -96,26 +87,26 @@ export function parseBenchArgs(argv: readonly string[]):
   | { readonly command: 'live'; readonly options: Parameters<typeof runLiveCommand>[0] } {
   const [mode, ...rest] = argv;
   if (mode === undefined || mode === '--help' || mode === '-h' || mode === 'help') return { command: 'help' };
-  if (mode !== 'sim' && mode !== 'live' && mode !== 'report') throw new BenchFlagError('mode', `must be sim, live or report, got ${JSON.stringify(mode)}`);
+  if (mode !== 'sim' && mode !== 'live' && mode !== 'report') throw new FlagError('mode', `must be sim, live or report, got ${JSON.stringify(mode)}`);
   let values: { [K in keyof typeof OPTIONS]?: (typeof OPTIONS)[K]['type'] extends 'boolean' ? boolean : string };
   try {
     ({ values } = parseArgs({ args: rest, options: OPTIONS, strict: true, allowPositionals: false }));
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
-    throw new BenchFlagError(/'([^']+)'/.exec(message)?.[1] ?? 'arguments', message.split('. ')[0] ?? message);
+    throw new FlagError(/'([^']+)'/.exec(message)?.[1] ?? 'arguments', message.split('. ')[0] ?? message);
   }
   if (values.help === true) return { command: 'help' };
   if (mode === 'report') {
-    for (const [flag, v] of Object.entries(values)) if (flag !== 'out' && v !== undefined) throw new BenchFlagError(`--${flag}`, 'does not apply to omega bench report');
-    if (values.out === undefined || values.out === '') throw new BenchFlagError('--out', 'is required (the directory holding result.json)');
+    for (const [flag, v] of Object.entries(values)) if (flag !== 'out' && v !== undefined) throw new FlagError(`--${flag}`, 'does not apply to omega bench report');
+    if (values.out === undefined || values.out === '') throw new FlagError('--out', 'is required (the directory holding result.json)');
     return { command: 'report', out: values.out };
   }
   for (const flag of mode === 'sim' ? LIVE_ONLY : SIM_ONLY) {
-    if (values[flag] !== undefined) throw new BenchFlagError(`--${flag}`, `only applies to omega bench ${mode === 'sim' ? 'live' : 'sim'}`);
+    if (values[flag] !== undefined) throw new FlagError(`--${flag}`, `only applies to omega bench ${mode === 'sim' ? 'live' : 'sim'}`);
   }
-  if (values.out === undefined || values.out === '') throw new BenchFlagError('--out', 'is required (a directory for result.json, result.md and the chart)');
+  if (values.out === undefined || values.out === '') throw new FlagError('--out', 'is required (a directory for result.json, result.md and the chart)');
   const seed = values.seed === undefined ? 1 : Number(values.seed);
-  if (!Number.isSafeInteger(seed) || seed < 0 || seed > 0xffffffff) throw new BenchFlagError('--seed', `must be an integer from 0 to 4294967295, got ${JSON.stringify(values.seed)}`);
+  if (!Number.isSafeInteger(seed) || seed < 0 || seed > 0xffffffff) throw new FlagError('--seed', `must be an integer from 0 to 4294967295, got ${JSON.stringify(values.seed)}`);
   const quick = values.quick === true;
   const machines = positive('--machines', values.machines, true);
   if (mode === 'sim') {
@@ -143,7 +134,7 @@ export function parseBenchArgs(argv: readonly string[]):
   let schedulers: number[] | undefined;
   if (values.schedulers !== undefined) {
     schedulers = values.schedulers.split(',').map((s) => positive('--schedulers', s.trim(), true) as number);
-    if (schedulers.some((n) => n > 32)) throw new BenchFlagError('--schedulers', 'at most 32 scheduler processes');
+    if (schedulers.some((n) => n > 32)) throw new FlagError('--schedulers', 'at most 32 scheduler processes');
   }
   return {
     command: 'live',
@@ -168,7 +159,7 @@ export async function runBench(argv: string[], print: Print = (l) => process.std
   try {
     parsed = parseBenchArgs(argv);
   } catch (error) {
-    if (!(error instanceof BenchFlagError)) throw error;
+    if (!(error instanceof FlagError)) throw error;
     printError(`omega bench: ${error.message}`);
     printError('(see omega bench --help)');
     return 2;

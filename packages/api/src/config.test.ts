@@ -1,11 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { ApiConfigError, parseApiArgs } from './config.js';
+import { FlagError } from '@omega/cell-state';
+import { parseApiArgs } from './config.js';
 
 function flagOf(argv: string[]): string {
   try {
     parseApiArgs(argv);
   } catch (error) {
-    if (error instanceof ApiConfigError) return error.flag;
+    if (error instanceof FlagError) return error.flag;
     throw error;
   }
   throw new Error('the flags were accepted');

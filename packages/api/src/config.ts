@@ -1,10 +1,10 @@
 /**
  * `omega-api`'s command line, parsed with `util.parseArgs` and validated into a typed
- * configuration. Every problem is an {@link ApiConfigError} naming the flag; the entry point
+ * configuration. Every problem is an {@link FlagError} naming the flag; the entry point
  * prints it and exits with status 2. Pure.
  */
 import { parseArgs } from 'node:util';
-import { parseEtcdEndpoints, parseLogLevel } from '@omega/cell-state';
+import { FlagError, parseEtcdEndpoints, parseLogLevel } from '@omega/cell-state';
 
 export const API_USAGE = `usage: omega-api [flags]
 
@@ -15,16 +15,6 @@ export const API_USAGE = `usage: omega-api [flags]
   --help                this text
 `;
 
-/** A bad flag or value; `flag` names it (`--listen`). */
-export class ApiConfigError extends Error {
-  constructor(
-    readonly flag: string,
-    problem: string,
-  ) {
-    super(`${flag}: ${problem}`);
-    this.name = 'ApiConfigError';
-  }
-}
 
 export interface ApiConfig {
   readonly help: boolean;
@@ -37,7 +27,7 @@ export interface ApiConfig {
 const CELL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 const HOST_PORT = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/;
 
-/** Parses and validates the API server's flags. Throws {@link ApiConfigError}. */
+/** Parses and validates the API server's flags. Throws {@link FlagError}. */
 export function parseApiArgs(argv: readonly string[]): ApiConfig {
   let values;
   try {
@@ -56,22 +46,22 @@ export function parseApiArgs(argv: readonly string[]): ApiConfig {
   } catch (error) {
     // parseArgs names the flag in its message ("Unknown option '--x'").
     const message = (error as Error).message;
-    throw new ApiConfigError(/'(--?[A-Za-z-]+)/.exec(message)?.[1] ?? 'arguments', message);
+    throw new FlagError(/'(--?[A-Za-z-]+)/.exec(message)?.[1] ?? 'arguments', message);
   }
 
   const etcd = parseEtcdEndpoints(values.etcd);
-  if ('problem' in etcd) throw new ApiConfigError('--etcd', etcd.problem);
+  if ('problem' in etcd) throw new FlagError('--etcd', etcd.problem);
   const etcdEndpoints = etcd.endpoints;
 
   const cell = values.cell ?? 'default';
-  if (!CELL.test(cell)) throw new ApiConfigError('--cell', `must be a DNS label (lowercase letters, digits, '-'), got ${JSON.stringify(cell)}`);
+  if (!CELL.test(cell)) throw new FlagError('--cell', `must be a DNS label (lowercase letters, digits, '-'), got ${JSON.stringify(cell)}`);
 
   const listen = values.listen ?? '127.0.0.1:7070';
   const match = HOST_PORT.exec(listen);
-  if (match === null || Number(match[2]) > 65535) throw new ApiConfigError('--listen', `must be HOST:PORT with a port from 0 to 65535, got ${JSON.stringify(listen)}`);
+  if (match === null || Number(match[2]) > 65535) throw new FlagError('--listen', `must be HOST:PORT with a port from 0 to 65535, got ${JSON.stringify(listen)}`);
 
   const log = parseLogLevel(values['log-level']);
-  if ('problem' in log) throw new ApiConfigError('--log-level', log.problem);
+  if ('problem' in log) throw new FlagError('--log-level', log.problem);
   const logLevel = log.level;
 
   return { help: values.help === true, etcdEndpoints, cell, listen, logLevel };

@@ -10,5 +10,5 @@ export { busyness, conflictFraction, machineViews, schedulerStatsViews } from '.
 export { ApiError, protoFieldPath, toServiceError } from './errors.js';
 export { LIST_JOBS_DEFAULT_LIMIT, LIST_JOBS_MAX_LIMIT, LIST_JOBS_MAX_TASKS, newJobId } from './job-service.js';
 export { LOG_CHUNK_BYTES, locateTaskLog, streamTaskLog, type LogLocation, type LogStream } from './task-logs.js';
-export { ApiConfigError, parseApiArgs, API_USAGE, type ApiConfig } from './config.js';
+export { parseApiArgs, API_USAGE, type ApiConfig } from './config.js';
 export type * from './wire.js';

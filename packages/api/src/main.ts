@@ -6,8 +6,8 @@
  * use), 2 for a bad flag (the message names it).
  */
 import { pino } from 'pino';
-import { Cell, EtcdKv } from '@omega/cell-state';
-import { API_USAGE, ApiConfigError, parseApiArgs, type ApiConfig } from './config.js';
+import { Cell, EtcdKv, FlagError } from '@omega/cell-state';
+import { API_USAGE, parseApiArgs, type ApiConfig } from './config.js';
 import { startApiServer, type ApiServer } from './server.js';
 
 async function main(): Promise<number> {
@@ -15,7 +15,7 @@ async function main(): Promise<number> {
   try {
     config = parseApiArgs(process.argv.slice(2));
   } catch (error) {
-    if (!(error instanceof ApiConfigError)) throw error;
+    if (!(error instanceof FlagError)) throw error;
     process.stderr.write(`omega-api: ${error.message}\n\n${API_USAGE}`);
     return 2;
   }

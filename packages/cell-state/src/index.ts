@@ -74,4 +74,4 @@ export {
   type TaskUpdateOutcome,
 } from './cell.js';
 export { formatBytes, formatCpu, parseBytes, parseCpuMillis } from './quantity.js';
-export { DEFAULT_ETCD_ENDPOINT, LOG_LEVELS, parseEtcdEndpoints, parseLogLevel, type LogLevel } from './process-flags.js';
+export { DEFAULT_ETCD_ENDPOINT, FlagError, LOG_LEVELS, parseEtcdEndpoints, parseLogLevel, type LogLevel } from './process-flags.js';

@@ -1,8 +1,19 @@
 /**
  * What every Omega process (API server, schedulers, node agents) takes on its command line and
- * checks the same way: the etcd endpoints and a log level. A problem is a value (the caller names
- * its flag in its own error type), never an exception.
+ * checks the same way: the etcd endpoints and a log level, and the error a bad flag is. The parsers
+ * return a problem as a value; the caller throws it as a {@link FlagError} naming its flag.
  */
+
+/** A command-line flag was unknown, missing its value, or invalid; `flag` names it. */
+export class FlagError extends Error {
+  constructor(
+    readonly flag: string,
+    problem: string,
+  ) {
+    super(`${flag}: ${problem}`);
+    this.name = 'FlagError';
+  }
+}
 
 /** Where etcd is when no `--etcd` is given. */
 export const DEFAULT_ETCD_ENDPOINT = 'http://127.0.0.1:2379';

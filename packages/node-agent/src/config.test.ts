@@ -2,7 +2,8 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ConfigError, parseAgentArgs, type ConfigEnvironment } from './config.js';
+import { FlagError } from '@omega/cell-state';
+import { parseAgentArgs, type ConfigEnvironment } from './config.js';
 
 let dir: string;
 let root: ConfigEnvironment;
@@ -18,12 +19,12 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-/** The flag a ConfigError names, or the error itself when something else was thrown. */
+/** The flag a FlagError names, or the error itself when something else was thrown. */
 function flagOf(argv: string[], env: ConfigEnvironment = user): string {
   try {
     parseAgentArgs(argv, env);
   } catch (error) {
-    if (error instanceof ConfigError) return error.flag;
+    if (error instanceof FlagError) return error.flag;
     throw error;
   }
   return 'no error';

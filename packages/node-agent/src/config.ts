@@ -1,11 +1,11 @@
 /**
  * The agent's command line, parsed with `util.parseArgs` and validated into a typed
- * configuration. Every problem is a {@link ConfigError} naming the flag; the entry point prints
+ * configuration. Every problem is a {@link FlagError} naming the flag; the entry point prints
  * it and exits with status 2. Pure apart from reading `/etc/passwd` for `--task-user`.
  */
 import { parseArgs } from 'node:util';
 import { join } from 'node:path';
-import { checkId, parseBytes, parseCpuMillis, parseEtcdEndpoints, parseLogLevel, type Resources } from '@omega/cell-state';
+import { FlagError, checkId, parseBytes, parseCpuMillis, parseEtcdEndpoints, parseLogLevel, type Resources } from '@omega/cell-state';
 import { DEFAULT_CGROUP_PARENT, DEFAULT_CGROUP_ROOT } from './cgroup-detect.js';
 import { defaultMachineId, detectCapacity } from './registration.js';
 import { DEFAULT_KILL_GRACE_MS } from './task-runner.js';
@@ -41,16 +41,6 @@ export const USAGE = `usage: omega-agent [flags]
   --help                  this text
 `;
 
-/** A bad flag or value; `flag` names it (`--memory`). */
-export class ConfigError extends Error {
-  constructor(
-    readonly flag: string,
-    problem: string,
-  ) {
-    super(`${flag}: ${problem}`);
-    this.name = 'ConfigError';
-  }
-}
 
 export interface AgentConfig {
   readonly help: boolean;
@@ -94,11 +84,11 @@ const ATTRIBUTE = /^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$/;
 function integer(flag: string, text: string | undefined, fallback: number, min: number, max: number): number {
   if (text === undefined) return fallback;
   const n = Number(text);
-  if (!/^\d+$/.test(text.trim()) || !Number.isSafeInteger(n) || n < min || n > max) throw new ConfigError(flag, `must be a whole number from ${min} to ${max}, got ${JSON.stringify(text)}`);
+  if (!/^\d+$/.test(text.trim()) || !Number.isSafeInteger(n) || n < min || n > max) throw new FlagError(flag, `must be a whole number from ${min} to ${max}, got ${JSON.stringify(text)}`);
   return n;
 }
 
-/** Parses and validates the agent's flags. Throws {@link ConfigError}. */
+/** Parses and validates the agent's flags. Throws {@link FlagError}. */
 export function parseAgentArgs(argv: readonly string[], env: ConfigEnvironment = { isRoot: process.getuid?.() === 0, cwd: process.cwd() }): AgentConfig {
   let values;
   try {
@@ -134,22 +124,22 @@ export function parseAgentArgs(argv: readonly string[], env: ConfigEnvironment =
     // parseArgs names the flag in its message ("Unknown option '--x'", "Option '--cpu <value>' argument missing").
     const message = (error as Error).message;
     const flag = /'(--?[A-Za-z-]+)/.exec(message)?.[1] ?? 'arguments';
-    throw new ConfigError(flag, message);
+    throw new FlagError(flag, message);
   }
   const notes: string[] = [];
 
   const etcd = parseEtcdEndpoints(values.etcd);
-  if ('problem' in etcd) throw new ConfigError('--etcd', etcd.problem);
+  if ('problem' in etcd) throw new FlagError('--etcd', etcd.problem);
   const etcdEndpoints = etcd.endpoints;
 
   const cell = values.cell ?? 'default';
-  if (!CELL.test(cell)) throw new ConfigError('--cell', `must be a DNS label (lowercase letters, digits, '-'), got ${JSON.stringify(cell)}`);
+  if (!CELL.test(cell)) throw new FlagError('--cell', `must be a DNS label (lowercase letters, digits, '-'), got ${JSON.stringify(cell)}`);
 
   const machineId = values['machine-id'] ?? defaultMachineId();
   try {
     checkId('machine-id', machineId);
   } catch (error) {
-    throw new ConfigError('--machine-id', (error as Error).message);
+    throw new FlagError('--machine-id', (error as Error).message);
   }
 
   const detected = values.cpu === undefined || values.memory === undefined ? detectCapacity() : undefined;
@@ -158,23 +148,23 @@ export function parseAgentArgs(argv: readonly string[], env: ConfigEnvironment =
   try {
     cpuMillis = values.cpu === undefined ? (detected as Resources).cpuMillis : parseCpuMillis(values.cpu);
   } catch (error) {
-    throw new ConfigError('--cpu', (error as Error).message.replace(/^cpu: /, ''));
+    throw new FlagError('--cpu', (error as Error).message.replace(/^cpu: /, ''));
   }
-  if (cpuMillis <= 0) throw new ConfigError('--cpu', 'must be more than 0');
+  if (cpuMillis <= 0) throw new FlagError('--cpu', 'must be more than 0');
   try {
     memoryBytes = values.memory === undefined ? (detected as Resources).memoryBytes : parseBytes(values.memory);
   } catch (error) {
-    throw new ConfigError('--memory', (error as Error).message.replace(/^memory: /, ''));
+    throw new FlagError('--memory', (error as Error).message.replace(/^memory: /, ''));
   }
-  if (memoryBytes <= 0) throw new ConfigError('--memory', 'must be more than 0');
+  if (memoryBytes <= 0) throw new FlagError('--memory', 'must be more than 0');
 
   const attributes: Record<string, string> = {};
   for (const pair of values.attr ?? []) {
     const eq = pair.indexOf('=');
     const key = eq < 0 ? pair : pair.slice(0, eq);
     const value = eq < 0 ? '' : pair.slice(eq + 1);
-    if (eq < 0 || !ATTRIBUTE.test(key)) throw new ConfigError('--attr', `expected KEY=VALUE with KEY of letters, digits, '.', '_', '/', '-', got ${JSON.stringify(pair)}`);
-    if (value.length > 256) throw new ConfigError('--attr', `the value of ${key} is longer than 256 characters`);
+    if (eq < 0 || !ATTRIBUTE.test(key)) throw new FlagError('--attr', `expected KEY=VALUE with KEY of letters, digits, '.', '_', '/', '-', got ${JSON.stringify(pair)}`);
+    if (value.length > 256) throw new FlagError('--attr', `the value of ${key} is longer than 256 characters`);
     attributes[key] = value;
   }
 
@@ -183,17 +173,17 @@ export function parseAgentArgs(argv: readonly string[], env: ConfigEnvironment =
   try {
     checkId('hollow-prefix', `${hollowPrefix}-0000`);
   } catch (error) {
-    throw new ConfigError('--hollow-prefix', (error as Error).message);
+    throw new FlagError('--hollow-prefix', (error as Error).message);
   }
 
   const cgroupParent = values['cgroup-parent'] ?? DEFAULT_CGROUP_PARENT;
   try {
     cgroupParentSegments(cgroupParent);
   } catch (error) {
-    throw new ConfigError('--cgroup-parent', (error as Error).message);
+    throw new FlagError('--cgroup-parent', (error as Error).message);
   }
   const cgroupRoot = values['cgroup-root'] ?? DEFAULT_CGROUP_ROOT;
-  if (!cgroupRoot.startsWith('/')) throw new ConfigError('--cgroup-root', `must be an absolute path, got ${JSON.stringify(cgroupRoot)}`);
+  if (!cgroupRoot.startsWith('/')) throw new FlagError('--cgroup-root', `must be an absolute path, got ${JSON.stringify(cgroupRoot)}`);
 
   const allowRootTasks = values['allow-root-tasks'] === true;
   let taskUser: TaskUser | undefined;
@@ -203,9 +193,9 @@ export function parseAgentArgs(argv: readonly string[], env: ConfigEnvironment =
       try {
         taskUser = resolveTaskUser(name, env.passwdPath);
       } catch (error) {
-        throw new ConfigError('--task-user', (error as Error).message);
+        throw new FlagError('--task-user', (error as Error).message);
       }
-      if (taskUser.uid === 0 && !allowRootTasks) throw new ConfigError('--task-user', 'refusing to run tasks as root without --allow-root-tasks');
+      if (taskUser.uid === 0 && !allowRootTasks) throw new FlagError('--task-user', 'refusing to run tasks as root without --allow-root-tasks');
       if (taskUser.uid === 0) taskUser = undefined;
     }
   } else if (values['task-user'] !== undefined) {
@@ -216,13 +206,13 @@ export function parseAgentArgs(argv: readonly string[], env: ConfigEnvironment =
   const taskRetentionMs = integer('--task-retention-s', values['task-retention-s'], DEFAULT_TASK_RETENTION_MS / 1000, 0, 10 * 365 * 86_400) * 1000;
   const heartbeatTtlSeconds = integer('--heartbeat-ttl', values['heartbeat-ttl'], 10, 1, 3_600);
   const log = parseLogLevel(values['log-level']);
-  if ('problem' in log) throw new ConfigError('--log-level', log.problem);
+  if ('problem' in log) throw new FlagError('--log-level', log.problem);
   const logLevel = log.level;
 
   const logListen = parseListen(values['log-listen'] ?? '127.0.0.1:0');
 
   const dataDir = values['data-dir'] ?? (env.isRoot ? '/var/lib/omega-agent' : join(env.cwd, '.omega', `agent-${machineId}`));
-  if (dataDir.length === 0) throw new ConfigError('--data-dir', 'must not be empty');
+  if (dataDir.length === 0) throw new FlagError('--data-dir', 'must not be empty');
 
   return {
     help: values.help === true,
@@ -254,6 +244,6 @@ function parseListen(text: string): { host: string; port: number } | undefined {
   if (text === 'none') return undefined;
   const m = /^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(text);
   const port = m === null ? NaN : Number(m[2]);
-  if (m === null || port > 65_535) throw new ConfigError('--log-listen', `must be HOST:PORT or none, got ${JSON.stringify(text)}`);
+  if (m === null || port > 65_535) throw new FlagError('--log-listen', `must be HOST:PORT or none, got ${JSON.stringify(text)}`);
   return { host: (m[1] as string).replace(/^\[|\]$/g, ''), port };
 }

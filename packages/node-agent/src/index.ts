@@ -18,7 +18,7 @@ export {
 export { CgroupV1Driver, V1_CONTROLLERS } from './cgroup-v1.js';
 export { CgroupV2Driver, V2_CONTROLLERS } from './cgroup-v2.js';
 export { DEFAULT_CGROUP_PARENT, DEFAULT_CGROUP_ROOT, detectCgroupDriver, type CgroupDetection } from './cgroup-detect.js';
-export { ConfigError, parseAgentArgs, USAGE, type AgentConfig, type ConfigEnvironment } from './config.js';
+export { parseAgentArgs, USAGE, type AgentConfig, type ConfigEnvironment } from './config.js';
 export { HollowExecutor, hollowMachineIds, hollowMachines } from './hollow.js';
 export { defaultMachineId, detectCapacity, HeartbeatKeeper, markUnschedulable, memoryReserve, registerAll, type HeartbeatOptions } from './registration.js';
 export { MAX_DEFER_MS, ReporterClosedError, StatusReporter, type StatusReporterCounters, type StatusReporterOptions } from './status-reporter.js';

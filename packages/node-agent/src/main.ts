@@ -7,11 +7,11 @@
  */
 import { hostname } from 'node:os';
 import { pino, type Logger } from 'pino';
-import { Cell, EtcdKv, machineId, taskId, type MachineRegistration } from '@omega/cell-state';
+import { Cell, EtcdKv, FlagError, machineId, taskId, type MachineRegistration } from '@omega/cell-state';
 import { Agent } from './agent.js';
 import type { CgroupDriver } from './cgroup-driver.js';
 import { detectCgroupDriver } from './cgroup-detect.js';
-import { ConfigError, parseAgentArgs, USAGE, type AgentConfig } from './config.js';
+import { parseAgentArgs, USAGE, type AgentConfig } from './config.js';
 import { HollowExecutor, hollowMachines } from './hollow.js';
 import { startLogServer, type LogServer } from './log-server.js';
 import { taskLogPaths } from './task-paths.js';
@@ -22,7 +22,7 @@ async function main(): Promise<number> {
   try {
     config = parseAgentArgs(process.argv.slice(2));
   } catch (error) {
-    if (!(error instanceof ConfigError)) throw error;
+    if (!(error instanceof FlagError)) throw error;
     process.stderr.write(`omega-agent: ${error.message}\n\n${USAGE}`);
     return 2;
   }

@@ -4,7 +4,8 @@
  * first-fit | power-of-two`; everything else (store, cell, instance name, conflict mode, think time,
  * logging, signals) is the shared scheduler process of @omega/scheduler-core.
  */
-import { FlagError, runSchedulerProcess, takeFlags } from '@omega/scheduler-core';
+import { FlagError } from '@omega/cell-state';
+import { runSchedulerProcess, takeFlags } from '@omega/scheduler-core';
 import { BATCH_CHOICES, BatchOptionsError, batchPolicy, type BatchChoice } from './batch-policy.js';
 
 const PROGRAM = 'omega-scheduler-batch';

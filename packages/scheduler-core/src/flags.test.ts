@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { FlagError, parseSchedulerArgs, takeFlags } from './flags.js';
+import { FlagError } from '@omega/cell-state';
+import { parseSchedulerArgs, takeFlags } from './flags.js';
 import { SettingsError, resolveSettings, type SchedulerSettings } from './settings.js';
 
 function flagOf(argv: string[]): string | undefined {

@@ -5,20 +5,9 @@
  */
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
-import { CONFLICT_MODES, LOG_LEVELS, TRANSACTION_MODES, parseEtcdEndpoints, type ConflictMode, type LogLevel, type TransactionMode } from '@omega/cell-state';
+import { CONFLICT_MODES, FlagError, LOG_LEVELS, TRANSACTION_MODES, parseEtcdEndpoints, type ConflictMode, type LogLevel, type TransactionMode } from '@omega/cell-state';
 import { resolveSettings, SettingsError, type SchedulerSettings } from './settings.js';
 
-/** A command-line flag was unknown, missing its value, or invalid; `flag` names it. */
-export class FlagError extends Error {
-  readonly retryable = false;
-  constructor(
-    readonly flag: string,
-    problem: string,
-  ) {
-    super(`${flag}: ${problem}`);
-    this.name = 'FlagError';
-  }
-}
 
 
 /** What a scheduler process runs with. */

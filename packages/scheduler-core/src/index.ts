@@ -28,7 +28,6 @@ export {
 } from './job-status.js';
 export { hash32, liveMembers, rendezvousOwner } from './rendezvous.js';
 export {
-  FlagError,
   defaultInstanceName,
   parseSchedulerArgs,
   schedulerUsage,

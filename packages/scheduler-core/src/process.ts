@@ -14,9 +14,9 @@
  * lease was lost (etcd unreachable past its TTL: this instance's jobs already belong to others);
  * 2 for a bad flag, with a message naming it. The only place that creates a logger.
  */
-import { Cell, ETCD_DEFAULT_LIMITS, EtcdKv, type KvLease } from '@omega/cell-state';
+import { Cell, ETCD_DEFAULT_LIMITS, EtcdKv, FlagError, type KvLease } from '@omega/cell-state';
 import pino from 'pino';
-import { FlagError, parseSchedulerArgs, schedulerUsage, type SchedulerProcessConfig } from './flags.js';
+import { parseSchedulerArgs, schedulerUsage, type SchedulerProcessConfig } from './flags.js';
 import type { PlacementPolicy } from './policy.js';
 import { seededRandom } from './random.js';
 import { Scheduler } from './scheduler.js';
