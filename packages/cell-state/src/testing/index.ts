@@ -5,3 +5,4 @@ export { JobSpecBuilder, MachineBuilder, jobSpec, machine } from './builders.js'
 export { cellWithMachines, describeCellContract, freshCellName, plan, withLimits, type OpenedStore } from './cell-contract.js';
 export { describeCommitProperties, type PropertyOptions } from './commit-properties.js';
 export { describeKvContract, type OpenedKv } from './kv-contract.js';
+export { keysWritten, replayingKv, type ReplayCounters, type ReplayOptions, type ReplayedWrite } from './replaying-kv.js';
