@@ -8,8 +8,17 @@
  * that dies while starting rejects with the tail of its log; a member never outlives the Node
  * process that started it (SIGKILL on exit); `stop()` is idempotent and removes the data directory
  * only when the launcher created it.
+ *
+ * `startEtcdCluster` starts several members forming one cluster (for high-availability tests): each
+ * member can be killed, stopped, continued and restarted on its own data directory, and the
+ * cluster can say which member leads (etcd's maintenance status, over its HTTP gateway, so no
+ * client package is needed).
+ *
+ * Every member is spawned through util-linux's `setpriv --pdeathsig SIGKILL` when it is there:
+ * the kernel then kills the member when the thread that started it dies, even by SIGKILL (a test
+ * runner killed on a timeout), which no `exit` handler can catch.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { constants as fsConstants } from 'node:fs';
 import { access, mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
@@ -151,37 +160,15 @@ interface LaunchSettings extends StartEtcdOptions {
 async function launch(binary: string, settings: LaunchSettings): Promise<RunningEtcd> {
   const clientUrl = `http://127.0.0.1:${settings.clientPort}`;
   const peerUrl = `http://127.0.0.1:${settings.peerPort}`;
-  const args = [
-    '--name', 'omega',
-    '--data-dir', settings.dataDir,
-    '--listen-client-urls', clientUrl,
-    '--advertise-client-urls', clientUrl,
-    '--listen-peer-urls', peerUrl,
-    '--initial-advertise-peer-urls', peerUrl,
-    '--initial-cluster', `omega=${peerUrl}`,
-    '--max-txn-ops', String(settings.limits.maxTxnOps),
-    '--max-request-bytes', String(settings.limits.maxRequestBytes),
-    '--auto-compaction-mode', 'revision',
-    '--auto-compaction-retention', settings.autoCompactionRetention ?? '1000',
-    '--snapshot-count', String(settings.snapshotCount ?? 10_000),
-    '--quota-backend-bytes', String(settings.quotaBackendBytes ?? 4 * 1024 * 1024 * 1024),
-    '--logger', 'zap',
-    '--log-level', 'warn',
-  ];
-  const child = spawn(binary, args, { stdio: ['ignore', 'ignore', 'pipe'], detached: settings.detached === true });
-  const tail = new LineTail(LOG_TAIL_LINES);
-  child.stderr?.setEncoding('utf8');
-  child.stderr?.on('data', (chunk: string) => tail.push(chunk));
-  const spawned = new Promise<void>((resolve, reject) => {
-    child.once('spawn', resolve);
-    child.once('error', reject);
+  const args = memberArgs({
+    name: 'omega',
+    dataDir: settings.dataDir,
+    clientUrl,
+    peerUrl,
+    initialCluster: `omega=${peerUrl}`,
+    settings,
   });
-  try {
-    await spawned;
-  } catch (error) {
-    throw new EtcdStartError(`could not run ${binary}`, [], { cause: error });
-  }
-  track(child);
+  const { child, tail } = await spawnMember(binary, args, settings.detached === true);
   let stopping: Promise<void> | undefined;
   const stop = (): Promise<void> =>
     (stopping ??= (async () => {
@@ -206,6 +193,57 @@ async function launch(binary: string, settings: LaunchSettings): Promise<Running
     pid: child.pid as number,
     stop,
   };
+}
+
+/** The flags every member gets (see the module header); cluster-specific ones come from the caller. */
+function memberArgs(member: {
+  name: string;
+  dataDir: string;
+  clientUrl: string;
+  peerUrl: string;
+  initialCluster: string;
+  clusterToken?: string;
+  settings: Omit<StartEtcdOptions, 'maxTxnOps' | 'maxRequestBytes'> & { readonly limits: KvLimits };
+}): string[] {
+  const { settings } = member;
+  return [
+    '--name', member.name,
+    '--data-dir', member.dataDir,
+    '--listen-client-urls', member.clientUrl,
+    '--advertise-client-urls', member.clientUrl,
+    '--listen-peer-urls', member.peerUrl,
+    '--initial-advertise-peer-urls', member.peerUrl,
+    '--initial-cluster', member.initialCluster,
+    ...(member.clusterToken === undefined ? [] : ['--initial-cluster-token', member.clusterToken, '--initial-cluster-state', 'new']),
+    '--max-txn-ops', String(settings.limits.maxTxnOps),
+    '--max-request-bytes', String(settings.limits.maxRequestBytes),
+    '--auto-compaction-mode', 'revision',
+    '--auto-compaction-retention', settings.autoCompactionRetention ?? '1000',
+    '--snapshot-count', String(settings.snapshotCount ?? 10_000),
+    '--quota-backend-bytes', String(settings.quotaBackendBytes ?? 4 * 1024 * 1024 * 1024),
+    '--logger', 'zap',
+    '--log-level', 'warn',
+  ];
+}
+
+/** Spawns one member (bound to this thread's life when possible) and collects its log tail. */
+async function spawnMember(binary: string, args: readonly string[], detached: boolean): Promise<{ child: ChildProcess; tail: LineTail }> {
+  const command = dieWithParent(binary, args);
+  const child = spawn(command.command, command.args, { stdio: ['ignore', 'ignore', 'pipe'], detached });
+  const tail = new LineTail(LOG_TAIL_LINES);
+  child.stderr?.setEncoding('utf8');
+  child.stderr?.on('data', (chunk: string) => tail.push(chunk));
+  const spawned = new Promise<void>((resolve, reject) => {
+    child.once('spawn', resolve);
+    child.once('error', reject);
+  });
+  try {
+    await spawned;
+  } catch (error) {
+    throw new EtcdStartError(`could not run ${binary}`, [], { cause: error });
+  }
+  track(child);
+  return { child, tail };
 }
 
 async function waitHealthy(child: ChildProcess, clientUrl: string, timeoutMs: number, tail: LineTail): Promise<void> {
@@ -247,6 +285,334 @@ async function terminate(child: ChildProcess): Promise<void> {
 
 function hasExited(child: ChildProcess): boolean {
   return child.exitCode !== null || child.signalCode !== null;
+}
+
+// ---- clusters ---------------------------------------------------------------------------------
+
+/** Options of {@link startEtcdCluster}: those of {@link startEtcd} that apply to every member. */
+export interface StartEtcdClusterOptions
+  extends Pick<StartEtcdOptions, 'maxTxnOps' | 'maxRequestBytes' | 'autoCompactionRetention' | 'snapshotCount' | 'quotaBackendBytes' | 'logger' | 'etcdPath' | 'startTimeoutMs'> {
+  /** How many members; default 3. An odd number survives the loss of (members - 1) / 2 of them. */
+  readonly members?: number;
+}
+
+/** The signals a test may send a member: kill it outright, freeze it, or let it go on. */
+export type EtcdMemberSignal = 'SIGKILL' | 'SIGSTOP' | 'SIGCONT';
+
+/** What one member says of itself (etcd's `Maintenance.Status`); ids are decimal strings. */
+export interface EtcdMemberStatus {
+  readonly memberId: string;
+  /** The leader this member follows; `'0'` while it knows none. */
+  readonly leaderId: string;
+  readonly raftTerm: string;
+  readonly raftIndex: string;
+  readonly dbSizeBytes: number;
+  readonly version: string;
+}
+
+/** One member of a {@link RunningEtcdCluster}. Ports and data directory stay the same across restarts. */
+export interface EtcdClusterMember {
+  readonly name: string;
+  readonly clientUrl: string;
+  readonly peerUrl: string;
+  readonly clientPort: number;
+  readonly peerPort: number;
+  readonly dataDir: string;
+  /** The current process; undefined while the member is down (killed and not restarted). */
+  readonly pid: number | undefined;
+  /** True while its process exists (a SIGSTOPped member is still running). */
+  isRunning(): boolean;
+  /**
+   * Sends `signal`. SIGKILL resolves once the process is gone (the member stays down until
+   * {@link restart}); SIGSTOP and SIGCONT resolve at once. A member that is down ignores it.
+   */
+  kill(signal: EtcdMemberSignal): Promise<void>;
+  /**
+   * Starts the member again on its own data directory and ports, so it rejoins as the member it
+   * was (etcd reads its identity from the data directory and ignores the initial-cluster flags).
+   * A running member is SIGKILLed first. Resolves once it answers `/health` (it has a leader and
+   * the cluster a quorum); rejects with {@link EtcdStartError} if it does not within the start
+   * timeout or exits (retried while its port is briefly taken).
+   */
+  restart(): Promise<void>;
+  /** Its maintenance status; rejects when it does not answer within `timeoutMs` (default 1 s). */
+  status(timeoutMs?: number): Promise<EtcdMemberStatus>;
+  /** True when `/health` answers `"true"` within `timeoutMs` (default 1 s). */
+  healthy(timeoutMs?: number): Promise<boolean>;
+}
+
+/** A multi-member cluster. `stop()` may be called any number of times and removes the data directories. */
+export interface RunningEtcdCluster {
+  /** Every member's client URL, for `--etcd a,b,c` and `EtcdKv`. */
+  readonly endpoints: readonly string[];
+  readonly members: readonly EtcdClusterMember[];
+  readonly limits: KvLimits;
+  /**
+   * The member that leads, as the answering members see it: undefined when none answers, they
+   * name no leader, or they disagree (an election in progress). Never throws.
+   */
+  leader(timeoutMs?: number): Promise<EtcdClusterMember | undefined>;
+  /** The members the cluster lists (etcd's `Cluster.MemberList`, asked of any answering member). */
+  memberList(timeoutMs?: number): Promise<readonly { readonly id: string; readonly name: string; readonly clientUrls: readonly string[] }[]>;
+  stop(): Promise<void>;
+}
+
+const MEMBER_RESTART_ATTEMPTS = 10;
+
+/**
+ * Starts a cluster of `members` etcd members (default 3) on free loopback ports, each with its
+ * own temporary data directory and the flags {@link startEtcd} uses, and resolves once every
+ * member answers `/health`. Throws {@link EtcdNotFoundError} without a binary and
+ * {@link EtcdStartError} when the cluster does not come up (retried up to 3 times with new ports
+ * when a port was taken in the meantime). Every member dies with the process that started it.
+ */
+export async function startEtcdCluster(options: StartEtcdClusterOptions = {}): Promise<RunningEtcdCluster> {
+  const count = options.members ?? 3;
+  if (!Number.isSafeInteger(count) || count < 1 || count > 9) throw new RangeError(`members: must be an integer from 1 to 9, got ${count}`);
+  const log = (options.logger ?? pino({ level: 'silent' })).child({ component: 'etcd-launcher' });
+  const binary = await findEtcd(options.etcdPath === undefined ? {} : { etcdPath: options.etcdPath });
+  if (binary === undefined) throw new EtcdNotFoundError(etcdCandidates(options));
+  const limits: KvLimits = {
+    maxTxnOps: options.maxTxnOps ?? 10_000,
+    maxRequestBytes: options.maxRequestBytes ?? 8 * 1024 * 1024,
+  };
+  const settings = { ...options, limits };
+  const timeoutMs = options.startTimeoutMs ?? 20_000;
+  for (let attempt = 1; ; attempt++) {
+    const token = `omega-${process.pid}-${Date.now().toString(36)}`;
+    const plans: MemberPlan[] = [];
+    for (let i = 0; i < count; i++) {
+      plans.push({ name: `omega-${i}`, clientPort: await freePort(), peerPort: await freePort(), dataDir: await mkdtemp(join(tmpdir(), `omega-etcd-${i}-`)) });
+    }
+    const initialCluster = plans.map((p) => `${p.name}=http://127.0.0.1:${p.peerPort}`).join(',');
+    const members = plans.map((plan) => new ClusterMember(binary, plan, initialCluster, settings, timeoutMs));
+    try {
+      // All at once: the first member cannot be healthy before a quorum has started.
+      await Promise.all(members.map((m) => m.first(token)));
+      log.info({ endpoints: members.map((m) => m.clientUrl), maxTxnOps: limits.maxTxnOps }, 'etcd cluster started');
+      return new Cluster(members, limits);
+    } catch (error) {
+      await Promise.all(members.map((m) => m.remove()));
+      const portTaken = error instanceof EtcdStartError && error.logTail.some((line) => line.includes('address already in use'));
+      if (!portTaken || attempt >= START_ATTEMPTS) throw error;
+      log.warn({ attempt }, 'etcd port was taken; retrying the cluster on new ports');
+    }
+  }
+}
+
+interface MemberPlan {
+  readonly name: string;
+  readonly clientPort: number;
+  readonly peerPort: number;
+  readonly dataDir: string;
+}
+
+class ClusterMember implements EtcdClusterMember {
+  readonly name: string;
+  readonly clientUrl: string;
+  readonly peerUrl: string;
+  readonly clientPort: number;
+  readonly peerPort: number;
+  readonly dataDir: string;
+  private child: ChildProcess | undefined;
+  private tail: LineTail | undefined;
+  private removed = false;
+
+  constructor(
+    private readonly binary: string,
+    plan: MemberPlan,
+    private readonly initialCluster: string,
+    private readonly settings: Omit<StartEtcdOptions, 'maxTxnOps' | 'maxRequestBytes'> & { readonly limits: KvLimits },
+    private readonly timeoutMs: number,
+  ) {
+    this.name = plan.name;
+    this.clientPort = plan.clientPort;
+    this.peerPort = plan.peerPort;
+    this.dataDir = plan.dataDir;
+    this.clientUrl = `http://127.0.0.1:${plan.clientPort}`;
+    this.peerUrl = `http://127.0.0.1:${plan.peerPort}`;
+  }
+
+  get pid(): number | undefined {
+    return this.child !== undefined && !hasExited(this.child) ? this.child.pid : undefined;
+  }
+
+  isRunning(): boolean {
+    return this.child !== undefined && !hasExited(this.child);
+  }
+
+  /** The first start, forming the cluster with the others. */
+  async first(token: string): Promise<void> {
+    await this.spawn(token);
+    await waitHealthy(this.child as ChildProcess, this.clientUrl, this.timeoutMs, this.tail as LineTail);
+  }
+
+  async kill(signal: EtcdMemberSignal): Promise<void> {
+    const child = this.child;
+    if (child === undefined || hasExited(child)) return;
+    if (signal !== 'SIGKILL') {
+      child.kill(signal);
+      return;
+    }
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    child.kill('SIGKILL');
+    await exited;
+    untrack(child);
+  }
+
+  async restart(): Promise<void> {
+    if (this.removed) throw new EtcdStartError(`member ${this.name} was stopped with its cluster`, []);
+    await this.kill('SIGKILL');
+    for (let attempt = 1; ; attempt++) {
+      await this.spawn(undefined);
+      try {
+        await waitHealthy(this.child as ChildProcess, this.clientUrl, this.timeoutMs, this.tail as LineTail);
+        return;
+      } catch (error) {
+        await this.kill('SIGKILL');
+        // A port of ours can be taken for a moment (a connection's ephemeral port): wait, retry.
+        const portTaken = error instanceof EtcdStartError && error.logTail.some((line) => line.includes('address already in use'));
+        if (!portTaken || attempt >= MEMBER_RESTART_ATTEMPTS) throw error;
+        await sleep(500);
+      }
+    }
+  }
+
+  async status(timeoutMs = 1_000): Promise<EtcdMemberStatus> {
+    const reply = (await gatewayPost(this.clientUrl, '/v3/maintenance/status', timeoutMs)) as {
+      header?: { member_id?: string };
+      leader?: string;
+      raftTerm?: string;
+      raftIndex?: string;
+      dbSize?: string;
+      version?: string;
+    };
+    return {
+      memberId: reply.header?.member_id ?? '0',
+      leaderId: reply.leader ?? '0',
+      raftTerm: reply.raftTerm ?? '0',
+      raftIndex: reply.raftIndex ?? '0',
+      dbSizeBytes: Number(reply.dbSize ?? 0),
+      version: reply.version ?? '',
+    };
+  }
+
+  async healthy(timeoutMs = 1_000): Promise<boolean> {
+    try {
+      const response = await fetch(`${this.clientUrl}/health`, { signal: AbortSignal.timeout(timeoutMs) });
+      return ((await response.json()) as { health?: unknown }).health === 'true';
+    } catch {
+      return false;
+    }
+  }
+
+  /** Stops the process (SIGCONT first: a stopped process cannot act on SIGTERM) and removes the data. */
+  async remove(): Promise<void> {
+    this.removed = true;
+    const child = this.child;
+    if (child !== undefined && !hasExited(child)) {
+      child.kill('SIGCONT');
+      await terminate(child);
+    }
+    if (child !== undefined) untrack(child);
+    await rm(this.dataDir, { recursive: true, force: true });
+  }
+
+  private async spawn(newClusterToken: string | undefined): Promise<void> {
+    // On a restart the data directory already names the member and its cluster: etcd ignores
+    // the initial-cluster flags then, so the same ones serve both cases.
+    const args = memberArgs({
+      name: this.name,
+      dataDir: this.dataDir,
+      clientUrl: this.clientUrl,
+      peerUrl: this.peerUrl,
+      initialCluster: this.initialCluster,
+      ...(newClusterToken === undefined ? {} : { clusterToken: newClusterToken }),
+      settings: this.settings,
+    });
+    const { child, tail } = await spawnMember(this.binary, args, false);
+    this.child = child;
+    this.tail = tail;
+  }
+}
+
+class Cluster implements RunningEtcdCluster {
+  readonly endpoints: readonly string[];
+  private stopping: Promise<void> | undefined;
+
+  constructor(
+    readonly members: readonly ClusterMember[],
+    readonly limits: KvLimits,
+  ) {
+    this.endpoints = members.map((m) => m.clientUrl);
+  }
+
+  async leader(timeoutMs = 1_000): Promise<EtcdClusterMember | undefined> {
+    const statuses = await Promise.all(this.members.map((m) => (m.isRunning() ? m.status(timeoutMs).catch(() => undefined) : undefined)));
+    const answered = statuses.filter((s): s is EtcdMemberStatus => s !== undefined);
+    const leaders = new Set(answered.map((s) => s.leaderId));
+    if (answered.length === 0 || leaders.size !== 1 || leaders.has('0')) return undefined;
+    const [leaderId] = leaders;
+    const index = statuses.findIndex((s) => s?.memberId === leaderId);
+    return index === -1 ? undefined : this.members[index];
+  }
+
+  async memberList(timeoutMs = 1_000): Promise<readonly { readonly id: string; readonly name: string; readonly clientUrls: readonly string[] }[]> {
+    let lastError: unknown = new Error('no member is running');
+    for (const member of this.members) {
+      if (!member.isRunning()) continue;
+      try {
+        const reply = (await gatewayPost(member.clientUrl, '/v3/cluster/member/list', timeoutMs)) as {
+          members?: { ID?: string; name?: string; clientURLs?: string[] }[];
+        };
+        return (reply.members ?? []).map((m) => ({ id: m.ID ?? '0', name: m.name ?? '', clientUrls: m.clientURLs ?? [] }));
+      } catch (error) {
+        lastError = error;
+      }
+    }
+    throw lastError;
+  }
+
+  stop(): Promise<void> {
+    return (this.stopping ??= Promise.all(this.members.map((m) => m.remove())).then(() => undefined));
+  }
+}
+
+/** A call to etcd's JSON gateway (etcd 3.4 serves the v3 API at `/v3/...`, POST with a JSON body). */
+async function gatewayPost(clientUrl: string, path: string, timeoutMs: number): Promise<unknown> {
+  const response = await fetch(`${clientUrl}${path}`, { method: 'POST', body: '{}', headers: { 'content-type': 'application/json' }, signal: AbortSignal.timeout(timeoutMs) });
+  if (!response.ok) throw new Error(`${clientUrl}${path} answered HTTP ${response.status}`);
+  return response.json();
+}
+
+// ---- dying with the parent ------------------------------------------------------------------
+
+let setprivPath: string | null | undefined;
+
+/**
+ * The command line that runs `command args` so that the kernel SIGKILLs it when the calling
+ * thread dies, however it dies (even SIGKILL, which no exit handler sees): `setpriv --pdeathsig
+ * SIGKILL -- command args` when util-linux's setpriv with `--pdeathsig` is installed, else the
+ * command unchanged (`bound: false`). setpriv execs the command, so the spawned pid is the
+ * command's own and signals sent to it reach the command. The kernel ties the signal to the
+ * thread that forks: Node forks from the event-loop thread that calls `spawn`, so call it from
+ * the thread whose end should end the child. Checks for setpriv once per process (synchronously).
+ */
+export function dieWithParent(command: string, args: readonly string[]): { command: string; args: string[]; bound: boolean } {
+  if (setprivPath === undefined) setprivPath = findSetpriv();
+  if (setprivPath === null) return { command, args: [...args], bound: false };
+  return { command: setprivPath, args: ['--pdeathsig', 'SIGKILL', '--', command, ...args], bound: true };
+}
+
+function findSetpriv(): string | null {
+  if (process.platform !== 'linux') return null;
+  const dirs = [...(process.env.PATH ?? '').split(delimiter).filter((d) => d.length > 0), '/usr/bin', '/bin'];
+  for (const dir of new Set(dirs)) {
+    const candidate = join(dir, 'setpriv');
+    const help = spawnSync(candidate, ['--help'], { encoding: 'utf8', timeout: 5_000 });
+    if (help.error === undefined && help.status === 0 && help.stdout.includes('--pdeathsig')) return candidate;
+  }
+  return null;
 }
 
 // ---- members die with this process -----------------------------------------------------------

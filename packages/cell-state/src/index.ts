@@ -33,6 +33,7 @@ export {
 export { MEMORY_KV_DEFAULT_HISTORY_LIMIT, MEMORY_KV_DEFAULT_LIMITS, MemoryKv, type MemoryKvOptions } from './memory-kv.js';
 export { EtcdKv, type EtcdKvOptions } from './etcd-kv.js';
 export { ETCD_INSTALL_HINT, EtcdNotFoundError, EtcdStartError, findEtcd, freePort, startEtcd, type RunningEtcd, type StartEtcdOptions } from './etcd-launcher.js';
+export { dieWithParent, startEtcdCluster, type EtcdClusterMember, type EtcdMemberSignal, type EtcdMemberStatus, type RunningEtcdCluster, type StartEtcdClusterOptions } from './etcd-launcher.js';
 export { InvalidRecordError, MAX_RECORD_BYTES, PROTOS_DIR } from './codec.js';
 export { CellKeys, checkId, type KeyKind, type ParsedKey } from './keys.js';
 export {
@@ -75,3 +76,4 @@ export {
 } from './cell.js';
 export { formatBytes, formatCpu, parseBytes, parseCpuMillis } from './quantity.js';
 export { DEFAULT_ETCD_ENDPOINT, FlagError, LOG_LEVELS, parseEtcdEndpoints, parseLogLevel, type LogLevel } from './process-flags.js';
+export { PARENT_PID_ENV, exitWithParent, type ParentPipe, type ParentWatch, type ParentWatchOptions } from './parent-watch.js';
