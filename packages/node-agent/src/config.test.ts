@@ -46,6 +46,7 @@ describe('the agent flags', () => {
       taskUser: { name: 'nobody', uid: 65534, gid: 65534 },
       killGraceMs: 500,
       taskRetentionMs: 86_400_000,
+      keepAttempts: 3,
       drainOnExit: false,
       hollow: 0,
     });
@@ -62,6 +63,7 @@ describe('the agent flags', () => {
     expect(flagOf(['--hollow', 'many'])).toBe('--hollow');
     expect(flagOf(['--kill-grace-ms', '-1'])).toBe('--kill-grace-ms');
     expect(flagOf(['--task-retention-s', '1h'])).toBe('--task-retention-s');
+    expect(flagOf(['--keep-attempts', '0'])).toBe('--keep-attempts');
     expect(flagOf(['--cgroup-parent', '../x'])).toBe('--cgroup-parent');
     expect(flagOf(['--log-level', 'loud'])).toBe('--log-level');
     expect(flagOf(['--frobnicate'])).toBe('--frobnicate');

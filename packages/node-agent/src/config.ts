@@ -9,7 +9,7 @@ import { FlagError, checkId, parseBytes, parseCpuMillis, parseEtcdEndpoints, par
 import { DEFAULT_CGROUP_PARENT, DEFAULT_CGROUP_ROOT } from './cgroup-detect.js';
 import { defaultMachineId, detectCapacity } from './registration.js';
 import { DEFAULT_KILL_GRACE_MS } from './task-runner.js';
-import { DEFAULT_TASK_RETENTION_MS } from './task-retention.js';
+import { DEFAULT_KEEP_ATTEMPTS, DEFAULT_TASK_RETENTION_MS } from './task-retention.js';
 import { cgroupParentSegments } from './task-paths.js';
 import { resolveTaskUser, type TaskUser } from './task-user.js';
 
@@ -31,6 +31,8 @@ export const USAGE = `usage: omega-agent [flags]
   --kill-grace-ms MS      between TERM and KILL when stopping a task (default 10000)
   --task-retention-s S    keep a finished task's directory and logs S seconds after its end
                           was reported (default 86400; 0: forever)
+  --keep-attempts N       keep the directories and logs of only the newest N attempts of a
+                          task (older ones go when a new attempt starts; default 3)
   --drain-on-exit         stop every task when the agent stops (default: leave them running)
   --hollow N              serve N hollow machines (no processes; tasks run for runDurationMs)
   --hollow-prefix PREFIX  hollow machine ids are PREFIX-0000... (default hollow)
@@ -59,6 +61,8 @@ export interface AgentConfig {
   readonly taskUser: TaskUser | undefined;
   readonly killGraceMs: number;
   readonly taskRetentionMs: number;
+  /** Attempt directories kept per task (`--keep-attempts`). */
+  readonly keepAttempts: number;
   readonly drainOnExit: boolean;
   /** 0: a real agent. */
   readonly hollow: number;
@@ -111,6 +115,7 @@ export function parseAgentArgs(argv: readonly string[], env: ConfigEnvironment =
         'task-user': { type: 'string' },
         'kill-grace-ms': { type: 'string' },
         'task-retention-s': { type: 'string' },
+        'keep-attempts': { type: 'string' },
         'log-listen': { type: 'string' },
         'drain-on-exit': { type: 'boolean' },
         hollow: { type: 'string' },
@@ -204,6 +209,7 @@ export function parseAgentArgs(argv: readonly string[], env: ConfigEnvironment =
 
   const killGraceMs = integer('--kill-grace-ms', values['kill-grace-ms'], DEFAULT_KILL_GRACE_MS, 0, 3_600_000);
   const taskRetentionMs = integer('--task-retention-s', values['task-retention-s'], DEFAULT_TASK_RETENTION_MS / 1000, 0, 10 * 365 * 86_400) * 1000;
+  const keepAttempts = integer('--keep-attempts', values['keep-attempts'], DEFAULT_KEEP_ATTEMPTS, 1, 1_000);
   const heartbeatTtlSeconds = integer('--heartbeat-ttl', values['heartbeat-ttl'], 10, 1, 3_600);
   const log = parseLogLevel(values['log-level']);
   if ('problem' in log) throw new FlagError('--log-level', log.problem);
@@ -229,6 +235,7 @@ export function parseAgentArgs(argv: readonly string[], env: ConfigEnvironment =
     taskUser,
     killGraceMs,
     taskRetentionMs,
+    keepAttempts,
     drainOnExit: values['drain-on-exit'] === true,
     hollow,
     hollowPrefix,

@@ -88,6 +88,7 @@ async function main(): Promise<number> {
           ...(config.taskUser === undefined ? {} : { taskUser: config.taskUser }),
           killGraceMs: config.killGraceMs,
           taskRetentionMs: config.taskRetentionMs,
+          keepAttempts: config.keepAttempts,
           logger: log.child({ machineId: id }),
         });
         await executor.init();

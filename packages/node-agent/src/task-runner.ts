@@ -36,7 +36,7 @@ import type { Executor, TaskAttempt } from './executor.js';
 import { ReporterClosedError, type StatusReporter } from './status-reporter.js';
 import { readJson, TASK_FILES, writeJsonAtomic, type ExitRecord, type ReportedRecord, type StartedRecord, type SupervisorRecord, type SupervisorSpec, type TaskMeta } from './task-files.js';
 import { insideRoot, isTaskInstanceName, taskInstanceName, tasksRoot } from './task-paths.js';
-import { DEFAULT_TASK_RETENTION_MS, removeExpiredTasks, sweepIntervalMs } from './task-retention.js';
+import { DEFAULT_KEEP_ATTEMPTS, DEFAULT_TASK_RETENTION_MS, removeExpiredTasks, removeOldAttempts, sweepIntervalMs } from './task-retention.js';
 import { checkTraversable, type TaskUser } from './task-user.js';
 
 /** PATH given to tasks that do not set their own. */
@@ -62,6 +62,8 @@ export interface ProcessExecutorOptions {
   readonly pollIntervalMs?: number;
   /** How long a finished task's directory and logs are kept after its end was reported (default a day; 0: forever). */
   readonly taskRetentionMs?: number;
+  /** Attempt directories kept per task: older ones go when a new attempt starts (default 3). */
+  readonly keepAttempts?: number;
 }
 
 /** Finds the built supervisor script, also when this module runs from its TypeScript source. */
@@ -116,6 +118,8 @@ export class ProcessExecutor implements Executor {
     const attempt = new ProcessAttempt(this.context, identityOf(task, this.context.options.machineId));
     this.track(attempt);
     void attempt.runFresh(task, job);
+    const { logger, options } = this.context;
+    removeOldAttempts(this.context.tasksRoot, task.id, task.attempt, options.keepAttempts ?? DEFAULT_KEEP_ATTEMPTS, logger).catch((error: unknown) => logger.warn({ err: error, taskId: task.id }, 'could not remove old attempt directories'));
     return attempt;
   }
 
