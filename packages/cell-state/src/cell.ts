@@ -7,17 +7,20 @@
  * Every write that could race another writer is a compare-and-swap on the key's mod_revision,
  * retried a bounded number of times.
  */
+import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import pino from 'pino';
 import {
   decodeJob,
   decodeMachine,
+  decodeRequestRecord,
   decodeTask,
   encodeAlive,
   encodeJob,
   encodeJobStatus,
   encodeMachine,
   encodeOwner,
+  encodeRequestRecord,
   encodeSchedulerStats,
   encodeTask,
   InvalidRecordError,
@@ -25,8 +28,9 @@ import {
 import { Committer, type CommitterOptions } from './commit.js';
 import { jobSpecProblems } from './job-spec.js';
 import { CellKeys, checkId } from './keys.js';
-import type { KvLease, KvStore } from './kv.js';
+import type { KeyValue, KvLease, KvStore, Op } from './kv.js';
 import { CellMirror, type MirrorOptions } from './mirror.js';
+import { deleteExpiredRequests, RequestIdReusedError, RequestJobGoneError, specSha256 } from './request-records.js';
 import { checkResources } from './resources.js';
 import {
   isTerminal,
@@ -77,6 +81,25 @@ export interface NewJob {
   readonly spec: JobSpec;
   readonly requestId?: string;
   readonly submittedAtMs?: number;
+  /**
+   * Random, one per submit call (made here when absent). A caller that retries its own create
+   * after an unknown outcome (KvUnavailableError) passes the same nonce, id and request id again,
+   * so the retry is recognised as the same call (`created: true`), not a repeat.
+   */
+  readonly nonce?: string;
+}
+
+/** The job id is taken by another job (not this call's own create). Nothing was written; try another id. */
+export class JobIdTakenError extends InvalidRecordError {
+  readonly retryable = false;
+  constructor(readonly jobId: JobId) {
+    super('job.id', `job ${jobId} already exists`);
+    this.name = 'JobIdTakenError';
+  }
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((byte, i) => byte === b[i]);
 }
 
 const CAS_ATTEMPTS = 16;
@@ -274,9 +297,16 @@ export class Cell {
   // ---- jobs and tasks -------------------------------------------------------------------
 
   /**
-   * Stores a new job. With a `requestId`, the same request id never creates a second job: the
-   * job already created for it is returned (`created: false`). Invalid specs are refused with
-   * every problem named by field, and nothing is written.
+   * Stores a new job, in one guarded transaction that also writes `requests/<requestId>` when a
+   * request id is given (see request-records.ts). Invalid specs are refused with every problem
+   * named by field, and nothing is written.
+   *
+   * Idempotent, also when etcd3 resends the transaction after a lost reply: the resend finds
+   * this call's nonce in the request record (or, without a request id, its own job record byte
+   * for byte) and answers `created: true` with the one job. A repeat of a request id (another
+   * call) with the same spec answers the job created for it, `created: false`; with a different
+   * spec it throws {@link RequestIdReusedError}; when that job has since been deleted,
+   * {@link RequestJobGoneError}. A job id taken by another job throws {@link JobIdTakenError}.
    */
   async createJob(job: NewJob): Promise<{ job: Job; created: boolean }> {
     checkId('job.id', job.id);
@@ -286,24 +316,49 @@ export class Cell {
     const record = { id: job.id, spec: job.spec, desired: 'running' as const, submittedAtMs: job.submittedAtMs ?? this.now(), requestId: job.requestId ?? '' };
     const jobKey = this.keys.job(job.id);
     const value = encodeJob(record);
+    const specHash = specSha256(job.spec);
+    const nonce = job.nonce ?? randomBytes(12).toString('base64url');
     const compare = [{ key: jobKey, target: 'create' as const, op: '==' as const, value: 0 }];
-    const success: { type: 'put'; key: string; value: Uint8Array }[] = [{ type: 'put', key: jobKey, value }];
+    const success: Op[] = [{ type: 'put', key: jobKey, value }];
+    // The failure branch reads what blocked the create, so telling a resend from a repeat costs no round trip.
+    const failure: Op[] = [{ type: 'range', key: jobKey }];
     if (record.requestId !== '') {
       const requestKey = this.keys.request(record.requestId);
       compare.push({ key: requestKey, target: 'create', op: '==', value: 0 });
-      success.push({ type: 'put', key: requestKey, value: new TextEncoder().encode(job.id) });
+      success.push({ type: 'put', key: requestKey, value: encodeRequestRecord({ jobId: job.id, specSha256: specHash, nonce, createdAtMs: record.submittedAtMs }) });
+      failure.push({ type: 'range', key: requestKey });
     }
-    const reply = await this.kv.txn({ compare, success, failure: [] });
+    const reply = await this.kv.txn({ compare, success, failure });
     if (reply.succeeded) return { job: { ...record, revision: reply.revision }, created: true };
-    if (record.requestId !== '') {
-      const { kvs } = await this.kv.range({ key: this.keys.request(record.requestId) });
-      const existing = kvs[0];
-      if (existing !== undefined) {
-        const found = await this.getJob(new TextDecoder().decode(existing.value) as JobId);
-        if (found !== undefined) return { job: found, created: false };
-      }
+    const found = (i: number): KeyValue | undefined => {
+      const result = reply.results[i];
+      return result?.type === 'range' ? result.kvs[0] : undefined;
+    };
+    const storedJob = found(0);
+    const storedRequest = record.requestId === '' ? undefined : found(1);
+    if (storedRequest !== undefined) {
+      const request = decodeRequestRecord(storedRequest.value);
+      const existing = request.jobId === job.id && storedJob !== undefined ? decodeJob(storedJob.value, storedJob.modRevision) : await this.getJob(request.jobId);
+      if (request.nonce !== '' && request.nonce === nonce && existing !== undefined) return { job: existing, created: true };
+      // Older records carry no hash: compare with the job's own spec.
+      const expected = request.specSha256 !== '' ? request.specSha256 : existing === undefined ? specHash : specSha256(existing.spec);
+      if (expected !== specHash) throw new RequestIdReusedError(record.requestId, request.jobId);
+      if (existing === undefined) throw new RequestJobGoneError(record.requestId, request.jobId);
+      return { job: existing, created: false };
     }
-    throw new InvalidRecordError('job.id', `job ${job.id} already exists`);
+    if (storedJob !== undefined && sameBytes(storedJob.value, value)) return { job: decodeJob(storedJob.value, storedJob.modRevision), created: true };
+    throw new JobIdTakenError(job.id);
+  }
+
+  /**
+   * Deletes the request records (`requests/<id>`) created at least `retentionMs` before `nowMs`
+   * (default retention `DEFAULT_REQUEST_RETENTION_MS`, 24 h); returns how many it deleted.
+   * After that a request id no longer guards against a second job. Paged, each delete guarded by
+   * the record's revision (a record rewritten meanwhile is kept); safe to run from several
+   * processes at once. Called periodically by the cell's janitor.
+   */
+  async deleteExpiredRequests(nowMs: number, retentionMs: number): Promise<number> {
+    return deleteExpiredRequests(this.kv, this.keys, nowMs, retentionMs);
   }
 
   async getJob(id: JobId): Promise<Job | undefined> {

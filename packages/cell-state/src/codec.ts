@@ -56,6 +56,7 @@ const T = {
   owner: root.lookupType('omega.v1.OwnerRecord'),
   alive: root.lookupType('omega.v1.AliveRecord'),
   stats: root.lookupType('omega.v1.SchedulerStatsRecord'),
+  request: root.lookupType('omega.v1.RequestRecord'),
 };
 
 /** Largest encoded record accepted: well under etcd's default 1.5 MiB request limit. */
@@ -357,4 +358,32 @@ export function encodeSchedulerStats(s: SchedulerStats): Uint8Array {
 export function decodeSchedulerStats(bytes: Uint8Array): SchedulerStats {
   const w: Wire = T.stats.toObject(T.stats.decode(bytes), { longs: Number, defaults: true });
   return w as SchedulerStats;
+}
+
+// ---- request records ---------------------------------------------------------------------
+
+/** `requests/<request id>`: the job an idempotent submit created, and how to recognise a repeat. */
+export interface RequestRecord {
+  readonly jobId: JobId;
+  /** Hex SHA-256 of the job spec in canonical form; `''` in a record of an older version. */
+  readonly specSha256: string;
+  /** Random per submit call: the call's own resend finds its nonce; `''` in an older record. */
+  readonly nonce: string;
+  /** When the request was first served; 0 in a record of an older version. */
+  readonly createdAtMs: number;
+}
+
+/** What an older version stored: the bare job id as text. A RequestRecord starts with a tag byte, never a letter or digit. */
+const BARE_JOB_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+
+export function encodeRequestRecord(r: RequestRecord): Uint8Array {
+  return encode(T.request, 'request', { jobId: r.jobId, specSha256: r.specSha256, nonce: r.nonce, createdAtMs: r.createdAtMs });
+}
+
+/** Decodes a request record, also the bare job id older versions stored (no hash, nonce or time). */
+export function decodeRequestRecord(bytes: Uint8Array): RequestRecord {
+  const text = new TextDecoder().decode(bytes);
+  if (BARE_JOB_ID.test(text)) return { jobId: text as JobId, specSha256: '', nonce: '', createdAtMs: 0 };
+  const w: Wire = T.request.decode(bytes);
+  return { jobId: (w.jobId ?? '') as JobId, specSha256: w.specSha256 ?? '', nonce: w.nonce ?? '', createdAtMs: num(w.createdAtMs) };
 }

@@ -74,6 +74,8 @@ export {
   type TaskPatch,
   type TaskUpdateOutcome,
 } from './cell.js';
+export { JobIdTakenError } from './cell.js';
+export { DEFAULT_REQUEST_RETENTION_MS, RequestIdReusedError, RequestJobGoneError, specSha256 } from './request-records.js';
 export { formatBytes, formatCpu, parseBytes, parseCpuMillis } from './quantity.js';
 export { DEFAULT_ETCD_ENDPOINT, FlagError, LOG_LEVELS, parseEtcdEndpoints, parseLogLevel, type LogLevel } from './process-flags.js';
 export { PARENT_PID_ENV, exitWithParent, type ParentPipe, type ParentWatch, type ParentWatchOptions } from './parent-watch.js';
