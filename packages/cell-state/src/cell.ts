@@ -28,6 +28,7 @@ import {
 import { Committer, type CommitterOptions } from './commit.js';
 import { jobSpecProblems } from './job-spec.js';
 import { CellKeys, checkId } from './keys.js';
+import { deleteFinishedJob, type DeleteJobRequest, type DeleteJobResult } from './job-deletion.js';
 import type { KeyValue, KvLease, KvStore, Op } from './kv.js';
 import { CellMirror, type MirrorOptions } from './mirror.js';
 import { deleteExpiredRequests, RequestIdReusedError, RequestJobGoneError, specSha256 } from './request-records.js';
@@ -386,6 +387,26 @@ export class Cell {
   }
 
   async getTask(id: TaskId): Promise<Task | undefined> {
+  /**
+   * Deletes a finished job (succeeded, failed or killed) with its tasks, status and owner record
+   * (its request record expires on its own, see {@link deleteExpiredRequests}), exactly once,
+   * and only while the job and its status are still at the
+   * revisions the caller saw (`jobRevision`, `statusRevision`). The job's claims are pruned from
+   * every machine record that still holds one, before or in the same transaction as the task
+   * records go, so no claim ever points at a deleted task (cell-state counts such a claim as
+   * live). Pruning removes dead claims only, so it only frees resources and can never invalidate
+   * another scheduler's fit check. Every write is guarded by mod_revisions, so a resent request
+   * or a second caller racing this one changes nothing more. Called by the schedulers' janitor
+   * once the job's retention has passed; see `job-deletion.ts` for the steps. Throws
+   * {@link ContentionError} when the machines kept changing under the prune.
+   */
+  async deleteJob(request: DeleteJobRequest): Promise<DeleteJobResult> {
+    checkId('job.id', request.jobId);
+    const result = await deleteFinishedJob(this.kv, this.keys, request);
+    if (result.outcome === 'contended') throw new ContentionError(`deleting job ${request.jobId}`, 16);
+    return result;
+  }
+
     const { kvs } = await this.kv.range({ key: this.keys.task(id) });
     const kv = kvs[0];
     return kv === undefined ? undefined : decodeTask(kv.value, kv.modRevision);

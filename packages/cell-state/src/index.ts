@@ -65,6 +65,7 @@ export {
   type Transaction,
 } from './commit.js';
 export { JOB_LIMITS, jobSpecProblems, type SpecProblem } from './job-spec.js';
+export type { DeleteJobOutcome, DeleteJobRequest, DeleteJobResult } from './job-deletion.js';
 export {
   Cell,
   ContentionError,

@@ -20,6 +20,8 @@ export const JOB_LIMITS = Object.freeze({
   maxConstraints: 64,
   maxConstraintValues: 256,
   maxRunDurationMs: 30 * 24 * 3600 * 1000,
+  /** A finished job's records are kept at most this long (`retentionMs`): a year. */
+  maxRetentionMs: 365 * 24 * 3600 * 1000,
 });
 
 const DNS_LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
@@ -112,3 +114,6 @@ export function jobSpecProblems(spec: JobSpec, prefix = ''): SpecProblem[] {
   }
   return out;
 }
+  if (spec.retentionMs !== undefined && (!isInt(spec.retentionMs) || spec.retentionMs < 0 || spec.retentionMs > JOB_LIMITS.maxRetentionMs)) {
+    bad('retentionMs', `must be an integer number of ms from 0 (the cell's default) to ${JOB_LIMITS.maxRetentionMs} (a year)`);
+  }

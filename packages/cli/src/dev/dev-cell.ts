@@ -1,5 +1,5 @@
 /**
- * `omega dev`: a whole cell on this host, in the foreground.
+ * `omega dev`: a whole cell on this host, in the foreground, supervised.
  *
  * ```
  *   omega dev ─┬─ etcd            <data>/etcd            (or --etcd URL: not started, not stopped)
@@ -8,29 +8,36 @@
  *              ├─ hollow          node packages/node-agent/dist/main.js --hollow N
  *              ├─ batch-<i>       node packages/scheduler-batch/dist/main.js --name batch-<i>
  *              └─ service-<i>     node packages/scheduler-service/dist/main.js --name service-<i>
- *   child output: <data>/logs/<name>.log
+ *   child output: <data>/logs/<name>.log       what runs now: <data>/dev-status.json
  * ```
  *
- * Start order: etcd, the API (waited for), agents, schedulers. Stop order (Ctrl-C, SIGTERM):
- * schedulers and API, then agents (they stop their tasks while etcd still records it), then
- * etcd; each stage SIGTERM, a grace period, SIGKILL. A child that dies is reported with the end
- * of its log and the cell keeps going; if etcd dies, everything is stopped. Everything lives in
- * the data directory (etcd's ports are remembered there), so running `omega dev` again on it
- * resumes the cell with its jobs.
+ * Before anything starts, the API's address must be free to listen on: a port another process
+ * serves is refused, naming the port and `--listen`. Start order: etcd, the API (waited for: its
+ * own "listening" line and an answer), agents, schedulers. A child that dies unexpectedly (etcd
+ * included) is reported with the end of its log and restarted with backoff (1 s doubling to
+ * 30 s, forgotten after a minute up); children die with `omega dev` however it dies
+ * (parent-death.ts). Stop order (Ctrl-C, SIGTERM): schedulers and API, then agents (they stop
+ * their tasks while etcd still records it), then etcd; each stage SIGTERM, a grace period,
+ * SIGKILL; nothing is restarted once the stop began. Everything lives in the data directory
+ * (etcd's ports are remembered there), so running `omega dev` again on it resumes the cell.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { chmod, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, isAbsolute, join, relative } from 'node:path';
-import { EtcdStartError, PROTOS_DIR, formatBytes, formatCpu, startEtcd, type RunningEtcd } from '@omega/cell-state';
+import { PROTOS_DIR, formatBytes, formatCpu } from '@omega/cell-state';
 import { ApiClient, DEFAULT_API_ADDRESS } from '../api-client.js';
 import { CliError } from '../errors.js';
 import { formatTable } from '../output.js';
 import type { CliIo } from '../program.js';
 import { submitDemo } from './demo.js';
 import { devOptionsFrom, type DevOptions } from './dev-options.js';
-import { ProcessGroup, type ChildSpec, type ManagedChild } from './process-group.js';
+import { DevEtcd } from './dev-etcd.js';
+import { PARENT_DEATH_DESCRIPTION, parentDeathMode } from './parent-death.js';
+import { probeListen, splitHostPort } from './port-probe.js';
+import { ProcessGroup, currentLog, type ChildExit, type ChildSpec, type ManagedChild } from './process-group.js';
+import { STATUS_FILE, StatusFile, type ProcessStatus } from './status-file.js';
 
 export { devOptionsFrom, type DevOptions };
 
@@ -111,33 +118,54 @@ async function loadState(file: string): Promise<DevState> {
   }
 }
 
-/** Starts etcd on the data directory, on the ports it had last time when they are still free. */
-async function startDevEtcd(dataDir: string, state: DevState): Promise<RunningEtcd> {
-  const base = { dataDir, detached: true } as const;
-  if (state.etcdClientPort !== undefined && state.etcdPeerPort !== undefined) {
-    try {
-      return await startEtcd({ ...base, clientPort: state.etcdClientPort, peerPort: state.etcdPeerPort });
-    } catch (error) {
-      if (!(error instanceof EtcdStartError)) throw error;
-      // The old ports are taken (or the member would not come up there): new ports, same data.
-    }
+/** What a listener on the API's address is told when the address cannot be had. */
+function listenRefusal(listen: string, code: string, message: string): CliError {
+  const { port } = splitHostPort(listen);
+  if (code === 'EADDRINUSE') {
+    return new CliError(`port ${port} is already in use by another process (--listen ${listen}): stop that process, or give omega dev another address with --listen HOST:PORT (then point the CLI at it with --api HOST:PORT); nothing was started`);
   }
-  return startEtcd(base);
+  return new CliError(`cannot listen on ${listen} (--listen): ${message}; nothing was started`);
 }
 
-/** Polls the API until it answers, the process dies, or time runs out. */
-async function waitForApi(client: ApiClient, api: ManagedChild, timeoutMs: number): Promise<void> {
+const API_LISTENING = 'omega-api listening on';
+const ADDRESS_IN_USE = /EADDRINUSE|address already in use/i;
+
+/**
+ * Polls until *our* API answers: its log says it listens (so an answer cannot come from another
+ * process on the same port) and a call succeeds. Fails when it exits first (naming the port when
+ * the address was taken after all) or time runs out.
+ */
+async function waitForApi(client: ApiClient, api: ManagedChild, listen: string, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    try {
-      await client.call('cells', 'ListMachines', {});
-      return;
-    } catch (error) {
-      if (!api.running) throw new CliError(`the API server exited while starting; the end of ${api.spec.logFile}:\n  ${(await tail(api.spec.logFile, 8)).join('\n  ')}`);
-      if (Date.now() > deadline) throw new CliError(`the API server did not answer at ${client.address} within ${timeoutMs / 1000} s: ${(error as Error).message}`);
+    let problem = 'it has not said it listens';
+    if (currentLog(api).includes(API_LISTENING)) {
+      try {
+        await client.call('cells', 'ListMachines', {});
+        return;
+      } catch (error) {
+        problem = (error as Error).message;
+      }
     }
+    if (!api.running) {
+      if (ADDRESS_IN_USE.test(currentLog(api))) throw listenRefusal(listen, 'EADDRINUSE', 'address in use');
+      throw new CliError(`the API server exited while starting; the end of ${api.spec.logFile}:\n  ${(await tail(api.spec.logFile, 8)).join('\n  ')}`);
+    }
+    if (Date.now() > deadline) throw new CliError(`the API server did not answer at ${client.address} within ${timeoutMs / 1000} s: ${problem}`);
     await sleep(200);
   }
+}
+
+/** `12 s`, `3m05s`, `2h10m`: how long a child ran. */
+function duration(ms: number): string {
+  const s = Math.floor(ms / 1000);
+  if (s < 60) return `${s} s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
+  return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
+}
+
+function exitText(exit: Pick<ChildExit, 'code' | 'signal'>): string {
+  return exit.signal === null ? `exit code ${exit.code}` : `signal ${exit.signal}`;
 }
 
 /** Waits (bounded) until at least one machine is alive, so a demo does not start on an empty cell. */
@@ -224,7 +252,7 @@ function childSpecs(options: DevOptions, etcdUrl: string, maxTxnOps: number | un
   return { specs, missing };
 }
 
-/** Runs the dev cell until SIGINT / SIGTERM (or etcd dies); resolves once everything stopped. */
+/** Runs the dev cell until SIGINT / SIGTERM; resolves once everything stopped. */
 export async function runDev(options: DevOptions, io: CliIo): Promise<void> {
   const say = (line: string): void => void io.stdout.write(`${line}\n`);
   const warn = (line: string): void => void io.stderr.write(`omega dev: ${line}\n`);
@@ -234,6 +262,14 @@ export async function runDev(options: DevOptions, io: CliIo): Promise<void> {
   const logs = join(options.dataDir, 'logs');
   await mkdir(logs, { recursive: true });
   const unlock = await lockDataDir(options.dataDir);
+  // Refused before anything starts: otherwise the API child fails to bind while the process on
+  // the port answers the readiness check, and the cell looks up when it is not.
+  const { host, port } = splitHostPort(options.listen);
+  const taken = await probeListen(host, port);
+  if (taken !== undefined) {
+    await unlock();
+    throw listenRefusal(options.listen, taken.code, taken.message);
+  }
   const stateFile = join(options.dataDir, 'dev.json');
   const state = await loadState(stateFile);
   // Paths under the working directory read best relative; others in full.
@@ -241,43 +277,57 @@ export async function runDev(options: DevOptions, io: CliIo): Promise<void> {
     const rel = relative(process.cwd(), path);
     return rel === '' ? '.' : rel.startsWith('..') || isAbsolute(rel) ? path : rel;
   };
+  const parentDeath = parentDeathMode();
+  if (parentDeath === 'pipe') warn(`${PARENT_DEATH_DESCRIPTION.pipe}; if omega dev is killed (kill -9), stop its children by hand (pids in ${shown(join(options.dataDir, STATUS_FILE))})`);
 
-  let stopReason: 'signal' | 'etcd' | undefined;
-  let resolveStop: (reason: 'signal' | 'etcd') => void = () => undefined;
-  const stop = new Promise<'signal' | 'etcd'>((resolve) => (resolveStop = resolve));
-  const stopRequested = (reason: 'signal' | 'etcd'): void => {
-    stopReason ??= reason;
-    resolveStop(reason);
-  };
-  /** Between startup steps: stop starting things once a stop was asked for. */
-  const stopping = (): boolean => {
-    if (stopReason === 'etcd') throw new CliError('etcd exited unexpectedly; the cell was stopped');
-    return stopReason !== undefined;
-  };
+  let stopRequested = false;
+  let resolveStop: () => void = () => undefined;
+  const stop = new Promise<void>((resolve) => (resolveStop = resolve));
   let signals = 0;
   let apiUp = false;
-  const group = new ProcessGroup((child, code, signal) => {
-    // An API that dies while starting is reported once, as the reason `omega dev` fails.
-    if (child.spec.name === 'api' && !apiUp) return;
-    void tail(child.spec.logFile, 5).then((lines) => {
-      warn(`${child.spec.name} exited unexpectedly (${signal === null ? `exit code ${code}` : `signal ${signal}`}); the cell keeps running without it. The end of ${shown(child.spec.logFile)}:`);
-      for (const line of lines) io.stderr.write(`    ${line}\n`);
-    });
+  let etcd: DevEtcd | undefined;
+  let group: ProcessGroup | undefined;
+
+  const processStatus = (): ProcessStatus[] => {
+    const rows: ProcessStatus[] = [];
+    if (etcd !== undefined) {
+      rows.push({ name: 'etcd', pid: etcd.pid, state: etcd.state, restarts: etcd.restarts, startedAtMs: etcd.startedAtMs, lastExit: etcd.lastExit === undefined ? null : { code: null, signal: null, atMs: etcd.lastExit.atMs }, log: null });
+    } else if (options.etcd !== undefined) {
+      rows.push({ name: 'etcd', pid: null, state: 'external', restarts: 0, startedAtMs: null, lastExit: null, log: null });
+    }
+    for (const c of group?.list() ?? []) {
+      rows.push({ name: c.spec.name, pid: c.pid, state: c.state, restarts: c.restarts, startedAtMs: c.startedAtMs, lastExit: c.lastExit === undefined ? null : { code: c.lastExit.code, signal: c.lastExit.signal, atMs: c.lastExit.atMs }, log: c.spec.logFile });
+    }
+    return rows;
+  };
+  const status = new StatusFile(join(options.dataDir, STATUS_FILE), () => ({ pid: process.pid, cell: options.cell, api: options.listen, parentDeath, updatedAtMs: Date.now(), processes: processStatus() }));
+
+  group = new ProcessGroup({
+    exited: (child, exit, restartInMs) => {
+      // An API that dies while starting is reported once, as the reason `omega dev` fails.
+      if (child.spec.name === 'api' && !apiUp) return;
+      const next = restartInMs === undefined ? 'it stays down' : `restarting it in ${duration(restartInMs)} (restart ${child.restarts + 1})`;
+      void tail(child.spec.logFile, 5).then((lines) => {
+        warn(`${child.spec.name} (pid ${child.pid}) exited unexpectedly (${exitText(exit)}) after ${duration(exit.upMs)}; ${next}. The end of ${shown(child.spec.logFile)}:`);
+        for (const line of lines) io.stderr.write(`    ${line}\n`);
+      });
+    },
+    restarted: (child) => warn(`${child.spec.name} restarted (pid ${child.pid}, restart ${child.restarts})`),
+    restartFailed: (child, error, retryInMs) => warn(`${child.spec.name} could not be restarted (${error.message}); trying again in ${duration(retryInMs)}`),
+    changed: () => status.update(),
   });
-  let etcd: RunningEtcd | undefined;
   const onSignal = (signal: NodeJS.Signals): void => {
     signals++;
     if (signals === 1) {
       say(`\n${signal}: stopping the cell (again to kill everything at once)`);
-      stopRequested('signal');
+      stopRequested = true;
+      resolveStop();
     } else {
-      group.beginShutdown();
-      void group.stop(() => true, 0);
+      void group?.stop(() => true, 0);
     }
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
-  let etcdWatch: NodeJS.Timeout | undefined;
   let client: ApiClient | undefined;
 
   try {
@@ -285,55 +335,62 @@ export async function runDev(options: DevOptions, io: CliIo): Promise<void> {
     if (options.etcd !== undefined) {
       etcdUrl = options.etcd;
     } else {
-      etcd = await startDevEtcd(join(options.dataDir, 'etcd'), state);
+      etcd = await DevEtcd.start(join(options.dataDir, 'etcd'), state, {
+        exited: (pid, upMs, restartInMs) => warn(`etcd (pid ${pid}) exited unexpectedly after ${duration(upMs)}; restarting it in ${duration(restartInMs)} on the same data directory and ports (restart ${(etcd?.restarts ?? 0) + 1})`),
+        restarted: (pid) => warn(`etcd restarted (pid ${pid}, restart ${etcd?.restarts ?? 0})`),
+        restartFailed: (error, retryInMs) => warn(`etcd could not be restarted (${error.message.split('\n')[0] ?? ''}); trying again in ${duration(retryInMs)}`),
+        changed: () => status.update(),
+      });
       etcdUrl = etcd.clientUrl;
       state.etcdClientPort = etcd.clientPort;
       state.etcdPeerPort = etcd.peerPort;
-      const pid = etcd.pid;
-      etcdWatch = setInterval(() => {
-        if (!isAlive(pid)) {
-          clearInterval(etcdWatch);
-          warn('etcd exited unexpectedly: stopping the cell');
-          stopRequested('etcd');
-        }
-      }, 1000);
     }
     await writeFile(stateFile, `${JSON.stringify(state, null, 2)}\n`);
-    if (stopping()) return;
+    status.update();
+    if (stopRequested) return;
 
     const common = ['--etcd', etcdUrl, '--cell', options.cell, '--log-level', options.logLevel];
-    const api = await group.start({
-      name: 'api',
-      command: process.execPath,
-      args: [join(REPO_ROOT, ENTRY_POINTS.api), ...common, '--listen', options.listen],
-      logFile: join(logs, 'api.log'),
-      what: `gRPC API at ${options.listen}`,
-    });
+    const api = await group.start(
+      {
+        name: 'api',
+        command: process.execPath,
+        args: [join(REPO_ROOT, ENTRY_POINTS.api), ...common, '--listen', options.listen],
+        logFile: join(logs, 'api.log'),
+        what: `gRPC API at ${options.listen}`,
+      },
+      // Not while starting: an API that cannot start is the reason omega dev fails.
+      { restart: false },
+    );
     client = new ApiClient(options.listen, 5_000);
-    const apiReady = waitForApi(client, api, 30_000);
+    const apiReady = waitForApi(client, api, options.listen, 30_000);
     // Once a stop wins the race, the API's wait may still fail as the API goes away: ignore it.
     apiReady.catch(() => undefined);
     await Promise.race([apiReady, stop]);
-    if (stopping()) return;
+    if (stopRequested) return;
     apiUp = true;
+    api.restart = true;
 
     const agents = await agentDataRoot(options.dataDir);
     if (agents !== options.dataDir && options.machines > 0) warn(`tasks run as nobody, who cannot enter ${options.dataDir}: agents keep their task directories in ${agents}`);
-    const { specs, missing } = childSpecs(options, etcdUrl, etcd?.limits.maxTxnOps, { logs, agents }, built);
+    const { specs, missing } = childSpecs(options, etcdUrl, etcd?.maxTxnOps, { logs, agents }, built);
     for (const line of missing) warn(`${line} (build it, then restart omega dev)`);
     if (options.enforcementAutoOff) warn('not running as root: agents run tasks WITHOUT cgroup limits (--no-enforcement)');
     for (const spec of specs) {
-      if (stopping()) return;
+      if (stopRequested) return;
       await group.start(spec);
     }
 
+    // "up" means the status file names every child already.
+    await status.flush();
     const rows = [
-      ['etcd', etcd === undefined ? '-' : String(etcd.pid), etcd === undefined ? `external ${etcdUrl}` : `${etcdUrl} (data ${shown(join(options.dataDir, 'etcd'))})`, '-'],
-      ...group.list().map((c) => [c.spec.name, String(c.pid), c.spec.what, shown(c.spec.logFile)]),
+      ['etcd', etcd === undefined ? '-' : String(etcd.pid), '0', etcd === undefined ? `external ${etcdUrl}` : `${etcdUrl} (data ${shown(join(options.dataDir, 'etcd'))})`, '-'],
+      ...group.list().map((c) => [c.spec.name, String(c.pid), String(c.restarts), c.spec.what, shown(c.spec.logFile)]),
     ];
     const apiFlag = options.listen === DEFAULT_API_ADDRESS ? '' : ` --api ${options.listen}`;
     say(`Omega dev cell "${options.cell}" is up. API: ${options.listen}${apiFlag === '' ? '' : ` (use --api ${options.listen} or OMEGA_API=${options.listen})`}\n`);
-    say(formatTable(['PROCESS', 'PID', 'WHAT', 'LOG'], rows));
+    say(formatTable(['PROCESS', 'PID', 'RESTARTS', 'WHAT', 'LOG'], rows));
+    say(`\nChildren that die are restarted (1 s doubling to 30 s); ${parentDeath === 'pdeathsig' ? PARENT_DEATH_DESCRIPTION.pdeathsig : 'see the warning above about omega dev being killed'}.`);
+    say(`Current pids, states and restart counts: ${shown(join(options.dataDir, STATUS_FILE))}`);
     say(`\nTry: npx omega${apiFlag} machines | npx omega${apiFlag} jobs | npx omega${apiFlag} submit -f job.yaml`);
     say(`Ctrl-C stops everything; \`omega dev\` on ${shown(options.dataDir)} again resumes the cell.`);
 
@@ -342,7 +399,7 @@ export async function runDev(options: DevOptions, io: CliIo): Promise<void> {
       if (machines > 0 && !(await Promise.race([waitForMachines(client, 30_000), stop.then(() => false)]))) {
         warn('no machine is alive yet: the demo jobs will wait for one');
       }
-      if (stopping()) return;
+      if (stopRequested) return;
       const jobs = await submitDemo(client, state.runId);
       say('\nDemo jobs submitted:');
       for (const job of jobs) say(`  ${job.id}  ${job.spec.kind}, ${job.spec.instances} task(s): ${job.spec.task.command.slice(2).join(' ')}`);
@@ -350,15 +407,15 @@ export async function runDev(options: DevOptions, io: CliIo): Promise<void> {
       say(`\nWatch them:\n  npx omega${apiFlag} jobs\n  npx omega${apiFlag} watch ${first}\n  npx omega${apiFlag} logs ${first} 0\n  npx omega${apiFlag} machines\n  npx omega${apiFlag} stats`);
     }
 
-    if ((await stop) === 'etcd') throw new CliError('etcd exited unexpectedly; the cell was stopped');
+    await stop;
   } finally {
     client?.close();
-    clearInterval(etcdWatch);
     group.beginShutdown();
     const isAgent = (c: ManagedChild): boolean => c.spec.name.startsWith('agent-') || c.spec.name === 'hollow';
     await group.stop((c) => !isAgent(c), STAGE_GRACE_MS.frontends);
     await group.stop(isAgent, STAGE_GRACE_MS.agents);
     await etcd?.stop();
+    await status.remove();
     await unlock();
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
