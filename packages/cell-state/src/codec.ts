@@ -238,6 +238,7 @@ function jobSpecToWire(s: JobSpec): Wire {
       initialBackoffMs: s.restartPolicy.initialBackoffMs,
       maxBackoffMs: s.restartPolicy.maxBackoffMs,
     },
+    retentionMs: s.retentionMs ?? 0,
   };
 }
 
@@ -277,6 +278,8 @@ function jobSpecFromWire(w: Wire): JobSpec {
       initialBackoffMs: policy.initialBackoffMs ?? 0,
       maxBackoffMs: policy.maxBackoffMs ?? 0,
     },
+    // Absent when 0 (the cell's default), so specs written before the field existed read back equal.
+    ...(num(w?.retentionMs) > 0 ? { retentionMs: num(w?.retentionMs) } : {}),
   };
 }
 

@@ -160,6 +160,12 @@ export interface JobSpec {
   readonly task: TaskSpec;
   readonly constraints: readonly Constraint[];
   readonly restartPolicy: RestartPolicy;
+  /**
+   * How long the job's records (job, tasks, status and owner records) are kept after it
+   * finished (succeeded, failed or killed), in ms; absent or 0 means the cell's default
+   * (the schedulers' `--job-retention`, 24 h by default).
+   */
+  readonly retentionMs?: number;
 }
 
 export type DesiredState = 'running' | 'killed';

@@ -13,6 +13,7 @@ import { PrivateCell, claimIdFactory } from '../private-cell.js';
 import { usedResources } from '../resources.js';
 import { jobId, machineId, taskId, type ConflictMode, type MachineId, type TaskId, type TransactionMode } from '../types.js';
 import { jobSpec, machine } from './builders.js';
+import { describeJobDeletion } from './job-deletion-contract.js';
 
 export interface OpenedStore {
   readonly kv: KvStore;
@@ -344,5 +345,7 @@ export function describeCellContract(name: string, open: () => Promise<OpenedSto
       expect(await cell.acquireOwnership(jobId('j'), 'b2', 'batch', l2)).toBe(true);
       await l2.revoke();
     });
+
+    describeJobDeletion(() => store.kv, setup);
   });
 }
