@@ -14,6 +14,7 @@ import {
   decodeJob,
   decodeMachine,
   decodeRequestRecord,
+  decodeOwner,
   decodeTask,
   encodeAlive,
   encodeJob,
@@ -27,8 +28,8 @@ import {
 } from './codec.js';
 import { Committer, type CommitterOptions } from './commit.js';
 import { jobSpecProblems } from './job-spec.js';
-import { CellKeys, checkId } from './keys.js';
 import { deleteFinishedJob, type DeleteJobRequest, type DeleteJobResult } from './job-deletion.js';
+import { CellKeys, checkId } from './keys.js';
 import type { KeyValue, KvLease, KvStore, Op } from './kv.js';
 import { CellMirror, type MirrorOptions } from './mirror.js';
 import { deleteExpiredRequests, RequestIdReusedError, RequestJobGoneError, specSha256 } from './request-records.js';
@@ -386,7 +387,6 @@ export class Cell {
     throw new ContentionError(`job ${id}`, CAS_ATTEMPTS);
   }
 
-  async getTask(id: TaskId): Promise<Task | undefined> {
   /**
    * Deletes a finished job (succeeded, failed or killed) with its tasks, status and owner record
    * (its request record expires on its own, see {@link deleteExpiredRequests}), exactly once,
@@ -407,6 +407,7 @@ export class Cell {
     return result;
   }
 
+  async getTask(id: TaskId): Promise<Task | undefined> {
     const { kvs } = await this.kv.range({ key: this.keys.task(id) });
     const kv = kvs[0];
     return kv === undefined ? undefined : decodeTask(kv.value, kv.modRevision);
@@ -479,19 +480,36 @@ export class Cell {
 
   /**
    * Takes ownership of a job for `scheduler`, bound to its lease, if nobody owns it. Returns
-   * whether this call took it.
+   * whether `scheduler` under `lease` owns the job now.
+   *
+   * Idempotent: a record already held by this very lease and scheduler name counts as ours. That
+   * is what a resent create finds (etcd3 retries a call whose reply was lost after etcd applied
+   * it); answering false there would leave the job owned by an instance that never schedules it.
+   * The failed branch reads the record in the same transaction: no extra round trip.
    */
   async acquireOwnership(job: JobId, scheduler: string, kind: string, lease: KvLease): Promise<boolean> {
     const key = this.keys.owner(job);
     const reply = await this.kv.txn({
       compare: [{ key, target: 'create', op: '==', value: 0 }],
       success: [{ type: 'put', key, value: encodeOwner({ scheduler, kind, sinceMs: this.now() }), lease: lease.id }],
-      failure: [],
+      failure: [{ type: 'range', key }],
     });
-    return reply.succeeded;
+    if (reply.succeeded) return true;
+    const read = reply.results[0];
+    const held = read?.type === 'range' ? read.kvs[0] : undefined;
+    if (held === undefined || held.lease !== lease.id) return false;
+    try {
+      return decodeOwner(job, held.value, held.lease, held.modRevision).scheduler === scheduler;
+    } catch {
+      // An undecodable record under our lease was not written by us: not ours.
+      return false;
+    }
   }
 
-  /** Gives up ownership of a job, if `lease` still holds it. */
+  /**
+   * Gives up ownership of a job, if `lease` still holds it. Idempotent: the delete is guarded by
+   * the record's revision, so a resent delete (or a release after the lease ended) changes nothing.
+   */
   async releaseOwnership(job: JobId, lease: KvLease): Promise<void> {
     const key = this.keys.owner(job);
     const { kvs } = await this.kv.range({ key });
