@@ -2,11 +2,13 @@
  * Helpers for integration tests that run the built entry points as child processes: start one
  * and wait for a line on its stdout, stop it (SIGTERM, then SIGKILL), run a command to its end,
  * and wait for a condition with a bound. Every process started here is stopped by the test that
- * started it; `stopAll()` is the safety net for afterAll.
+ * started it; `stopAll()` is the safety net for afterAll, and every process is spawned so that the
+ * kernel kills it when the test runner dies (`dieWithParent`).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { dieWithParent } from '@omega/cell-state';
 
 export const REPO = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -30,7 +32,9 @@ const started = new Set<Started>();
  */
 export async function startNode(script: string, args: readonly string[], ready: RegExp, timeoutMs = 60_000, options: { detached?: boolean; cwd?: string } = {}): Promise<{ started: Started; match: RegExpExecArray }> {
   if (!existsSync(script)) throw new Error(`${script} is missing: run \`npm run build\` (tsc -b) first`);
-  const child = spawn(process.execPath, [script, ...args], { stdio: ['ignore', 'pipe', 'pipe'], detached: options.detached === true, ...(options.cwd === undefined ? {} : { cwd: options.cwd }) });
+  // Bound to this thread's life (setpriv --pdeathsig): a runner killed on a timeout leaves nothing behind.
+  const command = dieWithParent(process.execPath, [script, ...args]);
+  const child = spawn(command.command, command.args, { stdio: ['ignore', 'pipe', 'pipe'], detached: options.detached === true, ...(options.cwd === undefined ? {} : { cwd: options.cwd }) });
   let text = '';
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const stop = async (): Promise<void> => {
@@ -74,7 +78,8 @@ export async function stopAll(): Promise<void> {
 /** Runs `node <script> <args>` to its end. */
 export function runNode(script: string, args: readonly string[], timeoutMs = 60_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [script, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const command = dieWithParent(process.execPath, [script, ...args]);
+    const child = spawn(command.command, command.args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
