@@ -92,6 +92,13 @@ describe('jobSpecFromWire', () => {
     expect(problems({ ...spec, task: { ...task, env } })).toEqual([`job.task.env: must have at most ${API_LIMITS.maxEnvEntries} entries`]);
   });
 
+  it('refuses an empty command and an empty first word, which would only fail at the agent', () => {
+    const spec = wireSpec();
+    const task = spec.task as NonNullable<WireJobSpec['task']>;
+    expect(problems({ ...spec, task: { ...task, command: [] } })).toEqual(['job.task.command: must not be empty']);
+    expect(problems({ ...spec, task: { ...task, command: ['', 'x'] } })).toEqual(['job.task.command[0]: must not be empty']);
+  });
+
   it('keeps environment variable names as written in the field path', () => {
     const spec = wireSpec();
     const task = spec.task as NonNullable<WireJobSpec['task']>;
@@ -111,6 +118,20 @@ describe('jobSpecFromWire', () => {
   it('round-trips a stored spec through the wire form', () => {
     const spec = jobSpec('web').service().instances(3).cpu(250).memory('128Mi').constraint({ operator: 'in', attribute: 'zone', values: ['a', 'b'] }).restart({ kind: 'on-failure', maxRestarts: 3 }).build();
     expect(jobSpecFromWire(jobSpecToWire(spec)).spec).toEqual(spec);
+  });
+});
+
+describe('a JobSpec retention_ms', () => {
+  it('carries a retention to the stored spec and back, 0 meaning the cell default', () => {
+    expect(jobSpecFromWire(wireSpec({ retention_ms: 60_000 })).spec?.retentionMs).toBe(60_000);
+    expect(jobSpecFromWire(wireSpec({ retention_ms: 0 })).spec?.retentionMs).toBeUndefined();
+    const spec = { ...jobSpec('hello').build(), retentionMs: 5_000 };
+    expect(jobSpecToWire(spec).retention_ms).toBe(5_000);
+    expect(jobSpecFromWire(jobSpecToWire(spec)).spec).toEqual(spec);
+  });
+
+  it('names a retention over a year by its proto field', () => {
+    expect(problems(wireSpec({ retention_ms: API_LIMITS.maxRetentionMs + 1 }))).toEqual([expect.stringMatching(/^job\.retention_ms: must be an integer number of ms/)]);
   });
 });
 

@@ -105,6 +105,7 @@ export function jobSpecFromWire(wire: WireJobSpec | null | undefined, field = 'j
       initialBackoffMs: policy?.initial_backoff_ms ?? 0,
       maxBackoffMs: policy?.max_backoff_ms ?? 0,
     },
+    ...(wire.retention_ms !== undefined && wire.retention_ms !== 0 ? { retentionMs: wire.retention_ms } : {}),
   };
   for (const p of jobSpecProblems(spec)) {
     // Without a task, cell-state's resource checks would only repeat "task: is required".
@@ -142,6 +143,7 @@ export function jobSpecToWire(spec: JobSpec): WireJobSpec {
       initial_backoff_ms: spec.restartPolicy.initialBackoffMs,
       max_backoff_ms: spec.restartPolicy.maxBackoffMs,
     },
+    retention_ms: spec.retentionMs ?? 0,
   };
 }
 

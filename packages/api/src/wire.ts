@@ -53,6 +53,8 @@ export interface WireJobSpec {
   task: WireTaskSpec | null;
   constraints: WireConstraint[];
   restart_policy: WireRestartPolicy | null;
+  /** 0 or absent: the cell's default retention. */
+  retention_ms?: number;
 }
 
 export interface WireTaskView {

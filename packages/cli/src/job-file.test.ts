@@ -122,4 +122,18 @@ describe('parseDuration', () => {
   it('refuses a bare number other than 0, which would be ambiguous', () => {
     expect(() => parseDuration(30)).toThrow(/not a duration/);
   });
+describe('a job file retention', () => {
+  it('reads retention as a duration, and leaves it out when not given', () => {
+    const base = 'name: hello\nkind: batch\ncommand: [true]\ncpu: 100m\nmemory: 64Mi\n';
+    expect(parseJobFile(`${base}retention: 1h\n`).retentionMs).toBe(3_600_000);
+    expect(parseJobFile(base).retentionMs).toBeUndefined();
+  });
+
+  it('names a bad or too long retention by the file field', () => {
+    const base = 'name: hello\nkind: batch\ncommand: [true]\ncpu: 100m\nmemory: 64Mi\n';
+    expect(problemsOf(`${base}retention: soon\n`)).toEqual([expect.stringMatching(/^retention: "soon" is not a duration/)]);
+    expect(problemsOf(`${base}retention: 9000h\n`)).toEqual([expect.stringMatching(/^retention: must be an integer number of ms/)]);
+  });
+});
+
 });

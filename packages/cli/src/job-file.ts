@@ -30,7 +30,7 @@ export class JobFileError extends Error {
   }
 }
 
-const TOP_LEVEL = ['name', 'kind', 'instances', 'priority', 'commitMode', 'command', 'env', 'cpu', 'memory', 'duration', 'hollowFail', 'pidsLimit', 'constraints', 'restart'] as const;
+const TOP_LEVEL = ['name', 'kind', 'instances', 'priority', 'commitMode', 'command', 'env', 'cpu', 'memory', 'duration', 'hollowFail', 'pidsLimit', 'constraints', 'restart', 'retention'] as const;
 const CONSTRAINT_KEYS = ['attribute', 'equals', 'in', 'notIn', 'spread', 'maxPerMachine'] as const;
 const RESTART_KEYS = ['policy', 'maxRestarts', 'initialBackoff', 'maxBackoff'] as const;
 
@@ -93,6 +93,7 @@ export function fileField(path: string): string {
     [/^restartPolicy\.maxBackoffMs/, 'restart.maxBackoff'],
     [/^(constraints\[\d+\])\.values/, '$1'],
     [/^(constraints\[\d+\])\.limit/, '$1.maxPerMachine'],
+    [/^retentionMs/, 'retention'],
   ];
   for (const [pattern, replacement] of rules) if (pattern.test(path)) return path.replace(pattern, replacement);
   return path;
@@ -239,7 +240,7 @@ export function parseJobFile(text: string, source = 'job file'): JobSpec {
     if (value === undefined) return fallback;
     return typeof value === 'number' ? value : NaN;
   };
-  const spec: JobSpec = {
+  let spec: JobSpec = {
     name: typeof raw.name === 'string' ? raw.name : raw.name === undefined ? '' : String(raw.name),
     kind: kind === 'service' ? 'service' : 'batch',
     priority: integer('priority', 0),
@@ -256,6 +257,9 @@ export function parseJobFile(text: string, source = 'job file'): JobSpec {
     constraints,
     restartPolicy: restart,
   };
+  // `retention: 1h`: how long the job's records stay after it finished (absent: the cell's default).
+  const retentionMs = duration('retention', raw.retention);
+  if (retentionMs > 0) spec = { ...spec, retentionMs };
   if (raw.hollowFail !== undefined && typeof raw.hollowFail !== 'boolean') bad('hollowFail', 'must be true or false');
 
   // The server's own rules, named by this file's fields; skip fields already reported above.
