@@ -17,7 +17,7 @@ import {
   decodeSchedulerStats,
   decodeTask,
 } from './codec.js';
-import type { CellKeys } from './keys.js';
+import type { CellKeys, KeyKind } from './keys.js';
 import type { KeyValue } from './kv.js';
 import { isClaimLive, usedResources } from './resources.js';
 import type {
@@ -34,6 +34,18 @@ import type {
   Task,
   TaskId,
 } from './types.js';
+
+/**
+ * Which records a mirror holds, for a process that needs only part of the cell (a node agent:
+ * its machines, the tasks placed on them, those tasks' jobs). Without a filter a mirror holds
+ * every record (schedulers, API servers) and none of this code runs.
+ */
+export interface MirrorFilter {
+  /** Whether records under this key may be held; called before decoding, for every put and listed key. */
+  key(kind: KeyKind, id: string): boolean;
+  /** For a task record whose key passed: whether to hold this version of it (e.g. placed on one of our machines). */
+  task?(task: Task): boolean;
+}
 
 /** The cell as it was at one revision. Immutable: safe to hold across awaits. */
 export interface CellSnapshot {
@@ -176,6 +188,8 @@ export class CellStateMaps {
   constructor(
     private readonly keys: CellKeys,
     public revision = 0,
+    /** Holds only what this admits (see {@link MirrorFilter}); undefined: everything. */
+    private readonly filter?: MirrorFilter,
   ) {}
 
   /** Forgets everything (before a re-list). */
@@ -196,6 +210,7 @@ export class CellStateMaps {
     if (last !== undefined && kv.modRevision <= last) return false;
     const parsed = this.keys.parse(kv.key);
     if (parsed === undefined) return false;
+    if (this.filter !== undefined) return this.applyFiltered(type, kv, parsed.kind, parsed.id, this.filter);
     this.applied.set(kv.key, kv.modRevision);
     if (type === 'delete') {
       // Keep the tombstone revision in `applied` so a late duplicate put is still ignored.
@@ -208,6 +223,76 @@ export class CellStateMaps {
         return false;
       }
     }
+    this.frozen = undefined;
+    return true;
+  }
+
+  /**
+   * {@link apply} for a filtered state. A key the filter refuses is remembered only if it was
+   * held (then it is dropped, like a delete, tombstone included), so keys that were never held
+   * cost no memory at all.
+   */
+  private applyFiltered(type: 'put' | 'delete', kv: KeyValue, kind: KeyKind, id: string, filter: MirrorFilter): boolean {
+    let task: Task | undefined;
+    let admitted = type === 'put' && filter.key(kind, id);
+    if (admitted && kind === 'task' && filter.task !== undefined) {
+      try {
+        task = decodeTask(kv.value, kv.modRevision);
+      } catch {
+        this.undecodable++;
+        return false;
+      }
+      admitted = filter.task(task);
+    }
+    if (!admitted) {
+      if (!this.holds(kind, id)) return false;
+      this.applied.set(kv.key, kv.modRevision);
+      this.remove(kind, id);
+      this.frozen = undefined;
+      return true;
+    }
+    this.applied.set(kv.key, kv.modRevision);
+    try {
+      if (task !== undefined) this.ownBucket(id as TaskId).set(id as TaskId, task);
+      else this.store(kind, id, kv);
+    } catch {
+      this.undecodable++;
+      return false;
+    }
+    this.frozen = undefined;
+    return true;
+  }
+
+  /** Whether a record of this key is held now. */
+  holds(kind: KeyKind, id: string): boolean {
+    switch (kind) {
+      case 'machine':
+        return this.machines.get(id as MachineId) !== undefined;
+      case 'task':
+        return this.tasks.get(bucketOf(id as TaskId).bucket)?.tasks.has(id as TaskId) === true;
+      case 'job':
+        return this.jobs.get(id as JobId) !== undefined;
+      case 'status':
+        return this.statuses.get(id as JobId) !== undefined;
+      case 'owner':
+        return this.owners.get(id as JobId) !== undefined;
+      case 'alive':
+        return this.alive.get(id as MachineId) !== undefined;
+      case 'scheduler':
+        return this.stats.get(id) !== undefined;
+      default:
+        return false;
+    }
+  }
+
+  /**
+   * Drops a held record without a store event (a filtered state whose filter no longer admits
+   * it), forgetting its key entirely. Returns whether it was held.
+   */
+  forget(kind: KeyKind, id: string, key: string): boolean {
+    if (!this.holds(kind, id)) return false;
+    this.remove(kind, id);
+    this.applied.delete(key);
     this.frozen = undefined;
     return true;
   }

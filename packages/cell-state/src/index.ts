@@ -48,7 +48,7 @@ export {
   usedResources,
   type TaskLookup,
 } from './resources.js';
-export { CellStateMaps, type CellSnapshot } from './cell-snapshot.js';
+export { CellStateMaps, type CellSnapshot, type MirrorFilter } from './cell-snapshot.js';
 export { CellMirror, MirrorStoppedError, type MirrorChange, type MirrorCounters, type MirrorOptions } from './mirror.js';
 export { PrivateCell, claimIdFactory, type ClaimOutcome, type ClaimRefusal, type PlacementRequest } from './private-cell.js';
 export {

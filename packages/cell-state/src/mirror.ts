@@ -11,12 +11,15 @@
  * before the revision advances); events are applied idempotently per key revision, so duplicate
  * or replayed events (etcd 3.4 delivers some around reconnects) change nothing; when the
  * revision the watch needs was compacted, the mirror re-lists and says so in a log line.
+ * A mirror with a {@link MirrorFilter} holds only what its filter admits (a node agent's part
+ * of the cell); without one, the filter costs one `undefined` check per event.
  */
 import type { Logger } from 'pino';
 import pino from 'pino';
-import { CellStateMaps, type CellSnapshot } from './cell-snapshot.js';
+import { CellStateMaps, type CellSnapshot, type MirrorFilter } from './cell-snapshot.js';
 import type { CellKeys, KeyKind } from './keys.js';
 import { KvCompactedError, type KvStore, type WatchBatch, type WatchHandle } from './kv.js';
+import type { JobId, MachineId, TaskId } from './types.js';
 
 /** What changed in one applied batch. */
 export interface MirrorChange {
@@ -30,6 +33,13 @@ export interface MirrorOptions {
   /** Keys per page of the initial list (default 2,000; keeps replies far under gRPC's limit). */
   readonly pageSize?: number;
   readonly logger?: Logger;
+  /**
+   * Hold only part of the cell (see {@link MirrorFilter}); default everything. Everything is
+   * still listed and watched, but what the filter refuses is dropped as it arrives. When the
+   * filter's answer for a key changes, call {@link CellMirror.refilter}. (`counters.duplicates`
+   * then also counts the events the filter dropped.)
+   */
+  readonly filter?: MirrorFilter;
 }
 
 export interface MirrorCounters {
@@ -59,13 +69,15 @@ export class CellMirror {
   private waiters: { revision: number; resolve: () => void; reject: (e: Error) => void }[] = [];
   private stopped = false;
   private relisting: Promise<void> | undefined;
+  private readonly filter: MirrorFilter | undefined;
 
   constructor(
     private readonly kv: KvStore,
     private readonly keys: CellKeys,
     options: MirrorOptions = {},
   ) {
-    this.state = new CellStateMaps(keys);
+    this.state = new CellStateMaps(keys, 0, options.filter);
+    this.filter = options.filter;
     this.logger = (options.logger ?? pino({ level: 'silent' })).child({ component: 'mirror', cell: keys.cell });
     this.pageSize = options.pageSize ?? 2000;
   }
@@ -116,6 +128,50 @@ export class CellMirror {
       };
       this.waiters.push(waiter);
     });
+  }
+
+  /**
+   * For a filtered mirror, after the filter's answer for one key changed: a record the filter
+   * now refuses is dropped at once; one it now admits and that is not held is read from the
+   * store and held (so it may be newer than {@link revision}: a record of a later revision, as
+   * a watch event for it would have been). Listeners hear of a change with that one key.
+   * Rejects when the read fails (the store is unreachable); the caller retries.
+   */
+  async refilter(kind: KeyKind, id: string): Promise<void> {
+    const filter = this.filter;
+    if (filter === undefined || this.stopped) return;
+    const key = this.keyOf(kind, id);
+    if (!filter.key(kind, id)) {
+      if (this.state.forget(kind, id, key)) this.notify({ revision: this.state.revision, full: false, changes: [{ kind, id, type: 'delete' }] });
+      return;
+    }
+    if (this.state.holds(kind, id)) return;
+    const { kvs } = await this.kv.range({ key });
+    const kv = kvs[0];
+    // Applied like a watch event: ignored if the watch already delivered this or a later version.
+    if (this.stopped || kv === undefined || !this.state.apply('put', kv)) return;
+    this.notify({ revision: this.state.revision, full: false, changes: [{ kind, id, type: 'put' }] });
+  }
+
+  private keyOf(kind: KeyKind, id: string): string {
+    switch (kind) {
+      case 'machine':
+        return this.keys.machine(id as MachineId);
+      case 'alive':
+        return this.keys.alive(id as MachineId);
+      case 'job':
+        return this.keys.job(id as JobId);
+      case 'task':
+        return this.keys.task(id as TaskId);
+      case 'status':
+        return this.keys.status(id as JobId);
+      case 'owner':
+        return this.keys.owner(id as JobId);
+      case 'scheduler':
+        return this.keys.scheduler(id);
+      case 'request':
+        return this.keys.request(id);
+    }
   }
 
   /** Calls `listener` after every applied batch; returns an unsubscribe function. */
@@ -183,7 +239,11 @@ export class CellMirror {
       this.counters.events++;
       const parsed = this.keys.parse(event.kv.key);
       if (this.state.apply(event.type, event.kv)) {
-        if (parsed !== undefined) changes.push({ kind: parsed.kind, id: parsed.id, type: event.type });
+        if (parsed === undefined) continue;
+        // A filtered mirror drops a record whose new version its filter refuses: for the
+        // listener that is a delete.
+        const type = this.filter !== undefined && event.type === 'put' && !this.state.holds(parsed.kind, parsed.id) ? 'delete' : event.type;
+        changes.push({ kind: parsed.kind, id: parsed.id, type });
       } else {
         this.counters.duplicates++;
       }

@@ -20,7 +20,18 @@
  *   its own. The same code runs live (etcd, system clock) and simulated (MemoryKv, virtual clock).
  * - The instance's lease binds its ownerships and its `schedulers/<name>` stats record: when the
  *   lease ends (crash, or `revoke()` at shutdown), both vanish together and other instances take
- *   the jobs over. When the lease is lost, the instance stops (`runOnce` returns `stopped`).
+ *   the jobs over. When the lease is lost while the instance runs (the store was unreachable for
+ *   longer than its TTL), the instance survives it:
+ *
+ *   ```
+ *   lease lost ──► stop committing: an attempt in its think time is dropped, no write starts
+ *             └──► forget every owned job and candidate
+ *   runOnce() ──► grant a new lease ──► mirror caught up to the store's current revision
+ *             (each retried with backoff, ──► announce (stats record under the new lease)
+ *              step 'recovering')         ──► full rescan: take jobs again, resume
+ *   ```
+ *   A commit already in flight when the loss is noticed finishes (it cannot be recalled); the
+ *   commit path's task guard keeps it from placing anything twice.
  * - Conflicts and misfits are values; store errors come back as `{kind: 'error'}` steps (the job
  *   is retried later); a bad job record ends as a failed or unschedulable job; only bugs throw.
  */
@@ -40,6 +51,7 @@ import {
   type Committer,
   type JobId,
   type KvLease,
+  type KvStore,
   type MachineId,
   type MirrorChange,
   type TransactionMode,
@@ -48,8 +60,8 @@ import type { Logger } from 'pino';
 import pino from 'pino';
 import { systemClock, type Clock } from './clock.js';
 import { JobBook, type OwnedJob } from './job-book.js';
-import { assessJob } from './job-progress.js';
 import { JobActions } from './job-actions.js';
+import { LeaseKeeper, NoLeaseError, type LeaseSource } from './lease-keeper.js';
 import { mergeRuledOut, noFitReason, type OfferedMachines } from './job-status.js';
 import { OfferedMachinesCache } from './offered-cache.js';
 import { MachineLossWatch } from './machine-loss.js';
@@ -59,6 +71,7 @@ import type { PlaceOutcome, PlacementPolicy } from './policy.js';
 import { seededRandom, type Random } from './random.js';
 import { hash32 } from './rendezvous.js';
 import { resolveSettings, type SchedulerSettings } from './settings.js';
+import { RetryState, STORE_RETRY_BACKOFF, type BackoffPolicy } from './store-retry.js';
 
 export interface SchedulerOptions {
   /** The cell; its committer writes `placedAtMs` with this scheduler's clock. */
@@ -68,8 +81,18 @@ export interface SchedulerOptions {
   readonly policy: PlacementPolicy;
   /** Instance name, unique in the cell (an id: letters, digits, `.`, `_`, `-`). */
   readonly name: string;
-  /** Ownerships and the stats record are bound to it; keep it alive for the instance's life. */
-  readonly lease: KvLease;
+  /**
+   * The first lease: ownerships and the stats record are bound to it (keep-alive, owned by the
+   * caller, who revokes it at shutdown). Without it, the first step grants one from `leases`.
+   */
+  readonly lease?: KvLease;
+  /**
+   * Grants the next lease after one is lost. Default: a keep-alive lease of the first lease's TTL
+   * (10 s without one) from the cell's store.
+   */
+  readonly leases?: LeaseSource;
+  /** Backoff between tries while re-granting a lost lease. Default 250 ms doubling to 10 s. */
+  readonly leaseRetry?: BackoffPolicy;
   readonly clock?: Clock;
   /** Default: seeded from the name, so runs repeat. */
   readonly random?: Random;
@@ -108,7 +131,12 @@ export type Step =
   | { readonly kind: 'idle'; readonly wakeAtMs: number | undefined }
   /** A store error; the work is retried later (after `errorBackoffMs` in `run()`). */
   | { readonly kind: 'error'; readonly error: Error }
-  /** `stop()` was called or the lease was lost. */
+  /**
+   * The lease was lost: the instance is granting a new one, catching its mirror up and announcing
+   * itself (retried with backoff). Call again at `retryAtMs`; `error` is the last try's failure.
+   */
+  | { readonly kind: 'recovering'; readonly retryAtMs: number; readonly error: Error | undefined }
+  /** `stop()` was called. */
   | { readonly kind: 'stopped' };
 
 /** Longest single sleep of `run()` when nothing is scheduled (a wake-up costs one cheap step). */
@@ -128,13 +156,16 @@ function isStoreError(error: unknown): error is Error {
   return error instanceof KvError || error instanceof ContentionError || error instanceof MirrorStoppedError || error instanceof MirrorLagError;
 }
 
+/** TTL of the leases granted by default when no first lease says which. */
+const DEFAULT_LEASE_TTL_S = 10;
+
 export class Scheduler {
   readonly name: string;
   readonly settings: SchedulerSettings;
   private readonly cell: Cell;
   private readonly mirror: CellMirror;
   private readonly policy: PlacementPolicy;
-  private readonly lease: KvLease;
+  private readonly leases: LeaseKeeper;
   private readonly clock: Clock;
   private readonly random: Random;
   private readonly logger: Logger;
@@ -160,8 +191,17 @@ export class Scheduler {
 
   private stepping = false;
   private stopping = false;
-  private leaseLost = false;
+  /** The lease was lost (or none given): the next step re-grants, catches up and rebuilds. */
+  private recovering: boolean;
+  /** Not before this clock time does the next recovery try run. */
+  private recoveryRetryAtMs = 0;
+  private recoveryError: Error | undefined;
+  private readonly recoveryRetry: RetryState;
+  /** Store errors in a row (logged at the first, and when a step succeeds again). */
+  private failingSteps = 0;
   private readonly stopController = new AbortController();
+  /** Aborts the think time of the attempt in progress (stop, or a lost lease). */
+  private thinkController: AbortController | undefined;
   private idleWaiter: AbortController | undefined;
   private readonly unsubscribe: () => void;
 
@@ -171,17 +211,22 @@ export class Scheduler {
     this.cell = options.cell;
     this.mirror = options.mirror;
     this.policy = options.policy;
-    this.lease = options.lease;
     this.clock = options.clock ?? systemClock;
     this.random = options.random ?? seededRandom(hash32(options.name));
     this.logger = (options.logger ?? pino({ level: 'silent' })).child({ component: 'scheduler', scheduler: options.name, kind: options.policy.kind });
     this.claimIds = options.claimIds ?? claimIdFactory();
     this.committer = this.cell.committer({ latest: () => this.mirror.snapshot(), now: () => this.clock.now() });
+    const store: KvStore = this.cell.kv;
+    const ttl = options.lease?.ttlSeconds ?? DEFAULT_LEASE_TTL_S;
+    this.leases = new LeaseKeeper(options.leases ?? (() => store.grantLease(ttl, { autoKeepAlive: true })), (error, lease) => this.noteLeaseLost(error, lease), options.lease);
+    this.recovering = options.lease === undefined;
+    this.recoveryRetry = new RetryState(this.logger, options.leaseRetry ?? STORE_RETRY_BACKOFF, { down: 'scheduler lease not granted yet; retrying' });
+    const lease = (): KvLease => this.leases.current();
     this.loss = new MachineLossWatch(this.settings.machineLossGraceMs);
     this.recorder = new MetricsRecorder(this.clock.now());
     this.ownership = new Ownership({
       cell: this.cell,
-      lease: this.lease,
+      lease,
       name: this.name,
       kind: this.policy.kind,
       jobKinds: this.settings.jobKinds ?? [this.policy.kind],
@@ -192,7 +237,7 @@ export class Scheduler {
     });
     this.actions = new JobActions({
       cell: this.cell,
-      lease: this.lease,
+      lease,
       name: this.name,
       clock: this.clock,
       random: this.random,
@@ -204,12 +249,6 @@ export class Scheduler {
     });
     this.nextStatsAtMs = this.clock.now();
     this.unsubscribe = this.mirror.onChange((change) => this.noteChange(change));
-    this.lease.onLost((error) => {
-      this.logger.error({ err: error }, 'scheduler lease lost; stopping');
-      this.leaseLost = true;
-      this.book.disownAll();
-      this.stop();
-    });
   }
 
   /** The transaction mode used for jobs whose commit mode is `default`. */
@@ -227,17 +266,29 @@ export class Scheduler {
     return this.book.ownedIds();
   }
 
-  /** Whether the lease was lost (the instance stopped itself). */
-  get lostLease(): boolean {
-    return this.leaseLost;
+  /**
+   * The lease the instance holds now; undefined while a lost one is being granted again. The
+   * process revokes it at shutdown (after `run()` returned).
+   */
+  get currentLease(): KvLease | undefined {
+    return this.leases.held;
   }
 
-  /** Publishes the metrics to `schedulers/<name>`, bound to the lease (the record is also this instance's membership). */
+  /** Whether the instance is without a working lease now (lost, and not yet granted, caught up and announced again). */
+  get isRecovering(): boolean {
+    return this.recovering;
+  }
+
+  /**
+   * Publishes the metrics to `schedulers/<name>`, bound to the lease (the record is also this
+   * instance's membership). Throws {@link NoLeaseError} while the instance holds no lease.
+   */
   async publishStats(): Promise<void> {
+    const lease = this.leases.current();
     const now = this.clock.now();
     this.nextStatsAtMs = now + this.settings.statsIntervalMs;
     const who = { name: this.name, kind: this.policy.kind, conflictMode: this.settings.conflictMode, transactionMode: this.defaultTransactionMode };
-    await this.cell.publishSchedulerStats(toSchedulerStats(this.metrics(), who, now), this.lease);
+    await this.cell.publishSchedulerStats(toSchedulerStats(this.metrics(), who, now), lease);
   }
 
   /**
@@ -248,6 +299,7 @@ export class Scheduler {
     if (this.stopping) return;
     this.stopping = true;
     this.stopController.abort();
+    this.thinkController?.abort();
     this.idleWaiter?.abort();
   }
 
@@ -267,17 +319,18 @@ export class Scheduler {
     if (signal?.aborted === true) this.stop();
     signal?.addEventListener('abort', onAbort, { once: true });
     try {
-      await this.publishStatsQuietly();
+      if (!this.recovering) await this.publishStatsQuietly();
       while (!this.stopping) {
         const step = await this.runOnce();
         if (step.kind === 'stopped') break;
         if (step.kind === 'idle') await this.waitForWork(step.wakeAtMs);
         else if (step.kind === 'error') await this.clock.sleep(this.settings.errorBackoffMs, this.stopController.signal);
+        else if (step.kind === 'recovering') await this.clock.sleep(Math.max(0, step.retryAtMs - this.clock.now()), this.stopController.signal);
       }
     } finally {
       signal?.removeEventListener('abort', onAbort);
     }
-    if (!this.leaseLost) await this.publishStatsQuietly();
+    if (!this.recovering) await this.publishStatsQuietly();
   }
 
   /**
@@ -286,28 +339,96 @@ export class Scheduler {
    */
   async runOnce(): Promise<Step> {
     if (this.stepping) throw new Error('Scheduler.runOnce() is already running: steps must not overlap');
-    if (this.stopping || this.leaseLost) return { kind: 'stopped' };
+    if (this.stopping) return { kind: 'stopped' };
     this.stepping = true;
+    const generation = this.leases.generation;
     try {
-      const writes = await this.maintain();
-      if (this.stopping) return { kind: 'stopped' };
-      const now = this.clock.now();
-      const job = this.book.next(now);
-      if (job !== undefined) {
-        const attempt = await this.attempt(job);
-        if (attempt !== undefined) return { kind: 'attempt', attempt };
-        return { kind: 'maintenance', writes };
+      if (this.recovering) return await this.recover();
+      const step = await this.work();
+      if (this.failingSteps > 0) {
+        this.logger.info({ failedSteps: this.failingSteps }, 'store errors over; scheduling again');
+        this.failingSteps = 0;
       }
-      if (writes > 0) return { kind: 'maintenance', writes };
-      return { kind: 'idle', wakeAtMs: this.nextWake(now) };
+      return step;
     } catch (error) {
+      // A loss noticed mid-step surfaces as NoLeaseError (or as the store refusing the old lease).
+      if (error instanceof NoLeaseError || (this.leases.generation !== generation && isStoreError(error))) {
+        return { kind: 'recovering', retryAtMs: this.clock.now(), error };
+      }
       if (!isStoreError(error)) throw error;
       this.recorder.counts.storeErrors++;
       this.retryMaintenanceAtMs = this.clock.now() + this.settings.errorBackoffMs;
-      this.logger.warn({ err: error }, 'store error; retrying later');
+      if (this.failingSteps++ === 0) this.logger.warn({ err: error }, 'store error; retrying');
       return { kind: 'error', error };
     } finally {
       this.stepping = false;
+    }
+  }
+
+  /** A step with a lease: maintenance, then at most one attempt. */
+  private async work(): Promise<Step> {
+    const writes = await this.maintain();
+    if (this.stopping) return { kind: 'stopped' };
+    const now = this.clock.now();
+    const job = this.book.next(now);
+    if (job !== undefined) {
+      const attempt = await this.attempt(job);
+      if (attempt !== undefined) return { kind: 'attempt', attempt };
+      return { kind: 'maintenance', writes };
+    }
+    if (writes > 0) return { kind: 'maintenance', writes };
+    return { kind: 'idle', wakeAtMs: this.nextWake(now) };
+  }
+
+  // ---- a lost lease ---------------------------------------------------------------------------
+
+  /** The LeaseKeeper saw the held lease lost: stop writing at once, forget every job. */
+  private noteLeaseLost(error: Error, lease: KvLease): void {
+    this.recorder.counts.leasesLost++;
+    this.book.clear();
+    this.toAssess.clear();
+    this.thinkController?.abort();
+    if (this.stopping) return;
+    this.logger.error({ err: error, lease: lease.id }, 'scheduler lease lost; granting a new one');
+    this.recovering = true;
+    this.recoveryRetryAtMs = 0;
+    this.idleWaiter?.abort();
+  }
+
+  /**
+   * One recovery try: grant a lease (unless one is held), bring the mirror up to the store's
+   * current revision, rebuild the book from a full rescan, announce the instance. A failure sets
+   * the next try's time (backoff); success resumes normal steps.
+   */
+  private async recover(): Promise<Step> {
+    const now = this.clock.now();
+    if (now < this.recoveryRetryAtMs) return { kind: 'recovering', retryAtMs: this.recoveryRetryAtMs, error: this.recoveryError };
+    try {
+      const lease = this.leases.held ?? (await this.leases.grant());
+      // A fresh view: everything committed before now, including what was written while the
+      // lease was gone, is in the snapshot the rescan reads.
+      const revision = await this.cell.kv.currentRevision();
+      await this.mirror.waitForRevision(revision);
+      if (this.leases.held !== lease) throw new NoLeaseError();
+      this.book.clear();
+      this.toAssess.clear();
+      this.ownership.reset();
+      this.rescanAll = true;
+      this.changed = true;
+      await this.publishStats();
+      if (this.leases.held !== lease) throw new NoLeaseError();
+      this.recovering = false;
+      this.recoveryError = undefined;
+      this.recorder.counts.leasesGranted++;
+      this.logger.info({ lease: lease.id, revision, failedTries: this.recoveryRetry.failuresInARow }, 'scheduler lease granted; resuming');
+      this.recoveryRetry.succeeded();
+      return { kind: 'maintenance', writes: 1 };
+    } catch (error) {
+      if (this.stopping) return { kind: 'stopped' };
+      const failure = error instanceof Error ? error : new Error(String(error));
+      this.recoveryError = failure;
+      this.recoveryRetryAtMs = this.clock.now() + this.recoveryRetry.failed(failure);
+      return { kind: 'recovering', retryAtMs: this.recoveryRetryAtMs, error: failure };
     }
   }
 
@@ -447,7 +568,6 @@ export class Scheduler {
       const writes = await this.actions.killTasks(job, snapshot, now, 'job-killed');
       return writes + (await this.actions.finish(entry, { state: 'killed', reason: 'killed by request', ruledOut: [] }));
     }
-    const progress = assessJob(job, snapshot, now, this.settings);
     if (progress.outcome.kind === 'failed') {
       this.recorder.counts.jobsFailed++;
       const writes = await this.actions.killTasks(job, snapshot, now, 'job-failed');
@@ -481,6 +601,7 @@ export class Scheduler {
     const updates = this.loss.due(snapshot, now);
     if (updates.length === 0) return 0;
     try {
+      this.leases.current();
       const outcomes = await this.cell.updateTasks(updates);
       const marked = outcomes.filter((o) => o === 'updated').length;
       this.recorder.counts.tasksMarkedLost += marked;
@@ -504,10 +625,10 @@ export class Scheduler {
    * nothing to place (the job is judged again at the next maintenance).
    */
   private async attempt(entry: OwnedJob): Promise<AttemptReport | undefined> {
+    const generation = this.leases.generation;
     const snapshot = this.mirror.snapshot();
     const start = this.clock.now();
     const job = snapshot.job(entry.id);
-    const progress = job === undefined ? undefined : assessJob(job, snapshot, start, this.settings);
     if (job === undefined || progress === undefined || progress.toPlace.length === 0 || progress.outcome.kind !== 'active' || job.desired !== 'running') {
       entry.readyAtMs = progress?.nextRestartAtMs ?? Infinity;
       this.toAssess.add(entry.id);
@@ -535,8 +656,17 @@ export class Scheduler {
     }
     const think = this.settings.thinkTimeByKind[job.spec.kind] ?? { jobMs: this.settings.thinkTimeJobMs, taskMs: this.settings.thinkTimeTaskMs };
     const thinkMs = think.jobMs + think.taskMs * tasks.length;
-    if (thinkMs > 0) await this.clock.sleep(thinkMs, this.stopController.signal);
-    if (this.stopping) {
+    if (thinkMs > 0) {
+      const thinking = new AbortController();
+      this.thinkController = thinking;
+      try {
+        await this.clock.sleep(thinkMs, thinking.signal);
+      } finally {
+        this.thinkController = undefined;
+      }
+    }
+    // Stopped, or the lease was lost while thinking: the placement is dropped, nothing committed.
+    if (this.stopping || this.leases.generation !== generation) {
       this.recorder.counts.interruptedAttempts++;
       return this.report(entry, tasks.length, cell.deltas.length, 0, 0, thinkMs, this.clock.now() - start, 'interrupted', false);
     }
@@ -556,6 +686,8 @@ export class Scheduler {
     let conflicted: number;
     let busyMs: number;
     try {
+      // The last moment a lost lease can stop the commit (it throws NoLeaseError).
+      this.leases.current();
       const commitStart = this.clock.now();
       const result = await this.committer.commit(cell.transaction(this.settings.conflictMode, mode));
       busyMs = this.clock.now() - start;
@@ -574,6 +706,12 @@ export class Scheduler {
       await this.actions.abandon(entry, error.message, []);
       return this.report(entry, tasks.length, claimed, 0, 0, thinkMs, this.clock.now() - start, 'no-fit', true);
     }
+    const kind = conflicted > 0 ? 'conflicted' : committed === tasks.length ? 'placed' : 'partial';
+    if (this.leases.generation !== generation) {
+      // The lease was lost while the commit was in flight: what it committed stands (counted
+      // above); the job is no longer ours to write about. The rebuild judges it afresh.
+      return this.report(entry, tasks.length, claimed, committed, conflicted, thinkMs, busyMs, kind, false);
+    }
     this.toAssess.add(entry.id);
     let abandoned = false;
     if (committed > 0) {
@@ -589,7 +727,6 @@ export class Scheduler {
     } else {
       abandoned = await this.actions.noProgress(entry, `every claim conflicted (${conflicted} at the last attempt)`, []);
     }
-    const kind = conflicted > 0 ? 'conflicted' : committed === tasks.length ? 'placed' : 'partial';
     return this.report(entry, tasks.length, claimed, committed, conflicted, thinkMs, busyMs, kind, abandoned);
   }
 
