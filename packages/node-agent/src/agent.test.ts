@@ -3,7 +3,7 @@ import { Cell, jobId, machineId, MemoryKv, taskId, type CellMirror, type CellSna
 import { freshCellName, jobSpec, machine } from '@omega/cell-state/testing';
 import { Agent } from './agent.js';
 import type { Executor, TaskAttempt } from './executor.js';
-import { eventually, placeTasks } from './testing/index.js';
+import { eventually, placeTasks, unreachableKv } from './testing/index.js';
 
 class FakeAttempt implements TaskAttempt {
   readonly taskId;
@@ -222,3 +222,126 @@ describe('an agent that cannot start', () => {
     await mirror.stop();
   });
 });
+
+describe('what the agent keeps in memory', () => {
+  it('holds only its machines, the tasks placed on them and their jobs, and still sees a kill at once', async () => {
+    const kv = new MemoryKv();
+    const cell = new Cell(kv, freshCellName());
+    const m2 = machineId('m2');
+    await cell.registerMachine(machine('m2').cpu(100_000).memory('64Gi').build());
+    const executor = new FakeExecutor();
+    const agent = new Agent({ cell, machines: [machine('m1').build()], executor: () => executor, flushIntervalMs: 5 });
+    await agent.start();
+    const mirror = cell.mirror();
+    await mirror.start();
+    try {
+      await cell.createJob({ id: jobId('here'), spec: jobSpec('here').instances(2).build() });
+      await cell.createJob({ id: jobId('there'), spec: jobSpec('there').build() });
+      for (let i = 0; i < 50; i++) await cell.createJob({ id: jobId(`never-${i}`), spec: jobSpec(`never-${i}`).build() });
+      await placeTasks(cell, mirror, [
+        { taskId: taskId('here', 0), machineId: m1, resources: { cpuMillis: 100, memoryBytes: 64 * MiB } },
+        { taskId: taskId('here', 1), machineId: m2, resources: { cpuMillis: 100, memoryBytes: 64 * MiB } },
+        { taskId: taskId('there', 0), machineId: m2, resources: { cpuMillis: 100, memoryBytes: 64 * MiB } },
+      ]);
+      await eventually('the task here to start', () => executor.attempts.length === 1);
+      await agent.mirror.waitForRevision(mirror.revision);
+      const held = agent.mirror.snapshot();
+      expect(held.machine(m1)).toBeDefined();
+      expect(held.machine(m2)).toBeUndefined();
+      expect(held.task(taskId('here', 0))).toBeDefined();
+      expect(held.task(taskId('here', 1))).toBeUndefined();
+      expect(held.task(taskId('there', 0))).toBeUndefined();
+      expect([...held.jobs()].map((j) => j.id)).toEqual([jobId('here')]);
+      expect(held.alive(m1)).toBeUndefined();
+      expect(held.machineCount).toBe(1);
+
+      // The kill of a job held here arrives like any change.
+      await cell.setJobDesired(jobId('here'), 'killed');
+      await eventually('the task to be stopped', () => executor.attempts[0]!.stops.length > 0);
+      expect(executor.attempts[0]!.stops).toEqual(['job-killed']);
+
+      // Once its task here has ended, the job's record goes too.
+      const task = agent.mirror.snapshot().task(taskId('here', 0))!;
+      await cell.updateTask(task.id, task.claimId, { state: 'killed', reason: 'job-killed', finishedAtMs: 1 });
+      executor.attempts[0]!.finish();
+      await eventually('the job record to be dropped', () => agent.mirror.snapshot().jobCount === 0);
+      expect(agent.wantedJobs).toBe(0);
+    } finally {
+      await agent.stop();
+      await mirror.stop();
+      await kv.close();
+    }
+  });
+
+  it('reads the job of a task that appears on its machine before starting it, and reports job-missing when there is none', async () => {
+    const kv = new MemoryKv();
+    const cell = new Cell(kv, freshCellName());
+    const executor = new FakeExecutor();
+    const agent = new Agent({ cell, machines: [machine('m1').build()], executor: () => executor, flushIntervalMs: 5 });
+    await agent.start();
+    const mirror = cell.mirror();
+    await mirror.start();
+    try {
+      await cell.createJob({ id: jobId('later'), spec: jobSpec('later').build() });
+      await placeTasks(cell, mirror, [{ taskId: taskId('later', 0), machineId: m1, resources: { cpuMillis: 100, memoryBytes: 64 * MiB } }]);
+      await eventually('the task to start', () => executor.attempts.length === 1);
+      expect(agent.mirror.snapshot().job(jobId('later'))).toMatchObject({ desired: 'running' });
+
+      // A task whose job record does not exist (deleted): read, found missing, reported.
+      await placeTasks(cell, mirror, [{ taskId: taskId('vanished', 0), machineId: m1, resources: { cpuMillis: 100, memoryBytes: 64 * MiB } }]);
+      await eventually('the task to be reported', async () => (await cell.getTask(taskId('vanished', 0)))?.state === 'failed');
+      expect(await cell.getTask(taskId('vanished', 0))).toMatchObject({ state: 'failed', reason: 'job-missing' });
+      expect(executor.startedTasks()).toEqual([taskId('later', 0)]);
+    } finally {
+      await agent.stop();
+      await mirror.stop();
+      await kv.close();
+    }
+  });
+});
+
+describe('an agent whose store does not answer', () => {
+  it('keeps retrying its start until the store answers, then runs what is placed', async () => {
+    const inner = new MemoryKv();
+    const store = unreachableKv(inner, { down: true });
+    const cell = new Cell(store.kv, freshCellName());
+    const executor = new FakeExecutor();
+    const agent = new Agent({ cell, machines: [machine('m1').build()], executor: () => executor, flushIntervalMs: 5, storeBackoff: { initialMs: 5, maxMs: 20 } });
+    let started = false;
+    const starting = agent.start().then(() => (started = true));
+    await eventually('several refused attempts', () => store.refused >= 5);
+    expect(started).toBe(false);
+    expect(agent.isRunning).toBe(false);
+    store.down = false;
+    await starting;
+    expect(agent.isRunning).toBe(true);
+    const mirror = cell.mirror();
+    await mirror.start();
+    try {
+      expect(mirror.snapshot().alive(m1)).toBeDefined();
+      await cell.createJob({ id: jobId('after'), spec: jobSpec('after').build() });
+      await placeTasks(cell, mirror, [{ taskId: taskId('after', 0), machineId: m1, resources: { cpuMillis: 100, memoryBytes: 64 * MiB } }]);
+      await eventually('the task to start', () => executor.attempts.length === 1);
+    } finally {
+      await agent.stop();
+      await mirror.stop();
+      await inner.close();
+    }
+  });
+
+  it('stops at once when asked while it still waits for the store, writing nothing', async () => {
+    const inner = new MemoryKv();
+    const store = unreachableKv(inner, { down: true });
+    const cell = new Cell(store.kv, freshCellName());
+    const agent = new Agent({ cell, machines: [machine('m1').build()], executor: () => new FakeExecutor(), storeBackoff: { initialMs: 5, maxMs: 20 } });
+    const starting = agent.start();
+    await eventually('a refused attempt', () => store.refused >= 1);
+    await agent.stop();
+    await starting;
+    expect(agent.isRunning).toBe(false);
+    store.down = false;
+    expect(await cell.getMachine(m1)).toBeUndefined();
+    await inner.close();
+  });
+});
+

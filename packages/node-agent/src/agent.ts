@@ -5,6 +5,7 @@
  *
  * ```
  *   start: register machine(s) ─► heartbeat ─► mirror ─► executor.recover ─► watch
+ *          (each store step retried with backoff until etcd answers or stop())
  *
  *   mirror change ─► machines/<ours>      ─► placed tasks with a claim on it ─► start
  *                 ─► tasks/<job>/<index>  ─► ours and placed ─► start
@@ -38,6 +39,8 @@ import {
 import type { Executor, TaskAttempt } from './executor.js';
 import { HeartbeatKeeper, markUnschedulable, registerAll } from './registration.js';
 import { StatusReporter } from './status-reporter.js';
+import { JobInterest } from './job-interest.js';
+import { StoreRetry, type BackoffPolicy } from './store-retry.js';
 
 export interface AgentOptions {
   readonly cell: Cell;
@@ -53,6 +56,23 @@ export interface AgentOptions {
   readonly flushIntervalMs?: number;
   /** Written into `alive/<id>`. */
   readonly agentName?: string;
+  /** Backoff while the store does not answer at start (default 250 ms doubling to 10 s). */
+  readonly storeBackoff?: BackoffPolicy;
+}
+
+/** Longest a stop waits for the store to mark the machines unschedulable (it may be down). */
+const STOP_STORE_WAIT_MS = 10_000;
+
+/** Waits for `work` at most `ms`; calls `onTimeout` if it took longer (the work is not cancelled). */
+async function withinMs(ms: number, work: Promise<unknown>, onTimeout: () => void): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), ms)));
+  const finished = work.then(
+    () => false,
+    () => false,
+  );
+  if (await Promise.race([finished, timedOut])) onTimeout();
+  clearTimeout(timer);
 }
 
 /** What the agent did, for tests and logs. */
@@ -81,10 +101,24 @@ export class Agent {
   /** Stops in progress, per machine: starts on that machine wait for them. */
   private readonly stopping = new Map<MachineId, Set<Promise<void>>>();
   private stopped = false;
+  private starting: Promise<void> | undefined;
+  private registered = false;
+  private running = false;
+  private readonly retry: StoreRetry;
+  /** Which jobs' records we hold; the mirror's filter (only our part of the cell). */
+  private readonly interest: JobInterest;
 
   constructor(private readonly options: AgentOptions) {
     this.logger = (options.logger ?? pino({ level: 'silent' })).child({ component: 'agent' });
     this.machineIds = new Set(options.machines.map((m) => m.id));
+    this.retry = new StoreRetry({ logger: this.logger, ...(options.storeBackoff === undefined ? {} : { policy: options.storeBackoff }) });
+    this.interest = new JobInterest({
+      machineIds: this.machineIds,
+      hasLocal: (job) => this.byJob.has(job),
+      onLoaded: (job) => this.onJobLoaded(job),
+      logger: this.logger,
+      ...(options.storeBackoff === undefined ? {} : { backoff: options.storeBackoff }),
+    });
   }
 
   /** The agent's mirror (after `start()`). */
@@ -105,25 +139,38 @@ export class Agent {
 
   /**
    * Registers the machine(s), starts the heartbeat, replicates the cell, recovers attempts left
-   * by a previous agent, and starts running what is placed here. Resolves once all of that is
-   * done; rejects if registration or the first list fails.
+   * by a previous agent, and starts running what is placed here. Each step that needs the store
+   * is retried with capped exponential backoff ({@link StoreRetry}: 250 ms doubling to 10 s,
+   * logged once per state change) for as long as it takes, so an agent started before etcd (or
+   * during an outage) comes up once etcd answers. Resolves once running, or once `stop()` was
+   * called; rejects only for what retrying cannot fix (an invalid registration, an executor
+   * that cannot start). Attempts found on disk are recovered only after the first complete
+   * list, so adoption always sees the cell as it is.
    */
-  async start(): Promise<void> {
+  start(): Promise<void> {
+    this.starting ??= this.startSteps();
+    return this.starting;
+  }
+
+  private async startSteps(): Promise<void> {
     const { cell } = this.options;
-    await registerAll(cell, this.options.machines);
-    this.heartbeat = new HeartbeatKeeper(cell, [...this.machineIds], {
+    const retry = this.retry;
+    if ((await retry.run('register', () => registerAll(cell, this.options.machines))) === undefined) return;
+    this.registered = true;
+    const heartbeat = new HeartbeatKeeper(cell, [...this.machineIds], {
       ttlSeconds: this.options.heartbeatTtlSeconds ?? 10,
       agent: this.options.agentName ?? '',
       logAddress: this.options.logAddress ?? '',
       logger: this.logger,
     });
-    await this.heartbeat.start();
+    this.heartbeat = heartbeat;
+    if ((await retry.run('heartbeat', () => heartbeat.start())) === undefined) return;
     try {
       await this.startRunning();
     } catch (error) {
       // A machine that cannot run tasks must not look alive: schedulers would place tasks on it.
       await this.mirrorHandle?.stop().catch(() => undefined);
-      await this.heartbeat.stop().catch(() => undefined);
+      await heartbeat.stop().catch(() => undefined);
       await markUnschedulable(cell, [...this.machineIds], 'agent failed to start', this.logger).catch(() => undefined);
       throw error;
     }
@@ -131,9 +178,11 @@ export class Agent {
 
   private async startRunning(): Promise<void> {
     const { cell } = this.options;
-    const mirror = cell.mirror({ logger: this.logger });
+    // Only our part of the cell: our machines, the tasks placed on them, those tasks' jobs.
+    const mirror = cell.mirror({ logger: this.logger, filter: this.interest.filter });
     this.mirrorHandle = mirror;
-    await mirror.start();
+    this.interest.attach(mirror);
+    if ((await this.retry.run('list', () => mirror.start())) === undefined || this.stopped) return;
     const reporter = new StatusReporter(cell, mirror, { flushIntervalMs: this.options.flushIntervalMs ?? 50, logger: this.logger });
     this.reporterHandle = reporter;
     this.executor = await this.options.executor({ reporter, mirror, logger: this.logger });
@@ -143,10 +192,17 @@ export class Agent {
       this.handled.set(attempt.taskId, attempt.claimId);
     }
     this.counters.recovered = recovered.length;
+    if (this.stopped) return;
     this.reportOrphans(mirror.snapshot());
     this.unsubscribe = mirror.onChange((change) => this.onChange(change));
     this.fullScan(mirror.snapshot());
+    this.running = true;
     this.logger.info({ machines: this.machineIds.size, recovered: recovered.length }, 'agent started');
+  }
+
+  /** Whether `start()` got the agent running (false while it waits for the store, and after a stop during start). */
+  get isRunning(): boolean {
+    return this.running && !this.stopped;
   }
 
   /**
@@ -157,8 +213,14 @@ export class Agent {
   async stop(options: { drain?: boolean } = {}): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
-    await markUnschedulable(this.options.cell, [...this.machineIds], 'agent stopping', this.logger);
+    // A start still waiting for the store gives up at once; one in the middle of a step
+    // finishes it (bounded by the store's call deadline) before we tear down what it built.
+    this.retry.cancel();
+    await this.starting?.catch(() => undefined);
+    // Never registered (the store never answered): nothing to mark.
+    if (this.registered) await withinMs(STOP_STORE_WAIT_MS, markUnschedulable(this.options.cell, [...this.machineIds], 'agent stopping', this.logger), () => this.logger.warn('could not mark the machine(s) unschedulable in time; stopping anyway'));
     this.unsubscribe?.();
+    this.interest.close();
     const attempts = [...this.attempts.values()];
     if (options.drain === true) {
       await Promise.all(attempts.map((a) => a.stop('machine-drained')));
@@ -168,7 +230,8 @@ export class Agent {
     }
     await this.reporterHandle?.close();
     await this.executor?.close();
-    await this.heartbeat?.stop().catch((error: unknown) => this.logger.warn({ err: error }, 'could not revoke the heartbeat lease'));
+    const revoke = this.heartbeat?.stop().catch((error: unknown) => this.logger.warn({ err: error }, 'could not revoke the heartbeat lease'));
+    await withinMs(STOP_STORE_WAIT_MS, revoke ?? Promise.resolve(), () => this.logger.warn('could not revoke the heartbeat lease in time; it expires with its TTL'));
     await this.mirrorHandle?.stop();
     this.logger.info({ drained: options.drain === true, attempts: attempts.length }, 'agent stopped');
   }
@@ -185,6 +248,7 @@ export class Agent {
     }
     // Stops first, starts second: a preemption commits the victim's kill and the new claim in
     // one revision, and the new task must find the victim already stopping.
+    for (const c of change.changes) if (c.kind === 'task') this.interest.taskChanged(snapshot, c.id as TaskId);
     for (const c of change.changes) {
       if (c.kind === 'task') this.checkLocal(snapshot, c.id as TaskId);
       else if (c.kind === 'job') this.onJob(snapshot, c.id as JobId);
@@ -196,6 +260,9 @@ export class Agent {
   }
 
   private fullScan(snapshot: CellSnapshot): void {
+    const claimed: TaskId[] = [];
+    for (const id of this.machineIds) for (const claim of snapshot.machine(id)?.claims ?? []) claimed.push(claim.taskId);
+    this.interest.rescan(snapshot, claimed, this.byJob.keys());
     for (const id of [...this.attempts.keys()]) this.checkLocal(snapshot, id);
     for (const id of this.machineIds) this.scanMachine(snapshot, id);
   }
@@ -242,6 +309,8 @@ export class Agent {
     if (this.handled.get(task.id) === task.claimId) return;
     const machine = snapshot.machine(task.machineId);
     if (machine === undefined || !machine.claims.some((c) => c.id === task.claimId)) return;
+    // The job's record is being read (its first task here just appeared): onJobLoaded retries.
+    if (snapshot.job(task.jobId) === undefined && this.interest.loading(task.jobId)) return;
     this.handled.set(task.id, task.claimId);
     const log = this.logger.child({ machineId: task.machineId, taskId: task.id, attempt: task.attempt });
     const job = snapshot.job(task.jobId);
@@ -295,7 +364,23 @@ export class Agent {
       const set = this.byJob.get(attempt.jobId);
       set?.delete(attempt.taskId);
       if (set?.size === 0) this.byJob.delete(attempt.jobId);
+      if (!this.stopped) this.interest.reconsider(attempt.jobId);
     });
+  }
+
+  /** A job's record was read (or found missing): start its tasks that waited for it. */
+  private onJobLoaded(job: JobId): void {
+    if (this.stopped || this.mirrorHandle === undefined) return;
+    const snapshot = this.mirrorHandle.snapshot();
+    for (const id of this.interest.activeTasks(job)) {
+      const task = snapshot.task(id);
+      if (task !== undefined) this.maybeStart(snapshot, task);
+    }
+  }
+
+  /** Jobs whose records the agent holds or is reading now (for tests and metrics). */
+  get wantedJobs(): number {
+    return this.interest.wantedCount;
   }
 
   private stopAttempt(attempt: TaskAttempt, reason: string | undefined): void {

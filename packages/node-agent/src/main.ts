@@ -2,8 +2,9 @@
 /**
  * `omega-agent`: the node agent's entry point. The only place a logger is created.
  *
- * Exit status: 0 after a clean stop (SIGTERM / SIGINT), 1 when it cannot run (etcd, cgroups),
- * 2 for a bad flag (the message names it).
+ * Exit status: 0 after a clean stop (SIGTERM / SIGINT), 1 when it cannot run (no usable cgroups,
+ * an invalid registration), 2 for a bad flag (the message names it). An unreachable etcd is not a
+ * reason to exit: the agent retries until it answers.
  */
 import { hostname } from 'node:os';
 import { pino, type Logger } from 'pino';
@@ -102,15 +103,8 @@ async function main(): Promise<number> {
     logger.info({ machineId: id, capacity: config.capacity, dataDir: config.dataDir, taskUser: config.taskUser?.name ?? 'agent user' }, 'starting agent');
   }
 
-  try {
-    await agent.start();
-  } catch (error) {
-    logger.fatal({ err: error }, 'agent could not start');
-    await logServer?.close().catch(() => undefined);
-    await kv.close().catch(() => undefined);
-    return 1;
-  }
-  return await new Promise<number>((resolve) => {
+  // Signals are handled from the start: an agent still waiting for etcd stops cleanly too.
+  const stopped = new Promise<number>((resolve) => {
     let stopping = false;
     const stop = (signal: string): void => {
       if (stopping) return;
@@ -126,6 +120,17 @@ async function main(): Promise<number> {
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGINT', () => stop('SIGINT'));
   });
+  try {
+    // Waits (retrying with backoff) for as long as etcd does not answer; only what retrying
+    // cannot fix ends the process.
+    await agent.start();
+  } catch (error) {
+    logger.fatal({ err: error }, 'agent could not start');
+    await logServer?.close().catch(() => undefined);
+    await kv.close().catch(() => undefined);
+    return 1;
+  }
+  return await stopped;
 }
 
 async function shutdown(agent: Agent, kv: EtcdKv, logger: Logger, drain: boolean): Promise<number> {

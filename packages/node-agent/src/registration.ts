@@ -76,6 +76,8 @@ export class HeartbeatKeeper {
   private heartbeat: Heartbeat | undefined;
   private stopped = false;
   private retry: NodeJS.Timeout | undefined;
+  private current: object | undefined;
+  private restored = 0;
   private readonly logger: Logger;
 
   constructor(
@@ -86,17 +88,28 @@ export class HeartbeatKeeper {
     this.logger = (options.logger ?? pino({ level: 'silent' })).child({ component: 'heartbeat', machines: ids.length });
   }
 
-  /** Takes the lease and writes every key; rejects when etcd refuses (the caller decides). */
+  /**
+   * Takes the lease and writes every key; rejects when etcd refuses (the caller decides whether
+   * to call `start()` again). Once started, a lost lease is replaced on its own until `stop()`.
+   */
   async start(): Promise<void> {
-    this.heartbeat = await this.open();
+    const heartbeat = await this.open();
+    if (this.stopped) await heartbeat.stop().catch(() => undefined);
+    else this.heartbeat = heartbeat;
   }
 
   private open(): Promise<Heartbeat> {
+    // Only the newest attempt's lease may report a loss: a lease granted by an attempt that
+    // failed afterwards (its key write did not happen) must not start a second retry loop.
+    const token = {};
+    this.current = token;
     const options = {
       ttlSeconds: this.options.ttlSeconds ?? 10,
       agent: this.options.agent ?? '',
       logAddress: this.options.logAddress ?? '',
-      onLost: (error: Error) => this.lost(error),
+      onLost: (error: Error) => {
+        if (this.current === token) this.lost(error);
+      },
     };
     return this.ids.length === 1 ? this.cell.startHeartbeat(this.ids[0] as MachineId, options) : this.cell.startHeartbeats(this.ids, options);
   }
@@ -104,7 +117,9 @@ export class HeartbeatKeeper {
   private lost(error: Error, attempt = 0): void {
     if (this.stopped) return;
     this.heartbeat = undefined;
-    this.logger.warn({ err: error, attempt }, 'heartbeat lease lost; taking a new one');
+    // Once per outage, not once per retry.
+    if (attempt === 0) this.logger.warn({ err: error }, 'heartbeat lease lost; taking a new one');
+    else this.logger.debug({ err: error, attempt }, 'heartbeat not restored yet; retrying');
     const delay = Math.min(10_000, 500 * 2 ** Math.min(attempt, 5));
     this.retry = setTimeout(() => {
       this.retry = undefined;
@@ -113,12 +128,18 @@ export class HeartbeatKeeper {
           if (this.stopped) void heartbeat.stop().catch(() => undefined);
           else {
             this.heartbeat = heartbeat;
-            this.logger.info('heartbeat restored');
+            this.restored++;
+            this.logger.info({ attempts: attempt + 1 }, 'heartbeat restored');
           }
         },
         (e: unknown) => this.lost(e as Error, attempt + 1),
       );
     }, delay);
+  }
+
+  /** Times a lost lease was replaced by a new one. */
+  get restoredCount(): number {
+    return this.restored;
   }
 
   /** Revokes the lease: the `alive/` keys disappear at once. */

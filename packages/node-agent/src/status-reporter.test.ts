@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { Cell, jobId, machineId, MemoryKv, taskId, type CellMirror, type TaskId } from '@omega/cell-state';
 import { freshCellName, jobSpec, machine } from '@omega/cell-state/testing';
 import { StatusReporter } from './status-reporter.js';
-import { placeTasks } from './testing/index.js';
+import { eventually, placeTasks, unreachableKv } from './testing/index.js';
 
 const MiB = 1024 ** 2;
 const m1 = machineId('m1');
@@ -95,5 +95,41 @@ describe('the status reporter', () => {
     await reporter.flush();
     expect(await outcome).toBe('stale');
     expect(await cell.getTask(id)).toMatchObject({ state: 'placed', pid: 0 });
+  });
+
+  it('keeps unsent reports through an outage in one entry per attempt and writes them once the store is back', async () => {
+    const kv = new MemoryKv();
+    const cell = new Cell(kv, freshCellName());
+    await cell.registerMachine(machine('m1').cpu(100_000).memory('64Gi').build());
+    await cell.createJob({ id: jobId('j'), spec: jobSpec('j').instances(2).build() });
+    const mirror = cell.mirror();
+    await mirror.start();
+    const ids = [taskId('j', 0), taskId('j', 1)];
+    await placeTasks(cell, mirror, ids.map((id) => ({ taskId: id, machineId: m1, resources: { cpuMillis: 100, memoryBytes: 64 * MiB } })));
+    const store = unreachableKv(kv, { down: true });
+    const reporter = new StatusReporter(new Cell(store.kv, cell.keys.cell), mirror, { flushIntervalMs: 5 });
+    cleanups.push(async () => {
+      await reporter.close();
+      await mirror.stop();
+      await kv.close();
+    });
+    const [a, b] = ids as [TaskId, TaskId];
+    const outcomes = [
+      reporter.report(a, claimOf(mirror, a), { state: 'running', pid: 7, startedAtMs: 1 }),
+      reporter.report(b, claimOf(mirror, b), { state: 'running', pid: 8, startedAtMs: 1 }),
+    ];
+    await eventually('failed flushes', () => reporter.counters.failures >= 2);
+    outcomes.push(reporter.report(a, claimOf(mirror, a), { state: 'succeeded', exitCode: 0, finishedAtMs: 2 }));
+    await eventually('more failed flushes', () => reporter.counters.failures >= 3);
+    // However many retries and reports: one pending entry per task attempt.
+    expect(reporter.backlog).toBe(2);
+    // Taken for lost meanwhile (the machine's heartbeat lapsed): b stays lost, the report only
+    // adds how it ran.
+    await cell.updateTask(b, claimOf(mirror, b), { state: 'lost', reason: 'machine-lost' });
+    store.down = false;
+    expect(await Promise.all(outcomes)).toEqual(['updated', 'updated', 'updated']);
+    expect(await cell.getTask(a)).toMatchObject({ state: 'succeeded', exitCode: 0, pid: 7 });
+    expect(await cell.getTask(b)).toMatchObject({ state: 'lost', reason: 'machine-lost' });
+    expect(reporter.backlog).toBe(0);
   });
 });

@@ -16,7 +16,11 @@
  * flush at a time; merged patches keep the later value of each field); a terminal state is never
  * changed (cell-state merges) and a terminal record keeps its reason; an update is only applied
  * to the record while it is at the reported claim id (`stale` otherwise). Writes that failed
- * (etcd unavailable) stay pending and are retried with backoff until `close()`.
+ * (etcd unavailable) stay pending and are retried with backoff (100 ms doubling to 5 s) until
+ * `close()`, however long the outage: memory stays bounded by the number of task attempts with
+ * something to report (later reports of one attempt merge into its pending entry), not by the
+ * number of reports or retries. A report for a claim the task has moved on from (the machine
+ * was taken for lost meanwhile and the task placed again) resolves `stale` and writes nothing.
  *
  * Why wait for the mirror: `updateTasks` guards each update with the revision of the record the
  * caller knows. After we wrote a record, the mirror's copy is stale until the watch delivers our
@@ -210,11 +214,13 @@ export class StatusReporter {
         this.counters.updates++;
         done.push([entry, await this.cell.updateTask(entry.taskId, entry.claimId, entry.patch)]);
       }
+      if (this.consecutiveFailures > 0) this.logger.info({ failures: this.consecutiveFailures, backlog: this.pending.size }, 'task status writes resumed');
       this.consecutiveFailures = 0;
     } catch (error) {
       this.consecutiveFailures++;
       this.counters.failures++;
-      this.logger.warn({ err: error, updates: batch.length + solo.length, failures: this.consecutiveFailures }, 'task status write failed; will retry');
+      // Once per outage: the retries that follow are counted, not logged.
+      if (this.consecutiveFailures === 1) this.logger.warn({ err: error, updates: batch.length + solo.length }, 'task status write failed; retrying with backoff');
       const written = new Set(done.map(([e]) => e));
       for (const { entry } of batch) if (!written.has(entry)) this.requeue(entry);
       for (const entry of solo) if (!written.has(entry)) this.requeue(entry);

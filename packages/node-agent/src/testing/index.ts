@@ -1,6 +1,7 @@
 /**
  * Test support for @omega/node-agent and its users: fake cgroup roots, placing tasks without a
- * scheduler, polling.
+ * scheduler, polling, a store that can be taken down.
  */
 export { fakeCgroupV1, fakeCgroupV2, type FakeCgroupRoot } from './fake-cgroups.js';
 export { eventually, placeTasks, type Placement } from './place.js';
+export { unreachableKv, type UnreachableKv } from './unreachable-kv.js';
