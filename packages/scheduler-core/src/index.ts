@@ -6,6 +6,8 @@ export { seededRandom, type Random } from './random.js';
 export type { PlaceInput, PlaceOutcome, PlacementPolicy, TaskToPlace } from './policy.js';
 export { DEFAULT_SETTINGS, SettingsError, resolveSettings, type SchedulerSettings, type ThinkTime } from './settings.js';
 export { MirrorLagError, Scheduler, type AttemptReport, type SchedulerOptions, type Step } from './scheduler.js';
+export { NoLeaseError, type LeaseSource } from './lease-keeper.js';
+export { STORE_RETRY_BACKOFF, type BackoffPolicy } from './store-retry.js';
 export { LatencyHistogram, toSchedulerStats, type LatencySummary, type SchedulerMetrics } from './metrics.js';
 export {
   assessJob,

@@ -16,7 +16,11 @@ import type { SchedulerSettings } from './settings.js';
 
 export interface JobActionsContext {
   readonly cell: Cell;
-  readonly lease: KvLease;
+  /**
+   * The instance's lease now; throws when it holds none (see LeaseKeeper.current). Every write
+   * here calls it first, so an owner writes nothing about its jobs once its lease is lost.
+   */
+  readonly lease: () => KvLease;
   readonly name: string;
   readonly clock: Clock;
   readonly random: Random;
@@ -34,6 +38,7 @@ export class JobActions {
   async killTasks(job: Job, snapshot: CellSnapshot, now: number, reason: string): Promise<number> {
     const live = [...snapshot.tasksOf(job.id)].filter((t) => !isTerminal(t.state));
     if (live.length === 0) return 0;
+    this.ctx.lease();
     await this.ctx.cell.updateTasks(live.map((task) => ({ task, patch: { state: 'killed', reason, finishedAtMs: now } })));
     return 1;
   }
@@ -49,13 +54,14 @@ export class JobActions {
   async release(entry: OwnedJob): Promise<void> {
     if (entry.needsPlacement && !entry.abandoned) this.ctx.ownership.noteRoomFreed();
     this.ctx.book.disown(entry.id);
-    await this.ctx.cell.releaseOwnership(entry.id, this.ctx.lease);
+    await this.ctx.cell.releaseOwnership(entry.id, this.ctx.lease());
   }
 
   /** Writes a status unless it would say what the last one said. Returns writes made (0 or 1). */
   async writeStatus(entry: OwnedJob, words: StatusWords): Promise<number> {
     const key = statusKey(words);
     if (key === entry.lastStatusKey) return 0;
+    this.ctx.lease();
     await this.ctx.cell.putJobStatus({
       jobId: entry.id,
       state: words.state,

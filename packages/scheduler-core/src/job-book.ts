@@ -119,6 +119,12 @@ export class JobBook {
     this.owned.clear();
   }
 
+  /** Forgets everything, owned jobs and candidates: the book is rebuilt from a fresh view of the cell. */
+  clear(): void {
+    this.owned.clear();
+    this.candidateMap.clear();
+  }
+
   /** The owned job to attempt now: ready, needing placement, not abandoned, first in attempt order (see above). */
   next(nowMs: number): OwnedJob | undefined {
     let best: OwnedJob | undefined;

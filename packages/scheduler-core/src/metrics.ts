@@ -74,7 +74,7 @@ export interface SchedulerMetrics {
   readonly attempts: number;
   /** Attempts where nothing could be committed because nothing (or, for a gang, not all) fit. */
   readonly noFitAttempts: number;
-  /** Attempts cut short by `stop()` during their think time (nothing committed, nothing counted as busy). */
+  /** Attempts cut short by `stop()` or a lost lease during their think time (nothing committed, nothing counted as busy). */
   readonly interruptedAttempts: number;
   readonly transactionsOk: number;
   readonly transactionsFailed: number;
@@ -105,6 +105,10 @@ export interface SchedulerMetrics {
   readonly jobsInvalid: number;
   readonly tasksMarkedLost: number;
   readonly storeErrors: number;
+  /** Leases lost while running (the store unreachable past the TTL); each is followed by a re-grant. */
+  readonly leasesLost: number;
+  /** Leases granted after a loss (or at the first step when none was given), each followed by a rebuild of the book. */
+  readonly leasesGranted: number;
   /** Jobs owned now, and how many of them wait for placement. */
   readonly ownedJobs: number;
   readonly queuedJobs: number;
@@ -143,6 +147,8 @@ export class MetricsRecorder {
     jobsInvalid: 0,
     tasksMarkedLost: 0,
     storeErrors: 0,
+    leasesLost: 0,
+    leasesGranted: 0,
   };
   readonly waitFirstAttempt = new LatencyHistogram();
   readonly waitFullyPlaced = new LatencyHistogram();

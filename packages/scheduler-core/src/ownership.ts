@@ -10,6 +10,10 @@
  * Taking a job is `cell.acquireOwnership`, a create-if-absent bound to the instance's lease: two
  * instances never both own a job, whatever their views. Losing one is noticed here: when the
  * mirror shows the job's owner record gone or held by another lease, the book forgets the job.
+ *
+ * The lease is read through `ctx.lease()` at each use, never kept: after a lost lease is granted
+ * again, records under the old one are someone else's (they vanish with it), and a pass that was
+ * under way when the lease was lost stops at its next write (the accessor throws).
  */
 import type { Cell, CellSnapshot, JobId, KvLease } from '@omega/cell-state';
 import type { Logger } from 'pino';
@@ -21,7 +25,8 @@ import type { SchedulerSettings } from './settings.js';
 
 export interface OwnershipContext {
   readonly cell: Cell;
-  readonly lease: KvLease;
+  /** The instance's lease now; throws when it holds none (see LeaseKeeper.current). */
+  readonly lease: () => KvLease;
   readonly name: string;
   /** The policy's kind: written on owner records; names this instance's kind in membership. */
   readonly kind: 'batch' | 'service';
@@ -43,6 +48,13 @@ export class Ownership {
 
   constructor(private readonly ctx: OwnershipContext) {}
 
+  /** Forgets what passes learned (the book was cleared after a lost lease): the next pass looks at everything. */
+  reset(): void {
+    this.membershipChanged = true;
+    this.dirty = 0;
+    this.nextGraceAtMs = undefined;
+  }
+
   /** The `schedulers/` records changed (an instance came or went). */
   noteMembershipChanged(): void {
     this.membershipChanged = true;
@@ -63,10 +75,10 @@ export class Ownership {
    * be judged again; otherwise notes it as a candidate or forgets it.
    */
   reconcile(id: JobId, snapshot: CellSnapshot, now: number): boolean {
-    const { book, lease, name } = this.ctx;
+    const { book, name } = this.ctx;
     const job = snapshot.job(id);
     const owner = snapshot.owner(id);
-    const mine = owner !== undefined && owner.lease === lease.id && owner.scheduler === name;
+    const mine = owner !== undefined && owner.lease === this.ctx.lease().id && owner.scheduler === name;
     const entry = book.get(id);
     if (entry !== undefined) {
       if (mine) entry.confirmed = true;
@@ -95,7 +107,7 @@ export class Ownership {
    * store writes were made. Runs a pass only when something relevant changed or a grace ran out.
    */
   async acquire(snapshot: CellSnapshot, now: number): Promise<{ acquired: JobId[]; writes: number }> {
-    const { book, cell, lease, name, kind, settings } = this.ctx;
+    const { book, cell, name, kind, settings } = this.ctx;
     const acquired: JobId[] = [];
     if (book.candidateCount === 0) {
       this.nextGraceAtMs = undefined;
@@ -130,7 +142,7 @@ export class Ownership {
       }
       writes++;
       book.dropCandidate(candidate.id);
-      if (!(await cell.acquireOwnership(candidate.id, name, kind, lease))) continue;
+      if (!(await cell.acquireOwnership(candidate.id, name, kind, this.ctx.lease()))) continue;
       this.ctx.recorder.counts.jobsAcquired++;
       book.own(job, snapshot.status(candidate.id), now);
       acquired.push(candidate.id);

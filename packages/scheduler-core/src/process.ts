@@ -4,22 +4,34 @@
  *
  * ```
  *  flags ──► pino logger ──► EtcdKv ──► Cell ──► mirror.start() ──► lease ──► Scheduler.run()
- *                                                  SIGTERM / SIGINT ──► stop ──┘
+ *                                        └─ retried until the store answers ─┘      │
+ *                                  SIGTERM / SIGINT (at any time) ──► stop ─────────┘
  *     stop: no new work; a think in progress is dropped, a commit in flight finishes;
  *           stats published; mirror stopped; lease revoked (ownerships and stats go at once,
  *           so other instances take the jobs without waiting for a TTL); store closed; exit 0
  * ```
  *
- * Exit codes: 0 after a clean stop; 1 when the store could not be reached at startup or the
- * lease was lost (etcd unreachable past its TTL: this instance's jobs already belong to others);
- * 2 for a bad flag, with a message naming it. The only place that creates a logger.
+ * The process outlives any etcd outage. At startup it retries the mirror's first list and the
+ * first lease grant with backoff (250 ms doubling to 10 s) until they succeed or a signal
+ * arrives, logging one warning when the store does not answer and one line when it does. A lease
+ * lost while running (etcd unreachable past its TTL) is granted again inside the Scheduler,
+ * which then rebuilds its book from a fresh view of the cell and resumes (see scheduler.ts).
+ *
+ * Exit codes: 0 after a clean stop (also when stopped before the store was ever reached); 1 when
+ * the loop failed on a bug, or at a second signal; 2 for a bad flag, with a message naming it.
+ * The only place that creates a logger.
  */
-import { Cell, ETCD_DEFAULT_LIMITS, EtcdKv, FlagError, type KvLease } from '@omega/cell-state';
+import { Cell, ETCD_DEFAULT_LIMITS, EtcdKv, FlagError, KvInvalidRequestError, type KvLease } from '@omega/cell-state';
 import pino from 'pino';
+import { systemClock } from './clock.js';
 import { parseSchedulerArgs, schedulerUsage, type SchedulerProcessConfig } from './flags.js';
 import type { PlacementPolicy } from './policy.js';
 import { seededRandom } from './random.js';
 import { Scheduler } from './scheduler.js';
+import { RetryState, retryUntilDone } from './store-retry.js';
+
+/** Longest wait for the lease revocation at shutdown; past it the lease just runs out its TTL. */
+const REVOKE_TIMEOUT_MS = 5_000;
 
 export interface SchedulerProcessOptions {
   /** Program name for messages; default `omega-scheduler-<kind>`. */
@@ -51,27 +63,6 @@ export async function runSchedulerProcess(policy: PlacementPolicy, argv: readonl
   const kv = new EtcdKv({ endpoints: config.etcd, limits: { ...ETCD_DEFAULT_LIMITS, maxTxnOps: config.maxTxnOps }, logger });
   const cell = new Cell(kv, config.cell, { logger });
   const mirror = cell.mirror();
-  let lease: KvLease;
-  try {
-    await mirror.start();
-    lease = await kv.grantLease(config.leaseTtlSeconds, { autoKeepAlive: true });
-  } catch (error) {
-    logger.fatal({ err: error, etcd: config.etcd }, 'cannot reach the cell store');
-    await mirror.stop().catch(() => undefined);
-    await kv.close().catch(() => undefined);
-    process.exit(1);
-  }
-
-  const scheduler = new Scheduler({
-    cell,
-    mirror,
-    policy,
-    name: config.name,
-    lease,
-    logger,
-    random: seededRandom(config.seed),
-    settings: config.settings,
-  });
   const controller = new AbortController();
   let signals = 0;
   const onSignal = (signal: NodeJS.Signals): void => {
@@ -85,6 +76,45 @@ export async function runSchedulerProcess(policy: PlacementPolicy, argv: readonl
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
+
+  // Startup: the store may not be up yet. Retry until it answers or we are told to stop; only a
+  // request the store refuses as malformed (a configuration problem) ends the process.
+  const grant = (): Promise<KvLease> => kv.grantLease(config.leaseTtlSeconds, { autoKeepAlive: true });
+  const reach = new RetryState(logger);
+  const retry = { clock: systemClock, state: reach, signal: controller.signal, isFatal: (e: unknown) => e instanceof KvInvalidRequestError, fields: { etcd: config.etcd } };
+  let lease: KvLease | undefined;
+  try {
+    const listed = await retryUntilDone(async () => {
+      await mirror.start();
+      return true;
+    }, retry);
+    lease = listed === true ? await retryUntilDone(grant, retry) : undefined;
+  } catch (error) {
+    logger.fatal({ err: error, etcd: config.etcd }, 'the cell store refused the scheduler');
+    await mirror.stop().catch(() => undefined);
+    await kv.close().catch(() => undefined);
+    logger.flush?.();
+    process.exit(1);
+  }
+  if (lease === undefined) {
+    logger.info('stopped before the cell store was reached');
+    await mirror.stop().catch(() => undefined);
+    await kv.close().catch(() => undefined);
+    logger.flush?.();
+    process.exit(0);
+  }
+
+  const scheduler = new Scheduler({
+    cell,
+    mirror,
+    policy,
+    name: config.name,
+    lease,
+    leases: grant,
+    logger,
+    random: seededRandom(config.seed),
+    settings: config.settings,
+  });
 
   logger.info(
     {
@@ -105,12 +135,25 @@ export async function runSchedulerProcess(policy: PlacementPolicy, argv: readonl
     logger.fatal({ err: error }, 'scheduler failed');
     code = 1;
   }
-  if (scheduler.lostLease) code = 1;
   logger.info({ metrics: scheduler.metrics() }, 'scheduler stopped');
   scheduler.close();
   await mirror.stop().catch((error: unknown) => logger.warn({ err: error }, 'mirror stop failed'));
-  if (!scheduler.lostLease) await lease.revoke().catch((error: unknown) => logger.warn({ err: error }, 'lease revoke failed'));
+  const held = scheduler.currentLease;
+  if (held !== undefined) await revokeWithin(held, REVOKE_TIMEOUT_MS).catch((error: unknown) => logger.warn({ err: error }, 'lease revoke failed'));
   await kv.close().catch((error: unknown) => logger.warn({ err: error }, 'store close failed'));
   logger.flush?.();
   process.exit(code);
+}
+
+/** Revokes `lease`, giving up after `ms` (the store may be down at shutdown; the TTL then ends it). */
+async function revokeWithin(lease: KvLease, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<void>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`lease revoke did not finish within ${ms} ms`)), ms);
+  });
+  try {
+    await Promise.race([lease.revoke(), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
 }

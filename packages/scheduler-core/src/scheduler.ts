@@ -60,6 +60,7 @@ import type { Logger } from 'pino';
 import pino from 'pino';
 import { systemClock, type Clock } from './clock.js';
 import { JobBook, type OwnedJob } from './job-book.js';
+import { assessJob } from './job-progress.js';
 import { JobActions } from './job-actions.js';
 import { LeaseKeeper, NoLeaseError, type LeaseSource } from './lease-keeper.js';
 import { mergeRuledOut, noFitReason, type OfferedMachines } from './job-status.js';
@@ -568,6 +569,7 @@ export class Scheduler {
       const writes = await this.actions.killTasks(job, snapshot, now, 'job-killed');
       return writes + (await this.actions.finish(entry, { state: 'killed', reason: 'killed by request', ruledOut: [] }));
     }
+    const progress = assessJob(job, snapshot, now, this.settings);
     if (progress.outcome.kind === 'failed') {
       this.recorder.counts.jobsFailed++;
       const writes = await this.actions.killTasks(job, snapshot, now, 'job-failed');
@@ -629,6 +631,7 @@ export class Scheduler {
     const snapshot = this.mirror.snapshot();
     const start = this.clock.now();
     const job = snapshot.job(entry.id);
+    const progress = job === undefined ? undefined : assessJob(job, snapshot, start, this.settings);
     if (job === undefined || progress === undefined || progress.toPlace.length === 0 || progress.outcome.kind !== 'active' || job.desired !== 'running') {
       entry.readyAtMs = progress?.nextRestartAtMs ?? Infinity;
       this.toAssess.add(entry.id);

@@ -26,7 +26,7 @@ import {
   type Heartbeat,
   type JobId,
   type JobSpec,
-  type KvLease,
+  type KvStore,
   type MachineId,
   type MachineRegistration,
   type Task,
@@ -34,6 +34,7 @@ import {
   type TaskPatch,
 } from '@omega/cell-state';
 import { freshCellName, machine, type JobSpecBuilder, type MachineBuilder } from '@omega/cell-state/testing';
+import type { LeaseSource } from '../lease-keeper.js';
 import type { PlacementPolicy } from '../policy.js';
 import { seededRandom } from '../random.js';
 import { hash32 } from '../rendezvous.js';
@@ -57,13 +58,16 @@ export interface AddSchedulerOptions {
   readonly settings?: Partial<SchedulerSettings>;
   /** Make this instance's commits meet competing changes. */
   readonly interference?: InterferenceOptions;
+  /** Wraps the store this instance sees (after `interference`), e.g. with `replayingKv`. */
+  readonly store?: (kv: KvStore) => KvStore;
+  /** Grants the instance's next lease after one is lost; default a keep-alive lease from the harness's store. */
+  readonly leases?: LeaseSource;
 }
 
-/** A scheduler instance of the harness and what belongs to it. */
+/** A scheduler instance of the harness and what belongs to it (its lease now: `scheduler.currentLease`). */
 export interface HarnessInstance {
   readonly scheduler: Scheduler;
   readonly mirror: CellMirror;
-  readonly lease: KvLease;
   readonly interference: InterferenceCounters | undefined;
 }
 
@@ -118,7 +122,7 @@ export class SchedulerHarness {
   /** Starts a scheduler instance (its own Cell, started mirror and keep-alive lease) and announces it. */
   async addScheduler(policy: PlacementPolicy, options: AddSchedulerOptions = {}): Promise<Scheduler> {
     const name = options.name ?? `${policy.kind}-${this.instances.length}`;
-    let kv: MemoryKv | ReturnType<typeof interferingKv>['kv'] = this.kv;
+    let kv: KvStore = this.kv;
     let interference: InterferenceCounters | undefined;
     if (options.interference !== undefined) {
       const intruderMirror = this.cell.mirror();
@@ -128,6 +132,7 @@ export class SchedulerHarness {
       kv = wrapped.kv;
       interference = wrapped.counters;
     }
+    if (options.store !== undefined) kv = options.store(kv);
     const cell = new Cell(kv, this.cell.keys.cell, { now: () => this.clock.now() });
     const mirror = cell.mirror();
     await mirror.start();
@@ -138,11 +143,12 @@ export class SchedulerHarness {
       policy,
       name,
       lease,
+      leases: options.leases ?? (() => this.kv.grantLease(10, { autoKeepAlive: true })),
       clock: this.clock,
       random: seededRandom(this.seed ^ hash32(name)),
       settings: options.settings,
     });
-    this.instances.push({ scheduler, mirror, lease, interference });
+    this.instances.push({ scheduler, mirror, interference });
     // Announce it, as `run()` does first: the others count it in their rendezvous hashing.
     await scheduler.publishStats();
     await flushAsync();
@@ -165,16 +171,17 @@ export class SchedulerHarness {
   async runUntilIdle(options: RunOptions = {}): Promise<number> {
     const maxRounds = options.maxRounds ?? 20_000;
     for (let round = 0; round < maxRounds; round++) {
-      const live = this.instances.filter((i) => !i.scheduler.lostLease);
-      const steps = await this.drive(live.map((i) => i.scheduler.runOnce()));
+      const steps = await this.drive(this.instances.map((i) => i.scheduler.runOnce()));
       this.steps.push(steps);
       if (this.steps.length > 64) this.steps.shift();
-      if (!steps.every((s) => s.kind === 'idle' || s.kind === 'stopped')) {
+      // An instance re-granting a lost lease waits like an idle one, until its retry time.
+      const waiting = (s: Step): boolean => s.kind === 'idle' || s.kind === 'stopped' || (s.kind === 'recovering' && s.retryAtMs > this.clock.now());
+      if (!steps.every(waiting)) {
         // Busy past the deadline: return mid-work, so a test can submit while instances think.
         if (options.untilMs !== undefined && this.clock.now() >= options.untilMs) return round + 1;
         continue;
       }
-      const wakes = steps.flatMap((s) => (s.kind === 'idle' && s.wakeAtMs !== undefined ? [s.wakeAtMs] : []));
+      const wakes = steps.flatMap((s) => (s.kind === 'idle' && s.wakeAtMs !== undefined ? [s.wakeAtMs] : s.kind === 'recovering' ? [s.retryAtMs] : []));
       if (wakes.length === 0) return round + 1;
       const wake = Math.min(...wakes);
       if (options.untilMs !== undefined && wake > options.untilMs) {
@@ -233,8 +240,22 @@ export class SchedulerHarness {
     this.instances.splice(index, 1);
     scheduler.close();
     await instance.mirror.stop();
-    this.kv.expireLease(instance.lease.id);
+    const lease = scheduler.currentLease;
+    if (lease !== undefined) this.kv.expireLease(lease.id);
     await flushAsync();
+  }
+
+  /**
+   * The instance's lease runs out while it keeps running (the store was unreachable past its
+   * TTL): its ownerships and stats record vanish; it notices, grants a new lease and rebuilds at
+   * its next steps. Returns the lost lease's id.
+   */
+  async expireLease(scheduler: Scheduler): Promise<string> {
+    const lease = scheduler.currentLease;
+    if (lease === undefined) throw new Error(`${scheduler.name} holds no lease now`);
+    this.kv.expireLease(lease.id);
+    await flushAsync();
+    return lease.id;
   }
 
   /** The machine's agent stops heartbeating: its `alive/` key disappears. */
