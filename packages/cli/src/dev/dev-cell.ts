@@ -35,6 +35,7 @@ import { submitDemo } from './demo.js';
 import { devOptionsFrom, type DevOptions } from './dev-options.js';
 import { DevEtcd } from './dev-etcd.js';
 import { PARENT_DEATH_DESCRIPTION, parentDeathMode } from './parent-death.js';
+import { findLeftovers, killLeftovers, processStartTicks } from './leftovers.js';
 import { probeListen, splitHostPort } from './port-probe.js';
 import { ProcessGroup, currentLog, type ChildExit, type ChildSpec, type ManagedChild } from './process-group.js';
 import { STATUS_FILE, StatusFile, type ProcessStatus } from './status-file.js';
@@ -262,6 +263,17 @@ export async function runDev(options: DevOptions, io: CliIo): Promise<void> {
   const logs = join(options.dataDir, 'logs');
   await mkdir(logs, { recursive: true });
   const unlock = await lockDataDir(options.dataDir);
+  // An omega dev that was killed may have left children (no setpriv, or a death mid-spawn); one
+  // of them could hold the API's port. Only processes with the recorded start time are touched.
+  const leftovers = await findLeftovers(join(options.dataDir, STATUS_FILE));
+  if (leftovers.length > 0) {
+    warn(`the previous omega dev on ${options.dataDir} was killed and left ${leftovers.map((l) => `${l.name} (pid ${l.pid})`).join(', ')} running: stopping them`);
+    const stuck = await killLeftovers(leftovers);
+    if (stuck.length > 0) {
+      await unlock();
+      throw new CliError(`could not stop ${stuck.map((l) => `${l.name} (pid ${l.pid})`).join(', ')} left by the previous omega dev; stop them by hand`);
+    }
+  }
   // Refused before anything starts: otherwise the API child fails to bind while the process on
   // the port answers the readiness check, and the cell looks up when it is not.
   const { host, port } = splitHostPort(options.listen);
@@ -288,15 +300,20 @@ export async function runDev(options: DevOptions, io: CliIo): Promise<void> {
   let etcd: DevEtcd | undefined;
   let group: ProcessGroup | undefined;
 
+  const startTicks = new Map<number, string | null>();
+  const ticksOf = (pid: number): string | null => {
+    if (!startTicks.has(pid)) startTicks.set(pid, processStartTicks(pid) ?? null);
+    return startTicks.get(pid) ?? null;
+  };
   const processStatus = (): ProcessStatus[] => {
     const rows: ProcessStatus[] = [];
     if (etcd !== undefined) {
-      rows.push({ name: 'etcd', pid: etcd.pid, state: etcd.state, restarts: etcd.restarts, startedAtMs: etcd.startedAtMs, lastExit: etcd.lastExit === undefined ? null : { code: null, signal: null, atMs: etcd.lastExit.atMs }, log: null });
+      rows.push({ name: 'etcd', pid: etcd.pid, startTicks: ticksOf(etcd.pid), state: etcd.state, restarts: etcd.restarts, startedAtMs: etcd.startedAtMs, lastExit: etcd.lastExit === undefined ? null : { code: null, signal: null, atMs: etcd.lastExit.atMs }, log: null });
     } else if (options.etcd !== undefined) {
-      rows.push({ name: 'etcd', pid: null, state: 'external', restarts: 0, startedAtMs: null, lastExit: null, log: null });
+      rows.push({ name: 'etcd', pid: null, startTicks: null, state: 'external', restarts: 0, startedAtMs: null, lastExit: null, log: null });
     }
     for (const c of group?.list() ?? []) {
-      rows.push({ name: c.spec.name, pid: c.pid, state: c.state, restarts: c.restarts, startedAtMs: c.startedAtMs, lastExit: c.lastExit === undefined ? null : { code: c.lastExit.code, signal: c.lastExit.signal, atMs: c.lastExit.atMs }, log: c.spec.logFile });
+      rows.push({ name: c.spec.name, pid: c.pid, startTicks: c.running ? ticksOf(c.pid) : null, state: c.state, restarts: c.restarts, startedAtMs: c.startedAtMs, lastExit: c.lastExit === undefined ? null : { code: c.lastExit.code, signal: c.lastExit.signal, atMs: c.lastExit.atMs }, log: c.spec.logFile });
     }
     return rows;
   };

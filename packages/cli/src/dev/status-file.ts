@@ -15,6 +15,8 @@ export interface ProcessStatus {
   readonly name: string;
   /** The current (or last) run's pid; null when not started (an external etcd). */
   readonly pid: number | null;
+  /** Field 22 of `/proc/<pid>/stat`: with the pid, names the process even after pid reuse. */
+  readonly startTicks: string | null;
   readonly state: 'running' | 'restarting' | 'stopped' | 'external';
   readonly restarts: number;
   readonly startedAtMs: number | null;
