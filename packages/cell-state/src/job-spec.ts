@@ -64,6 +64,9 @@ export function jobSpecProblems(spec: JobSpec, prefix = ''): SpecProblem[] {
   }
   if (!Array.isArray(task.command)) bad('task.command', 'must be a list of strings');
   else {
+    // An empty argv would only fail later, at the agent, after a placement; hollow tasks ignore
+    // the command but get the same rule, so a job means the same on every machine.
+    if (task.command.length === 0) bad('task.command', 'must not be empty');
     if (task.command.length > JOB_LIMITS.maxCommandArgs) bad('task.command', `must have at most ${JOB_LIMITS.maxCommandArgs} arguments`);
     if (task.command.some((a) => typeof a !== 'string' || a.includes('\0'))) bad('task.command', 'arguments must be strings without NUL bytes');
     if (task.command.reduce((n, a) => n + String(a).length, 0) > JOB_LIMITS.maxCommandBytes) bad('task.command', `must be at most ${JOB_LIMITS.maxCommandBytes} bytes`);
@@ -112,8 +115,8 @@ export function jobSpecProblems(spec: JobSpec, prefix = ''): SpecProblem[] {
       if (!isInt(value) || value < 0) bad(`restartPolicy.${name}`, 'must be an integer >= 0');
     }
   }
-  return out;
-}
   if (spec.retentionMs !== undefined && (!isInt(spec.retentionMs) || spec.retentionMs < 0 || spec.retentionMs > JOB_LIMITS.maxRetentionMs)) {
     bad('retentionMs', `must be an integer number of ms from 0 (the cell's default) to ${JOB_LIMITS.maxRetentionMs} (a year)`);
   }
+  return out;
+}

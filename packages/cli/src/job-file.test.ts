@@ -61,7 +61,7 @@ restart: {policy: on-failure, maxRestarts: 3, initialBackoff: 500ms, maxBackoff:
   });
 
   it('names every bad field by the file own names', () => {
-    const problems = problemsOf('name: Bad_Name\nkind: cron\ncpu: lots\nmemory: 0\ninstances: 0\n');
+    const problems = problemsOf('name: Bad_Name\nkind: cron\ncommand: [true]\ncpu: lots\nmemory: 0\ninstances: 0\n');
     expect(problems).toEqual([
       'kind: must be batch or service, not "cron"',
       'cpu: "lots" is not a quantity like 0.5, 500m or 2',
@@ -75,6 +75,13 @@ restart: {policy: on-failure, maxRestarts: 3, initialBackoff: 500ms, maxBackoff:
     expect(problemsOf('name: a\ncommand: [true]\n')).toEqual(['kind: is required: batch or service', 'cpu: is required (e.g. 500m or 0.5)', 'memory: is required (e.g. 64Mi)']);
   });
 
+  it('requires a command whose first word is not empty', () => {
+    const base = 'name: a\nkind: batch\ncpu: 1\nmemory: 1Mi\n';
+    expect(problemsOf(base)).toEqual(['command: is required: a list of strings ([sh, -c, "echo hi"]) or one shell command line']);
+    expect(problemsOf(`${base}command: []\n`)).toEqual(['command: must not be empty']);
+    expect(problemsOf(`${base}command: ['', x]\n`)).toEqual(['command[0]: must not be empty']);
+  });
+
   it('refuses unknown fields and suggests the near one', () => {
     expect(problemsOf('name: a\nkind: batch\ncpus: 1\nmemory: 1Mi\n')).toContain('cpus: is not a known field (did you mean cpu?)');
     expect(problemsOf('name: a\nkind: batch\ncpu: 1\nmemory: 1Mi\nconstraints: [{attribute: zone, notin: [a]}]\n')).toContain('constraints[0].notin: is not a known field (did you mean notIn?)');
@@ -83,6 +90,7 @@ restart: {policy: on-failure, maxRestarts: 3, initialBackoff: 500ms, maxBackoff:
   it('names constraint and restart problems with their place in the file', () => {
     const problems = problemsOf(`name: a
 kind: batch
+command: [true]
 cpu: 1
 memory: 1Mi
 constraints:
@@ -101,7 +109,7 @@ restart: {policy: sometimes, initialBackoff: soon}
   });
 
   it('names environment variables that are not valid names', () => {
-    expect(problemsOf('name: a\nkind: batch\ncpu: 1\nmemory: 1Mi\nenv: {"1X": y}\n')).toEqual([expect.stringMatching(/^env\.1X: name must be/)]);
+    expect(problemsOf('name: a\nkind: batch\ncommand: [true]\ncpu: 1\nmemory: 1Mi\nenv: {"1X": y}\n')).toEqual([expect.stringMatching(/^env\.1X: name must be/)]);
   });
 
   it('reports YAML syntax errors with their line', () => {
@@ -114,14 +122,6 @@ restart: {policy: sometimes, initialBackoff: soon}
   });
 });
 
-describe('parseDuration', () => {
-  it('reads milliseconds, seconds, minutes and hours', () => {
-    expect([parseDuration('250ms'), parseDuration('30s'), parseDuration('1.5m'), parseDuration('2h'), parseDuration(0)]).toEqual([250, 30_000, 90_000, 7_200_000, 0]);
-  });
-
-  it('refuses a bare number other than 0, which would be ambiguous', () => {
-    expect(() => parseDuration(30)).toThrow(/not a duration/);
-  });
 describe('a job file retention', () => {
   it('reads retention as a duration, and leaves it out when not given', () => {
     const base = 'name: hello\nkind: batch\ncommand: [true]\ncpu: 100m\nmemory: 64Mi\n';
@@ -136,4 +136,12 @@ describe('a job file retention', () => {
   });
 });
 
+describe('parseDuration', () => {
+  it('reads milliseconds, seconds, minutes and hours', () => {
+    expect([parseDuration('250ms'), parseDuration('30s'), parseDuration('1.5m'), parseDuration('2h'), parseDuration(0)]).toEqual([250, 30_000, 90_000, 7_200_000, 0]);
+  });
+
+  it('refuses a bare number other than 0, which would be ambiguous', () => {
+    expect(() => parseDuration(30)).toThrow(/not a duration/);
+  });
 });

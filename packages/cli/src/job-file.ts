@@ -167,7 +167,7 @@ export function parseJobFile(text: string, source = 'job file'): JobSpec {
     if (typeof raw.command === 'string') command = ['sh', '-c', raw.command];
     else if (Array.isArray(raw.command) && raw.command.every((a) => ['string', 'number', 'boolean'].includes(typeof a))) command = raw.command.map(String);
     else bad('command', 'must be a list of strings ([sh, -c, "echo hi"]) or one shell command line');
-  }
+  } else bad('command', 'is required: a list of strings ([sh, -c, "echo hi"]) or one shell command line');
 
   const env: Record<string, string> = {};
   if (raw.env !== undefined) {

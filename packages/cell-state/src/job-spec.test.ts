@@ -1,0 +1,38 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { Cell } from './cell.js';
+import { InvalidRecordError } from './codec.js';
+import { jobSpecProblems } from './job-spec.js';
+import { MemoryKv } from './memory-kv.js';
+import { freshCellName, jobSpec } from './testing/index.js';
+import { jobId } from './types.js';
+
+let kv: MemoryKv | undefined;
+afterEach(async () => {
+  await kv?.close();
+  kv = undefined;
+});
+
+describe('job spec validation of the command', () => {
+  it('refuses an empty command, naming the field with the prefix the caller gives', () => {
+    const spec = jobSpec('empty').command().build();
+    expect(jobSpecProblems(spec)).toEqual([{ field: 'task.command', problem: 'must not be empty' }]);
+    expect(jobSpecProblems(spec, 'job.')).toEqual([{ field: 'job.task.command', problem: 'must not be empty' }]);
+  });
+
+  it('refuses an empty first word, and accepts empty later arguments', () => {
+    expect(jobSpecProblems(jobSpec('blank').command('', 'x').build(), 'job.')).toEqual([{ field: 'job.task.command[0]', problem: 'must not be empty' }]);
+    expect(jobSpecProblems(jobSpec('ok').command('printf', '').build())).toEqual([]);
+  });
+
+  it('makes Cell.createJob refuse such a job and write nothing', async () => {
+    kv = new MemoryKv();
+    const cell = new Cell(kv, freshCellName());
+    const id = jobId('empty-command');
+    const refusal = await cell.createJob({ id, spec: jobSpec('empty').command().build() }).catch((error: unknown) => error);
+    expect(refusal).toBeInstanceOf(InvalidRecordError);
+    expect(refusal).toMatchObject({ field: 'job.task.command' });
+    expect((refusal as InvalidRecordError).message).toMatch(/job\.task\.command: must not be empty$/);
+    // Nothing at all under the cell's prefix: no job, no request record.
+    expect((await kv.range({ key: cell.keys.root, prefix: true })).kvs).toEqual([]);
+  });
+});
