@@ -14,12 +14,12 @@ function flagOf(argv: string[]): string {
 
 describe('parseApiArgs', () => {
   it('defaults to the local etcd, the default cell and 127.0.0.1:7070', () => {
-    expect(parseApiArgs([])).toEqual({ help: false, etcdEndpoints: ['http://127.0.0.1:2379'], cell: 'default', listen: '127.0.0.1:7070', logLevel: 'info' });
+    expect(parseApiArgs([])).toEqual({ help: false, etcdEndpoints: ['http://127.0.0.1:2379'], cell: 'default', listen: '127.0.0.1:7070', etcdTimeoutMs: 5000, logLevel: 'info' });
   });
 
   it('takes several etcd endpoints, a cell, an address and a log level', () => {
-    const config = parseApiArgs(['--etcd', 'http://a:1,http://b:2', '--cell', 'prod-1', '--listen', '0.0.0.0:0', '--log-level', 'debug']);
-    expect(config).toMatchObject({ etcdEndpoints: ['http://a:1', 'http://b:2'], cell: 'prod-1', listen: '0.0.0.0:0', logLevel: 'debug' });
+    const config = parseApiArgs(['--etcd', 'http://a:1,http://b:2', '--cell', 'prod-1', '--listen', '0.0.0.0:0', '--log-level', 'debug', '--etcd-timeout-ms', '2500']);
+    expect(config).toMatchObject({ etcdEndpoints: ['http://a:1', 'http://b:2'], cell: 'prod-1', listen: '0.0.0.0:0', logLevel: 'debug', etcdTimeoutMs: 2500 });
   });
 
   it('names the flag of every bad value', () => {
@@ -29,6 +29,7 @@ describe('parseApiArgs', () => {
     expect(flagOf(['--listen', '7070'])).toBe('--listen');
     expect(flagOf(['--listen', 'host:70000'])).toBe('--listen');
     expect(flagOf(['--log-level', 'loud'])).toBe('--log-level');
+    for (const bad of ['99', '600001', '1.5', '5s', '-1']) expect(flagOf(['--etcd-timeout-ms', bad])).toBe('--etcd-timeout-ms');
     expect(flagOf(['--bogus'])).toBe('--bogus');
   });
 });

@@ -11,6 +11,8 @@ export const API_USAGE = `usage: omega-api [flags]
   --etcd URL[,URL...]   etcd endpoints (default http://127.0.0.1:2379)
   --cell NAME           cell name (default "default")
   --listen HOST:PORT    gRPC address to serve on (default 127.0.0.1:7070; port 0: any free port)
+  --etcd-timeout-ms MS  how long a call waits for etcd before answering UNAVAILABLE
+                        (default 5000; 100 to 600000)
   --log-level LEVEL     trace, debug, info, warn, error, fatal, silent (default info)
   --help                this text
 `;
@@ -21,8 +23,13 @@ export interface ApiConfig {
   readonly etcdEndpoints: readonly string[];
   readonly cell: string;
   readonly listen: string;
+  /** Budget of one call's etcd steps, and the deadline of each etcd request. */
+  readonly etcdTimeoutMs: number;
   readonly logLevel: string;
 }
+
+/** `--etcd-timeout-ms`'s default. */
+export const DEFAULT_ETCD_TIMEOUT_MS = 5_000;
 
 const CELL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 const HOST_PORT = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/;
@@ -39,6 +46,7 @@ export function parseApiArgs(argv: readonly string[]): ApiConfig {
         etcd: { type: 'string' },
         cell: { type: 'string' },
         listen: { type: 'string' },
+        'etcd-timeout-ms': { type: 'string' },
         'log-level': { type: 'string' },
         help: { type: 'boolean' },
       },
@@ -60,9 +68,15 @@ export function parseApiArgs(argv: readonly string[]): ApiConfig {
   const match = HOST_PORT.exec(listen);
   if (match === null || Number(match[2]) > 65535) throw new FlagError('--listen', `must be HOST:PORT with a port from 0 to 65535, got ${JSON.stringify(listen)}`);
 
+  const timeoutText = values['etcd-timeout-ms'] ?? String(DEFAULT_ETCD_TIMEOUT_MS);
+  const etcdTimeoutMs = Number(timeoutText);
+  if (!/^\d+$/.test(timeoutText) || etcdTimeoutMs < 100 || etcdTimeoutMs > 600_000) {
+    throw new FlagError('--etcd-timeout-ms', `must be a whole number of milliseconds from 100 to 600000, got ${JSON.stringify(timeoutText)}`);
+  }
+
   const log = parseLogLevel(values['log-level']);
   if ('problem' in log) throw new FlagError('--log-level', log.problem);
   const logLevel = log.level;
 
-  return { help: values.help === true, etcdEndpoints, cell, listen, logLevel };
+  return { help: values.help === true, etcdEndpoints, cell, listen, etcdTimeoutMs, logLevel };
 }

@@ -6,9 +6,10 @@
  *
  * | thrown                                        | status               |
  * |-----------------------------------------------|----------------------|
- * | ApiError                                      | its own code         |
+ * | ApiError (StoreTimeoutError: UNAVAILABLE)     | its own code         |
  * | InvalidRecordError (field named, proto names) | INVALID_ARGUMENT     |
  * | KvInvalidRequestError                         | INVALID_ARGUMENT     |
+ * | RequestIdReusedError, RequestJobGoneError     | ALREADY_EXISTS       |
  * | KvUnavailableError, MirrorStoppedError        | UNAVAILABLE          |
  * | other retryable KvError                       | UNAVAILABLE          |
  * | ContentionError                               | ABORTED (retryable)  |
@@ -22,6 +23,8 @@ import {
   KvInvalidRequestError,
   KvUnavailableError,
   MirrorStoppedError,
+  RequestIdReusedError,
+  RequestJobGoneError,
 } from '@omega/cell-state';
 
 /** A failure the API reports on purpose, with the gRPC status it should have. */
@@ -97,6 +100,8 @@ export function toServiceError(error: unknown): TranslatedError {
   });
   if (error instanceof ApiError) return make(error.code, error.message);
   if (error instanceof InvalidRecordError) return make(status.INVALID_ARGUMENT, invalidRecordMessage(error));
+  // Their messages name request_id and the job: `request_id "abc": already used for job X ...`.
+  if (error instanceof RequestIdReusedError || error instanceof RequestJobGoneError) return make(status.ALREADY_EXISTS, error.message);
   if (error instanceof KvInvalidRequestError) return make(status.INVALID_ARGUMENT, `the cell store refused the request: ${error.message}`);
   if (error instanceof KvUnavailableError) return make(status.UNAVAILABLE, `the cell store (etcd) is unavailable: ${error.message}`);
   if (error instanceof MirrorStoppedError) return make(status.UNAVAILABLE, 'the API server is shutting down');

@@ -6,11 +6,12 @@
  * revision ({@link CellReader}). Any number of API servers may serve the same cell, and a
  * restarted one has lost nothing.
  */
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { status, type ServerWritableStream, type UntypedServiceImplementation } from '@grpc/grpc-js';
-import { InvalidRecordError, jobId as toJobId, type Job, type JobId, type JobState } from '@omega/cell-state';
+import { JobIdTakenError, KvError, jobId as toJobId, type Job, type JobId, type JobState } from '@omega/cell-state';
 import type { Logger } from 'pino';
 import { CellReader, requestJobId } from './cell-reader.js';
+import { StoreTimeoutError } from './deadline.js';
 import { ApiError, invalidArgument, notFound, unavailable } from './errors.js';
 import { jobSpecFromWire, problemsMessage } from './job-spec-wire.js';
 import { changeConcernsJob, deriveJob, jobView, jobViewToWire, type JobFacts } from './job-view.js';
@@ -41,6 +42,18 @@ export function newJobId(name: string): JobId {
   return toJobId(`${name}-${n.toString(36).padStart(10, '0')}`);
 }
 
+/**
+ * The request id of a submit that came without one: random per call, so that a create etcd3
+ * resends (reply lost after it applied) or that this server retries finds its own request record
+ * and leaves one job. `srv-` tells it apart from ids clients choose.
+ */
+export function newRequestId(): string {
+  return `srv-${randomUUID()}`;
+}
+
+/** Pause between this server's own attempts of a create whose outcome was unknown. */
+const SUBMIT_RETRY_DELAY_MS = 200;
+
 /** Something a stream in progress must do when the server shuts down. */
 export type StreamCloser = () => void;
 
@@ -52,6 +65,8 @@ export interface JobServiceOptions {
   /** For tests: a different id generator. */
   readonly newJobId?: (name: string) => JobId;
   readonly fetch?: typeof fetch;
+  /** How often an open WatchJob with nothing to send checks that the store still answers; default the store timeout. */
+  readonly watchProbeMs?: number;
 }
 
 export function jobServiceImplementation(options: JobServiceOptions): UntypedServiceImplementation {
@@ -59,25 +74,47 @@ export function jobServiceImplementation(options: JobServiceOptions): UntypedSer
   const cell = reader.cell;
   const mirror = reader.mirror;
   const makeId = options.newJobId ?? newJobId;
+  const watchProbeMs = options.watchProbeMs ?? reader.storeTimeoutMs;
 
+  /**
+   * Validates, then creates the job in one guarded transaction (Cell.createJob) under the
+   * client's request id or, without one, a new one made for this call. A create whose outcome is
+   * unknown (etcd unreachable, reply lost) is tried again with the same job id, request id and
+   * nonce while the deadline allows: the request record tells this call's own create from a
+   * repeat, so the call answers `created: true` with one job. An id taken by another job gets a
+   * new id (up to 3 times).
+   */
   async function submitJob(request: SubmitJobRequest): Promise<{ job_id: string; created: boolean }> {
-    const requestId = request.request_id ?? '';
-    if (requestId !== '' && !/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(requestId)) {
+    const given = request.request_id ?? '';
+    if (given !== '' && !/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(given)) {
       throw invalidArgument('request_id', "must be 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit");
     }
     const result = jobSpecFromWire(request.job);
     if (result.problems !== undefined) throw new ApiError(status.INVALID_ARGUMENT, problemsMessage(result.problems));
     const spec = result.spec;
-    for (let attempt = 1; ; attempt++) {
-      const id = makeId(spec.name);
+    const requestId = given !== '' ? given : newRequestId();
+    const nonce = randomBytes(12).toString('base64url');
+    const deadline = reader.deadline();
+    let id = makeId(spec.name);
+    for (let collisions = 0; ; ) {
       try {
-        const { job, created } = await cell.createJob({ id, spec, ...(requestId === '' ? {} : { requestId }) });
+        const { job, created } = await reader.store(deadline, 'creating the job', () => cell.createJob({ id, spec, requestId, nonce }));
         logger.info({ jobId: job.id, name: spec.name, kind: spec.kind, instances: spec.instances, requestId, created }, created ? 'job submitted' : 'repeated submit answered with the existing job');
         return { job_id: job.id, created };
       } catch (error) {
-        // Only an id collision is worth another id; everything else goes to the client.
-        const collision = error instanceof InvalidRecordError && error.field === 'job.id' && error.message.includes('already exists');
-        if (!collision || attempt >= 3) throw error;
+        if (error instanceof JobIdTakenError && ++collisions < 3) {
+          id = makeId(spec.name);
+          continue;
+        }
+        const unknownOutcome = error instanceof StoreTimeoutError || (error instanceof KvError && error.retryable);
+        if (!unknownOutcome) throw error;
+        if (deadline.remainingMs > SUBMIT_RETRY_DELAY_MS) {
+          await new Promise((resolve) => setTimeout(resolve, SUBMIT_RETRY_DELAY_MS));
+          continue;
+        }
+        // The job may exist: say how to find out without risking a second one.
+        const retry = given !== '' ? 'retry with the same request_id' : `retry with request_id ${JSON.stringify(requestId)} to get this job if it was created`;
+        throw unavailable(`the cell store (etcd) is unavailable, the job may or may not have been created: ${(error as Error).message}; ${retry}`, error);
       }
     }
   }
@@ -126,10 +163,12 @@ export function jobServiceImplementation(options: JobServiceOptions): UntypedSer
 
   async function killJob(request: JobIdRequest): Promise<{ job: WireJobView }> {
     const id = requestJobId('job_id', request.job_id);
-    const job = await cell.setJobDesired(id, 'killed');
+    const deadline = reader.deadline();
+    // Setting the desired state is idempotent: a resend or a retry changes nothing more.
+    const job = await reader.store(deadline, 'requesting the kill', () => cell.setJobDesired(id, 'killed'));
     if (job === undefined) throw notFound(`job ${id} not found`);
     logger.info({ jobId: id }, 'job kill requested');
-    const found = jobView(await reader.atLeast(job.revision), id);
+    const found = jobView(await reader.atLeast(job.revision, deadline), id);
     if (found === undefined) throw notFound(`job ${id} not found`);
     return { job: found.view };
   }
@@ -138,6 +177,9 @@ export function jobServiceImplementation(options: JobServiceOptions): UntypedSer
    * Sends the job as it is, then its view again after every change to the job, its status or its
    * tasks (changes that arrive while a send waits for the client are coalesced: the latest view
    * wins, and a view equal to the last one sent is not repeated); returns once the job has ended.
+   * While nothing changes it checks every `watchProbeMs` that the store still answers (one check
+   * shared by all open watches): when it does not, the stream ends with UNAVAILABLE (watch again)
+   * instead of going silent for the length of the outage.
    */
   async function watchJob(request: JobIdRequest, call: ServerWritableStream<JobIdRequest, unknown>): Promise<void> {
     const id = requestJobId('job_id', request.job_id);
@@ -166,8 +208,22 @@ export function jobServiceImplementation(options: JobServiceOptions): UntypedSer
         if (stopped === 'cancelled') return;
         if (stopped === 'shutdown') throw unavailable('the API server is shutting down; watch again');
         if (!dirty) {
-          await new Promise<void>((resolve) => (wake = resolve));
+          const woken = await new Promise<boolean>((resolve) => {
+            const timer = setTimeout(() => resolve(false), watchProbeMs);
+            wake = () => {
+              clearTimeout(timer);
+              resolve(true);
+            };
+          });
           wake = undefined;
+          if (!woken && stopped === undefined) {
+            try {
+              await reader.probe();
+            } catch (error) {
+              if (stopped === 'cancelled') return;
+              throw unavailable(`the cell store (etcd) stopped answering; watch again: ${(error as Error).message}`, error);
+            }
+          }
           snapshot = mirror.snapshot();
           continue;
         }

@@ -2,8 +2,9 @@
 /**
  * `omega-api`: the API server's entry point. The only place its logger is created.
  *
- * Exit status: 0 after a clean stop (SIGTERM / SIGINT), 1 when it cannot serve (etcd, address in
- * use), 2 for a bad flag (the message names it).
+ * Exit status: 0 after a clean stop (SIGTERM / SIGINT), 1 when it cannot listen (address in
+ * use), 2 for a bad flag (the message names it). An unreachable etcd, at start or later, is not
+ * an exit: the server listens at once and answers UNAVAILABLE until etcd answers.
  */
 import { pino } from 'pino';
 import { Cell, EtcdKv, FlagError } from '@omega/cell-state';
@@ -24,12 +25,14 @@ async function main(): Promise<number> {
     return 0;
   }
   const logger = pino({ level: config.logLevel, base: { pid: process.pid, cell: config.cell } });
-  const kv = new EtcdKv({ endpoints: config.etcdEndpoints, logger });
+  // etcd3 retries a failed request; each attempt gets this deadline, and the call as a whole gets
+  // it again as its budget (startApiServer's storeTimeoutMs), so nothing waits etcd3's default 30 s.
+  const kv = new EtcdKv({ endpoints: config.etcdEndpoints, logger, dialTimeoutMs: config.etcdTimeoutMs });
   const cell = new Cell(kv, config.cell, { logger });
 
   let server: ApiServer;
   try {
-    server = await startApiServer({ cell, listen: config.listen, logger });
+    server = await startApiServer({ cell, listen: config.listen, logger, storeTimeoutMs: config.etcdTimeoutMs });
   } catch (error) {
     logger.fatal({ err: error, listen: config.listen, etcd: config.etcdEndpoints }, 'API server could not start');
     await kv.close().catch(() => undefined);

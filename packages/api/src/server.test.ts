@@ -71,12 +71,29 @@ describe('SubmitJob', () => {
     expect(await keyCount('jobs')).toBe(0);
   });
 
-  it('creates one job per request id, answering a repeat with the first job', async () => {
+  it('creates one job per request id, answering a repeat of the same spec with the first job', async () => {
     const first = await api.client.unary<{ job_id: string; created: boolean }>('jobs', 'SubmitJob', { job: spec(), request_id: 'same' });
-    const again = await api.client.unary<{ job_id: string; created: boolean }>('jobs', 'SubmitJob', { job: spec({ name: 'other' }), request_id: 'same' });
+    const again = await api.client.unary<{ job_id: string; created: boolean }>('jobs', 'SubmitJob', { job: spec(), request_id: 'same' });
     expect(first.created).toBe(true);
     expect(again).toEqual({ job_id: first.job_id, created: false });
     expect(await keyCount('jobs')).toBe(1);
+  });
+
+  it('refuses a request id reused with a different spec with ALREADY_EXISTS naming request_id, and stores nothing', async () => {
+    const first = await api.client.unary<{ job_id: string }>('jobs', 'SubmitJob', { job: spec(), request_id: 'same' });
+    const error = await refusal(api.client.unary('jobs', 'SubmitJob', { job: spec({ name: 'other' }), request_id: 'same' }));
+    expect(error.code).toBe(status.ALREADY_EXISTS);
+    expect(error.details).toBe(`request_id "same": already used for job ${first.job_id} with a different spec`);
+    expect(await keyCount('jobs')).toBe(1);
+  });
+
+  it('answers ALREADY_EXISTS, saying so, for a request id whose job has since been deleted', async () => {
+    const first = await api.client.unary<{ job_id: string }>('jobs', 'SubmitJob', { job: spec(), request_id: 'gone' });
+    await api.kv.delete(api.cell.keys.job(jobId(first.job_id)));
+    const error = await refusal(api.client.unary('jobs', 'SubmitJob', { job: spec(), request_id: 'gone' }));
+    expect(error.code).toBe(status.ALREADY_EXISTS);
+    expect(error.details).toMatch(new RegExp(`^request_id "gone": already used for job ${first.job_id}, which has since been deleted`));
+    expect(await keyCount('jobs')).toBe(0);
   });
 
   it('generates job ids from the name that are safe key segments and unique', async () => {

@@ -9,12 +9,17 @@
  * Owns its mirror (started by {@link startApiServer}, stopped by `close()`), not the Cell or its
  * store: the caller opened those and closes them after the server. Holds no other state: any
  * number of servers may serve one cell.
+ *
+ * Survives the store: it listens at once, whether or not etcd answers, lists its mirror in the
+ * background until etcd does ({@link MirrorLink}), and answers UNAVAILABLE within the store
+ * timeout while etcd is unreachable ({@link CellReader}). Nothing needs a restart afterwards.
  */
 import { Server, ServerCredentials } from '@grpc/grpc-js';
 import type { Cell, CellMirror, JobId } from '@omega/cell-state';
 import type { Logger } from 'pino';
 import { pino } from 'pino';
 import { CellReader } from './cell-reader.js';
+import { MirrorLink, type MirrorLinkOptions } from './mirror-link.js';
 import { cellServiceImplementation } from './cell-service.js';
 import { API_LIMITS } from './job-spec-wire.js';
 import { jobServiceImplementation, type StreamCloser } from './job-service.js';
@@ -25,8 +30,15 @@ export interface ApiServerOptions {
   /** `host:port` to listen on; port 0 picks a free one. Default `127.0.0.1:7070`. */
   readonly listen?: string;
   readonly logger?: Logger;
-  /** How long a read waits for the mirror to catch up with etcd; default 10 s. */
-  readonly catchUpTimeoutMs?: number;
+  /**
+   * Budget of one call's store steps (etcd round trips, the mirror catching up); past it the
+   * call answers UNAVAILABLE. Default 5 s.
+   */
+  readonly storeTimeoutMs?: number;
+  /** How often an idle WatchJob checks that the store answers; default `storeTimeoutMs`. */
+  readonly watchProbeMs?: number;
+  /** Backoff of the background mirror start (default 200 ms doubling to 5 s). */
+  readonly mirrorRetry?: MirrorLinkOptions;
   /** How long `close()` lets calls in flight finish before cutting them; default 5 s. */
   readonly shutdownGraceMs?: number;
   /** For tests: a different job id generator. */
@@ -38,6 +50,8 @@ export interface ApiServer {
   readonly address: string;
   readonly port: number;
   readonly mirror: CellMirror;
+  /** Resolves true once the mirror is listed (calls are served), false if not within `timeoutMs`. */
+  whenReady(timeoutMs: number): Promise<boolean>;
   /**
    * Stops accepting calls, ends open watches and log streams with UNAVAILABLE (clients retry
    * against another server), waits for calls in flight up to the grace period, then stops the
@@ -53,7 +67,11 @@ function splitHostPort(listen: string): { host: string; port: number } {
   return { host: match[1] as string, port };
 }
 
-/** Starts the mirror, then serves both services. Rejects if the address cannot be bound. */
+/**
+ * Serves both services at once and lists the mirror in the background (calls wait for it within
+ * their deadline). Rejects only if the address cannot be bound; an unreachable etcd is not a
+ * reason to fail.
+ */
 export async function startApiServer(options: ApiServerOptions): Promise<ApiServer> {
   const logger = (options.logger ?? pino({ level: 'silent' })).child({ component: 'api' });
   const listen = options.listen ?? '127.0.0.1:7070';
@@ -61,8 +79,8 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   const definition = loadApiDefinition();
 
   const mirror = options.cell.mirror({ logger });
-  await mirror.start();
-  const reader = new CellReader(options.cell, mirror, options.catchUpTimeoutMs === undefined ? {} : { catchUpTimeoutMs: options.catchUpTimeoutMs });
+  const link = new MirrorLink(mirror, logger, options.mirrorRetry);
+  const reader = new CellReader(options.cell, mirror, { link, logger, ...(options.storeTimeoutMs === undefined ? {} : { storeTimeoutMs: options.storeTimeoutMs }) });
   const streams = new Set<StreamCloser>();
   const track = (closer: StreamCloser): (() => void) => {
     streams.add(closer);
@@ -77,7 +95,13 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     // share it (and its clients) with the first. Fail instead.
     'grpc.so_reuseport': 0,
   });
-  server.addService(definition.jobService, jobServiceImplementation({ reader, logger, track, ...(options.newJobId === undefined ? {} : { newJobId: options.newJobId }) }));
+  server.addService(definition.jobService, jobServiceImplementation({
+      reader,
+      logger,
+      track,
+      ...(options.newJobId === undefined ? {} : { newJobId: options.newJobId }),
+      ...(options.watchProbeMs === undefined ? {} : { watchProbeMs: options.watchProbeMs }),
+    }));
   server.addService(definition.cellService, cellServiceImplementation({ reader, logger }));
 
   let port: number;
@@ -86,7 +110,6 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
       server.bindAsync(listen, ServerCredentials.createInsecure(), (error, bound) => (error === null ? resolve(bound) : reject(error)));
     });
   } catch (error) {
-    await mirror.stop();
     // grpc-js wraps the socket error in a long sentence (repeated); the socket error says it all.
     const message = (error as Error).message;
     const reason = /listen (E[A-Z]+: [^\]]*)/.exec(message)?.[1] ?? message;
@@ -94,6 +117,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   }
   const address = `${host}:${port}`;
   logger.info({ address, cell: options.cell.keys.cell }, 'API server listening');
+  link.start();
 
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> =>
@@ -111,9 +135,9 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
           resolve();
         });
       });
-      await mirror.stop();
+      await link.stop();
       logger.info({ address }, 'API server stopped');
     })());
 
-  return { address, port, mirror, close };
+  return { address, port, mirror, whenReady: (timeoutMs) => link.whenReady(timeoutMs), close };
 }

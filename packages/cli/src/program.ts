@@ -85,7 +85,7 @@ export function createProgram(io: CliIo): Command {
     .command('submit')
     .description('submit a job from a YAML or JSON file; prints the job id')
     .requiredOption('-f, --file <path>', 'job file (YAML or JSON; - for stdin)')
-    .option('--request-id <id>', 'idempotency key: the same id never creates a second job (default: a new one)')
+    .option('--request-id <id>', 'idempotency key, kept 24 h: the same id and spec never create a second job; the same id with another spec is refused (default: a new one)')
     .action(async (options: { file: string; requestId?: string }, command: Command) => {
       if (options.requestId !== undefined && !REQUEST_ID.test(options.requestId)) {
         throw new CliError("--request-id: must be 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit", EXIT_USAGE);

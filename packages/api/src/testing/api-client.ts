@@ -6,7 +6,7 @@ import { credentials, loadPackageDefinition, type Client, type ServiceError } fr
 import { Cell, MemoryKv, type KvStore } from '@omega/cell-state';
 import type { Logger } from 'pino';
 import { loadApiDefinition } from '../proto.js';
-import { startApiServer, type ApiServer } from '../server.js';
+import { startApiServer, type ApiServer, type ApiServerOptions } from '../server.js';
 
 /** A gRPC method as grpc-js generates it from the package definition. */
 type Method = (request: unknown, ...rest: unknown[]) => unknown;
@@ -68,10 +68,12 @@ export interface TestApi {
 }
 
 /** An API server on 127.0.0.1 (free port) over `kv` (default a fresh MemoryKv), and a client of it. */
-export async function startTestApi(options: { kv?: KvStore; cellName?: string; logger?: Logger } = {}): Promise<TestApi> {
+export async function startTestApi(
+  options: { kv?: KvStore; cellName?: string; logger?: Logger; server?: Pick<ApiServerOptions, 'storeTimeoutMs' | 'watchProbeMs' | 'mirrorRetry'> } = {},
+): Promise<TestApi> {
   const kv = options.kv ?? new MemoryKv();
   const cell = new Cell(kv, options.cellName ?? 'test');
-  const server = await startApiServer({ cell, listen: '127.0.0.1:0', shutdownGraceMs: 1_000, ...(options.logger === undefined ? {} : { logger: options.logger }) });
+  const server = await startApiServer({ ...options.server, cell, listen: '127.0.0.1:0', shutdownGraceMs: 1_000, ...(options.logger === undefined ? {} : { logger: options.logger }) });
   const client = new ApiTestClient(server.address);
   return {
     kv,

@@ -2,3 +2,4 @@
  * Test support for @omega/api: a client built from the .proto files and an in-memory harness.
  */
 export { ApiTestClient, startTestApi, type TestApi } from './api-client.js';
+export { outageKv, type OutageKv } from './outage-kv.js';

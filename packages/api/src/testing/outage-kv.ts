@@ -1,0 +1,56 @@
+/**
+ * A store that can go away, for tests of what the API does during an etcd outage.
+ *
+ * - `stop()`: requests hang until `resume()` and then run, as with a SIGSTOPped etcd (the
+ *   connection stays up, nothing answers);
+ * - `refuse()`: requests fail at once with KvUnavailableError, as with etcd down (connection
+ *   refused) or etcd3's open circuit breaker;
+ * - `resume()`: back to normal; hung requests proceed.
+ *
+ * Watches pass through untouched (the mirror keeps its state); only requests are affected.
+ */
+import { KvUnavailableError, type KvStore } from '@omega/cell-state';
+
+export interface OutageKv {
+  readonly kv: KvStore;
+  stop(): void;
+  refuse(): void;
+  resume(): void;
+}
+
+const REQUESTS = new Set(['range', 'txn', 'put', 'delete', 'grantLease', 'compact', 'currentRevision']);
+
+export function outageKv(inner: KvStore): OutageKv {
+  let mode: 'up' | 'stopped' | 'refusing' = 'up';
+  let resumed: Promise<void> = Promise.resolve();
+  let release: () => void = () => undefined;
+  const kv = new Proxy(inner, {
+    get(target, property, receiver) {
+      const value: unknown = Reflect.get(target, property, receiver);
+      if (typeof value !== 'function') return value;
+      const fn = (value as (...args: unknown[]) => unknown).bind(target);
+      if (typeof property !== 'string' || !REQUESTS.has(property)) return fn;
+      return async (...args: unknown[]) => {
+        if (mode === 'refusing') throw new KvUnavailableError('etcd unavailable: connection refused (test outage)');
+        if (mode === 'stopped') await resumed;
+        return fn(...args);
+      };
+    },
+  });
+  return {
+    kv,
+    stop: () => {
+      if (mode === 'stopped') return;
+      mode = 'stopped';
+      resumed = new Promise((resolve) => (release = resolve));
+    },
+    refuse: () => {
+      release();
+      mode = 'refusing';
+    },
+    resume: () => {
+      mode = 'up';
+      release();
+    },
+  };
+}
