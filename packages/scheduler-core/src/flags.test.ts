@@ -28,6 +28,7 @@ describe('scheduler process flags', () => {
         '--etcd', 'http://127.0.0.1:2379,http://127.0.0.1:2479', '--cell', 'prod', '--name', 'b1', '--conflict-mode', 'sequence-numbers',
         '--transaction-mode', 'all-or-nothing', '--t-job-ms', '100', '--t-task-ms', '2.5', '--lease-ttl-s', '2', '--machine-loss-grace-ms', '800',
         '--ownership-grace-ms', '300', '--max-queued-jobs', '9', '--stats-interval-ms', '250', '--max-txn-ops', '10000', '--log-level', 'warn', '--seed', '42',
+        '--max-restarts-per-job-per-minute', '30',
       ],
       'batch',
     );
@@ -48,6 +49,7 @@ describe('scheduler process flags', () => {
         ownershipGraceMs: 300,
         maxQueuedJobs: 9,
         statsIntervalMs: 250,
+        maxRestartsPerJobPerMinute: 30,
       },
     });
   });
@@ -64,6 +66,7 @@ describe('scheduler process flags', () => {
     expect(flagOf(['--name', '../x'])).toBe('--name');
     expect(flagOf(['--log-level', 'loud'])).toBe('--log-level');
     expect(flagOf(['--max-queued-jobs', '0'])).toBe('--max-queued-jobs');
+    expect(flagOf(['--max-restarts-per-job-per-minute', '0'])).toBe('--max-restarts-per-job-per-minute');
     expect(flagOf(['--frobnicate'])).toBe('--frobnicate');
     expect(flagOf(['stray'])).toBe('stray');
   });
@@ -103,5 +106,12 @@ describe('loop settings', () => {
     expect(settingOf({ jobKinds: [] })).toBe('jobKinds');
     expect(settingOf({ thinkTimeByKind: { batch: { jobMs: -1, taskMs: 0 } } })).toBe('thinkTimeByKind.batch');
     expect(settingOf({ thinkTimeJobMs: 0.5, jobKinds: ['batch', 'service'] })).toBeUndefined();
+    expect(settingOf({ maxRestartsPerJobPerMinute: 0 })).toBe('maxRestartsPerJobPerMinute');
+  });
+
+  it('refuse a default restart backoff under the 1 s floor, and cap crash loops at 10 restarts a minute by default', () => {
+    expect(settingOf({ restartBackoffInitialMs: 999 })).toBe('restartBackoffInitialMs');
+    expect(() => resolveSettings({ restartBackoffInitialMs: 10 })).toThrow('restartBackoffInitialMs: must be >= 1000 (restarts are never less than 1 s apart), got 10');
+    expect(resolveSettings({}).maxRestartsPerJobPerMinute).toBe(10);
   });
 });

@@ -42,6 +42,9 @@ export function schedulerUsage(program: string): string {
   --ownership-grace-ms MS        before taking a job hashed to another instance (default 1000)
   --max-queued-jobs N            owned jobs waiting for placement at most (default 256)
   --stats-interval-ms MS         how often stats are published (default 1000)
+  --max-restarts-per-job-per-minute N
+                                 crash-loop cap: a job restarts at most max(N, instances)
+                                 tasks in any minute; more wait (default 10)
   --max-txn-ops N                the etcd server's --max-txn-ops (default 128, etcd's default)
   --log-level LEVEL              ${LOG_LEVELS.join(' | ')} (default info)
   --seed N                       seed of the placement randomness (default: from time and pid)
@@ -62,6 +65,7 @@ const OPTIONS = {
   'ownership-grace-ms': { type: 'string' },
   'max-queued-jobs': { type: 'string' },
   'stats-interval-ms': { type: 'string' },
+  'max-restarts-per-job-per-minute': { type: 'string' },
   'max-txn-ops': { type: 'string' },
   'log-level': { type: 'string' },
   seed: { type: 'string' },
@@ -78,6 +82,7 @@ const SETTING_FLAGS: Partial<Record<keyof SchedulerSettings, string>> = {
   ownershipGraceMs: '--ownership-grace-ms',
   maxQueuedJobs: '--max-queued-jobs',
   statsIntervalMs: '--stats-interval-ms',
+  maxRestartsPerJobPerMinute: '--max-restarts-per-job-per-minute',
 };
 
 const CELL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
@@ -138,6 +143,7 @@ export function parseSchedulerArgs(argv: readonly string[], kind: string): Sched
     ownershipGraceMs: number('--ownership-grace-ms', values['ownership-grace-ms']),
     maxQueuedJobs: number('--max-queued-jobs', values['max-queued-jobs'], { min: 1 }),
     statsIntervalMs: number('--stats-interval-ms', values['stats-interval-ms']),
+    maxRestartsPerJobPerMinute: number('--max-restarts-per-job-per-minute', values['max-restarts-per-job-per-minute'], { min: 1 }),
   };
   let settings: SchedulerSettings;
   try {

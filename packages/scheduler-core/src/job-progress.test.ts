@@ -1,6 +1,6 @@
 import { jobId, taskId, type JobKind, type RestartPolicy, type Task, type TaskState } from '@omega/cell-state';
 import { describe, expect, it } from 'vitest';
-import { restartDecision } from './job-progress.js';
+import { MIN_RESTART_BACKOFF_MS, restartDecision, restartRateCap, restartRateReason, throttleRestarts, type JobProgress } from './job-progress.js';
 import { LatencyHistogram } from './metrics.js';
 import { rendezvousOwner } from './rendezvous.js';
 
@@ -44,9 +44,9 @@ describe('restart rules', () => {
   });
 
   it('wait initialBackoffMs doubled per restart, up to maxBackoffMs, from when the task finished', () => {
-    const p = policy('always', { initialBackoffMs: 500, maxBackoffMs: 3000 });
+    const p = policy('always', { initialBackoffMs: 1500, maxBackoffMs: 5000 });
     const at = (restartsSoFar: number) => restartDecision('service', p, task('failed', { restarts: restartsSoFar }), defaults);
-    expect([0, 1, 2, 3, 10, 5000].map((n) => at(n))).toEqual([10_500, 11_000, 12_000, 13_000, 13_000, 13_000].map((notBeforeMs) => ({ restart: true, notBeforeMs })));
+    expect([0, 1, 2, 3, 10, 5000].map((n) => at(n))).toEqual([11_500, 13_000, 15_000, 15_000, 15_000, 15_000].map((notBeforeMs) => ({ restart: true, notBeforeMs })));
     expect(restartDecision('service', policy('always'), task('failed'), defaults)).toEqual({ restart: true, notBeforeMs: 11_000 });
     expect(restartDecision('service', policy('always'), task('failed', { finishedAtMs: 0 }), defaults)).toEqual({ restart: true, notBeforeMs: 0 });
   });
@@ -86,5 +86,58 @@ describe('latency histogram', () => {
     expect(Math.abs(s.p90Ms - 900) / 900).toBeLessThan(0.01);
     expect(s.maxMs).toBe(1000);
     expect(new LatencyHistogram().summary()).toEqual({ count: 0, meanMs: 0, p50Ms: 0, p90Ms: 0, p99Ms: 0, maxMs: 0 });
+  });
+});
+
+describe('crash-loop throttling', () => {
+  it('never restarts sooner than 1 s after the end, whatever the job or the defaults ask', () => {
+    const tiny = policy('always', { initialBackoffMs: 1, maxBackoffMs: 1 });
+    expect(MIN_RESTART_BACKOFF_MS).toBe(1000);
+    for (const restartsSoFar of [0, 1, 5, 100]) {
+      expect(restartDecision('service', tiny, task('failed', { restarts: restartsSoFar }), defaults)).toEqual({ restart: true, notBeforeMs: 11_000 });
+    }
+    expect(restartDecision('service', policy('always'), task('failed'), { restartBackoffInitialMs: 1, restartBackoffMaxMs: 1 })).toEqual({ restart: true, notBeforeMs: 11_000 });
+    // A terminal record without finishedAtMs waits from its placement instead of not at all.
+    expect(restartDecision('service', tiny, task('failed', { finishedAtMs: 0, placedAtMs: 4000 }), defaults)).toEqual({ restart: true, notBeforeMs: 5000 });
+  });
+
+  it('cap a job at max(setting, instances) restarts a minute', () => {
+    expect([restartRateCap(1, 10), restartRateCap(3, 10), restartRateCap(500, 10), restartRateCap(1, 1)]).toEqual([10, 10, 500, 1]);
+  });
+
+  function progress(indices: number[], restarting: number[], nextRestartAtMs?: number): JobProgress {
+    return {
+      toPlace: indices.map((index) => ({ taskId: taskId(jobId('j'), index), index })),
+      restarting: new Set(restarting),
+      nextRestartAtMs,
+      live: [],
+      fullyPlaced: false,
+      outcome: { kind: 'active' },
+    };
+  }
+
+  it('let restarts through while the last minute holds fewer than the cap', () => {
+    const p = progress([0, 1, 2], [0, 1, 2]);
+    expect(throttleRestarts(p, [1000, 2000], 5, 60_000)).toBe(p);
+    // Restarts older than a minute no longer count.
+    expect(throttleRestarts(p, [0, 100, 200, 300, 400], 5, 60_500)).toBe(p);
+  });
+
+  it('hold back the restarts over the cap, until the oldest counted one leaves the minute', () => {
+    const now = 100_000;
+    // Four restarts in the last minute, in any order, and one older than that (39 000).
+    const held = throttleRestarts(progress([0, 1, 2, 3], [1, 2, 3], 120_000), [50_000, 45_000, 90_000, 60_000, 39_000], 6, now);
+    // 4 in the window, cap 6: two more may go now (lowest indices first); index 0 was never placed and always goes.
+    expect(held.toPlace.map((t) => t.index)).toEqual([0, 1, 2]);
+    expect([...held.restarting]).toEqual([1, 2]);
+    // After those two the window is full; the next slot frees when 45 000 leaves it.
+    expect(held.throttled).toEqual({ recent: 4, held: 1, untilMs: 105_000 });
+    expect(held.nextRestartAtMs).toBe(105_000);
+    expect(held.fullyPlaced).toBe(false);
+    expect(restartRateReason(held.throttled!)).toBe('restart rate limit: 4 restarts in the last minute');
+
+    const full = throttleRestarts(progress([3], [3]), [95_000, 41_000, 70_000], 3, now);
+    expect(full.toPlace).toEqual([]);
+    expect(full.throttled).toEqual({ recent: 3, held: 1, untilMs: 101_000 });
   });
 });

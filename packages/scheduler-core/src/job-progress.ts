@@ -17,8 +17,12 @@
  * - `maxRestarts > 0` bounds every other replacement: a task whose record says `restarts >=
  *   maxRestarts` is not restarted (the commit increments `restarts` on every replacement).
  * - A restart waits `initialBackoffMs x 2^restarts`, at most `maxBackoffMs` (0 in the job means
- *   the scheduler's defaults), counted from the task's `finishedAtMs` (no wait when that is 0),
- *   and never before the record's own `notBeforeMs`.
+ *   the scheduler's defaults), never less than {@link MIN_RESTART_BACKOFF_MS} (1 s) whatever the
+ *   job or the settings say, counted from the task's `finishedAtMs` (from its `placedAtMs` when
+ *   that is 0; no wait when both are), and never before the record's own `notBeforeMs`.
+ * - Crash loops are also capped per job: {@link throttleRestarts} holds back restarts beyond
+ *   {@link restartRateCap} in the last {@link RESTART_RATE_WINDOW_MS} (they wait, the job does not
+ *   fail). Replacements of lost and preempted tasks are neither counted nor held.
  * - A job ends `succeeded` when every task succeeded and none restarts; `failed` as soon as a
  *   batch task ended for good without succeeding, or, for services, when every task ended for
  *   good and one of them did not succeed. A job whose desired state is `killed` is handled by
@@ -35,6 +39,16 @@ import {
   type Task,
 } from '@omega/cell-state';
 import type { TaskToPlace } from './policy.js';
+
+/**
+ * The shortest restart backoff, whatever a job's policy or the scheduler's settings say: a task
+ * that exits at once is restarted at most once a second (stored jobs that ask for less are
+ * throttled, not refused).
+ */
+export const MIN_RESTART_BACKOFF_MS = 1_000;
+
+/** The window of {@link throttleRestarts}: restarts are counted over the last minute. */
+export const RESTART_RATE_WINDOW_MS = 60_000;
 
 /** The scheduler's restart backoff defaults (used where the job's policy says 0). */
 export interface RestartDefaults {
@@ -81,11 +95,13 @@ export function restartDecision(kind: JobKind, policy: RestartPolicy, task: Task
   if (boundedByMax && policy.maxRestarts > 0 && task.restarts >= policy.maxRestarts) {
     return { restart: false, why: `task ${task.index} ${describeEnding(task)} after ${task.restarts} restarts (maxRestarts ${policy.maxRestarts})` };
   }
-  const initial = policy.initialBackoffMs > 0 ? policy.initialBackoffMs : defaults.restartBackoffInitialMs;
+  const initial = Math.max(MIN_RESTART_BACKOFF_MS, policy.initialBackoffMs > 0 ? policy.initialBackoffMs : defaults.restartBackoffInitialMs);
   const max = Math.max(initial, policy.maxBackoffMs > 0 ? policy.maxBackoffMs : defaults.restartBackoffMaxMs);
   // 2^restarts overflows to Infinity for huge counts; min() keeps it at max.
   const delay = Math.min(max, initial * 2 ** Math.max(0, task.restarts));
-  const from = task.finishedAtMs > 0 ? task.finishedAtMs + delay : 0;
+  // A terminal record without finishedAtMs (an agent that did not say) still waits from its placement.
+  const since = task.finishedAtMs > 0 ? task.finishedAtMs : task.placedAtMs;
+  const from = since > 0 ? since + delay : 0;
   return { restart: true, notBeforeMs: Math.max(from, task.notBeforeMs) };
 }
 
@@ -98,6 +114,13 @@ export type JobOutcome =
 export interface JobProgress {
   /** Indices to place now, in index order: no record, or ended and due for restart. */
   readonly toPlace: readonly TaskToPlace[];
+  /**
+   * The indices of `toPlace` that restart a task which ended by its own doing (failed, killed
+   * other than by preemption, or succeeded under `always`): what the restart rate cap counts.
+   */
+  readonly restarting: ReadonlySet<number>;
+  /** Set by {@link throttleRestarts} when it held restarts back. */
+  readonly throttled?: RestartThrottle;
   /** Earliest time a task waiting for its restart backoff becomes due; undefined when none waits. */
   readonly nextRestartAtMs: number | undefined;
   /** Tasks whose record is not terminal (placed, running): their claims count. */
@@ -114,6 +137,7 @@ export interface JobProgress {
 export function assessJob(job: Job, snapshot: CellSnapshot, nowMs: number, defaults: RestartDefaults): JobProgress {
   const { kind, instances, restartPolicy } = job.spec;
   const toPlace: TaskToPlace[] = [];
+  const restarting = new Set<number>();
   const live: Task[] = [];
   let nextRestartAtMs: number | undefined;
   let succeeded = 0;
@@ -132,8 +156,10 @@ export function assessJob(job: Job, snapshot: CellSnapshot, nowMs: number, defau
     }
     const decision = restartDecision(kind, restartPolicy, task, defaults);
     if (decision.restart) {
-      if (decision.notBeforeMs <= nowMs) toPlace.push({ taskId: id, index });
-      else nextRestartAtMs = Math.min(nextRestartAtMs ?? Infinity, decision.notBeforeMs);
+      if (decision.notBeforeMs <= nowMs) {
+        toPlace.push({ taskId: id, index });
+        if (!notAtFault(task)) restarting.add(index);
+      } else nextRestartAtMs = Math.min(nextRestartAtMs ?? Infinity, decision.notBeforeMs);
       continue;
     }
     endedForGood++;
@@ -144,5 +170,65 @@ export function assessJob(job: Job, snapshot: CellSnapshot, nowMs: number, defau
   let outcome: JobOutcome = { kind: 'active' };
   if (firstFailure !== undefined && (kind === 'batch' || endedForGood === instances)) outcome = { kind: 'failed', reason: firstFailure };
   else if (instances > 0 && succeeded === instances) outcome = { kind: 'succeeded' };
-  return { toPlace, nextRestartAtMs, live, fullyPlaced, outcome };
+  return { toPlace, restarting, nextRestartAtMs, live, fullyPlaced, outcome };
+}
+
+/** Restarts held back by the rate cap, for the job's status. */
+export interface RestartThrottle {
+  /** Restarts of the job in the last minute. */
+  readonly recent: number;
+  /** Restarts due now that wait. */
+  readonly held: number;
+  /** When the oldest counted restart leaves the window (the next one may go then). */
+  readonly untilMs: number;
+}
+
+/**
+ * The most restarts one job makes per minute: `max(maxRestartsPerJobPerMinute, instances)`, so
+ * every task of a large job may still restart about once a minute while a small job's crash
+ * loop is held to the setting (default 10).
+ */
+export function restartRateCap(instances: number, maxRestartsPerJobPerMinute: number): number {
+  return Math.max(1, maxRestartsPerJobPerMinute, instances);
+}
+
+/** The status reason of a job whose restarts wait for the rate cap. */
+export function restartRateReason(throttle: RestartThrottle): string {
+  return `restart rate limit: ${throttle.recent} restarts in the last minute`;
+}
+
+/**
+ * Applies the restart rate cap to a judged job: with `recentRestartsMs` (when the job's restarts
+ * of the last {@link RESTART_RATE_WINDOW_MS} were committed, any order) at or over `cap`, the
+ * restarts of `progress.restarting` beyond what the cap still allows are taken out of `toPlace`
+ * (lowest indices go first) and `nextRestartAtMs` is brought forward to when the next may go.
+ * Tasks never placed and replacements of lost or preempted tasks are left alone. Pure.
+ */
+export function throttleRestarts(progress: JobProgress, recentRestartsMs: readonly number[], cap: number, nowMs: number): JobProgress {
+  if (progress.restarting.size === 0) return progress;
+  const windowStart = nowMs - RESTART_RATE_WINDOW_MS;
+  const recent = recentRestartsMs.filter((t) => t > windowStart).sort((a, b) => a - b);
+  const allowed = Math.max(0, cap - recent.length);
+  if (progress.restarting.size <= allowed) return progress;
+  const toPlace: TaskToPlace[] = [];
+  const restarting = new Set<number>();
+  let held = 0;
+  for (const task of progress.toPlace) {
+    if (!progress.restarting.has(task.index)) toPlace.push(task);
+    else if (restarting.size < allowed) {
+      toPlace.push(task);
+      restarting.add(task.index);
+    } else held++;
+  }
+  // The restart that frees a slot: the oldest one still counted once those allowed now are made.
+  const freeing = recent[recent.length - cap + allowed] ?? recent[0] ?? nowMs;
+  const untilMs = Math.max(nowMs + 1, freeing + RESTART_RATE_WINDOW_MS);
+  return {
+    ...progress,
+    toPlace,
+    restarting,
+    nextRestartAtMs: Math.min(progress.nextRestartAtMs ?? Infinity, untilMs),
+    fullyPlaced: false,
+    throttled: { recent: recent.length, held, untilMs },
+  };
 }

@@ -60,7 +60,8 @@ import type { Logger } from 'pino';
 import pino from 'pino';
 import { systemClock, type Clock } from './clock.js';
 import { JobBook, type OwnedJob } from './job-book.js';
-import { assessJob } from './job-progress.js';
+import { assessJob, restartRateReason } from './job-progress.js';
+import { RestartLog } from './restart-log.js';
 import { JobActions } from './job-actions.js';
 import { LeaseKeeper, NoLeaseError, type LeaseSource } from './lease-keeper.js';
 import { mergeRuledOut, noFitReason, type OfferedMachines } from './job-status.js';
@@ -189,6 +190,8 @@ export class Scheduler {
   private retryMaintenanceAtMs: number | undefined;
   private nextStatsAtMs: number;
   private readonly offeredCache = new OfferedMachinesCache();
+  /** Restarts committed in the last minute, for the crash-loop cap. */
+  private readonly restartLog: RestartLog;
 
   private stepping = false;
   private stopping = false;
@@ -209,6 +212,7 @@ export class Scheduler {
   constructor(options: SchedulerOptions) {
     this.name = options.name;
     this.settings = resolveSettings(options.settings);
+    this.restartLog = new RestartLog(this.settings.maxRestartsPerJobPerMinute);
     this.cell = options.cell;
     this.mirror = options.mirror;
     this.policy = options.policy;
@@ -569,7 +573,7 @@ export class Scheduler {
       const writes = await this.actions.killTasks(job, snapshot, now, 'job-killed');
       return writes + (await this.actions.finish(entry, { state: 'killed', reason: 'killed by request', ruledOut: [] }));
     }
-    const progress = assessJob(job, snapshot, now, this.settings);
+    const progress = this.restartLog.throttle(job, snapshot, assessJob(job, snapshot, now, this.settings), now);
     if (progress.outcome.kind === 'failed') {
       this.recorder.counts.jobsFailed++;
       const writes = await this.actions.killTasks(job, snapshot, now, 'job-failed');
@@ -584,6 +588,10 @@ export class Scheduler {
     if (wasQueued && !entry.needsPlacement) this.ownership.noteRoomFreed();
     if (entry.needsPlacement) {
       entry.readyAtMs = progress.toPlace.length > 0 ? entry.retryAtMs : Math.max(entry.retryAtMs, progress.nextRestartAtMs ?? now);
+      // Restarts held by the crash-loop cap wait; the status says why (once per change).
+      if (progress.throttled !== undefined) {
+        return this.actions.writeStatus(entry, { state: progress.live.length > 0 ? 'running' : 'pending', reason: restartRateReason(progress.throttled), ruledOut: [] });
+      }
       return 0;
     }
     if (entry.fullyPlacedAtMs === 0) {
@@ -631,7 +639,7 @@ export class Scheduler {
     const snapshot = this.mirror.snapshot();
     const start = this.clock.now();
     const job = snapshot.job(entry.id);
-    const progress = job === undefined ? undefined : assessJob(job, snapshot, start, this.settings);
+    const progress = job === undefined ? undefined : this.restartLog.throttle(job, snapshot, assessJob(job, snapshot, start, this.settings), start);
     if (job === undefined || progress === undefined || progress.toPlace.length === 0 || progress.outcome.kind !== 'active' || job.desired !== 'running') {
       entry.readyAtMs = progress?.nextRestartAtMs ?? Infinity;
       this.toAssess.add(entry.id);
@@ -697,6 +705,7 @@ export class Scheduler {
       this.recorder.commitLatency.add(this.clock.now() - commitStart);
       committed = result.committed.length;
       conflicted = result.conflicted.length;
+      this.restartLog.note(job.id, result.committed.filter((d) => progress.restarting.has(parseTaskId(d.claim.taskId)?.index ?? -1)).length, this.clock.now());
       this.recorder.recordCommit(committed, conflicted, result.spuriousRetries, busyMs);
       await this.mirror.waitForRevision(result.revision).catch((error: unknown) => {
         throw error instanceof MirrorStoppedError ? error : new MirrorLagError(result.revision, { cause: error });

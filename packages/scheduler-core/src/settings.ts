@@ -3,6 +3,7 @@
  * with an error that names the bad setting. Process flags (flags.ts) map onto these one to one.
  */
 import { CONFLICT_MODES, TRANSACTION_MODES, type ConflictMode, type JobKind, type TransactionMode } from '@omega/cell-state';
+import { MIN_RESTART_BACKOFF_MS } from './job-progress.js';
 
 /** An artificial think time: `jobMs + taskMs x tasks to place`. */
 export interface ThinkTime {
@@ -57,9 +58,17 @@ export interface SchedulerSettings {
   readonly retryBackoffMaxMs: number;
   /** An abandoned job is tried again after this long; 0 = never (as in Omega's simulator). */
   readonly abandonedRetryMs: number;
-  /** Restart backoff for jobs whose restart policy leaves it at 0. Defaults 1 s and 60 s. */
+  /**
+   * Restart backoff for jobs whose restart policy leaves it at 0. Defaults 1 s and 60 s; the
+   * initial one may not be below 1 s (`MIN_RESTART_BACKOFF_MS`, the floor every restart obeys).
+   */
   readonly restartBackoffInitialMs: number;
   readonly restartBackoffMaxMs: number;
+  /**
+   * Crash-loop cap: a job makes at most `max(this, instances)` restarts in any minute; more wait
+   * (the status says `restart rate limit: N restarts in the last minute`). Default 10.
+   */
+  readonly maxRestartsPerJobPerMinute: number;
   /** Stats are published to `schedulers/<name>` this often (clock time); 0 = only when asked. Default 1 s. */
   readonly statsIntervalMs: number;
   /** Pause after a store error before `run()` tries again. Default 1 s. */
@@ -83,6 +92,7 @@ export const DEFAULT_SETTINGS: SchedulerSettings = Object.freeze({
   abandonedRetryMs: 0,
   restartBackoffInitialMs: 1_000,
   restartBackoffMaxMs: 60_000,
+  maxRestartsPerJobPerMinute: 10,
   statsIntervalMs: 1_000,
   errorBackoffMs: 1_000,
 });
@@ -92,7 +102,7 @@ type NumericSetting = {
 }[keyof SchedulerSettings];
 
 /** Settings that must be integers >= 1 (the others are integers >= 0). */
-const AT_LEAST_ONE: ReadonlySet<NumericSetting> = new Set(['maxQueuedJobs', 'maxAttempts', 'maxAttemptsWithoutProgress']);
+const AT_LEAST_ONE: ReadonlySet<NumericSetting> = new Set(['maxQueuedJobs', 'maxAttempts', 'maxAttemptsWithoutProgress', 'maxRestartsPerJobPerMinute']);
 
 /**
  * Fills defaults and validates. Throws {@link SettingsError} naming the first bad setting.
@@ -126,6 +136,9 @@ export function resolveSettings(input: Partial<SchedulerSettings> = {}): Schedul
   }
   if (s.retryBackoffMaxMs < s.retryBackoffInitialMs) {
     throw new SettingsError('retryBackoffMaxMs', `must be >= retryBackoffInitialMs (${s.retryBackoffInitialMs}), got ${s.retryBackoffMaxMs}`);
+  }
+  if (s.restartBackoffInitialMs < MIN_RESTART_BACKOFF_MS) {
+    throw new SettingsError('restartBackoffInitialMs', `must be >= ${MIN_RESTART_BACKOFF_MS} (restarts are never less than 1 s apart), got ${s.restartBackoffInitialMs}`);
   }
   if (s.restartBackoffMaxMs < s.restartBackoffInitialMs) {
     throw new SettingsError('restartBackoffMaxMs', `must be >= restartBackoffInitialMs (${s.restartBackoffInitialMs}), got ${s.restartBackoffMaxMs}`);
