@@ -21,6 +21,7 @@ if (!built) console.warn('\n!!! SKIPPING the omega dev supervision tests: run `n
 interface ProcessStatus {
   name: string;
   pid: number | null;
+  startTicks: string | null;
   state: string;
   restarts: number;
 }
@@ -28,8 +29,8 @@ interface ProcessStatus {
 let dataDir: string;
 let api: string;
 let dev: Started | undefined;
-/** Every child pid seen, for the safety net in afterAll. */
-const seen = new Set<number>();
+/** Every child seen (pid and start time), for the safety net in afterAll. */
+const seen = new Map<number, string>();
 
 /** Alive and not a zombie (a child of a killed parent may wait a moment to be reaped). */
 function alive(pid: number): boolean {
@@ -38,16 +39,23 @@ function alive(pid: number): boolean {
   } catch {
     return false;
   }
+  return startTicks(pid) !== undefined;
+}
+
+/** Field 22 of /proc/<pid>/stat (its start time), undefined when gone or a zombie. */
+function startTicks(pid: number): string | undefined {
   try {
-    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return fields[0] === 'Z' ? undefined : fields[19];
   } catch {
-    return false;
+    return undefined;
   }
 }
 
 function status(dir = dataDir): { pid: number; processes: ProcessStatus[] } {
   const parsed = JSON.parse(readFileSync(join(dir, 'dev-status.json'), 'utf8')) as { pid: number; processes: ProcessStatus[] };
-  for (const p of parsed.processes) if (p.pid !== null) seen.add(p.pid);
+  for (const p of parsed.processes) if (p.pid !== null && p.startTicks !== null) seen.set(p.pid, p.startTicks);
   return parsed;
 }
 
@@ -96,9 +104,9 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await stopAll();
-  // Whatever the tests did, no child of theirs stays behind.
-  for (const pid of seen) {
-    if (!alive(pid)) continue;
+  // Whatever the tests did, no child of theirs stays behind (a recycled pid is left alone).
+  for (const [pid, ticks] of seen) {
+    if (startTicks(pid) !== ticks) continue;
     try {
       process.kill(-pid, 'SIGKILL');
     } catch {
