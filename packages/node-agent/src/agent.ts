@@ -263,6 +263,7 @@ export class Agent {
     const claimed: TaskId[] = [];
     for (const id of this.machineIds) for (const claim of snapshot.machine(id)?.claims ?? []) claimed.push(claim.taskId);
     this.interest.rescan(snapshot, claimed, this.byJob.keys());
+    for (const id of [...this.handled.keys()]) if (snapshot.task(id) === undefined && !this.attempts.has(id)) this.handled.delete(id);
     for (const id of [...this.attempts.keys()]) this.checkLocal(snapshot, id);
     for (const id of this.machineIds) this.scanMachine(snapshot, id);
   }
@@ -289,7 +290,12 @@ export class Agent {
 
   private considerStart(snapshot: CellSnapshot, id: TaskId): void {
     const task = snapshot.task(id);
-    if (task === undefined) return;
+    if (task === undefined) {
+      // Deleted (retention) or moved to another machine: its claim here can never start again,
+      // and what we remember about it would only grow with every task this machine ever ran.
+      if (this.attempts.get(id) === undefined) this.handled.delete(id);
+      return;
+    }
     // Once the record left `placed` at the claim we handled, it can never be placed again at
     // that claim: forget it.
     if (this.handled.get(id) === task.claimId && task.state !== 'placed' && this.attempts.get(id)?.claimId !== task.claimId) this.handled.delete(id);
