@@ -5,7 +5,7 @@
  */
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
-import { CONFLICT_MODES, FlagError, LOG_LEVELS, TRANSACTION_MODES, parseEtcdEndpoints, type ConflictMode, type LogLevel, type TransactionMode } from '@omega/cell-state';
+import { CONFLICT_MODES, DEFAULT_REQUEST_RETENTION_MS, FlagError, LOG_LEVELS, TRANSACTION_MODES, parseEtcdEndpoints, type ConflictMode, type LogLevel, type TransactionMode } from '@omega/cell-state';
 import { resolveSettings, SettingsError, type SchedulerSettings } from './settings.js';
 
 
@@ -42,6 +42,10 @@ export function schedulerUsage(program: string): string {
   --ownership-grace-ms MS        before taking a job hashed to another instance (default 1000)
   --max-queued-jobs N            owned jobs waiting for placement at most (default 256)
   --stats-interval-ms MS         how often stats are published (default 1000)
+  --job-retention DURATION       finished jobs are deleted this long after they ended, unless
+                                 the job sets its own retention; 0 = never (default 24h)
+  --request-retention DURATION   request records (idempotent submits) are deleted after this;
+                                 0 = never (default 24h)
   --max-restarts-per-job-per-minute N
                                  crash-loop cap: a job restarts at most max(N, instances)
                                  tasks in any minute; more wait (default 10)
@@ -65,6 +69,8 @@ const OPTIONS = {
   'ownership-grace-ms': { type: 'string' },
   'max-queued-jobs': { type: 'string' },
   'stats-interval-ms': { type: 'string' },
+  'job-retention': { type: 'string' },
+  'request-retention': { type: 'string' },
   'max-restarts-per-job-per-minute': { type: 'string' },
   'max-txn-ops': { type: 'string' },
   'log-level': { type: 'string' },
@@ -82,6 +88,8 @@ const SETTING_FLAGS: Partial<Record<keyof SchedulerSettings, string>> = {
   ownershipGraceMs: '--ownership-grace-ms',
   maxQueuedJobs: '--max-queued-jobs',
   statsIntervalMs: '--stats-interval-ms',
+  jobRetentionMs: '--job-retention',
+  requestRetentionMs: '--request-retention',
   maxRestartsPerJobPerMinute: '--max-restarts-per-job-per-minute',
 };
 
@@ -97,6 +105,21 @@ function number(flag: string, raw: string | undefined, options: { integer?: bool
     throw new FlagError(flag, `must be ${integer ? 'an integer' : 'a number'} >= ${min}, got ${JSON.stringify(raw)}`);
   }
   return value;
+}
+
+/** A scheduler process's default `--job-retention`: a day. */
+export const DEFAULT_PROCESS_JOB_RETENTION_MS = 24 * 3600 * 1000;
+
+const DURATION_UNITS: Readonly<Record<string, number>> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** `10s`, `500ms`, `30m`, `24h`, `7d` or `0` → ms. */
+function duration(flag: string, raw: string | undefined): number | undefined {
+  if (raw === undefined) return undefined;
+  if (raw.trim() === '0') return 0;
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$/.exec(raw);
+  const ms = m === null ? NaN : Math.round(Number(m[1]) * (DURATION_UNITS[m[2] ?? ''] ?? NaN));
+  if (!Number.isSafeInteger(ms)) throw new FlagError(flag, `must be a duration like 10s, 30m, 24h or 7d (0: never), got ${JSON.stringify(raw)}`);
+  return ms;
 }
 
 function oneOf<T extends string>(flag: string, raw: string | undefined, allowed: readonly T[]): T | undefined {
@@ -143,6 +166,8 @@ export function parseSchedulerArgs(argv: readonly string[], kind: string): Sched
     ownershipGraceMs: number('--ownership-grace-ms', values['ownership-grace-ms']),
     maxQueuedJobs: number('--max-queued-jobs', values['max-queued-jobs'], { min: 1 }),
     statsIntervalMs: number('--stats-interval-ms', values['stats-interval-ms']),
+    jobRetentionMs: duration('--job-retention', values['job-retention']) ?? DEFAULT_PROCESS_JOB_RETENTION_MS,
+    requestRetentionMs: duration('--request-retention', values['request-retention']) ?? DEFAULT_REQUEST_RETENTION_MS,
     maxRestartsPerJobPerMinute: number('--max-restarts-per-job-per-minute', values['max-restarts-per-job-per-minute'], { min: 1 }),
   };
   let settings: SchedulerSettings;

@@ -105,6 +105,10 @@ export interface SchedulerMetrics {
   readonly jobsInvalid: number;
   readonly tasksMarkedLost: number;
   readonly storeErrors: number;
+  /** Finished jobs this instance's janitor deleted after their retention. */
+  readonly jobsDeleted: number;
+  /** Expired request records this instance's janitor deleted. */
+  readonly requestsDeleted: number;
   /** Leases lost while running (the store unreachable past the TTL); each is followed by a re-grant. */
   readonly leasesLost: number;
   /** Leases granted after a loss (or at the first step when none was given), each followed by a rebuild of the book. */
@@ -147,6 +151,8 @@ export class MetricsRecorder {
     jobsInvalid: 0,
     tasksMarkedLost: 0,
     storeErrors: 0,
+    jobsDeleted: 0,
+    requestsDeleted: 0,
     leasesLost: 0,
     leasesGranted: 0,
   };

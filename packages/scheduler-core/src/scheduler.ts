@@ -63,6 +63,7 @@ import { JobBook, type OwnedJob } from './job-book.js';
 import { assessJob, restartRateReason } from './job-progress.js';
 import { RestartLog } from './restart-log.js';
 import { JobActions } from './job-actions.js';
+import { Janitor } from './janitor.js';
 import { LeaseKeeper, NoLeaseError, type LeaseSource } from './lease-keeper.js';
 import { mergeRuledOut, noFitReason, type OfferedMachines } from './job-status.js';
 import { OfferedMachinesCache } from './offered-cache.js';
@@ -178,6 +179,8 @@ export class Scheduler {
   private readonly recorder: MetricsRecorder;
   private readonly ownership: Ownership;
   private readonly actions: JobActions;
+  /** Deletes finished jobs after their retention (janitor.ts); made at the first maintenance. */
+  private janitor: Janitor | undefined;
 
   private dirtyJobs = new Set<JobId>();
   private dirtyMachines = new Set<MachineId>();
@@ -528,6 +531,7 @@ export class Scheduler {
     writes += taken.writes;
     writes += await this.assessOwned(snapshot, now);
     writes += await this.markLostTasks(snapshot, now);
+    writes += await (this.janitor ??= new Janitor({ cell: this.cell, name: this.name, settings: this.settings, recorder: this.recorder, logger: this.logger })).step(snapshot, now);
     if (this.retryMaintenanceAtMs !== undefined && now >= this.retryMaintenanceAtMs) this.retryMaintenanceAtMs = undefined;
     if (this.settings.statsIntervalMs > 0 && now >= this.nextStatsAtMs) await this.publishStats();
     return writes;

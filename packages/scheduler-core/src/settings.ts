@@ -69,6 +69,16 @@ export interface SchedulerSettings {
    * (the status says `restart rate limit: N restarts in the last minute`). Default 10.
    */
   readonly maxRestartsPerJobPerMinute: number;
+  /**
+   * Finished jobs (succeeded, failed, killed) are deleted this long after their final status, by
+   * the janitor (janitor.ts), unless the job sets its own `retentionMs`. 0 = never delete (the
+   * default here, for the simulator and tests; the scheduler processes default to 24 h).
+   */
+  readonly jobRetentionMs: number;
+  /** Request records older than this are deleted (by one instance, every minute); 0 = never (processes: 24 h). */
+  readonly requestRetentionMs: number;
+  /** Most jobs the janitor deletes in one maintenance step. Default 100. */
+  readonly maxDeletionsPerStep: number;
   /** Stats are published to `schedulers/<name>` this often (clock time); 0 = only when asked. Default 1 s. */
   readonly statsIntervalMs: number;
   /** Pause after a store error before `run()` tries again. Default 1 s. */
@@ -93,6 +103,9 @@ export const DEFAULT_SETTINGS: SchedulerSettings = Object.freeze({
   restartBackoffInitialMs: 1_000,
   restartBackoffMaxMs: 60_000,
   maxRestartsPerJobPerMinute: 10,
+  jobRetentionMs: 0,
+  requestRetentionMs: 0,
+  maxDeletionsPerStep: 100,
   statsIntervalMs: 1_000,
   errorBackoffMs: 1_000,
 });
@@ -102,7 +115,7 @@ type NumericSetting = {
 }[keyof SchedulerSettings];
 
 /** Settings that must be integers >= 1 (the others are integers >= 0). */
-const AT_LEAST_ONE: ReadonlySet<NumericSetting> = new Set(['maxQueuedJobs', 'maxAttempts', 'maxAttemptsWithoutProgress', 'maxRestartsPerJobPerMinute']);
+const AT_LEAST_ONE: ReadonlySet<NumericSetting> = new Set(['maxQueuedJobs', 'maxAttempts', 'maxAttemptsWithoutProgress', 'maxDeletionsPerStep', 'maxRestartsPerJobPerMinute']);
 
 /**
  * Fills defaults and validates. Throws {@link SettingsError} naming the first bad setting.
