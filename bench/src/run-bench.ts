@@ -5,8 +5,8 @@
  *
  *   sim  --experiment E1|E2|E3|E4 [--quick] [--seed N] --out DIR [--jobs N] [--machines N]
  *        [--hours H] [--service-placement first-fit|careful] [--mirror shared|own]
- *   live --experiment T1|E3 [--quick] [--seed N] --out DIR [--machines N] [--tasks N]
- *        [--schedulers 1,2,4,8]
+ *   live --experiment T1|E3|churn [--quick] [--seed N] --out DIR [--machines N] [--tasks N]
+ *        [--schedulers 1,2,4,8] [--jobs N (churn)]
  *
  * Exit codes: 0 every check passed; 1 a check failed or the run failed; 2 bad flags.
  */
@@ -22,21 +22,24 @@ import { SIM_EXPERIMENTS, type SimExperimentId } from './sim-experiments.js';
 export const BENCH_USAGE = `usage: omega bench sim  --experiment E1|E2|E3|E4 --out DIR [--quick] [--seed N] [--jobs N]
                         [--machines N] [--hours H] [--service-placement first-fit|careful]
                         [--mirror shared|own]
-       omega bench live --experiment T1|E3 --out DIR [--quick] [--seed N] [--machines N]
-                        [--tasks N] [--schedulers 1,2,4,8]
+       omega bench live --experiment T1|E3|churn --out DIR [--quick] [--seed N] [--machines N]
+                        [--tasks N] [--schedulers 1,2,4,8] [--jobs N]
        omega bench report --out DIR
 
   sim   the Omega paper's experiments, simulated: the real schedulers against the in-memory
         store on a virtual clock (10,000 machines; --quick: a reduced sweep, about a minute)
   live  real etcd, hollow node agents and one process per scheduler, scaled down
         (T1: placement throughput vs the raw etcd ceiling; E3: conflict modes, checked
-        against the simulator at the same settings)
+        against the simulator at the same settings; churn: N short jobs through a whole
+        cell with a short retention, checking that every process's memory, etcd's
+        database and the cell's keys level off)
   report  rewrite DIR/result.md, the chart and the checks from DIR/result.json (no new run)
 
   --out DIR                 where result.json, result.md and the chart go
   --quick                   the reduced sweep
   --seed N                  seed of every random choice (default 1)
-  --jobs N                  sim: simulations at once, in worker threads (default: CPUs)
+  --jobs N                  sim: simulations at once, in worker threads (default: CPUs);
+                            live churn: jobs in all (default 100,000, quick 5,000)
   --machines N              cell size (sim default 10,000; live default per experiment)
   --hours H                 sim: simulated hours per point (default per experiment)
   --service-placement P     sim: first-fit (the paper's, default) or careful (the service policy)
@@ -102,6 +105,8 @@ export function parseBenchArgs(argv: readonly string[]):
     return { command: 'report', out: values.out };
   }
   for (const flag of mode === 'sim' ? LIVE_ONLY : SIM_ONLY) {
+    // --jobs means the number of jobs for the live churn.
+    if (flag === 'jobs' && mode === 'live' && values.experiment === 'churn') continue;
     if (values[flag] !== undefined) throw new FlagError(`--${flag}`, `only applies to omega bench ${mode === 'sim' ? 'live' : 'sim'}`);
   }
   if (values.out === undefined || values.out === '') throw new FlagError('--out', 'is required (a directory for result.json, result.md and the chart)');
@@ -131,6 +136,7 @@ export function parseBenchArgs(argv: readonly string[]):
   }
   const experiment = oneOf<LiveExperimentId>('--experiment', values.experiment ?? '', LIVE_EXPERIMENTS);
   const tasks = positive('--tasks', values.tasks, true);
+  const jobs = positive('--jobs', values.jobs, true);
   let schedulers: number[] | undefined;
   if (values.schedulers !== undefined) {
     schedulers = values.schedulers.split(',').map((s) => positive('--schedulers', s.trim(), true) as number);
@@ -146,6 +152,7 @@ export function parseBenchArgs(argv: readonly string[]):
       ...(machines === undefined ? {} : { machines }),
       ...(tasks === undefined ? {} : { tasks }),
       ...(schedulers === undefined ? {} : { schedulers }),
+      ...(jobs === undefined ? {} : { jobs }),
     },
   };
 }
