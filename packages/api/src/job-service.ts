@@ -51,7 +51,8 @@ export function newRequestId(): string {
   return `srv-${randomUUID()}`;
 }
 
-/** Pause between this server's own attempts of a create whose outcome was unknown. */
+/** This server's own attempts of a create whose outcome was unknown, and the pause between them. */
+const SUBMIT_ATTEMPTS = 3;
 const SUBMIT_RETRY_DELAY_MS = 200;
 
 /** Something a stream in progress must do when the server shuts down. */
@@ -80,7 +81,7 @@ export function jobServiceImplementation(options: JobServiceOptions): UntypedSer
    * Validates, then creates the job in one guarded transaction (Cell.createJob) under the
    * client's request id or, without one, a new one made for this call. A create whose outcome is
    * unknown (etcd unreachable, reply lost) is tried again with the same job id, request id and
-   * nonce while the deadline allows: the request record tells this call's own create from a
+   * nonce (up to 3 attempts, within the deadline): the request record tells this call's own create from a
    * repeat, so the call answers `created: true` with one job. An id taken by another job gets a
    * new id (up to 3 times).
    */
@@ -96,7 +97,7 @@ export function jobServiceImplementation(options: JobServiceOptions): UntypedSer
     const nonce = randomBytes(12).toString('base64url');
     const deadline = reader.deadline();
     let id = makeId(spec.name);
-    for (let collisions = 0; ; ) {
+    for (let collisions = 0, attempts = 1; ; ) {
       try {
         const { job, created } = await reader.store(deadline, 'creating the job', () => cell.createJob({ id, spec, requestId, nonce }));
         logger.info({ jobId: job.id, name: spec.name, kind: spec.kind, instances: spec.instances, requestId, created }, created ? 'job submitted' : 'repeated submit answered with the existing job');
@@ -108,7 +109,8 @@ export function jobServiceImplementation(options: JobServiceOptions): UntypedSer
         }
         const unknownOutcome = error instanceof StoreTimeoutError || (error instanceof KvError && error.retryable);
         if (!unknownOutcome) throw error;
-        if (deadline.remainingMs > SUBMIT_RETRY_DELAY_MS) {
+        if (attempts < SUBMIT_ATTEMPTS && deadline.remainingMs > SUBMIT_RETRY_DELAY_MS) {
+          attempts++;
           await new Promise((resolve) => setTimeout(resolve, SUBMIT_RETRY_DELAY_MS));
           continue;
         }
