@@ -263,6 +263,24 @@ export class CellStateMaps {
     return true;
   }
 
+  /**
+   * Whether `apply('put', kv)` would hold this record (always true without a filter). Lets a
+   * filtered mirror keep only what it will hold while it reads a list's pages.
+   */
+  admits(kv: KeyValue): boolean {
+    const filter = this.filter;
+    if (filter === undefined) return true;
+    const parsed = this.keys.parse(kv.key);
+    if (parsed === undefined || !filter.key(parsed.kind, parsed.id)) return false;
+    if (parsed.kind !== 'task' || filter.task === undefined) return true;
+    try {
+      return filter.task(decodeTask(kv.value, kv.modRevision));
+    } catch {
+      // Counted as undecodable when applied.
+      return true;
+    }
+  }
+
   /** Whether a record of this key is held now. */
   holds(kind: KeyKind, id: string): boolean {
     switch (kind) {

@@ -220,7 +220,8 @@ export class CellMirror {
     for (;;) {
       const page = await this.kv.range({ key: this.keys.root, prefix: true, limit: this.pageSize, revision, ...(fromKey === undefined ? {} : { fromKey }) });
       if (revision === 0) revision = page.revision;
-      pages.push(page.kvs);
+      // A filtered mirror keeps only what it will hold: its peak while listing is its part of the cell.
+      pages.push(this.filter === undefined ? page.kvs : page.kvs.filter((kv) => this.state.admits(kv)));
       const last = page.kvs[page.kvs.length - 1];
       if (!page.more || last === undefined) break;
       fromKey = `${last.key}\0`;
