@@ -63,7 +63,14 @@ export function churnSeries(samples: readonly ChurnSample[]): { series: Series; 
 
 const fmt = (unit: Series['unit'], v: number): string => (unit === 'bytes' ? `${(v / 1024 ** 2).toFixed(1)} MiB` : int(v));
 
-export function churnChecks(samples: readonly ChurnSample[]): CheckResult[] {
+/** The levelling of every series, and (given the run's end state) that no claim outlived its task. */
+export function churnChecks(samples: readonly ChurnSample[], end?: { readonly orphanClaims: number; readonly claims: number }): CheckResult[] {
+  const orphans: CheckResult[] =
+    end === undefined ? [] : [{ name: 'no claim points at a deleted task', pass: end.orphanClaims === 0, detail: `${end.orphanClaims} of the ${end.claims} claims left on machine records at the end have no task record` }];
+  return [...orphans, ...levelled(samples)];
+}
+
+function levelled(samples: readonly ChurnSample[]): CheckResult[] {
   return churnSeries(samples).map(({ series, slack }) => {
     const l = levelling(series, slack);
     return {

@@ -78,6 +78,10 @@ export interface ChurnRun {
   readonly jobsDeleted: number;
   readonly requestsDeleted: number;
   readonly wallSeconds: number;
+  /** Claims on machine records whose task record is gone, at the end (must be 0: they would count as live). */
+  readonly orphanClaims: number;
+  /** Claims on machine records at the end, live or dead. */
+  readonly claims: number;
 }
 
 /** VmRSS of a process in bytes; NaN when unknown. */
@@ -248,6 +252,15 @@ export async function runChurn(cluster: LiveCluster, options: ChurnOptions): Pro
     // Retention plus a scan: what is left must be what the last few seconds of jobs hold.
     print(`churn: ${done} jobs done in ${seconds.toFixed(0)} s (${(done / seconds).toFixed(0)} jobs/s)`);
 
+    // No claim may point at a deleted task (it would hold its resources for ever).
+    await mirror.waitForRevision(await cluster.kv.currentRevision());
+    const end = mirror.snapshot();
+    let claims = 0;
+    let orphanClaims = 0;
+    for (const m of end.machines()) {
+      claims += m.claims.length;
+      orphanClaims += m.claims.filter((c) => end.task(c.taskId) === undefined).length;
+    }
     await Promise.all([cluster.stopProcess(batch), cluster.stopProcess(service)]);
     const metrics = [finalMetrics(batch), finalMetrics(service)];
     return {
@@ -256,6 +269,8 @@ export async function runChurn(cluster: LiveCluster, options: ChurnOptions): Pro
       jobsDeleted: metrics.reduce((n, m) => n + (m?.jobsDeleted ?? 0), 0),
       requestsDeleted: metrics.reduce((n, m) => n + (m?.requestsDeleted ?? 0), 0),
       wallSeconds: seconds,
+      orphanClaims,
+      claims,
     };
   } finally {
     for (const c of clients) c.close();

@@ -251,7 +251,7 @@ export async function runLiveCommand(options: LiveCommandOptions, print: Print):
       };
       const run = await runChurn(cluster, churn);
       const config = { experiment: 'churn', quick: options.quick, ...churn, print: undefined };
-      const checks = churnChecks(run.samples);
+      const checks = churnChecks(run.samples, run);
       result = envelope('churn', 'Churn: bounded state under a stream of short jobs', options, config, run.samples, checks, [], [
         `${int(jobs)} batch jobs of one ${churn.taskDurationMs} ms hollow task (0.1 CPU, 64 MiB) on ${churn.machines} hollow machines, submitted through the gRPC API by ${churn.clients} clients with at most ${churn.window} unfinished at a time; retention ${churn.retentionMs / 1000} s in each job and as the schedulers' --job-retention and --request-retention.`,
         `Processes: etcd, the API server, one batch and one service scheduler, one hollow agent; RSS is VmRSS of /proc/<pid>/status. ${int(Math.round(run.jobsPerSecond))} jobs/s; the janitors deleted ${int(run.jobsDeleted)} jobs and ${int(run.requestsDeleted)} request records.`,

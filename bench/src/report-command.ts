@@ -7,6 +7,8 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { renderSvg } from './charts.js';
+import type { ChurnSample } from './churn.js';
+import { churnChecks } from './churn-report.js';
 import { e3AgreementChecks, liveReport, t1Checks } from './live-command.js';
 import type { LiveE3Point } from './live-e3.js';
 import type { T1Point } from './live-t1.js';
@@ -34,7 +36,13 @@ export async function runReportCommand(dir: string, print: Print): Promise<numbe
     markdown = simMarkdown(result as BenchResult<SimPointResult>, experiment, chartFile);
     svg = await renderSvg(simChart(experiment, points));
   } else {
-    const checks = stored.experiment === 'T1' ? t1Checks(stored.points as T1Point[]) : e3AgreementChecks(stored.points as LiveE3Point[]);
+    const checks =
+      stored.experiment === 'T1'
+        ? t1Checks(stored.points as T1Point[])
+        : stored.experiment === 'churn'
+          ? // The end-state check needs the run itself: kept as measured; the levelling is re-judged.
+            [...stored.checks.filter((c) => !c.name.endsWith(' levels off')), ...churnChecks(stored.points as ChurnSample[])]
+          : e3AgreementChecks(stored.points as LiveE3Point[]);
     result = { ...stored, checks };
     const report = liveReport(result);
     chartFile = report.chartFile;
