@@ -2,7 +2,7 @@
  * Chaos, bounded and seeded: a cell of separate processes from `dist/` (one etcd member, the API
  * server, two batch schedulers, one service scheduler, one hollow agent serving 20 machines)
  * runs a steady stream of batch and service jobs submitted through the API, while a fixed number
- * of faults hit it one after another: at seeded moments one of {a scheduler, the agent, the API
+ * of faults hit it, overlapping at times: at seeded moments one of {a scheduler, the agent, the API
  * server, etcd} is either SIGKILLed and restarted after a seeded delay (the test plays the
  * supervisor) or SIGSTOPped for a seeded 1-8 s and then SIGCONTed. Submissions that fail with
  * UNAVAILABLE or DEADLINE_EXCEEDED are retried with the same request id.
@@ -39,9 +39,13 @@ console.log(`chaos seed: ${SEED}`);
 const TARGETS = ['batch-0', 'batch-1', 'service-0', 'agent', 'api', 'etcd'] as const;
 type Target = (typeof TARGETS)[number];
 
-/** One fault: wait `afterMs`, then kill (restart after `downMs`) or freeze (for `downMs`) `target`. */
+/**
+ * One fault: at `atMs` after the workload starts, kill `target` (restarted `downMs` later) or
+ * freeze it (for `downMs`). Faults on different targets may overlap (a scheduler restarted while
+ * etcd is frozen must come up anyway); never two on one target at once.
+ */
 interface Fault {
-  readonly afterMs: number;
+  readonly atMs: number;
   readonly target: Target;
   readonly kind: 'kill' | 'stop';
   readonly downMs: number;
@@ -50,17 +54,25 @@ interface Fault {
 /** The schedule, from the seed alone. */
 function faultSchedule(seed: number): Fault[] {
   const random = seededRandom(seed);
-  return Array.from({ length: FAULTS }, () => {
-    const afterMs = 2_000 + Math.floor(random() * 3_000);
-    const target = TARGETS[Math.floor(random() * TARGETS.length)] as Target;
+  const busyUntil = new Map<Target, number>();
+  const faults: Fault[] = [];
+  let atMs = 0;
+  while (faults.length < FAULTS) {
+    atMs += 1_500 + Math.floor(random() * 3_500);
+    const free = TARGETS.filter((t) => (busyUntil.get(t) ?? 0) <= atMs);
+    const target = free[Math.floor(random() * free.length)];
     const kind = random() < 0.5 ? 'kill' : 'stop';
     const downMs = kind === 'stop' ? 1_000 + Math.floor(random() * 7_000) : 200 + Math.floor(random() * 2_800);
-    return { afterMs, target, kind, downMs };
-  });
+    if (target === undefined) continue;
+    // A restarted process needs a moment to start before it is hit again.
+    busyUntil.set(target, atMs + downMs + 2_000);
+    faults.push({ atMs, target, kind, downMs });
+  }
+  return faults;
 }
 
 const schedule = faultSchedule(SEED);
-const describeSchedule = (): string => schedule.map((f, i) => `#${i + 1} +${f.afterMs}ms ${f.kind} ${f.target} ${f.downMs}ms`).join(', ');
+const describeSchedule = (): string => schedule.map((f, i) => `#${i + 1} at ${f.atMs}ms ${f.kind} ${f.target} ${f.downMs}ms`).join(', ');
 
 const skip = (await findEtcd()) === undefined;
 if (skip) console.warn('SKIPPED: the chaos test needs etcd (see scripts/ensure-etcd.mjs)');
@@ -178,10 +190,13 @@ describe('a cell under seeded faults', () => {
       note(`schedule: ${describeSchedule()}`);
       workload.phase = 'faults';
       workload.start();
-      for (const fault of schedule) {
-        await sleep(fault.afterMs);
-        await apply(fault);
-      }
+      const started = Date.now();
+      await Promise.all(
+        schedule.map(async (fault) => {
+          await sleep(fault.atMs - (Date.now() - started));
+          await apply(fault);
+        }),
+      );
       workload.phase = 'settle';
       await sleep(2_000);
       await workload.stop();

@@ -100,6 +100,18 @@ async function placedIn(workload: Workload, phase: string, what: string): Promis
   });
 }
 
+/** Per phase: jobs sent, calls retried, and the slowest acknowledgement (figures, not assertions). */
+function phaseFigures(workload: Workload): string {
+  return [...workload.phases]
+    .map(([phase, ids]) => {
+      const subs = ids.map((id) => (submitter as JobSubmitter).submissions.get(id)).filter((s) => s !== undefined);
+      const retried = subs.reduce((n, s) => n + s.calls - 1, 0);
+      const slowest = Math.max(0, ...subs.map((s) => (s.ackedAtMs ?? s.sentAtMs) - s.sentAtMs));
+      return `  ${phase}: ${subs.length} jobs, ${retried} calls retried, slowest acknowledgement ${slowest} ms`;
+    })
+    .join('\n');
+}
+
 function exitsOfTheCell(): string[] {
   return testCell.all.flatMap((p) => p.unexpectedExits.map((e) => `${e.name} (pid ${e.pid}) exited on its own (${e.code ?? e.signal}); its log:\n${e.tail}`));
 }
@@ -155,7 +167,7 @@ describe('a cell on a 3-member etcd', () => {
       for (const member of c.members) expect([member.name, await member.healthy(2_000)]).toEqual([member.name, true]);
       expect(await c.leader(2_000)).toBeDefined();
       console.log(
-        `etcd HA: ${acked.length} jobs acknowledged (${JSON.stringify(verdict?.counts)}), retried calls ${JSON.stringify((submitter as JobSubmitter).retriedCodes())}, leader ${first.name} -> ${next.name}`,
+        `etcd HA: ${acked.length} jobs acknowledged (${JSON.stringify(verdict?.counts)}), retried calls ${JSON.stringify((submitter as JobSubmitter).retriedCodes())}, leader ${first.name} -> ${next.name}\n${phaseFigures(workload)}`,
       );
       failed = false;
     } catch (error) {
