@@ -329,6 +329,34 @@ describe('an agent whose store does not answer', () => {
     }
   });
 
+  it('retries reading the job of a newly placed task until the store answers, then starts it', async () => {
+    const inner = new MemoryKv();
+    const store = unreachableKv(inner);
+    const cell = new Cell(store.kv, freshCellName());
+    const direct = new Cell(inner, cell.keys.cell);
+    const executor = new FakeExecutor();
+    const agent = new Agent({ cell, machines: [machine('m1').build()], executor: () => executor, flushIntervalMs: 5, storeBackoff: { initialMs: 5, maxMs: 20 } });
+    await agent.start();
+    const mirror = direct.mirror();
+    await mirror.start();
+    try {
+      await direct.createJob({ id: jobId('meanwhile'), spec: jobSpec('meanwhile').build() });
+      // Requests fail, the watch still delivers: the task appears, its job cannot be read yet.
+      store.down = true;
+      const refusedBefore = store.refused;
+      await placeTasks(direct, mirror, [{ taskId: taskId('meanwhile', 0), machineId: m1, resources: { cpuMillis: 100, memoryBytes: 64 * MiB } }]);
+      await eventually('refused reads of the job', () => store.refused >= refusedBefore + 3);
+      expect(executor.attempts).toEqual([]);
+      store.down = false;
+      await eventually('the task to start', () => executor.attempts.length === 1);
+      expect(agent.mirror.snapshot().job(jobId('meanwhile'))).toMatchObject({ desired: 'running' });
+    } finally {
+      await agent.stop();
+      await mirror.stop();
+      await inner.close();
+    }
+  });
+
   it('stops at once when asked while it still waits for the store, writing nothing', async () => {
     const inner = new MemoryKv();
     const store = unreachableKv(inner, { down: true });

@@ -159,7 +159,7 @@ export class JobInterest {
             this.failing = true;
             this.logger.warn({ err: error, jobId: job }, 'could not read a job record; retrying with backoff');
           }
-          await new Promise((resolve) => setTimeout(resolve, backoffDelayMs(attempt, this.options.backoff ?? DEFAULT_STORE_BACKOFF)));
+          await new Promise((resolve) => setTimeout(resolve, backoffDelayMs(attempt, this.options.backoff ?? DEFAULT_STORE_BACKOFF)).unref());
         }
       }
     };
