@@ -52,6 +52,22 @@ describe('a replayed owner-create', () => {
     expect(a.metrics().jobsAcquired).toBe(1);
   });
 
+  it('whose reply is lost as an error still leaves the job owned and scheduled by its sender', async () => {
+    let replaying: ReturnType<typeof replayingKv> | undefined;
+    h = await SchedulerHarness.open({ machines: 2 });
+    const a = await h.addScheduler(firstFitPolicy(), {
+      name: 'batch-a',
+      store: (kv) => (replaying = replayingKv(kv, { replay: writesUnder('owners'), limit: 1, lose: 'throw' })).kv,
+    });
+    const job = await h.submit(jobSpec('web').instances(2).cpu(500));
+    await h.runUntilIdle();
+    expect(replaying?.counters.replayed).toBe(1);
+    const snapshot = await h.snapshot();
+    expect(snapshot.owner(job)).toMatchObject({ scheduler: 'batch-a', lease: a.currentLease?.id });
+    expect(snapshot.status(job)?.state).toBe('running');
+    expect(a.metrics()).toMatchObject({ jobsAcquired: 1, storeErrors: 1 });
+  });
+
   it('answers true to its sender, with the same record, and still false to anyone else', async () => {
     const { kv, plain, cell, counters } = await replayedCell(writesUnder('owners'));
     const mine = await kv.grantLease(10, { autoKeepAlive: true });

@@ -8,6 +8,7 @@ import { isTerminal, type Cell, type CellSnapshot, type Job, type KvLease } from
 import type { Logger } from 'pino';
 import type { Clock } from './clock.js';
 import type { JobBook, OwnedJob } from './job-book.js';
+import { NoLeaseError } from './lease-keeper.js';
 import { noFitReason, statusKey, tooLargeForEveryMachine, type FilterCount, type StatusWords } from './job-status.js';
 import type { MetricsRecorder } from './metrics.js';
 import type { Ownership } from './ownership.js';
@@ -54,7 +55,13 @@ export class JobActions {
   async release(entry: OwnedJob): Promise<void> {
     if (entry.needsPlacement && !entry.abandoned) this.ctx.ownership.noteRoomFreed();
     this.ctx.book.disown(entry.id);
-    await this.ctx.cell.releaseOwnership(entry.id, this.ctx.lease());
+    try {
+      await this.ctx.cell.releaseOwnership(entry.id, this.ctx.lease());
+    } catch (error) {
+      // The job is out of the book already; its record would stay until the lease ends.
+      if (!(error instanceof NoLeaseError)) this.ctx.ownership.noteReleaseFailed(entry.id);
+      throw error;
+    }
   }
 
   /** Writes a status unless it would say what the last one said. Returns writes made (0 or 1). */

@@ -161,6 +161,11 @@ export class JobBook {
     this.candidateMap.delete(id);
   }
 
+  /** Puts back a candidate taken out for an acquisition that failed (unless the job is owned or known again). */
+  restoreCandidate(candidate: Candidate): void {
+    if (!this.owned.has(candidate.id) && !this.candidateMap.has(candidate.id)) this.candidateMap.set(candidate.id, candidate);
+  }
+
   /** Candidates in priority order. */
   candidates(): Candidate[] {
     return [...this.candidateMap.values()].sort(byPriorityThenAge);

@@ -1,4 +1,5 @@
 import { KvUnavailableError, type KvLease, type KvStore, type TxnRequest } from '@omega/cell-state';
+import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Scheduler } from './scheduler.js';
 import { SchedulerHarness, firstFitPolicy, flushAsync, jobSpec } from './testing/index.js';
@@ -36,6 +37,43 @@ function commitsWithoutLease(prefix: string): { wrap: (kv: KvStore) => KvStore; 
     });
   return { wrap, bind: (s) => (scheduler = s), seen };
 }
+
+describe('a scheduler whose store fails for less than its lease TTL', () => {
+  it('fails its steps while the store is down, logs that once, and schedules again when it is back', async () => {
+    h = await SchedulerHarness.open({ machines: 2 });
+    let down = false;
+    const failing = (kv: KvStore): KvStore =>
+      new Proxy(kv, {
+        get(target, property, receiver) {
+          const value: unknown = Reflect.get(target, property, receiver);
+          if (typeof value !== 'function') return value;
+          const call = (value as (...args: unknown[]) => unknown).bind(target);
+          if (!['txn', 'put', 'delete', 'range', 'currentRevision'].includes(String(property))) return call;
+          return async (...args: unknown[]) => {
+            if (down) throw new KvUnavailableError('etcd unavailable: test');
+            return call(...args);
+          };
+        },
+      });
+    const lines: { level: number; msg: string }[] = [];
+    const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line) as { level: number; msg: string }) });
+    const a = await h.addScheduler(firstFitPolicy(), { name: 'batch-a', store: failing, logger });
+    down = true;
+    const job = await h.submit(jobSpec('waits').instances(2).cpu(500));
+    for (let i = 0; i < 5; i++) {
+      expect((await h.step(a)).kind).toBe('error');
+      await h.advance(1000);
+    }
+    down = false;
+    await h.runUntilIdle();
+    expect((await h.snapshot()).status(job)?.state).toBe('running');
+    expect(a.metrics()).toMatchObject({ storeErrors: 5, leasesLost: 0 });
+    expect(lines.map((l) => [l.level, l.msg])).toEqual([
+      [40, 'store error; retrying'],
+      [30, 'store errors over; scheduling again'],
+    ]);
+  });
+});
 
 describe('a scheduler whose lease is lost', () => {
   it('keeps running, takes a new lease, owns its jobs again under it, and places a job submitted afterwards', async () => {

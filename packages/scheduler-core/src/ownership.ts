@@ -14,6 +14,10 @@
  * The lease is read through `ctx.lease()` at each use, never kept: after a lost lease is granted
  * again, records under the old one are someone else's (they vanish with it), and a pass that was
  * under way when the lease was lost stops at its next write (the accessor throws).
+ *
+ * A store error never strands a job: an acquisition that failed keeps the job a candidate (it may
+ * not change again to be noticed), and if the create applied after all (reply lost) the mirror
+ * shows our record and the job is adopted; a release that failed is retried at the next pass.
  */
 import type { Cell, CellSnapshot, JobId, KvLease } from '@omega/cell-state';
 import type { Logger } from 'pino';
@@ -45,6 +49,10 @@ export class Ownership {
   private dirty = 0;
   /** When the earliest grace of a candidate hashed to another instance runs out. */
   private nextGraceAtMs: number | undefined;
+  /** Acquisitions that failed with an error: whether they applied is known when the mirror shows the owner. */
+  private readonly uncertain = new Set<JobId>();
+  /** Records under our lease that a failed release left behind: released again at the next pass. */
+  private readonly stray = new Set<JobId>();
 
   constructor(private readonly ctx: OwnershipContext) {}
 
@@ -53,6 +61,13 @@ export class Ownership {
     this.membershipChanged = true;
     this.dirty = 0;
     this.nextGraceAtMs = undefined;
+    this.uncertain.clear();
+    this.stray.clear();
+  }
+
+  /** A release of our record failed (store error): it is retried at the next pass. */
+  noteReleaseFailed(id: JobId): void {
+    this.stray.add(id);
   }
 
   /** The `schedulers/` records changed (an instance came or went). */
@@ -91,6 +106,21 @@ export class Ownership {
       }
       return true;
     }
+    if (this.uncertain.has(id) && owner !== undefined) {
+      // An acquisition that failed with an error: the create may have applied anyway (its reply
+      // was lost). The mirror now says whether it did; if so, the job is ours.
+      this.uncertain.delete(id);
+      if (mine) {
+        book.dropCandidate(id);
+        if (job !== undefined && !isFinished(snapshot.status(id)?.state)) {
+          this.ctx.recorder.counts.jobsAcquired++;
+          book.own(job, snapshot.status(id), now);
+          return true;
+        }
+        this.stray.add(id);
+        return false;
+      }
+    }
     const kind = job?.spec.kind as string | undefined;
     const anyKind = kind !== 'batch' && kind !== 'service';
     if (job === undefined || owner !== undefined || isFinished(snapshot.status(id)?.state) || (!anyKind && !this.ctx.jobKinds.includes(kind as string))) {
@@ -109,16 +139,27 @@ export class Ownership {
   async acquire(snapshot: CellSnapshot, now: number): Promise<{ acquired: JobId[]; writes: number }> {
     const { book, cell, name, kind, settings } = this.ctx;
     const acquired: JobId[] = [];
+    let released = 0;
+    for (const id of [...this.stray]) {
+      // Guarded by the record's lease and revision: never deletes a record someone took since.
+      if (book.get(id) !== undefined) {
+        this.stray.delete(id);
+        continue;
+      }
+      await cell.releaseOwnership(id, this.ctx.lease());
+      this.stray.delete(id);
+      released++;
+    }
     if (book.candidateCount === 0) {
       this.nextGraceAtMs = undefined;
-      return { acquired, writes: 0 };
+      return { acquired, writes: released };
     }
     const graceDue = this.nextGraceAtMs !== undefined && now >= this.nextGraceAtMs;
-    if (!this.membershipChanged && !graceDue && this.dirty === 0) return { acquired, writes: 0 };
+    if (!this.membershipChanged && !graceDue && this.dirty === 0) return { acquired, writes: released };
     this.membershipChanged = false;
     this.dirty = 0;
     let room = settings.maxQueuedJobs - book.queuedCount;
-    let writes = 0;
+    let writes = released;
     let nextGrace: number | undefined;
     // Per job kind: live instances of that kind, plus this one (which takes the kind too).
     const membersByKind = new Map<string | undefined, string[]>();
@@ -142,7 +183,19 @@ export class Ownership {
       }
       writes++;
       book.dropCandidate(candidate.id);
-      if (!(await cell.acquireOwnership(candidate.id, name, kind, this.ctx.lease()))) continue;
+      let taken: boolean;
+      try {
+        taken = await cell.acquireOwnership(candidate.id, name, kind, this.ctx.lease());
+      } catch (error) {
+        // Keep it a candidate (its first-seen time too): the job may not change again, and a
+        // store error must not leave it unowned for good. If the create did apply, the mirror
+        // shows our record and reconcile adopts the job.
+        book.restoreCandidate(candidate);
+        this.uncertain.add(candidate.id);
+        this.dirty++;
+        throw error;
+      }
+      if (!taken) continue;
       this.ctx.recorder.counts.jobsAcquired++;
       book.own(job, snapshot.status(candidate.id), now);
       acquired.push(candidate.id);

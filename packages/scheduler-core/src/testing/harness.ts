@@ -34,6 +34,7 @@ import {
   type TaskPatch,
 } from '@omega/cell-state';
 import { freshCellName, machine, type JobSpecBuilder, type MachineBuilder } from '@omega/cell-state/testing';
+import type { Logger } from 'pino';
 import type { LeaseSource } from '../lease-keeper.js';
 import type { PlacementPolicy } from '../policy.js';
 import { seededRandom } from '../random.js';
@@ -62,6 +63,8 @@ export interface AddSchedulerOptions {
   readonly store?: (kv: KvStore) => KvStore;
   /** Grants the instance's next lease after one is lost; default a keep-alive lease from the harness's store. */
   readonly leases?: LeaseSource;
+  /** The instance's logger (default silent). */
+  readonly logger?: Logger;
 }
 
 /** A scheduler instance of the harness and what belongs to it (its lease now: `scheduler.currentLease`). */
@@ -147,6 +150,7 @@ export class SchedulerHarness {
       clock: this.clock,
       random: seededRandom(this.seed ^ hash32(name)),
       settings: options.settings,
+      ...(options.logger === undefined ? {} : { logger: options.logger }),
     });
     this.instances.push({ scheduler, mirror, interference });
     // Announce it, as `run()` does first: the others count it in their rendezvous hashing.
