@@ -8,7 +8,8 @@
  *        rendezvous over ALL live instances says it is mine, its final status written
  *        at least `retention` ago (the job's own, else the cell's --job-retention)
  *          └─► queue ──► at most maxDeletionsPerStep per step ──► Cell.deleteJob (guarded)
- *  every minute, on the instance that rendezvous assigns the key "request-retention":
+ *  every scanIntervalMs(requestRetentionMs), on the instance that rendezvous assigns the key
+ *        "request-retention":
  *        Cell.deleteExpiredRequests(now, requestRetentionMs)
  * ```
  *
@@ -36,8 +37,6 @@ import type { SchedulerSettings } from './settings.js';
 
 /** The key whose rendezvous owner sweeps expired request records. */
 export const REQUEST_SWEEP_KEY = 'request-retention';
-/** How often the request records are swept (by one instance). */
-export const REQUEST_SWEEP_INTERVAL_MS = 60_000;
 
 export interface JanitorContext {
   readonly cell: Cell;
@@ -55,8 +54,8 @@ interface DueJob {
 }
 
 /**
- * How often the janitor scans for finished jobs: a tenth of the cell's retention, between 1 s
- * and 60 s (a job is deleted at most that late; a scan costs O(jobs)).
+ * How often the janitor scans for finished jobs (or sweeps request records): a tenth of the
+ * retention, between 1 s and 60 s (a record is deleted at most that late; a scan is O(records)).
  */
 export function scanIntervalMs(jobRetentionMs: number): number {
   return Math.min(60_000, Math.max(1_000, Math.floor(jobRetentionMs / 10)));
@@ -82,7 +81,8 @@ export class Janitor {
       writes += await this.deleteSome(snapshot);
     }
     if (requestRetentionMs > 0 && now >= this.nextRequestSweepAtMs) {
-      this.nextRequestSweepAtMs = now + REQUEST_SWEEP_INTERVAL_MS;
+      // A sweep pages through every request record: as often as a job scan for that retention.
+      this.nextRequestSweepAtMs = now + scanIntervalMs(requestRetentionMs);
       if (rendezvousOwner(REQUEST_SWEEP_KEY, liveMembers(snapshot, this.ctx.name, undefined)) === this.ctx.name) {
         const deleted = await this.ctx.cell.deleteExpiredRequests(now, requestRetentionMs);
         this.ctx.recorder.counts.requestsDeleted += deleted;

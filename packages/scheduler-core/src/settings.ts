@@ -75,7 +75,7 @@ export interface SchedulerSettings {
    * default here, for the simulator and tests; the scheduler processes default to 24 h).
    */
   readonly jobRetentionMs: number;
-  /** Request records older than this are deleted (by one instance, every minute); 0 = never (processes: 24 h). */
+  /** Request records older than this are deleted (by one instance, at least every minute); 0 = never (processes: 24 h). */
   readonly requestRetentionMs: number;
   /** Most jobs the janitor deletes in one maintenance step. Default 100. */
   readonly maxDeletionsPerStep: number;
