@@ -212,7 +212,11 @@ describe('a cell under seeded faults', () => {
       }, 90_000, 1_000).catch(() => undefined);
       expect(processProblems()).toEqual([]);
       expect(verdict?.problems ?? ['the cell could not be read']).toEqual([]);
-      console.log(`chaos seed: ${SEED}: ${acked.length} jobs acknowledged (${JSON.stringify(verdict?.counts)}), retried calls ${JSON.stringify(subs.retriedCodes())}; faults: ${describeSchedule()}`);
+      // Figures, not assertions: how long the slowest submission took to be acknowledged.
+      const slowest = [...subs.submissions.values()].reduce((a, s) => ((s.ackedAtMs ?? 0) - s.sentAtMs > (a.ackedAtMs ?? 0) - a.sentAtMs ? s : a));
+      console.log(
+        `chaos seed: ${SEED}: ${acked.length} jobs acknowledged (${JSON.stringify(verdict?.counts)}), retried calls ${JSON.stringify(subs.retriedCodes())}, slowest acknowledgement ${slowest.requestId} after ${(slowest.ackedAtMs ?? 0) - slowest.sentAtMs} ms and ${slowest.calls} calls; faults: ${describeSchedule()}`,
+      );
       failed = false;
     } catch (error) {
       await workload.stop().catch(() => undefined);
