@@ -133,6 +133,45 @@ describe('a scheduler whose lease is lost', () => {
     expect(await h.violations()).toEqual([]);
   });
 
+  it('lets a commit already in flight when the lease is lost stand, writes nothing more for it, and places its tasks once', async () => {
+    h = await SchedulerHarness.open({ machines: 2 });
+    const harness = h;
+    let scheduler: Scheduler | undefined;
+    let expired = false;
+    const tasksPrefix = h.cell.keys.root + 'tasks/';
+    const losingMidCommit = (kv: KvStore): KvStore =>
+      new Proxy(kv, {
+        get(target, property, receiver) {
+          if (property === 'txn') {
+            return async (request: TxnRequest) => {
+              const lease = scheduler?.currentLease;
+              if (!expired && lease !== undefined && writesTasks(request, tasksPrefix)) {
+                expired = true;
+                harness.kv.expireLease(lease.id);
+              }
+              return target.txn(request);
+            };
+          }
+          const value: unknown = Reflect.get(target, property, receiver);
+          return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+        },
+      });
+    const a = await h.addScheduler(firstFitPolicy(), { name: 'batch-a', store: losingMidCommit });
+    scheduler = a;
+    const job = await h.submit(jobSpec('racing').instances(2).cpu(500));
+    await h.runUntilIdle();
+    expect(expired).toBe(true);
+    const snapshot = await h.snapshot();
+    expect(snapshot.status(job)?.state).toBe('running');
+    expect(snapshot.owner(job)).toMatchObject({ scheduler: 'batch-a', lease: a.currentLease?.id });
+    expect((await h.tasks(job)).map((t) => [t.state, t.attempt])).toEqual([
+      ['placed', 1],
+      ['placed', 1],
+    ]);
+    expect(a.metrics()).toMatchObject({ attempts: 1, transactionsOk: 1, claimsCommitted: 2, leasesLost: 1, leasesGranted: 1, jobsAcquired: 2 });
+    expect(await h.violations()).toEqual([]);
+  });
+
   it('retries the lease grant with a doubling backoff until the store grants one, then resumes', async () => {
     h = await SchedulerHarness.open({ machines: 2 });
     let refusals = 3;
