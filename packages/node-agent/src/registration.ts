@@ -120,7 +120,9 @@ export class HeartbeatKeeper {
     // Once per outage, not once per retry.
     if (attempt === 0) this.logger.warn({ err: error }, 'heartbeat lease lost; taking a new one');
     else this.logger.debug({ err: error, attempt }, 'heartbeat not restored yet; retrying');
-    const delay = Math.min(10_000, 500 * 2 ** Math.min(attempt, 5));
+    // Capped well under the schedulers' machine-loss grace (5 s by default): once etcd is back,
+    // the heartbeat must return before the machine's tasks are taken for lost.
+    const delay = Math.min(2_000, 250 * 2 ** Math.min(attempt, 3));
     this.retry = setTimeout(() => {
       this.retry = undefined;
       this.open().then(
