@@ -11,7 +11,8 @@
  * (pdeathsig). Logs are in a temporary directory, printed (tails) on failure and kept with
  * OMEGA_TEST_KEEP=1.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -20,7 +21,7 @@ import { freshCellName } from '@omega/cell-state/testing';
 import { logTails, stopCellProcesses } from './support/cell-processes.js';
 import { judgeCell, type CellVerdict } from './support/cell-verdict.js';
 import { JobSubmitter } from './support/job-submitter.js';
-import { eventually } from './support/processes.js';
+import { eventually, repoPath, runNode } from './support/processes.js';
 import { defineTestCell, startTestCell, type TestCell } from './support/test-cell.js';
 import { Workload } from './support/workload.js';
 
@@ -175,4 +176,36 @@ describe('a cell on a 3-member etcd', () => {
       throw new Error(`${(error as Error).message}\n${exitsOfTheCell().join('\n')}\nlogs in ${logDir}:\n${logTails(testCell.all)}`, { cause: error });
     }
   }, 150_000);
+  it.skipIf(skip)('leaves no etcd member running when the process that started them is SIGKILLed', async () => {
+    // A parent that starts a single member and a 3-member cluster, prints their pids, and dies
+    // by SIGKILL: no exit handler runs, only the kernel's parent-death signal can end them.
+    const script = join(logDir, 'orphan-parent.mjs');
+    const entry = repoPath('packages/cell-state/dist/index.js');
+    await writeFile(
+      script,
+      `import { startEtcd, startEtcdCluster } from ${JSON.stringify(entry)};\n` +
+        'const one = await startEtcd();\nconst three = await startEtcdCluster({ members: 3 });\n' +
+        'console.log(JSON.stringify({ pids: [one.pid, ...three.members.map((m) => m.pid)], dirs: [one.dataDir, ...three.members.map((m) => m.dataDir)] }));\n' +
+        "process.kill(process.pid, 'SIGKILL');\n",
+    );
+    const result = await runNode(script, [], 60_000);
+    expect(result.code).toBe(null);
+    const { pids, dirs } = JSON.parse(result.stdout.trim().split('\n').at(-1) ?? '{}') as { pids: number[]; dirs: string[] };
+    expect(pids).toHaveLength(4);
+    // Gone, or a zombie waiting for a reaper (the process table's init may not reap).
+    const running = (pid: number): boolean => {
+      try {
+        return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+      } catch {
+        return false;
+      }
+    };
+    try {
+      await eventually('every member to be gone', () => pids.every((pid) => !running(pid)), 10_000, 100);
+    } finally {
+      // Their parent died before it could remove their data directories.
+      for (const pid of pids) if (running(pid)) process.kill(pid, 'SIGKILL');
+      await Promise.all(dirs.map((dir) => rm(dir, { recursive: true, force: true })));
+    }
+  });
 });
