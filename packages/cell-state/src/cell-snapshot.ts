@@ -161,6 +161,9 @@ function bucketOf(id: TaskId): { job: JobId; bucket: string } {
   return { job, bucket: `${job}#${Math.floor(Number(id.slice(slash + 1)) / TASKS_PER_BUCKET)}` };
 }
 
+/** How many revisions a deleted key's tombstone is kept (see `CellStateMaps`). */
+export const TOMBSTONE_REVISIONS = 10_000;
+
 /**
  * The mutable cell state: applies key-value changes, decodes records, and freezes into
  * snapshots. Not thread-safe in any sense that matters in Node: callers apply whole revisions
@@ -181,6 +184,14 @@ export class CellStateMaps {
   private readonly stats = new CowMap<string, SchedulerStats>();
   /** Last mod revision applied per key, to drop duplicate or stale events. */
   private readonly applied = new Map<string, number>();
+  /**
+   * Deleted keys whose revision `applied` still remembers, in deletion order. Watch replays are
+   * caught by the mirror's revision alone; a tombstone only guards a record read out of band
+   * ({@link CellMirror.refilter}) while its delete arrives, so it is forgotten once the state is
+   * {@link TOMBSTONE_REVISIONS} past it: a cell that deletes jobs for months holds no more of them.
+   */
+  private tombstones: { readonly key: string; readonly revision: number }[] = [];
+  private tombstoneHead = 0;
   private frozen: CellSnapshot | undefined;
   /** Records that failed to decode (counted, skipped: one bad record must not stop a mirror). */
   undecodable = 0;
@@ -196,6 +207,8 @@ export class CellStateMaps {
   clear(): void {
     for (const m of [this.machines, this.tasks, this.jobBuckets, this.jobs, this.statuses, this.owners, this.alive, this.stats]) m.clear();
     this.applied.clear();
+    this.tombstones = [];
+    this.tombstoneHead = 0;
     this.frozen = undefined;
     this.revision = 0;
   }
@@ -215,6 +228,7 @@ export class CellStateMaps {
     if (type === 'delete') {
       // Keep the tombstone revision in `applied` so a late duplicate put is still ignored.
       this.remove(parsed.kind, parsed.id);
+      this.tombstones.push({ key: kv.key, revision: kv.modRevision });
     } else {
       try {
         this.store(parsed.kind, parsed.id, kv);
@@ -248,6 +262,7 @@ export class CellStateMaps {
       if (!this.holds(kind, id)) return false;
       this.applied.set(kv.key, kv.modRevision);
       this.remove(kind, id);
+      this.tombstones.push({ key: kv.key, revision: kv.modRevision });
       this.frozen = undefined;
       return true;
     }
@@ -417,6 +432,29 @@ export class CellStateMaps {
     if (revision === this.revision) return;
     this.revision = revision;
     this.frozen = undefined;
+    this.forgetOldTombstones();
+  }
+
+  /** Deleted keys remembered now (for tests and memory accounting). */
+  get tombstoneCount(): number {
+    return this.tombstones.length - this.tombstoneHead;
+  }
+
+  private forgetOldTombstones(): void {
+    const horizon = this.revision - TOMBSTONE_REVISIONS;
+    let head = this.tombstoneHead;
+    for (; head < this.tombstones.length; head++) {
+      const stone = this.tombstones[head] as { key: string; revision: number };
+      if (stone.revision > horizon) break;
+      // The key may have been written again since: only its tombstone goes.
+      if (this.applied.get(stone.key) === stone.revision) this.applied.delete(stone.key);
+    }
+    if (head === this.tombstoneHead) return;
+    this.tombstoneHead = head;
+    if (head > 1024 && head * 2 > this.tombstones.length) {
+      this.tombstones = this.tombstones.slice(head);
+      this.tombstoneHead = 0;
+    }
   }
 }
 

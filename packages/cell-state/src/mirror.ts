@@ -102,6 +102,11 @@ export class CellMirror {
     return this.state.undecodable;
   }
 
+  /** Deleted keys the mirror still remembers (bounded: see `TOMBSTONE_REVISIONS`). */
+  get tombstoneCount(): number {
+    return this.state.tombstoneCount;
+  }
+
   /**
    * Resolves once the mirror is current to at least `revision` (e.g. the revision a commit
    * returned, so the next snapshot includes it). Rejects after `timeoutMs` (default 30 s).
@@ -239,6 +244,13 @@ export class CellMirror {
     for (const event of batch.events) {
       this.counters.events++;
       const parsed = this.keys.parse(event.kv.key);
+      // Every event at or below the mirror's revision was applied already (whole revisions are
+      // applied before the revision advances): a replay. This check needs no per-key memory, so
+      // deleted keys' tombstones can be forgotten (see CellStateMaps.advance).
+      if (event.kv.modRevision <= this.state.revision) {
+        this.counters.duplicates++;
+        continue;
+      }
       if (this.state.apply(event.type, event.kv)) {
         if (parsed === undefined) continue;
         // A filtered mirror drops a record whose new version its filter refuses: for the
