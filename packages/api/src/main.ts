@@ -7,7 +7,7 @@
  * an exit: the server listens at once and answers UNAVAILABLE until etcd answers.
  */
 import { pino } from 'pino';
-import { Cell, EtcdKv, FlagError } from '@omega/cell-state';
+import { Cell, EtcdKv, FlagError, exitWithParent } from '@omega/cell-state';
 import { API_USAGE, parseApiArgs, type ApiConfig } from './config.js';
 import { startApiServer, type ApiServer } from './server.js';
 
@@ -24,6 +24,8 @@ async function main(): Promise<number> {
     process.stdout.write(API_USAGE);
     return 0;
   }
+  // A supervisor without setpriv's parent-death signal (see omega dev) is watched this way.
+  exitWithParent();
   const logger = pino({ level: config.logLevel, base: { pid: process.pid, cell: config.cell } });
   // etcd3 retries a failed request; each attempt gets this deadline, and the call as a whole gets
   // it again as its budget (startApiServer's storeTimeoutMs), so nothing waits etcd3's default 30 s.

@@ -8,7 +8,7 @@
  */
 import { hostname } from 'node:os';
 import { pino, type Logger } from 'pino';
-import { Cell, EtcdKv, FlagError, machineId, taskId, type MachineRegistration } from '@omega/cell-state';
+import { Cell, EtcdKv, FlagError, exitWithParent, machineId, taskId, type MachineRegistration } from '@omega/cell-state';
 import { Agent } from './agent.js';
 import type { CgroupDriver } from './cgroup-driver.js';
 import { detectCgroupDriver } from './cgroup-detect.js';
@@ -31,6 +31,8 @@ async function main(): Promise<number> {
     process.stdout.write(USAGE);
     return 0;
   }
+  // A supervisor without setpriv's parent-death signal (see omega dev) is watched this way.
+  exitWithParent();
   const logger = pino({ level: config.logLevel, base: { pid: process.pid, cell: config.cell } });
   for (const note of config.notes) logger.warn(note);
 

@@ -21,7 +21,7 @@
  * the loop failed on a bug, or at a second signal; 2 for a bad flag, with a message naming it.
  * The only place that creates a logger.
  */
-import { Cell, ETCD_DEFAULT_LIMITS, EtcdKv, FlagError, KvInvalidRequestError, type KvLease } from '@omega/cell-state';
+import { Cell, ETCD_DEFAULT_LIMITS, EtcdKv, FlagError, exitWithParent, KvInvalidRequestError, type KvLease } from '@omega/cell-state';
 import pino from 'pino';
 import { systemClock } from './clock.js';
 import { parseSchedulerArgs, schedulerUsage, type SchedulerProcessConfig } from './flags.js';
@@ -58,6 +58,10 @@ export async function runSchedulerProcess(policy: PlacementPolicy, argv: readonl
     process.stdout.write(schedulerUsage(program) + (options.usage ?? ''));
     process.exit(0);
   }
+
+  // A supervisor without setpriv's parent-death signal (see omega dev) is watched this way.
+
+  exitWithParent();
 
   const logger = pino({ level: config.logLevel, base: { program, scheduler: config.name, pid: process.pid } });
   const kv = new EtcdKv({ endpoints: config.etcd, limits: { ...ETCD_DEFAULT_LIMITS, maxTxnOps: config.maxTxnOps }, logger });
