@@ -5,12 +5,12 @@
  * |----------------------------|-----------------------------------------|---------------------------|
  * | `machines/<id>`            | capacity, attributes, claims            | agent (register), commits |
  * | `alive/<id>`               | heartbeat, bound to the agent's lease   | agent                     |
- * | `jobs/<id>`                | job spec and desired state              | API                       |
+ * | `jobs/<id>`                | job spec and desired state              | API (schedulers delete it)|
  * | `tasks/<job>/<index>`      | placement and observed state            | commits, agent            |
  * | `status/<job>`             | why a job is (not) placed               | owning scheduler          |
  * | `owners/<job>`             | owning scheduler, bound to its lease    | schedulers                |
  * | `schedulers/<name>`        | a scheduler's metrics                   | that scheduler            |
- * | `requests/<request id>`    | job id created for an idempotent submit | API                       |
+ * | `requests/<request id>`    | job id, spec hash, nonce, creation time | API (schedulers expire it)|
  */
 import { InvalidRecordError } from './codec.js';
 import type { JobId, MachineId, TaskId } from './types.js';
