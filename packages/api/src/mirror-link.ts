@@ -4,24 +4,29 @@
  * ```
  *   start() ──► mirror.start() ──ok──► ready (whenReady() resolves)
  *                   │ fails (etcd down, slow, stopped)
- *                   └─► wait (200 ms, doubling to 5 s) ──► mirror.start() ...   until stop()
+ *                   └─► wait (200 ms, doubling to 5 s, jittered) ──► mirror.start() ...   until stop()
+ *                         ▲ cut short by a waiting call (kick)
  * ```
  *
  * The server listens before the mirror is listed (so a supervisor sees it up, and clients get a
  * clear UNAVAILABLE rather than a refused connection); calls wait for {@link MirrorLink.whenReady}
- * within their deadline. Logged once per state change: the first failure (warn), then being ready
- * (info), never once per retry. A call that waits for the link cuts the current backoff short
- * (at most one attempt in flight, attempts at least the initial backoff apart), so the first call
- * after etcd is back is served without waiting out a long backoff. Once listed, the mirror keeps itself current (its watch resumes
- * after an outage and re-lists after a compaction): this link's job is only the first listing.
+ * within their deadline. The backoff and the log-once bookkeeping are cell-state's store retry
+ * ({@link RetryState}): the first failure is logged (warn), then being ready (info), never once
+ * per retry. A call that waits for the link cuts the current backoff short (at most one attempt
+ * in flight, attempts at least the initial backoff apart), so the first call after etcd is back
+ * is served without waiting out a long backoff. Once listed, the mirror keeps itself current
+ * (its watch resumes after an outage and re-lists after a compaction): this link's job is only
+ * the first listing.
  */
-import type { CellMirror } from '@omega/cell-state';
+import { RetryState, type BackoffPolicy, type CellMirror, type RetryMessages } from '@omega/cell-state';
 import type { Logger } from 'pino';
 
+const MESSAGES: RetryMessages = { down: 'cell store unreachable; listing the mirror in the background until it answers', up: 'cell store reachable; mirror listed' };
+
 export interface MirrorLinkOptions {
-  /** First delay between start attempts; default 200 ms. */
+  /** First delay between start attempts; default 200 ms; must be > 0. */
   readonly initialBackoffMs?: number;
-  /** Largest delay between start attempts; default 5 s. */
+  /** Largest delay between start attempts; default 5 s; must be >= `initialBackoffMs`. */
   readonly maxBackoffMs?: number;
 }
 
@@ -31,20 +36,23 @@ export class MirrorLink {
   private timer: NodeJS.Timeout | undefined;
   private inFlight = false;
   private lastAttemptAtMs = 0;
-  private nextBackoffMs: number;
-  private readonly initialBackoffMs: number;
-  private readonly maxBackoffMs: number;
-  /** Start attempts that failed so far. */
-  failures = 0;
+  private readonly policy: BackoffPolicy;
+  private readonly retry: RetryState;
 
+  /** Throws a RangeError for backoff bounds that make no sense. */
   constructor(
     private readonly mirror: CellMirror,
     private readonly logger: Logger,
     options: MirrorLinkOptions = {},
   ) {
-    this.initialBackoffMs = options.initialBackoffMs ?? 200;
-    this.maxBackoffMs = options.maxBackoffMs ?? 5_000;
-    this.nextBackoffMs = this.initialBackoffMs;
+    // Jitter so that many API servers restarted together do not retry in step.
+    this.policy = { initialMs: options.initialBackoffMs ?? 200, maxMs: options.maxBackoffMs ?? 5_000, jitter: true };
+    this.retry = new RetryState(logger, this.policy, MESSAGES);
+  }
+
+  /** Start attempts that failed so far (while not ready). */
+  get failures(): number {
+    return this.retry.failuresInARow;
   }
 
   get ready(): boolean {
@@ -89,7 +97,7 @@ export class MirrorLink {
 
   /** Someone waits: try now rather than at the end of the backoff, if no attempt runs and the last is not too recent. */
   private kick(): void {
-    if (this.state !== 'retrying' || this.inFlight || Date.now() - this.lastAttemptAtMs < this.initialBackoffMs) return;
+    if (this.state !== 'retrying' || this.inFlight || Date.now() - this.lastAttemptAtMs < this.policy.initialMs) return;
     clearTimeout(this.timer);
     this.try();
   }
@@ -102,23 +110,16 @@ export class MirrorLink {
       () => {
         this.inFlight = false;
         if (this.state === 'stopped') return;
-        if (this.failures > 0) this.logger.info({ failures: this.failures }, 'cell store reachable; mirror listed');
-        else this.logger.debug({ revision: this.mirror.revision }, 'mirror listed');
+        if (!this.retry.failing) this.logger.debug({ revision: this.mirror.revision }, 'mirror listed');
+        this.retry.succeeded();
         this.state = 'ready';
         for (const done of [...this.waiters]) done();
       },
       (error: unknown) => {
         this.inFlight = false;
         if (this.state === 'stopped') return;
-        this.failures++;
-        if (this.state === 'starting') {
-          this.logger.warn({ err: error, retryMaxMs: this.maxBackoffMs }, 'cell store unreachable; listing the mirror in the background until it answers');
-          this.state = 'retrying';
-        }
-        // Jitter so that many API servers restarted together do not retry in step.
-        const delay = Math.round(this.nextBackoffMs * (0.5 + Math.random() / 2));
-        this.nextBackoffMs = Math.min(this.nextBackoffMs * 2, this.maxBackoffMs);
-        this.timer = setTimeout(() => this.try(), delay);
+        this.state = 'retrying';
+        this.timer = setTimeout(() => this.try(), this.retry.failed(error, { retryMaxMs: this.policy.maxMs }));
       },
     );
   }

@@ -78,5 +78,19 @@ export {
 export { JobIdTakenError } from './cell.js';
 export { DEFAULT_REQUEST_RETENTION_MS, RequestIdReusedError, RequestJobGoneError, specSha256 } from './request-records.js';
 export { formatBytes, formatCpu, parseBytes, parseCpuMillis } from './quantity.js';
+export {
+  backoffDelayMs,
+  checkBackoffPolicy,
+  isPermanentStoreError,
+  RetryState,
+  retryUntilDone,
+  STORE_RETRY_BACKOFF,
+  STORE_RETRY_MESSAGES,
+  timerSleep,
+  type BackoffPolicy,
+  type RetryMessages,
+  type RetryOptions,
+  type Sleep,
+} from './store-retry.js';
 export { DEFAULT_ETCD_ENDPOINT, FlagError, LOG_LEVELS, parseEtcdEndpoints, parseLogLevel, type LogLevel } from './process-flags.js';
 export { PARENT_PID_ENV, exitWithParent, type ParentPipe, type ParentWatch, type ParentWatchOptions } from './parent-watch.js';

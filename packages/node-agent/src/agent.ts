@@ -24,7 +24,12 @@
  */
 import pino, { type Logger } from 'pino';
 import {
+  isPermanentStoreError,
   isTerminal,
+  RetryState,
+  retryUntilDone,
+  STORE_RETRY_BACKOFF,
+  type BackoffPolicy,
   type Cell,
   type CellMirror,
   type CellSnapshot,
@@ -40,7 +45,6 @@ import type { Executor, TaskAttempt } from './executor.js';
 import { HeartbeatKeeper, markUnschedulable, registerAll } from './registration.js';
 import { StatusReporter } from './status-reporter.js';
 import { JobInterest } from './job-interest.js';
-import { StoreRetry, type BackoffPolicy } from './store-retry.js';
 
 export interface AgentOptions {
   readonly cell: Cell;
@@ -62,6 +66,9 @@ export interface AgentOptions {
 
 /** Longest a stop waits for the store to mark the machines unschedulable (it may be down). */
 const STOP_STORE_WAIT_MS = 10_000;
+
+/** The start steps' log lines (the agent's README and operators know these). */
+const START_RETRY_MESSAGES = { down: 'cell store unreachable; retrying with backoff', up: 'cell store reachable again' } as const;
 
 /** Waits for `work` at most `ms`; calls `onTimeout` if it took longer (the work is not cancelled). */
 async function withinMs(ms: number, work: Promise<unknown>, onTimeout: () => void): Promise<void> {
@@ -104,14 +111,17 @@ export class Agent {
   private starting: Promise<void> | undefined;
   private registered = false;
   private running = false;
-  private readonly retry: StoreRetry;
+  /** The start steps' store retry (one state for all steps: they run one after another). */
+  private readonly retry: RetryState;
+  /** Aborted by `stop()`: a start waiting for the store gives up at once. */
+  private readonly startAbort = new AbortController();
   /** Which jobs' records we hold; the mirror's filter (only our part of the cell). */
   private readonly interest: JobInterest;
 
   constructor(private readonly options: AgentOptions) {
     this.logger = (options.logger ?? pino({ level: 'silent' })).child({ component: 'agent' });
     this.machineIds = new Set(options.machines.map((m) => m.id));
-    this.retry = new StoreRetry({ logger: this.logger, ...(options.storeBackoff === undefined ? {} : { policy: options.storeBackoff }) });
+    this.retry = new RetryState(this.logger.child({ component: 'store-retry' }), options.storeBackoff ?? STORE_RETRY_BACKOFF, START_RETRY_MESSAGES);
     this.interest = new JobInterest({
       machineIds: this.machineIds,
       hasLocal: (job) => this.byJob.has(job),
@@ -140,12 +150,12 @@ export class Agent {
   /**
    * Registers the machine(s), starts the heartbeat, replicates the cell, recovers attempts left
    * by a previous agent, and starts running what is placed here. Each step that needs the store
-   * is retried with capped exponential backoff ({@link StoreRetry}: 250 ms doubling to 10 s,
-   * logged once per state change) for as long as it takes, so an agent started before etcd (or
-   * during an outage) comes up once etcd answers. Resolves once running, or once `stop()` was
-   * called; rejects only for what retrying cannot fix (an invalid registration, an executor
-   * that cannot start). Attempts found on disk are recovered only after the first complete
-   * list, so adoption always sees the cell as it is.
+   * is retried with capped exponential backoff (cell-state's `retryUntilDone`: 250 ms doubling
+   * to 10 s, logged once per state change) for as long as it takes, so an agent started before
+   * etcd (or during an outage) comes up once etcd answers. Resolves once running, or once
+   * `stop()` was called; rejects only for what retrying cannot fix (an invalid registration,
+   * an executor that cannot start). Attempts found on disk are recovered only after the first
+   * complete list, so adoption always sees the cell as it is.
    */
   start(): Promise<void> {
     this.starting ??= this.startSteps();
@@ -154,8 +164,7 @@ export class Agent {
 
   private async startSteps(): Promise<void> {
     const { cell } = this.options;
-    const retry = this.retry;
-    if ((await retry.run('register', () => registerAll(cell, this.options.machines))) === undefined) return;
+    if ((await this.untilStoreAnswers('register', () => registerAll(cell, this.options.machines))) === undefined) return;
     this.registered = true;
     const heartbeat = new HeartbeatKeeper(cell, [...this.machineIds], {
       ttlSeconds: this.options.heartbeatTtlSeconds ?? 10,
@@ -164,7 +173,7 @@ export class Agent {
       logger: this.logger,
     });
     this.heartbeat = heartbeat;
-    if ((await retry.run('heartbeat', () => heartbeat.start())) === undefined) return;
+    if ((await this.untilStoreAnswers('heartbeat', () => heartbeat.start())) === undefined) return;
     try {
       await this.startRunning();
     } catch (error) {
@@ -176,13 +185,21 @@ export class Agent {
     }
   }
 
+  /**
+   * Runs one start step until the store answers: `{ value }`, or `undefined` once `stop()` was
+   * called. What retrying cannot fix (an invalid registration, a refused request) is thrown.
+   */
+  private untilStoreAnswers<T>(step: string, fn: () => Promise<T>): Promise<{ readonly value: T } | undefined> {
+    return retryUntilDone(fn, { state: this.retry, signal: this.startAbort.signal, isFatal: isPermanentStoreError, fields: { step } });
+  }
+
   private async startRunning(): Promise<void> {
     const { cell } = this.options;
     // Only our part of the cell: our machines, the tasks placed on them, those tasks' jobs.
     const mirror = cell.mirror({ logger: this.logger, filter: this.interest.filter });
     this.mirrorHandle = mirror;
     this.interest.attach(mirror);
-    if ((await this.retry.run('list', () => mirror.start())) === undefined || this.stopped) return;
+    if ((await this.untilStoreAnswers('list', () => mirror.start())) === undefined || this.stopped) return;
     const reporter = new StatusReporter(cell, mirror, { flushIntervalMs: this.options.flushIntervalMs ?? 50, logger: this.logger });
     this.reporterHandle = reporter;
     this.executor = await this.options.executor({ reporter, mirror, logger: this.logger });
@@ -215,7 +232,7 @@ export class Agent {
     this.stopped = true;
     // A start still waiting for the store gives up at once; one in the middle of a step
     // finishes it (bounded by the store's call deadline) before we tear down what it built.
-    this.retry.cancel();
+    this.startAbort.abort();
     await this.starting?.catch(() => undefined);
     // Never registered (the store never answered): nothing to mark.
     if (this.registered) await withinMs(STOP_STORE_WAIT_MS, markUnschedulable(this.options.cell, [...this.machineIds], 'agent stopping', this.logger), () => this.logger.warn('could not mark the machine(s) unschedulable in time; stopping anyway'));

@@ -22,8 +22,7 @@
  * listener, synchronously and in revision order.
  */
 import pino, { type Logger } from 'pino';
-import { isTerminal, parseTaskId, type CellMirror, type CellSnapshot, type JobId, type KeyKind, type MachineId, type MirrorFilter, type Task, type TaskId } from '@omega/cell-state';
-import { backoffDelayMs, DEFAULT_STORE_BACKOFF, type BackoffPolicy } from './store-retry.js';
+import { backoffDelayMs, isTerminal, parseTaskId, STORE_RETRY_BACKOFF, type BackoffPolicy, type CellMirror, type CellSnapshot, type JobId, type KeyKind, type MachineId, type MirrorFilter, type Task, type TaskId } from '@omega/cell-state';
 
 export interface JobInterestOptions {
   /** The machines this agent serves. */
@@ -159,7 +158,7 @@ export class JobInterest {
             this.failing = true;
             this.logger.warn({ err: error, jobId: job }, 'could not read a job record; retrying with backoff');
           }
-          await new Promise((resolve) => setTimeout(resolve, backoffDelayMs(attempt, this.options.backoff ?? DEFAULT_STORE_BACKOFF)).unref());
+          await new Promise((resolve) => setTimeout(resolve, backoffDelayMs(attempt, this.options.backoff ?? STORE_RETRY_BACKOFF)).unref());
         }
       }
     };

@@ -7,7 +7,8 @@ export type { PlaceInput, PlaceOutcome, PlacementPolicy, TaskToPlace } from './p
 export { DEFAULT_SETTINGS, SettingsError, resolveSettings, type SchedulerSettings, type ThinkTime } from './settings.js';
 export { MirrorLagError, Scheduler, type AttemptReport, type SchedulerOptions, type Step } from './scheduler.js';
 export { NoLeaseError, type LeaseSource } from './lease-keeper.js';
-export { STORE_RETRY_BACKOFF, type BackoffPolicy } from './store-retry.js';
+// The store retry lives in cell-state; re-exported for callers that configure a scheduler's.
+export { STORE_RETRY_BACKOFF, type BackoffPolicy } from '@omega/cell-state';
 export { LatencyHistogram, toSchedulerStats, type LatencySummary, type SchedulerMetrics } from './metrics.js';
 export {
   assessJob,

@@ -21,14 +21,13 @@
  * the loop failed on a bug, or at a second signal; 2 for a bad flag, with a message naming it.
  * The only place that creates a logger.
  */
-import { Cell, ETCD_DEFAULT_LIMITS, EtcdKv, FlagError, exitWithParent, KvInvalidRequestError, type KvLease } from '@omega/cell-state';
+import { Cell, ETCD_DEFAULT_LIMITS, EtcdKv, FlagError, exitWithParent, isPermanentStoreError, RetryState, retryUntilDone, type KvLease } from '@omega/cell-state';
 import pino from 'pino';
 import { systemClock } from './clock.js';
 import { parseSchedulerArgs, schedulerUsage, type SchedulerProcessConfig } from './flags.js';
 import type { PlacementPolicy } from './policy.js';
 import { seededRandom } from './random.js';
 import { Scheduler } from './scheduler.js';
-import { RetryState, retryUntilDone } from './store-retry.js';
 
 /** Longest wait for the lease revocation at shutdown; past it the lease just runs out its TTL. */
 const REVOKE_TIMEOUT_MS = 5_000;
@@ -81,18 +80,17 @@ export async function runSchedulerProcess(policy: PlacementPolicy, argv: readonl
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
 
-  // Startup: the store may not be up yet. Retry until it answers or we are told to stop; only a
-  // request the store refuses as malformed (a configuration problem) ends the process.
+  // Startup: the store may not be up yet. Retry until it answers or we are told to stop; only
+  // what retrying cannot fix ends the process: a request the store refuses as malformed (a
+  // configuration problem). (The rule's other case, an invalid record, is thrown by writes that
+  // validate one; neither the first list nor a lease grant writes a record.)
   const grant = (): Promise<KvLease> => kv.grantLease(config.leaseTtlSeconds, { autoKeepAlive: true });
   const reach = new RetryState(logger);
-  const retry = { clock: systemClock, state: reach, signal: controller.signal, isFatal: (e: unknown) => e instanceof KvInvalidRequestError, fields: { etcd: config.etcd } };
+  const retry = { sleep: systemClock.sleep, state: reach, signal: controller.signal, isFatal: isPermanentStoreError, fields: { etcd: config.etcd } };
   let lease: KvLease | undefined;
   try {
-    const listed = await retryUntilDone(async () => {
-      await mirror.start();
-      return true;
-    }, retry);
-    lease = listed === true ? await retryUntilDone(grant, retry) : undefined;
+    const listed = await retryUntilDone(() => mirror.start(), retry);
+    lease = listed === undefined ? undefined : (await retryUntilDone(grant, retry))?.value;
   } catch (error) {
     logger.fatal({ err: error, etcd: config.etcd }, 'the cell store refused the scheduler');
     await mirror.stop().catch(() => undefined);

@@ -41,10 +41,13 @@ import {
   KvError,
   MirrorStoppedError,
   PrivateCell,
+  RetryState,
+  STORE_RETRY_BACKOFF,
   TransactionTooLargeError,
   claimIdFactory,
   jobSpecProblems,
   parseTaskId,
+  type BackoffPolicy,
   type CellMirror,
   type CellSnapshot,
   type ClaimId,
@@ -74,7 +77,6 @@ import type { PlaceOutcome, PlacementPolicy } from './policy.js';
 import { seededRandom, type Random } from './random.js';
 import { hash32 } from './rendezvous.js';
 import { resolveSettings, type SchedulerSettings } from './settings.js';
-import { RetryState, STORE_RETRY_BACKOFF, type BackoffPolicy } from './store-retry.js';
 
 export interface SchedulerOptions {
   /** The cell; its committer writes `placedAtMs` with this scheduler's clock. */
