@@ -100,7 +100,9 @@ describe('the API server process through an etcd outage', () => {
     etcds.push(etcd);
     const submitted = await eventually('a submit once etcd is up', () => client.unary<{ job_id: string; created: boolean }>('jobs', 'SubmitJob', { job: job('late') }), 30_000);
     expect(submitted.created).toBe(true);
-    expect(await client.unary('jobs', 'GetJob', { job_id: submitted.job_id })).toMatchObject({ id: submitted.job_id });
+    // A submit needs etcd only; a read also needs the mirror listed, which may take one more retry.
+    const read = await eventually('the job read back once the mirror is listed', () => client.unary('jobs', 'GetJob', { job_id: submitted.job_id }).catch(() => undefined), 30_000);
+    expect(read).toMatchObject({ id: submitted.job_id });
     expect(api.child.exitCode).toBeNull();
     expect(api.child.pid).toBe(pid);
     expect(api.output()).toMatch(/cell store unreachable; listing the mirror in the background/);
