@@ -75,7 +75,7 @@ const schedule = faultSchedule(SEED);
 const describeSchedule = (): string => schedule.map((f, i) => `#${i + 1} at ${f.atMs}ms ${f.kind} ${f.target} ${f.downMs}ms`).join(', ');
 
 const skip = (await findEtcd()) === undefined;
-if (skip) console.warn('SKIPPED: the chaos test needs etcd (see scripts/ensure-etcd.mjs)');
+if (skip) console.warn('SKIPPED: the chaos test needs etcd (see scripts/ensure-tools.mjs)');
 
 let logDir: string;
 let etcd: RunningEtcdCluster | undefined;

@@ -26,7 +26,7 @@ import { defineTestCell, startTestCell, type TestCell } from './support/test-cel
 import { Workload } from './support/workload.js';
 
 const skip = (await findEtcd()) === undefined;
-if (skip) console.warn('SKIPPED: the etcd HA test needs etcd (see scripts/ensure-etcd.mjs)');
+if (skip) console.warn('SKIPPED: the etcd HA test needs etcd (see scripts/ensure-tools.mjs)');
 
 let logDir: string;
 let cluster: RunningEtcdCluster | undefined;

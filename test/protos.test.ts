@@ -2,7 +2,7 @@
 // one package. Checked two ways: protobufjs (always) loads every file into ONE Root, which refuses
 // a name defined twice, and checks that each file imports what it uses (as protoc demands); then,
 // when `protoc` is on PATH, protoc itself over every file in one invocation (`npm test` tries to
-// install it first: scripts/ensure-protoc.mjs).
+// install it first: scripts/ensure-tools.mjs).
 import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';

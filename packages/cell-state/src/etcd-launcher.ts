@@ -27,7 +27,7 @@ import { delimiter, join } from 'node:path';
 import { pino, type Logger } from 'pino';
 import type { KvLimits } from './kv.js';
 
-/** How to get etcd; the text of {@link EtcdNotFoundError} and of `scripts/ensure-etcd.mjs`. */
+/** How to get etcd; the text of {@link EtcdNotFoundError} and of `scripts/ensure-tools.mjs`. */
 export const ETCD_INSTALL_HINT =
   'on Debian/Ubuntu run `apt-get install etcd-server`; elsewhere install etcd 3.4+ from https://etcd.io and put it on PATH or set OMEGA_ETCD';
 
