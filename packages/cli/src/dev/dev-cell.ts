@@ -35,7 +35,7 @@ import { submitDemo } from './demo.js';
 import { devOptionsFrom, type DevOptions } from './dev-options.js';
 import { DevEtcd } from './dev-etcd.js';
 import { PARENT_DEATH_DESCRIPTION, parentDeathMode } from './parent-death.js';
-import { findLeftovers, killLeftovers, processStartTicks } from './leftovers.js';
+import { findLeftovers, isAlive, killLeftovers, processStartTicks } from './leftovers.js';
 import { probeListen, splitHostPort } from './port-probe.js';
 import { ProcessGroup, currentLog, type ChildExit, type ChildSpec, type ManagedChild } from './process-group.js';
 import { STATUS_FILE, StatusFile, type ProcessStatus } from './status-file.js';
@@ -88,15 +88,6 @@ async function tail(file: string, lines: number): Promise<string[]> {
     .filter((l) => l.trim() !== '' && !/^\s+at /.test(l))
     .slice(-lines)
     .map(readable);
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /** One `omega dev` per data directory: a pid file, refused while its owner lives. */

@@ -14,6 +14,7 @@
  */
 import { EtcdStartError, startEtcd, type RunningEtcd } from '@omega/cell-state';
 import { DEFAULT_RESTART_BACKOFF, RestartBackoff, type BackoffSettings } from './restart-backoff.js';
+import { isAlive } from './leftovers.js';
 
 /** The ports etcd had last time (remembered in `dev.json`). */
 export interface EtcdPorts {
@@ -31,15 +32,6 @@ export interface DevEtcdEvents {
 }
 
 const WATCH_MS = 500;
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 export class DevEtcd {
   state: 'running' | 'restarting' | 'stopped' = 'running';

@@ -11,6 +11,16 @@
 import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 
+/** Whether a process with this pid exists (one we may not signal counts: EPERM). */
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 /** A process's start time in clock ticks since boot, or undefined (gone, or not Linux). */
 export function processStartTicks(pid: number): string | undefined {
   try {
