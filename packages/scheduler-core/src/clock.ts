@@ -2,6 +2,8 @@
  * Time, injected: real in processes, virtual in the simulator and tests. The scheduling loop
  * reads time and waits only through a Clock, so the same code runs live and simulated.
  */
+import { timerSleep } from '@omega/cell-state';
+
 export interface Clock {
   /** Milliseconds since the epoch (virtual under simulation). */
   now(): number;
@@ -11,15 +13,5 @@ export interface Clock {
 
 export const systemClock: Clock = {
   now: () => Date.now(),
-  sleep: (ms, signal) =>
-    new Promise<void>((resolve) => {
-      if (signal?.aborted === true) return resolve();
-      const timer = setTimeout(done, ms);
-      function done(): void {
-        clearTimeout(timer);
-        signal?.removeEventListener('abort', done);
-        resolve();
-      }
-      signal?.addEventListener('abort', done, { once: true });
-    }),
+  sleep: timerSleep,
 };
