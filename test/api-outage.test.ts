@@ -2,9 +2,9 @@
 // a server started before etcd listens. In both it must stay up, answer UNAVAILABLE (asserted by
 // code, not by time), and serve again once etcd is back, as the same process.
 import { randomBytes } from 'node:crypto';
-import { status, type ServiceError } from '@grpc/grpc-js';
+import { status } from '@grpc/grpc-js';
 import { freePort, startEtcd, type RunningEtcd } from '@omega/cell-state';
-import { ApiTestClient } from '@omega/api/testing';
+import { ApiTestClient, refusal } from '@omega/api/testing';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { eventually, repoPath, startNode, stopAll, type Started } from './support/processes.js';
 
@@ -40,15 +40,6 @@ async function startApi(etcdUrl: string): Promise<{ api: Started; client: ApiTes
   const client = new ApiTestClient(match[1] as string);
   clients.push(client);
   return { api: started, client };
-}
-
-async function refusal(call: Promise<unknown>): Promise<ServiceError> {
-  try {
-    await call;
-  } catch (error) {
-    return error as ServiceError;
-  }
-  throw new Error('the call succeeded');
 }
 
 describe('the API server process through an etcd outage', () => {

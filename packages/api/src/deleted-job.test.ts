@@ -1,8 +1,8 @@
-import { status, type ServiceError } from '@grpc/grpc-js';
+import { status } from '@grpc/grpc-js';
 import { jobId, machineId, taskId } from '@omega/cell-state';
 import { machine, plan } from '@omega/cell-state/testing';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { startTestApi, type TestApi } from './testing/index.js';
+import { refusal, startTestApi, type TestApi } from './testing/index.js';
 
 let api: TestApi;
 beforeEach(async () => {
@@ -11,15 +11,6 @@ beforeEach(async () => {
 afterEach(async () => {
   await api.close();
 });
-
-async function refusal(call: Promise<unknown>): Promise<ServiceError> {
-  try {
-    await call;
-  } catch (error) {
-    return error as ServiceError;
-  }
-  throw new Error('the call succeeded');
-}
 
 describe('a job deleted after its retention', () => {
   it('is NOT_FOUND for GetJob, KillJob and WatchJob, and is not listed', async () => {

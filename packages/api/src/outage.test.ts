@@ -1,8 +1,8 @@
-import { status, type ServiceError } from '@grpc/grpc-js';
+import { status } from '@grpc/grpc-js';
 import { jobId, MemoryKv, type KvStore } from '@omega/cell-state';
 import { replayingKv } from '@omega/cell-state/testing';
 import { afterEach, describe, expect, it } from 'vitest';
-import { outageKv, startTestApi, type TestApi } from './testing/index.js';
+import { outageKv, refusal, startTestApi, type TestApi } from './testing/index.js';
 
 const job = (name = 'hello') => ({
   name,
@@ -19,15 +19,6 @@ afterEach(async () => {
   await api?.close();
   api = undefined;
 });
-
-async function refusal(call: Promise<unknown>): Promise<ServiceError> {
-  try {
-    await call;
-  } catch (error) {
-    return error as ServiceError;
-  }
-  throw new Error('the call succeeded');
-}
 
 async function jobKeys(kv: KvStore): Promise<string[]> {
   return (await kv.range({ key: '/omega/test/jobs/', prefix: true })).kvs.map((kv) => kv.key);

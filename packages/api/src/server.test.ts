@@ -1,10 +1,10 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { status, type ServiceError } from '@grpc/grpc-js';
+import { status } from '@grpc/grpc-js';
 import { jobId, machineId, taskId, type Cell, type JobId, type SchedulerStats } from '@omega/cell-state';
 import { machine, plan } from '@omega/cell-state/testing';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { startTestApi, type TestApi } from './testing/index.js';
+import { refusal, startTestApi, type TestApi } from './testing/index.js';
 
 type View = Record<string, unknown> & { id: string; state: string; tasks: Record<string, unknown>[] };
 
@@ -27,15 +27,6 @@ afterEach(async () => {
 async function submit(overrides: Record<string, unknown> = {}, requestId = ''): Promise<JobId> {
   const reply = await api.client.unary<{ job_id: string }>('jobs', 'SubmitJob', { job: spec(overrides), request_id: requestId });
   return jobId(reply.job_id);
-}
-
-async function refusal(call: Promise<unknown>): Promise<ServiceError> {
-  try {
-    await call;
-  } catch (error) {
-    return error as ServiceError;
-  }
-  throw new Error('the call succeeded');
 }
 
 async function keyCount(prefix: string): Promise<number> {

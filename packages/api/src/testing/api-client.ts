@@ -86,3 +86,13 @@ export async function startTestApi(
     },
   };
 }
+
+/** The gRPC error a call failed with; fails the test when the call succeeded. */
+export async function refusal(call: Promise<unknown>): Promise<ServiceError> {
+  try {
+    await call;
+  } catch (error) {
+    return error as ServiceError;
+  }
+  throw new Error('the call succeeded');
+}
