@@ -10,7 +10,6 @@
  * - an agent started before its etcd listens waits (one log line, no exit) and comes up once
  *   etcd starts.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -20,6 +19,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Cell, EtcdKv, EtcdNotFoundError, findEtcd, freePort, jobId, machineId, startEtcd, taskId, type CellMirror, type RunningEtcd, type Task } from '@omega/cell-state';
 import { freshCellName, jobSpec } from '@omega/cell-state/testing';
 import { eventually, placeTasks } from '@omega/node-agent/testing';
+import { spawnLogged, type LoggedProcess } from './support/processes.js';
 
 const MAIN = fileURLToPath(new URL('../packages/node-agent/dist/main.js', import.meta.url));
 const MiB = 1024 ** 2;
@@ -29,45 +29,20 @@ const etcdBinary = await findEtcd();
 if (etcdBinary === undefined) console.warn(`SKIPPED: agent outage tests because ${new EtcdNotFoundError([]).message}`);
 const skip = etcdBinary === undefined;
 
-/** A running agent process and the messages it logged. */
-interface AgentProcess {
-  readonly child: ChildProcess;
-  readonly messages: string[];
-  readonly exited: Promise<number | null>;
-}
-
-const agents: AgentProcess[] = [];
+const agents: LoggedProcess[] = [];
 const etcds: RunningEtcd[] = [];
 const dirs: string[] = [];
 
-function startAgent(endpoint: string, cell: string, machine: string, dataDir: string): AgentProcess {
-  const args = [MAIN, '--etcd', endpoint, '--cell', cell, '--machine-id', machine, '--cpu', '4', '--memory', '8Gi', '--data-dir', dataDir];
+function startAgent(endpoint: string, cell: string, machine: string, dataDir: string): LoggedProcess {
+  const args = ['--etcd', endpoint, '--cell', cell, '--machine-id', machine, '--cpu', '4', '--memory', '8Gi', '--data-dir', dataDir];
   args.push('--no-enforcement', '--kill-grace-ms', '1000', '--heartbeat-ttl', String(TTL_S), '--log-listen', 'none');
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  const messages: string[] = [];
-  let partial = '';
-  child.stdout?.setEncoding('utf8');
-  child.stdout?.on('data', (chunk: string) => {
-    const lines = (partial + chunk).split('\n');
-    partial = lines.pop() ?? '';
-    for (const line of lines) {
-      try {
-        messages.push((JSON.parse(line) as { msg: string }).msg);
-      } catch {
-        messages.push(line);
-      }
-    }
-  });
-  child.stderr?.setEncoding('utf8');
-  child.stderr?.on('data', (chunk: string) => messages.push(chunk));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  const agent = { child, messages, exited };
+  const agent = spawnLogged(MAIN, args);
   agents.push(agent);
   return agent;
 }
 
-const running = (agent: AgentProcess): boolean => agent.child.exitCode === null && agent.child.signalCode === null;
-const count = (agent: AgentProcess, message: string): number => agent.messages.filter((m) => m === message).length;
+const running = (agent: LoggedProcess): boolean => agent.child.exitCode === null && agent.child.signalCode === null;
+const count = (agent: LoggedProcess, message: string): number => agent.messages.filter((m) => m === message).length;
 
 async function tempDir(prefix: string): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), prefix));

@@ -5,7 +5,6 @@
  * not restarted. Uses real cgroups when this machine has writable ones, else runs the agent with
  * --no-enforcement (adoption works the same).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { chmod, mkdtemp, rm, rmdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -16,6 +15,7 @@ import { Cell, EtcdKv, EtcdNotFoundError, findEtcd, jobId, machineId, startEtcd,
 import { freshCellName, jobSpec } from '@omega/cell-state/testing';
 import { detectCgroupDriver, taskLogPaths } from '@omega/node-agent';
 import { eventually, placeTasks } from '@omega/node-agent/testing';
+import { spawnLogged, type LoggedProcess } from './support/processes.js';
 
 const MAIN = fileURLToPath(new URL('../packages/node-agent/dist/main.js', import.meta.url));
 const m1 = machineId('restart-m1');
@@ -29,11 +29,6 @@ const cgroups = isRoot && !skip ? await detectCgroupDriver({ parent }) : { probl
 if (!skip && cgroups.driver === undefined) console.warn(`node agent restart tests run the agent with --no-enforcement because ${cgroups.problem}`);
 
 /** A running agent process and the log lines it printed. */
-interface AgentProcess {
-  readonly child: ChildProcess;
-  readonly messages: string[];
-  readonly exited: Promise<number | null>;
-}
 
 describe('the node agent across restarts', () => {
   let etcd: RunningEtcd;
@@ -43,7 +38,7 @@ describe('the node agent across restarts', () => {
   let mirror: CellMirror;
   let dataDir: string;
   let gates: string;
-  const agents: AgentProcess[] = [];
+  const agents: LoggedProcess[] = [];
 
   beforeAll(async () => {
     if (skip) return;
@@ -79,33 +74,15 @@ describe('the node agent across restarts', () => {
     await rm(gates, { recursive: true, force: true });
   });
 
-  function startAgent(): AgentProcess {
-    const args = [MAIN, '--etcd', etcd.clientUrl, '--cell', cellName, '--machine-id', m1, '--cpu', '4', '--memory', '8Gi', '--data-dir', dataDir, '--kill-grace-ms', '1000', '--heartbeat-ttl', '5'];
+  function startAgent(): LoggedProcess {
+    const args = ['--etcd', etcd.clientUrl, '--cell', cellName, '--machine-id', m1, '--cpu', '4', '--memory', '8Gi', '--data-dir', dataDir, '--kill-grace-ms', '1000', '--heartbeat-ttl', '5'];
     args.push(...(cgroups.driver !== undefined ? ['--cgroup-parent', parent] : ['--no-enforcement']));
-    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    const messages: string[] = [];
-    let partial = '';
-    child.stdout?.setEncoding('utf8');
-    child.stdout?.on('data', (chunk: string) => {
-      const lines = (partial + chunk).split('\n');
-      partial = lines.pop() ?? '';
-      for (const line of lines) {
-        try {
-          messages.push((JSON.parse(line) as { msg: string }).msg);
-        } catch {
-          messages.push(line);
-        }
-      }
-    });
-    child.stderr?.setEncoding('utf8');
-    child.stderr?.on('data', (chunk: string) => messages.push(chunk));
-    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-    const agent = { child, messages, exited };
+    const agent = spawnLogged(MAIN, args);
     agents.push(agent);
     return agent;
   }
 
-  const started = (agent: AgentProcess) => eventually('the agent to start', () => agent.messages.includes('agent started'), 30_000);
+  const started = (agent: LoggedProcess) => eventually('the agent to start', () => agent.messages.includes('agent started'), 30_000);
   const task = (job: string): Task | undefined => mirror.snapshot().task(taskId(job, 0));
   const exitFile = (job: string): string => join(taskLogPaths(dataDir, taskId(job, 0), 1).dir, 'exit.json');
   const gated = (name: string, code: number) =>

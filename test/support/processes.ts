@@ -111,3 +111,39 @@ export async function eventually<T>(what: string, condition: () => Promise<T | u
     await new Promise((resolve) => setTimeout(resolve, everyMs));
   }
 }
+
+/** A process started by {@link spawnLogged}: the `msg` of every pino line it wrote, and its end. */
+export interface LoggedProcess {
+  readonly child: ChildProcess;
+  /** Each stdout line's pino `msg` (the raw line when it is not JSON), then stderr chunks. */
+  readonly messages: string[];
+  readonly exited: Promise<number | null>;
+}
+
+/**
+ * Starts `node <script> <args>` bound to the runner's life (like {@link startNode}) without waiting
+ * for a line: for tests that follow what a process logs over its whole life. The caller stops it.
+ */
+export function spawnLogged(script: string, args: readonly string[]): LoggedProcess {
+  if (!existsSync(script)) throw new Error(`${script} is missing: run \`npm run build\` (tsc -b) first`);
+  const command = dieWithParent(process.execPath, [script, ...args]);
+  const child = spawn(command.command, command.args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const messages: string[] = [];
+  let partial = '';
+  child.stdout?.setEncoding('utf8');
+  child.stdout?.on('data', (chunk: string) => {
+    const lines = (partial + chunk).split('\n');
+    partial = lines.pop() ?? '';
+    for (const line of lines) {
+      try {
+        messages.push((JSON.parse(line) as { msg: string }).msg);
+      } catch {
+        messages.push(line);
+      }
+    }
+  });
+  child.stderr?.setEncoding('utf8');
+  child.stderr?.on('data', (chunk: string) => messages.push(chunk));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  return { child, messages, exited };
+}
