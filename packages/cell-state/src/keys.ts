@@ -47,6 +47,9 @@ const SEGMENTS: Readonly<Record<string, KeyKind>> = {
   requests: 'request',
 };
 
+/** The key segment of each kind: the inverse of `SEGMENTS`. */
+const KIND_SEGMENTS = Object.fromEntries(Object.entries(SEGMENTS).map(([segment, kind]) => [kind, segment])) as Readonly<Record<KeyKind, string>>;
+
 /** Key builder and parser for one cell. */
 export class CellKeys {
   /** `/omega/<cell>/`: every key of the cell starts with it. */
@@ -86,6 +89,11 @@ export class CellKeys {
   }
   request(id: string): string {
     return `${this.root}requests/${id}`;
+  }
+
+  /** The key of a record given by kind and id (the inverse of {@link CellKeys.parse}). */
+  of(kind: KeyKind, id: string): string {
+    return `${this.root}${KIND_SEGMENTS[kind]}/${id}`;
   }
 
   /** Which record a key of this cell holds; `undefined` for keys outside the layout. */

@@ -19,7 +19,6 @@ import pino from 'pino';
 import { CellStateMaps, type CellSnapshot, type MirrorFilter } from './cell-snapshot.js';
 import type { CellKeys, KeyKind } from './keys.js';
 import { KvCompactedError, type KvStore, type WatchBatch, type WatchHandle } from './kv.js';
-import type { JobId, MachineId, TaskId } from './types.js';
 
 /** What changed in one applied batch. */
 export interface MirrorChange {
@@ -145,7 +144,7 @@ export class CellMirror {
   async refilter(kind: KeyKind, id: string): Promise<void> {
     const filter = this.filter;
     if (filter === undefined || this.stopped) return;
-    const key = this.keyOf(kind, id);
+    const key = this.keys.of(kind, id);
     if (!filter.key(kind, id)) {
       if (this.state.forget(kind, id, key)) this.notify({ revision: this.state.revision, full: false, changes: [{ kind, id, type: 'delete' }] });
       return;
@@ -156,27 +155,6 @@ export class CellMirror {
     // Applied like a watch event: ignored if the watch already delivered this or a later version.
     if (this.stopped || kv === undefined || !this.state.apply('put', kv)) return;
     this.notify({ revision: this.state.revision, full: false, changes: [{ kind, id, type: 'put' }] });
-  }
-
-  private keyOf(kind: KeyKind, id: string): string {
-    switch (kind) {
-      case 'machine':
-        return this.keys.machine(id as MachineId);
-      case 'alive':
-        return this.keys.alive(id as MachineId);
-      case 'job':
-        return this.keys.job(id as JobId);
-      case 'task':
-        return this.keys.task(id as TaskId);
-      case 'status':
-        return this.keys.status(id as JobId);
-      case 'owner':
-        return this.keys.owner(id as JobId);
-      case 'scheduler':
-        return this.keys.scheduler(id);
-      case 'request':
-        return this.keys.request(id);
-    }
   }
 
   /** Calls `listener` after every applied batch; returns an unsubscribe function. */
