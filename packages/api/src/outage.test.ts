@@ -1,8 +1,8 @@
 import { status } from '@grpc/grpc-js';
 import { jobId, MemoryKv, type KvStore } from '@omega/cell-state';
-import { replayingKv } from '@omega/cell-state/testing';
+import { outageKv, replayingKv } from '@omega/cell-state/testing';
 import { afterEach, describe, expect, it } from 'vitest';
-import { outageKv, refusal, startTestApi, type TestApi } from './testing/index.js';
+import { refusal, startTestApi, type TestApi } from './testing/index.js';
 
 const job = (name = 'hello') => ({
   name,

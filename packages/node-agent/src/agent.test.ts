@@ -1,9 +1,9 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { Cell, jobId, machineId, MemoryKv, taskId, type CellMirror, type CellSnapshot, type Job, type Task } from '@omega/cell-state';
-import { freshCellName, jobSpec, machine } from '@omega/cell-state/testing';
+import { freshCellName, jobSpec, machine, outageKv } from '@omega/cell-state/testing';
 import { Agent } from './agent.js';
 import type { Executor, TaskAttempt } from './executor.js';
-import { eventually, placeTasks, unreachableKv } from './testing/index.js';
+import { eventually, placeTasks } from './testing/index.js';
 
 class FakeAttempt implements TaskAttempt {
   readonly taskId;
@@ -303,7 +303,8 @@ describe('what the agent keeps in memory', () => {
 describe('an agent whose store does not answer', () => {
   it('keeps retrying its start until the store answers, then runs what is placed', async () => {
     const inner = new MemoryKv();
-    const store = unreachableKv(inner, { down: true });
+    const store = outageKv(inner);
+    store.refuse();
     const cell = new Cell(store.kv, freshCellName());
     const executor = new FakeExecutor();
     const agent = new Agent({ cell, machines: [machine('m1').build()], executor: () => executor, flushIntervalMs: 5, storeBackoff: { initialMs: 5, maxMs: 20 } });
@@ -312,7 +313,7 @@ describe('an agent whose store does not answer', () => {
     await eventually('several refused attempts', () => store.refused >= 5);
     expect(started).toBe(false);
     expect(agent.isRunning).toBe(false);
-    store.down = false;
+    store.resume();
     await starting;
     expect(agent.isRunning).toBe(true);
     const mirror = cell.mirror();
@@ -331,7 +332,7 @@ describe('an agent whose store does not answer', () => {
 
   it('retries reading the job of a newly placed task until the store answers, then starts it', async () => {
     const inner = new MemoryKv();
-    const store = unreachableKv(inner);
+    const store = outageKv(inner);
     const cell = new Cell(store.kv, freshCellName());
     const direct = new Cell(inner, cell.keys.cell);
     const executor = new FakeExecutor();
@@ -342,12 +343,12 @@ describe('an agent whose store does not answer', () => {
     try {
       await direct.createJob({ id: jobId('meanwhile'), spec: jobSpec('meanwhile').build() });
       // Requests fail, the watch still delivers: the task appears, its job cannot be read yet.
-      store.down = true;
+      store.refuse();
       const refusedBefore = store.refused;
       await placeTasks(direct, mirror, [{ taskId: taskId('meanwhile', 0), machineId: m1, resources: { cpuMillis: 100, memoryBytes: 64 * MiB } }]);
       await eventually('refused reads of the job', () => store.refused >= refusedBefore + 3);
       expect(executor.attempts).toEqual([]);
-      store.down = false;
+      store.resume();
       await eventually('the task to start', () => executor.attempts.length === 1);
       expect(agent.mirror.snapshot().job(jobId('meanwhile'))).toMatchObject({ desired: 'running' });
     } finally {
@@ -359,7 +360,8 @@ describe('an agent whose store does not answer', () => {
 
   it('stops at once when asked while it still waits for the store, writing nothing', async () => {
     const inner = new MemoryKv();
-    const store = unreachableKv(inner, { down: true });
+    const store = outageKv(inner);
+    store.refuse();
     const cell = new Cell(store.kv, freshCellName());
     const agent = new Agent({ cell, machines: [machine('m1').build()], executor: () => new FakeExecutor(), storeBackoff: { initialMs: 5, maxMs: 20 } });
     const starting = agent.start();
@@ -367,7 +369,7 @@ describe('an agent whose store does not answer', () => {
     await agent.stop();
     await starting;
     expect(agent.isRunning).toBe(false);
-    store.down = false;
+    store.resume();
     expect(await cell.getMachine(m1)).toBeUndefined();
     await inner.close();
   });

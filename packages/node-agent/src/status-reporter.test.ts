@@ -1,8 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { Cell, jobId, machineId, MemoryKv, taskId, type CellMirror, type TaskId } from '@omega/cell-state';
-import { freshCellName, jobSpec, machine } from '@omega/cell-state/testing';
+import { freshCellName, jobSpec, machine, outageKv } from '@omega/cell-state/testing';
 import { StatusReporter } from './status-reporter.js';
-import { eventually, placeTasks, unreachableKv } from './testing/index.js';
+import { eventually, placeTasks } from './testing/index.js';
 
 const MiB = 1024 ** 2;
 const m1 = machineId('m1');
@@ -106,7 +106,8 @@ describe('the status reporter', () => {
     await mirror.start();
     const ids = [taskId('j', 0), taskId('j', 1)];
     await placeTasks(cell, mirror, ids.map((id) => ({ taskId: id, machineId: m1, resources: { cpuMillis: 100, memoryBytes: 64 * MiB } })));
-    const store = unreachableKv(kv, { down: true });
+    const store = outageKv(kv);
+    store.refuse();
     const reporter = new StatusReporter(new Cell(store.kv, cell.keys.cell), mirror, { flushIntervalMs: 5 });
     cleanups.push(async () => {
       await reporter.close();
@@ -126,7 +127,7 @@ describe('the status reporter', () => {
     // Taken for lost meanwhile (the machine's heartbeat lapsed): b stays lost, the report only
     // adds how it ran.
     await cell.updateTask(b, claimOf(mirror, b), { state: 'lost', reason: 'machine-lost' });
-    store.down = false;
+    store.resume();
     expect(await Promise.all(outcomes)).toEqual(['updated', 'updated', 'updated']);
     expect(await cell.getTask(a)).toMatchObject({ state: 'succeeded', exitCode: 0, pid: 7 });
     expect(await cell.getTask(b)).toMatchObject({ state: 'lost', reason: 'machine-lost' });

@@ -1,4 +1,5 @@
 import { KvUnavailableError, type KvLease, type KvStore, type TxnRequest } from '@omega/cell-state';
+import { outageKv, type OutageKv } from '@omega/cell-state/testing';
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Scheduler } from './scheduler.js';
@@ -41,30 +42,18 @@ function commitsWithoutLease(prefix: string): { wrap: (kv: KvStore) => KvStore; 
 describe('a scheduler whose store fails for less than its lease TTL', () => {
   it('fails its steps while the store is down, logs that once, and schedules again when it is back', async () => {
     h = await SchedulerHarness.open({ machines: 2 });
-    let down = false;
-    const failing = (kv: KvStore): KvStore =>
-      new Proxy(kv, {
-        get(target, property, receiver) {
-          const value: unknown = Reflect.get(target, property, receiver);
-          if (typeof value !== 'function') return value;
-          const call = (value as (...args: unknown[]) => unknown).bind(target);
-          if (!['txn', 'put', 'delete', 'range', 'currentRevision'].includes(String(property))) return call;
-          return async (...args: unknown[]) => {
-            if (down) throw new KvUnavailableError('etcd unavailable: test');
-            return call(...args);
-          };
-        },
-      });
+    const outage = (kv: KvStore): KvStore => (store ??= outageKv(kv)).kv;
+    let store: OutageKv | undefined;
     const lines: { level: number; msg: string }[] = [];
     const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line) as { level: number; msg: string }) });
-    const a = await h.addScheduler(firstFitPolicy(), { name: 'batch-a', store: failing, logger });
-    down = true;
+    const a = await h.addScheduler(firstFitPolicy(), { name: 'batch-a', store: outage, logger });
+    store!.refuse();
     const job = await h.submit(jobSpec('waits').instances(2).cpu(500));
     for (let i = 0; i < 5; i++) {
       expect((await h.step(a)).kind).toBe('error');
       await h.advance(1000);
     }
-    down = false;
+    store!.resume();
     await h.runUntilIdle();
     expect((await h.snapshot()).status(job)?.state).toBe('running');
     expect(a.metrics()).toMatchObject({ storeErrors: 5, leasesLost: 0 });

@@ -6,3 +6,4 @@ export { cellWithMachines, describeCellContract, freshCellName, plan, withLimits
 export { describeCommitProperties, type PropertyOptions } from './commit-properties.js';
 export { describeKvContract, type OpenedKv } from './kv-contract.js';
 export { keysWritten, replayingKv, type ReplayCounters, type ReplayOptions, type ReplayedWrite } from './replaying-kv.js';
+export { outageKv, type OutageKv } from './outage-kv.js';

@@ -1,5 +1,5 @@
 /**
- * A store that can go away, for tests of what the API does during an etcd outage.
+ * A store that can go away, for tests of what a process does during an etcd outage.
  *
  * - `stop()`: requests hang until `resume()` and then run, as with a SIGSTOPped etcd (the
  *   connection stays up, nothing answers);
@@ -7,23 +7,28 @@
  *   refused) or etcd3's open circuit breaker;
  * - `resume()`: back to normal; hung requests proceed.
  *
- * Watches pass through untouched (the mirror keeps its state); only requests are affected.
+ * Watches and leases already open pass through untouched (their outage behaviour belongs to the
+ * real store; integration tests cover it); only requests are affected.
  */
-import { KvUnavailableError, type KvStore } from '@omega/cell-state';
+import { KvUnavailableError, type KvStore } from '../kv.js';
 
 export interface OutageKv {
   readonly kv: KvStore;
   stop(): void;
   refuse(): void;
   resume(): void;
+  /** Requests refused so far (while refusing). */
+  readonly refused: number;
 }
 
 const REQUESTS = new Set(['range', 'txn', 'put', 'delete', 'grantLease', 'compact', 'currentRevision']);
 
+/** Wraps `inner`, up at first. */
 export function outageKv(inner: KvStore): OutageKv {
   let mode: 'up' | 'stopped' | 'refusing' = 'up';
   let resumed: Promise<void> = Promise.resolve();
   let release: () => void = () => undefined;
+  let refused = 0;
   const kv = new Proxy(inner, {
     get(target, property, receiver) {
       const value: unknown = Reflect.get(target, property, receiver);
@@ -31,7 +36,10 @@ export function outageKv(inner: KvStore): OutageKv {
       const fn = (value as (...args: unknown[]) => unknown).bind(target);
       if (typeof property !== 'string' || !REQUESTS.has(property)) return fn;
       return async (...args: unknown[]) => {
-        if (mode === 'refusing') throw new KvUnavailableError('etcd unavailable: connection refused (test outage)');
+        if (mode === 'refusing') {
+          refused++;
+          throw new KvUnavailableError('etcd unavailable: connection refused (test outage)');
+        }
         if (mode === 'stopped') await resumed;
         return fn(...args);
       };
@@ -51,6 +59,9 @@ export function outageKv(inner: KvStore): OutageKv {
     resume: () => {
       mode = 'up';
       release();
+    },
+    get refused() {
+      return refused;
     },
   };
 }
