@@ -11,6 +11,14 @@
  * | `owners/<job>`             | owning scheduler, bound to its lease    | schedulers                |
  * | `schedulers/<name>`        | a scheduler's metrics                   | that scheduler            |
  * | `requests/<request id>`    | job id, spec hash, nonce, creation time | API (schedulers expire it)|
+ *
+ * Two more prefixes sit outside the cell prefix so that etcd's role-based access can keep them
+ * from the components that mirror the cell (a range read needs permission on the whole range):
+ *
+ * | key                                | holds                      | access (etcd roles)          |
+ * |------------------------------------|----------------------------|------------------------------|
+ * | `/omega-auth/<cell>/tokens/<name>` | a bearer token's hash      | API servers only             |
+ * | `/omega-secrets/<cell>/<job>`      | a job's secret env values  | API write, schedulers delete, agents read |
  */
 import { InvalidRecordError } from './codec.js';
 import type { JobId, MachineId, TaskId } from './types.js';
@@ -54,10 +62,27 @@ const KIND_SEGMENTS = Object.fromEntries(Object.entries(SEGMENTS).map(([segment,
 export class CellKeys {
   /** `/omega/<cell>/`: every key of the cell starts with it. */
   readonly root: string;
+  /** `/omega-auth/<cell>/`: the cell's credentials, readable by API servers only. */
+  readonly authRoot: string;
+  /** `/omega-secrets/<cell>/`: jobs' secret env values, readable by agents only. */
+  readonly secretsRoot: string;
 
   constructor(readonly cell: string) {
     if (!CELL.test(cell)) throw new InvalidRecordError('cell', `must be a DNS label (lowercase letters, digits, '-'), got ${JSON.stringify(cell)}`);
     this.root = `/omega/${cell}/`;
+    this.authRoot = `/omega-auth/${cell}/`;
+    this.secretsRoot = `/omega-secrets/${cell}/`;
+  }
+
+  /** `/omega-auth/<cell>/tokens/`. */
+  get tokensPrefix(): string {
+    return `${this.authRoot}tokens/`;
+  }
+  token(name: string): string {
+    return `${this.authRoot}tokens/${name}`;
+  }
+  secret(id: JobId): string {
+    return `${this.secretsRoot}${id}`;
   }
 
   prefix(segment: 'machines' | 'alive' | 'jobs' | 'tasks' | 'status' | 'owners' | 'schedulers' | 'requests'): string {
