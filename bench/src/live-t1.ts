@@ -14,7 +14,7 @@
  *   as many machines per commit as the schedulers' commits wrote, values of the sizes they wrote)
  *   with no scheduling logic, for a fixed time right after the scheduled run, on the same etcd.
  */
-import { KvCompactedError, isTerminal, jobId, type Cell, type CellMirror, type JobId } from '@omega/cell-state';
+import { DEFAULT_NAMESPACE, KvCompactedError, isTerminal, jobId, type Cell, type CellMirror, type JobId } from '@omega/cell-state';
 import type { SchedulerMetrics } from '@omega/scheduler-core';
 import { fileURLToPath } from 'node:url';
 import os from 'node:os';
@@ -217,6 +217,7 @@ export async function runT1Point(cluster: LiveCluster, k: number, options: T1Opt
           id: jobId(id),
           spec: {
             name: 't1',
+            namespace: DEFAULT_NAMESPACE,
             kind: 'batch',
             priority: 0,
             instances: options.tasksPerJob,

@@ -135,6 +135,21 @@ describe('a JobSpec retention_ms', () => {
   });
 });
 
+describe('a JobSpec namespace', () => {
+  it('reads an empty or absent namespace as default and keeps any other', () => {
+    expect(jobSpecFromWire(wireSpec()).spec?.namespace).toBe('default');
+    expect(jobSpecFromWire(wireSpec({ namespace: '' })).spec?.namespace).toBe('default');
+    expect(jobSpecFromWire(wireSpec({ namespace: 'team-a' })).spec?.namespace).toBe('team-a');
+    const spec = jobSpec('hello').namespace('team-a').build();
+    expect(jobSpecToWire(spec).namespace).toBe('team-a');
+    expect(jobSpecFromWire(jobSpecToWire(spec)).spec).toEqual(spec);
+  });
+
+  it('names a namespace that is not a DNS label by its field', () => {
+    expect(problems(wireSpec({ namespace: 'Team_A' }))).toEqual([expect.stringMatching(/^job\.namespace: must be a DNS label/)]);
+  });
+});
+
 describe('protoFieldPath', () => {
   it('turns camelCase segments into snake_case but keeps environment variable names', () => {
     expect(protoFieldPath('job.restartPolicy.maxRestarts')).toBe('job.restart_policy.max_restarts');

@@ -9,7 +9,7 @@
  * paths rewritten to proto names. Nothing is written by this file: a caller stores a spec only
  * when the problem list is empty.
  */
-import { JOB_LIMITS, jobSpecProblems, type Constraint, type JobSpec, type SpecProblem } from '@omega/cell-state';
+import { DEFAULT_NAMESPACE, JOB_LIMITS, jobSpecProblems, type Constraint, type JobSpec, type SpecProblem } from '@omega/cell-state';
 import { protoFieldPath } from './errors.js';
 import { encodedJobSpecBytes } from './proto.js';
 import {
@@ -86,6 +86,8 @@ export function jobSpecFromWire(wire: WireJobSpec | null | undefined, field = 'j
   if (task === null) bad('task', 'is required');
   const spec: JobSpec = {
     name: wire.name,
+    // Empty on the wire (as every client that predates namespaces sends) is the default namespace.
+    namespace: wire.namespace === undefined || wire.namespace === '' ? DEFAULT_NAMESPACE : wire.namespace,
     kind: kind ?? 'batch',
     priority: wire.priority,
     instances: wire.instances,
@@ -144,6 +146,7 @@ export function jobSpecToWire(spec: JobSpec): WireJobSpec {
       max_backoff_ms: spec.restartPolicy.maxBackoffMs,
     },
     retention_ms: spec.retentionMs ?? 0,
+    namespace: spec.namespace,
   };
 }
 

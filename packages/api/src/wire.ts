@@ -55,6 +55,8 @@ export interface WireJobSpec {
   restart_policy: WireRestartPolicy | null;
   /** 0 or absent: the cell's default retention. */
   retention_ms?: number;
+  /** Empty or absent: the `default` namespace. */
+  namespace?: string;
 }
 
 export interface WireTaskView {

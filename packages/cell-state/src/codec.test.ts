@@ -1,6 +1,17 @@
 import { describe, expect, it } from 'vitest';
-import { decodeSchedulerStats, encodeSchedulerStats } from './codec.js';
-import type { SchedulerStats } from './types.js';
+import { decodeJob, decodeSchedulerStats, encodeJob, encodeSchedulerStats } from './codec.js';
+import { jobSpec } from './testing/builders.js';
+import { jobId, type SchedulerStats } from './types.js';
+
+describe('job records', () => {
+  it('keep the namespace of a job, and store the default one as absent so older records read as default', () => {
+    const job = (namespace: string) => ({ id: jobId('j'), spec: jobSpec('web').namespace(namespace).build(), desired: 'running' as const, submittedAtMs: 1, requestId: '' });
+    expect(decodeJob(encodeJob(job('team-a')), 3).spec.namespace).toBe('team-a');
+    expect(decodeJob(encodeJob(job('default')), 3).spec.namespace).toBe('default');
+    expect(encodeJob(job('default'))).toEqual(encodeJob(job('default')));
+    expect(encodeJob(job('default')).length).toBeLessThan(encodeJob(job('team-a')).length);
+  });
+});
 
 describe('scheduler stats records', () => {
   it('keep every field of SchedulerStats through an encode and decode', () => {

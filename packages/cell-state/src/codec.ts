@@ -8,6 +8,7 @@ import path from 'node:path';
 import protobuf from 'protobufjs';
 import {
   CONSTRAINT_OPERATORS,
+  DEFAULT_NAMESPACE,
   TASK_STATES,
   claimId,
   type Alive,
@@ -214,6 +215,9 @@ const JOB_STATES: readonly JobState[] = ['pending', 'running', 'succeeded', 'fai
 function jobSpecToWire(s: JobSpec): Wire {
   return {
     name: s.name,
+    // The default namespace is stored as absent, so records written before namespaces existed
+    // and records of the default namespace are one and the same.
+    namespace: s.namespace === DEFAULT_NAMESPACE ? '' : s.namespace,
     kind: JOB_KINDS.indexOf(s.kind) + 1,
     priority: s.priority,
     instances: s.instances,
@@ -250,8 +254,10 @@ function jobSpecToWire(s: JobSpec): Wire {
 function jobSpecFromWire(w: Wire): JobSpec {
   const task: Wire = w?.task ?? {};
   const policy: Wire = w?.restartPolicy ?? {};
+  const namespace: unknown = w?.namespace;
   return {
     name: w?.name ?? '',
+    namespace: typeof namespace === 'string' && namespace !== '' ? namespace : DEFAULT_NAMESPACE,
     kind: JOB_KINDS[(w?.kind ?? 0) - 1] as JobKind,
     priority: w?.priority ?? 0,
     instances: w?.instances ?? 0,

@@ -41,6 +41,9 @@ export function jobSpecProblems(spec: JobSpec, prefix = ''): SpecProblem[] {
   if (typeof spec.name !== 'string' || !DNS_LABEL.test(spec.name)) {
     bad('name', 'must be a DNS label: 1-63 lowercase letters, digits or "-", starting and ending with a letter or digit');
   }
+  if (typeof spec.namespace !== 'string' || !DNS_LABEL.test(spec.namespace)) {
+    bad('namespace', 'must be a DNS label: 1-63 lowercase letters, digits or "-", starting and ending with a letter or digit');
+  }
   if (spec.kind !== 'batch' && spec.kind !== 'service') bad('kind', 'must be batch or service');
   if (!isInt(spec.priority) || spec.priority < 0 || spec.priority > 10_000) bad('priority', 'must be an integer from 0 to 10000');
   if (!isInt(spec.instances) || spec.instances < 1) bad('instances', 'must be an integer >= 1');

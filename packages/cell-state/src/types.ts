@@ -118,6 +118,9 @@ export interface Task {
   readonly revision: number;
 }
 
+/** The namespace every cell has without a record; a job submitted without one belongs to it. */
+export const DEFAULT_NAMESPACE = 'default';
+
 export type JobKind = 'batch' | 'service';
 export type CommitMode = 'default' | TransactionMode;
 export type ConstraintOperator = 'equals' | 'in' | 'not-in' | 'spread' | 'max-per-machine';
@@ -153,6 +156,11 @@ export interface TaskSpec {
 
 export interface JobSpec {
   readonly name: string;
+  /**
+   * The namespace the job belongs to (a DNS label; {@link DEFAULT_NAMESPACE} when the submitter
+   * gave none). Quotas and tokens are per namespace; it must exist when the job is submitted.
+   */
+  readonly namespace: string;
   readonly kind: JobKind;
   readonly priority: number;
   readonly instances: number;

@@ -35,6 +35,7 @@ restart: {policy: on-failure, maxRestarts: 3, initialBackoff: 500ms, maxBackoff:
 `);
     expect(spec).toEqual({
       name: 'web',
+      namespace: 'default',
       kind: 'service',
       priority: 100,
       instances: 3,

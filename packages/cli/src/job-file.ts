@@ -16,7 +16,7 @@
  * `jobSpecProblems`, the same rules) and names problems by the file's own fields
  * (`memory: must be > 0`), so most mistakes are caught before anything is sent.
  */
-import { jobSpecProblems, parseBytes, parseCpuMillis, type Constraint, type JobSpec, type RestartPolicyKind } from '@omega/cell-state';
+import { DEFAULT_NAMESPACE, jobSpecProblems, parseBytes, parseCpuMillis, type Constraint, type JobSpec, type RestartPolicyKind } from '@omega/cell-state';
 import { parseDocument } from 'yaml';
 
 /** A job file that cannot be used; `problems` are `<field>: <problem>`, every one found. */
@@ -242,6 +242,7 @@ export function parseJobFile(text: string, source = 'job file'): JobSpec {
   };
   let spec: JobSpec = {
     name: typeof raw.name === 'string' ? raw.name : raw.name === undefined ? '' : String(raw.name),
+    namespace: DEFAULT_NAMESPACE,
     kind: kind === 'service' ? 'service' : 'batch',
     priority: integer('priority', 0),
     instances: integer('instances', 1),

@@ -10,6 +10,7 @@
  */
 import {
   Cell,
+  DEFAULT_NAMESPACE,
   JOB_LIMITS,
   MemoryKv,
   PrivateCell,
@@ -93,6 +94,7 @@ export async function prefillCell(cell: Cell, shape: CellShape, machineIds: read
     submittedAtMs: 0,
     spec: {
       name: 'prefill',
+      namespace: DEFAULT_NAMESPACE,
       kind: 'service',
       priority: 0,
       instances: count,

@@ -4,7 +4,7 @@
  * they run on (10,000 machines x 4 CPU x 16 GiB, prefilled to 60% CPU with long-running tasks).
  * Everything draws from a seeded Random, so a seed gives the same arrivals every time.
  */
-import type { JobSpec } from '@omega/cell-state';
+import { DEFAULT_NAMESPACE, type JobSpec } from '@omega/cell-state';
 import type { Random } from '@omega/scheduler-core';
 
 export interface JobClass {
@@ -83,6 +83,7 @@ export interface Arrival {
 export function arrivalJobSpec(a: Arrival): JobSpec {
   return {
     name: a.kind,
+    namespace: DEFAULT_NAMESPACE,
     kind: a.kind,
     priority: 0,
     instances: a.tasks,

@@ -4,6 +4,7 @@
  */
 import { parseBytes } from '../quantity.js';
 import {
+  DEFAULT_NAMESPACE,
   machineId,
   type Constraint,
   type JobSpec,
@@ -58,6 +59,7 @@ export class JobSpecBuilder {
     this.task = { command: ['true'], env: {}, resources: this.resources, runDurationMs: 1000, hollowFail: false, pidsLimit: 0 };
     this.spec = {
       name,
+      namespace: DEFAULT_NAMESPACE,
       kind: 'batch',
       priority: 0,
       instances: 1,
@@ -81,6 +83,10 @@ export class JobSpecBuilder {
   }
   priority(p: number): this {
     this.spec.priority = p;
+    return this;
+  }
+  namespace(name: string): this {
+    this.spec.namespace = name;
     return this;
   }
   gang(): this {

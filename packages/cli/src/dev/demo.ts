@@ -3,7 +3,7 @@
  * them failing on purpose) and a service of two instances. Submitted with fixed request ids, so
  * starting the demo again on the same data directory does not submit it twice.
  */
-import type { JobSpec } from '@omega/cell-state';
+import { DEFAULT_NAMESPACE, type JobSpec } from '@omega/cell-state';
 import type { ApiClient } from '../api-client.js';
 import { jobSpecToWire } from '../wire.js';
 
@@ -12,6 +12,7 @@ const MiB = 1024 * 1024;
 function spec(name: string, kind: JobSpec['kind'], instances: number, script: string, runDurationMs: number): JobSpec {
   return {
     name,
+    namespace: DEFAULT_NAMESPACE,
     kind,
     priority: kind === 'service' ? 100 : 0,
     instances,
