@@ -23,17 +23,19 @@ import {
   encodeOwner,
   encodeRequestRecord,
   encodeSchedulerStats,
+  encodeSecretEnv,
   encodeTask,
   InvalidRecordError,
 } from './codec.js';
 import { Committer, type CommitterOptions } from './commit.js';
-import { jobSpecProblems } from './job-spec.js';
+import { jobSpecProblems, secretEnvNames, secretEnvProblems } from './job-spec.js';
 import { deleteFinishedJob, type DeleteJobRequest, type DeleteJobResult } from './job-deletion.js';
 import { CellKeys, checkId } from './keys.js';
 import type { KeyValue, KvLease, KvStore, Op } from './kv.js';
 import { CellMirror, type MirrorOptions } from './mirror.js';
 import { deleteExpiredRequests, RequestIdReusedError, RequestJobGoneError, specSha256 } from './request-records.js';
 import { checkResources } from './resources.js';
+import { readSecretEnv, requestSpecHash, secretDigestKey, secretEnvDigest } from './secrets.js';
 import {
   isTerminal,
   type DesiredState,
@@ -45,6 +47,7 @@ import {
   type MachineId,
   type Resources,
   type SchedulerStats,
+  type SecretEnv,
   type Task,
   type TaskId,
 } from './types.js';
@@ -89,6 +92,13 @@ export interface NewJob {
    * so the retry is recognised as the same call (`created: true`), not a repeat.
    */
   readonly nonce?: string;
+  /**
+   * The job's secret env values (see secrets.ts): stored at `keys.secret(id)` in the same
+   * transaction as the job, never in the job record; the stored spec gets their names
+   * (`task.secretEnvNames`). Covered by the request record's hash through an HMAC, so a repeat
+   * of the request id with other values is refused like one with another spec.
+   */
+  readonly secretEnv?: SecretEnv;
 }
 
 /** The job id is taken by another job (not this call's own create). Nothing was written; try another id. */
@@ -98,6 +108,23 @@ export class JobIdTakenError extends InvalidRecordError {
     super('job.id', `job ${jobId} already exists`);
     this.name = 'JobIdTakenError';
   }
+}
+
+/**
+ * The spec as stored: its `task.secretEnvNames` are the names of `secretEnv`. Throws
+ * {@link InvalidRecordError} (naming `job.task.secretEnv.<NAME>` or `job.task.secretEnvNames`,
+ * never a value) for invalid values or names that do not match the values given.
+ */
+function withSecretEnvNames(spec: JobSpec, secretEnv: SecretEnv): JobSpec {
+  const problems = secretEnvProblems(secretEnv, spec, 'job.');
+  if (problems.length > 0) throw new InvalidRecordError(problems[0]?.field ?? 'job.task.secretEnv', problems.map((p) => `${p.field}: ${p.problem}`).join('; '));
+  const names = secretEnvNames(secretEnv);
+  const given = spec.task.secretEnvNames ?? [];
+  if (given.length > 0 && given.join('\0') !== names.join('\0')) {
+    throw new InvalidRecordError('job.task.secretEnvNames', 'must be the names of the secret env values given (values are never read back: submit them again)');
+  }
+  if (names.length === 0) return spec;
+  return { ...spec, task: { ...spec.task, secretEnvNames: names } };
 }
 
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
@@ -155,6 +182,7 @@ export class Cell {
   readonly keys: CellKeys;
   private readonly logger: Logger;
   private readonly now: () => number;
+  private digestKey: Promise<Uint8Array> | undefined;
 
   constructor(
     readonly kv: KvStore,
@@ -315,10 +343,13 @@ export class Cell {
     const problems = jobSpecProblems(job.spec, 'job.');
     if (problems.length > 0) throw new InvalidRecordError(problems[0]?.field ?? 'job', problems.map((p) => `${p.field}: ${p.problem}`).join('; '));
     if (job.requestId !== undefined && job.requestId !== '') checkId('requestId', job.requestId);
-    const record = { id: job.id, spec: job.spec, desired: 'running' as const, submittedAtMs: job.submittedAtMs ?? this.now(), requestId: job.requestId ?? '' };
+    const secretEnv = job.secretEnv ?? {};
+    const spec = withSecretEnvNames(job.spec, secretEnv);
+    const hasSecrets = Object.keys(secretEnv).length > 0;
+    const record = { id: job.id, spec, desired: 'running' as const, submittedAtMs: job.submittedAtMs ?? this.now(), requestId: job.requestId ?? '' };
     const jobKey = this.keys.job(job.id);
     const value = encodeJob(record);
-    const specHash = specSha256(job.spec);
+    const specHash = requestSpecHash(spec, hasSecrets ? secretEnvDigest(await this.secretDigestKey(), secretEnv) : undefined);
     const nonce = job.nonce ?? randomBytes(12).toString('base64url');
     const compare = [{ key: jobKey, target: 'create' as const, op: '==' as const, value: 0 }];
     const success: Op[] = [{ type: 'put', key: jobKey, value }];
@@ -330,6 +361,8 @@ export class Cell {
       success.push({ type: 'put', key: requestKey, value: encodeRequestRecord({ jobId: job.id, specSha256: specHash, nonce, createdAtMs: record.submittedAtMs }) });
       failure.push({ type: 'range', key: requestKey });
     }
+    // The values go with the job or not at all; a resend finds the job and writes nothing.
+    if (hasSecrets) success.push({ type: 'put', key: this.keys.secret(job.id), value: encodeSecretEnv(job.id, secretEnv) });
     const reply = await this.kv.txn({ compare, success, failure });
     if (reply.succeeded) return { job: { ...record, revision: reply.revision }, created: true };
     const found = (i: number): KeyValue | undefined => {
@@ -361,6 +394,25 @@ export class Cell {
    */
   async deleteExpiredRequests(nowMs: number, retentionMs: number): Promise<number> {
     return deleteExpiredRequests(this.kv, this.keys, nowMs, retentionMs);
+  }
+
+  /**
+   * A job's secret env values (`keys.secret(id)`), or undefined when it has none stored. Called
+   * by the agent starting one of the job's tasks; the values must go nowhere but the task's
+   * environment (not logs, not files).
+   */
+  async readSecretEnv(id: JobId): Promise<SecretEnv | undefined> {
+    checkId('job.id', id);
+    return readSecretEnv(this.kv, this.keys, id);
+  }
+
+  /** The cell's secret digest key, read (or created) once per Cell; a failed read is tried again next time. */
+  private secretDigestKey(): Promise<Uint8Array> {
+    this.digestKey ??= secretDigestKey(this.kv, this.keys).catch((error: unknown) => {
+      this.digestKey = undefined;
+      throw error;
+    });
+    return this.digestKey;
   }
 
   async getJob(id: JobId): Promise<Job | undefined> {

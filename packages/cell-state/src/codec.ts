@@ -28,6 +28,7 @@ import {
   type Resources,
   type RestartPolicyKind,
   type SchedulerStats,
+  type SecretEnv,
   type Task,
   type TaskId,
   type TaskSpec,
@@ -58,6 +59,7 @@ const T = {
   alive: root.lookupType('omega.v1.AliveRecord'),
   stats: root.lookupType('omega.v1.SchedulerStatsRecord'),
   request: root.lookupType('omega.v1.RequestRecord'),
+  secret: root.lookupType('omega.v1.SecretRecord'),
 };
 
 /** Largest encoded record accepted: well under etcd's default 1.5 MiB request limit. */
@@ -229,6 +231,7 @@ function jobSpecToWire(s: JobSpec): Wire {
       runDurationMs: s.task.runDurationMs,
       hollowFail: s.task.hollowFail,
       pidsLimit: s.task.pidsLimit,
+      secretEnvNames: [...(s.task.secretEnvNames ?? [])],
     },
     constraints: s.constraints.map((c) => ({
       attribute: c.attribute,
@@ -269,6 +272,8 @@ function jobSpecFromWire(w: Wire): JobSpec {
       runDurationMs: num(task.runDurationMs),
       hollowFail: task.hollowFail === true,
       pidsLimit: task.pidsLimit ?? 0,
+      // Absent when empty, so specs written before secrets existed read back equal.
+      ...(Array.isArray(task.secretEnvNames) && task.secretEnvNames.length > 0 ? { secretEnvNames: [...(task.secretEnvNames as string[])] } : {}),
     } satisfies TaskSpec,
     constraints: ((w?.constraints as Wire[] | undefined) ?? []).map(
       (c): Constraint => ({
@@ -395,4 +400,19 @@ export function decodeRequestRecord(bytes: Uint8Array): RequestRecord {
   if (BARE_JOB_ID.test(text)) return { jobId: text as JobId, specSha256: '', nonce: '', createdAtMs: 0 };
   const w: Wire = T.request.decode(bytes);
   return { jobId: (w.jobId ?? '') as JobId, specSha256: w.specSha256 ?? '', nonce: w.nonce ?? '', createdAtMs: num(w.createdAtMs) };
+}
+
+// ---- secret env --------------------------------------------------------------------------
+
+/**
+ * `/omega-secrets/<cell>/<job id>`: a job's secret env values (SecretRecord). The error for an
+ * oversized record names the job, never a value.
+ */
+export function encodeSecretEnv(jobId: JobId, env: SecretEnv): Uint8Array {
+  return encode(T.secret, `secrets/${jobId}`, { env: { ...env } });
+}
+
+export function decodeSecretEnv(bytes: Uint8Array): SecretEnv {
+  const w: Wire = T.secret.decode(bytes);
+  return { ...((w.env as Record<string, string> | undefined) ?? {}) };
 }

@@ -64,7 +64,8 @@ export {
   type Eviction,
   type Transaction,
 } from './commit.js';
-export { JOB_LIMITS, jobSpecProblems, type SpecProblem } from './job-spec.js';
+export { JOB_LIMITS, jobSpecProblems, secretEnvNames, secretEnvProblems, type SpecProblem } from './job-spec.js';
+export { SECRET_DIGEST_KEY_BYTES, readSecretEnv, requestSpecHash, secretDigestKey, secretEnvDigest } from './secrets.js';
 export type { DeleteJobOutcome, DeleteJobRequest, DeleteJobResult } from './job-deletion.js';
 export {
   Cell,

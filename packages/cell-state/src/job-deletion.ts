@@ -15,7 +15,7 @@
  *        │
  *  fits one transaction ──► [guards: job, status, each task, each machine mod_revision]
  *        │                   prune the job's claims, delete tasks/<job>/, status, owner,
- *        │                   job                                            ──► 'deleted'
+ *        │                   secret env (/omega-secrets/), job              ──► 'deleted'
  *  too large ──► prune claims, machine by machine (each guarded by its mod_revision), then
  *                delete tasks in chunks (guarded by job, status, those tasks), then the rest
  * ```
@@ -208,12 +208,17 @@ function pruneOp(keys: CellKeys, p: Prune): { guard: Compare; put: { type: 'put'
   };
 }
 
-/** Deletes of everything but the machines' claims, the job record last. */
+/**
+ * Deletes of everything but the machines' claims, the job record last. The secret env values
+ * (outside the cell prefix) go in the same transaction as the job record: no job outlives its
+ * secrets' deletion unnoticed, and no secret outlives its job.
+ */
 function finalOps(keys: CellKeys, jobId: JobId): Op[] {
   return [
     { type: 'delete', key: keys.tasksOfJob(jobId), prefix: true },
     { type: 'delete', key: keys.status(jobId) },
     { type: 'delete', key: keys.owner(jobId) },
+    { type: 'delete', key: keys.secret(jobId) },
     { type: 'delete', key: keys.job(jobId) },
   ];
 }

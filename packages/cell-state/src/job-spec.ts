@@ -17,6 +17,9 @@ export const JOB_LIMITS = Object.freeze({
   maxCommandBytes: 64 * 1024,
   maxEnvEntries: 512,
   maxEnvBytes: 64 * 1024,
+  /** Secret env entries (names and values, stored apart from the job: see secrets.ts). */
+  maxSecretEnvEntries: 64,
+  maxSecretEnvBytes: 64 * 1024,
   maxConstraints: 64,
   maxConstraintValues: 256,
   maxRunDurationMs: 30 * 24 * 3600 * 1000,
@@ -82,6 +85,7 @@ export function jobSpecProblems(spec: JobSpec, prefix = ''): SpecProblem[] {
     if (typeof v !== 'string' || v.includes('\0')) bad(`task.env.${k}`, 'value must be a string without NUL bytes');
   }
   if (env.reduce((n, [k, v]) => n + k.length + String(v).length, 0) > JOB_LIMITS.maxEnvBytes) bad('task.env', `must be at most ${JOB_LIMITS.maxEnvBytes} bytes`);
+  for (const p of secretEnvNameProblems(task.secretEnvNames, task.env)) bad(p.field, p.problem);
   if (!isInt(task.runDurationMs) || task.runDurationMs < 0 || task.runDurationMs > JOB_LIMITS.maxRunDurationMs) {
     bad('task.runDurationMs', `must be an integer from 0 to ${JOB_LIMITS.maxRunDurationMs}`);
   }
@@ -122,4 +126,56 @@ export function jobSpecProblems(spec: JobSpec, prefix = ''): SpecProblem[] {
     bad('retentionMs', `must be an integer number of ms from 0 (the cell's default) to ${JOB_LIMITS.maxRetentionMs} (a year)`);
   }
   return out;
+}
+
+/** Secret names the agent sets itself (`OMEGA_JOB_ID`, ...): a secret may not take them. */
+const RESERVED_SECRET_PREFIX = 'OMEGA_';
+
+/** Problems of one secret env name (shared by the stored names and the submitted values). */
+function secretNameProblem(name: string, env: Readonly<Record<string, string>> | undefined): string | undefined {
+  if (!ENV_NAME.test(name)) return 'name must be letters, digits and "_", not starting with a digit';
+  if (name.startsWith(RESERVED_SECRET_PREFIX)) return `name must not start with ${RESERVED_SECRET_PREFIX} (reserved for the variables the agent sets)`;
+  if (env !== undefined && Object.hasOwn(env, name)) return `is also in task.env: a name is either secret or not`;
+  return undefined;
+}
+
+/** The stored spec's `task.secretEnvNames`: a sorted list of unique valid names, none also in `env`. */
+function secretEnvNameProblems(names: readonly string[] | undefined, env: Readonly<Record<string, string>> | undefined): SpecProblem[] {
+  if (names === undefined) return [];
+  if (!Array.isArray(names)) return [{ field: 'task.secretEnvNames', problem: 'must be a list of names' }];
+  const out: SpecProblem[] = [];
+  if (names.length > JOB_LIMITS.maxSecretEnvEntries) out.push({ field: 'task.secretEnvNames', problem: `must have at most ${JOB_LIMITS.maxSecretEnvEntries} entries` });
+  names.forEach((name, i) => {
+    const problem = typeof name === 'string' ? secretNameProblem(name, env) : 'must be a string';
+    if (problem !== undefined) out.push({ field: `task.secretEnvNames[${i}]`, problem });
+    else if (i > 0 && !(String(names[i - 1]) < name)) out.push({ field: `task.secretEnvNames[${i}]`, problem: 'names must be sorted and unique' });
+  });
+  return out;
+}
+
+/**
+ * All problems of a job's secret env values as submitted (empty when valid), named
+ * `<prefix>task.secretEnv.<NAME>`: names like env names, not `OMEGA_*`, not also in the spec's
+ * `task.env`; values strings without NUL bytes; at most {@link JOB_LIMITS}`.maxSecretEnvEntries`
+ * entries and `.maxSecretEnvBytes` bytes (names and values, UTF-8). A problem never quotes a
+ * value: messages end up in logs and replies.
+ */
+export function secretEnvProblems(secretEnv: Readonly<Record<string, unknown>>, spec: Pick<JobSpec, 'task'>, prefix = ''): SpecProblem[] {
+  const out: SpecProblem[] = [];
+  const entries = Object.entries(secretEnv);
+  if (entries.length > JOB_LIMITS.maxSecretEnvEntries) out.push({ field: `${prefix}task.secretEnv`, problem: `must have at most ${JOB_LIMITS.maxSecretEnvEntries} entries` });
+  let bytes = 0;
+  for (const [name, value] of entries) {
+    const problem = secretNameProblem(name, spec.task?.env);
+    if (problem !== undefined) out.push({ field: `${prefix}task.secretEnv.${name}`, problem });
+    if (typeof value !== 'string' || value.includes('\0')) out.push({ field: `${prefix}task.secretEnv.${name}`, problem: 'value must be a string without NUL bytes' });
+    bytes += Buffer.byteLength(name) + Buffer.byteLength(String(value));
+  }
+  if (bytes > JOB_LIMITS.maxSecretEnvBytes) out.push({ field: `${prefix}task.secretEnv`, problem: `must be at most ${JOB_LIMITS.maxSecretEnvBytes} bytes (names and values)` });
+  return out;
+}
+
+/** The stored form of a set of secret names: sorted, as `task.secretEnvNames` must be. */
+export function secretEnvNames(secretEnv: Readonly<Record<string, unknown>>): string[] {
+  return Object.keys(secretEnv).sort();
 }

@@ -18,6 +18,7 @@
  * | key                                | holds                      | access (etcd roles)          |
  * |------------------------------------|----------------------------|------------------------------|
  * | `/omega-auth/<cell>/tokens/<name>` | a bearer token's hash      | API servers only             |
+ * | `/omega-auth/<cell>/secret-digest-key` | HMAC key for secret env hashes | API servers only     |
  * | `/omega-secrets/<cell>/<job>`      | a job's secret env values  | API write, schedulers delete, agents read |
  */
 import { InvalidRecordError } from './codec.js';
@@ -83,6 +84,10 @@ export class CellKeys {
   }
   secret(id: JobId): string {
     return `${this.secretsRoot}${id}`;
+  }
+  /** `/omega-auth/<cell>/secret-digest-key`: the key of the HMAC that request records keep of secret env values (secrets.ts). */
+  get secretDigestKey(): string {
+    return `${this.authRoot}secret-digest-key`;
   }
 
   prefix(segment: 'machines' | 'alive' | 'jobs' | 'tasks' | 'status' | 'owners' | 'schedulers' | 'requests'): string {

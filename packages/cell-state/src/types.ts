@@ -152,7 +152,17 @@ export interface TaskSpec {
   /** Hollow machines: end `failed` instead of `succeeded`. */
   readonly hollowFail: boolean;
   readonly pidsLimit: number;
+  /**
+   * The names (sorted, unique) of the job's secret env entries; absent or empty: none. The
+   * values are never part of the spec: they are stored apart, at `keys.secret(jobId)` (a
+   * {@link SecretEnv} outside the mirrored cell prefix), written with the job in one transaction
+   * and read only by the agent that starts the task (see secrets.ts).
+   */
+  readonly secretEnvNames?: readonly string[];
 }
+
+/** A job's secret env values by name: what `/omega-secrets/<cell>/<job>` holds. Never logged. */
+export type SecretEnv = Readonly<Record<string, string>>;
 
 export interface JobSpec {
   readonly name: string;
