@@ -59,6 +59,7 @@ const T = {
   alive: root.lookupType('omega.v1.AliveRecord'),
   stats: root.lookupType('omega.v1.SchedulerStatsRecord'),
   request: root.lookupType('omega.v1.RequestRecord'),
+  token: root.lookupType('omega.v1.TokenRecord'),
   secret: root.lookupType('omega.v1.SecretRecord'),
 };
 
@@ -415,4 +416,52 @@ export function encodeSecretEnv(jobId: JobId, env: SecretEnv): Uint8Array {
 export function decodeSecretEnv(bytes: Uint8Array): SecretEnv {
   const w: Wire = T.secret.decode(bytes);
   return { ...((w.env as Record<string, string> | undefined) ?? {}) };
+}
+
+// ---- token records -----------------------------------------------------------------------
+
+/** What a bearer token may do: read < submit < admin (`omega.v1.Role`). */
+export type Role = 'read' | 'submit' | 'admin';
+
+/** The roles in order of power, each at its `omega.v1.Role` number minus one. */
+export const ROLES: readonly Role[] = ['read', 'submit', 'admin'];
+
+/** `/omega-auth/<cell>/tokens/<name>`: a bearer token, its secret kept only as a SHA-256. */
+export interface TokenRecord {
+  /** A DNS label, unique in the cell; also the key's last segment. */
+  readonly name: string;
+  /** SHA-256 of the secret's 32 random bytes. */
+  readonly secretSha256: Uint8Array;
+  /** The namespaces it may act in; `["*"]`: every one (always so for admin tokens). */
+  readonly namespaces: readonly string[];
+  readonly role: Role;
+  /** 0: never expires. */
+  readonly expiresAtMs: number;
+  readonly createdAtMs: number;
+}
+
+export function encodeTokenRecord(t: TokenRecord): Uint8Array {
+  return encode(T.token, `tokens/${t.name}`, {
+    name: t.name,
+    secretSha256: t.secretSha256,
+    namespaces: [...t.namespaces],
+    role: ROLES.indexOf(t.role) + 1,
+    expiresAtMs: t.expiresAtMs,
+    createdAtMs: t.createdAtMs,
+  });
+}
+
+/** Decodes a token record; one without a known role is refused, so a token never gains power from a decoding default. */
+export function decodeTokenRecord(bytes: Uint8Array): TokenRecord {
+  const w: Wire = T.token.decode(bytes);
+  const role = ROLES[(w.role ?? 0) - 1];
+  if (role === undefined) throw new InvalidRecordError('role', `unknown role ${String(w.role)} in token record ${JSON.stringify(w.name ?? '')}`);
+  return {
+    name: w.name ?? '',
+    secretSha256: new Uint8Array(w.secretSha256 ?? []),
+    namespaces: [...((w.namespaces as string[] | undefined) ?? [])],
+    role,
+    expiresAtMs: num(w.expiresAtMs),
+    createdAtMs: num(w.createdAtMs),
+  };
 }

@@ -95,3 +95,25 @@ export {
 } from './store-retry.js';
 export { DEFAULT_ETCD_ENDPOINT, FlagError, LOG_LEVELS, parseEtcdEndpoints, parseLogLevel, type LogLevel } from './process-flags.js';
 export { PARENT_PID_ENV, exitWithParent, type ParentPipe, type ParentWatch, type ParentWatchOptions } from './parent-watch.js';
+export {
+  ALL_NAMESPACES,
+  MAX_TOKEN_TTL_MS,
+  ROLES,
+  TOKEN_PREFIX,
+  TOKEN_SECRET_BYTES,
+  checkTokenName,
+  createToken,
+  formatToken,
+  getToken,
+  listTokens,
+  parseToken,
+  revokeToken,
+  tokenExpired,
+  tokenMatches,
+  type CreateTokenResult,
+  type NewToken,
+  type ParsedToken,
+  type RevokeTokenResult,
+  type Role,
+  type TokenRecord,
+} from './token-records.js';
