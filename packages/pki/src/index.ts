@@ -24,6 +24,6 @@ export {
   type LoadOrCreateOptions,
   type PkiDirectory,
   type PkiIdentity,
-  type TlsFiles,
+  type IdentityFiles,
 } from './pki-dir.js';
 export { InconsistentPkiError, InvalidPkiRequestError, PkiError, PkiFileError } from './errors.js';

@@ -27,10 +27,10 @@ describe('loadOrCreatePki', () => {
     expect(await mode(pki.caKeyFile)).toBe(0o600);
     const files = pki.identities.get('omega-api');
     expect(files).toEqual(identityFiles(dir, 'omega-api'));
-    expect(files).toEqual({ ca: join(dir, 'ca.pem'), cert: join(dir, 'omega-api.pem'), key: join(dir, 'omega-api-key.pem') });
-    expect(await mode(files?.key ?? '')).toBe(0o600);
+    expect(files).toEqual({ caFile: join(dir, 'ca.pem'), certFile: join(dir, 'omega-api.pem'), keyFile: join(dir, 'omega-api-key.pem') });
+    expect(await mode(files?.keyFile ?? '')).toBe(0o600);
     const ca = new X509Certificate(await readFile(pki.caFile));
-    const cert = new X509Certificate(await readFile(files?.cert ?? ''));
+    const cert = new X509Certificate(await readFile(files?.certFile ?? ''));
     expect(cert.checkIssued(ca) && cert.verify(ca.publicKey)).toBe(true);
     expect(cert.subject).toBe('CN=omega-api');
     expect(cert.subjectAltName).toBe('IP Address:127.0.0.1, IP Address:0:0:0:0:0:0:0:1, DNS:localhost, DNS:api.example.test');
@@ -38,20 +38,20 @@ describe('loadOrCreatePki', () => {
 
   it('reuses everything that is there and issues only the identities that are missing', async () => {
     const first = await loadOrCreatePki(root, [{ name: 'root' }, { name: 'omega-api' }]);
-    const before = await readFile(first.identities.get('omega-api')?.cert ?? '', 'utf8');
+    const before = await readFile(first.identities.get('omega-api')?.certFile ?? '', 'utf8');
     const caBefore = await readFile(first.caFile, 'utf8');
     const second = await loadOrCreatePki(root, [{ name: 'root' }, { name: 'omega-api' }, { name: 'omega-agent-dev-0' }]);
     expect(second.createdCa).toBe(false);
     expect(second.issued).toEqual([{ name: 'omega-agent-dev-0', reason: 'new' }]);
     expect(await readFile(second.caFile, 'utf8')).toBe(caBefore);
-    expect(await readFile(second.identities.get('omega-api')?.cert ?? '', 'utf8')).toBe(before);
+    expect(await readFile(second.identities.get('omega-api')?.certFile ?? '', 'utf8')).toBe(before);
     const third = await loadOrCreatePki(root, [{ name: 'omega-api' }]);
     expect(third.issued).toEqual([]);
   });
 
   it('issues again a certificate that lacks a host, has lost its key, or was signed by another CA', async () => {
     await loadOrCreatePki(root, [{ name: 'a' }, { name: 'b' }, { name: 'c' }]);
-    await rm(identityFiles(root, 'b').key);
+    await rm(identityFiles(root, 'b').keyFile);
     const stranger = await createCa({ commonName: 'stranger' });
     await writePki(root, undefined, { c: await issueCertificate(stranger, { commonName: 'c', hosts: ['127.0.0.1', '::1', 'localhost'] }) });
     const again = await loadOrCreatePki(root, [{ name: 'a', hosts: ['10.0.0.7'] }, { name: 'b' }, { name: 'c' }]);
@@ -60,7 +60,7 @@ describe('loadOrCreatePki', () => {
       { name: 'b', reason: 'its key file is missing' },
       { name: 'c', reason: 'it was not signed by this CA' },
     ]);
-    expect(new X509Certificate(await readFile(identityFiles(root, 'a').cert)).subjectAltName).toContain('IP Address:10.0.0.7');
+    expect(new X509Certificate(await readFile(identityFiles(root, 'a').certFile)).subjectAltName).toContain('IP Address:10.0.0.7');
     expect((await loadOrCreatePki(root, [{ name: 'a', hosts: ['10.0.0.7'] }, { name: 'b' }, { name: 'c' }])).issued).toEqual([]);
   });
 
@@ -79,7 +79,7 @@ describe('loadOrCreatePki', () => {
     await expect(loadOrCreatePki(root, [{ name: 'b' }])).rejects.toBeInstanceOf(InconsistentPkiError);
     await writeFile(join(root, 'ca-key.pem'), caKey);
     await expect(loadOrCreatePki(root, [{ name: 'b' }], { now: () => Date.now() + 4000 * 86_400_000 })).rejects.toThrow(/expired on/);
-    await expect(stat(identityFiles(root, 'b').cert)).rejects.toMatchObject({ code: 'ENOENT' });
+    await expect(stat(identityFiles(root, 'b').certFile)).rejects.toMatchObject({ code: 'ENOENT' });
     await rm(join(root, 'ca.pem'));
     await expect(loadOrCreatePki(root, [{ name: 'b' }])).rejects.toThrow(/ca\.pem: is missing but ca-key\.pem is there/);
   });

@@ -48,11 +48,11 @@ export interface PkiIdentity {
   readonly validDays?: number;
 }
 
-/** The files a process is started with: `--ca`, `--cert`, `--key`. */
-export interface TlsFiles {
-  readonly ca: string;
-  readonly cert: string;
-  readonly key: string;
+/** The files a process is started with: `--ca`, `--cert`, `--key` (the shape of cell-state's `IdentityFiles`). */
+export interface IdentityFiles {
+  readonly caFile: string;
+  readonly certFile: string;
+  readonly keyFile: string;
 }
 
 export interface PkiDirectory {
@@ -61,7 +61,7 @@ export interface PkiDirectory {
   readonly caFile: string;
   readonly caKeyFile: string;
   /** Every requested identity's files, by name. */
-  readonly identities: ReadonlyMap<string, TlsFiles>;
+  readonly identities: ReadonlyMap<string, IdentityFiles>;
   /** Whether this call created the CA. */
   readonly createdCa: boolean;
   /** The identities this call issued (new, or replacing one that was no longer right), with why. */
@@ -81,8 +81,8 @@ const CA_FILE = 'ca.pem';
 const CA_KEY_FILE = 'ca-key.pem';
 
 /** The files of identity `name` in `dir`. */
-export function identityFiles(dir: string, name: string): TlsFiles {
-  return { ca: join(dir, CA_FILE), cert: join(dir, `${name}.pem`), key: join(dir, `${name}-key.pem`) };
+export function identityFiles(dir: string, name: string): IdentityFiles {
+  return { caFile: join(dir, CA_FILE), certFile: join(dir, `${name}.pem`), keyFile: join(dir, `${name}-key.pem`) };
 }
 
 /** A problem with an identity name as a file stem, or undefined. */
@@ -141,8 +141,8 @@ export async function writePki(dir: string, ca: CertificateAuthority | undefined
   }
   for (const [name, issued] of Object.entries(identities)) {
     const files = identityFiles(dir, name);
-    await writeAtomically(files.key, issued.keyPem, 0o600);
-    await writeAtomically(files.cert, issued.certPem, 0o644);
+    await writeAtomically(files.keyFile, issued.keyPem, 0o600);
+    await writeAtomically(files.certFile, issued.certPem, 0o644);
   }
 }
 
@@ -231,13 +231,13 @@ export async function loadOrCreatePki(dir: string, identities: readonly PkiIdent
     await writePki(dir, ca);
   }
   const caCert = new X509Certificate(ca.certPem);
-  const result = new Map<string, TlsFiles>();
+  const result = new Map<string, IdentityFiles>();
   const issued: { name: string; reason: string }[] = [];
   for (const identity of identities) {
     const files = identityFiles(dir, identity.name);
     const commonName = identity.commonName ?? identity.name;
     const hosts = [...new Set([...LOOPBACK_HOSTS, ...(identity.hosts ?? [])])];
-    const [certPem, keyPem] = await Promise.all([readIfThere(files.cert), readIfThere(files.key)]);
+    const [certPem, keyPem] = await Promise.all([readIfThere(files.certFile), readIfThere(files.keyFile)]);
     const reason = staleness(caCert, certPem, keyPem, commonName, hosts, now());
     if (reason !== undefined) {
       const pair = await issueCertificate(ca, { commonName, hosts, validDays: identity.validDays ?? DEFAULT_CERT_VALID_DAYS });
