@@ -62,7 +62,7 @@ export function unavailable(message: string, cause?: unknown): ApiError {
  * `task.env.`, which is a user's variable name and kept as given.
  */
 export function protoFieldPath(path: string): string {
-  const env = /^(.*?\btask\.env\.)([\s\S]*)$/.exec(path);
+  const env = /^(.*?\btask\.(?:env|secretEnv)\.)([\s\S]*)$/.exec(path);
   const head = env?.[1] ?? path;
   const tail = env?.[2] ?? '';
   return head.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`) + tail;

@@ -92,14 +92,14 @@ export function jobServiceImplementation(options: JobServiceOptions): UntypedSer
     }
     const result = jobSpecFromWire(request.job);
     if (result.problems !== undefined) throw new ApiError(status.INVALID_ARGUMENT, problemsMessage(result.problems));
-    const spec = result.spec;
+    const { spec, secretEnv } = result;
     const requestId = given !== '' ? given : newRequestId();
     const nonce = randomBytes(12).toString('base64url');
     const deadline = reader.deadline();
     let id = makeId(spec.name);
     for (let collisions = 0, attempts = 1; ; ) {
       try {
-        const { job, created } = await reader.store(deadline, 'creating the job', () => cell.createJob({ id, spec, requestId, nonce }));
+        const { job, created } = await reader.store(deadline, 'creating the job', () => cell.createJob({ id, spec, requestId, nonce, secretEnv }));
         logger.info({ jobId: job.id, name: spec.name, kind: spec.kind, instances: spec.instances, requestId, created }, created ? 'job submitted' : 'repeated submit answered with the existing job');
         return { job_id: job.id, created };
       } catch (error) {

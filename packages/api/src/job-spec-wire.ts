@@ -9,7 +9,7 @@
  * paths rewritten to proto names. Nothing is written by this file: a caller stores a spec only
  * when the problem list is empty.
  */
-import { DEFAULT_NAMESPACE, JOB_LIMITS, jobSpecProblems, type Constraint, type JobSpec, type SpecProblem } from '@omega/cell-state';
+import { DEFAULT_NAMESPACE, JOB_LIMITS, jobSpecProblems, secretEnvProblems, type Constraint, type JobSpec, type SecretEnv, type SpecProblem } from '@omega/cell-state';
 import { protoFieldPath } from './errors.js';
 import { encodedJobSpecBytes } from './proto.js';
 import {
@@ -35,7 +35,14 @@ export const API_LIMITS = Object.freeze({
   ...JOB_LIMITS,
 });
 
-export type SpecResult = { readonly spec: JobSpec; readonly problems?: undefined } | { readonly spec?: undefined; readonly problems: readonly SpecProblem[] };
+/**
+ * A valid spec and, apart from it, its secret env values (`task.secret_env`): the spec holds
+ * none of them; the caller hands both to `Cell.createJob`, which stores the values apart and
+ * sets the spec's `secretEnvNames`.
+ */
+export type SpecResult =
+  | { readonly spec: JobSpec; readonly secretEnv: SecretEnv; readonly problems?: undefined }
+  | { readonly spec?: undefined; readonly secretEnv?: undefined; readonly problems: readonly SpecProblem[] };
 
 /** Reads an enum that arrived as a name (or as an unknown number) through a name table. */
 function enumValue<V>(table: Readonly<Record<string, V>>, value: string | number | undefined): V | undefined {
@@ -114,7 +121,10 @@ export function jobSpecFromWire(wire: WireJobSpec | null | undefined, field = 'j
     if (task === null && p.field.startsWith('task.')) continue;
     problems.push({ field: `${field}.${protoFieldPath(p.field)}`, problem: p.problem });
   }
-  return problems.length > 0 ? { problems } : { spec };
+  // Write-only values, checked apart from the spec (`secret_env_names` is for replies: ignored).
+  const secretEnv: SecretEnv = { ...(task?.secret_env ?? {}) };
+  for (const p of secretEnvProblems(secretEnv, spec)) problems.push({ field: `${field}.${protoFieldPath(p.field)}`, problem: p.problem });
+  return problems.length > 0 ? { problems } : { spec, secretEnv };
 }
 
 /** A stored JobSpec in wire form (for job views): the inverse of {@link jobSpecFromWire}. */
@@ -132,6 +142,9 @@ export function jobSpecToWire(spec: JobSpec): WireJobSpec {
       run_duration_ms: spec.task.runDurationMs,
       hollow_fail: spec.task.hollowFail,
       pids_limit: spec.task.pidsLimit,
+      // The values never leave the cell's secret store through a read: names only.
+      secret_env: {},
+      secret_env_names: [...(spec.task.secretEnvNames ?? [])],
     },
     constraints: spec.constraints.map((c) => ({
       attribute: c.attribute,

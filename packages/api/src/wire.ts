@@ -42,6 +42,10 @@ export interface WireTaskSpec {
   run_duration_ms: number;
   hollow_fail: boolean;
   pids_limit: number;
+  /** Write-only: values given at submit; always empty in replies. */
+  secret_env?: Record<string, string>;
+  /** In replies: the names of the job's secret env entries (sorted). Ignored on submit. */
+  secret_env_names?: string[];
 }
 
 export interface WireJobSpec {
