@@ -30,6 +30,7 @@ export {
   type ExitRecord,
   type ReportedRecord,
   type StartedRecord,
+  type SupervisorEnv,
   type SupervisorRecord,
   type SupervisorSpec,
   type TaskMeta,

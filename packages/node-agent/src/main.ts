@@ -91,6 +91,8 @@ async function main(): Promise<number> {
           ...(config.taskUser === undefined ? {} : { taskUser: config.taskUser }),
           killGraceMs: config.killGraceMs,
           taskRetentionMs: config.taskRetentionMs,
+          // Read when a task of a job with secrets starts; the values go only into its environment.
+          secretEnv: (job) => cell.readSecretEnv(job),
           keepAttempts: config.keepAttempts,
           logger: log.child({ machineId: id }),
         });

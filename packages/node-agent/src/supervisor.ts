@@ -6,6 +6,7 @@
  *
  * ```
  *   agent ──spawn (detached)──► supervisor (root, agent's cgroup, ignores TERM/INT/HUP)
+ *         ──stdin: the env (JSON), EOF──►  (never on disk: it may hold secret values)
  *                                  │ spawn as task user, setsid, stdin = pipe, stdout/err = log files
  *                                  ▼
  *                               /bin/sh -c 'read go; exec "$@" </dev/null' omega-task <argv...>
@@ -31,7 +32,7 @@ import { closeSync, fchownSync, openSync, unlinkSync, writeFileSync, constants a
 import { join } from 'node:path';
 // Only task-files.js: a supervisor must start fast and small, without cell-state or etcd.
 import { SHIM_SCRIPT } from './supervisor-shim.js';
-import { TASK_FILES, readJson, writeJsonAtomic, type ExitRecord, type SupervisorSpec } from './task-files.js';
+import { MAX_SUPERVISOR_ENV_BYTES, TASK_FILES, readJson, writeJsonAtomic, type ExitRecord, type SupervisorEnv, type SupervisorSpec } from './task-files.js';
 
 
 function openLog(path: string, uid: number | undefined, gid: number | undefined): number {
@@ -41,7 +42,29 @@ function openLog(path: string, uid: number | undefined, gid: number | undefined)
   return fd;
 }
 
-function main(): void {
+/**
+ * The task's environment from stdin, to EOF. Undefined when it is missing or malformed (the
+ * agent died before sending it all): the task then does not start. Never echoed anywhere.
+ */
+async function readEnv(): Promise<SupervisorEnv | undefined> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  try {
+    for await (const chunk of process.stdin) {
+      size += (chunk as Buffer).length;
+      if (size > MAX_SUPERVISOR_ENV_BYTES) return undefined;
+      chunks.push(chunk as Buffer);
+    }
+    const env: unknown = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+    if (env === null || typeof env !== 'object' || Array.isArray(env)) return undefined;
+    if (Object.values(env).some((v) => typeof v !== 'string')) return undefined;
+    return env as SupervisorEnv;
+  } catch {
+    return undefined;
+  }
+}
+
+async function main(): Promise<void> {
   const dir = process.argv[2];
   if (dir === undefined) {
     process.stderr.write('usage: supervisor.js <task dir>\n');
@@ -53,10 +76,10 @@ function main(): void {
     process.stderr.write(`no ${specPath}\n`);
     process.exit(2);
   }
-  // The environment may hold secrets: it lives on disk only until the supervisor has read it.
   unlinkSync(specPath);
   // The task is stopped through its cgroup; the supervisor must outlive it to record the end.
   for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(signal, () => undefined);
+  const env = await readEnv();
 
   let failure: string | undefined;
   let finished = false;
@@ -68,6 +91,11 @@ function main(): void {
     process.exit(0);
   };
 
+  if (env === undefined) {
+    failure = 'the environment did not arrive from the agent (stdin closed early or malformed)';
+    finish({ exitCode: null, signal: null });
+    return;
+  }
   let out: number;
   let err: number;
   try {
@@ -80,7 +108,7 @@ function main(): void {
   }
   const child = spawn('/bin/sh', ['-c', SHIM_SCRIPT, 'omega-task', ...spec.argv], {
     cwd: spec.cwd,
-    env: { ...spec.env },
+    env: { ...env },
     stdio: ['pipe', out, err],
     // Own session and process group: without cgroups, the group is what gets killed.
     detached: true,
@@ -109,4 +137,4 @@ function main(): void {
   });
 }
 
-main();
+void main();

@@ -36,10 +36,12 @@ export interface TaskMeta {
   readonly createdAtMs: number;
 }
 
-/** What the supervisor runs. */
+/**
+ * What the supervisor runs. The environment is not in it: the agent writes it (JSON, a
+ * {@link SupervisorEnv}) to the supervisor's stdin, so secret values never touch the disk.
+ */
 export interface SupervisorSpec {
   readonly argv: readonly string[];
-  readonly env: Readonly<Record<string, string>>;
   readonly cwd: string;
   /** Run the task as this user (root agents); absent: as the supervisor's own user. */
   readonly uid?: number;
@@ -51,6 +53,12 @@ export interface SupervisorSpec {
   readonly startedPath: string;
   readonly exitPath: string;
 }
+
+/** The task's whole environment, as the agent sends it on the supervisor's stdin (then EOF). */
+export type SupervisorEnv = Readonly<Record<string, string>>;
+
+/** Largest environment the supervisor reads from its stdin (the spec limits keep it far below). */
+export const MAX_SUPERVISOR_ENV_BYTES = 1024 * 1024;
 
 /** The user process runs (it joined its cgroup). */
 export interface StartedRecord {

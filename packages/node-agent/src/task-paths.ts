@@ -6,8 +6,8 @@
  *   tasks/
  *     <job id>~<index>~<attempt>/      one directory per task attempt (root-owned, 0755)
  *       meta.json                     who this attempt is (task id, claim id, cgroup): written first
- *       spec.json                     what the supervisor runs (argv, env, uid, ...); 0600, deleted
- *                                     by the supervisor once read (env may hold secrets)
+ *       spec.json                     what the supervisor runs (argv, uid, ...; never the env, which
+ *                                     may hold secrets: it reaches the supervisor on its stdin); 0600
  *       supervisor.json               the supervisor's pid, written by the agent right after spawn
  *       started.json                  { pid, startedAtMs }: the user process is in its cgroup
  *       exit.json                     { exitCode | signal, finishedAtMs }: written by the supervisor

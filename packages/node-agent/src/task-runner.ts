@@ -4,8 +4,9 @@
  * task-paths.ts for the layout on disk).
  *
  * ```
- *  start ─► dir + meta.json ─► work/ (task user) ─► cgroup with limits ─► spec.json
- *        ─► spawn supervisor (detached) ─► started.json ─► report running (pid, startedAtMs)
+ *  start ─► dir + meta.json ─► work/ (task user) ─► cgroup with limits ─► secret env (if any)
+ *        ─► spec.json (no env) ─► spawn supervisor (detached), env on its stdin (never on disk)
+ *        ─► started.json ─► report running (pid, startedAtMs)
  *        ─► supervisor exits after exit.json ─► kill leftovers, read usage + OOM count,
  *           remove cgroup ─► report succeeded / failed (exit code, signal, oom-killed) / killed
  *        ─► reported.json, work/ removed (logs stay)
@@ -30,11 +31,11 @@ import { chown, mkdir, readdir, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pino, { type Logger } from 'pino';
-import { isTerminal, parseTaskId, type CellSnapshot, type Job, type JobId, type MachineId, type Task, type TaskId, type TaskPatch } from '@omega/cell-state';
+import { isTerminal, parseTaskId, type CellSnapshot, type Job, type JobId, type MachineId, type SecretEnv, type Task, type TaskId, type TaskPatch } from '@omega/cell-state';
 import { cgroupLimits, sleep, type CgroupDriver, type CgroupUsage, type TaskCgroup } from './cgroup-driver.js';
 import type { Executor, TaskAttempt } from './executor.js';
 import { ReporterClosedError, type StatusReporter } from './status-reporter.js';
-import { readJson, TASK_FILES, writeJsonAtomic, type ExitRecord, type ReportedRecord, type StartedRecord, type SupervisorRecord, type SupervisorSpec, type TaskMeta } from './task-files.js';
+import { readJson, TASK_FILES, writeJsonAtomic, type ExitRecord, type ReportedRecord, type StartedRecord, type SupervisorEnv, type SupervisorRecord, type SupervisorSpec, type TaskMeta } from './task-files.js';
 import { insideRoot, isTaskInstanceName, taskInstanceName, tasksRoot } from './task-paths.js';
 import { DEFAULT_KEEP_ATTEMPTS, DEFAULT_TASK_RETENTION_MS, removeExpiredTasks, removeOldAttempts, sweepIntervalMs } from './task-retention.js';
 import { checkTraversable, type TaskUser } from './task-user.js';
@@ -64,6 +65,27 @@ export interface ProcessExecutorOptions {
   readonly taskRetentionMs?: number;
   /** Attempt directories kept per task: older ones go when a new attempt starts (default 3). */
   readonly keepAttempts?: number;
+  /**
+   * Reads a job's secret env values (`Cell.readSecretEnv`); undefined when the job has none
+   * stored. Called only for jobs whose spec names secrets, when one of their tasks starts.
+   * Without it such tasks end `failed`, reason `secret-env-unavailable`.
+   */
+  readonly secretEnv?: (job: JobId) => Promise<SecretEnv | undefined>;
+  /** Backoff of the secret env read while the store does not answer (default 250 ms doubling to 5 s, 8 tries). */
+  readonly secretEnvRetry?: { readonly initialMs: number; readonly maxMs: number; readonly attempts: number };
+}
+
+/** A task's secret env could not be had: the attempt ends failed with this reason. */
+class SecretEnvError extends Error {
+  readonly retryable = false;
+  constructor(
+    readonly reason: 'secret-env-unavailable' | 'secret-env-missing',
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'SecretEnvError';
+  }
 }
 
 /** Finds the built supervisor script, also when this module runs from its TypeScript source. */
@@ -353,16 +375,16 @@ class ProcessAttempt implements TaskAttempt {
       return this.conclude({ state: 'failed', reason: 'invalid-task-id', finishedAtMs: Date.now() });
     }
     try {
-      await this.prepare(task, job);
+      const env = await this.prepare(task, job);
       if (this.stopRequest !== undefined) {
         await this.cgroup?.remove();
         return await this.conclude({ state: 'killed', ...this.stopReasonField(), finishedAtMs: Date.now() });
       }
-      this.spawnSupervisor();
+      this.spawnSupervisor(env);
     } catch (error) {
       this.log.error({ err: error }, 'could not start task');
       await this.cgroup?.remove().catch(() => undefined);
-      return this.conclude({ state: 'failed', reason: 'start-failed', finishedAtMs: Date.now() });
+      return this.conclude({ state: 'failed', reason: error instanceof SecretEnvError ? error.reason : 'start-failed', finishedAtMs: Date.now() });
     }
     await this.waitForStart(task.state === 'placed');
     await this.supervisorGone;
@@ -388,10 +410,13 @@ class ProcessAttempt implements TaskAttempt {
     await this.complete();
   }
 
-  private async prepare(task: Task, job: Job): Promise<void> {
+  /** Makes the attempt's directory, cgroup and spec.json; returns the environment for the supervisor's stdin. */
+  private async prepare(task: Task, job: Job): Promise<SupervisorEnv> {
     const { options } = this.context;
     const spec = job.spec.task;
     if (spec.command.length === 0) throw new Error('the task has no command');
+    // Before anything is made on disk: a task whose secrets cannot be had does not start.
+    const secrets = await this.readSecretEnv(job);
     // A directory of this attempt left by a previous agent that never ran it (recover removes
     // those too; this covers a crash in between): start clean.
     await rm(this.dir, { recursive: true, force: true });
@@ -402,17 +427,18 @@ class ProcessAttempt implements TaskAttempt {
     await mkdir(work, { mode: 0o700 });
     if (options.taskUser !== undefined) await chown(work, options.taskUser.uid, options.taskUser.gid);
     if (options.cgroups !== undefined) this.cgroup = await options.cgroups.create(this.name, cgroupLimits(task.resources, spec.pidsLimit));
+    const env: SupervisorEnv = {
+      PATH: DEFAULT_TASK_PATH,
+      HOME: work,
+      ...spec.env,
+      ...secrets,
+      OMEGA_JOB_ID: task.jobId,
+      OMEGA_TASK_INDEX: String(task.index),
+      OMEGA_TASK_ID: task.id,
+      OMEGA_TASK_ATTEMPT: String(task.attempt),
+    };
     const supervisorSpec: SupervisorSpec = {
       argv: [...spec.command],
-      env: {
-        PATH: DEFAULT_TASK_PATH,
-        HOME: work,
-        ...spec.env,
-        OMEGA_JOB_ID: task.jobId,
-        OMEGA_TASK_INDEX: String(task.index),
-        OMEGA_TASK_ID: task.id,
-        OMEGA_TASK_ATTEMPT: String(task.attempt),
-      },
       cwd: work,
       ...(options.taskUser === undefined ? {} : { uid: options.taskUser.uid, gid: options.taskUser.gid }),
       procsFiles: this.cgroup?.procsFiles ?? [],
@@ -422,21 +448,56 @@ class ProcessAttempt implements TaskAttempt {
       exitPath: this.file('exit'),
     };
     writeJsonAtomic(this.file('spec'), supervisorSpec, 0o600);
+    return env;
   }
 
-  private spawnSupervisor(): void {
+  /**
+   * The job's secret env values, when its spec names any: read from the cell (retried with
+   * backoff while the store does not answer, given up when the attempt is stopped) and checked
+   * to hold every name. Throws {@link SecretEnvError}. Logs names counts, never values.
+   */
+  private async readSecretEnv(job: Job): Promise<SecretEnv> {
+    const names = job.spec.task.secretEnvNames ?? [];
+    if (names.length === 0) return {};
+    const read = this.context.options.secretEnv;
+    if (read === undefined) throw new SecretEnvError('secret-env-unavailable', 'this agent was given no way to read secret env values');
+    const retry = this.context.options.secretEnvRetry ?? { initialMs: 250, maxMs: 5_000, attempts: 8 };
+    let delay = retry.initialMs;
+    for (let attempt = 1; ; attempt++) {
+      let values: SecretEnv | undefined;
+      try {
+        values = await read(job.id);
+      } catch (error) {
+        if (attempt >= retry.attempts || this.stopRequest !== undefined) throw new SecretEnvError('secret-env-unavailable', `could not read the job's secret env: ${(error as Error).message}`, { cause: error });
+        if (attempt === 1) this.log.warn({ err: error }, 'could not read the secret env; retrying');
+        await sleep(delay);
+        delay = Math.min(retry.maxMs, delay * 2);
+        continue;
+      }
+      const missing = names.filter((name) => values === undefined || !Object.hasOwn(values, name));
+      if (missing.length > 0) throw new SecretEnvError('secret-env-missing', `the job's secret env lacks ${missing.length} of its ${names.length} name(s): ${missing.join(', ')}`);
+      // Only the names the spec lists, so the task's environment is exactly what the job says.
+      return Object.fromEntries(names.map((name) => [name, (values as SecretEnv)[name] as string]));
+    }
+  }
+
+  private spawnSupervisor(env: SupervisorEnv): void {
     const logFd = openSync(this.file('supervisorLog'), fsc.O_WRONLY | fsc.O_CREAT | fsc.O_APPEND | fsc.O_NOFOLLOW, 0o640);
     let child: ChildProcess;
     try {
       child = spawn(this.context.nodePath, [this.context.supervisorPath, this.dir], {
         // Its own session: the supervisor outlives the agent (and a Ctrl-C in the agent's terminal).
         detached: true,
-        stdio: ['ignore', 'ignore', logFd],
+        stdio: ['pipe', 'ignore', logFd],
         env: { PATH: DEFAULT_TASK_PATH },
       });
     } finally {
       closeSync(logFd);
     }
+    // The environment goes through a pipe, never a file: secret values must not persist. If
+    // the supervisor is gone before reading it, the write fails quietly and so does the start.
+    child.stdin?.on('error', () => undefined);
+    child.stdin?.end(JSON.stringify(env));
     child.once('exit', () => this.resolveSupervisorGone());
     child.once('error', (error) => {
       this.log.error({ err: error }, 'could not run the task supervisor');
