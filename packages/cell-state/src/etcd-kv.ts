@@ -11,10 +11,16 @@
  *
  * etcd3 1.1.2 itself retries recoverable failures (3 attempts) behind a per-host circuit breaker,
  * so a write whose reply was lost can be applied twice: commits above this layer are idempotent.
+ *
+ * With `tls` the connection is TLS with a client certificate; an etcd started with
+ * `--client-cert-auth` and auth enabled then acts as the user named by the certificate's CN, and
+ * refuses what that user's roles do not allow with "permission denied": that becomes a
+ * {@link KvPermissionDeniedError} (not retryable), logged once per key range at error.
  */
 import {
   Etcd3,
   EtcdLeaseInvalidError,
+  EtcdPermissionDeniedError,
   isRecoverableError,
   type CompareResult as EtcdCompareResult,
   type CompareTarget as EtcdCompareTarget,
@@ -35,6 +41,7 @@ import {
   KvError,
   KvInvalidRequestError,
   KvLeaseNotFoundError,
+  KvPermissionDeniedError,
   KvUnavailableError,
   type Compare,
   type CompareOp,
@@ -54,6 +61,7 @@ import {
   type WatchHandle,
   type WatchListener,
 } from './kv.js';
+import type { TlsIdentity } from './tls-identity.js';
 
 export interface EtcdKvOptions {
   /** Client URLs, e.g. `['http://127.0.0.1:2379']`. */
@@ -63,6 +71,19 @@ export interface EtcdKvOptions {
   readonly logger?: Logger;
   /** Deadline for each unary request, connection setup included. Default 30 s. */
   readonly dialTimeoutMs?: number;
+  /**
+   * Connect with TLS: verify etcd against `ca` and present `cert` / `key` (etcd's
+   * `--client-cert-auth` then takes the user from the certificate's CN). Without it the
+   * connection is plaintext with no credentials; `https://` endpoints then fail to connect.
+   */
+  readonly tls?: TlsIdentity;
+  /**
+   * A key this identity may read, used by the revision probes (`currentRevision`, and the search
+   * for a compact revision after a compaction error). Default `\0`, which only an identity
+   * allowed to read every key (or an etcd without auth) may read: give the cell's root
+   * (`/omega/<cell>/`) under etcd's role-based access.
+   */
+  readonly probeKey?: string;
 }
 
 const MiB = 1024 * 1024;
@@ -90,12 +111,17 @@ const COMPARE_RESULTS = {
   '>': 'Greater',
 } as const satisfies Record<CompareOp, keyof typeof EtcdCompareResult>;
 
+/** How many distinct key ranges a store remembers having logged a permission refusal for. */
+const MAX_LOGGED_REFUSALS = 256;
+
 /** What the error translator needs to know about the request that failed. */
 interface FailureContext {
   /** A revision the request read at: a "compacted" error means the compact revision is above it. */
   readonly compactedAbove?: number;
   /** Lease ids the request used, for {@link KvLeaseNotFoundError}. */
   readonly leases?: readonly string[];
+  /** The keys the request touched (`key`, or `prefix*`), for {@link KvPermissionDeniedError}. */
+  readonly keys?: readonly string[];
 }
 
 type WatchBackoff = NonNullable<NonNullable<IOptions['faultHandling']>['watchBackoff']>;
@@ -115,6 +141,9 @@ export class EtcdKv implements KvStore {
   private readonly leases = new Set<Lease>();
   /** Compact revisions etcd reported when cancelling watches, by watcher (see interceptCompactions). */
   private readonly compactedWatchers = new WeakMap<Watcher, number>();
+  /** Key ranges whose permission refusal was logged (once each). */
+  private readonly refusalsLogged = new Set<string>();
+  private readonly probeKey: Buffer;
   private closed = false;
 
   constructor(options: EtcdKvOptions) {
@@ -122,8 +151,11 @@ export class EtcdKv implements KvStore {
     this.limits = options.limits ?? ETCD_DEFAULT_LIMITS;
     this.log = (options.logger ?? pino({ level: 'silent' })).child({ component: 'etcd-kv' });
     const timeoutMs = options.dialTimeoutMs ?? 30_000;
+    this.probeKey = options.probeKey === undefined || options.probeKey.length === 0 ? ZERO_KEY : Buffer.from(options.probeKey);
+    const tls = options.tls;
     this.client = new Etcd3({
       hosts: [...options.endpoints],
+      ...(tls === undefined ? {} : { credentials: { rootCertificate: tls.ca, certChain: tls.cert, privateKey: tls.key } }),
       dialTimeout: timeoutMs,
       grpcOptions: {
         'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
@@ -152,7 +184,7 @@ export class EtcdKv implements KvStore {
           limit: String(request.limit ?? 0),
           revision: String(revision),
         }),
-      revision > 0 ? { compactedAbove: revision } : {},
+      { ...(revision > 0 ? { compactedAbove: revision } : {}), keys: [describeKey(request.key, request.prefix === true)] },
     );
     let kvs = response.kvs.map(toKeyValue);
     // A single-key read paged past its key is empty (etcd has no such notion for one key).
@@ -162,7 +194,7 @@ export class EtcdKv implements KvStore {
   }
 
   async txn(request: TxnRequest): Promise<TxnResult> {
-    const response = await this.rpc(() => this.client.kv.txn(toTxnRequest(request)), { leases: leasesOf(request) });
+    const response = await this.rpc(() => this.client.kv.txn(toTxnRequest(request)), { leases: leasesOf(request), keys: keysOf(request) });
     const results = this.fromResponses(response.succeeded ? request.success : request.failure, response.responses);
     return { succeeded: response.succeeded, revision: parseInt64(response.header.revision), results };
   }
@@ -171,13 +203,14 @@ export class EtcdKv implements KvStore {
     const lease = options.lease ?? '0';
     const response = await this.rpc(() => this.client.kv.put({ key: Buffer.from(key), value: toBuffer(value), lease }), {
       leases: [lease],
+      keys: [key],
     });
     this.counters.bytesWritten += Buffer.byteLength(key) + value.length;
     return parseInt64(response.header.revision);
   }
 
   async delete(key: string, options: { prefix?: boolean } = {}): Promise<number> {
-    const response = await this.rpc(() => this.client.kv.deleteRange(keyRange(key, options.prefix === true)));
+    const response = await this.rpc(() => this.client.kv.deleteRange(keyRange(key, options.prefix === true)), { keys: [describeKey(key, options.prefix === true)] });
     return parseInt64(response.deleted);
   }
 
@@ -235,7 +268,7 @@ export class EtcdKv implements KvStore {
   }
 
   async currentRevision(): Promise<number> {
-    const response = await this.rpc(() => this.client.kv.range({ key: ZERO_KEY, count_only: true }));
+    const response = await this.rpc(() => this.client.kv.range({ key: this.probeKey, count_only: true }), { keys: [describeKey(this.probeKey.toString('utf8'), false)] });
     return parseInt64(response.header.revision);
   }
 
@@ -284,6 +317,11 @@ export class EtcdKv implements KvStore {
       'larger than max', // grpc-js: a reply or request over the message size limit
     ];
     if (invalid.some((text) => message.includes(text))) return new KvInvalidRequestError(message, cause);
+    if (error instanceof EtcdPermissionDeniedError || message.includes('permission denied') || message.includes('PERMISSION_DENIED')) {
+      const keys = context.keys ?? [];
+      this.logRefusal(keys, message);
+      return new KvPermissionDeniedError(keys, cause);
+    }
     if (error instanceof EtcdLeaseInvalidError || message.includes('requested lease not found')) {
       const ids = (context.leases ?? []).filter((id) => id !== '0');
       return new KvLeaseNotFoundError(ids.join(', ') || 'unknown', cause);
@@ -302,6 +340,15 @@ export class EtcdKv implements KvStore {
     return new KvError(message, false, cause);
   }
 
+  /** Logs a permission refusal at error, once per key range (a retrying caller would repeat it). */
+  private logRefusal(keys: readonly string[], message: string): void {
+    const range = keys.join(', ') || 'unknown';
+    if (this.refusalsLogged.has(range)) return;
+    if (this.refusalsLogged.size >= MAX_LOGGED_REFUSALS) return;
+    this.refusalsLogged.add(range);
+    this.log.error({ keys, etcdError: message }, "etcd refused a request: this identity's role does not allow these keys");
+  }
+
   /**
    * The compact revision, which etcd's errors do not report: the smallest readable revision,
    * found by bisection between a revision known to be compacted and the current one (a few
@@ -312,7 +359,7 @@ export class EtcdKv implements KvStore {
       // Not through rpc(): its translation of "compacted" would start another lookup.
       this.counters.roundTrips++;
       try {
-        await this.client.kv.range({ key: ZERO_KEY, count_only: true, revision: String(revision) });
+        await this.client.kv.range({ key: this.probeKey, count_only: true, revision: String(revision) });
         return true;
       } catch (error) {
         if (error instanceof Error && error.message.includes(COMPACTED)) return false;
@@ -411,6 +458,7 @@ class EtcdWatch {
   private over = false;
   private disconnected = false;
   private resubscribeTimer: NodeJS.Timeout | undefined;
+  private refusedLogged = false;
 
   constructor(
     private readonly client: Etcd3,
@@ -498,7 +546,13 @@ class EtcdWatch {
       callListener(() => this.listener.onCompacted(compactRevision));
       return;
     }
-    this.env.log.warn({ prefix: this.prefix, err: error }, 'watch cancelled by etcd; re-creating it');
+    if (!error.message.includes('permission denied')) {
+      this.env.log.warn({ prefix: this.prefix, err: error }, 'watch cancelled by etcd; re-creating it');
+    } else if (!this.refusedLogged) {
+      // Re-created all the same (an administrator may grant the role), but said once, not per try.
+      this.refusedLogged = true;
+      this.env.log.error({ prefix: this.prefix, err: error }, "etcd refused a watch: this identity's role may not read the prefix; retrying quietly");
+    }
     if (!this.disconnected) {
       this.disconnected = true;
       callListener(() => this.listener.onDisconnected?.(error));
@@ -646,6 +700,27 @@ function toTxnRequest(request: TxnRequest): ITxnRequest {
     success: request.success.map(toRequestOp),
     failure: request.failure.map(toRequestOp),
   };
+}
+
+/** A key as it appears in errors and logs: the key, or `prefix*` for a prefix. */
+function describeKey(key: string, prefix: boolean): string {
+  if (key === '\0' || (prefix && key.length === 0)) return prefix ? '(every key)' : '\\0';
+  return prefix ? `${key}*` : key;
+}
+
+/** The keys a transaction touches (compares included), at most a few, for error messages. */
+function keysOf(request: TxnRequest): string[] {
+  const keys = new Set<string>();
+  const visit = (txn: TxnRequest): void => {
+    for (const compare of txn.compare) keys.add(compare.key);
+    for (const op of [...txn.success, ...txn.failure]) {
+      if (op.type === 'txn') visit(op.txn);
+      else keys.add(describeKey(op.key, op.type !== 'put' && op.prefix === true));
+    }
+  };
+  visit(request);
+  const all = [...keys];
+  return all.length <= 4 ? all : [...all.slice(0, 3), `and ${all.length - 3} more`];
 }
 
 function leasesOf(request: TxnRequest): string[] {

@@ -14,6 +14,11 @@
  * cluster can say which member leads (etcd's maintenance status, over its HTTP gateway, so no
  * client package is needed).
  *
+ * With `tls`, the member serves clients over TLS only (`https://` client URLs) and requires a
+ * client certificate signed by the given CA (`--client-cert-auth`): a client's CN is then its
+ * etcd user once auth is enabled (see etcd-access.ts). Peer traffic stays plaintext `http://` on
+ * loopback: the launcher only forms clusters of members on this host.
+ *
  * Every member is spawned through util-linux's `setpriv --pdeathsig SIGKILL` when it is there:
  * the kernel then kills the member when the thread that started it dies, even by SIGKILL (a test
  * runner killed on a timeout), which no `exit` handler can catch.
@@ -21,11 +26,14 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { constants as fsConstants } from 'node:fs';
 import { access, mkdtemp, rm } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { request as httpsRequest } from 'node:https';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { pino, type Logger } from 'pino';
 import type { KvLimits } from './kv.js';
+import type { TlsFiles } from './tls-identity.js';
 
 /** How to get etcd; the text of {@link EtcdNotFoundError} and of `scripts/ensure-tools.mjs`. */
 export const ETCD_INSTALL_HINT =
@@ -80,12 +88,23 @@ export interface StartEtcdOptions {
    * which then stops etcd last, after the processes that still need it. Default false.
    */
   readonly detached?: boolean;
+  /**
+   * Serve clients over TLS with client-certificate authentication: `caFile` is the CA that
+   * client certificates must be signed by (`--trusted-ca-file`, `--client-cert-auth`),
+   * `certFile` / `keyFile` the member's own certificate (`--cert-file`, `--key-file`; it needs
+   * SAN 127.0.0.1, and clientAuth too: the launcher presents it to check `/health`). Default:
+   * plaintext `http://` with no client authentication.
+   */
+  readonly tls?: TlsFiles;
 }
 
 /** A running member. `stop()` may be called any number of times. */
 export interface RunningEtcd {
+  /** Its client URL (`https://` when started with `tls`). */
   readonly endpoints: readonly string[];
   readonly clientUrl: string;
+  /** The TLS files it was started with; undefined for a plaintext member. */
+  readonly tls?: TlsFiles;
   readonly clientPort: number;
   readonly peerPort: number;
   readonly dataDir: string;
@@ -158,7 +177,8 @@ interface LaunchSettings extends StartEtcdOptions {
 }
 
 async function launch(binary: string, settings: LaunchSettings): Promise<RunningEtcd> {
-  const clientUrl = `http://127.0.0.1:${settings.clientPort}`;
+  const clientUrl = `${settings.tls === undefined ? 'http' : 'https'}://127.0.0.1:${settings.clientPort}`;
+  const probe = healthProbe(settings.tls);
   const peerUrl = `http://127.0.0.1:${settings.peerPort}`;
   const args = memberArgs({
     name: 'omega',
@@ -177,7 +197,7 @@ async function launch(binary: string, settings: LaunchSettings): Promise<Running
       if (settings.ownDataDir) await rm(settings.dataDir, { recursive: true, force: true });
     })());
   try {
-    await waitHealthy(child, clientUrl, settings.startTimeoutMs ?? 20_000, tail);
+    await waitHealthy(child, clientUrl, settings.startTimeoutMs ?? 20_000, tail, probe);
   } catch (error) {
     await terminate(child);
     untrack(child);
@@ -186,6 +206,7 @@ async function launch(binary: string, settings: LaunchSettings): Promise<Running
   return {
     endpoints: [clientUrl],
     clientUrl,
+    ...(settings.tls === undefined ? {} : { tls: settings.tls }),
     clientPort: settings.clientPort,
     peerPort: settings.peerPort,
     dataDir: settings.dataDir,
@@ -223,7 +244,45 @@ function memberArgs(member: {
     '--quota-backend-bytes', String(settings.quotaBackendBytes ?? 4 * 1024 * 1024 * 1024),
     '--logger', 'zap',
     '--log-level', 'warn',
+    ...(settings.tls === undefined
+      ? []
+      : ['--cert-file', settings.tls.certFile, '--key-file', settings.tls.keyFile, '--trusted-ca-file', settings.tls.caFile, '--client-cert-auth']),
   ];
+}
+
+/** How the launcher reads `/health`: plain fetch, or HTTPS presenting the member's own certificate. */
+type HealthProbe = (url: string, timeoutMs: number) => Promise<unknown>;
+
+function healthProbe(tls: TlsFiles | undefined): HealthProbe {
+  if (tls === undefined) {
+    return async (url, timeoutMs) => (await fetch(url, { signal: AbortSignal.timeout(timeoutMs) })).json();
+  }
+  // Read once: a missing file fails the start here, with the file named, not as a timeout.
+  let material: { ca: Buffer; cert: Buffer; key: Buffer };
+  try {
+    material = { ca: readFileSync(tls.caFile), cert: readFileSync(tls.certFile), key: readFileSync(tls.keyFile) };
+  } catch (error) {
+    throw new EtcdStartError(`cannot read etcd's TLS files: ${(error as Error).message}`, [], { cause: error });
+  }
+  return (url, timeoutMs) =>
+    new Promise((resolve, reject) => {
+      const request = httpsRequest(url, { ...material, timeout: timeoutMs }, (response) => {
+        let body = '';
+        response.setEncoding('utf8');
+        response.on('data', (chunk: string) => (body += chunk));
+        response.on('end', () => {
+          try {
+            resolve(JSON.parse(body));
+          } catch (error) {
+            reject(error);
+          }
+        });
+        response.on('error', reject);
+      });
+      request.on('timeout', () => request.destroy(new Error(`no answer within ${timeoutMs} ms`)));
+      request.on('error', reject);
+      request.end();
+    });
 }
 
 /** Spawns one member (bound to this thread's life when possible) and collects its log tail. */
@@ -246,7 +305,7 @@ async function spawnMember(binary: string, args: readonly string[], detached: bo
   return { child, tail };
 }
 
-async function waitHealthy(child: ChildProcess, clientUrl: string, timeoutMs: number, tail: LineTail): Promise<void> {
+async function waitHealthy(child: ChildProcess, clientUrl: string, timeoutMs: number, tail: LineTail, probe: HealthProbe = healthProbe(undefined)): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
   while (Date.now() < deadline) {
@@ -254,8 +313,7 @@ async function waitHealthy(child: ChildProcess, clientUrl: string, timeoutMs: nu
       throw new EtcdStartError(`etcd exited while starting (code ${child.exitCode}, signal ${child.signalCode})`, tail.lines());
     }
     try {
-      const response = await fetch(`${clientUrl}/health`, { signal: AbortSignal.timeout(1_000) });
-      const body = (await response.json()) as { health?: unknown };
+      const body = (await probe(`${clientUrl}/health`, 1_000)) as { health?: unknown };
       if (body.health === 'true') return;
       lastError = new Error(`/health answered ${JSON.stringify(body)}`);
     } catch (error) {

@@ -9,6 +9,7 @@ export {
   KvError,
   KvInvalidRequestError,
   KvLeaseNotFoundError,
+  KvPermissionDeniedError,
   KvUnavailableError,
   prefixEnd,
   type Compare,
@@ -93,7 +94,39 @@ export {
   type RetryOptions,
   type Sleep,
 } from './store-retry.js';
-export { DEFAULT_ETCD_ENDPOINT, FlagError, LOG_LEVELS, parseEtcdEndpoints, parseLogLevel, type LogLevel } from './process-flags.js';
+export {
+  DEFAULT_ETCD_ENDPOINT,
+  DEFAULT_SECURE_ETCD_ENDPOINT,
+  FlagError,
+  INSECURE_WARNING,
+  LOG_LEVELS,
+  SECURITY_FLAG_OPTIONS,
+  logProcessSecurity,
+  parseEtcdConnection,
+  parseEtcdEndpoints,
+  parseLogLevel,
+  securityUsage,
+  type ConnectionFlagValues,
+  type EtcdConnection,
+  type LogLevel,
+  type ProcessSecurity,
+} from './process-flags.js';
+export { TlsFileError, loadTlsIdentity, type LoadedTlsIdentity, type TlsFileFlag, type TlsFiles, type TlsIdentity } from './tls-identity.js';
+export {
+  API_USER,
+  CellAccessError,
+  HOLLOW_USER,
+  ROOT_USER,
+  SCHEDULER_USER,
+  agentUser,
+  cellAccessRoles,
+  setupCellAccess,
+  type AccessGrant,
+  type AccessRole,
+  type CellAccessOptions,
+  type CellAccessResult,
+  type CellAccessTarget,
+} from './etcd-access.js';
 export { PARENT_PID_ENV, exitWithParent, type ParentPipe, type ParentWatch, type ParentWatchOptions } from './parent-watch.js';
 export {
   ALL_NAMESPACES,

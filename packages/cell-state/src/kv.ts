@@ -243,6 +243,21 @@ export class KvLeaseNotFoundError extends KvError {
   }
 }
 
+/**
+ * The store refused the request because the caller's identity may not do it (etcd's role-based
+ * access: "permission denied"). Nothing was written. Not retryable: the same request will be
+ * refused again until an administrator changes the roles, so it must not be retried as an outage.
+ */
+export class KvPermissionDeniedError extends KvError {
+  constructor(
+    /** The keys the refused request touched, as `key` or `prefix*` (at most a few). */
+    readonly keys: readonly string[],
+    options?: { cause?: unknown },
+  ) {
+    super(`permission denied by the store's access control (keys ${keys.join(', ') || 'unknown'}): this identity's etcd role does not allow it`, false, options);
+  }
+}
+
 /** The key range that `prefix` covers: `[prefix, prefixEnd(prefix))`. */
 export function prefixEnd(prefix: string): string {
   // Keys are compared as UTF-8 bytes; every key Omega writes is ASCII, so incrementing the last

@@ -23,7 +23,7 @@
  */
 import type { Logger } from 'pino';
 import { InvalidRecordError } from './codec.js';
-import { KvInvalidRequestError } from './kv.js';
+import { KvInvalidRequestError, KvPermissionDeniedError } from './kv.js';
 
 /** A capped exponential backoff: `initialMs`, doubling per failure in a row, at most `maxMs`. */
 export interface BackoffPolicy {
@@ -60,14 +60,16 @@ export function backoffDelayMs(failures: number, policy: BackoffPolicy = STORE_R
 
 /**
  * Whether retrying cannot fix `error`: a request the store refused as malformed or over its
- * limits ({@link KvInvalidRequestError}), or a record that fails validation
- * ({@link InvalidRecordError}: the same record would fail again). Everything else (the store
+ * limits ({@link KvInvalidRequestError}) or as not allowed for this identity
+ * ({@link KvPermissionDeniedError}: etcd's roles change only by an administrator), or a record
+ * that fails validation ({@link InvalidRecordError}: the same record would fail again).
+ * Everything else (the store
  * unreachable or slow, a lost lease, a compacted revision, a contended write) is worth another
  * try, which is why this is not `KvError.retryable`: a lost lease is not retryable as a call,
  * but taking a new one is.
  */
 export function isPermanentStoreError(error: unknown): boolean {
-  return error instanceof KvInvalidRequestError || error instanceof InvalidRecordError;
+  return error instanceof KvInvalidRequestError || error instanceof KvPermissionDeniedError || error instanceof InvalidRecordError;
 }
 
 /** The log lines of one {@link RetryState}: constant messages, data in fields. */
