@@ -13,6 +13,7 @@ import {
   decodeJob,
   decodeJobStatus,
   decodeMachine,
+  decodeNamespace,
   decodeOwner,
   decodeSchedulerStats,
   decodeTask,
@@ -28,6 +29,7 @@ import type {
   JobStatus,
   Machine,
   MachineId,
+  Namespace,
   Owner,
   Resources,
   SchedulerStats,
@@ -66,6 +68,10 @@ export interface CellSnapshot {
   alive(id: MachineId): Alive | undefined;
   aliveMachines(): IterableIterator<Alive>;
   schedulerStats(): IterableIterator<SchedulerStats>;
+  /** A namespace's record; undefined when it has none ("default" exists without one). */
+  namespace(name: string): Namespace | undefined;
+  /** Every namespace record (not "default" unless it has one). */
+  namespaces(): IterableIterator<Namespace>;
   /** Whether the claim counts against its machine in this snapshot. */
   isLive(claim: Claim): boolean;
   /** Live claims' resources on a machine (cached per snapshot). */
@@ -182,6 +188,7 @@ export class CellStateMaps {
   private readonly owners = new CowMap<JobId, Owner>();
   private readonly alive = new CowMap<MachineId, Alive>();
   private readonly stats = new CowMap<string, SchedulerStats>();
+  private readonly namespaces = new CowMap<string, Namespace>();
   /** Last mod revision applied per key, to drop duplicate or stale events. */
   private readonly applied = new Map<string, number>();
   /**
@@ -205,7 +212,7 @@ export class CellStateMaps {
 
   /** Forgets everything (before a re-list). */
   clear(): void {
-    for (const m of [this.machines, this.tasks, this.jobBuckets, this.jobs, this.statuses, this.owners, this.alive, this.stats]) m.clear();
+    for (const m of [this.machines, this.tasks, this.jobBuckets, this.jobs, this.statuses, this.owners, this.alive, this.stats, this.namespaces]) m.clear();
     this.applied.clear();
     this.tombstones = [];
     this.tombstoneHead = 0;
@@ -313,6 +320,8 @@ export class CellStateMaps {
         return this.alive.get(id as MachineId) !== undefined;
       case 'scheduler':
         return this.stats.get(id) !== undefined;
+      case 'namespace':
+        return this.namespaces.get(id) !== undefined;
       default:
         return false;
     }
@@ -355,6 +364,9 @@ export class CellStateMaps {
       case 'scheduler':
         this.stats.set(id, decodeSchedulerStats(kv.value));
         return;
+      case 'namespace':
+        this.namespaces.set(id, decodeNamespace(kv.value, kv.modRevision));
+        return;
       default:
         return;
     }
@@ -393,6 +405,9 @@ export class CellStateMaps {
       case 'scheduler':
         this.stats.delete(id);
         return;
+      case 'namespace':
+        this.namespaces.delete(id);
+        return;
       default:
         return;
     }
@@ -423,6 +438,7 @@ export class CellStateMaps {
       this.owners.freeze(),
       this.alive.freeze(),
       this.stats.freeze(),
+      this.namespaces.freeze(),
     );
     return this.frozen;
   }
@@ -477,6 +493,7 @@ class FrozenSnapshot implements CellSnapshot {
     private readonly ownerMap: FrozenMap<JobId, Owner>,
     private readonly aliveMap: FrozenMap<MachineId, Alive>,
     private readonly statsMap: FrozenMap<string, SchedulerStats>,
+    private readonly namespaceMap: FrozenMap<string, Namespace>,
   ) {}
 
   get machineCount(): number {
@@ -523,6 +540,12 @@ class FrozenSnapshot implements CellSnapshot {
   }
   schedulerStats(): IterableIterator<SchedulerStats> {
     return this.statsMap.values();
+  }
+  namespace(name: string): Namespace | undefined {
+    return this.namespaceMap.get(name);
+  }
+  namespaces(): IterableIterator<Namespace> {
+    return this.namespaceMap.values();
   }
   isLive(claim: Claim): boolean {
     return isClaimLive(claim, this.lookup);

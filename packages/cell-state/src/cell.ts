@@ -13,6 +13,7 @@ import pino from 'pino';
 import {
   decodeJob,
   decodeMachine,
+  decodeNamespace,
   decodeRequestRecord,
   decodeOwner,
   decodeTask,
@@ -20,6 +21,7 @@ import {
   encodeJob,
   encodeJobStatus,
   encodeMachine,
+  encodeNamespace,
   encodeOwner,
   encodeRequestRecord,
   encodeSchedulerStats,
@@ -27,16 +29,20 @@ import {
   encodeTask,
   InvalidRecordError,
 } from './codec.js';
+import type { CellSnapshot } from './cell-snapshot.js';
 import { Committer, type CommitterOptions } from './commit.js';
 import { jobSpecProblems, secretEnvNames, secretEnvProblems } from './job-spec.js';
 import { deleteFinishedJob, type DeleteJobRequest, type DeleteJobResult } from './job-deletion.js';
 import { CellKeys, checkId } from './keys.js';
-import type { KeyValue, KvLease, KvStore, Op } from './kv.js';
+import type { Compare, KeyValue, KvLease, KvStore, Op, OpResult } from './kv.js';
 import { CellMirror, type MirrorOptions } from './mirror.js';
+import { implicitDefault } from './namespace-records.js';
+import { isUnlimited, jobDemand, namespaceUsage, quotaExcess, type QuotaExcess } from './quota.js';
 import { deleteExpiredRequests, RequestIdReusedError, RequestJobGoneError, specSha256 } from './request-records.js';
 import { checkResources } from './resources.js';
 import { readSecretEnv, requestSpecHash, secretDigestKey, secretEnvDigest } from './secrets.js';
 import {
+  DEFAULT_NAMESPACE,
   isTerminal,
   type DesiredState,
   type Job,
@@ -99,6 +105,46 @@ export interface NewJob {
    * of the request id with other values is refused like one with another spec.
    */
   readonly secretEnv?: SecretEnv;
+}
+
+/** Extra compares and writes for a job's create transaction (Cell.submitJob's namespace guard). */
+interface AdmissionGuard {
+  readonly compare: readonly Compare[];
+  readonly success: readonly Op[];
+  /** Reads returned (after the job's and request's) when the guard failed. */
+  readonly failure: readonly Op[];
+}
+
+/** How many times Cell.submitJob judges a submit again after another admission got in first. */
+export const SUBMIT_ADMISSION_ATTEMPTS = 32;
+
+export interface SubmitJobOptions {
+  /**
+   * A snapshot at `revision` or later, for the quota check (the API passes its reader's
+   * `atLeast`, bounded by the call's deadline). Called only for namespaces with a quota.
+   */
+  readonly snapshotAtLeast: (revision: number) => Promise<CellSnapshot>;
+  /** Default {@link SUBMIT_ADMISSION_ATTEMPTS}. */
+  readonly maxAttempts?: number;
+  /** The pause before judging again after the `conflicts`-th conflict; default a random 1-50 ms. */
+  readonly pause?: (conflicts: number) => Promise<void>;
+}
+
+/** What a submit came to. Refusals are values: nothing was stored for them. */
+export type SubmitJobResult =
+  | { readonly kind: 'admitted'; readonly job: Job; readonly created: boolean; readonly conflicts: number }
+  | { readonly kind: 'over-quota'; readonly excess: QuotaExcess; readonly conflicts: number }
+  | { readonly kind: 'unknown-namespace'; readonly namespace: string }
+  | { readonly kind: 'contended'; readonly conflicts: number };
+
+/** Random, growing with the conflicts (so contenders spread out), at most 50 ms. */
+function admissionPause(conflicts: number): Promise<void> {
+  const ms = 1 + Math.floor(Math.random() * Math.min(50, 2 ** Math.min(conflicts, 6)));
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+function firstKv(result: OpResult | undefined): KeyValue | undefined {
+  return result?.type === 'range' ? result.kvs[0] : undefined;
 }
 
 /** The job id is taken by another job (not this call's own create). Nothing was written; try another id. */
@@ -339,6 +385,83 @@ export class Cell {
    * {@link RequestJobGoneError}. A job id taken by another job throws {@link JobIdTakenError}.
    */
   async createJob(job: NewJob): Promise<{ job: Job; created: boolean }> {
+    const stored = await this.storeJob(job, undefined);
+    // Without an admission guard only the job and request records can block the create.
+    if ('guardFailed' in stored) throw new Error('createJob: a guard failed that was never given');
+    return stored;
+  }
+
+  /**
+   * Admits and stores a job: the API's submit (Borg-style admission against the job's namespace,
+   * see quota.ts and namespace-records.ts). In order:
+   *
+   * 1. A request record already stored for `requestId` answers the call as {@link createJob}
+   *    does (the same job, a resend's `created: true`, or its errors), before any quota check: a
+   *    resend of an admitted submit is never refused by the quota it already holds.
+   * 2. The namespace must exist ("default" always does): else `unknown-namespace`, nothing stored.
+   * 3. With a quota: the namespace's use is computed from `options.snapshotAtLeast(M)`, M the
+   *    record's mod revision just read; over the quota in any resource: `over-quota`, naming the
+   *    resource, what the job asks, the use and the quota; nothing stored.
+   * 4. The job is stored in one transaction that also compares the namespace record's mod
+   *    revision to M (for "default" without a record: that it is still absent) and rewrites the
+   *    record (admissions + 1). So two API servers cannot both admit against the same use: the
+   *    second one's guard fails, and it judges again against a fresh snapshot, after a short
+   *    random pause, up to `maxAttempts` times (`contended` then; every retry is counted in
+   *    `conflicts`).
+   *
+   * Idempotent, also when etcd3 resends a transaction after a lost reply (the nonce and the
+   * submit time are fixed once per call). {@link createJob} itself checks neither namespace nor
+   * quota: it is for tests and tools that write the cell directly.
+   */
+  async submitJob(job: NewJob, options: SubmitJobOptions): Promise<SubmitJobResult> {
+    checkId('job.id', job.id);
+    const problems = jobSpecProblems(job.spec, 'job.');
+    if (problems.length > 0) throw new InvalidRecordError(problems[0]?.field ?? 'job', problems.map((p) => `${p.field}: ${p.problem}`).join('; '));
+    if (job.requestId !== undefined && job.requestId !== '') checkId('requestId', job.requestId);
+    const call: NewJob = { ...job, nonce: job.nonce ?? randomBytes(12).toString('base64url'), submittedAtMs: job.submittedAtMs ?? this.now() };
+    const name = job.spec.namespace;
+    const namespaceKey = this.keys.namespace(name);
+    const requestKey = call.requestId !== undefined && call.requestId !== '' ? this.keys.request(call.requestId) : undefined;
+    const read = await this.kv.txn({ compare: [], success: [{ type: 'range', key: namespaceKey }, ...(requestKey === undefined ? [] : [{ type: 'range' as const, key: requestKey }])], failure: [] });
+    let namespaceKv = firstKv(read.results[0]);
+    if (requestKey !== undefined && firstKv(read.results[1]) !== undefined) {
+      // Answered from the request record. The contradictory guard (the record must exist, and
+      // the create compares that it does not) keeps this path from ever storing a job unjudged.
+      const answered = await this.storeJob(call, { compare: [{ key: requestKey, target: 'create', op: '!=', value: 0 }], success: [], failure: [] });
+      if (!('guardFailed' in answered)) return { kind: 'admitted', ...answered, conflicts: 0 };
+      // The record expired in between: judged as a new submit below.
+    }
+    const maxAttempts = options.maxAttempts ?? SUBMIT_ADMISSION_ATTEMPTS;
+    const pause = options.pause ?? admissionPause;
+    let conflicts = 0;
+    for (let attempt = 0; attempt < maxAttempts; attempt++) {
+      if (attempt > 0) await pause(conflicts);
+      if (namespaceKv === undefined && name !== DEFAULT_NAMESPACE) return { kind: 'unknown-namespace', namespace: name };
+      const namespace = namespaceKv === undefined ? implicitDefault() : decodeNamespace(namespaceKv.value, namespaceKv.modRevision);
+      if (namespace.quota !== undefined && !isUnlimited(namespace.quota)) {
+        const snapshot = await options.snapshotAtLeast(namespace.revision);
+        const excess = quotaExcess(name, namespace.quota, namespaceUsage(snapshot, name), jobDemand(job.spec));
+        if (excess !== undefined) return { kind: 'over-quota', excess, conflicts };
+      }
+      const { revision, ...record } = namespace;
+      const stored = await this.storeJob(call, {
+        compare: [{ key: namespaceKey, target: 'mod', op: '==', value: revision }],
+        success: namespaceKv === undefined ? [] : [{ type: 'put', key: namespaceKey, value: encodeNamespace({ ...record, admissions: record.admissions + 1 }) }],
+        failure: [{ type: 'range', key: namespaceKey }],
+      });
+      if (!('guardFailed' in stored)) return { kind: 'admitted', ...stored, conflicts };
+      conflicts++;
+      namespaceKv = firstKv(stored.guardFailed[0]);
+    }
+    return { kind: 'contended', conflicts };
+  }
+
+  /**
+   * {@link createJob}, with an admission guard's compares and writes in the same transaction
+   * (Cell.submitJob's namespace record). When neither the job nor the request record blocked
+   * the create, the guard did: `guardFailed` holds the results of the guard's failure ops.
+   */
+  private async storeJob(job: NewJob, admission: AdmissionGuard | undefined): Promise<{ job: Job; created: boolean } | { guardFailed: readonly OpResult[] }> {
     checkId('job.id', job.id);
     const problems = jobSpecProblems(job.spec, 'job.');
     if (problems.length > 0) throw new InvalidRecordError(problems[0]?.field ?? 'job', problems.map((p) => `${p.field}: ${p.problem}`).join('; '));
@@ -351,7 +474,7 @@ export class Cell {
     const value = encodeJob(record);
     const specHash = requestSpecHash(spec, hasSecrets ? secretEnvDigest(await this.secretDigestKey(), secretEnv) : undefined);
     const nonce = job.nonce ?? randomBytes(12).toString('base64url');
-    const compare = [{ key: jobKey, target: 'create' as const, op: '==' as const, value: 0 }];
+    const compare: Compare[] = [{ key: jobKey, target: 'create' as const, op: '==' as const, value: 0 }];
     const success: Op[] = [{ type: 'put', key: jobKey, value }];
     // The failure branch reads what blocked the create, so telling a resend from a repeat costs no round trip.
     const failure: Op[] = [{ type: 'range', key: jobKey }];
@@ -360,6 +483,12 @@ export class Cell {
       compare.push({ key: requestKey, target: 'create', op: '==', value: 0 });
       success.push({ type: 'put', key: requestKey, value: encodeRequestRecord({ jobId: job.id, specSha256: specHash, nonce, createdAtMs: record.submittedAtMs }) });
       failure.push({ type: 'range', key: requestKey });
+    }
+    const guardResultsFrom = failure.length;
+    if (admission !== undefined) {
+      compare.push(...admission.compare);
+      success.push(...admission.success);
+      failure.push(...admission.failure);
     }
     // The values go with the job or not at all; a resend finds the job and writes nothing.
     if (hasSecrets) success.push({ type: 'put', key: this.keys.secret(job.id), value: encodeSecretEnv(job.id, secretEnv) });
@@ -382,6 +511,7 @@ export class Cell {
       return { job: existing, created: false };
     }
     if (storedJob !== undefined && sameBytes(storedJob.value, value)) return { job: decodeJob(storedJob.value, storedJob.modRevision), created: true };
+    if (admission !== undefined && storedJob === undefined) return { guardFailed: reply.results.slice(guardResultsFrom) };
     throw new JobIdTakenError(job.id);
   }
 

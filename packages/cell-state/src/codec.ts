@@ -24,6 +24,7 @@ import {
   type JobStatus,
   type Machine,
   type MachineId,
+  type Namespace,
   type Owner,
   type Resources,
   type RestartPolicyKind,
@@ -59,6 +60,7 @@ const T = {
   alive: root.lookupType('omega.v1.AliveRecord'),
   stats: root.lookupType('omega.v1.SchedulerStatsRecord'),
   request: root.lookupType('omega.v1.RequestRecord'),
+  namespace: root.lookupType('omega.v1.NamespaceRecord'),
   token: root.lookupType('omega.v1.TokenRecord'),
   secret: root.lookupType('omega.v1.SecretRecord'),
 };
@@ -463,5 +465,28 @@ export function decodeTokenRecord(bytes: Uint8Array): TokenRecord {
     role,
     expiresAtMs: num(w.expiresAtMs),
     createdAtMs: num(w.createdAtMs),
+  };
+}
+
+// ---- namespaces --------------------------------------------------------------------------
+
+export function encodeNamespace(n: Omit<Namespace, 'revision'>): Uint8Array {
+  return encode(T.namespace, `namespaces/${n.name}`, {
+    name: n.name,
+    ...(n.quota === undefined ? {} : { quota: { cpuMillis: n.quota.cpuMillis, memoryBytes: n.quota.memoryBytes, tasks: n.quota.tasks } }),
+    createdAtMs: n.createdAtMs,
+    admissions: n.admissions,
+  });
+}
+
+export function decodeNamespace(bytes: Uint8Array, revision: number): Namespace {
+  const w: Wire = T.namespace.decode(bytes);
+  const q: Wire = w.quota;
+  return {
+    name: w.name ?? '',
+    ...(q === undefined || q === null ? {} : { quota: { cpuMillis: num(q.cpuMillis), memoryBytes: num(q.memoryBytes), tasks: q.tasks ?? 0 } }),
+    createdAtMs: num(w.createdAtMs),
+    admissions: num(w.admissions),
+    revision,
   };
 }

@@ -78,6 +78,38 @@ export {
   type TaskUpdateOutcome,
 } from './cell.js';
 export { JobIdTakenError } from './cell.js';
+export { SUBMIT_ADMISSION_ATTEMPTS, type SubmitJobOptions, type SubmitJobResult } from './cell.js';
+export {
+  SET_QUOTA_ATTEMPTS,
+  checkNamespaceName,
+  checkQuota,
+  createNamespace,
+  implicitDefault,
+  isNamespaceName,
+  readNamespace,
+  setQuota,
+  snapshotNamespace,
+  type SetQuotaOptions,
+  type SetQuotaResult,
+} from './namespace-records.js';
+export {
+  NO_USAGE,
+  QUOTA_RESOURCES,
+  addUsage,
+  amountOf,
+  countedTasks,
+  describeExcess,
+  formatAmount,
+  isUnlimited,
+  jobDemand,
+  jobUsage,
+  namespaceUsage,
+  quotaExcess,
+  usageByNamespace,
+  type QuotaExcess,
+  type QuotaResource,
+  type Usage,
+} from './quota.js';
 export { DEFAULT_REQUEST_RETENTION_MS, RequestIdReusedError, RequestJobGoneError, specSha256 } from './request-records.js';
 export { formatBytes, formatCpu, parseBytes, parseCpuMillis } from './quantity.js';
 export {

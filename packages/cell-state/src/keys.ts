@@ -11,6 +11,7 @@
  * | `owners/<job>`             | owning scheduler, bound to its lease    | schedulers                |
  * | `schedulers/<name>`        | a scheduler's metrics                   | that scheduler            |
  * | `requests/<request id>`    | job id, spec hash, nonce, creation time | API (schedulers expire it)|
+ * | `namespaces/<name>`        | a namespace, its quota, admissions      | API (create, quota, submit)|
  *
  * Two more prefixes sit outside the cell prefix so that etcd's role-based access can keep them
  * from the components that mirror the cell (a range read needs permission on the whole range):
@@ -37,7 +38,7 @@ export function checkId(field: string, id: string): void {
   }
 }
 
-export type KeyKind = 'machine' | 'alive' | 'job' | 'task' | 'status' | 'owner' | 'scheduler' | 'request';
+export type KeyKind = 'machine' | 'alive' | 'job' | 'task' | 'status' | 'owner' | 'scheduler' | 'request' | 'namespace';
 
 export interface ParsedKey {
   readonly kind: KeyKind;
@@ -54,6 +55,7 @@ const SEGMENTS: Readonly<Record<string, KeyKind>> = {
   owners: 'owner',
   schedulers: 'scheduler',
   requests: 'request',
+  namespaces: 'namespace',
 };
 
 /** The key segment of each kind: the inverse of `SEGMENTS`. */
@@ -90,7 +92,7 @@ export class CellKeys {
     return `${this.authRoot}secret-digest-key`;
   }
 
-  prefix(segment: 'machines' | 'alive' | 'jobs' | 'tasks' | 'status' | 'owners' | 'schedulers' | 'requests'): string {
+  prefix(segment: 'machines' | 'alive' | 'jobs' | 'tasks' | 'status' | 'owners' | 'schedulers' | 'requests' | 'namespaces'): string {
     return `${this.root}${segment}/`;
   }
   machine(id: MachineId): string {
@@ -119,6 +121,10 @@ export class CellKeys {
   }
   request(id: string): string {
     return `${this.root}requests/${id}`;
+  }
+  /** `namespaces/<name>`: a namespace's record ("default" exists without one). */
+  namespace(name: string): string {
+    return `${this.root}namespaces/${name}`;
   }
 
   /** The key of a record given by kind and id (the inverse of {@link CellKeys.parse}). */

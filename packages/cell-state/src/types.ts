@@ -186,6 +186,28 @@ export interface JobSpec {
   readonly retentionMs?: number;
 }
 
+/**
+ * A namespace's limits (or its use): CPU, memory and live tasks. In a quota, 0 means no limit on
+ * that resource.
+ */
+export interface Quota {
+  readonly cpuMillis: number;
+  readonly memoryBytes: number;
+  readonly tasks: number;
+}
+
+/** `namespaces/<name>`: a namespace and its quota. "default" exists without a record. */
+export interface Namespace {
+  readonly name: string;
+  /** Absent: no quota. */
+  readonly quota?: Quota;
+  readonly createdAtMs: number;
+  /** Jobs admitted since the record exists: every admission rewrites the record (see quota.ts). */
+  readonly admissions: number;
+  /** The record's mod_revision (0: "default" without a record). */
+  readonly revision: number;
+}
+
 export type DesiredState = 'running' | 'killed';
 
 /** `jobs/<id>`: the job as submitted and its desired state. */
