@@ -3,41 +3,77 @@
  * code), with the server's own proto-loader options (`@omega/api/client`): snake_case fields,
  * enums as names, 64-bit integers as numbers.
  *
+ * ```
+ *   ApiClient ── one Channel ── TLS (the cell's CA) + `authorization: Bearer <token>` on every call
+ *      ├─ jobs        JobService        (unary calls and the WatchJob / GetTaskLogs streams)
+ *      ├─ cells       CellService
+ *      ├─ access      AccessService
+ *      └─ namespaces  NamespaceService
+ * ```
+ *
+ * The token rides as call credentials combined into the channel credentials, so every unary call
+ * and every stream carries it and no call site can forget it; grpc-js sends call credentials only
+ * over TLS, and so does this client: an `insecure` connection sends no token at all (a plaintext
+ * API asks for none, and a token must not cross the network in the clear).
+ *
  * Every call fails fast when the API cannot be reached (`waitForReady: false`, a short deadline)
- * and every failure becomes a {@link CliError} whose message says what went wrong and, when the
- * server could not be reached, which address was tried.
+ * and every failure becomes a {@link CliError} whose message says what went wrong and whose exit
+ * status tells the kind apart (see errors.ts); an unreachable server's message names the address.
  */
-import { credentials, loadPackageDefinition, status, type Client, type ServiceError } from '@grpc/grpc-js';
+import { Channel, Metadata, credentials, loadPackageDefinition, status, type ChannelCredentials, type Client, type ServiceError } from '@grpc/grpc-js';
 import protoLoader from '@grpc/proto-loader';
 import { API_PROTO_FILE, PROTO_LOADER_OPTIONS } from '@omega/api/client';
-import { CliError } from './errors.js';
+import { DEFAULT_API_ADDRESS, checkApiAddress, type ApiSecurity } from './client-config.js';
+import { CliError, EXIT_FAILED_PRECONDITION, EXIT_PERMISSION_DENIED, EXIT_QUOTA_EXCEEDED, EXIT_UNAUTHENTICATED } from './errors.js';
 
-/** Where the API is when neither `--api` nor `OMEGA_API` says. */
-export const DEFAULT_API_ADDRESS = '127.0.0.1:7070';
+export { DEFAULT_API_ADDRESS };
 
-/** The API address: `--api`, else `OMEGA_API`, else {@link DEFAULT_API_ADDRESS}. Checked to be host:port. */
+/**
+ * The API address from `--api`, else `$OMEGA_API`, else {@link DEFAULT_API_ADDRESS}, checked to be
+ * host:port. For callers without a client config (`omega dev` knows its own address); commands
+ * use `resolveConnection`, which also reads the config file.
+ */
 export function resolveApiAddress(flag: string | undefined, env: NodeJS.ProcessEnv = process.env): string {
-  const address = flag ?? (env.OMEGA_API !== undefined && env.OMEGA_API !== '' ? env.OMEGA_API : DEFAULT_API_ADDRESS);
-  const source = flag !== undefined ? '--api' : env.OMEGA_API !== undefined && env.OMEGA_API !== '' ? 'OMEGA_API' : 'the default address';
-  const match = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(address);
-  if (match === null || Number(match[2]) === 0 || Number(match[2]) > 65535) throw new CliError(`${source}: ${JSON.stringify(address)} is not HOST:PORT`, 2);
-  return address;
+  if (flag !== undefined) return checkApiAddress(flag, '--api');
+  if (env.OMEGA_API !== undefined && env.OMEGA_API !== '') return checkApiAddress(env.OMEGA_API, '$OMEGA_API');
+  return DEFAULT_API_ADDRESS;
 }
 
 type Callback = (error: ServiceError | null, response: unknown) => void;
 type GrpcMethod = (request: unknown, metadataOrOptions?: unknown, optionsOrCallback?: unknown, callback?: Callback) => unknown;
 type ServiceClient = Client & Record<string, GrpcMethod>;
-type ServiceConstructor = new (address: string, creds: ReturnType<typeof credentials.createInsecure>, options?: object) => ServiceClient;
+type ServiceConstructor = new (address: string, creds: ChannelCredentials, options?: object) => ServiceClient;
 
-let services: { JobService: ServiceConstructor; CellService: ServiceConstructor } | undefined;
+/** The services a client talks to, by the short name call sites use. */
+export type ServiceName = 'jobs' | 'cells' | 'access' | 'namespaces';
+const PROTO_SERVICES: Readonly<Record<ServiceName, string>> = { jobs: 'JobService', cells: 'CellService', access: 'AccessService', namespaces: 'NamespaceService' };
 
-function loadServices(): { JobService: ServiceConstructor; CellService: ServiceConstructor } {
+let services: Record<ServiceName, ServiceConstructor> | undefined;
+
+function loadServices(): Record<ServiceName, ServiceConstructor> {
   if (services !== undefined) return services;
   const definition = protoLoader.loadSync(API_PROTO_FILE, PROTO_LOADER_OPTIONS);
   const v1 = (loadPackageDefinition(definition) as unknown as { omega: { v1: Record<string, ServiceConstructor | undefined> } }).omega.v1;
-  if (v1.JobService === undefined || v1.CellService === undefined) throw new Error(`${API_PROTO_FILE} lacks JobService or CellService`);
-  services = { JobService: v1.JobService, CellService: v1.CellService };
+  const found = {} as Record<ServiceName, ServiceConstructor>;
+  for (const [name, protoName] of Object.entries(PROTO_SERVICES) as [ServiceName, string][]) {
+    const constructor = v1[protoName];
+    if (constructor === undefined) throw new Error(`${API_PROTO_FILE} lacks ${protoName}`);
+    found[name] = constructor;
+  }
+  services = found;
   return services;
+}
+
+/** Channel credentials for `security`: TLS verified against the cell's CA, the token on every call. */
+export function channelCredentials(security: ApiSecurity): ChannelCredentials {
+  if (security.kind === 'insecure') return credentials.createInsecure();
+  const header = `Bearer ${security.token}`;
+  const bearer = credentials.createFromMetadataGenerator((_params, callback) => {
+    const metadata = new Metadata();
+    metadata.set('authorization', header);
+    callback(null, metadata);
+  });
+  return credentials.combineChannelCredentials(credentials.createSsl(security.ca), bearer);
 }
 
 /** How long a unary call may take, connection included. */
@@ -45,23 +81,31 @@ export const DEFAULT_DEADLINE_MS = 10_000;
 
 /** One open connection to the API. Call `close()` when done. */
 export class ApiClient {
-  private readonly jobs: ServiceClient;
-  private readonly cells: ServiceClient;
+  private readonly channel: Channel;
+  private readonly clients: Record<ServiceName, ServiceClient>;
 
+  /**
+   * `security` defaults to plaintext without a token (what `omega dev --insecure` serves); pass
+   * the resolved connection's security for a secured cell.
+   */
   constructor(
     readonly address: string,
     private readonly deadlineMs = DEFAULT_DEADLINE_MS,
+    readonly security: ApiSecurity = { kind: 'insecure' },
   ) {
-    const { JobService, CellService } = loadServices();
+    const constructors = loadServices();
+    const creds = channelCredentials(security);
     // Replies may list many tasks: accept more than grpc-js's 4 MiB default.
     const options = { 'grpc.max_receive_message_length': 64 * 1024 * 1024 };
-    this.jobs = new JobService(address, credentials.createInsecure(), options);
-    this.cells = new CellService(address, credentials.createInsecure(), options);
+    // One channel (one connection) shared by the four services.
+    this.channel = new Channel(address, creds, options);
+    const make = (name: ServiceName): ServiceClient => new constructors[name](address, creds, { channelOverride: this.channel });
+    this.clients = { jobs: make('jobs'), cells: make('cells'), access: make('access'), namespaces: make('namespaces') };
   }
 
   /** Calls a unary method. Rejects with a {@link CliError} explaining the failure. */
-  call<T>(service: 'jobs' | 'cells', method: string, request: unknown): Promise<T> {
-    const client = service === 'jobs' ? this.jobs : this.cells;
+  call<T>(service: ServiceName, method: string, request: unknown): Promise<T> {
+    const client = this.clients[service];
     const fn = client[method];
     if (fn === undefined) return Promise.reject(new Error(`the API has no method ${method}`));
     return new Promise<T>((resolve, reject) => {
@@ -78,9 +122,10 @@ export class ApiClient {
    * No deadline: a watch lasts as long as the job (the first message is still awaited fail-fast).
    */
   stream<T>(method: 'WatchJob' | 'GetTaskLogs', request: unknown, onMessage: (message: T) => void | Promise<void>): Promise<void> {
-    const fn = this.jobs[method];
+    const jobs = this.clients.jobs;
+    const fn = jobs[method];
     if (fn === undefined) return Promise.reject(new Error(`the API has no method ${method}`));
-    const call = fn.call(this.jobs, request, { waitForReady: false }) as NodeJS.ReadableStream & { cancel(): void };
+    const call = fn.call(jobs, request, { waitForReady: false }) as NodeJS.ReadableStream & { cancel(): void };
     return new Promise<void>((resolve, reject) => {
       let pending = Promise.resolve();
       let failed = false;
@@ -109,32 +154,78 @@ export class ApiClient {
   }
 
   close(): void {
-    this.jobs.close();
-    this.cells.close();
+    for (const client of Object.values(this.clients)) client.close();
+    this.channel.close();
   }
 
-  /** A gRPC failure as one line for the user. */
+  /** A gRPC failure as one line for the user, with the exit status of its kind. */
   private explain(error: ServiceError): CliError {
-    const details = error.details || error.message;
-    switch (error.code) {
-      case status.UNAVAILABLE:
-        if (/No connection established|ECONNREFUSED|ENOTFOUND|EHOSTUNREACH|ETIMEDOUT|Failed to connect|Name resolution failed/i.test(details)) {
-          const why = /\b(ECONNREFUSED|ENOTFOUND|EHOSTUNREACH|ETIMEDOUT|ECONNRESET|EAI_AGAIN)\b/.exec(details)?.[1] ?? (/Name resolution failed/i.test(details) ? 'name resolution failed' : details);
-          return new CliError(`cannot reach the Omega API at ${this.address}: ${why} (set --api or OMEGA_API; is \`omega dev\` running?)`, 1, { cause: error });
-        }
-        return new CliError(`the Omega API at ${this.address} is unavailable: ${details}`, 1, { cause: error });
-      case status.DEADLINE_EXCEEDED:
-        return new CliError(`the Omega API at ${this.address} did not answer within ${this.deadlineMs} ms`, 1, { cause: error });
-      case status.INVALID_ARGUMENT:
-        return new CliError(`refused: ${details}`, 1, { cause: error });
-      case status.NOT_FOUND:
-      case status.FAILED_PRECONDITION:
-        return new CliError(details, 1, { cause: error });
-      case status.RESOURCE_EXHAUSTED:
-        return new CliError(`too large: ${details}`, 1, { cause: error });
-      default:
-        return new CliError(`${status[error.code] ?? error.code}: ${details}`, 1, { cause: error });
+    return explainGrpcError(error, this.address, this.deadlineMs, this.security.kind === 'tls');
+  }
+}
+
+/** TLS failures as grpc-js reports them (OpenSSL's words), and what to do about each. */
+const TLS_HINTS: readonly [RegExp, string][] = [
+  [/self[- ]signed certificate|unable to (get local issuer|verify the first) certificate|certificate verify failed|unknown ca/i, 'the server certificate is not signed by the configured CA (check ca: / --ca)'],
+  [/certificate has expired|CERT_HAS_EXPIRED/i, 'the server certificate has expired'],
+  [/Hostname\/IP does not match|ERR_TLS_CERT_ALTNAME_INVALID|altnames/i, "the server certificate does not name this address (use the host the certificate was issued for)"],
+  [/wrong version number|packet length too long|http request|WRONG_VERSION_NUMBER/i, 'the API does not speak TLS (if it was started with --insecure, pass --insecure)'],
+];
+
+/** Whether a connection failure looks like a TLS problem, and which. */
+function tlsHint(details: string): string | undefined {
+  for (const [pattern, hint] of TLS_HINTS) if (pattern.test(details)) return hint;
+  return undefined;
+}
+
+/**
+ * Maps a gRPC failure to a {@link CliError}: the exit status says which kind (UNAUTHENTICATED 3,
+ * PERMISSION_DENIED 4, RESOURCE_EXHAUSTED over quota 5, FAILED_PRECONDITION 6, else 1) and the
+ * message what to do. The server's own details are kept: they name the missing role, namespace,
+ * resource or field. Exported for tests.
+ */
+export function explainGrpcError(error: ServiceError, address: string, deadlineMs: number, tls: boolean): CliError {
+  const details = error.details || error.message;
+  const options = { cause: error };
+  switch (error.code) {
+    case status.UNAVAILABLE: {
+      const hint = tlsHint(details);
+      if (hint !== undefined) return new CliError(`cannot connect securely to the Omega API at ${address}: ${hint} (${details})`, 1, options);
+      const unreachable = /\b(ECONNREFUSED|ENOTFOUND|EHOSTUNREACH|ENETUNREACH|ETIMEDOUT|EAI_AGAIN)\b/.exec(details)?.[1] ?? (/Name resolution failed/i.test(details) ? 'name resolution failed' : undefined);
+      if (unreachable !== undefined) {
+        return new CliError(`cannot reach the Omega API at ${address}: ${unreachable} (check api: in the client config, --api or OMEGA_API; is \`omega dev\` running?)`, 1, { ...options, retryable: true });
+      }
+      // Reached, but no gRPC connection came of it: most often one side speaks TLS and the other not
+      // (grpc-js then says only "Failed to connect" or "Connection dropped").
+      if (/No connection established|Failed to connect|Connection dropped|Protocol error|ECONNRESET|socket hang up|closed before/i.test(details)) {
+        const advice = tls
+          ? 'the API may not speak TLS: if it was started with --insecure, pass --insecure'
+          : "the API may require TLS: use a client config with ca: and token: (or --ca and OMEGA_TOKEN) instead of --insecure";
+        return new CliError(`cannot connect to the Omega API at ${address}: ${advice} (${details})`, 1, { ...options, retryable: true });
+      }
+      return new CliError(`the Omega API at ${address} is unavailable: ${details}`, 1, { ...options, retryable: true });
     }
+    case status.DEADLINE_EXCEEDED:
+      return new CliError(`the Omega API at ${address} did not answer within ${deadlineMs} ms`, 1, { ...options, retryable: true });
+    case status.UNAUTHENTICATED:
+      return new CliError(`not authenticated: ${details} (check OMEGA_TOKEN, --token or token: in the client config)`, EXIT_UNAUTHENTICATED, options);
+    case status.PERMISSION_DENIED:
+      return new CliError(`permission denied: ${details}`, EXIT_PERMISSION_DENIED, options);
+    case status.RESOURCE_EXHAUSTED:
+      // gRPC's own message-size limit answers RESOURCE_EXHAUSTED too; a quota refusal names the namespace.
+      if (/message larger than max|exceeds maximum|max(imum)? (receive|send) message/i.test(details)) return new CliError(`too large: ${details}`, 1, options);
+      return new CliError(`over quota: ${details}`, EXIT_QUOTA_EXCEEDED, options);
+    case status.FAILED_PRECONDITION:
+      return new CliError(details, EXIT_FAILED_PRECONDITION, options);
+    case status.INVALID_ARGUMENT:
+      return new CliError(`refused: ${details}`, 1, options);
+    case status.NOT_FOUND:
+    case status.ALREADY_EXISTS:
+      return new CliError(details, 1, options);
+    case status.ABORTED:
+      return new CliError(`${status[error.code]}: ${details}`, 1, { ...options, retryable: true });
+    default:
+      return new CliError(`${status[error.code] ?? error.code}: ${details}`, 1, options);
   }
 }
 
