@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { JobFileError, parseDuration, parseJobFile } from './job-file.js';
+import { JobFileError, parseDuration, parseJobDocument, parseJobFile } from './job-file.js';
 
 function problemsOf(text: string): readonly string[] {
   try {
@@ -104,7 +104,7 @@ restart: {policy: sometimes, initialBackoff: soon}
       'constraints[1]: needs exactly one of equals, in, notIn, spread, maxPerMachine',
       'constraints[2].maxPerMachine: must be an integer >= 1',
       'restart.policy: must be never, on-failure or always',
-      'restart.initialBackoff: "soon" is not a duration like 30s, 500ms, 2m or 1h',
+      'restart.initialBackoff: "soon" is not a duration like 30s, 500ms, 2m, 1h or 30d',
       'constraints[0]: must not be empty for in',
     ]);
   });
@@ -138,11 +138,54 @@ describe('a job file retention', () => {
 });
 
 describe('parseDuration', () => {
-  it('reads milliseconds, seconds, minutes and hours', () => {
-    expect([parseDuration('250ms'), parseDuration('30s'), parseDuration('1.5m'), parseDuration('2h'), parseDuration(0)]).toEqual([250, 30_000, 90_000, 7_200_000, 0]);
+  it('reads milliseconds, seconds, minutes, hours and days', () => {
+    expect([parseDuration('250ms'), parseDuration('30s'), parseDuration('1.5m'), parseDuration('2h'), parseDuration('30d'), parseDuration(0)]).toEqual([250, 30_000, 90_000, 7_200_000, 30 * 86_400_000, 0]);
   });
 
   it('refuses a bare number other than 0, which would be ambiguous', () => {
     expect(() => parseDuration(30)).toThrow(/not a duration/);
+  });
+});
+
+describe('a job file namespace and secret env', () => {
+  const base = 'name: hello\nkind: batch\ncommand: [env]\ncpu: 100m\nmemory: 64Mi\n';
+
+  it('reads namespace:, and puts a job without one in default', () => {
+    expect(parseJobDocument(`${base}namespace: team-a\n`)).toMatchObject({ spec: { namespace: 'team-a' }, namespaceGiven: true });
+    expect(parseJobDocument(base)).toMatchObject({ spec: { namespace: 'default' }, namespaceGiven: false });
+  });
+
+  it('names a namespace that is not a DNS label', () => {
+    expect(problemsOf(`${base}namespace: Team_A\n`)).toEqual([expect.stringMatching(/^namespace: must be a DNS label/)]);
+  });
+
+  it('reads secretEnv values and where the others come from, and keeps only the sorted names in the spec', () => {
+    const parsed = parseJobDocument(`${base}secretEnv:\n  Z_LITERAL: abc\n  DB_PASSWORD: {fromEnv: PGPASS}\n  TLS_KEY: {fromFile: ./key.pem}\n  PORT: 5432\n`);
+    expect(parsed.secretEnv).toEqual({
+      Z_LITERAL: { kind: 'value', value: 'abc' },
+      DB_PASSWORD: { kind: 'env', name: 'PGPASS' },
+      TLS_KEY: { kind: 'file', path: './key.pem' },
+      PORT: { kind: 'value', value: '5432' },
+    });
+    expect(parsed.spec.task.secretEnvNames).toEqual(['DB_PASSWORD', 'PORT', 'TLS_KEY', 'Z_LITERAL']);
+    expect(parsed.spec.task.env).toEqual({});
+    expect(parseJobDocument(base).spec.task.secretEnvNames).toBeUndefined();
+  });
+
+  it('names every bad secretEnv entry by its field, without quoting a value', () => {
+    const problems = problemsOf(`${base}env: {SHARED: x}\nsecretEnv:\n  SHARED: hunter2\n  OMEGA_X: hunter2\n  1BAD: hunter2\n  A: {fromEnv: X, fromFile: y}\n  B: {fromEnvv: X}\n  C: [hunter2]\n  D: {fromFile: ''}\n`);
+    expect(problems).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^secretEnv\.SHARED: is also in task\.env/),
+        expect.stringMatching(/^secretEnv\.OMEGA_X: name must not start with OMEGA_/),
+        expect.stringMatching(/^secretEnv\.1BAD: name must be letters/),
+        'secretEnv.A: needs exactly one of fromEnv, fromFile',
+        'secretEnv.B.fromEnvv: is not a known field (did you mean fromEnv?)',
+        'secretEnv.C: must be a value, {fromEnv: NAME} or {fromFile: path}',
+        'secretEnv.D.fromFile: must be a file path',
+      ]),
+    );
+    expect(problems.join('\n')).not.toContain('hunter2');
+    expect(problemsOf(`${base}secretEnv: [a]\n`)).toEqual(['secretEnv: must be a mapping of NAME: value, {fromEnv: NAME} or {fromFile: path}']);
   });
 });

@@ -3,6 +3,7 @@
  *
  * ```yaml
  * name: hello                 # a DNS label
+ * namespace: team-a           # default: default
  * kind: batch                 # batch | service
  * instances: 3                # default 1
  * command: [sh, -c, 'echo hello from $OMEGA_TASK_ID']
@@ -10,13 +11,18 @@
  * memory: 64Mi
  * constraints:
  *   - {attribute: zone, in: [a, b]}
+ * secretEnv:                  # write-only: never shown by any read
+ *   DB_PASSWORD: {fromEnv: DB_PASSWORD}   # or {fromFile: ./db-password}, or a literal value
  * ```
  *
  * The full format is in the package README. Parsing checks everything the server would (cell-state's
  * `jobSpecProblems`, the same rules) and names problems by the file's own fields
  * (`memory: must be > 0`), so most mistakes are caught before anything is sent.
+ *
+ * Secret env values named by `fromEnv` / `fromFile` are not read here (parsing stays pure): the
+ * parse returns where each value comes from, and `secret-env.ts` reads them just before a submit.
  */
-import { DEFAULT_NAMESPACE, jobSpecProblems, parseBytes, parseCpuMillis, type Constraint, type JobSpec, type RestartPolicyKind } from '@omega/cell-state';
+import { DEFAULT_NAMESPACE, jobSpecProblems, parseBytes, parseCpuMillis, secretEnvNames, secretEnvProblems, type Constraint, type JobSpec, type RestartPolicyKind } from '@omega/cell-state';
 import { parseDocument } from 'yaml';
 
 /** A job file that cannot be used; `problems` are `<field>: <problem>`, every one found. */
@@ -30,18 +36,18 @@ export class JobFileError extends Error {
   }
 }
 
-const TOP_LEVEL = ['name', 'kind', 'instances', 'priority', 'commitMode', 'command', 'env', 'cpu', 'memory', 'duration', 'hollowFail', 'pidsLimit', 'constraints', 'restart', 'retention'] as const;
+const TOP_LEVEL = ['name', 'namespace', 'kind', 'instances', 'priority', 'commitMode', 'command', 'env', 'cpu', 'memory', 'duration', 'hollowFail', 'pidsLimit', 'constraints', 'restart', 'retention', 'secretEnv'] as const;
 const CONSTRAINT_KEYS = ['attribute', 'equals', 'in', 'notIn', 'spread', 'maxPerMachine'] as const;
 const RESTART_KEYS = ['policy', 'maxRestarts', 'initialBackoff', 'maxBackoff'] as const;
 
-const DURATION_UNITS: Readonly<Record<string, number>> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+const DURATION_UNITS: Readonly<Record<string, number>> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 
-/** `30s`, `500ms`, `2m`, `1.5h`, or 0 → milliseconds. Throws with a readable problem. */
+/** `30s`, `500ms`, `2m`, `1.5h`, `30d`, or 0 → milliseconds. Throws with a readable problem. */
 export function parseDuration(value: unknown): number {
   if (value === 0 || value === '0') return 0;
-  const m = typeof value === 'string' ? /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)\s*$/.exec(value) : null;
+  const m = typeof value === 'string' ? /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$/.exec(value) : null;
   const unit = m === null ? undefined : DURATION_UNITS[m[2] ?? ''];
-  if (m === null || unit === undefined) throw new Error(`${JSON.stringify(value)} is not a duration like 30s, 500ms, 2m or 1h`);
+  if (m === null || unit === undefined) throw new Error(`${JSON.stringify(value)} is not a duration like 30s, 500ms, 2m, 1h or 30d`);
   const ms = Math.round(Number(m[1]) * unit);
   if (!Number.isSafeInteger(ms)) throw new Error(`${JSON.stringify(value)} is too long`);
   return ms;
@@ -94,6 +100,7 @@ export function fileField(path: string): string {
     [/^(constraints\[\d+\])\.values/, '$1'],
     [/^(constraints\[\d+\])\.limit/, '$1.maxPerMachine'],
     [/^retentionMs/, 'retention'],
+    [/^task\.secretEnv(Names)?/, 'secretEnv'],
   ];
   for (const [pattern, replacement] of rules) if (pattern.test(path)) return path.replace(pattern, replacement);
   return path;
@@ -131,13 +138,57 @@ function parseConstraint(raw: unknown, field: string, bad: (field: string, probl
   }
 }
 
+/** Where one secret env value comes from: written in the file, an environment variable of the submitter, or a file. */
+export type SecretEnvSource = { readonly kind: 'value'; readonly value: string } | { readonly kind: 'env'; readonly name: string } | { readonly kind: 'file'; readonly path: string };
+
+const SECRET_SOURCE_KEYS = ['fromEnv', 'fromFile'] as const;
+
+function parseSecretSource(raw: unknown, field: string, bad: (field: string, problem: string) => void): SecretEnvSource | undefined {
+  if (typeof raw === 'string' || typeof raw === 'number' || typeof raw === 'boolean') return { kind: 'value', value: String(raw) };
+  if (!isRecord(raw)) {
+    bad(field, 'must be a value, {fromEnv: NAME} or {fromFile: path}');
+    return undefined;
+  }
+  unknownKeys(raw, SECRET_SOURCE_KEYS, `${field}.`, bad);
+  const kinds = SECRET_SOURCE_KEYS.filter((k) => raw[k] !== undefined);
+  if (kinds.length !== 1) {
+    bad(field, 'needs exactly one of fromEnv, fromFile');
+    return undefined;
+  }
+  const key = kinds[0] as (typeof kinds)[number];
+  const value = raw[key];
+  if (typeof value !== 'string' || value === '') {
+    bad(`${field}.${key}`, key === 'fromEnv' ? 'must be the name of an environment variable' : 'must be a file path');
+    return undefined;
+  }
+  return key === 'fromEnv' ? { kind: 'env', name: value } : { kind: 'file', path: value };
+}
+
+/** A parsed job file: the spec (with `task.secretEnvNames` set) and where each secret value comes from. */
+export interface ParsedJobFile {
+  readonly spec: JobSpec;
+  /** Whether the file says `namespace:` (else the spec's namespace is the default). */
+  readonly namespaceGiven: boolean;
+  /** By name; empty when the file has no `secretEnv`. */
+  readonly secretEnv: Readonly<Record<string, SecretEnvSource>>;
+}
+
 const RESTART_POLICIES: Readonly<Record<string, RestartPolicyKind>> = { default: 'default', never: 'never', 'on-failure': 'on-failure', always: 'always' };
 
 /**
  * Parses a job file's text (YAML or JSON) into a JobSpec. `source` names the file in errors.
- * Throws {@link JobFileError} listing every problem.
+ * Throws {@link JobFileError} listing every problem. (The secret values' sources: {@link parseJobDocument}.)
  */
 export function parseJobFile(text: string, source = 'job file'): JobSpec {
+  return parseJobDocument(text, source).spec;
+}
+
+/**
+ * Parses a job file's text (YAML or JSON) into a JobSpec and its secret env sources. `source`
+ * names the file in errors. Throws {@link JobFileError} listing every problem. Pure: reads no
+ * environment variable and no file.
+ */
+export function parseJobDocument(text: string, source = 'job file'): ParsedJobFile {
   const doc = parseDocument(text, { uniqueKeys: true });
   const syntax = doc.errors[0];
   if (syntax !== undefined) {
@@ -242,7 +293,7 @@ export function parseJobFile(text: string, source = 'job file'): JobSpec {
   };
   let spec: JobSpec = {
     name: typeof raw.name === 'string' ? raw.name : raw.name === undefined ? '' : String(raw.name),
-    namespace: DEFAULT_NAMESPACE,
+    namespace: raw.namespace === undefined ? DEFAULT_NAMESPACE : typeof raw.namespace === 'string' ? raw.namespace : String(raw.namespace),
     kind: kind === 'service' ? 'service' : 'batch',
     priority: integer('priority', 0),
     instances: integer('instances', 1),
@@ -263,6 +314,19 @@ export function parseJobFile(text: string, source = 'job file'): JobSpec {
   if (retentionMs > 0) spec = { ...spec, retentionMs };
   if (raw.hollowFail !== undefined && typeof raw.hollowFail !== 'boolean') bad('hollowFail', 'must be true or false');
 
+  const secretEnv: Record<string, SecretEnvSource> = {};
+  if (raw.secretEnv !== undefined) {
+    if (!isRecord(raw.secretEnv)) bad('secretEnv', 'must be a mapping of NAME: value, {fromEnv: NAME} or {fromFile: path}');
+    else
+      for (const [name, value] of Object.entries(raw.secretEnv)) {
+        const parsed = parseSecretSource(value, `secretEnv.${name}`, bad);
+        if (parsed !== undefined) secretEnv[name] = parsed;
+      }
+    // The names' rules (the values are checked once read: see secret-env.ts).
+    const placeholders = Object.fromEntries(Object.keys(isRecord(raw.secretEnv) ? raw.secretEnv : {}).map((name) => [name, '']));
+    for (const p of secretEnvProblems(placeholders, spec)) bad(fileField(p.field), p.problem);
+  }
+
   // The server's own rules, named by this file's fields; skip fields already reported above.
   const reported = new Set(problems.map((p) => p.slice(0, p.indexOf(': '))));
   for (const p of jobSpecProblems(spec)) {
@@ -272,5 +336,6 @@ export function parseJobFile(text: string, source = 'job file'): JobSpec {
     problems.push(`${field}: ${p.problem}`);
   }
   if (problems.length > 0) throw new JobFileError(source, problems);
-  return spec;
+  const names = secretEnvNames(secretEnv);
+  return { spec: names.length === 0 ? spec : { ...spec, task: { ...spec.task, secretEnvNames: names } }, namespaceGiven: raw.namespace !== undefined, secretEnv };
 }

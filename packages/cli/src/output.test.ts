@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { age, formatJob, formatJobs, formatMachines, formatStats, formatWatchEvent, taskSummary } from './output.js';
-import { jobOutput, jobSpecToWire, machineOutput, schedulerOutput, type WireJobView, type WireTaskView } from './wire.js';
+import { age, expiry, formatJob, formatJobs, formatMachines, formatNamespaces, formatQuota, formatStats, formatTokens, formatWatchEvent, formatWhoami, taskSummary } from './output.js';
+import { jobOutput, jobSpecToWire, machineOutput, namespaceOutput, schedulerOutput, submitSpecToWire, tokenOutput, type WireJobView, type WireTaskView } from './wire.js';
 import { parseJobFile } from './job-file.js';
 
 const NOW = Date.parse('2025-01-01T12:00:00Z');
@@ -97,12 +97,34 @@ describe('--json output', () => {
 });
 
 describe('tables', () => {
-  it('lists jobs with their task summary and age', () => {
+  it('lists jobs with their namespace, task summary and age', () => {
     const text = formatJobs([jobOutput(wireJob())], NOW);
     const [head, row] = text.split('\n');
-    expect(head).toMatch(/^ID\s+NAME\s+KIND\s+STATE\s+TASKS\s+AGE\s+REASON$/);
-    expect(row).toMatch(/^hello-0000000001\s+hello\s+batch\s+running\s+1 running, 1 failed\s+90s$/);
+    expect(head).toMatch(/^NAMESPACE\s+ID\s+NAME\s+KIND\s+STATE\s+TASKS\s+AGE\s+REASON$/);
+    expect(row).toMatch(/^default\s+hello-0000000001\s+hello\s+batch\s+running\s+1 running, 1 failed\s+90s$/);
     expect(formatJobs([], NOW)).toBe('No jobs.');
+  });
+
+  it('leaves the namespace column out when one namespace was asked for', () => {
+    const [head, row] = formatJobs([jobOutput(wireJob())], NOW, 'default').split('\n');
+    expect(head).toMatch(/^ID\s+NAME\s+KIND/);
+    expect(row).toMatch(/^hello-0000000001\s+hello\s+batch/);
+    expect(formatJobs([], NOW, 'team-a')).toBe('No jobs in namespace team-a.');
+  });
+
+  it('shows a job namespace and its secret env names, never values', () => {
+    const base = wireJob();
+    const spec = base.spec as NonNullable<WireJobView['spec']>;
+    const view = wireJob({ spec: { ...spec, namespace: 'team-a', task: { ...(spec.task as NonNullable<typeof spec.task>), secret_env_names: ['API_KEY', 'DB_PASSWORD'] } } });
+    const job = jobOutput(view);
+    expect(job.namespace).toBe('team-a');
+    expect(job.spec.secretEnvNames).toEqual(['API_KEY', 'DB_PASSWORD']);
+    const text = formatJob(job, NOW);
+    expect(text).toContain('Namespace:  team-a');
+    expect(text).toContain('Secret env: API_KEY, DB_PASSWORD (values are write-only)');
+    // A server that predates namespaces sends none: the job is in default, and has no secret line.
+    expect(formatJob(jobOutput(wireJob()), NOW)).toContain('Namespace:  default');
+    expect(formatJob(jobOutput(wireJob()), NOW)).not.toContain('Secret env');
   });
 
   it('shows a job with one row per task, exit code and reason', () => {
@@ -130,5 +152,58 @@ describe('tables', () => {
   it('summarises task counts, live ones first, and ages in human units', () => {
     expect(taskSummary({ pending: 1, placed: 0, running: 2, succeeded: 3, failed: 0, killed: 0, lost: 0 })).toBe('2 running, 1 pending, 3 succeeded');
     expect([age(NOW - 5_000, NOW), age(NOW - 600_000, NOW), age(NOW - 3 * 3600_000, NOW), age(NOW - 3 * 86_400_000, NOW), age(0, NOW)]).toEqual(['5s', '10m', '3h', '3d', '-']);
+  });
+});
+
+describe('tokens and namespaces', () => {
+  const token = tokenOutput({ name: 'ci', namespaces: ['a', 'b'], role: 'ROLE_SUBMIT', expires_at_ms: NOW + 30 * 86_400_000, created_at_ms: NOW - 3_600_000 });
+
+  it('gives a token its role as a word, namespaces and times', () => {
+    expect(token).toEqual({ name: 'ci', role: 'submit', namespaces: ['a', 'b'], expiresAtMs: NOW + 30 * 86_400_000, createdAtMs: NOW - 3_600_000 });
+    expect(tokenOutput({ name: 'x', namespaces: ['*'], role: 'ROLE_UNSPECIFIED', expires_at_ms: 0, created_at_ms: 0 }).role).toBe('unknown');
+  });
+
+  it('lists tokens with role, namespaces and expiry', () => {
+    const admin = tokenOutput({ name: 'root', namespaces: ['*'], role: 'ROLE_ADMIN', expires_at_ms: 0, created_at_ms: NOW - 60_000 });
+    const lines = formatTokens([token, admin], NOW).split('\n');
+    expect(lines[0]).toMatch(/^NAME\s+ROLE\s+NAMESPACES\s+EXPIRES\s+AGE$/);
+    expect(lines[1]).toMatch(/^ci\s+submit\s+a,b\s+2025-01-31 12:00Z \(in 30d\)\s+60m$/);
+    expect(lines[2]).toMatch(/^root\s+admin\s+\* \(every namespace\)\s+never\s+60s$/);
+    expect(formatTokens([], NOW)).toBe('No tokens.');
+  });
+
+  it('says when a token expired', () => {
+    expect(expiry(NOW - 7_200_000, NOW)).toBe('expired 2h ago');
+    expect(expiry(0, NOW)).toBe('never');
+  });
+
+  it('shows whoami as the token name, role and namespaces', () => {
+    expect(formatWhoami(token, NOW)).toBe('Token:      ci\nRole:       submit\nNamespaces: a,b\nExpires:    2025-01-31 12:00Z (in 30d)');
+  });
+
+  it('shows a quota against the use, and no limit for 0', () => {
+    const ns = namespaceOutput({ name: 'team-a', has_quota: true, quota: { cpu_millis: 4000, memory_bytes: 8 * 1024 ** 3, tasks: 0 }, used: { cpu_millis: 1500, memory_bytes: 1024 ** 3, tasks: 3 }, created_at_ms: NOW - 86_400_000 });
+    expect(ns).toEqual({ name: 'team-a', quota: { cpuMillis: 4000, memoryBytes: 8 * 1024 ** 3, tasks: 0 }, used: { cpuMillis: 1500, memoryBytes: 1024 ** 3, tasks: 3 }, createdAtMs: NOW - 86_400_000 });
+    const lines = formatQuota(ns).split('\n');
+    expect(lines[0]).toBe('Namespace: team-a');
+    expect(lines[2]).toMatch(/^cpu\s+1500m\s+4$/);
+    expect(lines[3]).toMatch(/^memory\s+1Gi\s+8Gi$/);
+    expect(lines[4]).toMatch(/^tasks\s+3\s+no limit$/);
+    const listed = formatNamespaces([ns, namespaceOutput({ name: 'default', has_quota: false, quota: null, used: null, created_at_ms: 0 })], NOW).split('\n');
+    expect(listed[1]).toMatch(/^team-a\s+1500m\/4\s+1Gi\/8Gi\s+3\/-\s+24h$/);
+    expect(listed[2]).toMatch(/^default\s+0\/-\s+0\/-\s+0\/-\s+-$/);
+    expect(formatQuota(namespaceOutput({ name: 'default', has_quota: false, quota: null, used: null, created_at_ms: 0 }))).toContain('Namespace: default (no quota)');
+  });
+});
+
+describe('a submitted spec on the wire', () => {
+  it('carries the namespace and the secret values in task.secret_env, and the names in the stored spec', () => {
+    const spec = { ...parseJobFile('name: hello\nnamespace: team-a\nkind: batch\ncommand: [env]\ncpu: 1\nmemory: 1Mi\nsecretEnv: {TOKEN: abc}\n') };
+    const wire = submitSpecToWire(spec, { TOKEN: 'abc' });
+    expect(wire.namespace).toBe('team-a');
+    expect(wire.task?.secret_env).toEqual({ TOKEN: 'abc' });
+    expect(wire.task?.env).toEqual({});
+    expect(spec.task.secretEnvNames).toEqual(['TOKEN']);
+    expect(submitSpecToWire(parseJobFile('name: a\nkind: batch\ncommand: [true]\ncpu: 1\nmemory: 1Mi\n')).task?.secret_env).toEqual({});
   });
 });

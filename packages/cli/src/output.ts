@@ -5,7 +5,7 @@
  */
 import { formatBytes, formatCpu } from '@omega/cell-state';
 import Table from 'cli-table3';
-import type { JobOutput, MachineOutput, SchedulerOutput, TaskOutput, TaskState } from './wire.js';
+import type { JobOutput, MachineOutput, NamespaceOutput, QuotaOutput, SchedulerOutput, TaskOutput, TaskState, TokenOutput } from './wire.js';
 
 /** A table without borders, columns two spaces apart, like `ps` or `kubectl get`. */
 function table(head: string[]): InstanceType<typeof Table> {
@@ -36,7 +36,12 @@ export function formatTable(head: string[], rows: readonly string[][]): string {
 /** `3s`, `5m`, `2h`, `4d`: how long ago `ms` was, for people. */
 export function age(ms: number, now: number): string {
   if (ms <= 0) return '-';
-  const s = Math.max(0, Math.floor((now - ms) / 1000));
+  return span(now - ms);
+}
+
+/** A length of time for people: `3s`, `5m`, `2h`, `4d`. */
+function span(ms: number): string {
+  const s = Math.max(0, Math.floor(ms / 1000));
   if (s < 120) return `${s}s`;
   if (s < 7200) return `${Math.floor(s / 60)}m`;
   if (s < 172_800) return `${Math.floor(s / 3600)}h`;
@@ -51,10 +56,18 @@ export function taskSummary(counts: Readonly<Record<TaskState, number>>): string
   return parts.length > 0 ? parts.join(', ') : '-';
 }
 
-export function formatJobs(jobs: readonly JobOutput[], now: number): string {
-  if (jobs.length === 0) return 'No jobs.';
-  const t = table(['ID', 'NAME', 'KIND', 'STATE', 'TASKS', 'AGE', 'REASON']);
-  for (const j of jobs) t.push([j.id, j.name, j.kind, j.killRequested && j.state === 'running' ? 'killing' : j.state, taskSummary(j.taskCounts), age(j.submittedAtMs, now), j.reason]);
+/**
+ * The jobs table. With `namespace` (the one namespace listed) the NAMESPACE column is left out,
+ * as `kubectl get -n` does; a list over every visible namespace shows it.
+ */
+export function formatJobs(jobs: readonly JobOutput[], now: number, namespace?: string): string {
+  if (jobs.length === 0) return namespace === undefined ? 'No jobs.' : `No jobs in namespace ${namespace}.`;
+  const withNamespace = namespace === undefined;
+  const t = table([...(withNamespace ? ['NAMESPACE'] : []), 'ID', 'NAME', 'KIND', 'STATE', 'TASKS', 'AGE', 'REASON']);
+  for (const j of jobs) {
+    const row = [j.id, j.name, j.kind, j.killRequested && j.state === 'running' ? 'killing' : j.state, taskSummary(j.taskCounts), age(j.submittedAtMs, now), j.reason];
+    t.push(withNamespace ? [j.namespace, ...row] : row);
+  }
   return render(t);
 }
 
@@ -67,10 +80,12 @@ export function formatJob(job: JobOutput, now: number): string {
   const lines = [
     `Job:        ${job.id}`,
     `Name:       ${job.name}`,
+    `Namespace:  ${job.namespace}`,
     `Kind:       ${job.kind}`,
     `State:      ${job.state}${job.killRequested && job.state === 'running' ? ' (kill requested)' : ''}${job.reason === '' ? '' : ` (${job.reason})`}`,
     `Instances:  ${job.instances}, each ${formatCpu(job.spec.cpuMillis)} CPU, ${formatBytes(job.spec.memoryBytes)} memory`,
     `Command:    ${job.spec.command.length > 0 ? job.spec.command.map((a) => (/^[\w./:=@%+-]+$/.test(a) ? a : JSON.stringify(a))).join(' ') : '-'}`,
+    ...(job.spec.secretEnvNames.length > 0 ? [`Secret env: ${job.spec.secretEnvNames.join(', ')} (values are write-only)`] : []),
     `Submitted:  ${job.submittedAtMs > 0 ? `${new Date(job.submittedAtMs).toISOString()} (${age(job.submittedAtMs, now)} ago)` : '-'}`,
     `Scheduler:  ${job.scheduler === '' ? '-' : job.scheduler}`,
   ];
@@ -135,6 +150,57 @@ export function formatWatchEvent(job: JobOutput, at: number): string {
   const reasons = [...new Set(failed.map((t) => t.reason))];
   const reason = job.reason !== '' ? job.reason : reasons.join(', ');
   return `${time}  ${job.id}  ${state}  ${taskSummary(job.taskCounts)}${reason === '' ? '' : `  (${reason})`}`;
+}
+
+/** `in 29d`, `expired 2h ago`, `never`: when a token expires, for people. */
+export function expiry(ms: number, now: number): string {
+  if (ms <= 0) return 'never';
+  if (ms <= now) return `expired ${age(ms, now)} ago`;
+  return `${new Date(ms).toISOString().slice(0, 16).replace('T', ' ')}Z (in ${span(ms - now)})`;
+}
+
+const roleNamespaces = (t: TokenOutput): string => (t.namespaces.length === 1 && t.namespaces[0] === '*' ? '* (every namespace)' : t.namespaces.join(','));
+
+export function formatTokens(tokens: readonly TokenOutput[], now: number): string {
+  if (tokens.length === 0) return 'No tokens.';
+  const t = table(['NAME', 'ROLE', 'NAMESPACES', 'EXPIRES', 'AGE']);
+  for (const token of tokens) t.push([token.name, token.role, roleNamespaces(token), expiry(token.expiresAtMs, now), age(token.createdAtMs, now)]);
+  return render(t);
+}
+
+/** `omega whoami`: the caller's own token (never its secret). */
+export function formatWhoami(token: TokenOutput, now: number): string {
+  return [`Token:      ${token.name}`, `Role:       ${token.role}`, `Namespaces: ${roleNamespaces(token)}`, `Expires:    ${expiry(token.expiresAtMs, now)}`].join('\n');
+}
+
+/** `used/limit` of one resource; a limit of 0 (or no quota) is `-`, i.e. unlimited. */
+function quotaCell(used: number, limit: number | undefined, format: (n: number) => string): string {
+  return `${format(used)}/${limit === undefined || limit === 0 ? '-' : format(limit)}`;
+}
+
+export function formatNamespaces(namespaces: readonly NamespaceOutput[], now: number): string {
+  if (namespaces.length === 0) return 'No namespaces.';
+  const t = table(['NAME', 'CPU', 'MEMORY', 'TASKS', 'AGE']);
+  for (const n of namespaces) {
+    t.push([
+      n.name,
+      quotaCell(n.used.cpuMillis, n.quota?.cpuMillis, formatCpu),
+      quotaCell(n.used.memoryBytes, n.quota?.memoryBytes, formatBytes),
+      quotaCell(n.used.tasks, n.quota?.tasks, String),
+      age(n.createdAtMs, now),
+    ]);
+  }
+  return `${render(t)}\n(used/quota; - is no limit)`;
+}
+
+/** `omega quota get NS`: one row per resource, what the namespace's live jobs use against its quota. */
+export function formatQuota(namespace: NamespaceOutput): string {
+  const limit = (q: QuotaOutput | null, field: keyof QuotaOutput, format: (n: number) => string): string => (q === null || q[field] === 0 ? 'no limit' : format(q[field]));
+  const t = table(['RESOURCE', 'USED', 'QUOTA']);
+  t.push(['cpu', formatCpu(namespace.used.cpuMillis), limit(namespace.quota, 'cpuMillis', formatCpu)]);
+  t.push(['memory', formatBytes(namespace.used.memoryBytes), limit(namespace.quota, 'memoryBytes', formatBytes)]);
+  t.push(['tasks', String(namespace.used.tasks), limit(namespace.quota, 'tasks', String)]);
+  return `Namespace: ${namespace.name}${namespace.quota === null ? ' (no quota)' : ''}\n${render(t)}`;
 }
 
 /** `--json`: an answer as indented JSON. */

@@ -1,52 +1,42 @@
 /**
  * The `omega` command line: one commander program, each command a thin function over the API
- * client and the formatters. Errors become one line on stderr and an exit status (1: the work
- * failed, 2: usage); nothing here calls `process.exit`, so the program runs in tests too.
+ * client and the formatters. Errors become one line on stderr and an exit status (see errors.ts:
+ * 1 the work failed, 2 usage or configuration, 3-6 the API's refusals by kind); nothing here
+ * calls `process.exit`, so the program runs in tests too.
+ *
+ * Commands that call the API resolve their connection (client config, flags, env: see
+ * client-config.ts) only when they run, so `omega dev`, `omega pki` and `--help` need none.
  */
 import { randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { ApiClient, isRetryable, resolveApiAddress } from './api-client.js';
+import { dirname, resolve } from 'node:path';
+import { Command, CommanderError, Option } from 'commander';
+import { registerAccessCommands } from './access-commands.js';
+import { ApiClient, isRetryable } from './api-client.js';
+import { registerCellCommands } from './cell-commands.js';
+import { resolveConnection, type ConnectionFlags } from './client-config.js';
+import { type CliIo, type CommandContext, dnsLabel, nonNegativeInt, write } from './command-context.js';
 import { runDev, devOptionsFrom } from './dev/dev-cell.js';
 import { CliError, EXIT_USAGE, errorLine } from './errors.js';
-import { JobFileError, parseJobFile } from './job-file.js';
+import { JobFileError, parseJobDocument } from './job-file.js';
+import { registerNamespaceCommands } from './namespace-commands.js';
 import { formatJob, formatJobs, formatMachines, formatStats, formatWatchEvent, json } from './output.js';
-import { jobOutput, jobSpecToWire, machineOutput, schedulerOutput, type WireJobView, type WireMachineView, type WireSchedulerStatsView } from './wire.js';
+import { resolveSecretEnv } from './secret-env.js';
+import { jobOutput, machineOutput, schedulerOutput, submitSpecToWire, type WireJobView, type WireMachineView, type WireSchedulerStatsView } from './wire.js';
 
-/** Where the program writes, and what it reads of its environment. */
-export interface CliIo {
-  readonly stdout: NodeJS.WritableStream;
-  readonly stderr: NodeJS.WritableStream;
-  readonly env: NodeJS.ProcessEnv;
-  readonly now: () => number;
-}
+export type { CliIo };
 
 const REQUEST_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 const JOB_STATES = ['pending', 'running', 'succeeded', 'failed', 'killed', 'unschedulable'];
 
-function nonNegativeInt(name: string): (value: string) => number {
-  return (value) => {
-    if (!/^\d{1,9}$/.test(value)) throw new InvalidArgumentError(`${name} must be a whole number >= 0`);
-    return Number(value);
-  };
-}
-
-/** Writes text and waits until the stream took it (so large output is not lost on exit). */
-function write(stream: NodeJS.WritableStream, text: string | Uint8Array): Promise<void> {
-  return new Promise((resolve) => {
-    if (stream.write(text)) resolve();
-    else stream.once('drain', () => resolve());
-  });
-}
-
-async function readJobFile(path: string): Promise<string> {
+async function readJobFile(path: string, cwd: string): Promise<string> {
   try {
     if (path === '-') {
       const chunks: Buffer[] = [];
       for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
       return Buffer.concat(chunks).toString('utf8');
     }
-    return await readFile(path, 'utf8');
+    return await readFile(resolve(cwd, path), 'utf8');
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     throw new CliError(`cannot read job file ${path}: ${code === 'ENOENT' ? 'no such file' : (error as Error).message}`);
@@ -59,7 +49,11 @@ export function createProgram(io: CliIo): Command {
   program
     .name('omega')
     .description('Omega: submit and inspect jobs on a cell, or run a local cell with `omega dev`')
-    .addOption(new Option('--api <host:port>', 'the Omega API (default: $OMEGA_API, else 127.0.0.1:7070)'))
+    .addOption(new Option('--config <file>', 'client config: api, ca, token (default: $OMEGA_CONFIG, else ./.omega/client.yaml if present)'))
+    .addOption(new Option('--api <host:port>', "the Omega API (default: $OMEGA_API, else the config's api, else 127.0.0.1:7070)"))
+    .addOption(new Option('--token <token>', 'bearer token (prefer $OMEGA_TOKEN or the config file: a flag shows in ps and shell history)'))
+    .addOption(new Option('--ca <file>', "the cell's CA certificate, PEM (default: $OMEGA_CA, else the config's ca)"))
+    .option('--insecure', 'plaintext API (started with --insecure): no TLS, no token sent')
     .option('--json', 'machine-readable output')
     .showHelpAfterError(false)
     .configureOutput({
@@ -70,29 +64,45 @@ export function createProgram(io: CliIo): Command {
     })
     .exitOverride();
 
-  const globals = (command: Command): { api?: string; json?: boolean } => command.optsWithGlobals();
+  const cwd = io.cwd ?? process.cwd();
+  const globals = (command: Command): ConnectionFlags & { json?: boolean } => command.optsWithGlobals();
   /** Runs `work` with a client of the API, closing it afterwards. */
   const withClient = async <T>(command: Command, work: (client: ApiClient) => Promise<T>): Promise<T> => {
-    const client = new ApiClient(resolveApiAddress(globals(command).api, io.env));
+    const connection = resolveConnection(globals(command), io.env, cwd);
+    const client = new ApiClient(connection.address, undefined, connection.security);
     try {
       return await work(client);
     } finally {
       client.close();
     }
   };
+  const context: CommandContext = { io, withClient, asJson: (command) => globals(command).json === true };
 
   program
     .command('submit')
     .description('submit a job from a YAML or JSON file; prints the job id')
     .requiredOption('-f, --file <path>', 'job file (YAML or JSON; - for stdin)')
+    .option('-n, --namespace <ns>', "the job's namespace (default: the file's namespace:, else default)", dnsLabel('--namespace'))
     .option('--request-id <id>', 'idempotency key, kept 24 h: the same id and spec never create a second job; the same id with another spec is refused (default: a new one)')
-    .action(async (options: { file: string; requestId?: string }, command: Command) => {
+    .action(async (options: { file: string; namespace?: string; requestId?: string }, command: Command) => {
       if (options.requestId !== undefined && !REQUEST_ID.test(options.requestId)) {
         throw new CliError("--request-id: must be 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit", EXIT_USAGE);
       }
+      const text = await readJobFile(options.file, cwd);
       let spec;
+      let secretEnv;
       try {
-        spec = parseJobFile(await readJobFile(options.file), options.file);
+        const parsed = parseJobDocument(text, options.file);
+        spec = parsed.spec;
+        // Like kubectl -n: the flag fills in a file without namespace:, and must agree with one that has it.
+        if (options.namespace !== undefined) {
+          if (parsed.namespaceGiven && parsed.spec.namespace !== options.namespace) {
+            throw new CliError(`--namespace ${options.namespace} contradicts ${options.file}: namespace: ${parsed.spec.namespace}`, EXIT_USAGE);
+          }
+          spec = { ...spec, namespace: options.namespace };
+        }
+        // Read last, after every other check: a bad file never makes us touch a secret.
+        secretEnv = resolveSecretEnv(parsed.secretEnv, spec, { env: io.env, baseDir: options.file === '-' ? cwd : dirname(resolve(cwd, options.file)) }, options.file);
       } catch (error) {
         if (error instanceof JobFileError) throw new CliError(error.message);
         throw error;
@@ -102,7 +112,7 @@ export function createProgram(io: CliIo): Command {
         // Retries reuse the request id, so a submit whose answer was lost never makes two jobs.
         for (let attempt = 1; ; attempt++) {
           try {
-            return await client.call<{ job_id: string; created: boolean }>('jobs', 'SubmitJob', { job: jobSpecToWire(spec), request_id: requestId });
+            return await client.call<{ job_id: string; created: boolean }>('jobs', 'SubmitJob', { job: submitSpecToWire(spec, secretEnv), request_id: requestId });
           } catch (error) {
             if (attempt < 3 && isRetryable(error)) continue;
             if (isRetryable(error)) throw new CliError(`${(error as Error).message} (to retry safely: --request-id ${requestId})`);
@@ -117,8 +127,9 @@ export function createProgram(io: CliIo): Command {
     .command('jobs')
     .description('list jobs, newest first')
     .addOption(new Option('--state <state...>', 'only jobs in these states').choices(JOB_STATES))
+    .option('-n, --namespace <ns>', 'only jobs of this namespace (default: every namespace the token may read)', dnsLabel('--namespace'))
     .option('--limit <n>', 'at most this many (default 1000)', nonNegativeInt('--limit'))
-    .action(async (options: { state?: string[]; limit?: number }, command: Command) => {
+    .action(async (options: { state?: string[]; namespace?: string; limit?: number }, command: Command) => {
       const asJson = globals(command).json === true;
       const reply = await withClient(command, (client) =>
         client.call<{ jobs: WireJobView[]; truncated: boolean }>('jobs', 'ListJobs', {
@@ -126,11 +137,12 @@ export function createProgram(io: CliIo): Command {
           limit: options.limit ?? 0,
           // JSON output lists every job's tasks, the same shape as `omega job ID --json`.
           include_tasks: asJson,
+          namespace: options.namespace ?? '',
         }),
       );
       const jobs = reply.jobs.map(jobOutput);
       if (asJson) await write(io.stdout, `${json(jobs)}\n`);
-      else await write(io.stdout, `${formatJobs(jobs, io.now())}${reply.truncated ? '\n(more jobs exist: use --limit or --state)' : ''}\n`);
+      else await write(io.stdout, `${formatJobs(jobs, io.now(), options.namespace)}${reply.truncated ? '\n(more jobs exist: use --limit or --state)' : ''}\n`);
     });
 
   program
@@ -198,6 +210,10 @@ export function createProgram(io: CliIo): Command {
       await write(io.stdout, `${globals(command).json === true ? json(schedulers) : formatStats(schedulers)}\n`);
     });
 
+  registerAccessCommands(program, context);
+  registerNamespaceCommands(program, context);
+  registerCellCommands(program, io);
+
   const dev = program
     .command('dev')
     .description('run a local cell in the foreground: etcd, the API, agents and schedulers (Ctrl-C stops it all)')
@@ -213,9 +229,11 @@ export function createProgram(io: CliIo): Command {
     .option('--service-schedulers <n>', 'service scheduler processes', nonNegativeInt('--service-schedulers'), 1)
     .option('--no-enforcement', 'run tasks without cgroup limits (the default when not root)')
     .option('--log-level <level>', "children's log level", 'info')
-    .option('--demo', 'submit a small demo workload once the cell is up');
+    .option('--demo', 'submit a small demo workload once the cell is up')
+    .option('--insecure', 'the old plaintext cell: no TLS, no tokens, no etcd users (anyone reaching it can run anything)');
   dev.action(async (options: Record<string, unknown>, command: Command) => {
-    const settings = devOptionsFrom(options, command.getOptionValueSource('enforcement') === 'cli');
+    // --insecure is also a global flag, which commander may hand to the program instead.
+    const settings = devOptionsFrom({ ...options, insecure: command.optsWithGlobals().insecure }, command.getOptionValueSource('enforcement') === 'cli');
     await runDev(settings, io);
   });
 

@@ -4,10 +4,38 @@
  * JobSpec of @omega/cell-state going out, and the camelCase objects of `--json` coming back
  * (the stable, documented output; the wire shape stays an internal detail of the CLI).
  */
-export { jobSpecToWire } from '@omega/api/client';
-import type { WireResources, WireSchedulerStatsView, WireTaskView } from '@omega/api/client';
+import { jobSpecToWire } from '@omega/api/client';
+import type { WireJobSpec, WireResources, WireSchedulerStatsView, WireTaskView } from '@omega/api/client';
+import type { JobSpec } from '@omega/cell-state';
 
+export { jobSpecToWire };
 export type { WireResources, WireSchedulerStatsView, WireTaskView };
+
+// ---- going out ----------------------------------------------------------------------------------
+
+/** A submitted JobSpec: the stored spec's wire form, its namespace, and its secret env values (write-only). */
+export type WireSubmitSpec = WireJobSpec & { namespace: string; task: (NonNullable<WireJobSpec['task']> & { secret_env: Record<string, string> }) | null };
+
+/**
+ * The JobSpec of a SubmitJob: `spec` in wire form with its namespace and `secretEnv`'s values in
+ * `task.secret_env` (the only place a secret value is ever put on the wire; the server stores it
+ * apart and never returns it).
+ */
+export function submitSpecToWire(spec: JobSpec, secretEnv: Readonly<Record<string, string>> = {}): WireSubmitSpec {
+  const wire = jobSpecToWire(spec);
+  return { ...wire, namespace: spec.namespace, task: wire.task === null ? null : { ...wire.task, secret_env: { ...secretEnv } } };
+}
+
+/** `ROLE_SUBMIT` → `submit`: the roles as the CLI names them, and back. */
+export const ROLE_WIRE = Object.freeze({ read: 'ROLE_READ', submit: 'ROLE_SUBMIT', admin: 'ROLE_ADMIN' } as const);
+export type RoleName = keyof typeof ROLE_WIRE;
+
+/** A quota as the API sends and receives it (0: no limit on that resource). */
+export interface WireQuota {
+  cpu_millis: number;
+  memory_bytes: number;
+  tasks: number;
+}
 
 // ---- coming back: responses as decoded (absent messages are null) ----------------------------
 
@@ -15,11 +43,22 @@ export interface WireJobView {
   id: string;
   spec: {
     name: string;
+    /** Empty from a server that predates namespaces: `default`. */
+    namespace?: string;
     kind: string;
     priority: number;
     instances: number;
     commit_mode: string;
-    task: { command: string[]; env: Record<string, string>; resources: WireResources | null; run_duration_ms: number; hollow_fail: boolean; pids_limit: number } | null;
+    task: {
+      command: string[];
+      env: Record<string, string>;
+      resources: WireResources | null;
+      run_duration_ms: number;
+      hollow_fail: boolean;
+      pids_limit: number;
+      /** The names of the secret env entries only; the values never come back. */
+      secret_env_names?: string[];
+    } | null;
     constraints: { attribute: string; operator: string; values: string[]; limit: number }[];
     restart_policy: { kind: string; max_restarts: number; initial_backoff_ms: number; max_backoff_ms: number } | null;
   } | null;
@@ -44,6 +83,22 @@ export interface WireMachineView {
   attributes: Record<string, string>;
   hollow: boolean;
   enforcement_disabled: boolean;
+}
+
+export interface WireTokenInfo {
+  name: string;
+  namespaces: string[];
+  role: string;
+  expires_at_ms: number;
+  created_at_ms: number;
+}
+
+export interface WireNamespaceView {
+  name: string;
+  has_quota: boolean;
+  quota: WireQuota | null;
+  used: WireQuota | null;
+  created_at_ms: number;
 }
 
 export type TaskState = 'pending' | 'placed' | 'running' | 'succeeded' | 'failed' | 'killed' | 'lost';
@@ -75,6 +130,7 @@ export interface TaskOutput {
 export interface JobOutput {
   id: string;
   name: string;
+  namespace: string;
   kind: string;
   state: JobState;
   reason: string;
@@ -89,6 +145,8 @@ export interface JobOutput {
   spec: {
     command: string[];
     env: Record<string, string>;
+    /** Names only: a secret's value is never returned by the API. */
+    secretEnvNames: string[];
     cpuMillis: number;
     memoryBytes: number;
     runDurationMs: number;
@@ -96,6 +154,33 @@ export interface JobOutput {
     constraints: { attribute: string; operator: string; values: string[]; limit: number }[];
     restartPolicy: { kind: string; maxRestarts: number; initialBackoffMs: number; maxBackoffMs: number };
   };
+}
+
+/** `token list --json`, `whoami --json`, and `token create --json`'s `token`. */
+export interface TokenOutput {
+  name: string;
+  role: RoleName | 'unknown';
+  /** `["*"]`: every namespace. */
+  namespaces: string[];
+  /** 0: never expires. */
+  expiresAtMs: number;
+  createdAtMs: number;
+}
+
+/** A quota or a use; in a quota, 0 means no limit on that resource. */
+export interface QuotaOutput {
+  cpuMillis: number;
+  memoryBytes: number;
+  tasks: number;
+}
+
+/** `namespace list --json`, `quota get --json`, `quota set --json`. */
+export interface NamespaceOutput {
+  name: string;
+  /** null: no quota. */
+  quota: QuotaOutput | null;
+  used: QuotaOutput;
+  createdAtMs: number;
 }
 
 export interface MachineOutput {
@@ -159,6 +244,7 @@ export function jobOutput(j: WireJobView): JobOutput {
   return {
     id: j.id,
     name: spec?.name ?? '',
+    namespace: spec?.namespace === undefined || spec.namespace === '' ? 'default' : spec.namespace,
     kind: enumWord(spec?.kind ?? '', 'JOB_KIND_'),
     state: enumWord(j.state, 'JOB_VIEW_STATE_') as JobState,
     reason: j.reason,
@@ -173,6 +259,7 @@ export function jobOutput(j: WireJobView): JobOutput {
     spec: {
       command: spec?.task?.command ?? [],
       env: spec?.task?.env ?? {},
+      secretEnvNames: [...(spec?.task?.secret_env_names ?? [])],
       ...resources(spec?.task?.resources),
       runDurationMs: spec?.task?.run_duration_ms ?? 0,
       commitMode: enumWord(spec?.commit_mode ?? '', 'COMMIT_MODE_'),
@@ -185,6 +272,23 @@ export function jobOutput(j: WireJobView): JobOutput {
       },
     },
   };
+}
+
+export function tokenOutput(t: WireTokenInfo): TokenOutput {
+  const role = enumWord(t.role, 'ROLE_');
+  return {
+    name: t.name,
+    role: role === 'read' || role === 'submit' || role === 'admin' ? role : 'unknown',
+    namespaces: [...t.namespaces],
+    expiresAtMs: t.expires_at_ms,
+    createdAtMs: t.created_at_ms,
+  };
+}
+
+const quotaOutput = (q: WireQuota | null | undefined): QuotaOutput => ({ cpuMillis: q?.cpu_millis ?? 0, memoryBytes: q?.memory_bytes ?? 0, tasks: q?.tasks ?? 0 });
+
+export function namespaceOutput(n: WireNamespaceView): NamespaceOutput {
+  return { name: n.name, quota: n.has_quota ? quotaOutput(n.quota) : null, used: quotaOutput(n.used), createdAtMs: n.created_at_ms };
 }
 
 export function machineOutput(m: WireMachineView): MachineOutput {
