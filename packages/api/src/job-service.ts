@@ -7,10 +7,11 @@
  * restarted one has lost nothing.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
-import { status, type ServerWritableStream, type UntypedServiceImplementation } from '@grpc/grpc-js';
+import { status, type ServerUnaryCall, type ServerWritableStream, type UntypedServiceImplementation } from '@grpc/grpc-js';
 import { JobIdTakenError, KvError, jobId as toJobId, type Job, type JobId, type JobState } from '@omega/cell-state';
 import type { Logger } from 'pino';
-import { admitJob } from './admission.js';
+import { callerOf } from './auth/guarded-server.js';
+import { allows, authorize } from './auth/policy.js';
 import { CellReader, requestJobId } from './cell-reader.js';
 import { StoreTimeoutError } from './deadline.js';
 import { ApiError, invalidArgument, notFound, unavailable } from './errors.js';
@@ -79,15 +80,14 @@ export function jobServiceImplementation(options: JobServiceOptions): UntypedSer
   const watchProbeMs = options.watchProbeMs ?? reader.storeTimeoutMs;
 
   /**
-   * Validates, then admits and creates the job in one guarded transaction (Cell.submitJob via
-   * admission.ts: the namespace must exist, its quota must allow the job: NOT_FOUND,
-   * RESOURCE_EXHAUSTED) under the client's request id or, without one, a new one made for this call. A create whose outcome is
+   * Validates, then creates the job in one guarded transaction (Cell.createJob) under the
+   * client's request id or, without one, a new one made for this call. A create whose outcome is
    * unknown (etcd unreachable, reply lost) is tried again with the same job id, request id and
    * nonce (up to 3 attempts, within the deadline): the request record tells this call's own create from a
    * repeat, so the call answers `created: true` with one job. An id taken by another job gets a
    * new id (up to 3 times).
    */
-  async function submitJob(request: SubmitJobRequest): Promise<{ job_id: string; created: boolean }> {
+  async function submitJob(request: SubmitJobRequest, call: ServerUnaryCall<unknown, unknown>): Promise<{ job_id: string; created: boolean }> {
     const given = request.request_id ?? '';
     if (given !== '' && !/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(given)) {
       throw invalidArgument('request_id', "must be 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit");
@@ -95,13 +95,14 @@ export function jobServiceImplementation(options: JobServiceOptions): UntypedSer
     const result = jobSpecFromWire(request.job);
     if (result.problems !== undefined) throw new ApiError(status.INVALID_ARGUMENT, problemsMessage(result.problems));
     const { spec, secretEnv } = result;
+    authorize(callerOf(call), 'submit-jobs', spec.namespace);
     const requestId = given !== '' ? given : newRequestId();
     const nonce = randomBytes(12).toString('base64url');
     const deadline = reader.deadline();
     let id = makeId(spec.name);
     for (let collisions = 0, attempts = 1; ; ) {
       try {
-        const { job, created } = await reader.store(deadline, 'admitting the job', () => admitJob(reader, { id, spec, requestId, nonce, secretEnv }, deadline, logger));
+        const { job, created } = await reader.store(deadline, 'creating the job', () => cell.createJob({ id, spec, requestId, nonce, secretEnv }));
         logger.info({ jobId: job.id, name: spec.name, kind: spec.kind, instances: spec.instances, requestId, created }, created ? 'job submitted' : 'repeated submit answered with the existing job');
         return { job_id: job.id, created };
       } catch (error) {
@@ -123,10 +124,12 @@ export function jobServiceImplementation(options: JobServiceOptions): UntypedSer
     }
   }
 
-  async function getJob(request: JobIdRequest): Promise<WireJobView> {
+  async function getJob(request: JobIdRequest, call: ServerUnaryCall<unknown, unknown>): Promise<WireJobView> {
     const id = requestJobId('job_id', request.job_id);
-    const found = jobView(await reader.fresh(), id);
+    const snapshot = await reader.fresh();
+    const found = jobView(snapshot, id);
     if (found === undefined) throw notFound(`job ${id} not found`);
+    authorize(callerOf(call), 'read-jobs', snapshot.job(id)?.spec.namespace ?? '');
     return found.view;
   }
 
@@ -142,7 +145,11 @@ export function jobServiceImplementation(options: JobServiceOptions): UntypedSer
     return wanted.size > 0 ? wanted : undefined;
   }
 
-  async function listJobs(request: ListJobsRequest): Promise<{ jobs: WireJobView[]; truncated: boolean }> {
+  /** Only what the caller may read: `namespace` if given (PERMISSION_DENIED if it may not), else every namespace it holds. */
+  async function listJobs(request: ListJobsRequest, call: ServerUnaryCall<unknown, unknown>): Promise<{ jobs: WireJobView[]; truncated: boolean }> {
+    const caller = callerOf(call);
+    const namespace = request.namespace ?? '';
+    if (namespace !== '') authorize(caller, 'read-jobs', namespace);
     const wanted = stateFilter(request.states ?? []);
     if (request.limit > LIST_JOBS_MAX_LIMIT) throw invalidArgument('limit', `must be at most ${LIST_JOBS_MAX_LIMIT}`);
     const limit = request.limit > 0 ? request.limit : LIST_JOBS_DEFAULT_LIMIT;
@@ -152,6 +159,7 @@ export function jobServiceImplementation(options: JobServiceOptions): UntypedSer
     let tasks = 0;
     let truncated = false;
     for (const job of newestFirst) {
+      if (namespace !== '' ? job.spec.namespace !== namespace : !allows(caller, 'read-jobs', job.spec.namespace)) continue;
       const facts: JobFacts = { job, status: snapshot.status(job.id), owner: snapshot.owner(job.id)?.scheduler, tasks: [...snapshot.tasksOf(job.id)] };
       const derived = deriveJob(facts);
       if (wanted !== undefined && !wanted.has(derived.state)) continue;
@@ -165,9 +173,13 @@ export function jobServiceImplementation(options: JobServiceOptions): UntypedSer
     return { jobs, truncated };
   }
 
-  async function killJob(request: JobIdRequest): Promise<{ job: WireJobView }> {
+  async function killJob(request: JobIdRequest, call: ServerUnaryCall<unknown, unknown>): Promise<{ job: WireJobView }> {
     const id = requestJobId('job_id', request.job_id);
     const deadline = reader.deadline();
+    // A job's namespace never changes: the one read now is the one the kill applies in.
+    const existing = await reader.store(deadline, 'reading the job', () => cell.getJob(id));
+    if (existing === undefined) throw notFound(`job ${id} not found`);
+    authorize(callerOf(call), 'kill-jobs', existing.spec.namespace);
     // Setting the desired state is idempotent: a resend or a retry changes nothing more.
     const job = await reader.store(deadline, 'requesting the kill', () => cell.setJobDesired(id, 'killed'));
     if (job === undefined) throw notFound(`job ${id} not found`);
@@ -207,6 +219,9 @@ export function jobServiceImplementation(options: JobServiceOptions): UntypedSer
     });
     try {
       let snapshot = await reader.fresh();
+      // A job's namespace never changes: one decision holds for the whole watch.
+      const watched = snapshot.job(id);
+      if (watched !== undefined) authorize(callerOf(call), 'read-jobs', watched.spec.namespace);
       let lastSent = '';
       for (;;) {
         if (stopped === 'cancelled') return;
@@ -250,7 +265,11 @@ export function jobServiceImplementation(options: JobServiceOptions): UntypedSer
   }
 
   async function getTaskLogs(request: GetTaskLogsRequest, call: ServerWritableStream<GetTaskLogsRequest, unknown>): Promise<void> {
-    const location = locateTaskLog(await reader.fresh(), request);
+    const snapshot = await reader.fresh();
+    // Decided before anything about the task is told (placed or not, where, whether alive).
+    const logsOf = snapshot.job(toJobId(request.job_id ?? ''));
+    if (logsOf !== undefined) authorize(callerOf(call), 'read-jobs', logsOf.spec.namespace);
+    const location = locateTaskLog(snapshot, request);
     const controller = new AbortController();
     const abort = (): void => controller.abort();
     call.on('cancelled', abort);

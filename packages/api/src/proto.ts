@@ -29,6 +29,7 @@ export interface OmegaApiDefinition {
   readonly packageDefinition: protoLoader.PackageDefinition;
   readonly jobService: ServiceDefinition;
   readonly cellService: ServiceDefinition;
+  readonly accessService: ServiceDefinition;
 }
 
 let loaded: OmegaApiDefinition | undefined;
@@ -39,12 +40,12 @@ export function loadApiDefinition(): OmegaApiDefinition {
   const packageDefinition = protoLoader.loadSync(API_PROTO_FILE, PROTO_LOADER_OPTIONS);
   const service = (name: string): ServiceDefinition => {
     const definition = packageDefinition[name];
-    if (definition === undefined || !('SubmitJob' in definition || 'ListMachines' in definition)) {
+    if (definition === undefined || !('SubmitJob' in definition || 'ListMachines' in definition || 'WhoAmI' in definition)) {
       throw new Error(`${API_PROTO_FILE} does not define ${name}`);
     }
     return definition as ServiceDefinition;
   };
-  loaded = { packageDefinition, jobService: service('omega.v1.JobService'), cellService: service('omega.v1.CellService') };
+  loaded = { packageDefinition, jobService: service('omega.v1.JobService'), cellService: service('omega.v1.CellService'), accessService: service('omega.v1.AccessService') };
   return loaded;
 }
 

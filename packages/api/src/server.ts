@@ -14,10 +14,13 @@
  * background until etcd does ({@link MirrorLink}), and answers UNAVAILABLE within the store
  * timeout while etcd is unreachable ({@link CellReader}). Nothing needs a restart afterwards.
  */
-import { Server, ServerCredentials } from '@grpc/grpc-js';
+import { ServerCredentials } from '@grpc/grpc-js';
 import type { Cell, CellMirror, JobId } from '@omega/cell-state';
 import type { Logger } from 'pino';
 import { pino } from 'pino';
+import { accessServiceImplementation } from './access-service.js';
+import { GuardedServer } from './auth/guarded-server.js';
+import { tokenAuthenticator, type AuthMode } from './auth/token-auth.js';
 import { CellReader } from './cell-reader.js';
 import { MirrorLink, type MirrorLinkOptions } from './mirror-link.js';
 import { cellServiceImplementation } from './cell-service.js';
@@ -43,6 +46,14 @@ export interface ApiServerOptions {
   readonly shutdownGraceMs?: number;
   /** For tests: a different job id generator. */
   readonly newJobId?: (name: string) => JobId;
+  /**
+   * `tokens` (default): every call needs a valid bearer token (auth/token-auth.ts) and is
+   * authorized by its role and namespaces (auth/policy.ts). `none`: no token is asked and every
+   * caller is admin: only for `--insecure`.
+   */
+  readonly auth?: AuthMode;
+  /** For tests: the clock token expiries are judged by. */
+  readonly now?: () => number;
 }
 
 export interface ApiServer {
@@ -87,14 +98,17 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     return () => streams.delete(closer);
   };
 
-  const server = new Server({
+  const auth = options.auth ?? 'tokens';
+  const authenticate = tokenAuthenticator({ mode: auth, reader, logger, ...(options.now === undefined ? {} : { now: options.now }) });
+  // Every service added to it is authenticated and role-checked before any handler runs.
+  const server = new GuardedServer({
     'grpc.max_receive_message_length': API_LIMITS.maxReceiveMessageBytes,
     // Replies may be larger than requests (a job view lists every task); keep a bound anyway.
     'grpc.max_send_message_length': 64 * 1024 * 1024,
     // grpc-js binds with SO_REUSEPORT by default: a second server on a busy port would silently
     // share it (and its clients) with the first. Fail instead.
     'grpc.so_reuseport': 0,
-  });
+  }, { authenticate, logger });
   server.addService(definition.jobService, jobServiceImplementation({
       reader,
       logger,
@@ -103,6 +117,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
       ...(options.watchProbeMs === undefined ? {} : { watchProbeMs: options.watchProbeMs }),
     }));
   server.addService(definition.cellService, cellServiceImplementation({ reader, logger }));
+  server.addService(definition.accessService, accessServiceImplementation({ reader, logger, ...(options.now === undefined ? {} : { now: options.now }) }));
 
   let port: number;
   try {
@@ -116,7 +131,8 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     throw new Error(`could not listen on ${listen}: ${reason}`, { cause: error });
   }
   const address = `${host}:${port}`;
-  logger.info({ address, cell: options.cell.keys.cell }, 'API server listening');
+  logger.info({ address, cell: options.cell.keys.cell, auth }, 'API server listening');
+  if (auth === 'none') logger.warn({ address }, 'API server asks for no token: every caller is admin (insecure)');
   link.start();
 
   let closing: Promise<void> | undefined;

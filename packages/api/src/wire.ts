@@ -148,6 +148,8 @@ export interface ListJobsRequest {
   states: (string | number)[];
   limit: number;
   include_tasks: boolean;
+  /** Empty: every namespace the caller may read. */
+  namespace: string;
 }
 export interface GetTaskLogsRequest {
   job_id: string;

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { InvalidRecordError } from './codec.js';
 import { CellKeys } from './keys.js';
 import { MemoryKv } from './memory-kv.js';
+import { createNamespace } from './namespace-records.js';
 import { replayingKv } from './testing/replaying-kv.js';
 import { createToken, formatToken, getToken, listTokens, parseToken, revokeToken, tokenExpired, tokenMatches, type CreateTokenResult } from './token-records.js';
 
@@ -17,7 +18,7 @@ async function keysUnder(kv: MemoryKv, prefix: string): Promise<string[]> {
 }
 
 async function withNamespace(kv: MemoryKv, name: string): Promise<void> {
-  await kv.put(`${keys.root}namespaces/${name}`, new Uint8Array([1]));
+  await createNamespace(kv, keys, name, 0);
 }
 
 describe('createToken', () => {

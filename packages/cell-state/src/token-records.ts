@@ -68,11 +68,6 @@ export interface ParsedToken {
   readonly secret: Uint8Array;
 }
 
-/** The namespace record's key (`/omega/<cell>/namespaces/<name>`; "default" has none). */
-function namespaceKey(keys: CellKeys, name: string): string {
-  return `${keys.root}namespaces/${name}`;
-}
-
 function sha256(bytes: Uint8Array): Uint8Array {
   return new Uint8Array(createHash('sha256').update(bytes).digest());
 }
@@ -150,12 +145,12 @@ export async function createToken(kv: KvStore, keys: CellKeys, request: NewToken
   const checked = namespaces.filter((ns) => ns !== ALL_NAMESPACES && ns !== DEFAULT_NAMESPACE);
   const compare: Compare[] = [
     { key, target: 'create', op: '==', value: 0 },
-    ...checked.map((ns): Compare => ({ key: namespaceKey(keys, ns), target: 'version', op: '>', value: 0 })),
+    ...checked.map((ns): Compare => ({ key: keys.namespace(ns), target: 'version', op: '>', value: 0 })),
   ];
   const reply = await kv.txn({
     compare,
     success: [{ type: 'put', key, value: encodeTokenRecord(record) }],
-    failure: [{ type: 'range', key }, ...checked.map((ns) => ({ type: 'range' as const, key: namespaceKey(keys, ns) }))],
+    failure: [{ type: 'range', key }, ...checked.map((ns) => ({ type: 'range' as const, key: keys.namespace(ns) }))],
   });
   if (reply.succeeded) return { outcome: 'created', record, token: formatToken(record.name, secret) };
 
