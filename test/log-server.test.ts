@@ -1,11 +1,16 @@
-// The agent's log server (packages/node-agent/src/log-server.ts), over real HTTP on 127.0.0.1.
+// The agent's log server (packages/node-agent/src/log-server.ts), over real HTTP and HTTPS on
+// 127.0.0.1, and the API's side of it (packages/api/src/task-logs.ts) over HTTPS.
 // Lives here rather than beside the code so the node-agent package is only touched by its one
 // new file until the agent's engineer wires the server in (then this can move next to it).
 import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LOG_GRANT_TTL_MS, mintLogGrant, type LogGrantScope, type TlsIdentity } from '@omega/cell-state';
+import { createCa, issueCertificate, type CertificateAuthority, type CertifiedKey } from '@omega/pki';
+import { streamTaskLog } from '../packages/api/src/task-logs.js';
 import { parseLogPath, startLogServer, type LogServer } from '../packages/node-agent/src/log-server.js';
 
 let dataDir: string;
@@ -105,5 +110,146 @@ describe('startLogServer', () => {
 describe('parseLogPath', () => {
   it('reads the four segments of a valid path', () => {
     expect(parseLogPath('/logs/hello-abc/12/3/stderr')).toEqual({ jobId: 'hello-abc', index: 12, attempt: 3, stream: 'stderr' });
+  });
+});
+
+// ---- over TLS: client certificates of the cell's CA, CN omega-api, and a log grant ----------
+
+describe('startLogServer with a TLS identity', () => {
+  let cellCa: CertificateAuthority;
+  let agentId: TlsIdentity;
+  let apiId: TlsIdentity;
+  let schedulerId: TlsIdentity;
+  let strangerId: TlsIdentity;
+  let tlsServer: LogServer;
+  let tlsDir: string;
+  let clock = Date.now();
+  const machine = 'm1';
+
+  const identity = (ca: CertificateAuthority, key: CertifiedKey): TlsIdentity => ({ ca: Buffer.from(ca.certPem), cert: Buffer.from(key.certPem), key: Buffer.from(key.keyPem) });
+  const scope = (over: Partial<LogGrantScope> = {}): LogGrantScope => ({ jobId: 'web-1', index: 0, attempt: 1, stream: 'stdout', machineId: machine, ...over });
+
+  /** An HTTPS GET presenting `client` (or no certificate); rejects when the handshake fails. */
+  function tlsGet(client: TlsIdentity | undefined, path: string, grant?: string): Promise<{ status: number; body: string }> {
+    const [host, port] = tlsServer.address.split(':');
+    return new Promise((resolve, reject) => {
+      const req = httpsRequest(
+        {
+          host,
+          port: Number(port),
+          path,
+          method: 'GET',
+          agent: false,
+          ca: cellCa.certPem,
+          ...(client === undefined ? {} : { cert: client.cert, key: client.key }),
+          headers: grant === undefined ? {} : { authorization: `Bearer ${grant}` },
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
+          res.on('error', reject);
+        },
+      );
+      req.on('error', reject);
+      req.end();
+    });
+  }
+
+  beforeAll(async () => {
+    cellCa = await createCa({ commonName: 'test cell CA' });
+    const otherCa = await createCa({ commonName: 'another CA' });
+    const hosts = ['127.0.0.1', 'localhost'];
+    agentId = identity(cellCa, await issueCertificate(cellCa, { commonName: `omega-agent-${machine}`, hosts }));
+    apiId = identity(cellCa, await issueCertificate(cellCa, { commonName: 'omega-api', hosts }));
+    schedulerId = identity(cellCa, await issueCertificate(cellCa, { commonName: 'omega-scheduler', hosts }));
+    strangerId = identity(otherCa, await issueCertificate(otherCa, { commonName: 'omega-api', hosts }));
+    tlsDir = await mkdtemp(join(tmpdir(), 'omega-tls-logs-'));
+    await mkdir(join(tlsDir, 'web-1~0~1'), { recursive: true });
+    await writeFile(join(tlsDir, 'web-1~0~1', 'stdout.log'), 'secret output\n');
+    tlsServer = await startLogServer({
+      dataDir: tlsDir,
+      host: '127.0.0.1',
+      port: 0,
+      logPathFor: (jobId, index, attempt, stream) => join(tlsDir, `${jobId}~${index}~${attempt}`, `${stream}.log`),
+      tls: { identity: agentId, machineId: machine, now: () => clock },
+    });
+  });
+
+  afterAll(async () => {
+    await tlsServer?.close();
+    await rm(tlsDir, { recursive: true, force: true });
+  });
+
+  it('serves a log to the API presenting a grant for exactly that log', async () => {
+    const grant = mintLogGrant(scope(), apiId.key, clock);
+    expect(await tlsGet(apiId, '/logs/web-1/0/1/stdout', grant)).toEqual({ status: 200, body: 'secret output\n' });
+  });
+
+  it('refuses a client without a certificate, or with one of another CA, at the handshake', async () => {
+    const grant = mintLogGrant(scope(), apiId.key, clock);
+    await expect(tlsGet(undefined, '/logs/web-1/0/1/stdout', grant)).rejects.toThrow();
+    await expect(tlsGet(strangerId, '/logs/web-1/0/1/stdout', mintLogGrant(scope(), strangerId.key, clock))).rejects.toThrow();
+  });
+
+  it('refuses a plaintext client', async () => {
+    const [host, port] = tlsServer.address.split(':');
+    const plain = await new Promise<string>((resolve) => {
+      const req = request({ host, port: Number(port), path: '/logs/web-1/0/1/stdout' }, (res) => {
+        res.resume();
+        resolve(`status ${res.statusCode}`);
+      });
+      req.on('error', () => resolve('refused'));
+      req.end();
+    });
+    expect(plain).not.toBe('status 200');
+  });
+
+  it('refuses a certificate of the cell that is not the API (403), even with a grant signed by its own key', async () => {
+    const response = await tlsGet(schedulerId, '/logs/web-1/0/1/stdout', mintLogGrant(scope(), schedulerId.key, clock));
+    expect(response.status).toBe(403);
+    expect(response.body).not.toContain('secret output');
+  });
+
+  it('refuses the API without a grant, with a malformed one, or with one signed by another key (401)', async () => {
+    for (const grant of [undefined, 'nonsense', mintLogGrant(scope(), schedulerId.key, clock)]) {
+      const response = await tlsGet(apiId, '/logs/web-1/0/1/stdout', grant);
+      expect(response.status, String(grant)).toBe(401);
+      expect(response.body).not.toContain('secret output');
+    }
+  });
+
+  it('refuses an expired grant (401), and one valid for far too long', async () => {
+    const minted = clock;
+    const grant = mintLogGrant(scope(), apiId.key, minted);
+    clock = minted + LOG_GRANT_TTL_MS + 1;
+    try {
+      expect((await tlsGet(apiId, '/logs/web-1/0/1/stdout', grant)).status).toBe(401);
+    } finally {
+      clock = minted;
+    }
+    expect((await tlsGet(apiId, '/logs/web-1/0/1/stdout', mintLogGrant(scope(), apiId.key, clock, 24 * 3600_000))).status).toBe(401);
+  });
+
+  it('refuses a grant for another task, attempt, stream or machine (403)', async () => {
+    for (const other of [scope({ jobId: 'web-2' }), scope({ index: 1 }), scope({ attempt: 2 }), scope({ stream: 'stderr' }), scope({ machineId: 'm2' })]) {
+      const response = await tlsGet(apiId, '/logs/web-1/0/1/stdout', mintLogGrant(other, apiId.key, clock));
+      expect(response.status, JSON.stringify(other)).toBe(403);
+      expect(response.body).not.toContain('secret output');
+    }
+  });
+
+  it("is what the API's log reader talks to: it mints the grant and checks the agent's certificate", async () => {
+    const location = { url: `https://${tlsServer.address}/logs/web-1/0/1/stdout`, machineId: machine, jobId: 'web-1', index: 0, attempt: 1, stream: 'stdout' as const };
+    const chunks: Uint8Array[] = [];
+    for await (const chunk of streamTaskLog(location, { tls: apiId, now: () => clock })) chunks.push(chunk);
+    expect(Buffer.concat(chunks).toString()).toBe('secret output\n');
+    // The same server claimed for another machine: its certificate is not that machine's.
+    const elsewhere = { ...location, machineId: 'm2' };
+    await expect(
+      (async () => {
+        for await (const chunk of streamTaskLog(elsewhere, { tls: apiId, now: () => clock })) chunks.push(chunk);
+      })(),
+    ).rejects.toThrow(/not omega-agent-m2/);
   });
 });

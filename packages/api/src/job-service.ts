@@ -8,7 +8,7 @@
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { status, type ServerUnaryCall, type ServerWritableStream, type UntypedServiceImplementation } from '@grpc/grpc-js';
-import { JobIdTakenError, KvError, jobId as toJobId, type Job, type JobId, type JobState } from '@omega/cell-state';
+import { JobIdTakenError, KvError, jobId as toJobId, type Job, type JobId, type JobState, type TlsIdentity } from '@omega/cell-state';
 import type { Logger } from 'pino';
 import { callerOf } from './auth/guarded-server.js';
 import { allows, authorize } from './auth/policy.js';
@@ -67,7 +67,11 @@ export interface JobServiceOptions {
   readonly track: (closer: StreamCloser) => () => void;
   /** For tests: a different id generator. */
   readonly newJobId?: (name: string) => JobId;
-  readonly fetch?: typeof fetch;
+  /**
+   * The API's TLS identity: task logs are then read over HTTPS with it as the client
+   * certificate and a log grant signed with its key (task-logs.ts). Absent: plain HTTP (`--insecure`).
+   */
+  readonly logTls?: TlsIdentity;
   /** How often an open WatchJob with nothing to send checks that the store still answers; default the store timeout. */
   readonly watchProbeMs?: number;
 }
@@ -269,13 +273,13 @@ export function jobServiceImplementation(options: JobServiceOptions): UntypedSer
     // Decided before anything about the task is told (placed or not, where, whether alive).
     const logsOf = snapshot.job(toJobId(request.job_id ?? ''));
     if (logsOf !== undefined) authorize(callerOf(call), 'read-jobs', logsOf.spec.namespace);
-    const location = locateTaskLog(snapshot, request);
+    const location = locateTaskLog(snapshot, request, { https: options.logTls !== undefined });
     const controller = new AbortController();
     const abort = (): void => controller.abort();
     call.on('cancelled', abort);
     const untrack = track(abort);
     try {
-      for await (const chunk of streamTaskLog(location, { signal: controller.signal, ...(options.fetch === undefined ? {} : { fetch: options.fetch }) })) {
+      for await (const chunk of streamTaskLog(location, { signal: controller.signal, ...(options.logTls === undefined ? {} : { tls: options.logTls }) })) {
         if (controller.signal.aborted) break;
         await writeMessage(call, { data: Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength) });
       }

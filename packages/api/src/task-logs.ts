@@ -1,19 +1,30 @@
 /**
  * GetTaskLogs: a task's output lives on the machine that ran it. The agent there serves it over
- * HTTP at the address of its `alive/<machine>` record (`logAddress`, `host:port`):
+ * HTTPS at the address of its `alive/<machine>` record (`logAddress`, `host:port`):
  *
  * ```
- *   client ──gRPC──► API ──GET http://<logAddress>/logs/<job>/<index>/<attempt>/<stdout|stderr>──► agent
+ *   client ──gRPC──► API ──GET https://<logAddress>/logs/<job>/<index>/<attempt>/<stdout|stderr>──► agent
+ *                          client certificate: the API's own (CN omega-api, the cell's CA)
+ *                          authorization: Bearer <log grant for this one log, ~60 s, signed
+ *                                                 with the API's key: cell-state's log-grant.ts>
+ *                          the agent's certificate must be the machine's (CN omega-agent-<machine>)
  *          ◄─LogChunk──     ◄──────────────── the file, streamed ─────────────────────────────────
  * ```
+ *
+ * The caller was authorized for the job's namespace before this file is reached; the grant is
+ * how that decision reaches the agent, which trusts no caller by address. Without a TLS
+ * identity (`--insecure`) the request is plain HTTP without a grant.
  *
  * Errors say what is missing: an unplaced task (FAILED_PRECONDITION), a machine that is gone
  * (UNAVAILABLE) or serves no logs, e.g. hollow (FAILED_PRECONDITION), an agent that does not
  * answer (UNAVAILABLE), no such log on the agent (NOT_FOUND). Only the task's current machine is
  * known: an earlier attempt is looked for there (it may have run elsewhere).
  */
+import { request as httpRequest, type IncomingMessage } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import { checkServerIdentity, type PeerCertificate } from 'node:tls';
 import { status } from '@grpc/grpc-js';
-import { checkId, jobId as toJobId, taskId, type CellSnapshot } from '@omega/cell-state';
+import { agentUser, checkId, jobId as toJobId, mintLogGrant, taskId, type CellSnapshot, type TlsIdentity } from '@omega/cell-state';
 import { ApiError, failedPrecondition, invalidArgument, notFound, unavailable } from './errors.js';
 import type { GetTaskLogsRequest } from './wire.js';
 
@@ -38,8 +49,11 @@ function streamOf(value: string | number): LogStream | undefined {
   return undefined;
 }
 
-/** Finds where a request's log is served, from a snapshot. Throws {@link ApiError}. */
-export function locateTaskLog(snapshot: CellSnapshot, request: GetTaskLogsRequest): LogLocation {
+/**
+ * Finds where a request's log is served, from a snapshot. Throws {@link ApiError}. `https`:
+ * the agents serve logs over TLS (the API has an identity); default false.
+ */
+export function locateTaskLog(snapshot: CellSnapshot, request: GetTaskLogsRequest, options: { https?: boolean } = {}): LogLocation {
   try {
     checkId('job_id', request.job_id);
   } catch (error) {
@@ -65,7 +79,7 @@ export function locateTaskLog(snapshot: CellSnapshot, request: GetTaskLogsReques
     throw failedPrecondition(`machine ${task.machineId} has no logs for task ${id}: ${why}`);
   }
   return {
-    url: `http://${alive.logAddress}/logs/${encodeURIComponent(job.id)}/${request.index}/${attempt}/${stream}`,
+    url: `${options.https === true ? 'https' : 'http'}://${alive.logAddress}/logs/${encodeURIComponent(job.id)}/${request.index}/${attempt}/${stream}`,
     machineId: task.machineId,
     jobId: job.id,
     index: request.index,
@@ -79,7 +93,67 @@ export interface StreamLogOptions {
   readonly signal?: AbortSignal;
   /** How long to wait for the agent's answer (not for the whole file); default 10 s. */
   readonly answerTimeoutMs?: number;
-  readonly fetch?: typeof fetch;
+  /**
+   * The API's identity, for an `https:` location: its certificate is the client certificate,
+   * its key signs the log grant, its CA verifies the agent. Required for `https:`.
+   */
+  readonly tls?: TlsIdentity;
+  /** The clock grants are minted by (default `Date.now`). */
+  readonly now?: () => number;
+}
+
+/** A response's status, its text when small, or its body as a stream. */
+interface AgentAnswer {
+  readonly status: number;
+  readonly body: IncomingMessage;
+}
+
+/**
+ * The agent's certificate must be valid for the address (the default check) and be the
+ * machine's own (CN `omega-agent-<machine>`), so a grant never goes to another agent.
+ */
+function agentIdentityCheck(machineId: string): (host: string, cert: PeerCertificate) => Error | undefined {
+  return (host, cert) => {
+    const problem = checkServerIdentity(host, cert);
+    if (problem !== undefined) return problem;
+    const expected = agentUser(machineId);
+    const cn = cert.subject?.CN;
+    return cn === expected ? undefined : new Error(`the log server's certificate is for ${JSON.stringify(cn ?? '')}, not ${expected}`);
+  };
+}
+
+/** One GET to the agent (HTTPS with a client certificate and a grant when `tls` is given). */
+function askAgent(location: LogLocation, options: StreamLogOptions, signal: AbortSignal): Promise<AgentAnswer> {
+  const url = new URL(location.url);
+  const secure = url.protocol === 'https:';
+  const tls = options.tls;
+  if (secure && tls === undefined) return Promise.reject(new Error('an https log address needs the API to have a TLS identity'));
+  const headers: Record<string, string> = {};
+  if (secure && tls !== undefined) {
+    const grant = mintLogGrant({ jobId: location.jobId, index: location.index, attempt: location.attempt, stream: location.stream, machineId: location.machineId }, tls.key, (options.now ?? Date.now)());
+    headers.authorization = `Bearer ${grant}`;
+  }
+  return new Promise<AgentAnswer>((resolve, reject) => {
+    // agent: false: a pooled connection would skip the agent identity check (made per handshake).
+    const common = { host: url.hostname.replace(/^\[|\]$/g, ''), port: Number(url.port), path: url.pathname, method: 'GET', headers, signal, agent: false as const };
+    const onResponse = (response: IncomingMessage): void => resolve({ status: response.statusCode ?? 0, body: response });
+    const request =
+      secure && tls !== undefined
+        ? httpsRequest({ ...common, ca: tls.ca, cert: tls.cert, key: tls.key, checkServerIdentity: agentIdentityCheck(location.machineId), minVersion: 'TLSv1.2' }, onResponse)
+        : httpRequest(common, onResponse);
+    request.on('error', reject);
+    request.end();
+  });
+}
+
+async function textOf(body: IncomingMessage): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body) {
+    if (size < 4096) chunks.push(chunk as Buffer);
+    size += (chunk as Buffer).length;
+  }
+  return Buffer.concat(chunks).toString('utf8').trim().slice(0, 200);
 }
 
 /**
@@ -93,22 +167,22 @@ export async function* streamTaskLog(location: LogLocation, options: StreamLogOp
   const timer = setTimeout(abort, options.answerTimeoutMs ?? 10_000);
   const what = `the ${location.stream} of task ${location.jobId}/${location.index} attempt ${location.attempt}`;
   try {
-    let response: Response;
+    let response: AgentAnswer;
     try {
-      response = await (options.fetch ?? fetch)(location.url, { signal: controller.signal });
+      response = await askAgent(location, options, controller.signal);
     } catch (error) {
       if (options.signal?.aborted === true) return;
-      const cause = (error as { cause?: { code?: string; message?: string } }).cause;
-      throw unavailable(`machine ${location.machineId}'s log server did not answer for ${what}: ${cause?.code ?? cause?.message ?? (error as Error).message}`, error);
+      const code = (error as { code?: string }).code;
+      throw unavailable(`machine ${location.machineId}'s log server did not answer for ${what}: ${code ?? (error as Error).message}`, error);
     } finally {
       clearTimeout(timer);
     }
     if (response.status === 404) {
-      await response.body?.cancel();
+      response.body.destroy();
       throw notFound(`machine ${location.machineId} has no ${what}`);
     }
-    if (!response.ok || response.body === null) {
-      const text = (await response.text().catch(() => '')).slice(0, 200);
+    if (response.status !== 200) {
+      const text = await textOf(response.body).catch(() => '');
       throw new ApiError(status.UNAVAILABLE, `machine ${location.machineId}'s log server answered ${response.status} for ${what}${text === '' ? '' : `: ${text}`}`);
     }
     try {

@@ -67,6 +67,16 @@ export {
 } from './commit.js';
 export { JOB_LIMITS, jobSpecProblems, secretEnvNames, secretEnvProblems, type SpecProblem } from './job-spec.js';
 export { SECRET_DIGEST_KEY_BYTES, readSecretEnv, requestSpecHash, secretDigestKey, secretEnvDigest } from './secrets.js';
+export {
+  LOG_GRANT_ISSUER_CN,
+  LOG_GRANT_MAX_TTL_MS,
+  LOG_GRANT_TTL_MS,
+  checkLogGrant,
+  mintLogGrant,
+  type LogGrantRefusal,
+  type LogGrantScope,
+  type LogGrantStream,
+} from './log-grant.js';
 export type { DeleteJobOutcome, DeleteJobRequest, DeleteJobResult } from './job-deletion.js';
 export {
   Cell,

@@ -1,14 +1,24 @@
 /**
- * The agent's log server: a small HTTP server that streams a task attempt's captured output to
+ * The agent's log server: a small HTTPS server that streams a task attempt's captured output to
  * the API (which relays it to `omega logs`). Its `host:port` goes into the machine's alive record
  * (`logAddress`).
  *
  * ```
  *   GET /logs/<job id>/<index>/<attempt>/<stdout|stderr>   → 200, the file as it is now
+ *       authorization: Bearer <log grant>                  → 401 no grant, or not a valid one
+ *                                                          → 403 a client other than omega-api,
+ *                                                                or a grant for another log
  *                                                          → 404 no such log
  *                                                          → 400 anything malformed
  *                                                          → 405 any method but GET / HEAD
  * ```
+ *
+ * Who may read (with `tls`): only a client whose TLS certificate the cell's CA signed (else no
+ * handshake) and whose CN is `omega-api`, presenting a log grant (cell-state's log-grant.ts)
+ * that the API minted for exactly this log on this machine, signed with the key of that very
+ * certificate and not expired. The agent never trusts a caller by its address. Without `tls`
+ * (`--insecure`) it is plain HTTP and anyone who reaches the port reads every task's output:
+ * it says so loudly at start.
  *
  * Safety: the request path is never normalised or decoded and never joined into a file path.
  * It must be exactly four segments after `/logs/`: a job id that passes cell-state's `checkId`
@@ -19,10 +29,12 @@
 import { constants as fsConstants } from 'node:fs';
 import { open, realpath } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import { resolve, sep } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { checkId } from '@omega/cell-state';
+import { checkId, checkLogGrant, LOG_GRANT_ISSUER_CN, type TlsIdentity } from '@omega/cell-state';
 import type { Logger } from 'pino';
 import { pino } from 'pino';
 
@@ -41,6 +53,19 @@ export interface LogServerOptions {
    */
   readonly logPathFor: (jobId: string, index: number, attempt: number, stream: LogStreamName) => string | undefined;
   readonly logger?: Logger;
+  /** HTTPS with client certificates and log grants (see the header); absent: plain HTTP (`--insecure`). */
+  readonly tls?: LogServerTls;
+}
+
+export interface LogServerTls {
+  /** The agent's identity: its certificate serves, the CA verifies clients. */
+  readonly identity: TlsIdentity;
+  /** The machine whose logs this server serves: a grant must name it. */
+  readonly machineId: string;
+  /** The client certificate CN accepted (default `omega-api`). */
+  readonly clientCommonName?: string;
+  /** The clock grants expire by (default `Date.now`). */
+  readonly now?: () => number;
 }
 
 export interface LogServer {
@@ -93,6 +118,40 @@ function reply(response: ServerResponse, code: number, text: string): void {
   response.end(`${text}\n`);
 }
 
+/** The common name of a certificate subject (`CN=omega-api`), or undefined. */
+function commonName(subject: string): string | undefined {
+  return /^CN=(.*)$/m.exec(subject)?.[1]?.trim();
+}
+
+/**
+ * With TLS: who the client is (its certificate's CN must be the API's) and whether its grant
+ * opens exactly `parsed`. Replies and returns false when not. The TLS layer has already refused
+ * clients without a certificate signed by the cell's CA.
+ */
+function admitted(tls: LogServerTls, log: Logger, request: IncomingMessage, response: ServerResponse, parsed: LogRequest): boolean {
+  const peer = (request.socket as TLSSocket).getPeerX509Certificate?.();
+  const wanted = tls.clientCommonName ?? LOG_GRANT_ISSUER_CN;
+  if (peer === undefined || !(request.socket as TLSSocket).authorized) {
+    reply(response, 401, 'a client certificate signed by the cell CA is required');
+    return false;
+  }
+  const cn = commonName(peer.subject);
+  if (cn !== wanted) {
+    log.warn({ client: cn ?? '', jobId: parsed.jobId }, 'log request from a client that is not the API refused');
+    reply(response, 403, `only ${wanted} may read logs`);
+    return false;
+  }
+  const header = request.headers.authorization ?? '';
+  const grant = header.startsWith('Bearer ') ? header.slice('Bearer '.length).trim() : undefined;
+  const refusal = checkLogGrant(grant, peer.publicKey, { ...parsed, machineId: tls.machineId }, (tls.now ?? Date.now)());
+  if (refusal !== undefined) {
+    log.warn({ refusal: refusal.reason, jobId: parsed.jobId, index: parsed.index, attempt: parsed.attempt }, 'log request with no valid grant refused');
+    reply(response, refusal.kind === 'forbidden' ? 403 : 401, refusal.reason);
+    return false;
+  }
+  return true;
+}
+
 async function serve(options: LogServerOptions, log: Logger, request: IncomingMessage, response: ServerResponse): Promise<void> {
   if (request.method !== 'GET' && request.method !== 'HEAD') {
     response.setHeader('allow', 'GET, HEAD');
@@ -104,6 +163,7 @@ async function serve(options: LogServerOptions, log: Logger, request: IncomingMe
     reply(response, 400, parsed.refused);
     return;
   }
+  if (options.tls !== undefined && !admitted(options.tls, log, request, response, parsed)) return;
   const path = options.logPathFor(parsed.jobId, parsed.index, parsed.attempt, parsed.stream);
   if (path === undefined) {
     reply(response, 404, 'no such log');
@@ -152,13 +212,31 @@ async function serve(options: LogServerOptions, log: Logger, request: IncomingMe
 /** Starts the log server; resolves once it listens. */
 export async function startLogServer(options: LogServerOptions): Promise<LogServer> {
   const log = (options.logger ?? pino({ level: 'silent' })).child({ component: 'log-server' });
-  const server: Server = createServer((request, response) => {
+  const handle = (request: IncomingMessage, response: ServerResponse): void => {
     serve(options, log, request, response).catch((error: unknown) => {
       // The client went away mid-transfer, or the file vanished: nothing to tell anyone but the log.
       log.debug({ err: error }, 'log request ended early');
       if (!response.writableEnded) reply(response, 500, 'could not read the log');
     });
-  });
+  };
+  const tls = options.tls;
+  const server: Server =
+    tls === undefined
+      ? createServer(handle)
+      : createTlsServer(
+          {
+            key: tls.identity.key,
+            cert: tls.identity.cert,
+            ca: tls.identity.ca,
+            // Clients without a certificate of the cell's CA never get past the handshake.
+            requestCert: true,
+            rejectUnauthorized: true,
+            minVersion: 'TLSv1.2',
+          },
+          handle,
+        );
+  // A failed handshake (no certificate, another CA, plaintext) is the client's problem: counted in the log at debug.
+  server.on('tlsClientError', (error: Error) => log.debug({ err: error }, 'log client TLS handshake refused'));
   await new Promise<void>((resolveListen, reject) => {
     server.once('error', reject);
     server.listen(options.port, options.host, () => {
@@ -169,7 +247,11 @@ export async function startLogServer(options: LogServerOptions): Promise<LogServ
   const { port } = server.address() as AddressInfo;
   const host = options.host.includes(':') ? `[${options.host}]` : options.host;
   const address = `${host}:${port}`;
-  log.info({ address }, 'log server listening');
+  if (tls === undefined) {
+    log.warn({ address }, 'LOG SERVER WITHOUT TLS (--insecure): plain HTTP, no credential asked; anyone who reaches this address can read the output of every task on this machine');
+  } else {
+    log.info({ address, tls: true }, 'log server listening');
+  }
   let closing: Promise<void> | undefined;
   return {
     address,
