@@ -62,11 +62,16 @@ const ALGORITHM = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as con
 const COMMON_NAME = /^[A-Za-z0-9][A-Za-z0-9 ._@:-]{0,63}$/;
 const DNS_NAME = /^(\*\.)?([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/;
 
+/** What is wrong with a common name, or undefined. */
+export function commonNameProblem(commonName: unknown): string | undefined {
+  if (typeof commonName === 'string' && COMMON_NAME.test(commonName)) return undefined;
+  return `must be 1-64 letters, digits, spaces or . _ @ : -, starting with a letter or digit, got ${JSON.stringify(commonName)}`;
+}
+
 function checkCommonName(commonName: unknown): string {
-  if (typeof commonName !== 'string' || !COMMON_NAME.test(commonName)) {
-    throw new InvalidPkiRequestError('commonName', `must be 1-64 letters, digits, spaces or . _ @ : -, starting with a letter or digit, got ${JSON.stringify(commonName)}`);
-  }
-  return commonName;
+  const problem = commonNameProblem(commonName);
+  if (problem !== undefined) throw new InvalidPkiRequestError('commonName', problem);
+  return commonName as string;
 }
 
 function checkValidDays(validDays: unknown, fallback: number): number {

@@ -6,6 +6,7 @@
 export {
   DEFAULT_CA_VALID_DAYS,
   DEFAULT_CERT_VALID_DAYS,
+  commonNameProblem,
   createCa,
   hostProblem,
   issueCertificate,

@@ -90,6 +90,8 @@ describe('loadOrCreatePki', () => {
     await expect(loadOrCreatePki(dir, [{ name: 'ca' }])).rejects.toBeInstanceOf(InvalidPkiRequestError);
     await expect(loadOrCreatePki(dir, [{ name: 'x' }, { name: 'x' }])).rejects.toThrow(/given twice/);
     await expect(loadOrCreatePki(dir, [{ name: 'x', hosts: ['no spaces'] }])).rejects.toMatchObject({ field: 'identities[0].hosts[0]' });
+    await expect(loadOrCreatePki(dir, [{ name: 'x', commonName: 'a,b' }])).rejects.toMatchObject({ field: 'identities[0].commonName' });
+    await expect(loadOrCreatePki(dir, [{ name: 'x' }], { caCommonName: 'CA (dev)' })).rejects.toMatchObject({ field: 'caCommonName' });
     await expect(stat(dir)).rejects.toMatchObject({ code: 'ENOENT' });
   });
 });

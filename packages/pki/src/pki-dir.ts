@@ -27,6 +27,7 @@ import { join } from 'node:path';
 import {
   DEFAULT_CA_VALID_DAYS,
   DEFAULT_CERT_VALID_DAYS,
+  commonNameProblem,
   createCa,
   hostProblem,
   issueCertificate,
@@ -77,6 +78,7 @@ export interface LoadOrCreateOptions {
 }
 
 const NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
+const DEFAULT_CA_COMMON_NAME = 'omega CA';
 const CA_FILE = 'ca.pem';
 const CA_KEY_FILE = 'ca-key.pem';
 
@@ -223,11 +225,18 @@ export async function loadOrCreatePki(dir: string, identities: readonly PkiIdent
     });
   });
 
+  const caProblem = commonNameProblem(options.caCommonName ?? DEFAULT_CA_COMMON_NAME);
+  if (caProblem !== undefined) throw new InvalidPkiRequestError('caCommonName', caProblem);
+  identities.forEach((identity, i) => {
+    const problem = identity.commonName === undefined ? undefined : commonNameProblem(identity.commonName);
+    if (problem !== undefined) throw new InvalidPkiRequestError(`identities[${i}].commonName`, problem);
+  });
+
   await ensureDir(dir);
   let ca = await loadCa(dir, now);
   const createdCa = ca === undefined;
   if (ca === undefined) {
-    ca = await createCa({ commonName: options.caCommonName ?? 'omega CA', validDays: options.caValidDays ?? DEFAULT_CA_VALID_DAYS });
+    ca = await createCa({ commonName: options.caCommonName ?? DEFAULT_CA_COMMON_NAME, validDays: options.caValidDays ?? DEFAULT_CA_VALID_DAYS });
     await writePki(dir, ca);
   }
   const caCert = new X509Certificate(ca.certPem);
