@@ -201,7 +201,9 @@ export function explainGrpcError(error: ServiceError, address: string, deadlineM
         const advice = tls
           ? 'the API may not speak TLS: if it was started with --insecure, pass --insecure'
           : "the API may require TLS: use a client config with ca: and token: (or --ca and OMEGA_TOKEN) instead of --insecure";
-        return new CliError(`cannot connect to the Omega API at ${address}: ${advice} (${details})`, 1, { ...options, retryable: true });
+        // grpc-js's text carries a timestamp and an empty resolution note: keep only what it says.
+        const said = details.replace(/\s*\(\d{4}-\d\d-\d\dT[^)]*\)/g, '').replace(/\.?\s*Resolution note:\s*$/, '');
+        return new CliError(`cannot connect to the Omega API at ${address}: ${advice} (${said})`, 1, { ...options, retryable: true });
       }
       return new CliError(`the Omega API at ${address} is unavailable: ${details}`, 1, { ...options, retryable: true });
     }
