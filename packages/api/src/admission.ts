@@ -35,7 +35,7 @@ export async function admitJob(reader: CellReader, job: NewJob, deadline: Deadli
     case 'unknown-namespace':
       throw new ApiError(status.NOT_FOUND, `job.namespace: namespace ${JSON.stringify(result.namespace)} does not exist (an admin creates it with CreateNamespace)`);
     case 'over-quota':
-      logger.info({ namespace, resource: result.excess.resource, requested: result.excess.requested, used: result.excess.used, quota: result.excess.quota }, 'submit refused: over the namespace quota');
+      logger.info({ namespace, resource: result.excess.resource, requested: result.excess.requested, used: result.excess.used, quota: result.excess.quota, conflicts: result.conflicts }, 'submit refused: over the namespace quota');
       throw new ApiError(status.RESOURCE_EXHAUSTED, describeExcess(result.excess));
     case 'contended':
       logger.warn({ namespace, conflicts: result.conflicts }, 'submit gave up: concurrent submits to the namespace kept getting in first');

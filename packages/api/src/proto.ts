@@ -30,6 +30,7 @@ export interface OmegaApiDefinition {
   readonly jobService: ServiceDefinition;
   readonly cellService: ServiceDefinition;
   readonly accessService: ServiceDefinition;
+  readonly namespaceService: ServiceDefinition;
 }
 
 let loaded: OmegaApiDefinition | undefined;
@@ -40,12 +41,12 @@ export function loadApiDefinition(): OmegaApiDefinition {
   const packageDefinition = protoLoader.loadSync(API_PROTO_FILE, PROTO_LOADER_OPTIONS);
   const service = (name: string): ServiceDefinition => {
     const definition = packageDefinition[name];
-    if (definition === undefined || !('SubmitJob' in definition || 'ListMachines' in definition || 'WhoAmI' in definition)) {
+    if (definition === undefined || !('SubmitJob' in definition || 'ListMachines' in definition || 'WhoAmI' in definition || 'SetQuota' in definition)) {
       throw new Error(`${API_PROTO_FILE} does not define ${name}`);
     }
     return definition as ServiceDefinition;
   };
-  loaded = { packageDefinition, jobService: service('omega.v1.JobService'), cellService: service('omega.v1.CellService'), accessService: service('omega.v1.AccessService') };
+  loaded = { packageDefinition, jobService: service('omega.v1.JobService'), cellService: service('omega.v1.CellService'), accessService: service('omega.v1.AccessService'), namespaceService: service('omega.v1.NamespaceService') };
   return loaded;
 }
 
