@@ -19,6 +19,7 @@ import type { Cell, CellMirror, JobId } from '@omega/cell-state';
 import type { Logger } from 'pino';
 import { pino } from 'pino';
 import { accessServiceImplementation } from './access-service.js';
+import { namespaceServiceImplementation } from './namespace-service.js';
 import { GuardedServer } from './auth/guarded-server.js';
 import { tokenAuthenticator, type AuthMode } from './auth/token-auth.js';
 import { CellReader } from './cell-reader.js';
@@ -118,6 +119,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     }));
   server.addService(definition.cellService, cellServiceImplementation({ reader, logger }));
   server.addService(definition.accessService, accessServiceImplementation({ reader, logger, ...(options.now === undefined ? {} : { now: options.now }) }));
+  server.addService(definition.namespaceService, namespaceServiceImplementation({ reader, logger, ...(options.now === undefined ? {} : { now: options.now }) }));
 
   let port: number;
   try {
