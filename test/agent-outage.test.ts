@@ -34,7 +34,7 @@ const etcds: RunningEtcd[] = [];
 const dirs: string[] = [];
 
 function startAgent(endpoint: string, cell: string, machine: string, dataDir: string): LoggedProcess {
-  const args = ['--etcd', endpoint, '--cell', cell, '--machine-id', machine, '--cpu', '4', '--memory', '8Gi', '--data-dir', dataDir];
+  const args = ['--insecure', '--etcd', endpoint, '--cell', cell, '--machine-id', machine, '--cpu', '4', '--memory', '8Gi', '--data-dir', dataDir];
   args.push('--no-enforcement', '--kill-grace-ms', '1000', '--heartbeat-ttl', String(TTL_S), '--log-listen', 'none');
   const agent = spawnLogged(MAIN, args);
   agents.push(agent);

@@ -36,7 +36,7 @@ afterAll(async () => {
 
 async function startApi(etcdUrl: string): Promise<{ api: Started; client: ApiTestClient }> {
   const cell = `outage-${randomBytes(3).toString('hex')}`;
-  const { started, match } = await startNode(API, ['--etcd', etcdUrl, '--cell', cell, '--listen', '127.0.0.1:0', '--log-level', 'info', '--etcd-timeout-ms', '1000'], /omega-api listening on (\S+)/);
+  const { started, match } = await startNode(API, ['--insecure', '--etcd', etcdUrl, '--cell', cell, '--listen', '127.0.0.1:0', '--log-level', 'info', '--etcd-timeout-ms', '1000'], /omega-api listening on (\S+)/);
   const client = new ApiTestClient(match[1] as string);
   clients.push(client);
   return { api: started, client };

@@ -38,7 +38,7 @@ beforeAll(async () => {
   etcd = await startEtcd();
   // Two API servers on the same cell: they share nothing but etcd.
   for (let i = 0; i < 2; i++) {
-    const { started, match } = await startNode(repoPath('packages/api/dist/main.js'), ['--etcd', etcd.clientUrl, '--cell', cell, '--listen', '127.0.0.1:0', '--log-level', 'warn'], /omega-api listening on (\S+)/);
+    const { started, match } = await startNode(repoPath('packages/api/dist/main.js'), ['--insecure', '--etcd', etcd.clientUrl, '--cell', cell, '--listen', '127.0.0.1:0', '--log-level', 'warn'], /omega-api listening on (\S+)/);
     servers.push(started);
     addresses.push(match[1] as string);
   }
@@ -123,7 +123,7 @@ describe('the API from a plain gRPC client built from the .proto files', () => {
     try {
       const before = (await call(jobs, 'ListJobs', {})).jobs.map((j: { id: string }) => j.id);
       await servers[1]?.stop();
-      const { started, match } = await startNode(repoPath('packages/api/dist/main.js'), ['--etcd', etcd.clientUrl, '--cell', cell, '--listen', addresses[1] as string, '--log-level', 'warn'], /omega-api listening on (\S+)/);
+      const { started, match } = await startNode(repoPath('packages/api/dist/main.js'), ['--insecure', '--etcd', etcd.clientUrl, '--cell', cell, '--listen', addresses[1] as string, '--log-level', 'warn'], /omega-api listening on (\S+)/);
       servers[1] = started;
       expect(match[1]).toBe(addresses[1]);
       const after = (await call(jobs, 'ListJobs', {})).jobs.map((j: { id: string }) => j.id);

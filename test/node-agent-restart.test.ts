@@ -75,7 +75,7 @@ describe('the node agent across restarts', () => {
   });
 
   function startAgent(): LoggedProcess {
-    const args = ['--etcd', etcd.clientUrl, '--cell', cellName, '--machine-id', m1, '--cpu', '4', '--memory', '8Gi', '--data-dir', dataDir, '--kill-grace-ms', '1000', '--heartbeat-ttl', '5'];
+    const args = ['--insecure', '--etcd', etcd.clientUrl, '--cell', cellName, '--machine-id', m1, '--cpu', '4', '--memory', '8Gi', '--data-dir', dataDir, '--kill-grace-ms', '1000', '--heartbeat-ttl', '5'];
     args.push(...(cgroups.driver !== undefined ? ['--cgroup-parent', parent] : ['--no-enforcement']));
     const agent = spawnLogged(MAIN, args);
     agents.push(agent);

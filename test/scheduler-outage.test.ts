@@ -38,7 +38,7 @@ afterEach(async () => {
 });
 
 function schedulerArgs(endpoint: string, cellName: string): string[] {
-  return ['--etcd', endpoint, '--cell', cellName, '--name', 'batch-0', '--lease-ttl-s', '2', '--stats-interval-ms', '250', '--seed', '1', '--log-level', 'info'];
+  return ['--insecure', '--etcd', endpoint, '--cell', cellName, '--name', 'batch-0', '--lease-ttl-s', '2', '--stats-interval-ms', '250', '--seed', '1', '--log-level', 'info'];
 }
 
 /** Two machines and their heartbeat, through the test's own client. */

@@ -31,6 +31,7 @@ async function startScheduler(script: string, name: string, seed: number): Promi
   const { started } = await startNode(
     script,
     [
+      '--insecure',
       '--etcd', etcd.endpoints.join(','),
       '--cell', cell.keys.cell,
       '--name', name,

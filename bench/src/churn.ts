@@ -146,7 +146,7 @@ export async function runChurn(cluster: LiveCluster, options: ChurnOptions): Pro
   const agent = cluster.startAgents(cellName, options.machines, { cpu: '64', memory: '256Gi' });
   const port = await freePort();
   const address = `127.0.0.1:${port}`;
-  const api = cluster.startNode('api', [API_MAIN, '--etcd', cluster.etcd.clientUrl, '--cell', cellName, '--listen', address, '--log-level', 'warn']);
+  const api = cluster.startNode('api', [API_MAIN, '--insecure', '--etcd', cluster.etcd.clientUrl, '--cell', cellName, '--listen', address, '--log-level', 'warn']);
   const janitorFlags = ['--job-retention', retention, '--request-retention', retention];
   const batch = cluster.startScheduler('batch', cellName, 'batch-1', janitorFlags);
   const service = cluster.startScheduler('service', cellName, 'service-1', janitorFlags);

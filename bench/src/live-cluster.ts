@@ -113,7 +113,7 @@ export class LiveCluster {
 
   /** A hollow agent process serving `machines` machines of the given capacity. */
   startAgents(cellName: string, machines: number, capacity: { cpu: string; memory: string }, prefix = 'hollow'): ChildHandle {
-    const args = [AGENT_MAIN, '--hollow', String(machines), '--hollow-prefix', prefix, '--etcd', this.etcd.clientUrl, '--cell', cellName, '--cpu', capacity.cpu, '--memory', capacity.memory, '--log-level', 'warn'];
+    const args = [AGENT_MAIN, '--hollow', String(machines), '--hollow-prefix', prefix, '--insecure', '--etcd', this.etcd.clientUrl, '--cell', cellName, '--cpu', capacity.cpu, '--memory', capacity.memory, '--log-level', 'warn'];
     return this.spawn(`agent-${cellName}`, args);
   }
 
@@ -121,6 +121,7 @@ export class LiveCluster {
   startScheduler(kind: 'batch' | 'service', cellName: string, name: string, flags: readonly string[]): ChildHandle {
     const args = [
       SCHEDULER_MAIN[kind],
+      '--insecure',
       '--etcd',
       this.etcd.clientUrl,
       '--cell',

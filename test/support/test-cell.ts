@@ -3,6 +3,9 @@
  * one hollow node agent), each given every etcd endpoint, each a {@link CellProcess} the test
  * can kill, freeze and restart. The API listens on a fixed loopback port chosen here, so a
  * restarted API server is found at the same address.
+ *
+ * Plaintext (`--insecure`) unless `security` gives each process the flags of its identity (see
+ * secure-etcd.ts: `processFlags(user)` without the `--etcd` part).
  */
 import { freePort } from '@omega/cell-state';
 import { CellProcess } from './cell-processes.js';
@@ -30,6 +33,11 @@ export interface TestCellOptions {
   readonly leaseTtlSeconds?: number;
   /** Agent heartbeat TTL (default 10 s, the process default). */
   readonly heartbeatTtlSeconds?: number;
+  /**
+   * The security flags of the process acting as `user` (`omega-api`, `omega-scheduler`,
+   * `omega-hollow`), e.g. `['--ca', .., '--cert', .., '--key', ..]`. Default: `['--insecure']`.
+   */
+  readonly security?: (user: string) => readonly string[];
 }
 
 export interface TestCell {
@@ -45,11 +53,12 @@ export interface TestCell {
 /** Creates the processes (started by {@link startTestCell}). */
 export async function defineTestCell(options: TestCellOptions): Promise<TestCell> {
   const etcd = options.endpoints.join(',');
+  const security = options.security ?? (() => ['--insecure']);
   const apiAddress = `127.0.0.1:${await freePort()}`;
   const api = new CellProcess({
     name: 'api',
     script: API_MAIN,
-    args: ['--etcd', etcd, '--cell', options.cell, '--listen', apiAddress, '--log-level', 'info'],
+    args: [...security('omega-api'), '--etcd', etcd, '--cell', options.cell, '--listen', apiAddress, '--log-level', 'info'],
     ready: /omega-api listening on/,
     logDir: options.logDir,
   });
@@ -58,6 +67,7 @@ export async function defineTestCell(options: TestCellOptions): Promise<TestCell
       name: `${kind}-${i}`,
       script: kind === 'batch' ? BATCH_MAIN : SERVICE_MAIN,
       args: [
+        ...security('omega-scheduler'),
         '--etcd', etcd,
         '--cell', options.cell,
         '--name', `${kind}-${i}`,
@@ -75,6 +85,7 @@ export async function defineTestCell(options: TestCellOptions): Promise<TestCell
     name: 'agent',
     script: AGENT_MAIN,
     args: [
+      ...security('omega-hollow'),
       '--etcd', etcd,
       '--cell', options.cell,
       '--hollow', String(options.machines),

@@ -1,16 +1,18 @@
 /**
  * `omega-api`'s command line, parsed with `util.parseArgs` and validated into a typed
  * configuration. Every problem is an {@link FlagError} naming the flag; the entry point
- * prints it and exits with status 2. Pure.
+ * prints it and exits with status 2. Pure but for reading the --ca, --cert and --key files.
  */
 import { parseArgs } from 'node:util';
-import { FlagError, parseEtcdEndpoints, parseLogLevel } from '@omega/cell-state';
+import { FlagError, SECURITY_FLAG_OPTIONS, parseEtcdConnection, parseLogLevel, securityUsage, type ProcessSecurity } from '@omega/cell-state';
 
 export const API_USAGE = `usage: omega-api [flags]
 
-  --etcd URL[,URL...]   etcd endpoints (default http://127.0.0.1:2379)
-  --cell NAME           cell name (default "default")
-  --listen HOST:PORT    gRPC address to serve on (default 127.0.0.1:7070; port 0: any free port)
+  --etcd URL[,URL...]   etcd endpoints (default https://127.0.0.1:2379, with --insecure
+                        http://127.0.0.1:2379)
+${securityUsage(24)}  --cell NAME           cell name (default "default")
+  --listen HOST:PORT    gRPC address to serve on, TLS with --cert unless --insecure
+                        (default 127.0.0.1:7070; port 0: any free port)
   --etcd-timeout-ms MS  how long a call waits for etcd before answering UNAVAILABLE
                         (default 5000; 100 to 600000)
   --log-level LEVEL     trace, debug, info, warn, error, fatal, silent (default info)
@@ -21,6 +23,8 @@ export const API_USAGE = `usage: omega-api [flags]
 export interface ApiConfig {
   readonly help: boolean;
   readonly etcdEndpoints: readonly string[];
+  /** TLS to etcd and on the API port with this identity, or plaintext with `--insecure`. */
+  readonly security: ProcessSecurity;
   readonly cell: string;
   readonly listen: string;
   /** Budget of one call's etcd steps, and the deadline of each etcd request. */
@@ -44,6 +48,7 @@ export function parseApiArgs(argv: readonly string[]): ApiConfig {
       allowPositionals: false,
       options: {
         etcd: { type: 'string' },
+        ...SECURITY_FLAG_OPTIONS,
         cell: { type: 'string' },
         listen: { type: 'string' },
         'etcd-timeout-ms': { type: 'string' },
@@ -56,10 +61,6 @@ export function parseApiArgs(argv: readonly string[]): ApiConfig {
     const message = (error as Error).message;
     throw new FlagError(/'(--?[A-Za-z-]+)/.exec(message)?.[1] ?? 'arguments', message);
   }
-
-  const etcd = parseEtcdEndpoints(values.etcd);
-  if ('problem' in etcd) throw new FlagError('--etcd', etcd.problem);
-  const etcdEndpoints = etcd.endpoints;
 
   const cell = values.cell ?? 'default';
   if (!CELL.test(cell)) throw new FlagError('--cell', `must be a DNS label (lowercase letters, digits, '-'), got ${JSON.stringify(cell)}`);
@@ -78,5 +79,9 @@ export function parseApiArgs(argv: readonly string[]): ApiConfig {
   if ('problem' in log) throw new FlagError('--log-level', log.problem);
   const logLevel = log.level;
 
-  return { help: values.help === true, etcdEndpoints, cell, listen, etcdTimeoutMs, logLevel };
+  const help = values.help === true;
+  // --help needs no certificates (and main prints the usage before looking at anything else).
+  if (help) return { help, etcdEndpoints: [], security: { mode: 'insecure' }, cell, listen, etcdTimeoutMs, logLevel };
+  const { endpoints: etcdEndpoints, security } = parseEtcdConnection(values);
+  return { help, etcdEndpoints, security, cell, listen, etcdTimeoutMs, logLevel };
 }

@@ -3,11 +3,16 @@
  * `omega-api`: the API server's entry point. The only place its logger is created.
  *
  * Exit status: 0 after a clean stop (SIGTERM / SIGINT), 1 when it cannot listen (address in
- * use), 2 for a bad flag (the message names it). An unreachable etcd, at start or later, is not
- * an exit: the server listens at once and answers UNAVAILABLE until etcd answers.
+ * use), 2 for a bad flag (the message names it; a certificate file that is missing or wrong is
+ * a bad flag). An unreachable etcd, at start or later, is not an exit: the server listens at
+ * once and answers UNAVAILABLE until etcd answers.
+ *
+ * With `--ca/--cert/--key` the one identity (CN `omega-api`) is both its etcd client
+ * certificate and its gRPC server certificate, and every call needs a bearer token; with
+ * `--insecure` both are plaintext and no token is asked (every caller is admin).
  */
 import { pino } from 'pino';
-import { Cell, EtcdKv, FlagError, exitWithParent } from '@omega/cell-state';
+import { Cell, CellKeys, EtcdKv, FlagError, exitWithParent, logProcessSecurity } from '@omega/cell-state';
 import { API_USAGE, parseApiArgs, type ApiConfig } from './config.js';
 import { startApiServer, type ApiServer } from './server.js';
 
@@ -27,14 +32,30 @@ async function main(): Promise<number> {
   // A supervisor without setpriv's parent-death signal (see omega dev) is watched this way.
   exitWithParent();
   const logger = pino({ level: config.logLevel, base: { pid: process.pid, cell: config.cell } });
+  logProcessSecurity(logger, config.security);
+  const tls = config.security.mode === 'tls' ? config.security.identity : undefined;
   // etcd3 retries a failed request; each attempt gets this deadline, and the call as a whole gets
   // it again as its budget (startApiServer's storeTimeoutMs), so nothing waits etcd3's default 30 s.
-  const kv = new EtcdKv({ endpoints: config.etcdEndpoints, logger, dialTimeoutMs: config.etcdTimeoutMs });
+  const kv = new EtcdKv({
+    endpoints: config.etcdEndpoints,
+    logger,
+    dialTimeoutMs: config.etcdTimeoutMs,
+    // Under etcd's roles this identity may read only its cells' prefixes.
+    probeKey: new CellKeys(config.cell).root,
+    ...(tls === undefined ? {} : { tls }),
+  });
   const cell = new Cell(kv, config.cell, { logger });
 
   let server: ApiServer;
   try {
-    server = await startApiServer({ cell, listen: config.listen, logger, storeTimeoutMs: config.etcdTimeoutMs });
+    server = await startApiServer({
+      cell,
+      listen: config.listen,
+      logger,
+      storeTimeoutMs: config.etcdTimeoutMs,
+      auth: tls === undefined ? 'none' : 'tokens',
+      ...(tls === undefined ? {} : { tls }),
+    });
   } catch (error) {
     logger.fatal({ err: error, listen: config.listen, etcd: config.etcdEndpoints }, 'API server could not start');
     await kv.close().catch(() => undefined);

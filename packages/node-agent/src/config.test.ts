@@ -5,6 +5,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FlagError } from '@omega/cell-state';
 import { parseAgentArgs, type ConfigEnvironment } from './config.js';
 
+/** Most cases are about other flags: run them with --insecure. */
+const parseInsecure = (argv: string[], env?: ConfigEnvironment): ReturnType<typeof parseAgentArgs> => parseAgentArgs(['--insecure', ...argv], env);
+
 let dir: string;
 let root: ConfigEnvironment;
 const user: ConfigEnvironment = { isRoot: false, cwd: '/home/u' };
@@ -22,7 +25,7 @@ afterAll(async () => {
 /** The flag a FlagError names, or the error itself when something else was thrown. */
 function flagOf(argv: string[], env: ConfigEnvironment = user): string {
   try {
-    parseAgentArgs(argv, env);
+    parseInsecure(argv, env);
   } catch (error) {
     if (error instanceof FlagError) return error.flag;
     throw error;
@@ -31,8 +34,24 @@ function flagOf(argv: string[], env: ConfigEnvironment = user): string {
 }
 
 describe('the agent flags', () => {
+  it('need the certificate files or --insecure, except for --help', () => {
+    const flag = (argv: string[]): string => {
+      try {
+        parseAgentArgs(argv, user);
+      } catch (error) {
+        if (error instanceof FlagError) return error.flag;
+        throw error;
+      }
+      return 'no error';
+    };
+    expect(flag(['--machine-id', 'm1'])).toBe('--ca');
+    expect(flag(['--insecure', '--cert', 'a.crt'])).toBe('--insecure');
+    expect(flag(['--help'])).toBe('no error');
+    expect(parseInsecure([], user).security).toEqual({ mode: 'insecure' });
+  });
+
   it('parse into a typed configuration with quantities, attributes and defaults', () => {
-    const config = parseAgentArgs(['--etcd', 'http://10.0.0.1:2379,http://10.0.0.2:2379', '--cell', 'prod', '--machine-id', 'm-17', '--cpu', '2500m', '--memory', '4Gi', '--attr', 'rack=r1', '--attr', 'zone=z2', '--kill-grace-ms', '500'], root);
+    const config = parseInsecure(['--etcd', 'http://10.0.0.1:2379,http://10.0.0.2:2379', '--cell', 'prod', '--machine-id', 'm-17', '--cpu', '2500m', '--memory', '4Gi', '--attr', 'rack=r1', '--attr', 'zone=z2', '--kill-grace-ms', '500'], root);
     expect(config).toMatchObject({
       etcdEndpoints: ['http://10.0.0.1:2379', 'http://10.0.0.2:2379'],
       cell: 'prod',
@@ -73,13 +92,13 @@ describe('the agent flags', () => {
   it('refuse to run tasks as root unless --allow-root-tasks', () => {
     expect(flagOf(['--task-user', 'root'], root)).toBe('--task-user');
     expect(flagOf(['--task-user', '0'], root)).toBe('--task-user');
-    expect(parseAgentArgs(['--task-user', 'root', '--allow-root-tasks'], root).taskUser).toBeUndefined();
-    expect(parseAgentArgs(['--allow-root-tasks'], root).taskUser).toBeUndefined();
-    expect(parseAgentArgs(['--task-user', 'svc'], root).taskUser).toEqual({ name: 'svc', uid: 1001, gid: 1002 });
+    expect(parseInsecure(['--task-user', 'root', '--allow-root-tasks'], root).taskUser).toBeUndefined();
+    expect(parseInsecure(['--allow-root-tasks'], root).taskUser).toBeUndefined();
+    expect(parseInsecure(['--task-user', 'svc'], root).taskUser).toEqual({ name: 'svc', uid: 1001, gid: 1002 });
   });
 
   it('run tasks as the agent itself when it is not root, and keep data under the working directory', () => {
-    const config = parseAgentArgs(['--machine-id', 'dev', '--task-user', 'svc', '--no-enforcement'], user);
+    const config = parseInsecure(['--machine-id', 'dev', '--task-user', 'svc', '--no-enforcement'], user);
     expect(config.taskUser).toBeUndefined();
     expect(config.enforcement).toBe(false);
     expect(config.dataDir).toBe('/home/u/.omega/agent-dev');

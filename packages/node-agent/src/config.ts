@@ -1,11 +1,23 @@
 /**
  * The agent's command line, parsed with `util.parseArgs` and validated into a typed
  * configuration. Every problem is a {@link FlagError} naming the flag; the entry point prints
- * it and exits with status 2. Pure apart from reading `/etc/passwd` for `--task-user`.
+ * it and exits with status 2. Pure apart from reading `/etc/passwd` for `--task-user` and the
+ * `--ca`, `--cert` and `--key` files.
  */
 import { parseArgs } from 'node:util';
 import { join } from 'node:path';
-import { FlagError, checkId, parseBytes, parseCpuMillis, parseEtcdEndpoints, parseLogLevel, type Resources } from '@omega/cell-state';
+import {
+  FlagError,
+  SECURITY_FLAG_OPTIONS,
+  checkId,
+  parseBytes,
+  parseCpuMillis,
+  parseEtcdConnection,
+  parseLogLevel,
+  securityUsage,
+  type ProcessSecurity,
+  type Resources,
+} from '@omega/cell-state';
 import { DEFAULT_CGROUP_PARENT, DEFAULT_CGROUP_ROOT } from './cgroup-detect.js';
 import { defaultMachineId, detectCapacity } from './registration.js';
 import { DEFAULT_KILL_GRACE_MS } from './task-runner.js';
@@ -15,8 +27,9 @@ import { resolveTaskUser, type TaskUser } from './task-user.js';
 
 export const USAGE = `usage: omega-agent [flags]
 
-  --etcd URL[,URL...]     etcd endpoints (default http://127.0.0.1:2379)
-  --cell NAME             cell name (default "default")
+  --etcd URL[,URL...]     etcd endpoints (default https://127.0.0.1:2379; with --insecure
+                          http://127.0.0.1:2379)
+${securityUsage(26)}  --cell NAME             cell name (default "default")
   --machine-id ID         machine id (default: host name)
   --cpu QTY               capacity, e.g. 2 or 2000m (default: all CPUs)
   --memory QTY            capacity, e.g. 4Gi (default: total memory minus a reserve)
@@ -47,6 +60,11 @@ export const USAGE = `usage: omega-agent [flags]
 export interface AgentConfig {
   readonly help: boolean;
   readonly etcdEndpoints: readonly string[];
+  /**
+   * TLS to etcd (and on the log server) with this identity, whose CN is the agent's etcd user
+   * (`omega-agent-<machine id>`, or `omega-hollow` for a hollow agent); or `--insecure`.
+   */
+  readonly security: ProcessSecurity;
   readonly cell: string;
   readonly machineId: string;
   readonly capacity: Resources;
@@ -102,6 +120,7 @@ export function parseAgentArgs(argv: readonly string[], env: ConfigEnvironment =
       allowPositionals: false,
       options: {
         etcd: { type: 'string' },
+        ...SECURITY_FLAG_OPTIONS,
         cell: { type: 'string' },
         'machine-id': { type: 'string' },
         cpu: { type: 'string' },
@@ -133,9 +152,9 @@ export function parseAgentArgs(argv: readonly string[], env: ConfigEnvironment =
   }
   const notes: string[] = [];
 
-  const etcd = parseEtcdEndpoints(values.etcd);
-  if ('problem' in etcd) throw new FlagError('--etcd', etcd.problem);
-  const etcdEndpoints = etcd.endpoints;
+  const help = values.help === true;
+  // --help needs no certificates (main prints the usage before looking at anything else).
+  const { endpoints: etcdEndpoints, security } = help ? { endpoints: [], security: { mode: 'insecure' } as const } : parseEtcdConnection(values);
 
   const cell = values.cell ?? 'default';
   if (!CELL.test(cell)) throw new FlagError('--cell', `must be a DNS label (lowercase letters, digits, '-'), got ${JSON.stringify(cell)}`);
@@ -174,6 +193,13 @@ export function parseAgentArgs(argv: readonly string[], env: ConfigEnvironment =
   }
 
   const hollow = integer('--hollow', values.hollow, 0, 1, 100_000);
+  if (security.mode === 'tls') {
+    // etcd acts as the certificate's CN: another machine's identity would be refused its writes.
+    const expected = hollow > 0 ? 'omega-hollow' : `omega-agent-${machineId}`;
+    if (security.identity.commonName !== expected) {
+      notes.push(`--cert ${security.files.certFile} is for ${security.identity.commonName}, not ${expected}: etcd will refuse the writes its role does not allow`);
+    }
+  }
   const hollowPrefix = values['hollow-prefix'] ?? 'hollow';
   try {
     checkId('hollow-prefix', `${hollowPrefix}-0000`);
@@ -221,8 +247,9 @@ export function parseAgentArgs(argv: readonly string[], env: ConfigEnvironment =
   if (dataDir.length === 0) throw new FlagError('--data-dir', 'must not be empty');
 
   return {
-    help: values.help === true,
+    help,
     etcdEndpoints,
+    security,
     cell,
     machineId,
     capacity: { cpuMillis, memoryBytes },

@@ -8,7 +8,7 @@
  */
 import { hostname } from 'node:os';
 import { pino, type Logger } from 'pino';
-import { Cell, EtcdKv, FlagError, exitWithParent, machineId, taskId, type MachineRegistration } from '@omega/cell-state';
+import { Cell, CellKeys, EtcdKv, FlagError, exitWithParent, logProcessSecurity, machineId, taskId, type MachineRegistration } from '@omega/cell-state';
 import { Agent } from './agent.js';
 import type { CgroupDriver } from './cgroup-driver.js';
 import { detectCgroupDriver } from './cgroup-detect.js';
@@ -34,6 +34,7 @@ async function main(): Promise<number> {
   // A supervisor without setpriv's parent-death signal (see omega dev) is watched this way.
   exitWithParent();
   const logger = pino({ level: config.logLevel, base: { pid: process.pid, cell: config.cell } });
+  logProcessSecurity(logger, config.security);
   for (const note of config.notes) logger.warn(note);
 
   let cgroups: CgroupDriver | undefined;
@@ -51,7 +52,13 @@ async function main(): Promise<number> {
     }
   }
 
-  const kv = new EtcdKv({ endpoints: config.etcdEndpoints, logger });
+  const kv = new EtcdKv({
+    endpoints: config.etcdEndpoints,
+    logger,
+    // Under etcd's roles this identity may read only its cell's prefixes.
+    probeKey: new CellKeys(config.cell).root,
+    ...(config.security.mode === 'tls' ? { tls: config.security.identity } : {}),
+  });
   const cell = new Cell(kv, config.cell, { logger });
   const agentName = `omega-agent ${hostname()} pid ${process.pid}`;
   let agent: Agent;
@@ -75,6 +82,8 @@ async function main(): Promise<number> {
         port: config.logListen.port,
         logPathFor: (job, index, attempt, stream) => taskLogPaths(dataDir, taskId(job, index), attempt)[stream],
         logger,
+        // HTTPS, only for the API's client certificate with a grant for the one log; plain HTTP only with --insecure.
+        ...(config.security.mode === 'tls' ? { tls: { identity: config.security.identity, machineId: id } } : {}),
       });
       logger.info({ logAddress: logServer.address }, 'serving task logs');
     }

@@ -5,7 +5,7 @@ import { SettingsError, resolveSettings, type SchedulerSettings } from './settin
 
 function flagOf(argv: string[]): string | undefined {
   try {
-    parseSchedulerArgs(argv, 'batch');
+    parseSchedulerArgs(['--insecure', ...argv], 'batch');
     return undefined;
   } catch (error) {
     if (error instanceof FlagError) return error.flag;
@@ -15,8 +15,8 @@ function flagOf(argv: string[]): string | undefined {
 
 describe('scheduler process flags', () => {
   it('fill defaults for everything not given', () => {
-    const config = parseSchedulerArgs([], 'batch');
-    expect(config).toMatchObject({ etcd: ['http://127.0.0.1:2379'], cell: 'default', leaseTtlSeconds: 10, maxTxnOps: 128, logLevel: 'info' });
+    const config = parseSchedulerArgs(['--insecure'], 'batch');
+    expect(config).toMatchObject({ etcd: ['http://127.0.0.1:2379'], security: { mode: 'insecure' }, cell: 'default', leaseTtlSeconds: 10, maxTxnOps: 128, logLevel: 'info' });
     if (config === 'help') throw new Error('unexpected help');
     expect(config.name).toMatch(/^batch-/);
     expect(config.settings).toMatchObject({ conflictMode: 'resource-fit', transactionMode: undefined, thinkTimeJobMs: 0, machineLossGraceMs: 5000 });
@@ -25,7 +25,7 @@ describe('scheduler process flags', () => {
   it('map every flag onto the config and the loop settings', () => {
     const config = parseSchedulerArgs(
       [
-        '--etcd', 'http://127.0.0.1:2379,http://127.0.0.1:2479', '--cell', 'prod', '--name', 'b1', '--conflict-mode', 'sequence-numbers',
+        '--insecure', '--etcd', 'http://127.0.0.1:2379,http://127.0.0.1:2479', '--cell', 'prod', '--name', 'b1', '--conflict-mode', 'sequence-numbers',
         '--transaction-mode', 'all-or-nothing', '--t-job-ms', '100', '--t-task-ms', '2.5', '--lease-ttl-s', '2', '--machine-loss-grace-ms', '800',
         '--ownership-grace-ms', '300', '--max-queued-jobs', '9', '--stats-interval-ms', '250', '--max-txn-ops', '10000', '--log-level', 'warn', '--seed', '42',
         '--max-restarts-per-job-per-minute', '30',
@@ -69,6 +69,21 @@ describe('scheduler process flags', () => {
     expect(flagOf(['--max-restarts-per-job-per-minute', '0'])).toBe('--max-restarts-per-job-per-minute');
     expect(flagOf(['--frobnicate'])).toBe('--frobnicate');
     expect(flagOf(['stray'])).toBe('stray');
+  });
+
+  it('need the certificate files or --insecure', () => {
+    const missing = (argv: string[]): string | undefined => {
+      try {
+        parseSchedulerArgs(argv, 'batch');
+        return undefined;
+      } catch (error) {
+        if (error instanceof FlagError) return error.flag;
+        throw error;
+      }
+    };
+    expect(missing([])).toBe('--ca');
+    expect(missing(['--ca', 'ca.crt', '--cert', 'c.crt'])).toBe('--key');
+    expect(missing(['--insecure', '--etcd', 'https://127.0.0.1:2379'])).toBe('--etcd');
   });
 
   it('answer --help without validating anything else', () => {

@@ -5,7 +5,20 @@
  */
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
-import { CONFLICT_MODES, DEFAULT_REQUEST_RETENTION_MS, FlagError, LOG_LEVELS, TRANSACTION_MODES, parseEtcdEndpoints, type ConflictMode, type LogLevel, type TransactionMode } from '@omega/cell-state';
+import {
+  CONFLICT_MODES,
+  DEFAULT_REQUEST_RETENTION_MS,
+  FlagError,
+  LOG_LEVELS,
+  SECURITY_FLAG_OPTIONS,
+  TRANSACTION_MODES,
+  parseEtcdConnection,
+  securityUsage,
+  type ConflictMode,
+  type LogLevel,
+  type ProcessSecurity,
+  type TransactionMode,
+} from '@omega/cell-state';
 import { resolveSettings, SettingsError, type SchedulerSettings } from './settings.js';
 
 
@@ -14,6 +27,8 @@ import { resolveSettings, SettingsError, type SchedulerSettings } from './settin
 export interface SchedulerProcessConfig {
   /** etcd client URLs. */
   readonly etcd: readonly string[];
+  /** TLS to etcd with this identity (CN `omega-scheduler`), or plaintext with `--insecure`. */
+  readonly security: ProcessSecurity;
   readonly cell: string;
   readonly name: string;
   readonly leaseTtlSeconds: number;
@@ -29,8 +44,9 @@ export interface SchedulerProcessConfig {
 export function schedulerUsage(program: string): string {
   return `usage: ${program} [flags]
 
-  --etcd URL[,URL...]            etcd client URLs (default http://127.0.0.1:2379)
-  --cell NAME                    cell name (default "default")
+  --etcd URL[,URL...]            etcd client URLs (default https://127.0.0.1:2379; with
+                                 --insecure http://127.0.0.1:2379)
+${securityUsage(33)}  --cell NAME                    cell name (default "default")
   --name NAME                    instance name, unique in the cell (default <kind>-<host>-<pid>)
   --conflict-mode MODE           resource-fit | sequence-numbers (default resource-fit)
   --transaction-mode MODE        incremental | all-or-nothing, for jobs that do not choose
@@ -58,6 +74,7 @@ export function schedulerUsage(program: string): string {
 
 const OPTIONS = {
   etcd: { type: 'string' },
+  ...SECURITY_FLAG_OPTIONS,
   cell: { type: 'string' },
   name: { type: 'string' },
   'conflict-mode': { type: 'string' },
@@ -149,9 +166,7 @@ export function parseSchedulerArgs(argv: readonly string[], kind: string): Sched
   }
   if (values.help === true) return 'help';
 
-  const endpoints = parseEtcdEndpoints(values.etcd);
-  if ('problem' in endpoints) throw new FlagError('--etcd', endpoints.problem);
-  const etcd = endpoints.endpoints;
+  const { endpoints: etcd, security } = parseEtcdConnection(values);
   const cell = values.cell ?? 'default';
   if (!CELL.test(cell)) throw new FlagError('--cell', `must be a DNS label (lowercase letters, digits, '-'), got ${JSON.stringify(cell)}`);
   const name = values.name ?? defaultInstanceName(kind);
@@ -179,6 +194,7 @@ export function parseSchedulerArgs(argv: readonly string[], kind: string): Sched
   }
   return {
     etcd,
+    security,
     cell,
     name,
     leaseTtlSeconds: number('--lease-ttl-s', values['lease-ttl-s'], { min: 1 }) ?? 10,

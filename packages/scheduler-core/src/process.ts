@@ -18,10 +18,12 @@
  * which then rebuilds its book from a fresh view of the cell and resumes (see scheduler.ts).
  *
  * Exit codes: 0 after a clean stop (also when stopped before the store was ever reached); 1 when
- * the loop failed on a bug, or at a second signal; 2 for a bad flag, with a message naming it.
+ * the loop failed on a bug, at a second signal, or when etcd refuses the scheduler's identity
+ * (permission denied: its role does not allow the cell); 2 for a bad flag, with a message naming
+ * it (a missing or wrong certificate file included).
  * The only place that creates a logger.
  */
-import { Cell, ETCD_DEFAULT_LIMITS, EtcdKv, FlagError, exitWithParent, isPermanentStoreError, RetryState, retryUntilDone, type KvLease } from '@omega/cell-state';
+import { Cell, CellKeys, ETCD_DEFAULT_LIMITS, EtcdKv, FlagError, exitWithParent, isPermanentStoreError, logProcessSecurity, RetryState, retryUntilDone, type KvLease } from '@omega/cell-state';
 import pino from 'pino';
 import { systemClock } from './clock.js';
 import { parseSchedulerArgs, schedulerUsage, type SchedulerProcessConfig } from './flags.js';
@@ -63,7 +65,15 @@ export async function runSchedulerProcess(policy: PlacementPolicy, argv: readonl
   exitWithParent();
 
   const logger = pino({ level: config.logLevel, base: { program, scheduler: config.name, pid: process.pid } });
-  const kv = new EtcdKv({ endpoints: config.etcd, limits: { ...ETCD_DEFAULT_LIMITS, maxTxnOps: config.maxTxnOps }, logger });
+  logProcessSecurity(logger, config.security);
+  const kv = new EtcdKv({
+    endpoints: config.etcd,
+    limits: { ...ETCD_DEFAULT_LIMITS, maxTxnOps: config.maxTxnOps },
+    logger,
+    // Under etcd's roles this identity may read only its cells' prefixes.
+    probeKey: new CellKeys(config.cell).root,
+    ...(config.security.mode === 'tls' ? { tls: config.security.identity } : {}),
+  });
   const cell = new Cell(kv, config.cell, { logger });
   const mirror = cell.mirror();
   const controller = new AbortController();
@@ -81,8 +91,8 @@ export async function runSchedulerProcess(policy: PlacementPolicy, argv: readonl
   process.on('SIGINT', onSignal);
 
   // Startup: the store may not be up yet. Retry until it answers or we are told to stop; only
-  // what retrying cannot fix ends the process: a request the store refuses as malformed (a
-  // configuration problem). (The rule's other case, an invalid record, is thrown by writes that
+  // what retrying cannot fix ends the process: a request the store refuses as malformed or as not
+  // allowed for this identity (configuration problems). (The rule's other case, an invalid record, is thrown by writes that
   // validate one; neither the first list nor a lease grant writes a record.)
   const grant = (): Promise<KvLease> => kv.grantLease(config.leaseTtlSeconds, { autoKeepAlive: true });
   const reach = new RetryState(logger);
