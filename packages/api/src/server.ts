@@ -15,12 +15,12 @@
  * timeout while etcd is unreachable ({@link CellReader}). Nothing needs a restart afterwards.
  */
 import { ServerCredentials } from '@grpc/grpc-js';
-import type { Cell, CellMirror, JobId, TlsIdentity } from '@omega/cell-state';
+import type { Cell, CellMirror, JobId } from '@omega/cell-state';
 import type { Logger } from 'pino';
 import { pino } from 'pino';
 import { accessServiceImplementation } from './access-service.js';
 import { namespaceServiceImplementation } from './namespace-service.js';
-import { GuardedServer } from './auth/guarded-server.js';
+import { DEFAULT_RECHECK_MS, GuardedServer } from './auth/guarded-server.js';
 import { tokenAuthenticator, type AuthMode } from './auth/token-auth.js';
 import { CellReader } from './cell-reader.js';
 import { MirrorLink, type MirrorLinkOptions } from './mirror-link.js';
@@ -39,7 +39,7 @@ export interface ApiServerOptions {
    * call answers UNAVAILABLE. Default 5 s.
    */
   readonly storeTimeoutMs?: number;
-  /** How often an idle WatchJob checks that the store answers; default `storeTimeoutMs`. */
+  /** How often an idle WatchJob checks that the store answers, and an open stream that its token is still valid; default `storeTimeoutMs`. */
   readonly watchProbeMs?: number;
   /** Backoff of the background mirror start (default 200 ms doubling to 5 s). */
   readonly mirrorRetry?: MirrorLinkOptions;
@@ -55,12 +55,6 @@ export interface ApiServerOptions {
   readonly auth?: AuthMode;
   /** For tests: the clock token expiries are judged by. */
   readonly now?: () => number;
-  /**
-   * Serve TLS with this identity (its certificate, verified by clients against the cell's CA).
-   * Client certificates are accepted but not required: callers authenticate with tokens.
-   * Without it the port is plaintext: only for `--insecure`.
-   */
-  readonly tls?: TlsIdentity;
 }
 
 export interface ApiServer {
@@ -115,7 +109,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     // grpc-js binds with SO_REUSEPORT by default: a second server on a busy port would silently
     // share it (and its clients) with the first. Fail instead.
     'grpc.so_reuseport': 0,
-  }, { authenticate, logger });
+  }, { authenticate, logger, recheckMs: options.watchProbeMs ?? options.storeTimeoutMs ?? DEFAULT_RECHECK_MS });
   server.addService(definition.jobService, jobServiceImplementation({
       reader,
       logger,
@@ -130,11 +124,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   let port: number;
   try {
     port = await new Promise<number>((resolve, reject) => {
-      const credentials =
-        options.tls === undefined
-          ? ServerCredentials.createInsecure()
-          : ServerCredentials.createSsl(options.tls.ca, [{ cert_chain: options.tls.cert, private_key: options.tls.key }], false);
-      server.bindAsync(listen, credentials, (error, bound) => (error === null ? resolve(bound) : reject(error)));
+      server.bindAsync(listen, ServerCredentials.createInsecure(), (error, bound) => (error === null ? resolve(bound) : reject(error)));
     });
   } catch (error) {
     // grpc-js wraps the socket error in a long sentence (repeated); the socket error says it all.

@@ -56,6 +56,13 @@ async function secondServer(token: string): Promise<ApiTestClient> {
   return client;
 }
 
+/** Another token-checking API server over the same store that re-checks open streams every `probeMs`; its address. */
+async function tokenServer(probeMs: number): Promise<string> {
+  const server = await startApiServer({ cell: new Cell(api.kv, 'test'), auth: 'tokens', listen: '127.0.0.1:0', shutdownGraceMs: 1_000, watchProbeMs: probeMs, now: () => nowMs });
+  closers.push(() => server.close());
+  return server.address;
+}
+
 describe('authentication', () => {
   it('refuses every method of every service without a token, with UNAUTHENTICATED saying how to send one', async () => {
     const anonymous = api.clientWith(undefined);
@@ -188,6 +195,21 @@ describe('revocation and expiry', () => {
     }
     const again = await refusal(api.client.unary('access', 'RevokeToken', { name: 'ci' }));
     expect([again.code, again.details]).toEqual([status.NOT_FOUND, 'token "ci" not found']);
+  });
+
+  it('ends an open WatchJob with UNAUTHENTICATED once its token is revoked', async () => {
+    const { secret } = await tokenClient('watcher', 'ROLE_READ', ['a']);
+    const id = await submit(api.client, 'a');
+    const watcher = new ApiTestClient(await tokenServer(50), { token: secret });
+    closers.push(() => watcher.close());
+    let first: () => void = () => undefined;
+    const gotFirst = new Promise<void>((resolve) => (first = resolve));
+    const watching = watcher.stream('WatchJob', { job_id: id }, () => first());
+    await gotFirst;
+    await api.client.unary('access', 'RevokeToken', { name: 'watcher' });
+    const { messages, error } = await watching;
+    expect(messages).toHaveLength(1);
+    expect([error?.code, error?.details]).toEqual([status.UNAUTHENTICATED, 'token "watcher" is not valid (unknown, revoked, or not its secret)']);
   });
 
   it('refuses a token from its expiry on, on every API server', async () => {

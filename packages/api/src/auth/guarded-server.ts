@@ -9,7 +9,8 @@
  * ```
  *
  * {@link GuardedServer} wraps every service added to it, whoever adds it, so "every call of every
- * service is authenticated" holds by construction. A method without a rule in
+ * service is authenticated" holds by construction. An open stream authenticates again every
+ * `recheckMs` (5 s), so a revoked or expired token's watch ends too, within that time. A method without a rule in
  * {@link METHOD_ACTIONS} makes `addService` throw at start: a method nobody decided about is
  * closed, not open.
  */
@@ -28,7 +29,7 @@ import {
 import type { Logger } from 'pino';
 import { toServiceError } from '../errors.js';
 import { decideRole, enforce, METHOD_ACTIONS, type Action, type Caller } from './policy.js';
-import type { Authenticate } from './token-auth.js';
+import { UnauthenticatedError, type Authenticate } from './token-auth.js';
 
 const callers = new WeakMap<object, Caller>();
 
@@ -50,6 +51,49 @@ export function methodAction(path: string): Action | undefined {
 export interface GuardOptions {
   readonly authenticate: Authenticate;
   readonly logger: Logger;
+  /**
+   * How often an open stream (WatchJob, GetTaskLogs) authenticates its caller again; a token
+   * revoked or expired meanwhile ends it with UNAUTHENTICATED. Default 5 s.
+   */
+  readonly recheckMs?: number;
+}
+
+/** {@link GuardOptions.recheckMs}' default. */
+export const DEFAULT_RECHECK_MS = 5_000;
+
+/**
+ * Authenticates a stream's caller again every `recheckMs` until the stream ends. A refusal
+ * (revoked, expired) ends it with UNAUTHENTICATED and stops its handler (as a client's cancel
+ * would: every stream handler stops on `cancelled`); a store that does not answer is left to the
+ * stream's own checks. Returns the function that stops checking.
+ */
+function recheckWhileOpen(call: ServerWritableStream<unknown, unknown>, name: string, options: GuardOptions): () => void {
+  let checking = false;
+  const timer = setInterval(() => {
+    if (call.cancelled || call.writableEnded) return stop();
+    if (checking) return;
+    checking = true;
+    options.authenticate(call.metadata).then(
+      () => {
+        checking = false;
+      },
+      (error: unknown) => {
+        checking = false;
+        if (!(error instanceof UnauthenticatedError) || call.cancelled || call.writableEnded) return;
+        stop();
+        call.emit('error', refused(options.logger, name, error));
+        call.emit('cancelled');
+      },
+    );
+  }, options.recheckMs ?? DEFAULT_RECHECK_MS);
+  const stop = (): void => {
+    clearInterval(timer);
+    call.off('finish', stop);
+    call.off('cancelled', stop);
+  };
+  call.on('finish', stop);
+  call.on('cancelled', stop);
+  return stop;
 }
 
 /** A refused call, logged at debug: what was refused and why (the message never holds a token). */
@@ -69,17 +113,21 @@ export function guardService(definition: ServiceDefinition, implementation: Unty
     if (action === undefined) throw new Error(`no access rule for ${method.path}: add it to METHOD_ACTIONS (auth/policy.ts)`);
     const handler: UntypedHandleCall | undefined = implementation[name];
     if (handler === undefined) continue;
-    const admit = async (call: ServerUnaryCall<unknown, unknown> | ServerWritableStream<unknown, unknown>): Promise<void> => {
+    const admit = async (call: ServerUnaryCall<unknown, unknown> | ServerWritableStream<unknown, unknown>): Promise<Caller> => {
       const caller = await authenticate(call.metadata);
       enforce(decideRole(caller, action));
       callers.set(call, caller);
+      return caller;
     };
     if (method.requestStream) throw new Error(`${method.path}: client-streaming methods are not supported by the guard`);
     if (method.responseStream) {
       const serve = handler as handleServerStreamingCall<unknown, unknown>;
       guarded[name] = ((call: ServerWritableStream<unknown, unknown>) => {
         admit(call).then(
-          () => serve(call),
+          (caller) => {
+            if (caller.via === 'token') recheckWhileOpen(call, name, options);
+            serve(call);
+          },
           (error: unknown) => {
             const serviceError = refused(logger, name, error);
             if (!call.writableEnded && !call.cancelled) call.emit('error', serviceError);
