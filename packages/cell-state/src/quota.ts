@@ -101,17 +101,24 @@ export function addUsage(a: Usage, b: Usage): Usage {
   return { cpuMillis: a.cpuMillis + b.cpuMillis, memoryBytes: a.memoryBytes + b.memoryBytes, tasks: a.tasks + b.tasks };
 }
 
+/**
+ * Every snapshot's uses, computed once: a snapshot is immutable, and finding one namespace's use
+ * already walks every job, so the admissions and views judged on one snapshot share one walk.
+ */
+const usesOfSnapshot = new WeakMap<CellSnapshot, ReadonlyMap<string, Usage>>();
+
 /** What a namespace uses in `snapshot`: the sum of {@link jobUsage} over its jobs. */
 export function namespaceUsage(snapshot: CellSnapshot, namespace: string): Usage {
-  let used = NO_USAGE;
-  for (const job of snapshot.jobs()) if (job.spec.namespace === namespace) used = addUsage(used, jobUsage(snapshot, job));
-  return used;
+  return usageByNamespace(snapshot).get(namespace) ?? NO_USAGE;
 }
 
-/** Every namespace's use in one pass over the jobs (namespaces with no jobs are absent). */
-export function usageByNamespace(snapshot: CellSnapshot): Map<string, Usage> {
+/** Every namespace's use in one pass over the jobs (namespaces with no jobs are absent); cached per snapshot. */
+export function usageByNamespace(snapshot: CellSnapshot): ReadonlyMap<string, Usage> {
+  const cached = usesOfSnapshot.get(snapshot);
+  if (cached !== undefined) return cached;
   const out = new Map<string, Usage>();
   for (const job of snapshot.jobs()) out.set(job.spec.namespace, addUsage(out.get(job.spec.namespace) ?? NO_USAGE, jobUsage(snapshot, job)));
+  usesOfSnapshot.set(snapshot, out);
   return out;
 }
 
