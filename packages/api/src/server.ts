@@ -15,7 +15,7 @@
  * timeout while etcd is unreachable ({@link CellReader}). Nothing needs a restart afterwards.
  */
 import { ServerCredentials } from '@grpc/grpc-js';
-import type { Cell, CellMirror, JobId } from '@omega/cell-state';
+import type { Cell, CellMirror, JobId, TlsIdentity } from '@omega/cell-state';
 import type { Logger } from 'pino';
 import { pino } from 'pino';
 import { accessServiceImplementation } from './access-service.js';
@@ -55,6 +55,12 @@ export interface ApiServerOptions {
   readonly auth?: AuthMode;
   /** For tests: the clock token expiries are judged by. */
   readonly now?: () => number;
+  /**
+   * Serve TLS with this identity (its certificate, verified by clients against the cell's CA).
+   * Client certificates are accepted but not required: callers authenticate with tokens.
+   * Without it the port is plaintext: only for `--insecure`.
+   */
+  readonly tls?: TlsIdentity;
 }
 
 export interface ApiServer {
@@ -124,7 +130,11 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   let port: number;
   try {
     port = await new Promise<number>((resolve, reject) => {
-      server.bindAsync(listen, ServerCredentials.createInsecure(), (error, bound) => (error === null ? resolve(bound) : reject(error)));
+      const credentials =
+        options.tls === undefined
+          ? ServerCredentials.createInsecure()
+          : ServerCredentials.createSsl(options.tls.ca, [{ cert_chain: options.tls.cert, private_key: options.tls.key }], false);
+      server.bindAsync(listen, credentials, (error, bound) => (error === null ? resolve(bound) : reject(error)));
     });
   } catch (error) {
     // grpc-js wraps the socket error in a long sentence (repeated); the socket error says it all.
