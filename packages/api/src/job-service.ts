@@ -12,6 +12,7 @@ import { JobIdTakenError, KvError, jobId as toJobId, type Job, type JobId, type 
 import type { Logger } from 'pino';
 import { callerOf } from './auth/guarded-server.js';
 import { allows, authorize } from './auth/policy.js';
+import { admitJob } from './admission.js';
 import { CellReader, requestJobId } from './cell-reader.js';
 import { StoreTimeoutError } from './deadline.js';
 import { ApiError, invalidArgument, notFound, unavailable } from './errors.js';
@@ -84,8 +85,9 @@ export function jobServiceImplementation(options: JobServiceOptions): UntypedSer
   const watchProbeMs = options.watchProbeMs ?? reader.storeTimeoutMs;
 
   /**
-   * Validates, then creates the job in one guarded transaction (Cell.createJob) under the
-   * client's request id or, without one, a new one made for this call. A create whose outcome is
+   * Validates, then admits and creates the job in one guarded transaction (Cell.submitJob via
+   * admission.ts: the namespace must exist, its quota must allow the job: NOT_FOUND,
+   * RESOURCE_EXHAUSTED) under the client's request id or, without one, a new one made for this call. A create whose outcome is
    * unknown (etcd unreachable, reply lost) is tried again with the same job id, request id and
    * nonce (up to 3 attempts, within the deadline): the request record tells this call's own create from a
    * repeat, so the call answers `created: true` with one job. An id taken by another job gets a
@@ -106,7 +108,7 @@ export function jobServiceImplementation(options: JobServiceOptions): UntypedSer
     let id = makeId(spec.name);
     for (let collisions = 0, attempts = 1; ; ) {
       try {
-        const { job, created } = await reader.store(deadline, 'creating the job', () => cell.createJob({ id, spec, requestId, nonce, secretEnv }));
+        const { job, created } = await reader.store(deadline, 'admitting the job', () => admitJob(reader, { id, spec, requestId, nonce, secretEnv }, deadline, logger));
         logger.info({ jobId: job.id, name: spec.name, kind: spec.kind, instances: spec.instances, requestId, created }, created ? 'job submitted' : 'repeated submit answered with the existing job');
         return { job_id: job.id, created };
       } catch (error) {
