@@ -122,6 +122,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
       track,
       ...(options.newJobId === undefined ? {} : { newJobId: options.newJobId }),
       ...(options.watchProbeMs === undefined ? {} : { watchProbeMs: options.watchProbeMs }),
+      ...(options.tls === undefined ? {} : { logTls: options.tls }),
     }));
   server.addService(definition.cellService, cellServiceImplementation({ reader, logger }));
   server.addService(definition.accessService, accessServiceImplementation({ reader, logger, ...(options.now === undefined ? {} : { now: options.now }) }));
