@@ -109,7 +109,7 @@ describe('a namespace quota under concurrent submits through two API servers', (
     }
     const retries = admissionRetries.reduce((a, b) => a + b, 0);
     console.log(
-      `quota-race: ${admitted} admitted, ${refusals.length} refused, ${retries} admission retries after conflicts (in ${admissionRetries.filter((n) => n > 0).length} submits); ` +
+      `quota-race: ${admitted} admitted, ${refusals.length} refused, ${retries} admission retries after conflicts (in ${admissionRetries.filter((n) => n > 0).length} submits, at most ${Math.max(0, ...admissionRetries)} in one); ` +
         `use cpu ${used.cpu}/${QUOTA.cpu_millis}m memory ${used.memory / MiB}/${QUOTA.memory_bytes / MiB}Mi tasks ${used.tasks}/${QUOTA.tasks}`,
     );
     expect(stored).toHaveLength(admitted);

@@ -126,7 +126,7 @@ export interface SubmitJobOptions {
   readonly snapshotAtLeast: (revision: number) => Promise<CellSnapshot>;
   /** Default {@link SUBMIT_ADMISSION_ATTEMPTS}. */
   readonly maxAttempts?: number;
-  /** The pause before judging again after the `conflicts`-th conflict; default a random 1-50 ms. */
+  /** The pause before judging again after the `conflicts`-th conflict; default random, up to 4 ms x 2^conflicts, at most 100 ms. */
   readonly pause?: (conflicts: number) => Promise<void>;
 }
 
@@ -137,9 +137,9 @@ export type SubmitJobResult =
   | { readonly kind: 'unknown-namespace'; readonly namespace: string }
   | { readonly kind: 'contended'; readonly conflicts: number };
 
-/** Random, growing with the conflicts (so contenders spread out), at most 50 ms. */
+/** Random, growing with the conflicts (so contenders spread out), at most 100 ms. */
 function admissionPause(conflicts: number): Promise<void> {
-  const ms = 1 + Math.floor(Math.random() * Math.min(50, 2 ** Math.min(conflicts, 6)));
+  const ms = 1 + Math.floor(Math.random() * Math.min(100, 4 * 2 ** Math.min(conflicts, 5)));
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
