@@ -19,6 +19,8 @@ let dir: string;
 let server: ApiServer;
 let configPath: string;
 let adminToken: string;
+/** The server's clock runs this far ahead of the wall clock (token expiry is judged by it). */
+let clockOffsetMs = 0;
 
 interface Result {
   code: number;
@@ -66,6 +68,7 @@ beforeAll(async () => {
     auth: 'tokens',
     tls: { ca: Buffer.from(ca.certPem), cert: Buffer.from(cert.certPem), key: Buffer.from(cert.keyPem) },
     shutdownGraceMs: 1_000,
+    now: () => Date.now() + clockOffsetMs,
   });
   writeFileSync(join(dir, 'ca.pem'), ca.certPem);
   configPath = join(dir, 'client.yaml');
@@ -151,6 +154,19 @@ describe('omega against a TLS API with tokens', () => {
     expect(revoked.stderr).not.toContain(ciToken);
     const unknown = await omega(['jobs'], { OMEGA_TOKEN: `omg1.nobody.${Buffer.alloc(32, 1).toString('base64url')}` });
     expect(unknown.code).toBe(EXIT_UNAUTHENTICATED);
+  });
+
+  it('refuses an expired token with UNAUTHENTICATED, exit status 3', async () => {
+    const created = await omega(['token', 'create', 'short', '--role', 'read', '--namespaces', '*', '--ttl', '1h']);
+    expect(created.code).toBe(0);
+    const short = created.stdout.trim();
+    expect(await ok(['whoami'], { OMEGA_TOKEN: short })).toMatch(/^Token:\s+short\nRole:\s+read\nNamespaces:\s+\* \(every namespace\)\nExpires:\s+.*\(in (59|60)m\)\n$/);
+    clockOffsetMs = 2 * 3_600_000;
+    try {
+      expect(await omega(['jobs'], { OMEGA_TOKEN: short })).toMatchObject({ code: EXIT_UNAUTHENTICATED, stderr: expect.stringMatching(/^omega: not authenticated: .*expired/) });
+    } finally {
+      clockOffsetMs = 0;
+    }
   });
 
   it('cannot reach the TLS API in plaintext', async () => {
