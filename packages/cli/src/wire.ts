@@ -14,7 +14,7 @@ export type { WireResources, WireSchedulerStatsView, WireTaskView };
 // ---- going out ----------------------------------------------------------------------------------
 
 /** A submitted JobSpec: the stored spec's wire form, its namespace, and its secret env values (write-only). */
-export type WireSubmitSpec = WireJobSpec & { namespace: string; task: (NonNullable<WireJobSpec['task']> & { secret_env: Record<string, string> }) | null };
+export type WireSubmitSpec = WireJobSpec & { namespace: string };
 
 /**
  * The JobSpec of a SubmitJob: `spec` in wire form with its namespace and `secretEnv`'s values in
