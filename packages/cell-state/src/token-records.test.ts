@@ -103,6 +103,20 @@ describe('createToken', () => {
       expect((error as Error).message).toContain(message);
     }
     expect(await keysUnder(kv, keys.authRoot)).toEqual([]);
+    expect(await keysUnder(kv, keys.root)).toEqual([`${keys.root}namespaces/a`]);
+  });
+
+  it('moves a mirror of the cell prefix to the revision of every token write', async () => {
+    const kv = new MemoryKv();
+    const revisions: number[] = [];
+    const watch = kv.watch(keys.root, 1, { onBatch: (batch) => void revisions.push(batch.revision), onCompacted: () => undefined });
+    await createToken(kv, keys, { name: 'ci', role: 'read', namespaces: ['default'] });
+    const afterCreate = await kv.currentRevision();
+    await revokeToken(kv, keys, 'ci');
+    const afterRevoke = await kv.currentRevision();
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    await watch.cancel();
+    expect(revisions).toEqual([afterCreate, afterRevoke]);
   });
 });
 
