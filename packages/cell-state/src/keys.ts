@@ -12,6 +12,7 @@
  * | `schedulers/<name>`        | a scheduler's metrics                   | that scheduler            |
  * | `requests/<request id>`    | job id, spec hash, nonce, creation time | API (schedulers expire it)|
  * | `namespaces/<name>`        | a namespace, its quota, admissions      | API (create, quota, submit)|
+ * | `tokens-changed`           | nothing: rewritten with every token write | token writers (see token-records.ts) |
  *
  * Two more prefixes sit outside the cell prefix so that etcd's role-based access can keep them
  * from the components that mirror the cell (a range read needs permission on the whole range):
