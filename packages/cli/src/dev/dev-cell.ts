@@ -20,20 +20,28 @@
  * their tasks while etcd still records it), then etcd; each stage SIGTERM, a grace period,
  * SIGKILL; nothing is restarted once the stop began. Everything lives in the data directory
  * (etcd's ports are remembered there), so running `omega dev` again on it resumes the cell.
+ *
+ * Secure by default (dev-security.ts): a private CA and a certificate per component in
+ * `<data>/pki/` (created on first start, reused after), etcd with TLS and client-certificate
+ * auth, one etcd user per component (set up as root), an admin token, and `<data>/client.yaml`
+ * for the CLI. `--insecure` runs the old plaintext cell, with a warning saying what that allows.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { chmod, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, isAbsolute, join, relative } from 'node:path';
-import { PROTOS_DIR, formatBytes, formatCpu } from '@omega/cell-state';
-import { ApiClient, DEFAULT_API_ADDRESS } from '../api-client.js';
+import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
+import { API_USER, HOLLOW_USER, PROTOS_DIR, SCHEDULER_USER, agentUser, formatBytes, formatCpu } from '@omega/cell-state';
+import type { PkiDirectory } from '@omega/pki';
+import { ApiClient } from '../api-client.js';
+import { DEFAULT_CONFIG_PATH, writeClientConfig, type ApiSecurity } from '../client-config.js';
 import { CliError } from '../errors.js';
 import { formatTable } from '../output.js';
 import type { CliIo } from '../program.js';
 import { submitDemo } from './demo.js';
 import { devOptionsFrom, type DevOptions } from './dev-options.js';
 import { DevEtcd } from './dev-etcd.js';
+import { CLIENT_CONFIG_FILE, DEV_HOLLOW_PREFIX, ETCD_IDENTITY, clientAddress, devMachineId, filesOf, identityFlags, prepareDevPki, setupDevAccess } from './dev-security.js';
 import { PARENT_DEATH_DESCRIPTION, parentDeathMode } from './parent-death.js';
 import { findLeftovers, isAlive, killLeftovers, processStartTicks } from './leftovers.js';
 import { probeListen, splitHostPort } from './port-probe.js';
@@ -57,6 +65,8 @@ interface DevState {
   etcdPeerPort?: number;
   /** Names the demo's request ids: one demo per data directory. */
   runId: string;
+  /** How the cell ran last: once etcd's auth is on, a plaintext cell cannot use its data. */
+  security?: 'tls' | 'insecure';
 }
 
 const STAGE_GRACE_MS = { frontends: 10_000, agents: 30_000 };
@@ -193,11 +203,11 @@ export async function agentDataRoot(dataDir: string, isRoot = process.getuid?.()
 }
 
 /** The children to start after the API, in order, with what each one is. */
-function childSpecs(options: DevOptions, etcdUrl: string, maxTxnOps: number | undefined, dirs: { logs: string; agents: string }, built: (entry: string) => boolean): { specs: ChildSpec[]; missing: string[] } {
+function childSpecs(options: DevOptions, etcdUrl: string, maxTxnOps: number | undefined, dirs: { logs: string; agents: string }, built: (entry: string) => boolean, credentials: (identity: string) => string[]): { specs: ChildSpec[]; missing: string[] } {
   const node = process.execPath;
   const common = ['--etcd', etcdUrl, '--cell', options.cell, '--log-level', options.logLevel];
   // Schedulers split or refuse transactions above the server's op limit: tell them ours.
-  const schedulerFlags = [...common, ...(maxTxnOps === undefined ? [] : ['--max-txn-ops', String(maxTxnOps)])];
+  const schedulerFlags = [...common, ...credentials(SCHEDULER_USER), ...(maxTxnOps === undefined ? [] : ['--max-txn-ops', String(maxTxnOps)])];
   const entry = (e: string): string => join(REPO_ROOT, e);
   const specs: ChildSpec[] = [];
   const missing: string[] = [];
@@ -209,8 +219,8 @@ function childSpecs(options: DevOptions, etcdUrl: string, maxTxnOps: number | un
   if (options.machines > 0 && need(ENTRY_POINTS.agent, 'agent')) {
     for (let i = 0; i < options.machines; i++) {
       const args = [
-        entry(ENTRY_POINTS.agent), ...common,
-        '--machine-id', `dev-${i}`,
+        entry(ENTRY_POINTS.agent), ...common, ...credentials(agentUser(devMachineId(i))),
+        '--machine-id', devMachineId(i),
         '--cpu', `${options.machineCpuMillis}m`,
         '--memory', String(options.machineMemoryBytes),
         '--attr', `rack=rack-${i}`,
@@ -228,7 +238,7 @@ function childSpecs(options: DevOptions, etcdUrl: string, maxTxnOps: number | un
   if (options.hollow > 0 && need(ENTRY_POINTS.agent, 'hollow agent')) {
     const cpu = options.capacityGiven ? options.machineCpuMillis : 4000;
     const memory = options.capacityGiven ? options.machineMemoryBytes : 8 * 1024 ** 3;
-    const args = [entry(ENTRY_POINTS.agent), ...common, '--hollow', String(options.hollow), '--hollow-prefix', 'dev-hollow', '--cpu', `${cpu}m`, '--memory', String(memory), '--data-dir', join(dirs.agents, 'hollow')];
+    const args = [entry(ENTRY_POINTS.agent), ...common, ...credentials(HOLLOW_USER), '--hollow', String(options.hollow), '--hollow-prefix', DEV_HOLLOW_PREFIX, '--cpu', `${cpu}m`, '--memory', String(memory), '--data-dir', join(dirs.agents, 'hollow')];
     specs.push({ name: 'hollow', command: node, args, logFile: join(dirs.logs, 'hollow.log'), what: `${options.hollow} hollow machines: ${formatCpu(cpu)} CPU, ${formatBytes(memory)} each` });
   }
   if (options.batchSchedulers > 0 && need(ENTRY_POINTS.batch, 'batch scheduler')) {
@@ -275,6 +285,10 @@ export async function runDev(options: DevOptions, io: CliIo): Promise<void> {
   }
   const stateFile = join(options.dataDir, 'dev.json');
   const state = await loadState(stateFile);
+  if (options.insecure && state.security === 'tls' && options.etcd === undefined) {
+    await unlock();
+    throw new CliError(`${options.dataDir} holds a secure cell (its etcd requires client certificates and has auth on): --insecure cannot run it; drop --insecure, or give --data-dir another directory`);
+  }
   // Paths under the working directory read best relative; others in full.
   const shown = (path: string): string => {
     const rel = relative(process.cwd(), path);
@@ -337,8 +351,23 @@ export async function runDev(options: DevOptions, io: CliIo): Promise<void> {
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   let client: ApiClient | undefined;
+  const securitySettings = { dataDir: options.dataDir, cell: options.cell, listen: options.listen, machines: options.machines, hollow: options.hollow };
+  const apiAddress = clientAddress(options.listen);
+  const clientConfig = join(options.dataDir, CLIENT_CONFIG_FILE);
 
   try {
+    let pki: PkiDirectory | undefined;
+    if (options.insecure) {
+      warn('--insecure: etcd and the API run in PLAINTEXT with NO credentials: any process that reaches them (every task of this cell included) can read and rewrite the whole cell and run any command on every machine');
+    } else {
+      pki = await prepareDevPki(securitySettings).catch((error: unknown) => {
+        throw new CliError(`cannot set up the cell's certificates in ${shown(join(options.dataDir, 'pki'))}: ${(error as Error).message}`, 1, { cause: error });
+      });
+      if (pki.createdCa) say(`Created a private CA and a certificate per component in ${shown(pki.dir)} (reused on every start).`);
+      else for (const issued of pki.issued) say(`Issued a certificate for ${issued.name} (${issued.reason}).`);
+    }
+    const credentials = (identity: string): string[] => (pki === undefined ? ['--insecure'] : identityFlags(pki, identity));
+
     let etcdUrl: string;
     if (options.etcd !== undefined) {
       etcdUrl = options.etcd;
@@ -348,10 +377,25 @@ export async function runDev(options: DevOptions, io: CliIo): Promise<void> {
         restarted: (pid) => warn(`etcd restarted (pid ${pid}, restart ${etcd?.restarts ?? 0})`),
         restartFailed: (error, retryInMs) => warn(`etcd could not be restarted (${error.message.split('\n')[0] ?? ''}); trying again in ${duration(retryInMs)}`),
         changed: () => status.update(),
-      });
+      }, pki === undefined ? {} : { tls: filesOf(pki, ETCD_IDENTITY) });
       etcdUrl = etcd.clientUrl;
       state.etcdClientPort = etcd.clientPort;
       state.etcdPeerPort = etcd.peerPort;
+    }
+    let security: ApiSecurity = { kind: 'insecure' };
+    if (pki !== undefined) {
+      // Before auth is on, so remembered even if what follows fails half way.
+      state.security = 'tls';
+      await writeFile(stateFile, `${JSON.stringify(state, null, 2)}\n`);
+      const { admin } = await setupDevAccess(etcdUrl, pki, securitySettings).catch((error: unknown) => {
+        throw new CliError(`cannot set up etcd's users and the admin token: ${(error as Error).message}`, 1, { cause: error });
+      });
+      if (admin.outcome === 'created' && admin.reason !== 'none') say(`Created a new admin token (${admin.reason}).`);
+      security = { kind: 'tls', ca: readFileSync(pki.caFile), caPath: pki.caFile, token: admin.token };
+      writeClientConfig(clientConfig, { api: apiAddress, ca: pki.caFile, token: admin.token });
+    } else {
+      state.security = 'insecure';
+      writeClientConfig(clientConfig, { api: apiAddress, insecure: true });
     }
     await writeFile(stateFile, `${JSON.stringify(state, null, 2)}\n`);
     status.update();
@@ -362,14 +406,14 @@ export async function runDev(options: DevOptions, io: CliIo): Promise<void> {
       {
         name: 'api',
         command: process.execPath,
-        args: [join(REPO_ROOT, ENTRY_POINTS.api), ...common, '--listen', options.listen],
+        args: [join(REPO_ROOT, ENTRY_POINTS.api), ...common, ...credentials(API_USER), '--listen', options.listen],
         logFile: join(logs, 'api.log'),
-        what: `gRPC API at ${options.listen}`,
+        what: `gRPC API at ${options.listen}${pki === undefined ? ' (PLAINTEXT, no tokens)' : ' (TLS, tokens)'}`,
       },
       // Not while starting: an API that cannot start is the reason omega dev fails.
       { restart: false },
     );
-    client = new ApiClient(options.listen, 5_000);
+    client = new ApiClient(apiAddress, 5_000, security);
     const apiReady = waitForApi(client, api, options.listen, 30_000);
     // Once a stop wins the race, the API's wait may still fail as the API goes away: ignore it.
     apiReady.catch(() => undefined);
@@ -380,7 +424,7 @@ export async function runDev(options: DevOptions, io: CliIo): Promise<void> {
 
     const agents = await agentDataRoot(options.dataDir);
     if (agents !== options.dataDir && options.machines > 0) warn(`tasks run as nobody, who cannot enter ${options.dataDir}: agents keep their task directories in ${agents}`);
-    const { specs, missing } = childSpecs(options, etcdUrl, etcd?.maxTxnOps, { logs, agents }, built);
+    const { specs, missing } = childSpecs(options, etcdUrl, etcd?.maxTxnOps, { logs, agents }, built, credentials);
     for (const line of missing) warn(`${line} (build it, then restart omega dev)`);
     if (options.enforcementAutoOff) warn('not running as root: agents run tasks WITHOUT cgroup limits (--no-enforcement)');
     for (const spec of specs) {
@@ -394,12 +438,15 @@ export async function runDev(options: DevOptions, io: CliIo): Promise<void> {
       ['etcd', etcd === undefined ? '-' : String(etcd.pid), '0', etcd === undefined ? `external ${etcdUrl}` : `${etcdUrl} (data ${shown(join(options.dataDir, 'etcd'))})`, '-'],
       ...group.list().map((c) => [c.spec.name, String(c.pid), String(c.restarts), c.spec.what, shown(c.spec.logFile)]),
     ];
-    const apiFlag = options.listen === DEFAULT_API_ADDRESS ? '' : ` --api ${options.listen}`;
-    say(`Omega dev cell "${options.cell}" is up. API: ${options.listen}${apiFlag === '' ? '' : ` (use --api ${options.listen} or OMEGA_API=${options.listen})`}\n`);
+    // The CLI finds ./.omega/client.yaml by itself; any other data directory needs the export.
+    const found = clientConfig === resolve(DEFAULT_CONFIG_PATH);
+    say(`Omega dev cell "${options.cell}" is up. API: ${options.listen}${pki === undefined ? ' (PLAINTEXT: --insecure)' : ' (TLS; bearer token in the client config)'}\n`);
     say(formatTable(['PROCESS', 'PID', 'RESTARTS', 'WHAT', 'LOG'], rows));
     say(`\nChildren that die are restarted (1 s doubling to 30 s); ${parentDeath === 'pdeathsig' ? PARENT_DEATH_DESCRIPTION.pdeathsig : 'see the warning above about omega dev being killed'}.`);
     say(`Current pids, states and restart counts: ${shown(join(options.dataDir, STATUS_FILE))}`);
-    say(`\nTry: npx omega${apiFlag} machines | npx omega${apiFlag} jobs | npx omega${apiFlag} submit -f job.yaml`);
+    say(`\nClient config (API address, ${pki === undefined ? 'plaintext' : 'CA certificate, admin token: keep it private'}): ${shown(clientConfig)}`);
+    say(`export OMEGA_CONFIG=${clientConfig}`);
+    say(`\n${found ? 'Try (here, or with the export anywhere)' : 'After the export, try'}: npx omega machines | npx omega jobs | npx omega submit -f job.yaml`);
     say(`Ctrl-C stops everything; \`omega dev\` on ${shown(options.dataDir)} again resumes the cell.`);
 
     if (options.demo) {
@@ -412,7 +459,7 @@ export async function runDev(options: DevOptions, io: CliIo): Promise<void> {
       say('\nDemo jobs submitted:');
       for (const job of jobs) say(`  ${job.id}  ${job.spec.kind}, ${job.spec.instances} task(s): ${job.spec.task.command.slice(2).join(' ')}`);
       const first = jobs[0]?.id ?? '<job id>';
-      say(`\nWatch them:\n  npx omega${apiFlag} jobs\n  npx omega${apiFlag} watch ${first}\n  npx omega${apiFlag} logs ${first} 0\n  npx omega${apiFlag} machines\n  npx omega${apiFlag} stats`);
+      say(`\nWatch them${found ? '' : ' (after the export above)'}:\n  npx omega jobs\n  npx omega watch ${first}\n  npx omega logs ${first} 0\n  npx omega machines\n  npx omega stats`);
     }
 
     await stop;

@@ -11,8 +11,12 @@
  *
  * The launcher binds etcd to this process's life (setpriv --pdeathsig, see parent-death.ts), so
  * it dies with `omega dev` like the other children.
+ *
+ * With `tls` (the member's own certificate and the cell's CA, from the dev PKI), etcd serves
+ * clients over TLS only and requires a client certificate signed by that CA; every restart uses
+ * the same files.
  */
-import { EtcdStartError, startEtcd, type RunningEtcd } from '@omega/cell-state';
+import { EtcdStartError, startEtcd, type RunningEtcd, type TlsFiles } from '@omega/cell-state';
 import { DEFAULT_RESTART_BACKOFF, RestartBackoff, type BackoffSettings } from './restart-backoff.js';
 import { isAlive } from './leftovers.js';
 
@@ -46,6 +50,7 @@ export class DevEtcd {
     private current: RunningEtcd,
     private readonly events: DevEtcdEvents,
     backoff: BackoffSettings,
+    private readonly tls: TlsFiles | undefined,
   ) {
     this.backoff = new RestartBackoff(backoff);
     this.startWatching();
@@ -54,9 +59,10 @@ export class DevEtcd {
   /**
    * Starts etcd on `dataDir`, on the ports it had last time when they are still free (else new
    * ones, same data), and watches it. Throws the launcher's errors (no etcd, would not start).
+   * `tls`: serve TLS with client-certificate authentication (default plaintext).
    */
-  static async start(dataDir: string, ports: EtcdPorts, events: DevEtcdEvents = {}, backoff: BackoffSettings = DEFAULT_RESTART_BACKOFF): Promise<DevEtcd> {
-    const base = { dataDir, detached: true } as const;
+  static async start(dataDir: string, ports: EtcdPorts, events: DevEtcdEvents = {}, options: { readonly backoff?: BackoffSettings; readonly tls?: TlsFiles } = {}): Promise<DevEtcd> {
+    const base = { dataDir, detached: true, ...(options.tls === undefined ? {} : { tls: options.tls }) } as const;
     let running: RunningEtcd | undefined;
     if (ports.etcdClientPort !== undefined && ports.etcdPeerPort !== undefined) {
       try {
@@ -67,7 +73,7 @@ export class DevEtcd {
       }
     }
     running ??= await startEtcd(base);
-    return new DevEtcd(running, events, backoff);
+    return new DevEtcd(running, events, options.backoff ?? DEFAULT_RESTART_BACKOFF, options.tls);
   }
 
   get pid(): number {
@@ -118,7 +124,7 @@ export class DevEtcd {
       const { dataDir, clientPort, peerPort } = this.current;
       // The old member is gone: this only forgets it (the launcher's exit handler list).
       void this.current.stop();
-      startEtcd({ dataDir, detached: true, clientPort, peerPort }).then(
+      startEtcd({ dataDir, detached: true, clientPort, peerPort, ...(this.tls === undefined ? {} : { tls: this.tls }) }).then(
         async (running) => {
           if (this.state !== 'restarting') {
             await running.stop();

@@ -14,7 +14,7 @@ describe('hostShare', () => {
 describe('devOptionsFrom', () => {
   it('defaults to two machines, two batch and one service scheduler, on ./.omega', () => {
     const options = devOptionsFrom({}, false, true);
-    expect(options).toMatchObject({ machines: 2, hollow: 0, batchSchedulers: 2, serviceSchedulers: 1, cell: 'default', listen: '127.0.0.1:7070', enforcement: true, demo: false });
+    expect(options).toMatchObject({ machines: 2, hollow: 0, batchSchedulers: 2, serviceSchedulers: 1, cell: 'default', listen: '127.0.0.1:7070', enforcement: true, demo: false, insecure: false });
     expect(options.dataDir.endsWith('/.omega')).toBe(true);
   });
 
@@ -40,5 +40,11 @@ describe('devOptionsFrom', () => {
     expect(flag({ machineCpu: '0' })).toBe('--machine-cpu');
     expect(flag({ logLevel: 'chatty' })).toBe('--log-level');
     expect(flag({ machines: 1000 })).toBe('--machines');
+  });
+
+  it('takes an external etcd only for a plaintext cell, and only over http', () => {
+    expect(() => devOptionsFrom({ etcd: 'http://127.0.0.1:2379' }, false, true)).toThrow(/^--etcd: an etcd that omega dev does not start can only be used with --insecure/);
+    expect(() => devOptionsFrom({ etcd: 'https://127.0.0.1:2379', insecure: true }, false, true)).toThrow(/^--etcd: with --insecure the etcd must be plaintext http:\/\//);
+    expect(devOptionsFrom({ etcd: 'http://127.0.0.1:2379', insecure: true }, false, true)).toMatchObject({ etcd: 'http://127.0.0.1:2379', insecure: true });
   });
 });

@@ -30,6 +30,11 @@ export interface DevOptions {
   readonly enforcementAutoOff: boolean;
   readonly logLevel: string;
   readonly demo: boolean;
+  /**
+   * `--insecure`: the old plaintext cell (etcd and the API without TLS or credentials). Default
+   * false: a private CA, TLS everywhere, etcd users per component and an admin token.
+   */
+  readonly insecure: boolean;
 }
 
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
@@ -77,6 +82,9 @@ export function devOptionsFrom(options: Record<string, unknown>, enforcementGive
       url = undefined;
     }
     if (url === undefined || (url.protocol !== 'http:' && url.protocol !== 'https:')) throw usage('--etcd', `${JSON.stringify(etcd)} is not a URL like http://127.0.0.1:2379`);
+    // An etcd that omega dev did not start does not trust omega dev's CA.
+    if (options.insecure !== true) throw usage('--etcd', 'an etcd that omega dev does not start can only be used with --insecure (for a secure cell on your own etcd: omega pki and omega cell init)');
+    if (url.protocol !== 'http:') throw usage('--etcd', `with --insecure the etcd must be plaintext http://, got ${JSON.stringify(etcd)}`);
   }
   const logLevel = text('logLevel') ?? 'info';
   if (!LOG_LEVELS.includes(logLevel)) throw usage('--log-level', `must be one of ${LOG_LEVELS.join(', ')}`);
@@ -122,5 +130,6 @@ export function devOptionsFrom(options: Record<string, unknown>, enforcementGive
     enforcementAutoOff,
     logLevel,
     demo: options.demo === true,
+    insecure: options.insecure === true,
   };
 }
