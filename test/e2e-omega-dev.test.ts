@@ -1,14 +1,19 @@
 // End to end: the real `omega` CLI against a real `omega dev` cell (etcd, the API, two agents on
-// this host, a batch and a service scheduler, each its own process). Everything is started and
-// stopped by this file; servers listen on 127.0.0.1 only.
+// this host, a batch and a service scheduler, each its own process), secured as `omega dev` is by
+// default: its own CA, TLS everywhere, etcd users per component, and the admin token in the
+// client config it writes, which every CLI call here uses. Everything is started and stopped by
+// this file; servers listen on 127.0.0.1 only.
 //
 // Needs every package built (`npm run build`), including the agents' log server and the
 // schedulers' shared process runner; until they exist, the tests are skipped with a warning.
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
-import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Metadata, credentials, loadPackageDefinition, status, type Client, type ServiceError } from '@grpc/grpc-js';
+import protoLoader from '@grpc/proto-loader';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { API_PROTO_FILE, PROTO_LOADER_OPTIONS } from '@omega/api/client';
 import { freePort } from '@omega/cell-state';
 import { eventually, repoPath, runNode, startNode, stopAll, type Started } from './support/processes.js';
 
@@ -71,8 +76,26 @@ async function stopDev(): Promise<void> {
   dev = undefined;
 }
 
+/** The client config `omega dev` writes: the API's address, its CA and the admin token. */
+const clientConfig = (): string => join(dataDir, 'client.yaml');
+
 function omega(...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return runNode(CLI, ['--api', api, ...args], 120_000);
+  return runNode(CLI, ['--config', clientConfig(), ...args], 120_000);
+}
+
+/** `ListMachines` from a plain gRPC client of the .proto files, with the given channel and metadata. */
+function listMachines(channel: ReturnType<typeof credentials.createSsl>, metadata = new Metadata()): Promise<ServiceError | undefined> {
+  const definition = protoLoader.loadSync(API_PROTO_FILE, PROTO_LOADER_OPTIONS);
+  const v1 = (loadPackageDefinition(definition) as unknown as { omega: { v1: Record<string, new (address: string, creds: unknown) => Client & Record<string, (...args: unknown[]) => unknown>> } }).omega.v1;
+  const CellService = v1.CellService;
+  if (CellService === undefined) throw new Error('no CellService in the protos');
+  const client = new CellService(api, channel);
+  return new Promise((resolve) => {
+    client.ListMachines?.({}, metadata, { deadline: Date.now() + 10_000 }, (error: ServiceError | null) => {
+      client.close();
+      resolve(error ?? undefined);
+    });
+  });
 }
 
 async function jobFile(name: string, text: string): Promise<string> {
@@ -221,13 +244,51 @@ describe.sequential('omega dev driven by the omega CLI', () => {
     expect(await jobCount()).toBe(before + 1);
   });
 
-  it.skipIf(!built)('leaves no process behind when stopped, and resumes the cell with its jobs when started again', async () => {
+  it.skipIf(!built)('writes a private client config that the CLI uses from OMEGA_CONFIG, naming the API, its CA and an admin token', async () => {
+    const config = await readFile(clientConfig(), 'utf8');
+    expect(statSync(clientConfig()).mode & 0o777).toBe(0o600);
+    expect(config).toContain(`api: ${api}\n`);
+    expect(config).toContain('ca: pki/ca.pem\n');
+    expect(config).toMatch(/\ntoken: omg1\.dev-admin\.[A-Za-z0-9_-]{43}\n/);
+    expect(dev?.output()).toContain(`export OMEGA_CONFIG=${clientConfig()}`);
+    const previous = process.env.OMEGA_CONFIG;
+    process.env.OMEGA_CONFIG = clientConfig();
+    try {
+      const whoami = await runNode(CLI, ['--json', 'whoami'], 60_000);
+      expect(whoami.stderr).toBe('');
+      expect(JSON.parse(whoami.stdout)).toMatchObject({ name: 'dev-admin', role: 'admin' });
+    } finally {
+      if (previous === undefined) delete process.env.OMEGA_CONFIG;
+      else process.env.OMEGA_CONFIG = previous;
+    }
+  });
+
+  it.skipIf(!built)('refuses a call without the token, with a token it does not know, and a plaintext client', async () => {
+    const ca = await readFile(join(dataDir, 'pki', 'ca.pem'));
+    const tls = credentials.createSsl(ca);
+    // The same client with the token is let in: the refusals below are about the credential.
+    const withToken = new Metadata();
+    withToken.set('authorization', `Bearer ${/\ntoken: (\S+)\n/.exec(await readFile(clientConfig(), 'utf8'))?.[1] ?? ''}`);
+    expect(await listMachines(tls, withToken)).toBeUndefined();
+    expect((await listMachines(tls))?.code).toBe(status.UNAUTHENTICATED);
+    const unknown = await omega('--token', `omg1.dev-admin.${'A'.repeat(43)}`, 'jobs');
+    expect(unknown.code).toBe(3);
+    expect(unknown.stdout).toBe('');
+    const plaintext = await listMachines(credentials.createInsecure() as ReturnType<typeof credentials.createSsl>);
+    expect(plaintext?.code).toBe(status.UNAVAILABLE);
+  });
+
+  it.skipIf(!built)('leaves no process behind when stopped, and resumes the cell with its jobs, its CA and its token when started again', async () => {
     const pids = devPids;
     expect(pids.length).toBe(6);
+    const before = { ca: await readFile(join(dataDir, 'pki', 'ca.pem'), 'utf8'), config: await readFile(clientConfig(), 'utf8') };
     await stopDev();
     expect(pids.filter(alive)).toEqual([]);
     for (const id of jobIds) expect(processesOf(id)).toEqual([]);
     await startDev();
+    expect(await readFile(join(dataDir, 'pki', 'ca.pem'), 'utf8')).toBe(before.ca);
+    expect(await readFile(clientConfig(), 'utf8')).toBe(before.config);
+    expect(dev?.output()).not.toContain('Created a private CA');
     const listed = (JSON.parse((await omega('--json', 'jobs')).stdout) as { id: string }[]).map((j) => j.id);
     expect(listed).toEqual(expect.arrayContaining([...new Set(jobIds)]));
   });

@@ -65,8 +65,9 @@ function child(name: string): ProcessStatus {
   return found;
 }
 
+/** Every call goes through the client config `omega dev` wrote (its API, CA and admin token). */
 function omega(...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return runNode(CLI, ['--api', api, ...args], 60_000);
+  return runNode(CLI, ['--config', join(dataDir, 'client.yaml'), ...args], 60_000);
 }
 
 /** Submits a short hollow batch job and waits for it to succeed: the cell works end to end. */
@@ -179,10 +180,39 @@ describe.sequential('omega dev supervising its children', () => {
       expect(result.stdout).not.toContain('is up');
       // Nothing started: no etcd data, no child log, no status file.
       expect(existsSync(join(other, 'etcd'))).toBe(false);
+      expect(existsSync(join(other, 'pki'))).toBe(false);
       expect(readdirSync(join(other, 'logs'))).toEqual([]);
       expect(existsSync(join(other, 'dev-status.json'))).toBe(false);
     } finally {
       await new Promise((resolve) => server.close(resolve));
+      await rm(other, { recursive: true, force: true });
+    }
+  });
+
+  it.skipIf(!built)('refuses --insecure on the data directory of a secure cell, and starts nothing', async () => {
+    // The cell of this file was secure (and omega dev is gone since the SIGKILL test).
+    const result = await runNode(CLI, ['dev', '--data-dir', dataDir, '--listen', api, '--insecure', '--machines', '0', '--hollow', '1', '--no-enforcement'], 60_000);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain(`${dataDir} holds a secure cell`);
+    expect(result.stdout).not.toContain('is up');
+  });
+
+  it.skipIf(!built)('runs the old plaintext cell with --insecure, warning what that allows, with a client config that says so', async () => {
+    const other = await mkdtemp(join(tmpdir(), 'omega-supervision-insecure-'));
+    try {
+      const otherApi = `127.0.0.1:${await freePort()}`;
+      const { started } = await startNode(CLI, ['dev', '--data-dir', other, '--listen', otherApi, '--insecure', '--machines', '0', '--hollow', '1', '--batch-schedulers', '0', '--service-schedulers', '0', '--no-enforcement'], /is up[\s\S]*?Ctrl-C/, 120_000);
+      expect(started.output()).toMatch(/--insecure: etcd and the API run in PLAINTEXT with NO credentials/);
+      expect(existsSync(join(other, 'pki'))).toBe(false);
+      expect(readFileSync(join(other, 'client.yaml'), 'utf8')).toContain(`api: ${otherApi}\ninsecure: true\n`);
+      const machines = await eventually('the hollow machine to be listed', async () => {
+        const listed = await runNode(CLI, ['--config', join(other, 'client.yaml'), '--json', 'machines'], 60_000);
+        return listed.code === 0 && (JSON.parse(listed.stdout) as unknown[]).length === 1 ? listed : undefined;
+      }, 60_000, 500);
+      expect(machines.stderr).toBe('');
+      await started.stop();
+      expect(started.child.exitCode).toBe(0);
+    } finally {
       await rm(other, { recursive: true, force: true });
     }
   });
