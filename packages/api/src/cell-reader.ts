@@ -19,6 +19,12 @@ import { Deadline, StoreTimeoutError } from './deadline.js';
 import { invalidArgument, unavailable } from './errors.js';
 import type { MirrorLink } from './mirror-link.js';
 
+/**
+ * How long a read waits for the mirror to reach etcd's revision by itself before it writes the
+ * sync marker: long enough for the watch to deliver a write that just happened.
+ */
+const SYNC_AFTER_MS = 100;
+
 /** Default budget of one call's store steps. */
 export const DEFAULT_STORE_TIMEOUT_MS = 5_000;
 
@@ -36,6 +42,7 @@ export class CellReader {
   private readonly logger: Logger;
   private storeDown = false;
   private probing: Promise<void> | undefined;
+  private syncing: Promise<number> | undefined;
 
   constructor(
     readonly cell: Cell,
@@ -57,7 +64,17 @@ export class CellReader {
     await this.listed(deadline);
     // A range of one key that need not exist: the reply's header carries the current revision.
     const { revision } = await this.store(deadline, 'reading the current revision', () => this.cell.kv.range({ key: this.cell.keys.root }));
-    return this.atLeast(revision, deadline);
+    if (this.mirror.revision >= revision) return this.mirror.snapshot();
+    try {
+      await this.mirror.waitForRevision(revision, Math.max(1, Math.min(SYNC_AFTER_MS, deadline.remainingMs)));
+      return this.mirror.snapshot();
+    } catch {
+      // The newer revisions may all be writes outside the cell prefix (tokens, another cell in
+      // the same etcd), which the mirror's watch never delivers: it would wait for the next write
+      // to the cell. A write of the sync marker inside the prefix gives the watch an event past them.
+      const marker = await this.syncMarker(deadline);
+      return this.atLeast(Math.max(revision, marker), deadline);
+    }
   }
 
   /** A snapshot at `revision` or later (e.g. the revision a write returned). */
@@ -69,6 +86,14 @@ export class CellReader {
       throw unavailable(`the API server's view of the cell is behind etcd (at revision ${this.mirror.revision}, needs ${revision}); retry`, error);
     }
     return this.mirror.snapshot();
+  }
+
+  /** Writes the cell's sync marker (concurrent callers share one write); its revision. */
+  private syncMarker(deadline: Deadline): Promise<number> {
+    this.syncing ??= this.store(deadline, 'writing the sync marker', () => this.cell.kv.put(this.cell.keys.syncMarker, new Uint8Array())).finally(() => {
+      this.syncing = undefined;
+    });
+    return this.syncing;
   }
 
   /**

@@ -78,6 +78,15 @@ export class CellKeys {
     this.secretsRoot = `/omega-secrets/${cell}/`;
   }
 
+  /**
+   * `/omega/<cell>/sync`: a key of no kind (mirrors ignore it but advance past its revision) that
+   * API servers write when their mirror waits for a revision that only writes outside the cell
+   * prefix made. One key for the whole cell, so it never accumulates.
+   */
+  get syncMarker(): string {
+    return `${this.root}sync`;
+  }
+
   /** `/omega-auth/<cell>/tokens/`. */
   get tokensPrefix(): string {
     return `${this.authRoot}tokens/`;
