@@ -5,14 +5,15 @@
  * ids are for, and it is what a careful client does. Remembers every submission and its outcome
  * so the test can check that no acknowledged job was lost and that one request made one job.
  *
- * Built on the API's own proto-loader options (`@omega/api/client`), like the CLI.
+ * Built on the API's own proto-loader options (`@omega/api/client`), like the CLI. Plaintext
+ * without a token (an `--insecure` API) unless given the cell's CA and a bearer token.
  */
-import { credentials, loadPackageDefinition, status, type Client, type ServiceError } from '@grpc/grpc-js';
+import { credentials, loadPackageDefinition, Metadata, status, type Client, type ServiceError } from '@grpc/grpc-js';
 import protoLoader from '@grpc/proto-loader';
 import { API_PROTO_FILE, PROTO_LOADER_OPTIONS } from '@omega/api/client';
 
 type Callback = (error: ServiceError | null, reply: unknown) => void;
-type Method = (request: unknown, options: { deadline: number; waitForReady: boolean }, callback: Callback) => void;
+type Method = (request: unknown, metadata: Metadata, options: { deadline: number; waitForReady: boolean }, callback: Callback) => void;
 type ServiceClient = Client & Record<string, Method>;
 type ServiceConstructor = new (address: string, creds: ReturnType<typeof credentials.createInsecure>, options?: object) => ServiceClient;
 
@@ -34,6 +35,12 @@ export interface Submission {
   failure?: string;
 }
 
+/** How to reach a TLS API: the cell's CA certificate (PEM) and a bearer token (`omg1.<name>.<secret>`). */
+export interface ApiCredentials {
+  readonly ca: Buffer;
+  readonly token: string;
+}
+
 /** A refused or abandoned submission. */
 export class SubmitFailedError extends Error {
   constructor(
@@ -51,17 +58,21 @@ export class JobSubmitter {
   readonly submissions = new Map<string, Submission>();
   private readonly jobs: ServiceClient;
   private readonly cells: ServiceClient;
+  private readonly metadata = new Metadata();
 
   constructor(
     readonly address: string,
     private readonly callDeadlineMs = 5_000,
+    secure?: ApiCredentials,
   ) {
     const definition = protoLoader.loadSync(API_PROTO_FILE, PROTO_LOADER_OPTIONS);
     const v1 = (loadPackageDefinition(definition) as unknown as { omega: { v1: Record<string, ServiceConstructor> } }).omega.v1;
     // Reconnect fast after the API server comes back: this client is meant to see it restart.
     const options = { 'grpc.max_receive_message_length': 64 * 1024 * 1024, 'grpc.initial_reconnect_backoff_ms': 200, 'grpc.max_reconnect_backoff_ms': 1_000 };
-    this.jobs = new (v1.JobService as ServiceConstructor)(address, credentials.createInsecure(), options);
-    this.cells = new (v1.CellService as ServiceConstructor)(address, credentials.createInsecure(), options);
+    const channel = secure === undefined ? credentials.createInsecure() : credentials.createSsl(secure.ca);
+    if (secure !== undefined) this.metadata.set('authorization', `Bearer ${secure.token}`);
+    this.jobs = new (v1.JobService as ServiceConstructor)(address, channel, options);
+    this.cells = new (v1.CellService as ServiceConstructor)(address, channel, options);
   }
 
   /**
@@ -127,7 +138,7 @@ export class JobSubmitter {
   private call(client: ServiceClient, method: string, request: unknown): Promise<unknown> {
     const fn = client[method] as Method;
     return new Promise((resolve, reject) => {
-      fn.call(client, request, { deadline: Date.now() + this.callDeadlineMs, waitForReady: false }, (error, reply) => (error === null ? resolve(reply) : reject(error)));
+      fn.call(client, request, this.metadata, { deadline: Date.now() + this.callDeadlineMs, waitForReady: false }, (error, reply) => (error === null ? resolve(reply) : reject(error)));
     });
   }
 }

@@ -50,7 +50,7 @@ export function agentUser(machine: string): string {
 }
 
 /** One grant: a key (exact) or a prefix, and what may be done with it. */
-export interface AccessGrant {
+export interface EtcdGrant {
   readonly permission: 'read' | 'write' | 'readwrite';
   readonly key: string;
   /** True: every key starting with `key`; false: `key` alone. */
@@ -58,9 +58,9 @@ export interface AccessGrant {
 }
 
 /** A role (and the user of the same name) and its grants. */
-export interface AccessRole {
+export interface EtcdRole {
   readonly name: string;
-  readonly grants: readonly AccessGrant[];
+  readonly grants: readonly EtcdGrant[];
 }
 
 export interface CellAccessOptions {
@@ -88,7 +88,7 @@ export interface CellAccessTarget {
 /** What {@link setupCellAccess} did. */
 export interface CellAccessResult {
   /** Every role (and user) of the cell, with its grants. */
-  readonly roles: readonly AccessRole[];
+  readonly roles: readonly EtcdRole[];
   /** Users and roles created this time (`user:<name>`, `role:<name>`). */
   readonly created: readonly string[];
   /** Grants added or revoked this time (`+read /omega/c/`, `-readwrite /omega/c/machines/*`). */
@@ -114,12 +114,12 @@ export class CellAccessError extends Error {
  * The roles of `cell` as a table (pure): what {@link setupCellAccess} grants, and what the
  * README documents. Throws {@link InvalidRecordError} for a bad cell, machine id or prefix.
  */
-export function cellAccessRoles(cell: string, options: CellAccessOptions): AccessRole[] {
+export function cellAccessRoles(cell: string, options: CellAccessOptions): EtcdRole[] {
   const keys = new CellKeys(cell);
-  const cellRead: AccessGrant = { permission: 'read', key: keys.root, prefix: true };
-  const taskWrites: AccessGrant = { permission: 'readwrite', key: keys.prefix('tasks'), prefix: true };
-  const secretsRead: AccessGrant = { permission: 'read', key: keys.secretsRoot, prefix: true };
-  const roles: AccessRole[] = [
+  const cellRead: EtcdGrant = { permission: 'read', key: keys.root, prefix: true };
+  const taskWrites: EtcdGrant = { permission: 'readwrite', key: keys.prefix('tasks'), prefix: true };
+  const secretsRead: EtcdGrant = { permission: 'read', key: keys.secretsRoot, prefix: true };
+  const roles: EtcdRole[] = [
     {
       name: API_USER,
       grants: [
@@ -165,7 +165,7 @@ export function cellAccessRoles(cell: string, options: CellAccessOptions): Acces
   return roles;
 }
 
-const PERMISSION_TYPES = { read: 'Read', write: 'Write', readwrite: 'Readwrite' } as const satisfies Record<AccessGrant['permission'], IPermission['permType']>;
+const PERMISSION_TYPES = { read: 'Read', write: 'Write', readwrite: 'Readwrite' } as const satisfies Record<EtcdGrant['permission'], IPermission['permType']>;
 
 /**
  * Creates (idempotently) the users and roles of `cell` (see {@link cellAccessRoles}) in the etcd
@@ -252,7 +252,7 @@ async function ensureUser(client: Etcd3, name: string, created: string[]): Promi
  * Makes the role's grants inside `scopes` exactly `role.grants`: grants what is missing or has
  * another permission, revokes what lies inside a scope and is not in the table.
  */
-async function convergeGrants(client: Etcd3, role: AccessRole, scopes: readonly string[], changed: string[]): Promise<void> {
+async function convergeGrants(client: Etcd3, role: EtcdRole, scopes: readonly string[], changed: string[]): Promise<void> {
   const wanted = new Map(role.grants.map((grant) => [rangeId(grantRange(grant)), grant]));
   const current = (await client.auth.roleGet({ role: role.name })).perm ?? [];
   const held = new Map<string, IPermission>();
@@ -273,7 +273,7 @@ async function convergeGrants(client: Etcd3, role: AccessRole, scopes: readonly 
   }
 }
 
-function grantRange(grant: AccessGrant): { key: Buffer; rangeEnd: Buffer } {
+function grantRange(grant: EtcdGrant): { key: Buffer; rangeEnd: Buffer } {
   const key = Buffer.from(grant.key);
   return { key, rangeEnd: grant.prefix ? prefixEndBytes(key) : Buffer.alloc(0) };
 }

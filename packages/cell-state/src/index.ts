@@ -163,11 +163,11 @@ export {
   agentUser,
   cellAccessRoles,
   setupCellAccess,
-  type AccessGrant,
-  type AccessRole,
   type CellAccessOptions,
   type CellAccessResult,
   type CellAccessTarget,
+  type EtcdGrant,
+  type EtcdRole,
 } from './etcd-access.js';
 export { PARENT_PID_ENV, exitWithParent, type ParentPipe, type ParentWatch, type ParentWatchOptions } from './parent-watch.js';
 export {
