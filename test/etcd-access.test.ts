@@ -22,6 +22,7 @@ import {
   taskId,
   type KvStore,
 } from '@omega/cell-state';
+import { jobSpec } from '@omega/cell-state/testing';
 import { startSecureEtcd, type SecureEtcd } from './support/secure-etcd.js';
 
 const CELL = 'secure';
@@ -139,6 +140,16 @@ describe('etcd with client certificates and roles', () => {
     expect(await refusal(() => kv.range({ key: keys.authRoot, prefix: true }))).toBeInstanceOf(KvPermissionDeniedError);
     await heartbeat.stop();
     expect((await kv.range({ key: keys.alive(machineId('m1')) })).kvs).toHaveLength(0);
+  });
+
+  it("a job's secret env goes in through the API and out only to agents, as the cell's own code writes and reads it", async () => {
+    const api = new Cell(storeAs(API_USER), CELL);
+    const id = jobId('with-secrets');
+    const { created } = await api.createJob({ id, spec: jobSpec('with-secrets').build(), requestId: 'req-secrets', secretEnv: { PASSWORD: 'hunter2' } });
+    expect(created).toBe(true);
+    expect(await new Cell(storeAs(agentUser('m1')), CELL).readSecretEnv(id)).toEqual({ PASSWORD: 'hunter2' });
+    expect(await refusal(() => new Cell(storeAs(SCHEDULER_USER), CELL).readSecretEnv(id))).toBeInstanceOf(KvPermissionDeniedError);
+    expect(await refusal(() => api.readSecretEnv(id))).toBeInstanceOf(KvPermissionDeniedError);
   });
 
   it('the hollow agent writes the machines of its prefix only', async () => {
