@@ -12,7 +12,7 @@
  * | `schedulers/<name>`        | a scheduler's metrics                   | that scheduler            |
  * | `requests/<request id>`    | job id, spec hash, nonce, creation time | API (schedulers expire it)|
  * | `namespaces/<name>`        | a namespace, its quota, admissions      | API (create, quota, submit)|
- * | `tokens-changed`           | nothing: rewritten with every token write | token writers (see token-records.ts) |
+ * | `sync`                     | nothing (see {@link CellKeys.syncMarker}) | token writes, API reads |
  *
  * Two more prefixes sit outside the cell prefix so that etcd's role-based access can keep them
  * from the components that mirror the cell (a range read needs permission on the whole range):
@@ -80,8 +80,8 @@ export class CellKeys {
 
   /**
    * `/omega/<cell>/sync`: a key of no kind (mirrors ignore it but advance past its revision) that
-   * API servers write when their mirror waits for a revision that only writes outside the cell
-   * prefix made. One key for the whole cell, so it never accumulates.
+   * is rewritten with every token write, and by an API server whose mirror waits for a revision
+   * that only writes outside the cell prefix made. One key for the whole cell: it never accumulates.
    */
   get syncMarker(): string {
     return `${this.root}sync`;

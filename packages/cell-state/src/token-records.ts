@@ -20,11 +20,10 @@
  * server. The callers: the API server (authentication, AccessService) and processes that hold
  * root access to etcd (`omega cell init`, `omega dev`) creating the first admin token.
  *
- * Every write also rewrites `/omega/<cell>/tokens-changed` (empty) in its transaction. The API
- * reads from a mirror of the cell prefix brought up to etcd's current revision; a write outside
- * that prefix alone would raise the revision without an event the mirror sees, and every read
- * after it would wait for the next write of the cell. The marker holds nothing: the mirror
- * ignores the key and only moves to its revision.
+ * Every write also rewrites the cell's sync marker (`keys.syncMarker`, empty) in its transaction.
+ * The API reads from a mirror of the cell prefix brought up to etcd's current revision; a write
+ * outside that prefix alone would raise the revision without an event the mirror sees, and the
+ * next read would have to write the marker itself first (see the API's CellReader).
  *
  * Nothing here logs, and no message ever contains a secret: a malformed token is described by
  * what is wrong with it, never quoted.
@@ -39,10 +38,6 @@ export { ROLES, type Role, type TokenRecord } from './codec.js';
 
 /** The version tag every token starts with: `omg1.<name>.<secret>`. */
 export const TOKEN_PREFIX = 'omg1';
-/** The key every token write also rewrites (see the header): inside the cell prefix, holding nothing. */
-export function tokensChangedKey(keys: CellKeys): string {
-  return `${keys.root}tokens-changed`;
-}
 
 /** Random bytes in a token's secret. */
 export const TOKEN_SECRET_BYTES = 32;
@@ -160,7 +155,7 @@ export async function createToken(kv: KvStore, keys: CellKeys, request: NewToken
   ];
   const reply = await kv.txn({
     compare,
-    success: [{ type: 'put', key, value: encodeTokenRecord(record) }, { type: 'put', key: tokensChangedKey(keys), value: new Uint8Array() }],
+    success: [{ type: 'put', key, value: encodeTokenRecord(record) }, { type: 'put', key: keys.syncMarker, value: new Uint8Array() }],
     failure: [{ type: 'range', key }, ...checked.map((ns) => ({ type: 'range' as const, key: keys.namespace(ns) }))],
   });
   if (reply.succeeded) return { outcome: 'created', record, token: formatToken(record.name, secret) };
@@ -204,7 +199,7 @@ export async function revokeToken(kv: KvStore, keys: CellKeys, name: string): Pr
   if (stored === undefined) return 'not-found';
   const reply = await kv.txn({
     compare: [{ key, target: 'mod', op: '==', value: stored.modRevision }],
-    success: [{ type: 'delete', key }, { type: 'put', key: tokensChangedKey(keys), value: new Uint8Array() }],
+    success: [{ type: 'delete', key }, { type: 'put', key: keys.syncMarker, value: new Uint8Array() }],
     failure: [{ type: 'range', key }],
   });
   if (reply.succeeded) return 'revoked';
