@@ -78,7 +78,7 @@ describe('etcd with client certificates and roles', () => {
   });
 
   it('refuses a certificate from another CA', async () => {
-    const foreign = secure.pki.foreign(SCHEDULER_USER);
+    const foreign = await secure.pki.foreign(SCHEDULER_USER);
     // The cell's CA to verify etcd, but a certificate etcd did not issue.
     const tls = { ca: readFileSync(secure.pki.caFile), cert: readFileSync(foreign.certFile), key: readFileSync(foreign.keyFile) };
     const kv = new EtcdKv({ endpoints: secure.endpoints, tls, dialTimeoutMs: 2_000 });

@@ -29,7 +29,7 @@ let token: string;
 const loose: LoggedProcess[] = [];
 
 beforeAll(async () => {
-  secure = await startSecureEtcd({ cell: CELL, agents: [], hollow: true, hollowPrefix: 'hollow' });
+  secure = await startSecureEtcd({ cell: CELL, agents: [], hollow: true, hollowPrefix: 'hollow', identities: ['omega-stranger'] });
   logDir = mkdtempSync(join(tmpdir(), 'omega-secure-cell-'));
   cell = await defineTestCell({
     endpoints: secure.endpoints,
@@ -58,8 +58,8 @@ afterAll(async () => {
   for (const process of loose) process.child.kill('SIGKILL');
   await stopCellProcesses();
   await secure?.stop();
-  if (logDir !== undefined && process.env.KEEP_LOGS === undefined) rmSync(logDir, { recursive: true, force: true });
-  if (process.env.KEEP_LOGS !== undefined) console.log(logDir);
+  // OMEGA_KEEP_LOGS=1 keeps the processes' logs to look at after a failure.
+  if (logDir !== undefined && process.env.OMEGA_KEEP_LOGS === undefined) rmSync(logDir, { recursive: true, force: true });
 });
 
 describe('a cell whose every process has its own certificate', () => {

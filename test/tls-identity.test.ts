@@ -12,8 +12,8 @@ import { createTestPki, type TestPki } from './support/test-pki.js';
 let pki: TestPki;
 let api: TlsFiles;
 
-beforeAll(() => {
-  pki = createTestPki();
+beforeAll(async () => {
+  pki = await createTestPki();
   api = pki.files('omega-api');
 });
 
@@ -53,11 +53,12 @@ describe('loading a TLS identity', () => {
     }
   });
 
-  it('refuses a key of another certificate, a certificate of another CA and an expired certificate', () => {
+  it('refuses a key of another certificate, a certificate of another CA, and one expired or not yet valid', async () => {
     expect(failure({ ...api, keyFile: pki.files('omega-scheduler').keyFile })).toMatchObject({ flag: '--key', message: expect.stringContaining('is not the private key of the certificate') });
-    const foreign = pki.foreign('omega-api');
+    const foreign = await pki.foreign('omega-api');
     expect(failure({ ...foreign, caFile: pki.caFile })).toMatchObject({ flag: '--cert', message: expect.stringContaining('was not issued by the CA') });
     expect(failure(api, new Date(Date.now() + 30 * 86_400_000))).toMatchObject({ flag: '--cert', message: expect.stringContaining('expired on') });
+    expect(failure(api, new Date(Date.now() - 86_400_000))).toMatchObject({ flag: '--cert', message: expect.stringContaining('is not valid before') });
   });
 
   it('is what the process flags load, as a FlagError an entry point reports as a bad flag', () => {

@@ -1,73 +1,68 @@
 /**
- * A throwaway certificate authority for tests, made with the `openssl` command line: an ECDSA
- * P-256 CA and one certificate per name, each with CN = the name (the component's etcd user),
- * SANs 127.0.0.1, ::1 and localhost, and EKU serverAuth + clientAuth, as the cell's own
- * certificates have (so one identity serves and is a client). Files are `<dir>/<name>.crt` and
- * `<dir>/<name>.key` (PKCS#8), the CA `<dir>/ca.crt`.
- *
- * Test support only: the product makes its certificates with `@omega/pki`.
+ * A throwaway certificate authority for tests, made with `@omega/pki` (the cell's own CA code):
+ * an ECDSA P-256 CA and one certificate per name, each with CN = the name (the component's etcd
+ * user), SANs 127.0.0.1, ::1 and localhost, and EKU serverAuth + clientAuth, as the cell's
+ * certificates have. Files are `<dir>/<name>.crt` and `<dir>/<name>.key`, the CA `<dir>/ca.crt`.
  */
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadTlsIdentity, type LoadedTlsIdentity, type TlsFiles } from '@omega/cell-state';
+import { createCa, issueCertificate, type CertificateAuthority } from '@omega/pki';
+
+/** The identities every test PKI has: etcd's own, root's and the components'. */
+export const TEST_IDENTITIES = ['etcd', 'root', 'omega-api', 'omega-scheduler', 'omega-hollow'] as const;
+
+const HOSTS = ['127.0.0.1', '::1', 'localhost'];
 
 export interface TestPki {
   readonly dir: string;
   /** `<dir>/ca.crt`. */
   readonly caFile: string;
-  /** The files of `name`'s identity (issuing it on first use). */
+  /** The files of an issued identity; throws for a name that was not issued. */
   files(name: string): TlsFiles;
-  /** `name`'s identity, loaded (issuing it on first use). */
+  /** An issued identity, loaded. */
   identity(name: string): LoadedTlsIdentity;
-  /** The command-line flags that give a process `name`'s identity. */
+  /** `--ca .. --cert .. --key ..` for a process acting as an issued identity. */
   flags(name: string): string[];
-  /** A certificate for `name` signed by another CA (one that etcd does not trust). */
-  foreign(name: string): TlsFiles;
+  /** Issues one more identity (signed by this CA), valid `validDays` (default 825). */
+  issue(name: string, validDays?: number): Promise<TlsFiles>;
+  /** A certificate for `name` signed by another CA, which etcd does not trust; `caFile` is that CA. */
+  foreign(name: string): Promise<TlsFiles>;
   /** Removes the directory. */
   remove(): void;
 }
 
-function openssl(args: readonly string[], cwd: string): void {
-  execFileSync('openssl', [...args], { cwd, stdio: ['ignore', 'ignore', 'pipe'] });
-}
-
-function makeCa(dir: string, stem: string): void {
-  openssl(['ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', `${stem}.key.sec1`], dir);
-  openssl(['pkcs8', '-topk8', '-nocrypt', '-in', `${stem}.key.sec1`, '-out', `${stem}.key`], dir);
-  openssl(
-    ['req', '-x509', '-new', '-key', `${stem}.key`, '-subj', `/CN=${stem}`, '-days', '2', '-out', `${stem}.crt`,
-      '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign'],
-    dir,
-  );
-}
-
-function issue(dir: string, ca: string, name: string, stem: string): void {
-  openssl(['ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', `${stem}.key.sec1`], dir);
-  openssl(['pkcs8', '-topk8', '-nocrypt', '-in', `${stem}.key.sec1`, '-out', `${stem}.key`], dir);
-  openssl(['req', '-new', '-key', `${stem}.key`, '-subj', `/CN=${name}`, '-out', `${stem}.csr`], dir);
-  writeFileSync(
-    join(dir, `${stem}.ext`),
-    'subjectAltName=IP:127.0.0.1,IP:::1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\nbasicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\n',
-  );
-  openssl(['x509', '-req', '-in', `${stem}.csr`, '-CA', `${ca}.crt`, '-CAkey', `${ca}.key`, '-CAcreateserial', '-days', '2', '-extfile', `${stem}.ext`, '-out', `${stem}.crt`], dir);
-}
-
-/** Creates a CA in a fresh temporary directory. Identities are issued as they are asked for. */
-export function createTestPki(): TestPki {
+/** Creates a CA in a fresh temporary directory and issues {@link TEST_IDENTITIES} plus `names`. */
+export async function createTestPki(names: readonly string[] = []): Promise<TestPki> {
   const dir = mkdtempSync(join(tmpdir(), 'omega-pki-'));
-  makeCa(dir, 'ca');
-  const issued = new Set<string>();
-  const files = (name: string): TlsFiles => {
-    if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(name)) throw new Error(`not a certificate name: ${JSON.stringify(name)}`);
-    if (!issued.has(name)) {
-      issue(dir, 'ca', name, name);
-      issued.add(name);
-    }
-    return { caFile: join(dir, 'ca.crt'), certFile: join(dir, `${name}.crt`), keyFile: join(dir, `${name}.key`) };
+  const write = (stem: string, pair: { certPem: string; keyPem: string }): TlsFiles => {
+    const certFile = join(dir, `${stem}.crt`);
+    const keyFile = join(dir, `${stem}.key`);
+    writeFileSync(certFile, pair.certPem);
+    writeFileSync(keyFile, pair.keyPem, { mode: 0o600 });
+    return { caFile: join(dir, 'ca.crt'), certFile, keyFile };
   };
-  let foreignCa = false;
+  const ca = await createCa({ commonName: 'omega-test CA', validDays: 7 });
+  write('ca', ca);
+  const issued = new Map<string, TlsFiles>();
+  const issue = async (name: string, validDays?: number): Promise<TlsFiles> => {
+    const files = write(name, await issueCertificate(ca, { commonName: name, hosts: HOSTS, ...(validDays === undefined ? {} : { validDays }) }));
+    issued.set(name, files);
+    return files;
+  };
+  try {
+    for (const name of new Set([...TEST_IDENTITIES, ...names])) await issue(name, 2);
+  } catch (error) {
+    rmSync(dir, { recursive: true, force: true });
+    throw error;
+  }
+  const files = (name: string): TlsFiles => {
+    const found = issued.get(name);
+    if (found === undefined) throw new Error(`no test certificate was issued for ${JSON.stringify(name)}: pass it to createTestPki`);
+    return found;
+  };
+  let foreignCa: CertificateAuthority | undefined;
   return {
     dir,
     caFile: join(dir, 'ca.crt'),
@@ -77,13 +72,14 @@ export function createTestPki(): TestPki {
       const f = files(name);
       return ['--ca', f.caFile, '--cert', f.certFile, '--key', f.keyFile];
     },
-    foreign: (name) => {
-      if (!foreignCa) {
-        makeCa(dir, 'foreign-ca');
-        foreignCa = true;
+    issue,
+    foreign: async (name) => {
+      if (foreignCa === undefined) {
+        foreignCa = await createCa({ commonName: 'foreign CA', validDays: 7 });
+        write('foreign-ca', foreignCa);
       }
-      issue(dir, 'foreign-ca', name, `foreign-${name}`);
-      return { caFile: join(dir, 'foreign-ca.crt'), certFile: join(dir, `foreign-${name}.crt`), keyFile: join(dir, `foreign-${name}.key`) };
+      const pair = write(`foreign-${name}`, await issueCertificate(foreignCa, { commonName: name, hosts: HOSTS, validDays: 2 }));
+      return { ...pair, caFile: join(dir, 'foreign-ca.crt') };
     },
     remove: () => rmSync(dir, { recursive: true, force: true }),
   };
