@@ -4,6 +4,7 @@
  */
 import { request } from 'node:https';
 import { readFileSync } from 'node:fs';
+import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   API_USER,
@@ -111,6 +112,17 @@ describe('etcd with client certificates and roles', () => {
     expect(await refusal(() => kv.range({ key: '/omega/other/', prefix: true }))).toBeInstanceOf(KvPermissionDeniedError);
   });
 
+  it('logs a refusal once per key range, however often the caller retries it', async () => {
+    const lines: { msg: string; keys?: string[] }[] = [];
+    const logger = pino({ level: 'info' }, { write: (line: string) => lines.push(JSON.parse(line)) });
+    const kv = new EtcdKv({ endpoints: secure.endpoints, tls: secure.pki.identity(SCHEDULER_USER), probeKey: keys.root, logger });
+    stores.push(kv);
+    for (let i = 0; i < 3; i++) await refusal(() => kv.range({ key: keys.secretsRoot, prefix: true }));
+    await refusal(() => kv.range({ key: keys.authRoot, prefix: true }));
+    const refusals = lines.filter((line) => line.msg === "etcd refused a request: this identity's role does not allow these keys");
+    expect(refusals.map((line) => line.keys)).toEqual([[`${keys.secretsRoot}*`], [`${keys.authRoot}*`]]);
+  });
+
   it('the API server writes secrets but cannot read them back, and owns the credentials', async () => {
     const kv = storeAs(API_USER);
     await kv.put(keys.secret(jobId('j2')), bytes('value'));
@@ -170,5 +182,17 @@ describe('etcd with client certificates and roles', () => {
     expect((await kv.range({ key })).kvs).toHaveLength(0);
     // The revision probe reads the cell's root, which every identity may read.
     expect(await kv.currentRevision()).toBeGreaterThan(0);
+  });
+
+  it('a second setup with another table widens and narrows the roles to it', async () => {
+    const target = { endpoints: secure.endpoints, root: secure.pki.identity('root') };
+    const widened = await setupCellAccess(target, CELL, { agents: ['m1', 'm2'], hollow: true });
+    expect(widened.changed).toEqual(
+      expect.arrayContaining([`${HOLLOW_USER} -readwrite ${keys.prefix('machines')}hollow-*`, `${HOLLOW_USER} +readwrite ${keys.prefix('machines')}*`]),
+    );
+    await storeAs(HOLLOW_USER).put(keys.alive(machineId('m1')), bytes('{}'));
+    const narrowed = await setupCellAccess(target, CELL, { agents: ['m1', 'm2'], hollow: true, hollowPrefix: 'hollow' });
+    expect(narrowed.changed).toContain(`${HOLLOW_USER} -readwrite ${keys.prefix('alive')}*`);
+    expect(await refusal(() => storeAs(HOLLOW_USER).put(keys.alive(machineId('m1')), bytes('{}')))).toBeInstanceOf(KvPermissionDeniedError);
   });
 });
