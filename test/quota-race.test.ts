@@ -1,15 +1,19 @@
-// A namespace quota under a submit race, on a real etcd: 2 API servers in this process over one
-// etcd, 8 clients submitting concurrently (each to either server, seeded), jobs of random sizes.
+// A namespace quota under a submit race, on a real etcd as a secured cell runs it (TLS, client
+// certificates, the cell's etcd roles): 2 TLS API servers in this process over one etcd, each as
+// etcd user omega-api, asking tokens; 8 clients, each with its own submit token of the namespace,
+// submitting concurrently (each to either server, seeded), jobs of random sizes.
 // The quota must never be exceeded (judged from the jobs stored in etcd at the end, summed here,
 // not by the code under test) and every refusal must be RESOURCE_EXHAUSTED. The seed is printed;
 // replay with QUOTA_RACE_SEED=<seed>.
+import { readFileSync } from 'node:fs';
 import { Writable } from 'node:stream';
-import { status, type ServiceError } from '@grpc/grpc-js';
+import { credentials, status, type ServiceError } from '@grpc/grpc-js';
 import { startApiServer, type ApiServer } from '@omega/api';
 import { ApiTestClient } from '@omega/api/testing';
-import { Cell, EtcdKv, startEtcd, type RunningEtcd } from '@omega/cell-state';
+import { Cell, CellKeys, EtcdKv, createToken } from '@omega/cell-state';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startSecureEtcd, type SecureEtcd } from './support/secure-etcd.js';
 
 const SEED = Number(process.env.QUOTA_RACE_SEED ?? Math.floor(Math.random() * 2 ** 31));
 const CLIENTS = 8;
@@ -29,7 +33,8 @@ function random(seed: number): () => number {
   };
 }
 
-let etcd: RunningEtcd;
+let secure: SecureEtcd;
+let adminToken: string;
 const kvs: EtcdKv[] = [];
 const servers: ApiServer[] = [];
 const clients: ApiTestClient[] = [];
@@ -37,7 +42,15 @@ const clients: ApiTestClient[] = [];
 const admissionRetries: number[] = [];
 
 beforeAll(async () => {
-  etcd = await startEtcd();
+  secure = await startSecureEtcd({ cell: 'race', agents: [] });
+  const root = new EtcdKv({ endpoints: secure.endpoints, tls: secure.pki.identity('root') });
+  try {
+    const created = await createToken(root, new CellKeys('race'), { name: 'admin', role: 'admin', namespaces: [] });
+    if (created.outcome !== 'created') throw new Error('the admin token existed already');
+    adminToken = created.token;
+  } finally {
+    await root.close();
+  }
   const lines = new Writable({
     write(chunk: Buffer, _encoding, done) {
       for (const line of chunk.toString().split('\n')) {
@@ -47,9 +60,10 @@ beforeAll(async () => {
     },
   });
   for (let i = 0; i < 2; i++) {
-    const kv = new EtcdKv({ endpoints: etcd.endpoints, limits: etcd.limits });
+    const identity = secure.pki.identity('omega-api');
+    const kv = new EtcdKv({ endpoints: secure.endpoints, limits: secure.etcd.limits, tls: identity, probeKey: new CellKeys('race').root });
     kvs.push(kv);
-    servers.push(await startApiServer({ cell: new Cell(kv, 'race'), auth: 'none', listen: '127.0.0.1:0', shutdownGraceMs: 1_000, logger: pino({ level: 'debug' }, lines) }));
+    servers.push(await startApiServer({ cell: new Cell(kv, 'race'), tls: identity, auth: 'tokens', listen: '127.0.0.1:0', shutdownGraceMs: 1_000, logger: pino({ level: 'debug' }, lines) }));
   }
 });
 
@@ -57,22 +71,34 @@ afterAll(async () => {
   for (const client of clients) client.close();
   await Promise.all(servers.map((s) => s.close()));
   await Promise.all(kvs.map((kv) => kv.close()));
-  await etcd?.stop();
+  await secure?.stop();
 });
 
 describe('a namespace quota under concurrent submits through two API servers', () => {
   it('is never exceeded, and every refused submit is RESOURCE_EXHAUSTED', async () => {
     console.log(`quota-race seed ${SEED} (replay: QUOTA_RACE_SEED=${SEED})`);
     const rand = random(SEED);
-    for (const server of servers) clients.push(new ApiTestClient(server.address));
-    const [first, second] = clients as [ApiTestClient, ApiTestClient];
+    const tls = credentials.createSsl(readFileSync(secure.pki.caFile));
+    const connect = (i: number, token: string): ApiTestClient => {
+      const made = new ApiTestClient((servers[i] as ApiServer).address, { credentials: tls, token });
+      clients.push(made);
+      return made;
+    };
+    const [first, second] = [connect(0, adminToken), connect(1, adminToken)];
     await first.unary('namespaces', 'CreateNamespace', { name: 'team' });
     await second.unary('namespaces', 'SetQuota', { namespace: 'team', quota: QUOTA });
+    // Each client submits with a token of its own that may submit in the namespace, and nothing else.
+    const submitters = await Promise.all(
+      Array.from({ length: CLIENTS }, async (_, c) => {
+        const { secret } = await first.unary<{ secret: string }>('access', 'CreateToken', { name: `client-${c}`, role: 'ROLE_SUBMIT', namespaces: ['team'] });
+        return [connect(0, secret), connect(1, secret)] as const;
+      }),
+    );
 
     // Every client's plan is drawn up front, so the seed fixes what is submitted (the interleaving is the race's).
     const plans = Array.from({ length: CLIENTS }, (_, c) =>
       Array.from({ length: SUBMITS_PER_CLIENT }, (_, i) => ({
-        server: rand() < 0.5 ? first : second,
+        server: (submitters[c] as readonly [ApiTestClient, ApiTestClient])[rand() < 0.5 ? 0 : 1],
         requestId: `c${c}-s${i}`,
         cpu: 250 * (1 + Math.floor(rand() * 8)),
         memory: 64 * MiB * (1 + Math.floor(rand() * 4)),
