@@ -12,7 +12,7 @@
  * `--insecure` both are plaintext and no token is asked (every caller is admin).
  */
 import { pino } from 'pino';
-import { Cell, CellKeys, EtcdKv, FlagError, exitWithParent, logProcessSecurity } from '@omega/cell-state';
+import { Cell, CellKeys, EtcdKv, FlagError, exitWithParent, hideTlsIpServernameWarning, logProcessSecurity } from '@omega/cell-state';
 import { API_USAGE, parseApiArgs, type ApiConfig } from './config.js';
 import { startApiServer, type ApiServer } from './server.js';
 
@@ -31,6 +31,7 @@ async function main(): Promise<number> {
   }
   // A supervisor without setpriv's parent-death signal (see omega dev) is watched this way.
   exitWithParent();
+  hideTlsIpServernameWarning();
   const logger = pino({ level: config.logLevel, base: { pid: process.pid, cell: config.cell } });
   logProcessSecurity(logger, config.security);
   const tls = config.security.mode === 'tls' ? config.security.identity : undefined;

@@ -169,6 +169,7 @@ export {
   type EtcdGrant,
   type EtcdRole,
 } from './etcd-access.js';
+export { hideTlsIpServernameWarning } from './tls-warning.js';
 export { PARENT_PID_ENV, exitWithParent, type ParentPipe, type ParentWatch, type ParentWatchOptions } from './parent-watch.js';
 export {
   ALL_NAMESPACES,

@@ -8,7 +8,7 @@
  */
 import { hostname } from 'node:os';
 import { pino, type Logger } from 'pino';
-import { Cell, CellKeys, EtcdKv, FlagError, exitWithParent, logProcessSecurity, machineId, taskId, type MachineRegistration } from '@omega/cell-state';
+import { Cell, CellKeys, EtcdKv, FlagError, exitWithParent, hideTlsIpServernameWarning, logProcessSecurity, machineId, taskId, type MachineRegistration } from '@omega/cell-state';
 import { Agent } from './agent.js';
 import type { CgroupDriver } from './cgroup-driver.js';
 import { detectCgroupDriver } from './cgroup-detect.js';
@@ -33,6 +33,7 @@ async function main(): Promise<number> {
   }
   // A supervisor without setpriv's parent-death signal (see omega dev) is watched this way.
   exitWithParent();
+  hideTlsIpServernameWarning();
   const logger = pino({ level: config.logLevel, base: { pid: process.pid, cell: config.cell } });
   logProcessSecurity(logger, config.security);
   for (const note of config.notes) logger.warn(note);

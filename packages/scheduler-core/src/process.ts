@@ -23,7 +23,7 @@
  * it (a missing or wrong certificate file included).
  * The only place that creates a logger.
  */
-import { Cell, CellKeys, ETCD_DEFAULT_LIMITS, EtcdKv, FlagError, exitWithParent, isPermanentStoreError, logProcessSecurity, RetryState, retryUntilDone, type KvLease } from '@omega/cell-state';
+import { Cell, CellKeys, ETCD_DEFAULT_LIMITS, EtcdKv, FlagError, exitWithParent, hideTlsIpServernameWarning, isPermanentStoreError, logProcessSecurity, RetryState, retryUntilDone, type KvLease } from '@omega/cell-state';
 import pino from 'pino';
 import { systemClock } from './clock.js';
 import { parseSchedulerArgs, schedulerUsage, type SchedulerProcessConfig } from './flags.js';
@@ -63,6 +63,7 @@ export async function runSchedulerProcess(policy: PlacementPolicy, argv: readonl
   // A supervisor without setpriv's parent-death signal (see omega dev) is watched this way.
 
   exitWithParent();
+  hideTlsIpServernameWarning();
 
   const logger = pino({ level: config.logLevel, base: { program, scheduler: config.name, pid: process.pid } });
   logProcessSecurity(logger, config.security);
