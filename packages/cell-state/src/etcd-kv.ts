@@ -19,6 +19,7 @@
  */
 import {
   Etcd3,
+  EtcdAuthenticationFailedError,
   EtcdLeaseInvalidError,
   EtcdPermissionDeniedError,
   isRecoverableError,
@@ -317,7 +318,9 @@ export class EtcdKv implements KvStore {
       'larger than max', // grpc-js: a reply or request over the message size limit
     ];
     if (invalid.some((text) => message.includes(text))) return new KvInvalidRequestError(message, cause);
-    if (error instanceof EtcdPermissionDeniedError || message.includes('permission denied') || message.includes('PERMISSION_DENIED')) {
+    // "user name is empty": auth is on and the request carried no user (no certificate CN, no token).
+    const refused = ['permission denied', 'PERMISSION_DENIED', 'user name is empty', 'authentication failed'];
+    if (error instanceof EtcdPermissionDeniedError || error instanceof EtcdAuthenticationFailedError || refused.some((text) => message.includes(text))) {
       const keys = context.keys ?? [];
       this.logRefusal(keys, message);
       return new KvPermissionDeniedError(keys, cause);
