@@ -119,9 +119,10 @@ export function securityUsage(column: number): string {
  */
 export function parseEtcdConnection(values: ConnectionFlagValues, now: Date = new Date()): EtcdConnection {
   const given = (['ca', 'cert', 'key'] as const).filter((name) => values[name] !== undefined);
+  // A malformed --etcd is named first, whatever else is missing.
+  const endpoints = checkedEndpoints(values.etcd, values.insecure === true ? DEFAULT_ETCD_ENDPOINT : DEFAULT_SECURE_ETCD_ENDPOINT);
   if (values.insecure === true) {
     if (given.length > 0) throw new FlagError('--insecure', `cannot be combined with ${given.map((name) => `--${name}`).join(', ')}: choose TLS (--ca, --cert, --key) or plaintext (--insecure)`);
-    const endpoints = checkedEndpoints(values.etcd, DEFAULT_ETCD_ENDPOINT);
     const secure = endpoints.find((endpoint) => endpoint.startsWith('https:'));
     if (secure !== undefined) throw new FlagError('--etcd', `${JSON.stringify(secure)} is https://, which needs --ca, --cert and --key instead of --insecure`);
     return { endpoints, security: { mode: 'insecure' } };
@@ -131,7 +132,6 @@ export function parseEtcdConnection(values: ConnectionFlagValues, now: Date = ne
   }
   const missing = (['ca', 'cert', 'key'] as const).find((name) => values[name] === undefined);
   if (missing !== undefined) throw new FlagError(`--${missing}`, `missing: --ca, --cert and --key go together (got ${given.map((name) => `--${name}`).join(', ')})`);
-  const endpoints = checkedEndpoints(values.etcd, DEFAULT_SECURE_ETCD_ENDPOINT);
   const plain = endpoints.find((endpoint) => endpoint.startsWith('http:'));
   if (plain !== undefined) throw new FlagError('--etcd', `${JSON.stringify(plain)} is plaintext http://: use https:// with --ca, --cert and --key (or --insecure for a plaintext etcd)`);
   const files: TlsFiles = { caFile: values.ca as string, certFile: values.cert as string, keyFile: values.key as string };
