@@ -20,6 +20,7 @@ import {
   jobId,
   machineId,
   setupCellAccess,
+  startEtcdCluster,
   taskId,
   type KvStore,
 } from '@omega/cell-state';
@@ -196,3 +197,32 @@ describe('etcd with client certificates and roles', () => {
     expect(await refusal(() => storeAs(HOLLOW_USER).put(keys.alive(machineId('m1')), bytes('{}')))).toBeInstanceOf(KvPermissionDeniedError);
   });
 });
+
+describe('a TLS etcd cluster from the launcher', () => {
+  it('serves https:// on every member, elects a leader and lists its members', async () => {
+    const cluster = await startEtcdCluster({ members: 3, tls: secure.pki.files('etcd') });
+    try {
+      expect(cluster.endpoints.every((url) => url.startsWith('https://127.0.0.1:'))).toBe(true);
+      expect(await eventuallyDefined(() => cluster.leader())).toBeDefined();
+      expect(await cluster.memberList()).toHaveLength(3);
+      const kv = new EtcdKv({ endpoints: cluster.endpoints, tls: secure.pki.identity('root') });
+      stores.push(kv);
+      await kv.put('/omega/x/k', bytes('v'));
+      expect((await kv.range({ key: '/omega/x/k' })).kvs).toHaveLength(1);
+      const plain = new EtcdKv({ endpoints: cluster.endpoints.map((url) => url.replace('https://', 'http://')), dialTimeoutMs: 2_000 });
+      stores.push(plain);
+      expect(await refusal(() => plain.range({ key: '/omega/x/k' }))).toBeInstanceOf(KvUnavailableError);
+    } finally {
+      await cluster.stop();
+    }
+  });
+});
+
+async function eventuallyDefined<T>(read: () => Promise<T | undefined>): Promise<T | undefined> {
+  for (let i = 0; i < 100; i++) {
+    const value = await read();
+    if (value !== undefined) return value;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  return undefined;
+}

@@ -178,7 +178,7 @@ interface LaunchSettings extends StartEtcdOptions {
 
 async function launch(binary: string, settings: LaunchSettings): Promise<RunningEtcd> {
   const clientUrl = `${settings.tls === undefined ? 'http' : 'https'}://127.0.0.1:${settings.clientPort}`;
-  const probe = healthProbe(settings.tls);
+  const http = memberHttp(settings.tls);
   const peerUrl = `http://127.0.0.1:${settings.peerPort}`;
   const args = memberArgs({
     name: 'omega',
@@ -197,7 +197,7 @@ async function launch(binary: string, settings: LaunchSettings): Promise<Running
       if (settings.ownDataDir) await rm(settings.dataDir, { recursive: true, force: true });
     })());
   try {
-    await waitHealthy(child, clientUrl, settings.startTimeoutMs ?? 20_000, tail, probe);
+    await waitHealthy(child, clientUrl, settings.startTimeoutMs ?? 20_000, tail, http);
   } catch (error) {
     await terminate(child);
     untrack(child);
@@ -250,12 +250,21 @@ function memberArgs(member: {
   ];
 }
 
-/** How the launcher reads `/health`: plain fetch, or HTTPS presenting the member's own certificate. */
-type HealthProbe = (url: string, timeoutMs: number) => Promise<unknown>;
+/**
+ * How the launcher talks to a member's HTTP endpoints (`/health`, the v3 JSON gateway): GET, or
+ * POST `{}` with `post`; resolves the JSON body of a 2xx answer. Plain fetch, or HTTPS presenting
+ * the member's own certificate when it serves TLS.
+ */
+type MemberHttp = (url: string, timeoutMs: number, post?: boolean) => Promise<unknown>;
 
-function healthProbe(tls: TlsFiles | undefined): HealthProbe {
+function memberHttp(tls: TlsFiles | undefined): MemberHttp {
   if (tls === undefined) {
-    return async (url, timeoutMs) => (await fetch(url, { signal: AbortSignal.timeout(timeoutMs) })).json();
+    return async (url, timeoutMs, post = false) => {
+      const response = await fetch(url, { signal: AbortSignal.timeout(timeoutMs), ...(post ? { method: 'POST', body: '{}', headers: { 'content-type': 'application/json' } } : {}) });
+      // /health answers 503 with {"health":"false"}: read that body too.
+      if (!response.ok && !url.endsWith('/health')) throw new Error(`${url} answered HTTP ${response.status}`);
+      return response.json();
+    };
   }
   // Read once: a missing file fails the start here, with the file named, not as a timeout.
   let material: { ca: Buffer; cert: Buffer; key: Buffer };
@@ -264,13 +273,16 @@ function healthProbe(tls: TlsFiles | undefined): HealthProbe {
   } catch (error) {
     throw new EtcdStartError(`cannot read etcd's TLS files: ${(error as Error).message}`, [], { cause: error });
   }
-  return (url, timeoutMs) =>
+  return (url, timeoutMs, post = false) =>
     new Promise((resolve, reject) => {
-      const request = httpsRequest(url, { ...material, timeout: timeoutMs }, (response) => {
+      const options = { ...material, timeout: timeoutMs, method: post ? 'POST' : 'GET', ...(post ? { headers: { 'content-type': 'application/json' } } : {}) };
+      const request = httpsRequest(url, options, (response) => {
         let body = '';
         response.setEncoding('utf8');
         response.on('data', (chunk: string) => (body += chunk));
         response.on('end', () => {
+          const status = response.statusCode ?? 0;
+          if ((status < 200 || status > 299) && !url.endsWith('/health')) return reject(new Error(`${url} answered HTTP ${status}: ${body.slice(0, 200)}`));
           try {
             resolve(JSON.parse(body));
           } catch (error) {
@@ -281,7 +293,7 @@ function healthProbe(tls: TlsFiles | undefined): HealthProbe {
       });
       request.on('timeout', () => request.destroy(new Error(`no answer within ${timeoutMs} ms`)));
       request.on('error', reject);
-      request.end();
+      request.end(post ? '{}' : undefined);
     });
 }
 
@@ -305,7 +317,7 @@ async function spawnMember(binary: string, args: readonly string[], detached: bo
   return { child, tail };
 }
 
-async function waitHealthy(child: ChildProcess, clientUrl: string, timeoutMs: number, tail: LineTail, probe: HealthProbe = healthProbe(undefined)): Promise<void> {
+async function waitHealthy(child: ChildProcess, clientUrl: string, timeoutMs: number, tail: LineTail, http: MemberHttp): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
   while (Date.now() < deadline) {
@@ -313,7 +325,7 @@ async function waitHealthy(child: ChildProcess, clientUrl: string, timeoutMs: nu
       throw new EtcdStartError(`etcd exited while starting (code ${child.exitCode}, signal ${child.signalCode})`, tail.lines());
     }
     try {
-      const body = (await probe(`${clientUrl}/health`, 1_000)) as { health?: unknown };
+      const body = (await http(`${clientUrl}/health`, 1_000)) as { health?: unknown };
       if (body.health === 'true') return;
       lastError = new Error(`/health answered ${JSON.stringify(body)}`);
     } catch (error) {
@@ -349,7 +361,7 @@ function hasExited(child: ChildProcess): boolean {
 
 /** Options of {@link startEtcdCluster}: those of {@link startEtcd} that apply to every member. */
 export interface StartEtcdClusterOptions
-  extends Pick<StartEtcdOptions, 'maxTxnOps' | 'maxRequestBytes' | 'autoCompactionRetention' | 'snapshotCount' | 'quotaBackendBytes' | 'logger' | 'etcdPath' | 'startTimeoutMs'> {
+  extends Pick<StartEtcdOptions, 'maxTxnOps' | 'maxRequestBytes' | 'autoCompactionRetention' | 'snapshotCount' | 'quotaBackendBytes' | 'logger' | 'etcdPath' | 'startTimeoutMs' | 'tls'> {
   /** How many members; default 3. An odd number survives the loss of (members - 1) / 2 of them. */
   readonly members?: number;
 }
@@ -423,6 +435,9 @@ const MEMBER_RESTART_ATTEMPTS = 10;
  * member answers `/health`. Throws {@link EtcdNotFoundError} without a binary and
  * {@link EtcdStartError} when the cluster does not come up (retried up to 3 times with new ports
  * when a port was taken in the meantime). Every member dies with the process that started it.
+ * With `tls` every member serves clients as {@link startEtcd} does with it (peers stay
+ * plaintext on loopback); `status()`, `leader()` and `memberList()` use etcd's JSON gateway,
+ * which refuses certificates with a CN once auth is enabled: they work until then.
  */
 export async function startEtcdCluster(options: StartEtcdClusterOptions = {}): Promise<RunningEtcdCluster> {
   const count = options.members ?? 3;
@@ -436,6 +451,8 @@ export async function startEtcdCluster(options: StartEtcdClusterOptions = {}): P
   };
   const settings = { ...options, limits };
   const timeoutMs = options.startTimeoutMs ?? 20_000;
+  // Unreadable TLS files fail here, before any data directory is made.
+  memberHttp(options.tls);
   for (let attempt = 1; ; attempt++) {
     const token = `omega-${process.pid}-${Date.now().toString(36)}`;
     const plans: MemberPlan[] = [];
@@ -472,6 +489,8 @@ class ClusterMember implements EtcdClusterMember {
   readonly clientPort: number;
   readonly peerPort: number;
   readonly dataDir: string;
+  /** Its HTTP endpoints, over TLS when the cluster serves TLS. */
+  readonly http: MemberHttp;
   private child: ChildProcess | undefined;
   private tail: LineTail | undefined;
   private removed = false;
@@ -487,8 +506,10 @@ class ClusterMember implements EtcdClusterMember {
     this.clientPort = plan.clientPort;
     this.peerPort = plan.peerPort;
     this.dataDir = plan.dataDir;
-    this.clientUrl = `http://127.0.0.1:${plan.clientPort}`;
+    this.clientUrl = `${settings.tls === undefined ? 'http' : 'https'}://127.0.0.1:${plan.clientPort}`;
+    // Peers stay plaintext on loopback: the launcher forms clusters on one host only.
     this.peerUrl = `http://127.0.0.1:${plan.peerPort}`;
+    this.http = memberHttp(settings.tls);
   }
 
   get pid(): number | undefined {
@@ -502,7 +523,7 @@ class ClusterMember implements EtcdClusterMember {
   /** The first start, forming the cluster with the others. */
   async first(token: string): Promise<void> {
     await this.spawn(token);
-    await waitHealthy(this.child as ChildProcess, this.clientUrl, this.timeoutMs, this.tail as LineTail);
+    await waitHealthy(this.child as ChildProcess, this.clientUrl, this.timeoutMs, this.tail as LineTail, this.http);
   }
 
   async kill(signal: EtcdMemberSignal): Promise<void> {
@@ -524,7 +545,7 @@ class ClusterMember implements EtcdClusterMember {
     for (let attempt = 1; ; attempt++) {
       await this.spawn(undefined);
       try {
-        await waitHealthy(this.child as ChildProcess, this.clientUrl, this.timeoutMs, this.tail as LineTail);
+        await waitHealthy(this.child as ChildProcess, this.clientUrl, this.timeoutMs, this.tail as LineTail, this.http);
         return;
       } catch (error) {
         await this.kill('SIGKILL');
@@ -537,7 +558,7 @@ class ClusterMember implements EtcdClusterMember {
   }
 
   async status(timeoutMs = 1_000): Promise<EtcdMemberStatus> {
-    const reply = (await gatewayPost(this.clientUrl, '/v3/maintenance/status', timeoutMs)) as {
+    const reply = (await this.http(`${this.clientUrl}/v3/maintenance/status`, timeoutMs, true)) as {
       header?: { member_id?: string };
       leader?: string;
       raftTerm?: string;
@@ -557,8 +578,7 @@ class ClusterMember implements EtcdClusterMember {
 
   async healthy(timeoutMs = 1_000): Promise<boolean> {
     try {
-      const response = await fetch(`${this.clientUrl}/health`, { signal: AbortSignal.timeout(timeoutMs) });
-      return ((await response.json()) as { health?: unknown }).health === 'true';
+      return ((await this.http(`${this.clientUrl}/health`, timeoutMs)) as { health?: unknown }).health === 'true';
     } catch {
       return false;
     }
@@ -620,7 +640,7 @@ class Cluster implements RunningEtcdCluster {
     for (const member of this.members) {
       if (!member.isRunning()) continue;
       try {
-        const reply = (await gatewayPost(member.clientUrl, '/v3/cluster/member/list', timeoutMs)) as {
+        const reply = (await member.http(`${member.clientUrl}/v3/cluster/member/list`, timeoutMs, true)) as {
           members?: { ID?: string; name?: string; clientURLs?: string[] }[];
         };
         return (reply.members ?? []).map((m) => ({ id: m.ID ?? '0', name: m.name ?? '', clientUrls: m.clientURLs ?? [] }));
@@ -634,13 +654,6 @@ class Cluster implements RunningEtcdCluster {
   stop(): Promise<void> {
     return (this.stopping ??= Promise.all(this.members.map((m) => m.remove())).then(() => undefined));
   }
-}
-
-/** A call to etcd's JSON gateway (etcd 3.4 serves the v3 API at `/v3/...`, POST with a JSON body). */
-async function gatewayPost(clientUrl: string, path: string, timeoutMs: number): Promise<unknown> {
-  const response = await fetch(`${clientUrl}${path}`, { method: 'POST', body: '{}', headers: { 'content-type': 'application/json' }, signal: AbortSignal.timeout(timeoutMs) });
-  if (!response.ok) throw new Error(`${clientUrl}${path} answered HTTP ${response.status}`);
-  return response.json();
 }
 
 // ---- dying with the parent ------------------------------------------------------------------
