@@ -14,24 +14,13 @@ import { Cell, CellKeys, EtcdKv, createToken } from '@omega/cell-state';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSecureEtcd, type SecureEtcd } from './support/secure-etcd.js';
+import { seededRandom } from './support/workload.js';
 
 const SEED = Number(process.env.QUOTA_RACE_SEED ?? Math.floor(Math.random() * 2 ** 31));
 const CLIENTS = 8;
 const SUBMITS_PER_CLIENT = 12;
 const MiB = 1024 * 1024;
 const QUOTA = { cpu_millis: 40_000, memory_bytes: 6 * 1024 * MiB, tasks: 60 };
-
-/** mulberry32: a small seeded generator, so a failing run can be replayed. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 let secure: SecureEtcd;
 let adminToken: string;
@@ -77,7 +66,7 @@ afterAll(async () => {
 describe('a namespace quota under concurrent submits through two API servers', () => {
   it('is never exceeded, and every refused submit is RESOURCE_EXHAUSTED', async () => {
     console.log(`quota-race seed ${SEED} (replay: QUOTA_RACE_SEED=${SEED})`);
-    const rand = random(SEED);
+    const rand = seededRandom(SEED);
     const tls = credentials.createSsl(readFileSync(secure.pki.caFile));
     const connect = (i: number, token: string): ApiTestClient => {
       const made = new ApiTestClient((servers[i] as ApiServer).address, { credentials: tls, token });

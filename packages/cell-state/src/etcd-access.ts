@@ -32,6 +32,7 @@ import { Etcd3, EtcdRoleExistsError, EtcdUserExistsError, type IPermission } fro
 import { pino, type Logger } from 'pino';
 import { CellKeys, checkId } from './keys.js';
 import type { TlsIdentity } from './tls-identity.js';
+import { describeKey, prefixEndBytes } from './etcd-kv.js';
 import { machineId } from './types.js';
 
 /** etcd's administrator: user and role `root`, which must exist before auth is enabled. */
@@ -262,14 +263,14 @@ async function convergeGrants(client: Etcd3, role: EtcdRole, scopes: readonly st
     const key = perm.key.toString('utf8');
     if (wanted.has(id) || !scopes.some((scope) => key.startsWith(scope))) continue;
     await client.auth.roleRevokePermission({ role: role.name, key: perm.key, range_end: perm.range_end });
-    changed.push(`${role.name} -${String(perm.permType).toLowerCase()} ${describe(key, perm.range_end.length > 0)}`);
+    changed.push(`${role.name} -${String(perm.permType).toLowerCase()} ${describeKey(key, perm.range_end.length > 0)}`);
   }
   for (const [id, grant] of wanted) {
     const permType = PERMISSION_TYPES[grant.permission];
     if (held.get(id)?.permType === permType) continue;
     const range = grantRange(grant);
     await client.auth.roleGrantPermission({ name: role.name, perm: { permType, key: range.key, range_end: range.rangeEnd } });
-    changed.push(`${role.name} +${grant.permission} ${describe(grant.key, grant.prefix)}`);
+    changed.push(`${role.name} +${grant.permission} ${describeKey(grant.key, grant.prefix)}`);
   }
 }
 
@@ -282,18 +283,3 @@ function rangeId(range: { key: Buffer; rangeEnd: Buffer }): string {
   return `${range.key.toString('hex')}:${range.rangeEnd.toString('hex')}`;
 }
 
-function describe(key: string, prefix: boolean): string {
-  return prefix ? `${key}*` : key;
-}
-
-/** etcd's byte-wise prefix end: increment the last byte below 0xff, dropping trailing 0xff bytes. */
-function prefixEndBytes(prefix: Buffer): Buffer {
-  for (let i = prefix.length - 1; i >= 0; i--) {
-    if ((prefix[i] as number) < 0xff) {
-      const end = Buffer.from(prefix.subarray(0, i + 1));
-      end[i] = (end[i] as number) + 1;
-      return end;
-    }
-  }
-  return Buffer.from([0]);
-}

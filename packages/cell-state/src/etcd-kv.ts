@@ -17,6 +17,7 @@
  * refuses what that user's roles do not allow with "permission denied": that becomes a
  * {@link KvPermissionDeniedError} (not retryable), logged once per key range at error.
  */
+import { performance } from 'node:perf_hooks';
 import {
   Etcd3,
   EtcdAuthenticationFailedError,
@@ -241,6 +242,19 @@ export class EtcdKv implements KvStore {
       this.leases.delete(lease);
       lost.fire(this.translate(error, { leases: [id] }));
     });
+    // Keep-alives go out on one stream and are answered in order: each answer acknowledges the
+    // oldest one outstanding. A broken stream's unanswered ones are forgotten (a new stream
+    // starts with a new one), so a late answer is never credited to a later send.
+    const fired: number[] = [];
+    const renewed = new Set<(sentAgoMs: number) => void>();
+    lease.on('keepaliveFired', () => fired.push(performance.now()));
+    lease.on('keepaliveFailed', () => (fired.length = 0));
+    lease.on('keepaliveSucceeded', () => {
+      const sentAt = fired.shift();
+      if (sentAt === undefined) return;
+      const ago = performance.now() - sentAt;
+      for (const listener of renewed) listener(ago);
+    });
     this.leases.add(lease);
     id = await this.rpc(() => lease.grant()).catch((error: unknown) => {
       this.leases.delete(lease);
@@ -259,6 +273,7 @@ export class EtcdKv implements KvStore {
         await this.rpc(() => lease.revoke(), { leases: [id] });
       },
       onLost: (listener) => lost.listen(listener),
+      onRenewed: (listener) => void renewed.add(listener),
     };
   }
 
@@ -655,7 +670,7 @@ function keyRangeAsRangable(prefix: string): { start: Buffer; end: Buffer } {
 }
 
 /** etcd's byte-wise prefix end: increment the last byte below 0xff, dropping trailing 0xff bytes. */
-function prefixEndBytes(prefix: Buffer): Buffer {
+export function prefixEndBytes(prefix: Buffer): Buffer {
   for (let i = prefix.length - 1; i >= 0; i--) {
     if ((prefix[i] as number) < 0xff) {
       const end = Buffer.from(prefix.subarray(0, i + 1));
@@ -706,7 +721,7 @@ function toTxnRequest(request: TxnRequest): ITxnRequest {
 }
 
 /** A key as it appears in errors and logs: the key, or `prefix*` for a prefix. */
-function describeKey(key: string, prefix: boolean): string {
+export function describeKey(key: string, prefix: boolean): string {
   if (key === '\0' || (prefix && key.length === 0)) return prefix ? '(every key)' : '\\0';
   return prefix ? `${key}*` : key;
 }
