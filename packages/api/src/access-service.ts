@@ -14,18 +14,9 @@ import type { Caller } from './auth/policy.js';
 import type { CellReader } from './cell-reader.js';
 import { ApiError, invalidArgument, notFound } from './errors.js';
 import { unary } from './rpc.js';
+import { ROLE_WIRE, type WireTokenInfo } from './wire.js';
 
-/** `omega.v1.Role` names ↔ cell-state's roles. */
-export const ROLE_WIRE: Readonly<Record<Role, string>> = { read: 'ROLE_READ', submit: 'ROLE_SUBMIT', admin: 'ROLE_ADMIN' };
-const ROLE_OF_WIRE: Readonly<Record<string, Role>> = { ROLE_READ: 'read', ROLE_SUBMIT: 'submit', ROLE_ADMIN: 'admin' };
-
-export interface WireTokenInfo {
-  name: string;
-  namespaces: string[];
-  role: string;
-  expires_at_ms: number;
-  created_at_ms: number;
-}
+const ROLE_OF_WIRE: Readonly<Record<string, Role>> = Object.fromEntries(Object.entries(ROLE_WIRE).map(([role, wire]) => [wire, role as Role]));
 
 interface CreateTokenRequest {
   name: string;

@@ -7,3 +7,4 @@
 export { API_PROTO_FILE, PROTO_LOADER_OPTIONS } from './proto.js';
 export { jobSpecToWire } from './job-spec-wire.js';
 export type * from './wire.js';
+export { ROLE_WIRE } from './wire.js';

@@ -41,22 +41,8 @@ import { allows, authorize } from './auth/policy.js';
 import type { CellReader } from './cell-reader.js';
 import { ApiError, failedPrecondition, invalidArgument, notFound } from './errors.js';
 import { unary } from './rpc.js';
+import type { WireNamespaceView, WireQuota } from './wire.js';
 
-/** `omega.v1.Quota` as proto-loader gives it (64-bit integers as numbers). */
-export interface WireQuota {
-  cpu_millis: number;
-  memory_bytes: number;
-  tasks: number;
-}
-
-/** `omega.v1.NamespaceView`. */
-export interface WireNamespaceView {
-  name: string;
-  has_quota: boolean;
-  quota: WireQuota;
-  used: WireQuota;
-  created_at_ms: number;
-}
 
 const QUOTA_WIRE_FIELD: Readonly<Record<QuotaResource, keyof WireQuota>> = { cpu: 'cpu_millis', memory: 'memory_bytes', tasks: 'tasks' };
 

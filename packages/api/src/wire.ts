@@ -9,6 +9,7 @@
  */
 import type {
   CommitMode,
+  Role,
   ConstraintOperator,
   JobKind,
   JobState,
@@ -136,6 +137,34 @@ export interface WireSchedulerStatsView {
 }
 
 // ---- requests, as decoded (defaults filled in) ----------------------------------------------
+
+/** `omega.v1.Role` names of cell-state's roles. */
+export const ROLE_WIRE: Readonly<Record<Role, string>> = { read: 'ROLE_READ', submit: 'ROLE_SUBMIT', admin: 'ROLE_ADMIN' };
+
+/** `omega.v1.TokenInfo`. */
+export interface WireTokenInfo {
+  name: string;
+  namespaces: string[];
+  role: string;
+  expires_at_ms: number;
+  created_at_ms: number;
+}
+
+/** `omega.v1.Quota` as proto-loader gives it (64-bit integers as numbers; 0: no limit). */
+export interface WireQuota {
+  cpu_millis: number;
+  memory_bytes: number;
+  tasks: number;
+}
+
+/** `omega.v1.NamespaceView`. */
+export interface WireNamespaceView {
+  name: string;
+  has_quota: boolean;
+  quota: WireQuota | null;
+  used: WireQuota | null;
+  created_at_ms: number;
+}
 
 export interface SubmitJobRequest {
   job: WireJobSpec | null;

@@ -4,12 +4,13 @@
  * JobSpec of @omega/cell-state going out, and the camelCase objects of `--json` coming back
  * (the stable, documented output; the wire shape stays an internal detail of the CLI).
  */
-import { jobSpecToWire } from '@omega/api/client';
-import type { WireJobSpec, WireResources, WireSchedulerStatsView, WireTaskView } from '@omega/api/client';
+import { jobSpecToWire, ROLE_WIRE } from '@omega/api/client';
+import type { WireJobSpec, WireNamespaceView, WireQuota, WireResources, WireSchedulerStatsView, WireTaskView, WireTokenInfo } from '@omega/api/client';
 import type { JobSpec } from '@omega/cell-state';
 
 export { jobSpecToWire };
-export type { WireResources, WireSchedulerStatsView, WireTaskView };
+export { ROLE_WIRE };
+export type { WireNamespaceView, WireQuota, WireResources, WireSchedulerStatsView, WireTaskView, WireTokenInfo };
 
 // ---- going out ----------------------------------------------------------------------------------
 
@@ -26,16 +27,8 @@ export function submitSpecToWire(spec: JobSpec, secretEnv: Readonly<Record<strin
   return { ...wire, namespace: spec.namespace, task: wire.task === null ? null : { ...wire.task, secret_env: { ...secretEnv } } };
 }
 
-/** `ROLE_SUBMIT` → `submit`: the roles as the CLI names them, and back. */
-export const ROLE_WIRE = Object.freeze({ read: 'ROLE_READ', submit: 'ROLE_SUBMIT', admin: 'ROLE_ADMIN' } as const);
+/** The roles as the CLI names them (`submit` for `ROLE_SUBMIT`). */
 export type RoleName = keyof typeof ROLE_WIRE;
-
-/** A quota as the API sends and receives it (0: no limit on that resource). */
-export interface WireQuota {
-  cpu_millis: number;
-  memory_bytes: number;
-  tasks: number;
-}
 
 // ---- coming back: responses as decoded (absent messages are null) ----------------------------
 
@@ -83,22 +76,6 @@ export interface WireMachineView {
   attributes: Record<string, string>;
   hollow: boolean;
   enforcement_disabled: boolean;
-}
-
-export interface WireTokenInfo {
-  name: string;
-  namespaces: string[];
-  role: string;
-  expires_at_ms: number;
-  created_at_ms: number;
-}
-
-export interface WireNamespaceView {
-  name: string;
-  has_quota: boolean;
-  quota: WireQuota | null;
-  used: WireQuota | null;
-  created_at_ms: number;
 }
 
 export type TaskState = 'pending' | 'placed' | 'running' | 'succeeded' | 'failed' | 'killed' | 'lost';
