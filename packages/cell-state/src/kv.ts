@@ -154,6 +154,13 @@ export interface KvLease {
   readonly ttlSeconds: number;
   revoke(): Promise<void>;
   onLost(listener: (error: Error) => void): void;
+  /**
+   * With `autoKeepAlive`: `listener` runs after each keep-alive etcd acknowledged, with how long
+   * ago (ms) that keep-alive was sent: etcd refreshed the lease no earlier than that, which is
+   * what a holder that must stop acting without its lease counts from. Optional: a store whose
+   * leases do not expire by themselves (MemoryKv) has nothing to report.
+   */
+  onRenewed?(listener: (sentAgoMs: number) => void): void;
 }
 
 /** Server limits the commit path must respect. */
