@@ -60,7 +60,7 @@ describe('the agent flags', () => {
       attributes: { rack: 'r1', zone: 'z2' },
       dataDir: '/var/lib/omega-agent',
       cgroupRoot: '/sys/fs/cgroup',
-      cgroupParent: 'omega',
+      cgroupParent: 'omega/m-17',
       enforcement: true,
       taskUser: { name: 'nobody', uid: 65534, gid: 65534 },
       killGraceMs: 500,

@@ -18,7 +18,7 @@ import {
   type ProcessSecurity,
   type Resources,
 } from '@omega/cell-state';
-import { DEFAULT_CGROUP_PARENT, DEFAULT_CGROUP_ROOT } from './cgroup-detect.js';
+import { DEFAULT_CGROUP_ROOT, defaultCgroupParent } from './cgroup-detect.js';
 import { defaultMachineId, detectCapacity } from './registration.js';
 import { DEFAULT_KILL_GRACE_MS } from './task-runner.js';
 import { DEFAULT_KEEP_ATTEMPTS, DEFAULT_TASK_RETENTION_MS } from './task-retention.js';
@@ -37,7 +37,8 @@ ${securityUsage(26)}  --cell NAME             cell name (default "default")
   --data-dir DIR          task directories and logs (default /var/lib/omega-agent as root,
                           else ./.omega/agent-<machine id>)
   --cgroup-root DIR       where cgroups are mounted (default /sys/fs/cgroup)
-  --cgroup-parent NAME    the agent's cgroup under each hierarchy root (default omega)
+  --cgroup-parent NAME    the agent's cgroup under each hierarchy root (default
+                          omega/<machine id>); it sweeps only the cgroups it created there
   --no-enforcement        run tasks without cgroup limits (says so in the machine record)
   --allow-root-tasks      allow tasks to run as root (as root agent: default task user root)
   --task-user USER        run tasks as USER (name, uid or uid:gid; default nobody as root)
@@ -207,7 +208,7 @@ export function parseAgentArgs(argv: readonly string[], env: ConfigEnvironment =
     throw new FlagError('--hollow-prefix', (error as Error).message);
   }
 
-  const cgroupParent = values['cgroup-parent'] ?? DEFAULT_CGROUP_PARENT;
+  const cgroupParent = values['cgroup-parent'] ?? defaultCgroupParent(machineId);
   try {
     cgroupParentSegments(cgroupParent);
   } catch (error) {

@@ -43,7 +43,8 @@ async function main(): Promise<number> {
     if (!config.enforcement) {
       logger.warn({ enforcementDisabled: true }, 'ENFORCEMENT DISABLED (--no-enforcement): tasks run WITHOUT cpu, memory or pids limits; the machine record says enforcementDisabled');
     } else {
-      const detection = await detectCgroupDriver({ root: config.cgroupRoot, parent: config.cgroupParent });
+      // Marked in the data dir: the sweep at start touches only cgroups this agent created.
+      const detection = await detectCgroupDriver({ root: config.cgroupRoot, parent: config.cgroupParent, owner: { dataDir: config.dataDir, machineId: config.machineId, logger } });
       if (detection.driver === undefined) {
         logger.fatal({ problem: detection.problem }, 'no usable cgroups: refusing to run tasks without limits (pass --no-enforcement to run without them)');
         return 1;
