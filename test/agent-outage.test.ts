@@ -36,6 +36,9 @@ const dirs: string[] = [];
 function startAgent(endpoint: string, cell: string, machine: string, dataDir: string): LoggedProcess {
   const args = ['--insecure', '--etcd', endpoint, '--cell', cell, '--machine-id', machine, '--cpu', '4', '--memory', '8Gi', '--data-dir', dataDir];
   args.push('--no-enforcement', '--kill-grace-ms', '1000', '--heartbeat-ttl', String(TTL_S), '--log-listen', 'none');
+  // No fencing: these tasks must outlive an outage no scheduler acts on (none runs here);
+  // test/agent-fencing.test.ts covers an agent that fences.
+  args.push('--fence-after-ms', '0');
   const agent = spawnLogged(MAIN, args);
   agents.push(agent);
   return agent;

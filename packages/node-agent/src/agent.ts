@@ -45,6 +45,7 @@ import type { Executor, TaskAttempt } from './executor.js';
 import { HeartbeatKeeper, markUnschedulable, registerAll } from './registration.js';
 import { StatusReporter } from './status-reporter.js';
 import { JobInterest } from './job-interest.js';
+import { DEFAULT_FENCE_AFTER_MS, FENCED_REASON, LeaseFence, type FenceClock } from './fence.js';
 
 export interface AgentOptions {
   readonly cell: Cell;
@@ -62,6 +63,13 @@ export interface AgentOptions {
   readonly agentName?: string;
   /** Backoff while the store does not answer at start (default 250 ms doubling to 10 s). */
   readonly storeBackoff?: BackoffPolicy;
+  /**
+   * Kill every local task once the heartbeat lease went this long without an acknowledged
+   * renewal (fence.ts; default 5000, the schedulers' default machine-loss grace; 0: never).
+   */
+  readonly fenceAfterMs?: number;
+  /** The fence's monotonic clock (a fake in tests). */
+  readonly fenceClock?: FenceClock;
 }
 
 /** Longest a stop waits for the store to mark the machines unschedulable (it may be down). */
@@ -89,10 +97,12 @@ export interface AgentCounters {
   recovered: number;
   /** Running records found on our machines with no local attempt after a restart. */
   reportedLost: number;
+  /** Local attempts stopped by the fence (reported `lost`, reason `fenced`). */
+  fenced: number;
 }
 
 export class Agent {
-  readonly counters: AgentCounters = { started: 0, stopped: 0, recovered: 0, reportedLost: 0 };
+  readonly counters: AgentCounters = { started: 0, stopped: 0, recovered: 0, reportedLost: 0, fenced: 0 };
   private readonly logger: Logger;
   private readonly machineIds: Set<MachineId>;
   private mirrorHandle: CellMirror | undefined;
@@ -117,6 +127,8 @@ export class Agent {
   private readonly startAbort = new AbortController();
   /** Which jobs' records we hold; the mirror's filter (only our part of the cell). */
   private readonly interest: JobInterest;
+  /** Closed while the heartbeat lease is not being renewed: local tasks are killed, none start. */
+  private readonly fence: LeaseFence;
 
   constructor(private readonly options: AgentOptions) {
     this.logger = (options.logger ?? pino({ level: 'silent' })).child({ component: 'agent' });
@@ -128,6 +140,13 @@ export class Agent {
       onLoaded: (job) => this.onJobLoaded(job),
       logger: this.logger,
       ...(options.storeBackoff === undefined ? {} : { backoff: options.storeBackoff }),
+    });
+    this.fence = new LeaseFence({
+      afterMs: options.fenceAfterMs ?? DEFAULT_FENCE_AFTER_MS,
+      onFence: () => this.onFenced(),
+      onLifted: () => this.onFenceLifted(),
+      logger: this.logger,
+      ...(options.fenceClock === undefined ? {} : { clock: options.fenceClock }),
     });
   }
 
@@ -171,6 +190,7 @@ export class Agent {
       agent: this.options.agentName ?? '',
       logAddress: this.options.logAddress ?? '',
       logger: this.logger,
+      renewals: this.fence,
     });
     this.heartbeat = heartbeat;
     if ((await this.untilStoreAnswers('heartbeat', () => heartbeat.start())) === undefined) return;
@@ -230,6 +250,7 @@ export class Agent {
   async stop(options: { drain?: boolean } = {}): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    this.fence.stop();
     // A start still waiting for the store gives up at once; one in the middle of a step
     // finishes it (bounded by the store's call deadline) before we tear down what it built.
     this.startAbort.abort();
@@ -328,7 +349,8 @@ export class Agent {
   }
 
   private maybeStart(snapshot: CellSnapshot, task: Task): void {
-    if (this.stopped || task.state !== 'placed' || !this.machineIds.has(task.machineId)) return;
+    // Fenced: the schedulers may be replacing this machine's tasks; the lift rescans.
+    if (this.stopped || this.fence.fenced || task.state !== 'placed' || !this.machineIds.has(task.machineId)) return;
     if (this.handled.get(task.id) === task.claimId) return;
     const machine = snapshot.machine(task.machineId);
     if (machine === undefined || !machine.claims.some((c) => c.id === task.claimId)) return;
@@ -354,7 +376,8 @@ export class Agent {
       const now = this.mirror.snapshot();
       const fresh = now.task(task.id);
       const freshJob = now.job(task.jobId);
-      if (this.stopped || fresh === undefined || fresh.claimId !== task.claimId || fresh.state !== 'placed' || freshJob === undefined || freshJob.desired === 'killed') {
+      // Fenced meanwhile: it waits for the lift's rescan (maybeStart refuses it until then).
+      if (this.stopped || this.fence.fenced || fresh === undefined || fresh.claimId !== task.claimId || fresh.state !== 'placed' || freshJob === undefined || freshJob.desired === 'killed') {
         this.handled.delete(task.id);
         if (fresh !== undefined) this.maybeStart(now, fresh);
         return;
@@ -381,6 +404,8 @@ export class Agent {
     let ofJob = this.byJob.get(attempt.jobId);
     if (ofJob === undefined) this.byJob.set(attempt.jobId, (ofJob = new Set()));
     ofJob.add(attempt.taskId);
+    // Recovered while fenced (the fence closed during the start steps): it goes too.
+    if (this.fence.fenced) this.fenceAttempt(attempt);
     void attempt.ended.then(() => {
       if (this.attempts.get(attempt.taskId) !== attempt) return;
       this.attempts.delete(attempt.taskId);
@@ -418,6 +443,35 @@ export class Agent {
       set.delete(stopping);
       if (set.size === 0) this.stopping.delete(attempt.machineId);
     });
+  }
+
+  /** Whether the fence is closed now (for tests and metrics). */
+  get isFenced(): boolean {
+    return this.fence.fenced;
+  }
+
+  /**
+   * The lease went unrenewed past the fence time: the schedulers may already have marked these
+   * tasks lost and placed them elsewhere, so none may keep running here. Each is stopped as a
+   * kill does (TERM, the kill grace, then the whole cgroup) and reported `lost`, reason
+   * `fenced`, when the store answers again; one that ended before keeps its real outcome.
+   */
+  private onFenced(): void {
+    if (this.stopped) return;
+    const attempts = [...this.attempts.values()];
+    this.logger.warn({ attempts: attempts.length }, 'fenced: stopping every local task');
+    for (const attempt of attempts) this.fenceAttempt(attempt);
+  }
+
+  private fenceAttempt(attempt: TaskAttempt): void {
+    this.counters.fenced++;
+    this.stopAttempt(attempt, FENCED_REASON);
+  }
+
+  /** Renewed again: whatever is placed here now (the cell as the mirror shows it) may start. */
+  private onFenceLifted(): void {
+    if (this.stopped || !this.running || this.mirrorHandle === undefined) return;
+    this.fullScan(this.mirrorHandle.snapshot());
   }
 
   /**

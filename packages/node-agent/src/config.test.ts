@@ -61,6 +61,7 @@ describe('the agent flags', () => {
       dataDir: '/var/lib/omega-agent',
       cgroupRoot: '/sys/fs/cgroup',
       cgroupParent: 'omega/m-17',
+      fenceAfterMs: 5_000,
       enforcement: true,
       taskUser: { name: 'nobody', uid: 65534, gid: 65534 },
       killGraceMs: 500,
@@ -84,9 +85,23 @@ describe('the agent flags', () => {
     expect(flagOf(['--task-retention-s', '1h'])).toBe('--task-retention-s');
     expect(flagOf(['--keep-attempts', '0'])).toBe('--keep-attempts');
     expect(flagOf(['--cgroup-parent', '../x'])).toBe('--cgroup-parent');
+    expect(flagOf(['--fence-after-ms', 'soon'])).toBe('--fence-after-ms');
     expect(flagOf(['--log-level', 'loud'])).toBe('--log-level');
     expect(flagOf(['--frobnicate'])).toBe('--frobnicate');
     expect(flagOf(['--task-user', 'ghost'], root)).toBe('--task-user');
+  });
+
+  it('default the cgroup parent to omega/<machine id> and keep an explicit one as given', () => {
+    expect(parseInsecure(['--machine-id', 'a'], root).cgroupParent).toBe('omega/a');
+    expect(parseInsecure(['--machine-id', 'b'], root).cgroupParent).toBe('omega/b');
+    expect(parseInsecure(['--machine-id', 'b', '--cgroup-parent', 'omega-dev-default-0'], root).cgroupParent).toBe('omega-dev-default-0');
+  });
+
+  it('note a fence time whose kill can outlast the machine-loss grace, and fencing turned off', () => {
+    expect(parseInsecure(['--machine-id', 'a'], root).notes).toEqual([]);
+    expect(parseInsecure(['--machine-id', 'a', '--fence-after-ms', '8000'], root).notes).toEqual([expect.stringContaining('for up to 3000 ms')]);
+    expect(parseInsecure(['--machine-id', 'a', '--fence-after-ms', '0'], root).notes).toEqual([expect.stringContaining('fencing is off')]);
+    expect(parseInsecure(['--machine-id', 'a', '--fence-after-ms', '8000', '--kill-grace-ms', '2000'], root)).toMatchObject({ fenceAfterMs: 8000, notes: [] });
   });
 
   it('refuse to run tasks as root unless --allow-root-tasks', () => {

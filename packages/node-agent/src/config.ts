@@ -23,6 +23,7 @@ import { defaultMachineId, detectCapacity } from './registration.js';
 import { DEFAULT_KILL_GRACE_MS } from './task-runner.js';
 import { DEFAULT_KEEP_ATTEMPTS, DEFAULT_TASK_RETENTION_MS } from './task-retention.js';
 import { cgroupParentSegments } from './task-paths.js';
+import { DEFAULT_FENCE_AFTER_MS, SCHEDULERS_DEFAULT_MACHINE_LOSS_GRACE_MS } from './fence.js';
 import { resolveTaskUser, type TaskUser } from './task-user.js';
 
 export const USAGE = `usage: omega-agent [flags]
@@ -51,6 +52,9 @@ ${securityUsage(26)}  --cell NAME             cell name (default "default")
   --hollow N              serve N hollow machines (no processes; tasks run for runDurationMs)
   --hollow-prefix PREFIX  hollow machine ids are PREFIX-0000... (default hollow)
   --heartbeat-ttl S       heartbeat lease TTL in seconds (default 10)
+  --fence-after-ms MS     kill every local task once the heartbeat lease has not been renewed
+                          for MS (the cell's machine-loss grace; default 5000, as the
+                          schedulers' --machine-loss-grace-ms; 0: never)
   --log-listen HOST:PORT  serve task logs to the API here (default 127.0.0.1:0, a free port;
                           use an address the API servers can reach; none: serve no logs)
   --log-level LEVEL       trace, debug, info, warn, error, fatal, silent (default info)
@@ -87,6 +91,12 @@ export interface AgentConfig {
   readonly hollow: number;
   readonly hollowPrefix: string;
   readonly heartbeatTtlSeconds: number;
+  /**
+   * Fencing (`--fence-after-ms`): once the heartbeat lease has gone this long without a
+   * successful renewal, every local task is killed and later reported `lost` (reason
+   * `fenced`). 0: never. See the README's timing rule.
+   */
+  readonly fenceAfterMs: number;
   /** Where to serve task logs; undefined with `--log-listen none`. */
   readonly logListen: { readonly host: string; readonly port: number } | undefined;
   readonly logLevel: string;
@@ -141,6 +151,7 @@ export function parseAgentArgs(argv: readonly string[], env: ConfigEnvironment =
         hollow: { type: 'string' },
         'hollow-prefix': { type: 'string' },
         'heartbeat-ttl': { type: 'string' },
+        'fence-after-ms': { type: 'string' },
         'log-level': { type: 'string' },
         help: { type: 'boolean' },
       },
@@ -238,6 +249,14 @@ export function parseAgentArgs(argv: readonly string[], env: ConfigEnvironment =
   const taskRetentionMs = integer('--task-retention-s', values['task-retention-s'], DEFAULT_TASK_RETENTION_MS / 1000, 0, 10 * 365 * 86_400) * 1000;
   const keepAttempts = integer('--keep-attempts', values['keep-attempts'], DEFAULT_KEEP_ATTEMPTS, 1, 1_000);
   const heartbeatTtlSeconds = integer('--heartbeat-ttl', values['heartbeat-ttl'], 10, 1, 3_600);
+  const fenceAfterMs = integer('--fence-after-ms', values['fence-after-ms'], DEFAULT_FENCE_AFTER_MS, 0, 3_600_000);
+  // The README's timing rule, with the schedulers' default grace: past this, a fenced task's
+  // SIGKILL can come after the earliest moment its replacement may start.
+  const slackMs = heartbeatTtlSeconds * 1000 + SCHEDULERS_DEFAULT_MACHINE_LOSS_GRACE_MS - fenceAfterMs - killGraceMs;
+  if (fenceAfterMs > 0 && slackMs < 0) {
+    notes.push(`--fence-after-ms ${fenceAfterMs} + --kill-grace-ms ${killGraceMs} exceed --heartbeat-ttl ${heartbeatTtlSeconds} s + the schedulers' default machine-loss grace (${SCHEDULERS_DEFAULT_MACHINE_LOSS_GRACE_MS} ms): a fenced task may run beside its replacement for up to ${-slackMs} ms`);
+  }
+  if (fenceAfterMs === 0) notes.push('fencing is off (--fence-after-ms 0): tasks keep running however long the heartbeat lease cannot be renewed, also after the schedulers replaced them');
   const log = parseLogLevel(values['log-level']);
   if ('problem' in log) throw new FlagError('--log-level', log.problem);
   const logLevel = log.level;
@@ -268,6 +287,7 @@ export function parseAgentArgs(argv: readonly string[], env: ConfigEnvironment =
     hollow,
     hollowPrefix,
     heartbeatTtlSeconds,
+    fenceAfterMs,
     logLevel,
     logListen,
     notes,

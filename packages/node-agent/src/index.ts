@@ -19,6 +19,7 @@ export { CgroupV1Driver, V1_CONTROLLERS } from './cgroup-v1.js';
 export { CgroupV2Driver, V2_CONTROLLERS } from './cgroup-v2.js';
 export { DEFAULT_CGROUP_PARENT, DEFAULT_CGROUP_ROOT, defaultCgroupParent, detectCgroupDriver, type CgroupDetection } from './cgroup-detect.js';
 export { CGROUP_MARKERS_DIR, OwnedCgroupDriver, type CgroupMarker, type CgroupOwnerOptions } from './cgroup-owner.js';
+export { DEFAULT_FENCE_AFTER_MS, FENCED_REASON, SCHEDULERS_DEFAULT_MACHINE_LOSS_GRACE_MS, LeaseFence, MONOTONIC_CLOCK, type FenceClock, type LeaseFenceOptions, type LeaseRenewals } from './fence.js';
 export { parseAgentArgs, USAGE, type AgentConfig, type ConfigEnvironment } from './config.js';
 export { HollowExecutor, hollowMachineIds, hollowMachines } from './hollow.js';
 export { defaultMachineId, detectCapacity, HeartbeatKeeper, markUnschedulable, memoryReserve, registerAll, type HeartbeatOptions } from './registration.js';

@@ -73,6 +73,7 @@ async function main(): Promise<number> {
       logger,
       agentName,
       heartbeatTtlSeconds: config.heartbeatTtlSeconds,
+      fenceAfterMs: config.fenceAfterMs,
     });
   } else {
     const id = machineId(config.machineId);
@@ -113,6 +114,7 @@ async function main(): Promise<number> {
       logger: logger.child({ machineId: id }),
       agentName,
       heartbeatTtlSeconds: config.heartbeatTtlSeconds,
+      fenceAfterMs: config.fenceAfterMs,
       ...(logServer === undefined ? {} : { logAddress: logServer.address }),
     });
     logger.info({ machineId: id, capacity: config.capacity, dataDir: config.dataDir, taskUser: config.taskUser?.name ?? 'agent user' }, 'starting agent');

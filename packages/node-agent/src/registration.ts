@@ -6,6 +6,7 @@
 import { cpus, hostname, totalmem } from 'node:os';
 import pino, { type Logger } from 'pino';
 import type { Cell, Heartbeat, MachineId, MachineRegistration, Resources } from '@omega/cell-state';
+import type { LeaseRenewals } from './fence.js';
 
 const GiB = 1024 ** 3;
 
@@ -65,6 +66,11 @@ export interface HeartbeatOptions {
   /** Written into `alive/<id>`: where the agent serves task logs. */
   readonly logAddress?: string;
   readonly logger?: Logger;
+  /**
+   * Told of every grant and acknowledged renewal of the current lease, stamped with when it was
+   * sent on `renewals.now()`'s clock (the agent's fence, fence.ts).
+   */
+  readonly renewals?: LeaseRenewals & { now(): number };
 }
 
 /**
@@ -103,15 +109,37 @@ export class HeartbeatKeeper {
     // failed afterwards (its key write did not happen) must not start a second retry loop.
     const token = {};
     this.current = token;
+    const renewals = this.options.renewals;
+    // Before the grant is sent: etcd starts the lease's TTL no earlier than this.
+    const sentAtMs = renewals?.now();
     const options = {
       ttlSeconds: this.options.ttlSeconds ?? 10,
       agent: this.options.agent ?? '',
       logAddress: this.options.logAddress ?? '',
       onLost: (error: Error) => {
-        if (this.current === token) this.lost(error);
+        if (this.current !== token) return;
+        // A lease that reported no renewals: counting starts from its loss.
+        renewals?.resume(renewals.now());
+        this.lost(error);
       },
     };
-    return this.ids.length === 1 ? this.cell.startHeartbeat(this.ids[0] as MachineId, options) : this.cell.startHeartbeats(this.ids, options);
+    const started = this.ids.length === 1 ? this.cell.startHeartbeat(this.ids[0] as MachineId, options) : this.cell.startHeartbeats(this.ids, options);
+    if (renewals === undefined || sentAtMs === undefined) return started;
+    return started.then((heartbeat) => {
+      if (this.current === token) {
+        const { lease } = heartbeat;
+        if (lease.onRenewed === undefined) {
+          renewals.renewed(sentAtMs);
+          renewals.pause();
+        } else {
+          lease.onRenewed((sentAgoMs) => {
+            if (this.current === token) renewals.renewed(renewals.now() - sentAgoMs);
+          });
+          renewals.renewed(sentAtMs);
+        }
+      }
+      return heartbeat;
+    });
   }
 
   private lost(error: Error, attempt = 0): void {

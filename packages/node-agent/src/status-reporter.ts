@@ -30,6 +30,7 @@
  * depends on this, only the number of requests).
  */
 import pino, { type Logger } from 'pino';
+import { FENCED_REASON } from './fence.js';
 import { isTerminal, type Cell, type CellMirror, type Task, type TaskId, type TaskPatch, type TaskUpdateOutcome } from '@omega/cell-state';
 
 /** Longest an update waits for the mirror to show the previous write of the same task. */
@@ -113,9 +114,12 @@ export class StatusReporter {
    * (`stale` when the task moved on to another claim); rejects with {@link ReporterClosedError}
    * if the reporter is closed first.
    */
-  report(taskId: TaskId, claimId: string, patch: TaskPatch): Promise<TaskUpdateOutcome> {
+  report(taskId: TaskId, claimId: string, reported: TaskPatch): Promise<TaskUpdateOutcome> {
     if (this.closed) return Promise.reject(new ReporterClosedError());
     this.counters.reports++;
+    // Executors know one outcome of a stop the agent decided: `killed` with its reason. A fenced
+    // task was stopped because its machine's lease lapsed: the cell must read `lost` (fence.ts).
+    const patch: TaskPatch = reported.state === 'killed' && reported.reason === FENCED_REASON ? { ...reported, state: 'lost' } : reported;
     return new Promise((resolve, reject) => {
       const key = keyOf(taskId, claimId);
       const entry = this.pending.get(key);
