@@ -132,7 +132,7 @@ describe('scanIntervalMs', () => {
 describe('the retention flags', () => {
   it('default to a day in a scheduler process, read durations, and name the flag when bad', () => {
     const settings = (argv: string[]) => {
-      const config = parseSchedulerArgs(argv, 'batch');
+      const config = parseSchedulerArgs(['--insecure', ...argv], 'batch');
       if (config === 'help') throw new Error('help');
       return config.settings;
     };
