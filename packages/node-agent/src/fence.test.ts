@@ -179,4 +179,52 @@ describe('an agent cut off from its store', () => {
     expect(agent.isFenced).toBe(false);
     await eventually('the later task to run to its end', () => record('later')?.state === 'succeeded');
   });
+
+  it('never fences while a lease that reports no renewals holds, and counts from its loss while no new one can be had', async () => {
+    const m1 = machineId('m1');
+    const memory = new MemoryKv();
+    const outage = outageKv(memory);
+    const granted: string[] = [];
+    const kv = new Proxy(outage.kv, {
+      get(target, property, receiver) {
+        const value: unknown = Reflect.get(target, property, receiver);
+        if (typeof value !== 'function') return value;
+        if (property !== 'grantLease') return (value as (...a: unknown[]) => unknown).bind(target);
+        return async (...args: unknown[]) => {
+          const lease = (await (value as (...a: unknown[]) => Promise<KvLease>).apply(target, args)) as KvLease;
+          granted.push(lease.id);
+          return lease;
+        };
+      },
+    });
+    const clock = new FakeClock();
+    const agent = new Agent({
+      cell: new Cell(kv, freshCellName()),
+      machines: [{ id: m1, capacity: { cpuMillis: 8_000, memoryBytes: 8 * 1024 ** 3 } }],
+      executor: ({ reporter }) => new HollowExecutor(reporter),
+      flushIntervalMs: 5,
+      fenceAfterMs: 5_000,
+      fenceClock: clock,
+    });
+    await agent.start();
+    cleanups.push(async () => {
+      outage.resume();
+      await agent.stop();
+      await memory.close();
+    });
+    // MemoryKv's kept-alive leases never lapse by themselves: nothing to count.
+    clock.advance(60_000);
+    expect(agent.isFenced).toBe(false);
+
+    // Lost while no new lease can be granted: the count starts at the loss.
+    outage.stop();
+    memory.expireLease(granted[0] as string);
+    await new Promise((r) => setTimeout(r, 50));
+    clock.advance(4_999);
+    expect(agent.isFenced).toBe(false);
+    clock.advance(1);
+    expect(agent.isFenced).toBe(true);
+    outage.resume();
+    await eventually('a new lease to lift the fence', () => !agent.isFenced && granted.length === 2);
+  });
 });
