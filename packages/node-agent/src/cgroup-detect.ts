@@ -48,8 +48,14 @@ export async function detectCgroupDriver(options: { root?: string; parent?: stri
   if (await fileExists(join(root, 'cgroup.controllers'))) driver = new CgroupV2Driver(root, parent);
   else if ((await fileExists(join(root, 'memory'))) || (await fileExists(join(root, 'cpu')))) driver = new CgroupV1Driver(root, parent);
   else return { problem: `no cgroup hierarchy at ${root} (neither a cgroup2 mount nor v1 controllers)` };
-  if (options.owner !== undefined) driver = new OwnedCgroupDriver(driver, { ...options.owner, parent });
+  if (options.owner !== undefined) {
+    // The default parent used to be `omega` itself: tasks an earlier agent left running there
+    // are still found by name (adopted, stopped, cleaned up), never swept.
+    const legacy = parent === defaultCgroupParent(options.owner.machineId) ? (driver.version === 'v2' ? new CgroupV2Driver(root, DEFAULT_CGROUP_PARENT) : new CgroupV1Driver(root, DEFAULT_CGROUP_PARENT)) : undefined;
+    driver = new OwnedCgroupDriver(driver, { ...options.owner, parent, ...(legacy === undefined ? {} : { legacy }) });
+  }
   try {
+    // The owned driver's prepare() prepares the legacy parent too.
     await driver.prepare();
     return { driver };
   } catch (error) {

@@ -62,3 +62,28 @@ describe('the cgroup owner marker', () => {
     expect((await detectCgroupDriver({ root: fake.root, parent: 'omega/m1' })).driver).toBeInstanceOf(CgroupV2Driver);
   });
 });
+
+describe('a task cgroup left in the earlier default parent', () => {
+  let fake: FakeCgroupRoot | undefined;
+  let dataDir: string | undefined;
+  afterEach(async () => {
+    await fake?.cleanup();
+    if (dataDir !== undefined) await rm(dataDir, { recursive: true, force: true });
+  });
+
+  it('is found by name when the default parent omega/<machine id> lacks it, and never listed', async () => {
+    fake = await fakeCgroupV2({ parent: 'omega/m1' });
+    dataDir = await mkdtemp(join(tmpdir(), 'omega-owner-'));
+    const old = join(fake.root, 'omega', 'web~0~1');
+    await mkdir(old);
+    await writeFile(join(old, 'cgroup.procs'), '4242\n');
+    const { driver } = await detectCgroupDriver({ root: fake.root, parent: 'omega/m1', owner: { dataDir, machineId: 'm1' } });
+    const cgroup = driver!.open('web~0~1');
+    expect(await cgroup.exists()).toBe(true);
+    expect(await cgroup.pids()).toEqual([4242]);
+    expect(await driver!.list()).toEqual([]);
+    // Not for an explicit parent: only the default moved.
+    const explicit = await detectCgroupDriver({ root: fake.root, parent: 'omega/m1', owner: { dataDir, machineId: 'm2' } });
+    expect(await explicit.driver!.open('web~0~1').exists()).toBe(false);
+  });
+});

@@ -19,7 +19,7 @@
 import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import pino, { type Logger } from 'pino';
-import type { CgroupDriver, CgroupLimits, TaskCgroup } from './cgroup-driver.js';
+import type { CgroupDriver, CgroupLimits, CgroupUsage, TaskCgroup } from './cgroup-driver.js';
 import { isTaskInstanceName, insideRoot } from './task-paths.js';
 import { writeJsonAtomic } from './task-files.js';
 
@@ -41,6 +41,13 @@ export interface CgroupOwnerOptions {
   readonly parent: string;
   readonly machineId: string;
   readonly logger?: Logger;
+  /**
+   * The parent an earlier agent on this machine used (`omega`, the default before it became
+   * `omega/<machine id>`): a task cgroup opened by name (adoption after a restart, cleanup of an
+   * attempt found on disk) that is not under `parent` but is there is used from there. Never
+   * listed or swept: only a task directory of this agent's own leads to it.
+   */
+  readonly legacy?: CgroupDriver;
 }
 
 /**
@@ -53,6 +60,8 @@ export class OwnedCgroupDriver implements CgroupDriver {
   private readonly markersDir: string;
   private readonly parentPath: string;
   private readonly logger: Logger;
+  /** The prepared legacy driver (see {@link CgroupOwnerOptions.legacy}). */
+  private legacy: CgroupDriver | undefined;
 
   constructor(
     private readonly inner: CgroupDriver,
@@ -68,6 +77,13 @@ export class OwnedCgroupDriver implements CgroupDriver {
   /** Prepares the parent cgroup and the marker directory (root's, 0700). */
   async prepare(): Promise<void> {
     await this.inner.prepare();
+    try {
+      // The current parent is inside it on a default layout: nothing new is made.
+      await this.options.legacy?.prepare();
+      this.legacy = this.options.legacy;
+    } catch (error) {
+      this.logger.warn({ err: error }, 'cannot look for task cgroups in the earlier default parent; tasks left there are not found');
+    }
     mkdirSync(this.options.dataDir, { recursive: true, mode: 0o755 });
     mkdirSync(this.markersDir, { recursive: true, mode: 0o700 });
   }
@@ -80,7 +96,8 @@ export class OwnedCgroupDriver implements CgroupDriver {
   }
 
   open(name: string): TaskCgroup {
-    return this.withMarker(this.inner.open(name));
+    const legacy = this.legacy;
+    return this.withMarker(legacy === undefined ? this.inner.open(name) : new FirstExisting(this.inner.open(name), legacy.open(name)));
   }
 
   /**
@@ -148,5 +165,52 @@ export class OwnedCgroupDriver implements CgroupDriver {
         return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
       },
     });
+  }
+}
+
+/**
+ * A task cgroup that may be in either of two parents: each call goes to the first that exists
+ * (the current parent when neither does). `procsFiles` are the current parent's: a cgroup
+ * that is joined is one just created, always there.
+ */
+class FirstExisting implements TaskCgroup {
+  readonly name: string;
+  readonly procsFiles: readonly string[];
+
+  constructor(
+    private readonly current: TaskCgroup,
+    private readonly earlier: TaskCgroup,
+  ) {
+    this.name = current.name;
+    this.procsFiles = current.procsFiles;
+  }
+
+  private async target(): Promise<TaskCgroup> {
+    if (await this.current.exists()) return this.current;
+    return (await this.earlier.exists()) ? this.earlier : this.current;
+  }
+
+  async exists(): Promise<boolean> {
+    return (await this.current.exists()) || (await this.earlier.exists());
+  }
+
+  async pids(): Promise<number[]> {
+    return (await this.target()).pids();
+  }
+
+  async signal(signal: NodeJS.Signals): Promise<number> {
+    return (await this.target()).signal(signal);
+  }
+
+  async killAll(): Promise<void> {
+    return (await this.target()).killAll();
+  }
+
+  async usage(): Promise<CgroupUsage> {
+    return (await this.target()).usage();
+  }
+
+  async remove(): Promise<void> {
+    return (await this.target()).remove();
   }
 }
