@@ -91,7 +91,10 @@ describe('a node agent that cannot renew its lease', () => {
         for (const child of await readdir(dir).catch(() => [] as string[])) {
           const procs = await readFile(join(dir, child, 'cgroup.procs'), 'utf8').catch(() => '');
           for (const pid of procs.split('\n').filter(Boolean)) process.kill(Number(pid), 'SIGKILL');
-          await rmdir(join(dir, child)).catch(() => undefined);
+          // Busy until the killed processes are reaped.
+          for (let i = 0; i < 50 && (await rmdir(join(dir, child)).then(() => false, (e: NodeJS.ErrnoException) => e.code === 'EBUSY')); i++) {
+            await new Promise((r) => setTimeout(r, 100));
+          }
         }
         await rmdir(dir).catch(() => undefined);
       }
