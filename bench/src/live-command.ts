@@ -4,6 +4,8 @@
  * hollow agents and one process per scheduler. Writes
  * result.json, result.md and the chart; prints progress and the PASS/FAIL lines.
  */
+import { agentChart, agentChecks, agentMarkdown } from './agent-report.js';
+import { runAgentThroughput, type AgentOptions, type AgentPhase } from './agent-throughput.js';
 import type { ChartSpec } from './charts.js';
 import { renderSvg } from './charts.js';
 import { runChurn, type ChurnOptions, type ChurnSample } from './churn.js';
@@ -16,7 +18,7 @@ import { checkLine, configHash, hostInfo, writeResult, type BenchResult, type Ch
 import type { Print } from './sim-command.js';
 import { E3_ARMS, modeArm } from './sim-experiments.js';
 
-export const LIVE_EXPERIMENTS = ['T1', 'E3', 'churn'] as const;
+export const LIVE_EXPERIMENTS = ['T1', 'E3', 'churn', 'agent'] as const;
 export type LiveExperimentId = (typeof LIVE_EXPERIMENTS)[number];
 
 export interface LiveCommandOptions {
@@ -27,8 +29,12 @@ export interface LiveCommandOptions {
   readonly machines?: number;
   readonly tasks?: number;
   readonly schedulers?: readonly number[];
-  /** churn: jobs in all (default 100,000; quick 5,000). */
+  /** churn: jobs in all (default 100,000; quick 5,000). agent: one-task jobs (default 1,000; quick 100). */
   readonly jobs?: number;
+  /** agent: instances of the one big job (default 1,000; quick 100). */
+  readonly instances?: number;
+  /** agent: parallel gRPC clients submitting the one-task jobs (default 8). */
+  readonly clients?: number;
 }
 
 /** BENCH.md's T1 target, for 4 batch schedulers on 2,000 hollow machines. */
@@ -194,6 +200,10 @@ function liveMarkdown(result: BenchResult, body: string, chartFile: string): str
 /** result.md and the chart of a live result (also used by `omega bench report`). */
 export function liveReport(result: BenchResult): { markdown: string; chart: ChartSpec; chartFile: string } {
   const chartFile = `${result.experiment.toLowerCase()}-live.svg`;
+  if (result.experiment === 'agent') {
+    const r = result as BenchResult<AgentPhase>;
+    return { markdown: liveMarkdown(r, agentMarkdown(r.points), chartFile), chart: agentChart(r.points), chartFile };
+  }
   if (result.experiment === 'churn') {
     const r = result as BenchResult<ChurnSample>;
     return { markdown: liveMarkdown(r, churnMarkdown(r.points), chartFile), chart: churnChart(r.points), chartFile };
@@ -235,6 +245,28 @@ export async function runLiveCommand(options: LiveCommandOptions, print: Print):
       result = envelope('T1', 'T1: placement throughput (live)', options, config, points, checks, paper, [
         `Jobs of ${t1.tasksPerJob} tasks (0.1 CPU, 64 MiB, ${t1.taskDurationMs / 1000} s) submitted at once straight into the cell; machines of 64 CPU / 256 GiB so nothing misfits; batch schedulers with their default placement (pack), no think time and --max-txn-ops ${cluster.etcd.limits.maxTxnOps}.`,
         `The raw ceiling runs ${t1.rawSeconds} s per point with as many processes as schedulers, right after the scheduled run, on the same etcd.`,
+      ], cluster.etcdVersion, startedAt);
+    } else if (options.experiment === 'agent') {
+      const agent: AgentOptions = {
+        jobs: options.jobs ?? (options.quick ? 100 : 1000),
+        instances: options.instances ?? (options.quick ? 100 : 1000),
+        clients: options.clients ?? 8,
+        holdTasks: options.quick ? 16 : 64,
+        holdSeconds: options.quick ? 5 : 10,
+        cpus: 64,
+        taskMemoryBytes: 16 * 1024 ** 2,
+        ...(process.env.OMEGA_BENCH_AGENT_CPU_PROF === undefined ? {} : { agentProfileDir: process.env.OMEGA_BENCH_AGENT_CPU_PROF }),
+        print,
+      };
+      const run = await runAgentThroughput(cluster, agent);
+      const config = { experiment: 'agent', quick: options.quick, ...agent, agentProfileDir: undefined, print: undefined };
+      result = envelope('agent', 'Agent throughput: real tasks through one real node agent', options, config, run.phases, agentChecks(run.phases), [
+        { what: 'one-task jobs started per second on one machine', paper: 'Slurm 22.05 on this machine: 10-12 jobs/s', ours: `${(run.phases.find((p) => p.phase === 'jobs')?.tasksPerSecond ?? NaN).toFixed(1)} tasks/s (${agent.jobs} jobs, ${agent.clients} clients)` },
+      ], [
+        `One real node agent (cgroup v1/v2 enforcement, a supervisor per task, tasks as its task user) offering ${agent.cpus} CPUs, one batch scheduler process, the API server process, etcd: all on this machine, **all with --insecure** (plaintext gRPC and etcd, no tokens): TLS would add the handshakes of the clients' few long-lived connections, not a per-task cost.`,
+        `Tasks claim 1 CPU and ${agent.taskMemoryBytes / 1024 ** 2} MiB; at most ${agent.cpus} run at once. Agent peak RSS (VmHWM) ${(run.agentPeakRssBytes / 1024 ** 2).toFixed(0)} MiB; its cgroups under ${run.cgroupParent}, removed at the end.`,
+        `The batch scheduler's commit latency over the run: p50 ${run.commitLatency.p50Ms.toFixed(0)} ms, p99 ${run.commitLatency.p99Ms.toFixed(0)} ms (${run.commitLatency.count} commits).`,
+        'OMEGA_BENCH_AGENT_CPU_PROF=DIR runs the agent alone with --cpu-prof into DIR.',
       ], cluster.etcdVersion, startedAt);
     } else if (options.experiment === 'churn') {
       const jobs = options.jobs ?? (options.quick ? 5_000 : 100_000);

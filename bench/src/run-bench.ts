@@ -5,8 +5,8 @@
  *
  *   sim  --experiment E1|E2|E3|E4 [--quick] [--seed N] --out DIR [--jobs N] [--machines N]
  *        [--hours H] [--service-placement first-fit|careful] [--mirror shared|own]
- *   live --experiment T1|E3|churn [--quick] [--seed N] --out DIR [--machines N] [--tasks N]
- *        [--schedulers 1,2,4,8] [--jobs N (churn)]
+ *   live --experiment T1|E3|churn|agent [--quick] [--seed N] --out DIR [--machines N] [--tasks N]
+ *        [--schedulers 1,2,4,8] [--jobs N (churn, agent)] [--instances N] [--clients N] (agent)
  *
  * Exit codes: 0 every check passed; 1 a check failed or the run failed; 2 bad flags.
  */
@@ -22,8 +22,8 @@ import { SIM_EXPERIMENTS, type SimExperimentId } from './sim-experiments.js';
 export const BENCH_USAGE = `usage: omega bench sim  --experiment E1|E2|E3|E4 --out DIR [--quick] [--seed N] [--jobs N]
                         [--machines N] [--hours H] [--service-placement first-fit|careful]
                         [--mirror shared|own]
-       omega bench live --experiment T1|E3|churn --out DIR [--quick] [--seed N] [--machines N]
-                        [--tasks N] [--schedulers 1,2,4,8] [--jobs N]
+       omega bench live --experiment T1|E3|churn|agent --out DIR [--quick] [--seed N] [--machines N]
+                        [--tasks N] [--schedulers 1,2,4,8] [--jobs N] [--instances N] [--clients N]
        omega bench report --out DIR
 
   sim   the Omega paper's experiments, simulated: the real schedulers against the in-memory
@@ -32,7 +32,9 @@ export const BENCH_USAGE = `usage: omega bench sim  --experiment E1|E2|E3|E4 --o
         (T1: placement throughput vs the raw etcd ceiling; E3: conflict modes, checked
         against the simulator at the same settings; churn: N short jobs through a whole
         cell with a short retention, checking that every process's memory, etcd's
-        database and the cell's keys level off)
+        database and the cell's keys level off; agent: real /bin/true tasks through one
+        real node agent of 64 CPUs, tasks/s end to end and each supervisor's memory and CPU;
+        needs root and writable cgroups)
   report  rewrite DIR/result.md, the chart and the checks from DIR/result.json (no new run)
 
   --out DIR                 where result.json, result.md and the chart go
@@ -40,12 +42,15 @@ export const BENCH_USAGE = `usage: omega bench sim  --experiment E1|E2|E3|E4 --o
   --seed N                  seed of every random choice (default 1)
   --jobs N                  sim: simulations at once, in worker threads (default: CPUs);
                             live churn: jobs in all (default 100,000, quick 5,000)
+                            live agent: one-task jobs (default 1,000, quick 100)
   --machines N              cell size (sim default 10,000; live default per experiment)
   --hours H                 sim: simulated hours per point (default per experiment)
   --service-placement P     sim: first-fit (the paper's, default) or careful (the service policy)
   --mirror M                sim: one mirror for all schedulers (shared, default) or one each
   --tasks N                 live T1: tasks in all (1,000-task jobs; default 100,000, quick 20,000)
   --schedulers LIST         live T1: batch scheduler counts (default 1,2,4,8)
+  --instances N             live agent: instances of the one big job (default 1,000, quick 100)
+  --clients N               live agent: parallel gRPC clients submitting (default 8)
 `;
 
 
@@ -61,11 +66,13 @@ const OPTIONS = {
   mirror: { type: 'string' },
   tasks: { type: 'string' },
   schedulers: { type: 'string' },
+  instances: { type: 'string' },
+  clients: { type: 'string' },
   help: { type: 'boolean' },
 } as const;
 
 const SIM_ONLY = ['jobs', 'hours', 'service-placement', 'mirror'] as const;
-const LIVE_ONLY = ['tasks', 'schedulers'] as const;
+const LIVE_ONLY = ['tasks', 'schedulers', 'instances', 'clients'] as const;
 
 function positive(flag: string, raw: string | undefined, integer: boolean): number | undefined {
   if (raw === undefined) return undefined;
@@ -106,7 +113,7 @@ export function parseBenchArgs(argv: readonly string[]):
   }
   for (const flag of mode === 'sim' ? LIVE_ONLY : SIM_ONLY) {
     // --jobs means the number of jobs for the live churn.
-    if (flag === 'jobs' && mode === 'live' && values.experiment === 'churn') continue;
+    if (flag === 'jobs' && mode === 'live' && (values.experiment === 'churn' || values.experiment === 'agent')) continue;
     if (values[flag] !== undefined) throw new FlagError(`--${flag}`, `only applies to omega bench ${mode === 'sim' ? 'live' : 'sim'}`);
   }
   if (values.out === undefined || values.out === '') throw new FlagError('--out', 'is required (a directory for result.json, result.md and the chart)');
@@ -137,6 +144,10 @@ export function parseBenchArgs(argv: readonly string[]):
   const experiment = oneOf<LiveExperimentId>('--experiment', values.experiment ?? '', LIVE_EXPERIMENTS);
   const tasks = positive('--tasks', values.tasks, true);
   const jobs = positive('--jobs', values.jobs, true);
+  const instances = positive('--instances', values.instances, true);
+  const clients = positive('--clients', values.clients, true);
+  if ((instances !== undefined || clients !== undefined) && experiment !== 'agent') throw new FlagError(instances !== undefined ? '--instances' : '--clients', 'only applies to omega bench live --experiment agent');
+  if (clients !== undefined && clients > 64) throw new FlagError('--clients', 'at most 64 clients');
   let schedulers: number[] | undefined;
   if (values.schedulers !== undefined) {
     schedulers = values.schedulers.split(',').map((s) => positive('--schedulers', s.trim(), true) as number);
@@ -153,6 +164,8 @@ export function parseBenchArgs(argv: readonly string[]):
       ...(tasks === undefined ? {} : { tasks }),
       ...(schedulers === undefined ? {} : { schedulers }),
       ...(jobs === undefined ? {} : { jobs }),
+      ...(instances === undefined ? {} : { instances }),
+      ...(clients === undefined ? {} : { clients }),
     },
   };
 }
