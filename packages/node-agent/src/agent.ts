@@ -431,10 +431,10 @@ export class Agent {
     return this.interest.wantedCount;
   }
 
-  private stopAttempt(attempt: TaskAttempt, reason: string | undefined): void {
+  private stopAttempt(attempt: TaskAttempt, reason: string | undefined, graceMs?: number): void {
     let set = this.stopping.get(attempt.machineId);
     if (set === undefined) this.stopping.set(attempt.machineId, (set = new Set()));
-    const stopping = attempt.stop(reason);
+    const stopping = attempt.stop(reason, graceMs);
     if (set.has(stopping)) return;
     this.counters.stopped++;
     this.logger.info({ machineId: attempt.machineId, taskId: attempt.taskId, reason: reason ?? 'record' }, 'stopping task');
@@ -452,9 +452,10 @@ export class Agent {
 
   /**
    * The lease went unrenewed past the fence time: the schedulers may already have marked these
-   * tasks lost and placed them elsewhere, so none may keep running here. Each is stopped as a
-   * kill does (TERM, the kill grace, then the whole cgroup) and reported `lost`, reason
-   * `fenced`, when the store answers again; one that ended before keeps its real outcome.
+   * tasks lost and placed them elsewhere, so none may keep running here. Each is killed at once
+   * (the whole cgroup, no grace: a graceful stop could outlast the replacement's start) and
+   * reported `lost`, reason `fenced`, when the store answers again; one that ended before keeps
+   * its real outcome.
    */
   private onFenced(): void {
     if (this.stopped) return;
@@ -465,7 +466,7 @@ export class Agent {
 
   private fenceAttempt(attempt: TaskAttempt): void {
     this.counters.fenced++;
-    this.stopAttempt(attempt, FENCED_REASON);
+    this.stopAttempt(attempt, FENCED_REASON, 0);
   }
 
   /** Renewed again: whatever is placed here now (the cell as the mirror shows it) may start. */

@@ -61,7 +61,7 @@ describe('the agent flags', () => {
       dataDir: '/var/lib/omega-agent',
       cgroupRoot: '/sys/fs/cgroup',
       cgroupParent: 'omega/m-17',
-      fenceAfterMs: 5_000,
+      fenceAfterMs: 12_000,
       enforcement: true,
       taskUser: { name: 'nobody', uid: 65534, gid: 65534 },
       killGraceMs: 500,
@@ -99,9 +99,9 @@ describe('the agent flags', () => {
 
   it('note a fence time whose kill can outlast the machine-loss grace, and fencing turned off', () => {
     expect(parseInsecure(['--machine-id', 'a'], root).notes).toEqual([]);
-    expect(parseInsecure(['--machine-id', 'a', '--fence-after-ms', '8000'], root).notes).toEqual([expect.stringContaining('for up to 3000 ms')]);
+    expect(parseInsecure(['--machine-id', 'a', '--fence-after-ms', '18000'], root).notes).toEqual([expect.stringContaining('for up to 3000 ms')]);
     expect(parseInsecure(['--machine-id', 'a', '--fence-after-ms', '0'], root).notes).toEqual([expect.stringContaining('fencing is off')]);
-    expect(parseInsecure(['--machine-id', 'a', '--fence-after-ms', '8000', '--kill-grace-ms', '2000'], root)).toMatchObject({ fenceAfterMs: 8000, notes: [] });
+    expect(parseInsecure(['--machine-id', 'a', '--fence-after-ms', '18000', '--heartbeat-ttl', '13'], root)).toMatchObject({ fenceAfterMs: 18000, notes: [] });
   });
 
   it('refuse to run tasks as root unless --allow-root-tasks', () => {

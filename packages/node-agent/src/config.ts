@@ -52,9 +52,9 @@ ${securityUsage(26)}  --cell NAME             cell name (default "default")
   --hollow N              serve N hollow machines (no processes; tasks run for runDurationMs)
   --hollow-prefix PREFIX  hollow machine ids are PREFIX-0000... (default hollow)
   --heartbeat-ttl S       heartbeat lease TTL in seconds (default 10)
-  --fence-after-ms MS     kill every local task once the heartbeat lease has not been renewed
-                          for MS (the cell's machine-loss grace; default 5000, as the
-                          schedulers' --machine-loss-grace-ms; 0: never)
+  --fence-after-ms MS     kill every local task (at once, no grace) once the heartbeat lease
+                          has not been renewed for MS; keep it under --heartbeat-ttl plus the
+                          schedulers' --machine-loss-grace-ms (default 12000; 0: never)
   --log-listen HOST:PORT  serve task logs to the API here (default 127.0.0.1:0, a free port;
                           use an address the API servers can reach; none: serve no logs)
   --log-level LEVEL       trace, debug, info, warn, error, fatal, silent (default info)
@@ -251,10 +251,10 @@ export function parseAgentArgs(argv: readonly string[], env: ConfigEnvironment =
   const heartbeatTtlSeconds = integer('--heartbeat-ttl', values['heartbeat-ttl'], 10, 1, 3_600);
   const fenceAfterMs = integer('--fence-after-ms', values['fence-after-ms'], DEFAULT_FENCE_AFTER_MS, 0, 3_600_000);
   // The README's timing rule, with the schedulers' default grace: past this, a fenced task's
-  // SIGKILL can come after the earliest moment its replacement may start.
-  const slackMs = heartbeatTtlSeconds * 1000 + SCHEDULERS_DEFAULT_MACHINE_LOSS_GRACE_MS - fenceAfterMs - killGraceMs;
+  // SIGKILL (sent at once: no kill grace) can come after the earliest moment its replacement may start.
+  const slackMs = heartbeatTtlSeconds * 1000 + SCHEDULERS_DEFAULT_MACHINE_LOSS_GRACE_MS - fenceAfterMs;
   if (fenceAfterMs > 0 && slackMs < 0) {
-    notes.push(`--fence-after-ms ${fenceAfterMs} + --kill-grace-ms ${killGraceMs} exceed --heartbeat-ttl ${heartbeatTtlSeconds} s + the schedulers' default machine-loss grace (${SCHEDULERS_DEFAULT_MACHINE_LOSS_GRACE_MS} ms): a fenced task may run beside its replacement for up to ${-slackMs} ms`);
+    notes.push(`--fence-after-ms ${fenceAfterMs} exceeds --heartbeat-ttl ${heartbeatTtlSeconds} s + the schedulers' default machine-loss grace (${SCHEDULERS_DEFAULT_MACHINE_LOSS_GRACE_MS} ms): a fenced task may run beside its replacement for up to ${-slackMs} ms`);
   }
   if (fenceAfterMs === 0) notes.push('fencing is off (--fence-after-ms 0): tasks keep running however long the heartbeat lease cannot be renewed, also after the schedulers replaced them');
   const log = parseLogLevel(values['log-level']);

@@ -20,12 +20,13 @@ export interface TaskAttempt {
   /** Resolves once the outcome was reported (or could not be: the reporter closed). Never rejects. */
   readonly done: Promise<void>;
   /**
-   * Stops the attempt: TERM to all its processes, a grace period, then KILL. `reason` is
+   * Stops the attempt: TERM to all its processes, a grace period (`graceMs`, default the
+   * agent's kill grace; 0: KILL at once), then KILL. `reason` is
    * written with state `killed` when the agent itself decided the stop (`job-killed`,
    * `machine-drained`); leave it undefined when the record already says why (`preempted`) or
    * the attempt is stale. Idempotent; resolves like {@link ended}.
    */
-  stop(reason?: string): Promise<void>;
+  stop(reason?: string, graceMs?: number): Promise<void>;
   /**
    * Forgets the attempt without touching its processes (agent shutdown without drain): the
    * attempt keeps running and is adopted by the next agent on this machine.

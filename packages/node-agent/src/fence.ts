@@ -24,8 +24,22 @@ import pino, { type Logger } from 'pino';
  */
 export const SCHEDULERS_DEFAULT_MACHINE_LOSS_GRACE_MS = 5_000;
 
-/** The default `--fence-after-ms`: the schedulers' default machine-loss grace. */
-export const DEFAULT_FENCE_AFTER_MS = SCHEDULERS_DEFAULT_MACHINE_LOSS_GRACE_MS;
+/** The agent's default `--heartbeat-ttl`, in ms. */
+const DEFAULT_HEARTBEAT_TTL_MS = 10_000;
+
+/**
+ * What the default fence time leaves between the agent's SIGKILL and the earliest start of a
+ * replacement: timer lateness, the kernel's kill, the clocks' rate difference.
+ */
+const FENCE_MARGIN_MS = 3_000;
+
+/**
+ * The default `--fence-after-ms`: as late as the timing rule allows with the default heartbeat
+ * TTL and machine-loss grace (10 + 5 - 3 = 12 s), so an etcd blip (a leader election, a slow
+ * fsync, a late keep-alive) does not kill every task of the cell; a fenced task is killed at
+ * once (no grace: it may be running elsewhere already).
+ */
+export const DEFAULT_FENCE_AFTER_MS = DEFAULT_HEARTBEAT_TTL_MS + SCHEDULERS_DEFAULT_MACHINE_LOSS_GRACE_MS - FENCE_MARGIN_MS;
 
 /** The reason a fenced task is reported `lost` with. */
 export const FENCED_REASON = 'fenced';

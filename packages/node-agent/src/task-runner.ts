@@ -329,7 +329,7 @@ class ProcessAttempt implements TaskAttempt {
   private readonly dir: string;
   private cgroup: TaskCgroup | undefined;
   private pid: number | undefined;
-  private stopRequest: { readonly reason: string | undefined } | undefined;
+  private stopRequest: { readonly reason: string | undefined; readonly graceMs: number } | undefined;
   private terminating: Promise<void> | undefined;
   private detached = false;
   private poll: NodeJS.Timeout | undefined;
@@ -351,9 +351,10 @@ class ProcessAttempt implements TaskAttempt {
     this.dir = this.name === '' ? '' : insideRoot(context.tasksRoot, this.name);
   }
 
-  stop(reason?: string): Promise<void> {
+  /** Stops the task: TERM, `graceMs` (default the agent's kill grace), then KILL to the whole cgroup. */
+  stop(reason?: string, graceMs?: number): Promise<void> {
     if (this.stopRequest === undefined) {
-      this.stopRequest = { reason };
+      this.stopRequest = { reason, graceMs: graceMs ?? this.context.killGraceMs };
       if (this.pid !== undefined) void this.terminate();
     }
     return this.ended;
@@ -534,7 +535,7 @@ class ProcessAttempt implements TaskAttempt {
   /** TERM to every process, the grace period, then KILL to all of them. */
   private terminate(): Promise<void> {
     this.terminating ??= (async () => {
-      const grace = this.context.killGraceMs;
+      const grace = this.stopRequest?.graceMs ?? this.context.killGraceMs;
       const cgroup = this.cgroup;
       if (cgroup !== undefined) {
         await cgroup.signal('SIGTERM');
