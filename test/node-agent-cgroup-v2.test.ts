@@ -16,10 +16,12 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, mkdtemp, readdir, readFile, rm, rmdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { chmod } from 'node:fs/promises';
 import { afterAll, describe, expect, it } from 'vitest';
-import { dieWithParent } from '@omega/cell-state';
-import { cgroupLimits, CgroupV2Driver, detectCgroupDriver, V2_CONTROLLERS, type CgroupDriver, type TaskCgroup } from '@omega/node-agent';
-import { eventually } from '@omega/node-agent/testing';
+import { Cell, dieWithParent, jobId, machineId, MemoryKv, taskId, type CellMirror, type Task } from '@omega/cell-state';
+import { freshCellName, jobSpec } from '@omega/cell-state/testing';
+import { Agent, cgroupLimits, CgroupV2Driver, detectCgroupDriver, ProcessExecutor, resolveTaskUser, taskInstanceName, V2_CONTROLLERS, type CgroupDriver, type TaskCgroup } from '@omega/node-agent';
+import { eventually, placeTasks } from '@omega/node-agent/testing';
 import { repoPath, runNode } from './support/processes.js';
 import { mountPrivateCgroup2, type PrivateCgroup2 } from './support/private-cgroup2.js';
 
@@ -101,48 +103,50 @@ async function taskCgroup(name: string): Promise<TaskCgroup> {
   return d.open(name);
 }
 
-describe('the cgroup v2 driver on a real unified hierarchy', () => {
-  afterAll(async () => {
-    if (skip) return;
-    // Whatever a failed test left: kill each task cgroup's processes, then remove the cgroups,
-    // while the mount still exists (the cgroups outlive the namespace).
-    // A cgroup directory also holds the kernel's interface files: only subdirectories are cgroups.
-    const taskDirs = async (): Promise<string[]> =>
-      (await readdir(parentDir(), { withFileTypes: true }).catch(() => [])).filter((e) => e.isDirectory()).map((e) => taskDir(e.name));
-    for (const dir of await taskDirs()) {
-      if (!(await readFile(join(dir, 'cgroup.procs'), 'utf8').catch(() => undefined))) continue;
-      await writeFile(join(dir, 'cgroup.kill'), '1').catch(async () => {
-        for (const pid of (await readFile(join(dir, 'cgroup.procs'), 'utf8')).split('\n').filter(Boolean)) {
-          try {
-            process.kill(Number(pid), 'SIGKILL');
-          } catch {
-            // gone already
-          }
-        }
-      });
-    }
-    for (const child of children) child.kill('SIGKILL');
-    const leftovers: string[] = [];
-    for (const dir of [...(await taskDirs()), parentDir(), join(root(), top)]) {
-      const deadline = Date.now() + 5_000;
-      for (;;) {
+// File level: runs after every describe's own afterAll (the agent is stopped first).
+afterAll(async () => {
+  if (skip) return;
+  // Whatever a failed test left: kill each task cgroup's processes, then remove the cgroups,
+  // while the mount still exists (the cgroups outlive the namespace).
+  // A cgroup directory also holds the kernel's interface files: only subdirectories are cgroups.
+  const taskDirs = async (): Promise<string[]> =>
+    (await readdir(parentDir(), { withFileTypes: true }).catch(() => [])).filter((e) => e.isDirectory()).map((e) => taskDir(e.name));
+  for (const dir of await taskDirs()) {
+    if (!(await readFile(join(dir, 'cgroup.procs'), 'utf8').catch(() => undefined))) continue;
+    await writeFile(join(dir, 'cgroup.kill'), '1').catch(async () => {
+      for (const pid of (await readFile(join(dir, 'cgroup.procs'), 'utf8')).split('\n').filter(Boolean)) {
         try {
-          await rmdir(dir);
-          break;
-        } catch (error) {
-          const code = (error as NodeJS.ErrnoException).code;
-          if (code === 'ENOENT') break;
-          if (Date.now() > deadline) {
-            leftovers.push(`${dir} (${code})`);
-            break;
-          }
-          await new Promise((r) => setTimeout(r, 50));
+          process.kill(Number(pid), 'SIGKILL');
+        } catch {
+          // gone already
         }
       }
+    });
+  }
+  for (const child of children) child.kill('SIGKILL');
+  const leftovers: string[] = [];
+  for (const dir of [...(await taskDirs()), parentDir(), join(root(), top)]) {
+    const deadline = Date.now() + 5_000;
+    for (;;) {
+      try {
+        await rmdir(dir);
+        break;
+      } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code;
+        if (code === 'ENOENT') break;
+        if (Date.now() > deadline) {
+          leftovers.push(`${dir} (${code})`);
+          break;
+        }
+        await new Promise((r) => setTimeout(r, 50));
+      }
     }
-    await hierarchy?.stop();
-    if (leftovers.length > 0) console.warn(`could not remove test cgroups from the unified hierarchy: ${leftovers.join(', ')}`);
-  });
+  }
+  await hierarchy?.stop();
+  if (leftovers.length > 0) console.warn(`could not remove test cgroups from the unified hierarchy: ${leftovers.join(', ')}`);
+});
+
+describe('the cgroup v2 driver on a real unified hierarchy', () => {
 
   it.skipIf(skip || limitsTestable)('detection on a cgroup2 mount without the cpu, memory and pids controllers picks v2, refuses it naming what is missing, and creates nothing', async () => {
     const detection = await detectCgroupDriver({ root: root(), parent });
@@ -286,5 +290,94 @@ describe('the cgroup v2 driver on a real unified hierarchy', () => {
     await eventually('the cgroup to be empty and unpopulated', async () => (await cgroup.pids()).length === 0 && (await populated(name)) === '0');
     for (const pid of seen) expect(await processGone(pid), `pid ${pid}`).toBe(true);
     await cgroup.remove();
+  });
+});
+
+describe('the node agent running tasks in cgroups of a real unified hierarchy', () => {
+  const m1 = machineId('cg2-agent-m1');
+  let kv: MemoryKv;
+  let cell: Cell;
+  let agent: Agent | undefined;
+  let dataDir: string;
+  let runner: CgroupDriver;
+
+  afterAll(async () => {
+    if (skip) return;
+    // Stops whatever a failed test left; the task cgroups go with the first describe's afterAll.
+    await agent?.stop({ drain: true });
+    await agentMirror?.stop();
+    await kv?.close();
+    if (dataDir !== undefined) await rm(dataDir, { recursive: true, force: true });
+  });
+
+  let agentMirror: CellMirror | undefined;
+  const record = (name: string): Task | undefined => agentMirror?.snapshot().task(taskId(name, 0));
+
+  async function startAgent(): Promise<void> {
+    if (agent !== undefined) return;
+    const v2 = await theDriver();
+    // Where prepare() refuses (no controllers), task cgroups are made without limits; the
+    // supervisor, the moves, kills, usage and removal are the real driver's on the real kernel.
+    runner = limitsTestable
+      ? v2
+      : {
+          version: 'v2',
+          root: v2.root,
+          prepare: async () => undefined,
+          create: async (name) => {
+            await mkdir(taskDir(name));
+            return v2.open(name);
+          },
+          open: (name) => v2.open(name),
+          list: () => v2.list(),
+        };
+    dataDir = await mkdtemp(join(tmpdir(), 'omega-agent-cg2-'));
+    // mkdtemp makes 0700: the task user must be able to reach its working directory.
+    await chmod(dataDir, 0o755);
+    kv = new MemoryKv();
+    cell = new Cell(kv, freshCellName());
+    agent = new Agent({
+      cell,
+      machines: [{ id: m1, capacity: { cpuMillis: 8_000, memoryBytes: 8 * 1024 ** 3 } }],
+      executor: async ({ reporter }) => {
+        const executor = new ProcessExecutor({ dataDir, machineId: m1, reporter, cgroups: runner, taskUser: resolveTaskUser('nobody'), killGraceMs: 300 });
+        await executor.init();
+        return executor;
+      },
+      flushIntervalMs: 20,
+    });
+    await agent.start();
+    agentMirror = cell.mirror();
+    await agentMirror.start();
+  }
+
+  async function run(name: string, ...argv: string[]): Promise<void> {
+    const spec = jobSpec(name).cpu(100).memory('32Mi').command(...(argv as [string, ...string[]])).build();
+    await cell.createJob({ id: jobId(name), spec });
+    await placeTasks(cell, agentMirror!, [{ taskId: taskId(name, 0), machineId: m1, resources: spec.task.resources }]);
+  }
+
+  it.skipIf(skip)('a task runs inside its v2 cgroup, its exit status is reported, and its cgroup is removed after', async () => {
+    await startAgent();
+    await run('v2exit', '/bin/sh', '-c', 'sleep 1; exit 3');
+    const cgroup = runner.open(taskInstanceName(taskId('v2exit', 0), 1));
+    await eventually('the task to run in its cgroup', async () => (await cgroup.pids()).length > 0);
+    await eventually('the task to end', () => (record('v2exit')?.finishedAtMs ?? 0) > 0);
+    expect(record('v2exit')).toMatchObject({ state: 'failed', reason: 'nonzero-exit', exitCode: 3 });
+    await eventually('its cgroup to be removed', async () => !(await cgroup.exists()));
+  });
+
+  it.skipIf(skip)('a killed task that forked a child and ignores TERM leaves no process and no cgroup behind', async () => {
+    await startAgent();
+    await run('v2forker', '/bin/sh', '-c', 'trap "" TERM; sleep 1000 & sleep 1000');
+    const cgroup = runner.open(taskInstanceName(taskId('v2forker', 0), 1));
+    // The shell and both sleeps.
+    await eventually('three processes in the cgroup', async () => (await cgroup.pids()).length === 3);
+    const pids = await cgroup.pids();
+    await cell.setJobDesired(jobId('v2forker'), 'killed');
+    await eventually('the task to be killed', () => (record('v2forker')?.finishedAtMs ?? 0) > 0);
+    expect(record('v2forker')).toMatchObject({ state: 'killed', reason: 'job-killed', signal: 'SIGKILL' });
+    for (const pid of pids) expect(await processGone(pid), `pid ${pid}`).toBe(true);
+    expect(await cgroup.exists()).toBe(false);
   });
 });
