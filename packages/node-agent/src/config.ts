@@ -22,6 +22,7 @@ import { DEFAULT_CGROUP_ROOT, defaultCgroupParent } from './cgroup-detect.js';
 import { defaultMachineId, detectCapacity } from './registration.js';
 import { DEFAULT_KILL_GRACE_MS } from './task-runner.js';
 import { DEFAULT_KEEP_ATTEMPTS, DEFAULT_TASK_RETENTION_MS } from './task-retention.js';
+import { DEFAULT_LOG_CAP_BYTES, MIN_LOG_CAP_BYTES } from './supervisor-command.js';
 import { cgroupParentSegments } from './task-paths.js';
 import { DEFAULT_FENCE_AFTER_MS, SCHEDULERS_DEFAULT_MACHINE_LOSS_GRACE_MS } from './fence.js';
 import { resolveTaskUser, type TaskUser } from './task-user.js';
@@ -46,6 +47,10 @@ ${securityUsage(26)}  --cell NAME             cell name (default "default")
   --kill-grace-ms MS      between TERM and KILL when stopping a task (default 10000)
   --task-retention-s S    keep a finished task's directory and logs S seconds after its end
                           was reported (default 86400; 0: forever)
+  --log-cap QTY           cap of each task's stdout.log and stderr.log, e.g. 64Mi (default
+                          64Mi); past it the file becomes <stream>.log.1 (replacing the
+                          previous one) and a new one starts: the newest cap to 2 x cap of
+                          output is kept per stream
   --keep-attempts N       keep the directories and logs of only the newest N attempts of a
                           task (older ones go when a new attempt starts; default 3)
   --drain-on-exit         stop every task when the agent stops (default: leave them running)
@@ -84,6 +89,8 @@ export interface AgentConfig {
   readonly taskUser: TaskUser | undefined;
   readonly killGraceMs: number;
   readonly taskRetentionMs: number;
+  /** Cap of each task log file (`--log-cap`, default 64 MiB). */
+  readonly logCapBytes: number;
   /** Attempt directories kept per task (`--keep-attempts`). */
   readonly keepAttempts: number;
   readonly drainOnExit: boolean;
@@ -146,6 +153,7 @@ export function parseAgentArgs(argv: readonly string[], env: ConfigEnvironment =
         'kill-grace-ms': { type: 'string' },
         'task-retention-s': { type: 'string' },
         'keep-attempts': { type: 'string' },
+        'log-cap': { type: 'string' },
         'log-listen': { type: 'string' },
         'drain-on-exit': { type: 'boolean' },
         hollow: { type: 'string' },
@@ -248,6 +256,15 @@ export function parseAgentArgs(argv: readonly string[], env: ConfigEnvironment =
   const killGraceMs = integer('--kill-grace-ms', values['kill-grace-ms'], DEFAULT_KILL_GRACE_MS, 0, 3_600_000);
   const taskRetentionMs = integer('--task-retention-s', values['task-retention-s'], DEFAULT_TASK_RETENTION_MS / 1000, 0, 10 * 365 * 86_400) * 1000;
   const keepAttempts = integer('--keep-attempts', values['keep-attempts'], DEFAULT_KEEP_ATTEMPTS, 1, 1_000);
+  let logCapBytes = DEFAULT_LOG_CAP_BYTES;
+  if (values['log-cap'] !== undefined) {
+    try {
+      logCapBytes = parseBytes(values['log-cap']);
+    } catch (error) {
+      throw new FlagError('--log-cap', (error as Error).message.replace(/^[a-z-]+: /, ''));
+    }
+    if (logCapBytes < MIN_LOG_CAP_BYTES) throw new FlagError('--log-cap', `must be at least ${MIN_LOG_CAP_BYTES} bytes, got ${JSON.stringify(values['log-cap'])}`);
+  }
   const heartbeatTtlSeconds = integer('--heartbeat-ttl', values['heartbeat-ttl'], 10, 1, 3_600);
   const fenceAfterMs = integer('--fence-after-ms', values['fence-after-ms'], DEFAULT_FENCE_AFTER_MS, 0, 3_600_000);
   // The README's timing rule, with the schedulers' default grace: past this, a fenced task's
@@ -283,6 +300,7 @@ export function parseAgentArgs(argv: readonly string[], env: ConfigEnvironment =
     killGraceMs,
     taskRetentionMs,
     keepAttempts,
+    logCapBytes,
     drainOnExit: values['drain-on-exit'] === true,
     hollow,
     hollowPrefix,
