@@ -52,4 +52,4 @@ export {
 export { cgroupParentSegments, insideRoot, isTaskInstanceName, taskDir, taskInstanceName, taskLogPaths, tasksRoot, TASKS_DIR, UnsafePathError, type TaskLogPaths } from './task-paths.js';
 export { DEFAULT_KILL_GRACE_MS, DEFAULT_TASK_PATH, ProcessExecutor, supervisorAlive, type ProcessExecutorOptions } from './task-runner.js';
 export { checkTraversable, resolveTaskUser, TaskUserError, type TaskUser } from './task-user.js';
-export { startLogServer, type LogServer, type LogServerOptions, type LogStreamName } from './log-server.js';
+export { LOG_TRUNCATED_HEADER, startLogServer, type LogServer, type LogServerOptions, type LogStreamName } from './log-server.js';
