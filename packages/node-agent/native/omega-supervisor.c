@@ -68,6 +68,8 @@
 #define EXIT_SETUP 125
 
 static const char *task_dir;
+/* The environment as read from stdin; envp points into it. Freed by the parent after fork. */
+static char *env_buf;
 
 /* ---- small helpers ---------------------------------------------------------------------- */
 
@@ -236,6 +238,7 @@ static char **read_env(const char **why) {
     size_t k = 0;
     for (size_t i = 0; k < count; i += strlen(buf + i) + 1) envp[k++] = buf + i;
     envp[count] = NULL;
+    env_buf = buf;
     return envp;
 }
 
@@ -544,6 +547,11 @@ int main(int argc, char **argv) {
         const int parent_ends[] = { go_pipe[1], report_pipe[0], out_pipe[0], err_pipe[0], sig_fd, out.file_fd, err.file_fd };
         run_child(task_argv, envp, work_dir, have_uid, (uid_t)uid, (gid_t)gid, go_pipe[0], report_pipe[1], out_pipe[1], err_pipe[1], parent_ends, 7);
     }
+    /* Only the child needs the environment (up to 1 MiB): give it back. */
+    free(envp);
+    free(env_buf);
+    envp = NULL;
+    env_buf = NULL;
     close(go_pipe[0]);
     close(report_pipe[1]);
     close(out_pipe[1]);
@@ -604,9 +612,10 @@ int main(int argc, char **argv) {
             failure = failure_buf;
         }
     }
-    /* Closing without "g" makes a waiting child exit 125 without running user code. */
+    /* KILL first, so the record says how it ended; closing without "g" alone would also end a
+     * waiting child (exit 125) without running user code. */
+    if (failure != NULL && kill(child, SIGKILL) != 0) complain("kill %d: %s", (int)child, strerror(errno));
     close(go_pipe[1]);
-    if (failure != NULL) kill(child, SIGKILL);
 
     /* Capture output until the child exits; then take what is left in the pipes and finish. */
     int status = 0, reaped = 0;

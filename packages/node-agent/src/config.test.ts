@@ -67,9 +67,11 @@ describe('the agent flags', () => {
       killGraceMs: 500,
       taskRetentionMs: 86_400_000,
       keepAttempts: 3,
+      logCapBytes: 64 * 1024 ** 2,
       drainOnExit: false,
       hollow: 0,
     });
+    expect(parseInsecure(['--log-cap', '1Mi']).logCapBytes).toBe(1024 ** 2);
   });
 
   it('name the bad flag in every refusal', () => {
@@ -84,6 +86,8 @@ describe('the agent flags', () => {
     expect(flagOf(['--kill-grace-ms', '-1'])).toBe('--kill-grace-ms');
     expect(flagOf(['--task-retention-s', '1h'])).toBe('--task-retention-s');
     expect(flagOf(['--keep-attempts', '0'])).toBe('--keep-attempts');
+    expect(flagOf(['--log-cap', 'big'])).toBe('--log-cap');
+    expect(flagOf(['--log-cap', '100'])).toBe('--log-cap');
     expect(flagOf(['--cgroup-parent', '../x'])).toBe('--cgroup-parent');
     expect(flagOf(['--fence-after-ms', 'soon'])).toBe('--fence-after-ms');
     expect(flagOf(['--log-level', 'loud'])).toBe('--log-level');
