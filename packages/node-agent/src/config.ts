@@ -25,6 +25,7 @@ import { DEFAULT_KEEP_ATTEMPTS, DEFAULT_TASK_RETENTION_MS } from './task-retenti
 import { DEFAULT_LOG_CAP_BYTES, MIN_LOG_CAP_BYTES } from './supervisor-command.js';
 import { cgroupParentSegments } from './task-paths.js';
 import { DEFAULT_FENCE_AFTER_MS, SCHEDULERS_DEFAULT_MACHINE_LOSS_GRACE_MS } from './fence.js';
+import { DEFAULT_TASK_UIDS, parseUidRange, type UidRange } from './task-uids.js';
 import { resolveTaskUser, type TaskUser } from './task-user.js';
 
 export const USAGE = `usage: omega-agent [flags]
@@ -43,7 +44,10 @@ ${securityUsage(26)}  --cell NAME             cell name (default "default")
                           omega/<machine id>); it sweeps only the cgroups it created there
   --no-enforcement        run tasks without cgroup limits (says so in the machine record)
   --allow-root-tasks      allow tasks to run as root (as root agent: default task user root)
-  --task-user USER        run tasks as USER (name, uid or uid:gid; default nobody as root)
+  --task-uids FIRST-LAST  as root, run each task as its own uid (gid = uid) from this range
+                          (default 100000-165535, unless --task-user or --allow-root-tasks)
+  --task-user USER        run every task as USER (name, uid or uid:gid) instead: tasks of
+                          different jobs then share that uid
   --kill-grace-ms MS      between TERM and KILL when stopping a task (default 10000)
   --task-retention-s S    keep a finished task's directory and logs S seconds after its end
                           was reported (default 86400; 0: forever)
@@ -85,8 +89,10 @@ export interface AgentConfig {
   /** False with `--no-enforcement`. */
   readonly enforcement: boolean;
   readonly allowRootTasks: boolean;
-  /** Undefined: tasks run as the agent's own user. */
+  /** Every task runs as this user (`--task-user`); undefined: see taskUids. */
   readonly taskUser: TaskUser | undefined;
+  /** Each task runs as its own uid from this range (root agents, the default); undefined with neither: the agent's own user. */
+  readonly taskUids: UidRange | undefined;
   readonly killGraceMs: number;
   readonly taskRetentionMs: number;
   /** Cap of each task log file (`--log-cap`, default 64 MiB). */
@@ -150,6 +156,7 @@ export function parseAgentArgs(argv: readonly string[], env: ConfigEnvironment =
         'no-enforcement': { type: 'boolean' },
         'allow-root-tasks': { type: 'boolean' },
         'task-user': { type: 'string' },
+        'task-uids': { type: 'string' },
         'kill-grace-ms': { type: 'string' },
         'task-retention-s': { type: 'string' },
         'keep-attempts': { type: 'string' },
@@ -238,8 +245,17 @@ export function parseAgentArgs(argv: readonly string[], env: ConfigEnvironment =
 
   const allowRootTasks = values['allow-root-tasks'] === true;
   let taskUser: TaskUser | undefined;
-  if (env.isRoot) {
-    const name = values['task-user'] ?? (allowRootTasks ? undefined : 'nobody');
+  let taskUids: UidRange | undefined;
+  if (env.isRoot && values['task-uids'] !== undefined) {
+    if (values['task-user'] !== undefined) throw new FlagError('--task-uids', 'give --task-uids or --task-user, not both');
+    const range = parseUidRange(values['task-uids']);
+    if ('problem' in range) throw new FlagError('--task-uids', range.problem);
+    taskUids = range;
+  } else if (env.isRoot && values['task-user'] === undefined) {
+    // A uid per task by default; --allow-root-tasks alone means "as root".
+    if (!allowRootTasks) taskUids = DEFAULT_TASK_UIDS;
+  } else if (env.isRoot) {
+    const name = values['task-user'];
     if (name !== undefined) {
       try {
         taskUser = resolveTaskUser(name, env.passwdPath);
@@ -249,8 +265,10 @@ export function parseAgentArgs(argv: readonly string[], env: ConfigEnvironment =
       if (taskUser.uid === 0 && !allowRootTasks) throw new FlagError('--task-user', 'refusing to run tasks as root without --allow-root-tasks');
       if (taskUser.uid === 0) taskUser = undefined;
     }
-  } else if (values['task-user'] !== undefined) {
-    notes.push(`--task-user ${values['task-user']} ignored: the agent is not root, so tasks run as the agent's own user`);
+  } else {
+    for (const flag of ['task-user', 'task-uids'] as const) {
+      if (values[flag] !== undefined) notes.push(`--${flag} ${values[flag]} ignored: the agent is not root, so tasks run as the agent's own user`);
+    }
   }
 
   const killGraceMs = integer('--kill-grace-ms', values['kill-grace-ms'], DEFAULT_KILL_GRACE_MS, 0, 3_600_000);
@@ -297,6 +315,7 @@ export function parseAgentArgs(argv: readonly string[], env: ConfigEnvironment =
     enforcement: values['no-enforcement'] !== true,
     allowRootTasks,
     taskUser,
+    taskUids,
     killGraceMs,
     taskRetentionMs,
     keepAttempts,

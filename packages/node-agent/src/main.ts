@@ -113,6 +113,7 @@ async function main(): Promise<number> {
           reporter,
           cgroups,
           ...(config.taskUser === undefined ? {} : { taskUser: config.taskUser }),
+          ...(config.taskUids === undefined ? {} : { taskUids: config.taskUids }),
           killGraceMs: config.killGraceMs,
           taskRetentionMs: config.taskRetentionMs,
           // Read when a task of a job with secrets starts; the values go only into its environment.
@@ -131,7 +132,7 @@ async function main(): Promise<number> {
       fenceAfterMs: config.fenceAfterMs,
       ...(logServer === undefined ? {} : { logAddress: logServer.address }),
     });
-    logger.info({ machineId: id, capacity: config.capacity, dataDir: config.dataDir, taskUser: config.taskUser?.name ?? 'agent user' }, 'starting agent');
+    logger.info({ machineId: id, capacity: config.capacity, dataDir: config.dataDir, taskUser: config.taskUids !== undefined ? `a uid per task from ${config.taskUids.first}-${config.taskUids.last}` : (config.taskUser?.name ?? 'agent user') }, 'starting agent');
   }
 
   // Signals are handled from the start: an agent still waiting for etcd stops cleanly too.

@@ -39,6 +39,9 @@ export interface TaskMeta {
   /** The attempt's cgroup name; empty when enforcement is disabled. */
   readonly cgroup: string;
   readonly createdAtMs: number;
+  /** The uid/gid it runs as, when not the agent's own (a restarted agent keeps it reserved). */
+  readonly uid?: number;
+  readonly gid?: number;
 }
 
 /**

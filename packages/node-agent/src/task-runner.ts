@@ -39,6 +39,7 @@ import { DEFAULT_LOG_CAP_BYTES, defaultSupervisorPath, encodeSupervisorEnv, supe
 import { MAX_SUPERVISOR_ENV_BYTES, readJson, TASK_FILES, writeJsonAtomic, type ExitRecord, type ReportedRecord, type StartedRecord, type SupervisorEnv, type SupervisorRecord, type TaskMeta } from './task-files.js';
 import { insideRoot, isTaskInstanceName, taskInstanceName, tasksRoot } from './task-paths.js';
 import { DEFAULT_KEEP_ATTEMPTS, DEFAULT_TASK_RETENTION_MS, removeExpiredTasks, removeOldAttempts, sweepIntervalMs } from './task-retention.js';
+import { TaskUidPool, type UidRange } from './task-uids.js';
 import { checkTraversable, type TaskUser } from './task-user.js';
 
 /** PATH given to tasks that do not set their own. */
@@ -53,6 +54,11 @@ export interface ProcessExecutorOptions {
   readonly cgroups: CgroupDriver | undefined;
   /** Run tasks as this user (the agent must be root); undefined: as the agent's own user. */
   readonly taskUser?: TaskUser;
+  /**
+   * Run each task attempt as its own uid (gid = uid) from this range (the agent must be root;
+   * see task-uids.ts). Takes precedence over `taskUser`.
+   */
+  readonly taskUids?: UidRange;
   /** Between TERM and KILL when stopping a task (default 10 s). */
   readonly killGraceMs?: number;
   readonly logger?: Logger;
@@ -94,6 +100,8 @@ interface Context {
   readonly tasksRoot: string;
   readonly supervisorPath: string;
   readonly logCapBytes: number;
+  /** Set with `taskUids`: who holds which uid. */
+  readonly uids: TaskUidPool | undefined;
   readonly killGraceMs: number;
   readonly pollIntervalMs: number;
   readonly logger: Logger;
@@ -111,6 +119,7 @@ export class ProcessExecutor implements Executor {
       tasksRoot: tasksRoot(options.dataDir),
       supervisorPath: options.supervisorPath ?? defaultSupervisorPath(),
       logCapBytes: options.logCapBytes ?? DEFAULT_LOG_CAP_BYTES,
+      uids: options.taskUids === undefined ? undefined : new TaskUidPool(options.taskUids),
       killGraceMs: options.killGraceMs ?? DEFAULT_KILL_GRACE_MS,
       pollIntervalMs: options.pollIntervalMs ?? 250,
       logger: (options.logger ?? pino({ level: 'silent' })).child({ component: 'task-runner', machineId: options.machineId }),
@@ -124,7 +133,9 @@ export class ProcessExecutor implements Executor {
   async init(): Promise<void> {
     await mkdir(this.context.options.dataDir, { recursive: true, mode: 0o755 });
     await mkdir(this.context.tasksRoot, { recursive: true, mode: 0o755 });
-    const user = this.context.options.taskUser;
+    const range = this.context.options.taskUids;
+    // Any uid of the range stands for all of them: none owns the data directories.
+    const user = range !== undefined ? { name: `uid ${range.first}`, uid: range.first, gid: range.first } : this.context.options.taskUser;
     if (user !== undefined) checkTraversable(this.context.tasksRoot, user);
   }
 
@@ -190,6 +201,10 @@ export class ProcessExecutor implements Executor {
         continue;
       }
       log.info({ exited, supervisorAlive: alive, state: record?.state }, exited ? 'reporting task that ended while the agent was away' : 'adopting running task');
+      // Before any start: the uid stays this attempt's until its work dir is gone.
+      if (meta.uid !== undefined && this.context.uids !== undefined && !this.context.uids.mark(name, meta.uid)) {
+        log.warn({ uid: meta.uid }, 'adopted task runs as a uid outside --task-uids or held by another attempt');
+      }
       const attempt = new ProcessAttempt(this.context, {
         taskId: meta.taskId as TaskId,
         jobId: meta.jobId as JobId,
@@ -414,11 +429,12 @@ class ProcessAttempt implements TaskAttempt {
     // those too; this covers a crash in between): start clean.
     await rm(this.dir, { recursive: true, force: true });
     await mkdir(this.dir, { mode: 0o755 });
-    const meta: TaskMeta = { ...this.id, cgroup: options.cgroups === undefined ? '' : this.name, createdAtMs: Date.now() };
+    const user = this.taskUser();
+    const meta: TaskMeta = { ...this.id, cgroup: options.cgroups === undefined ? '' : this.name, createdAtMs: Date.now(), ...(user === undefined ? {} : { uid: user.uid, gid: user.gid }) };
     writeJsonAtomic(this.file('meta'), meta);
     const work = this.file('work');
     await mkdir(work, { mode: 0o700 });
-    if (options.taskUser !== undefined) await chown(work, options.taskUser.uid, options.taskUser.gid);
+    if (user !== undefined) await chown(work, user.uid, user.gid);
     if (options.cgroups !== undefined) this.cgroup = await options.cgroups.create(this.name, cgroupLimits({ ...task.resources, memoryBytes: taskMemoryLimit(task.resources.memoryBytes) }, spec.pidsLimit));
     const env: SupervisorEnv = {
       PATH: DEFAULT_TASK_PATH,
@@ -434,7 +450,7 @@ class ProcessAttempt implements TaskAttempt {
       dir: this.dir,
       argv: [...spec.command],
       cwd: work,
-      ...(options.taskUser === undefined ? {} : { uid: options.taskUser.uid, gid: options.taskUser.gid }),
+      ...(user === undefined ? {} : { uid: user.uid, gid: user.gid }),
       procsFiles: this.cgroup?.procsFiles ?? [],
       logCapBytes: this.context.logCapBytes,
     };
@@ -585,6 +601,18 @@ class ProcessAttempt implements TaskAttempt {
     return reason === undefined ? {} : { reason };
   }
 
+  /**
+   * Who this attempt runs as: its own uid from `--task-uids` (taken here, given back in
+   * {@link conclude}), else the configured task user, else undefined (the agent's own user).
+   */
+  private taskUser(): TaskUser | undefined {
+    const pool = this.context.uids;
+    if (pool === undefined) return this.context.options.taskUser;
+    const uid = pool.take(this.name);
+    if (uid === undefined) throw new Error(`every uid of --task-uids ${pool.range.first}-${pool.range.last} is in use by a task on this machine`);
+    return { name: `uid ${uid}`, uid, gid: uid };
+  }
+
   /** Ends the attempt: the terminal report, then the marker that nothing is left to do. */
   private async conclude(patch: TaskPatch): Promise<void> {
     this.resolveEnded();
@@ -593,7 +621,10 @@ class ProcessAttempt implements TaskAttempt {
     if (outcome !== undefined && this.dir !== '') {
       try {
         writeJsonAtomic(this.file('reported'), { state: patch.state ?? '', outcome, atMs: Date.now() } satisfies ReportedRecord);
+        // Its processes are gone (killed with the cgroup) and no other process has its uid, so
+        // nothing can swap a link into the tree while it is removed.
         await rm(this.file('work'), { recursive: true, force: true });
+        this.context.uids?.release(this.name);
       } catch (error) {
         this.log.warn({ err: error }, 'could not mark the task reported');
       }
