@@ -51,5 +51,6 @@ export {
 } from './task-files.js';
 export { cgroupParentSegments, insideRoot, isTaskInstanceName, taskDir, taskInstanceName, taskLogPaths, tasksRoot, TASKS_DIR, UnsafePathError, type TaskLogPaths } from './task-paths.js';
 export { DEFAULT_KILL_GRACE_MS, DEFAULT_TASK_PATH, ProcessExecutor, supervisorAlive, type ProcessExecutorOptions } from './task-runner.js';
+export { DEFAULT_TASK_UIDS, parseUidRange, TaskUidPool, type UidRange } from './task-uids.js';
 export { checkTraversable, resolveTaskUser, TaskUserError, type TaskUser } from './task-user.js';
 export { LOG_TRUNCATED_HEADER, startLogServer, type LogServer, type LogServerOptions, type LogStreamName } from './log-server.js';
