@@ -62,7 +62,7 @@ export class SupervisorMissingError extends Error {
  */
 export function defaultSupervisorPath(): string {
   const here = dirname(fileURLToPath(import.meta.url));
-  const candidates = [join(here, SUPERVISOR_BINARY), join(here, '..', 'dist', SUPERVISOR_BINARY)];
+  const candidates = [...new Set([join(here, SUPERVISOR_BINARY), join(here, '..', 'dist', SUPERVISOR_BINARY)])];
   const found = candidates.find((p) => existsSync(p));
   if (found === undefined) throw new SupervisorMissingError(candidates);
   return found;
