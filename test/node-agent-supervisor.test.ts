@@ -166,6 +166,16 @@ describe('the native task supervisor', () => {
     expect(served.body).toBe(full);
   });
 
+  it.skipIf(skip)("a job's own log limit below the agent's cap is the cap of its files", async () => {
+    const base = jobSpec('small').cpu(500).memory('32Mi').command('seq', '1', '10000').build();
+    await run('small', { ...base, task: { ...base.task, logLimitBytes: 8 * KiB } });
+    await eventually('the task to end', () => ended('small'));
+    const logs = taskLogPaths(dataDir, taskId('small', 0), 1);
+    expect((await stat(`${logs.stdout}.1`)).size).toBe(8 * KiB);
+    expect((await stat(logs.stdout)).size).toBeLessThanOrEqual(8 * KiB);
+    expect(seqText(10_000).endsWith((await readFile(`${logs.stdout}.1`, 'utf8')) + (await readFile(logs.stdout, 'utf8')))).toBe(true);
+  });
+
   it.skipIf(skip)("the task's memory limit is its claim minus the supervisor's reserved overhead", async () => {
     await run('limited', jobSpec('limited').cpu(100).memory('32Mi').command('sleep', '30').build());
     await eventually('the task to run', () => record('limited')?.state === 'running');

@@ -34,6 +34,7 @@ export {
   SUPERVISOR_OVERHEAD_BYTES,
   supervisorArgs,
   SupervisorMissingError,
+  taskLogCap,
   taskMemoryLimit,
   type SupervisorCommand,
 } from './supervisor-command.js';

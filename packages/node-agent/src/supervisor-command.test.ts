@@ -3,7 +3,7 @@ import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { BadEnvEntryError, defaultSupervisorPath, encodeSupervisorEnv, supervisorArgs, SUPERVISOR_OVERHEAD_BYTES, taskMemoryLimit } from './supervisor-command.js';
+import { BadEnvEntryError, defaultSupervisorPath, encodeSupervisorEnv, supervisorArgs, SUPERVISOR_OVERHEAD_BYTES, taskLogCap, taskMemoryLimit } from './supervisor-command.js';
 
 const MiB = 1024 ** 2;
 
@@ -27,6 +27,16 @@ describe('supervisorArgs', () => {
       '-u', '65534', '-g', '65533', '-p', '/cg/a/cgroup.procs', '-p', '/cg/b/cgroup.procs', '-c', '4096', '-w', '/d/t/work', '/d/t', '--', 'sh', '-c', 'echo -- hi',
     ]);
     expect(supervisorArgs({ dir: '/d/t', argv: ['true'], cwd: '/w', procsFiles: [], logCapBytes: 8192 })).toEqual(['-c', '8192', '-w', '/w', '/d/t', '--', 'true']);
+  });
+});
+
+describe('taskLogCap', () => {
+  it("is the job's limit within the agent's cap, and the agent's cap when the job sets none", () => {
+    expect(taskLogCap(undefined, 64 * MiB)).toBe(64 * MiB);
+    expect(taskLogCap(0, 64 * MiB)).toBe(64 * MiB);
+    expect(taskLogCap(MiB, 64 * MiB)).toBe(MiB);
+    expect(taskLogCap(128 * MiB, 64 * MiB)).toBe(64 * MiB);
+    expect(taskLogCap(10, 64 * MiB)).toBe(4096);
   });
 });
 

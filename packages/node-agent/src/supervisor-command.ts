@@ -25,6 +25,15 @@ export const DEFAULT_LOG_CAP_BYTES = 64 * 1024 * 1024;
 export const MIN_LOG_CAP_BYTES = 4096;
 
 /**
+ * The cap of a task's log files: the job's `logLimitBytes` when it sets one, but never more
+ * than the agent's `--log-cap` (nor less than {@link MIN_LOG_CAP_BYTES}).
+ */
+export function taskLogCap(jobLimitBytes: number | undefined, agentCapBytes: number): number {
+  if (jobLimitBytes === undefined || jobLimitBytes <= 0) return agentCapBytes;
+  return Math.max(MIN_LOG_CAP_BYTES, Math.min(jobLimitBytes, agentCapBytes));
+}
+
+/**
  * Memory one supervisor costs while it holds a task, reserved out of the task's claim (the
  * task's cgroup memory limit is the claim minus this; see {@link taskMemoryLimit}). Measured:
  * 1.6 MiB resident of which 0.25 MiB proportional (PSS; the rest is the shared libc), plus up to

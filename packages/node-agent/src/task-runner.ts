@@ -35,7 +35,7 @@ import { isTerminal, parseTaskId, type CellSnapshot, type Job, type JobId, type 
 import { cgroupLimits, sleep, type CgroupDriver, type CgroupUsage, type TaskCgroup } from './cgroup-driver.js';
 import type { Executor, TaskAttempt } from './executor.js';
 import { ReporterClosedError, type StatusReporter } from './status-reporter.js';
-import { DEFAULT_LOG_CAP_BYTES, defaultSupervisorPath, encodeSupervisorEnv, supervisorArgs, taskMemoryLimit, type SupervisorCommand } from './supervisor-command.js';
+import { DEFAULT_LOG_CAP_BYTES, defaultSupervisorPath, encodeSupervisorEnv, supervisorArgs, taskLogCap, taskMemoryLimit, type SupervisorCommand } from './supervisor-command.js';
 import { MAX_SUPERVISOR_ENV_BYTES, readJson, TASK_FILES, writeJsonAtomic, type ExitRecord, type ReportedRecord, type StartedRecord, type SupervisorEnv, type SupervisorRecord, type TaskMeta } from './task-files.js';
 import { insideRoot, isTaskInstanceName, taskInstanceName, tasksRoot } from './task-paths.js';
 import { DEFAULT_KEEP_ATTEMPTS, DEFAULT_TASK_RETENTION_MS, removeExpiredTasks, removeOldAttempts, sweepIntervalMs } from './task-retention.js';
@@ -452,7 +452,7 @@ class ProcessAttempt implements TaskAttempt {
       cwd: work,
       ...(user === undefined ? {} : { uid: user.uid, gid: user.gid }),
       procsFiles: this.cgroup?.procsFiles ?? [],
-      logCapBytes: this.context.logCapBytes,
+      logCapBytes: taskLogCap(spec.logLimitBytes, this.context.logCapBytes),
     };
     const encoded = encodeSupervisorEnv(env);
     if (encoded.length > MAX_SUPERVISOR_ENV_BYTES) throw new Error(`the task's environment is ${encoded.length} bytes, more than the supervisor reads (${MAX_SUPERVISOR_ENV_BYTES})`);
