@@ -16,7 +16,7 @@ import { parseAgentArgs, USAGE, type AgentConfig } from './config.js';
 import { HollowExecutor, hollowMachines } from './hollow.js';
 import { startLogServer, type LogServer } from './log-server.js';
 import { taskLogPaths } from './task-paths.js';
-import { defaultSupervisorPath, SupervisorMissingError } from './supervisor-command.js';
+import { defaultSupervisorPath, SUPERVISOR_OVERHEAD_BYTES, SupervisorMissingError } from './supervisor-command.js';
 import { ProcessExecutor } from './task-runner.js';
 
 async function main(): Promise<number> {
@@ -132,7 +132,7 @@ async function main(): Promise<number> {
       fenceAfterMs: config.fenceAfterMs,
       ...(logServer === undefined ? {} : { logAddress: logServer.address }),
     });
-    logger.info({ machineId: id, capacity: config.capacity, dataDir: config.dataDir, taskUser: config.taskUids !== undefined ? `a uid per task from ${config.taskUids.first}-${config.taskUids.last}` : (config.taskUser?.name ?? 'agent user') }, 'starting agent');
+    logger.info({ machineId: id, capacity: config.capacity, dataDir: config.dataDir, taskUser: config.taskUids !== undefined ? `a uid per task from ${config.taskUids.first}-${config.taskUids.last}` : (config.taskUser?.name ?? 'agent user'), supervisor: supervisorPath, logCapBytes: config.logCapBytes, supervisorOverheadBytes: SUPERVISOR_OVERHEAD_BYTES }, 'starting agent');
   }
 
   // Signals are handled from the start: an agent still waiting for etcd stops cleanly too.
