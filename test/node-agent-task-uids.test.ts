@@ -40,16 +40,7 @@ describe('a uid per task', () => {
     await chmod(dataDir, 0o755);
     kv = new MemoryKv();
     cell = new Cell(kv, freshCellName());
-    agent = new Agent({
-      cell,
-      machines: [{ id: m1, capacity: { cpuMillis: 64_000, memoryBytes: 64 * 1024 ** 3 } }],
-      executor: async ({ reporter }) => {
-        const executor = new ProcessExecutor({ dataDir, machineId: m1, reporter, cgroups: driver, taskUids: { first: FIRST, last: LAST }, killGraceMs: 300 });
-        await executor.init();
-        return executor;
-      },
-      flushIntervalMs: 20,
-    });
+    agent = newAgent();
     await agent.start();
     mirror = cell.mirror();
     await mirror.start();
@@ -66,6 +57,19 @@ describe('a uid per task', () => {
     }
     await rm(dataDir, { recursive: true, force: true });
   });
+
+  function newAgent(): Agent {
+    return new Agent({
+      cell,
+      machines: [{ id: m1, capacity: { cpuMillis: 64_000, memoryBytes: 64 * 1024 ** 3 } }],
+      executor: async ({ reporter }) => {
+        const executor = new ProcessExecutor({ dataDir, machineId: m1, reporter, cgroups: driver, taskUids: { first: FIRST, last: LAST }, killGraceMs: 300 });
+        await executor.init();
+        return executor;
+      },
+      flushIntervalMs: 20,
+    });
+  }
 
   async function run(name: string, spec: JobSpec): Promise<void> {
     await cell.createJob({ id: jobId(name), spec });
@@ -124,5 +128,25 @@ describe('a uid per task', () => {
     expect(record('after')).toMatchObject({ state: 'succeeded' });
     await cell.setJobDesired(jobId('victim'), 'killed');
     await eventually('the victim to be killed', () => ended('victim'));
+  });
+
+  it.skipIf(skip)('a restarted agent keeps the uid of a task it adopts out of new hands', async () => {
+    await run('kept', jobSpec('kept').cpu(100).memory('16Mi').command('sleep', '60').build());
+    await eventually('the kept task to run', () => record('kept')?.state === 'running');
+    const keptUid = (await stat(work('kept'))).uid;
+    // Stopped without drain: the task keeps running and the next agent adopts it.
+    await agent.stop({ drain: false });
+    agent = newAgent();
+    await agent.start();
+    await run('fresh', jobSpec('fresh').cpu(100).memory('16Mi').command('sleep', '60').build());
+    await eventually('the fresh task to run', () => record('fresh')?.state === 'running');
+    const freshUid = (await stat(work('fresh'))).uid;
+    expect(freshUid).not.toBe(keptUid);
+    expect([keptUid, freshUid].sort()).toEqual([FIRST, LAST]);
+    await run('extra', jobSpec('extra').cpu(100).memory('16Mi').command('true').build());
+    await eventually('the extra task to end', () => ended('extra'));
+    expect(record('extra')).toMatchObject({ state: 'failed', reason: 'start-failed' });
+    for (const name of ['kept', 'fresh']) await cell.setJobDesired(jobId(name), 'killed');
+    await eventually('both to be killed', () => ended('kept') && ended('fresh'));
   });
 });
