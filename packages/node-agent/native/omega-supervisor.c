@@ -41,6 +41,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <dirent.h>
 #include <grp.h>
 #include <limits.h>
 #include <poll.h>
@@ -376,7 +377,8 @@ static void run_child(char **argv, char **envp, const char *work_dir, int have_i
     if (sigprocmask(SIG_SETMASK, &none, NULL) != 0) { stage = "sigprocmask"; goto fail; }
     /* Own session and process group: without cgroups, the group is what gets killed. */
     if (setsid() < 0) { stage = "setsid"; goto fail; }
-    devnull = open("/dev/null", O_RDONLY);
+    /* O_CLOEXEC: only the dup2 copy on stdin reaches the task. */
+    devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (devnull < 0) { stage = "open /dev/null"; goto fail; }
     if (dup2(devnull, STDIN_FILENO) < 0 || dup2(out_fd, STDOUT_FILENO) < 0 || dup2(err_fd, STDERR_FILENO) < 0) { stage = "dup2"; goto fail; }
     if (have_ids) {
@@ -411,6 +413,28 @@ fail:
 }
 
 /* ---- main -------------------------------------------------------------------------------- */
+
+/*
+ * Marks every descriptor above stderr that the supervisor inherited close-on-exec, so none
+ * reaches the task (the agent passes only 0-2, but a supervisor started by hand may hold more).
+ */
+static void cloexec_inherited(void) {
+    DIR *dir = opendir("/proc/self/fd");
+    if (dir == NULL) {
+        complain("opendir /proc/self/fd: %s (inherited descriptors stay open)", strerror(errno));
+        return;
+    }
+    int self = dirfd(dir);
+    struct dirent *entry;
+    while ((entry = readdir(dir)) != NULL) {
+        char *end;
+        long fd = strtol(entry->d_name, &end, 10);
+        if (*end != '\0' || end == entry->d_name || fd <= STDERR_FILENO || fd == self) continue;
+        int flags = fcntl((int)fd, F_GETFD);
+        if (flags >= 0) (void)fcntl((int)fd, F_SETFD, flags | FD_CLOEXEC);
+    }
+    closedir(dir);
+}
 
 static void usage(void) {
     fputs("usage: omega-supervisor [-u uid -g gid] [-p procs-file]... [-c cap-bytes] -w work-dir <task dir> -- <argv...>\n", stderr);
@@ -500,6 +524,7 @@ int main(int argc, char **argv) {
     task_dir = argv[optind];
     char **task_argv = argv + optind + 2;
 
+    cloexec_inherited();
     /* The task is stopped through its cgroup; the supervisor must outlive it to record the end. */
     signal(SIGTERM, SIG_IGN);
     signal(SIGINT, SIG_IGN);

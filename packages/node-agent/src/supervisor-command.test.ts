@@ -76,6 +76,12 @@ describe('the omega-supervisor binary', () => {
     expect(started.pid).toBeGreaterThan(0);
   });
 
+  it('passes the task no descriptor but stdin, stdout and stderr, even when it was handed more', async () => {
+    const result = spawnSync(defaultSupervisorPath(), ['-w', join(dir, 'work'), dir, '--', 'sh', '-c', 'ls /proc/$$/fd'], { input: encodeSupervisorEnv({ PATH: '/bin:/usr/bin' }), stdio: ['pipe', 'ignore', 'ignore', 'pipe', 'pipe'] });
+    expect(result.status).toBe(0);
+    expect(await readFile(join(dir, 'stdout.log'), 'utf8')).toBe('0\n1\n2\n');
+  });
+
   it('records the signal that ended the task by its name', () => {
     expect(supervise(['sh', '-c', 'kill -TERM $$'], encodeSupervisorEnv({ PATH: '/bin' })).exit).toMatchObject({ exitCode: null, signal: 'SIGTERM' });
   });
