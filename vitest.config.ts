@@ -17,6 +17,8 @@ const alias = [
 export default defineConfig({
   resolve: { alias },
   test: {
+    // Processes that tests spawn run the node agent, which needs its native task supervisor.
+    globalSetup: ['./test/support/build-native.ts'],
     projects: [
       {
         resolve: { alias },

@@ -280,11 +280,17 @@ export function jobServiceImplementation(options: JobServiceOptions): UntypedSer
     const abort = (): void => controller.abort();
     call.on('cancelled', abort);
     const untrack = track(abort);
+    let truncated = false;
     try {
-      for await (const chunk of streamTaskLog(location, { signal: controller.signal, ...(options.logTls === undefined ? {} : { tls: options.logTls }) })) {
+      const onTruncated = (value: boolean): void => {
+        truncated = value;
+      };
+      for await (const chunk of streamTaskLog(location, { signal: controller.signal, onTruncated, ...(options.logTls === undefined ? {} : { tls: options.logTls }) })) {
         if (controller.signal.aborted) break;
         await writeMessage(call, { data: Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength) });
       }
+      // A trailer, after the output: the client tells its user only the newest part was sent.
+      if (truncated && !controller.signal.aborted) await writeMessage(call, { data: Buffer.alloc(0), truncated: true });
       if (controller.signal.aborted && !call.cancelled) throw unavailable('the API server is shutting down; read the logs again');
     } finally {
       untrack();

@@ -158,3 +158,14 @@ describe('protoFieldPath', () => {
     expect(protoFieldPath('requestId')).toBe('request_id');
   });
 });
+
+describe('the log limit on the wire', () => {
+  it('becomes logLimitBytes, goes back out as log_limit_bytes, and a too small one is named by its proto field', () => {
+    const task = wireSpec().task!;
+    const result = jobSpecFromWire(wireSpec({ task: { ...task, log_limit_bytes: 1 << 20 } }));
+    expect(result.spec?.task.logLimitBytes).toBe(1 << 20);
+    expect(jobSpecToWire(result.spec!).task?.log_limit_bytes).toBe(1 << 20);
+    expect(jobSpecFromWire(wireSpec()).spec?.task.logLimitBytes).toBeUndefined();
+    expect(problems(wireSpec({ task: { ...task, log_limit_bytes: 100 } }))).toEqual([expect.stringMatching(/^job\.task\.log_limit_bytes: must be 0/)]);
+  });
+});

@@ -106,6 +106,7 @@ export function jobSpecFromWire(wire: WireJobSpec | null | undefined, field = 'j
       runDurationMs: task?.run_duration_ms ?? 0,
       hollowFail: task?.hollow_fail === true,
       pidsLimit: task?.pids_limit ?? 0,
+      ...(Number(task?.log_limit_bytes ?? 0) !== 0 ? { logLimitBytes: Number(task?.log_limit_bytes) } : {}),
     },
     constraints,
     restartPolicy: {
@@ -142,6 +143,7 @@ export function jobSpecToWire(spec: JobSpec): WireJobSpec {
       run_duration_ms: spec.task.runDurationMs,
       hollow_fail: spec.task.hollowFail,
       pids_limit: spec.task.pidsLimit,
+      log_limit_bytes: spec.task.logLimitBytes ?? 0,
       // The values never leave the cell's secret store through a read: names only.
       secret_env: {},
       secret_env_names: [...(spec.task.secretEnvNames ?? [])],

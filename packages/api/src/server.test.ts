@@ -231,6 +231,33 @@ describe('GetTaskLogs', () => {
     }
   });
 
+  it("ends with a truncated trailer when the agent says the log lost its oldest bytes, and sends none otherwise", async () => {
+    let truncated = 'true';
+    logServer = createServer((_request, response) => {
+      response.writeHead(200, { 'x-omega-log-truncated': truncated });
+      response.end('newest bytes\n');
+    });
+    await new Promise<void>((resolve) => logServer?.listen(0, '127.0.0.1', resolve));
+    const port = (logServer.address() as AddressInfo).port;
+    await api.cell.registerMachine(machine('m0').build());
+    const heartbeat = await api.cell.startHeartbeat(machineId('m0'), { logAddress: `127.0.0.1:${port}` });
+    try {
+      const id = await submit();
+      await place(api.cell, id, 0);
+      const cut = await api.client.stream<{ data: Buffer; truncated: boolean }>('GetTaskLogs', { job_id: id, index: 0, stream: 'STREAM_STDOUT' });
+      expect(cut.error).toBeUndefined();
+      expect(Buffer.concat(cut.messages.map((m) => m.data)).toString()).toBe('newest bytes\n');
+      expect(cut.messages.at(-1)).toMatchObject({ truncated: true });
+      expect(cut.messages.at(-1)?.data.length).toBe(0);
+      expect(cut.messages.slice(0, -1).every((m) => !m.truncated)).toBe(true);
+      truncated = 'false';
+      const whole = await api.client.stream<{ data: Buffer; truncated: boolean }>('GetTaskLogs', { job_id: id, index: 0, stream: 'STREAM_STDOUT' });
+      expect(whole.messages.some((m) => m.truncated)).toBe(false);
+    } finally {
+      await heartbeat.stop();
+    }
+  });
+
   it('says why there are no logs: task not placed, machine gone, machine serving none, index out of range', async () => {
     await api.cell.registerMachine(machine('m0').build());
     const id = await submit();

@@ -100,7 +100,12 @@ export interface StreamLogOptions {
   readonly tls?: TlsIdentity;
   /** The clock grants are minted by (default `Date.now`). */
   readonly now?: () => number;
+  /** Told once the agent answered whether the log lost its oldest bytes to the log cap. */
+  readonly onTruncated?: (truncated: boolean) => void;
 }
+
+/** The agent's response header saying the log was truncated (node-agent's LOG_TRUNCATED_HEADER). */
+const TRUNCATED_HEADER = 'x-omega-log-truncated';
 
 /** A response's status, its text when small, or its body as a stream. */
 interface AgentAnswer {
@@ -185,6 +190,7 @@ export async function* streamTaskLog(location: LogLocation, options: StreamLogOp
       const text = await textOf(response.body).catch(() => '');
       throw new ApiError(status.UNAVAILABLE, `machine ${location.machineId}'s log server answered ${response.status} for ${what}${text === '' ? '' : `: ${text}`}`);
     }
+    options.onTruncated?.(response.body.headers[TRUNCATED_HEADER] === 'true');
     try {
       for await (const chunk of response.body) {
         const bytes = chunk as Uint8Array;

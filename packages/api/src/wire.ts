@@ -43,6 +43,8 @@ export interface WireTaskSpec {
   run_duration_ms: number;
   hollow_fail: boolean;
   pids_limit: number;
+  /** 0 or absent: the agent's log cap. */
+  log_limit_bytes?: number;
   /** Write-only: values given at submit; always empty in replies. */
   secret_env?: Record<string, string>;
   /** In replies: the names of the job's secret env entries (sorted). Ignored on submit. */

@@ -13,6 +13,15 @@ describe('job records', () => {
   });
 });
 
+describe('a job spec log limit', () => {
+  it('is kept through an encode and decode, and left absent when 0 so older records read back equal', () => {
+    const base = jobSpec('web').build();
+    const job = (spec: typeof base) => ({ id: jobId('j'), spec, desired: 'running' as const, submittedAtMs: 1, requestId: '' });
+    expect(decodeJob(encodeJob(job({ ...base, task: { ...base.task, logLimitBytes: 1 << 20 } })), 3).spec.task.logLimitBytes).toBe(1 << 20);
+    expect('logLimitBytes' in decodeJob(encodeJob(job(base)), 3).spec.task).toBe(false);
+  });
+});
+
 describe('scheduler stats records', () => {
   it('keep every field of SchedulerStats through an encode and decode', () => {
     // Distinct values per field, so a field the proto names differently (and drops) shows up.

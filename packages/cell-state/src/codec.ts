@@ -234,6 +234,7 @@ function jobSpecToWire(s: JobSpec): Wire {
       runDurationMs: s.task.runDurationMs,
       hollowFail: s.task.hollowFail,
       pidsLimit: s.task.pidsLimit,
+      logLimitBytes: s.task.logLimitBytes ?? 0,
       secretEnvNames: [...(s.task.secretEnvNames ?? [])],
     },
     constraints: s.constraints.map((c) => ({
@@ -275,6 +276,8 @@ function jobSpecFromWire(w: Wire): JobSpec {
       runDurationMs: num(task.runDurationMs),
       hollowFail: task.hollowFail === true,
       pidsLimit: task.pidsLimit ?? 0,
+      // Absent when 0, so specs written before the field existed read back equal.
+      ...(num(task.logLimitBytes) > 0 ? { logLimitBytes: num(task.logLimitBytes) } : {}),
       // Absent when empty, so specs written before secrets existed read back equal.
       ...(Array.isArray(task.secretEnvNames) && task.secretEnvNames.length > 0 ? { secretEnvNames: [...(task.secretEnvNames as string[])] } : {}),
     } satisfies TaskSpec,

@@ -36,3 +36,15 @@ describe('job spec validation of the command', () => {
     expect((await kv.range({ key: cell.keys.root, prefix: true })).kvs).toEqual([]);
   });
 });
+
+describe('job spec validation of the log limit', () => {
+  it("accepts none, 0 and at least 4096 bytes, and names the field otherwise", () => {
+    const base = jobSpec('logs').build();
+    const withLimit = (logLimitBytes: number) => ({ ...base, task: { ...base.task, logLimitBytes } });
+    expect(jobSpecProblems(base)).toEqual([]);
+    expect(jobSpecProblems(withLimit(0))).toEqual([]);
+    expect(jobSpecProblems(withLimit(4096))).toEqual([]);
+    expect(jobSpecProblems(withLimit(100))).toEqual([{ field: 'task.logLimitBytes', problem: "must be 0 (the agent's cap) or an integer of at least 4096 bytes" }]);
+    expect(jobSpecProblems(withLimit(4096.5))).toHaveLength(1);
+  });
+});

@@ -17,6 +17,8 @@ export const JOB_LIMITS = Object.freeze({
   maxCommandBytes: 64 * 1024,
   maxEnvEntries: 512,
   maxEnvBytes: 64 * 1024,
+  /** Smallest per-job log cap (the agent's supervisor refuses less). */
+  minLogLimitBytes: 4096,
   /** Secret env entries (names and values, stored apart from the job: see secrets.ts). */
   maxSecretEnvEntries: 64,
   maxSecretEnvBytes: 64 * 1024,
@@ -90,6 +92,9 @@ export function jobSpecProblems(spec: JobSpec, prefix = ''): SpecProblem[] {
     bad('task.runDurationMs', `must be an integer from 0 to ${JOB_LIMITS.maxRunDurationMs}`);
   }
   if (!isInt(task.pidsLimit) || task.pidsLimit < 0) bad('task.pidsLimit', 'must be an integer >= 0');
+  if (task.logLimitBytes !== undefined && (!isInt(task.logLimitBytes) || task.logLimitBytes < 0 || (task.logLimitBytes > 0 && task.logLimitBytes < JOB_LIMITS.minLogLimitBytes))) {
+    bad('task.logLimitBytes', `must be 0 (the agent's cap) or an integer of at least ${JOB_LIMITS.minLogLimitBytes} bytes`);
+  }
 
   if (!Array.isArray(spec.constraints)) bad('constraints', 'must be a list');
   else {

@@ -153,6 +153,11 @@ export interface TaskSpec {
   readonly hollowFail: boolean;
   readonly pidsLimit: number;
   /**
+   * Cap of each of the task's stdout and stderr log files on its agent (one rotated file more is
+   * kept); absent or 0: the agent's `--log-cap`, which is also the most a job gets.
+   */
+  readonly logLimitBytes?: number;
+  /**
    * The names (sorted, unique) of the job's secret env entries; absent or empty: none. The
    * values are never part of the spec: they are stored apart, at `keys.secret(jobId)` (a
    * {@link SecretEnv} outside the mirrored cell prefix), written with the job in one transaction

@@ -72,6 +72,13 @@ restart: {policy: on-failure, maxRestarts: 3, initialBackoff: 500ms, maxBackoff:
     ]);
   });
 
+  it('reads logLimit as a quantity into logLimitBytes and names it when it is too small or not a quantity', () => {
+    expect(parseJobFile('name: a\nkind: batch\ncpu: 1\nmemory: 1Mi\ncommand: [true]\nlogLimit: 1Mi').task.logLimitBytes).toBe(1024 * 1024);
+    expect('logLimitBytes' in parseJobFile('name: a\nkind: batch\ncpu: 1\nmemory: 1Mi\ncommand: [true]').task).toBe(false);
+    expect(problemsOf('name: a\nkind: batch\ncpu: 1\nmemory: 1Mi\ncommand: [true]\nlogLimit: 100')).toEqual([expect.stringMatching(/^logLimit: must be 0/)]);
+    expect(problemsOf('name: a\nkind: batch\ncpu: 1\nmemory: 1Mi\ncommand: [true]\nlogLimit: lots')).toEqual([expect.stringMatching(/^logLimit: /)]);
+  });
+
   it('requires kind, cpu and memory', () => {
     expect(problemsOf('name: a\ncommand: [true]\n')).toEqual(['kind: is required: batch or service', 'cpu: is required (e.g. 500m or 0.5)', 'memory: is required (e.g. 64Mi)']);
   });

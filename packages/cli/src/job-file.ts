@@ -36,7 +36,7 @@ export class JobFileError extends Error {
   }
 }
 
-const TOP_LEVEL = ['name', 'namespace', 'kind', 'instances', 'priority', 'commitMode', 'command', 'env', 'cpu', 'memory', 'duration', 'hollowFail', 'pidsLimit', 'constraints', 'restart', 'retention', 'secretEnv'] as const;
+const TOP_LEVEL = ['name', 'namespace', 'kind', 'instances', 'priority', 'commitMode', 'command', 'env', 'cpu', 'memory', 'duration', 'hollowFail', 'pidsLimit', 'logLimit', 'constraints', 'restart', 'retention', 'secretEnv'] as const;
 const CONSTRAINT_KEYS = ['attribute', 'equals', 'in', 'notIn', 'spread', 'maxPerMachine'] as const;
 const RESTART_KEYS = ['policy', 'maxRestarts', 'initialBackoff', 'maxBackoff'] as const;
 
@@ -93,6 +93,7 @@ export function fileField(path: string): string {
     [/^task\.resources\.memoryBytes/, 'memory'],
     [/^task\.runDurationMs/, 'duration'],
     [/^task\.(command|env|hollowFail|pidsLimit)/, '$1'],
+    [/^task\.logLimitBytes/, 'logLimit'],
     [/^restartPolicy\.kind/, 'restart.policy'],
     [/^restartPolicy\.maxRestarts/, 'restart.maxRestarts'],
     [/^restartPolicy\.initialBackoffMs/, 'restart.initialBackoff'],
@@ -245,6 +246,18 @@ export function parseJobDocument(text: string, source = 'job file'): ParsedJobFi
   };
   const cpuMillis = quantity('cpu', parseCpuMillis);
   const memoryBytes = quantity('memory', parseBytes);
+  // `logLimit: 1Mi`: cap of each of the task's log files on its agent (absent: the agent's).
+  let logLimitBytes = 0;
+  if (raw.logLimit !== undefined) {
+    if (typeof raw.logLimit !== 'string' && typeof raw.logLimit !== 'number') bad('logLimit', 'must be a quantity like 1Mi');
+    else {
+      try {
+        logLimitBytes = parseBytes(raw.logLimit);
+      } catch (error) {
+        bad('logLimit', (error as Error).message.replace(/^[a-z]+: /, ''));
+      }
+    }
+  }
 
   const duration = (field: string, value: unknown): number => {
     if (value === undefined) return 0;
@@ -305,6 +318,7 @@ export function parseJobDocument(text: string, source = 'job file'): ParsedJobFi
       runDurationMs: duration('duration', raw.duration),
       hollowFail: raw.hollowFail === true,
       pidsLimit: integer('pidsLimit', 0),
+      ...(logLimitBytes > 0 ? { logLimitBytes } : {}),
     },
     constraints,
     restartPolicy: restart,

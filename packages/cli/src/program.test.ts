@@ -3,6 +3,9 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
+import { Server, ServerCredentials, loadPackageDefinition, type ServerWritableStream, type ServiceDefinition } from '@grpc/grpc-js';
+import protoLoader from '@grpc/proto-loader';
+import { API_PROTO_FILE, PROTO_LOADER_OPTIONS } from '@omega/api/client';
 import { createCa } from '@omega/pki';
 import { describe, expect, it } from 'vitest';
 import { runCli } from './program.js';
@@ -129,5 +132,37 @@ describe('argument checking of the access and namespace commands', () => {
   it('jobs and submit take a DNS label --namespace', async () => {
     expect(await usage(['jobs', '--namespace', 'A'])).toMatch(/--namespace must be a DNS label/);
     expect(await usage(['submit', '-f', 'x.yaml', '-n', 'a_b'])).toMatch(/--namespace must be a DNS label/);
+  });
+});
+
+describe('omega logs', () => {
+  /** A JobService answering only GetTaskLogs with `chunks`. */
+  async function logService(chunks: { data: Buffer; truncated?: boolean }[]): Promise<{ address: string; stop: () => Promise<void> }> {
+    const loaded = loadPackageDefinition(protoLoader.loadSync(API_PROTO_FILE, PROTO_LOADER_OPTIONS)) as unknown as { omega: { v1: Record<string, { service: ServiceDefinition }> } };
+    const server = new Server();
+    server.addService(loaded.omega.v1.JobService!.service, {
+      GetTaskLogs: (call: ServerWritableStream<unknown, unknown>) => {
+        for (const chunk of chunks) call.write(chunk);
+        call.end();
+      },
+    } as never);
+    const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (error, p) => (error === null ? resolve(p) : reject(error))));
+    return { address: `127.0.0.1:${port}`, stop: () => new Promise((resolve) => server.tryShutdown(() => resolve())) };
+  }
+
+  it('prints the output as sent and, when the agent truncated it, a note on stderr', async () => {
+    const api = await logService([{ data: Buffer.from('newest ') }, { data: Buffer.from('bytes\n') }, { data: Buffer.alloc(0), truncated: true }]);
+    try {
+      const result = await run(['--insecure', '--api', api.address, 'logs', 'j-1', '2']);
+      expect(result).toEqual({ code: 0, stdout: 'newest bytes\n', stderr: "omega: the stdout of j-1/2 was truncated by the agent's log cap: only its newest part is shown\n" });
+      const whole = await logService([{ data: Buffer.from('all of it\n') }]);
+      try {
+        expect(await run(['--insecure', '--api', whole.address, 'logs', 'j-1', '2', '--stderr'])).toEqual({ code: 0, stdout: 'all of it\n', stderr: '' });
+      } finally {
+        await whole.stop();
+      }
+    } finally {
+      await api.stop();
+    }
   });
 });

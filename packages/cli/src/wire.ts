@@ -49,6 +49,7 @@ export interface WireJobView {
       run_duration_ms: number;
       hollow_fail: boolean;
       pids_limit: number;
+      log_limit_bytes?: number;
       /** The names of the secret env entries only; the values never come back. */
       secret_env_names?: string[];
     } | null;

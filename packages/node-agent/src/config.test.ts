@@ -63,13 +63,15 @@ describe('the agent flags', () => {
       cgroupParent: 'omega/m-17',
       fenceAfterMs: 12_000,
       enforcement: true,
-      taskUser: { name: 'nobody', uid: 65534, gid: 65534 },
+      taskUids: { first: 100_000, last: 165_535 },
       killGraceMs: 500,
       taskRetentionMs: 86_400_000,
       keepAttempts: 3,
+      logCapBytes: 64 * 1024 ** 2,
       drainOnExit: false,
       hollow: 0,
     });
+    expect(parseInsecure(['--log-cap', '1Mi']).logCapBytes).toBe(1024 ** 2);
   });
 
   it('name the bad flag in every refusal', () => {
@@ -84,6 +86,8 @@ describe('the agent flags', () => {
     expect(flagOf(['--kill-grace-ms', '-1'])).toBe('--kill-grace-ms');
     expect(flagOf(['--task-retention-s', '1h'])).toBe('--task-retention-s');
     expect(flagOf(['--keep-attempts', '0'])).toBe('--keep-attempts');
+    expect(flagOf(['--log-cap', 'big'])).toBe('--log-cap');
+    expect(flagOf(['--log-cap', '100'])).toBe('--log-cap');
     expect(flagOf(['--cgroup-parent', '../x'])).toBe('--cgroup-parent');
     expect(flagOf(['--fence-after-ms', 'soon'])).toBe('--fence-after-ms');
     expect(flagOf(['--log-level', 'loud'])).toBe('--log-level');
@@ -110,6 +114,18 @@ describe('the agent flags', () => {
     expect(parseInsecure(['--task-user', 'root', '--allow-root-tasks'], root).taskUser).toBeUndefined();
     expect(parseInsecure(['--allow-root-tasks'], root).taskUser).toBeUndefined();
     expect(parseInsecure(['--task-user', 'svc'], root).taskUser).toEqual({ name: 'svc', uid: 1001, gid: 1002 });
+    expect(parseInsecure(['--task-user', 'svc'], root).taskUids).toBeUndefined();
+    expect(parseInsecure(['--allow-root-tasks'], root).taskUids).toBeUndefined();
+  });
+
+  it('run each task as its own uid from --task-uids as root, refusing ranges that reach system accounts', () => {
+    expect(parseInsecure([], root)).toMatchObject({ taskUser: undefined, taskUids: { first: 100_000, last: 165_535 } });
+    expect(parseInsecure(['--task-uids', '200000-200099'], root).taskUids).toEqual({ first: 200_000, last: 200_099 });
+    expect(flagOf(['--task-uids', '0-100'], root)).toBe('--task-uids');
+    expect(flagOf(['--task-uids', '5000-4000'], root)).toBe('--task-uids');
+    expect(flagOf(['--task-uids', 'many'], root)).toBe('--task-uids');
+    expect(flagOf(['--task-uids', '200000-200099', '--task-user', 'svc'], root)).toBe('--task-uids');
+    expect(parseInsecure(['--task-uids', '200000-200099'], user)).toMatchObject({ taskUids: undefined, notes: [expect.stringContaining('--task-uids 200000-200099 ignored')] });
   });
 
   it('run tasks as the agent itself when it is not root, and keep data under the working directory', () => {

@@ -22,8 +22,10 @@ import { DEFAULT_CGROUP_ROOT, defaultCgroupParent } from './cgroup-detect.js';
 import { defaultMachineId, detectCapacity } from './registration.js';
 import { DEFAULT_KILL_GRACE_MS } from './task-runner.js';
 import { DEFAULT_KEEP_ATTEMPTS, DEFAULT_TASK_RETENTION_MS } from './task-retention.js';
+import { DEFAULT_LOG_CAP_BYTES, MIN_LOG_CAP_BYTES } from './supervisor-command.js';
 import { cgroupParentSegments } from './task-paths.js';
 import { DEFAULT_FENCE_AFTER_MS, SCHEDULERS_DEFAULT_MACHINE_LOSS_GRACE_MS } from './fence.js';
+import { DEFAULT_TASK_UIDS, parseUidRange, type UidRange } from './task-uids.js';
 import { resolveTaskUser, type TaskUser } from './task-user.js';
 
 export const USAGE = `usage: omega-agent [flags]
@@ -42,10 +44,17 @@ ${securityUsage(26)}  --cell NAME             cell name (default "default")
                           omega/<machine id>); it sweeps only the cgroups it created there
   --no-enforcement        run tasks without cgroup limits (says so in the machine record)
   --allow-root-tasks      allow tasks to run as root (as root agent: default task user root)
-  --task-user USER        run tasks as USER (name, uid or uid:gid; default nobody as root)
+  --task-uids FIRST-LAST  as root, run each task as its own uid (gid = uid) from this range
+                          (default 100000-165535, unless --task-user or --allow-root-tasks)
+  --task-user USER        run every task as USER (name, uid or uid:gid) instead: tasks of
+                          different jobs then share that uid
   --kill-grace-ms MS      between TERM and KILL when stopping a task (default 10000)
   --task-retention-s S    keep a finished task's directory and logs S seconds after its end
                           was reported (default 86400; 0: forever)
+  --log-cap QTY           cap of each task's stdout.log and stderr.log, e.g. 64Mi (default
+                          64Mi); past it the file becomes <stream>.log.1 (replacing the
+                          previous one) and a new one starts: the newest cap to 2 x cap of
+                          output is kept per stream
   --keep-attempts N       keep the directories and logs of only the newest N attempts of a
                           task (older ones go when a new attempt starts; default 3)
   --drain-on-exit         stop every task when the agent stops (default: leave them running)
@@ -80,10 +89,14 @@ export interface AgentConfig {
   /** False with `--no-enforcement`. */
   readonly enforcement: boolean;
   readonly allowRootTasks: boolean;
-  /** Undefined: tasks run as the agent's own user. */
+  /** Every task runs as this user (`--task-user`); undefined: see taskUids. */
   readonly taskUser: TaskUser | undefined;
+  /** Each task runs as its own uid from this range (root agents, the default); undefined with neither: the agent's own user. */
+  readonly taskUids: UidRange | undefined;
   readonly killGraceMs: number;
   readonly taskRetentionMs: number;
+  /** Cap of each task log file (`--log-cap`, default 64 MiB). */
+  readonly logCapBytes: number;
   /** Attempt directories kept per task (`--keep-attempts`). */
   readonly keepAttempts: number;
   readonly drainOnExit: boolean;
@@ -143,9 +156,11 @@ export function parseAgentArgs(argv: readonly string[], env: ConfigEnvironment =
         'no-enforcement': { type: 'boolean' },
         'allow-root-tasks': { type: 'boolean' },
         'task-user': { type: 'string' },
+        'task-uids': { type: 'string' },
         'kill-grace-ms': { type: 'string' },
         'task-retention-s': { type: 'string' },
         'keep-attempts': { type: 'string' },
+        'log-cap': { type: 'string' },
         'log-listen': { type: 'string' },
         'drain-on-exit': { type: 'boolean' },
         hollow: { type: 'string' },
@@ -230,8 +245,17 @@ export function parseAgentArgs(argv: readonly string[], env: ConfigEnvironment =
 
   const allowRootTasks = values['allow-root-tasks'] === true;
   let taskUser: TaskUser | undefined;
-  if (env.isRoot) {
-    const name = values['task-user'] ?? (allowRootTasks ? undefined : 'nobody');
+  let taskUids: UidRange | undefined;
+  if (env.isRoot && values['task-uids'] !== undefined) {
+    if (values['task-user'] !== undefined) throw new FlagError('--task-uids', 'give --task-uids or --task-user, not both');
+    const range = parseUidRange(values['task-uids']);
+    if ('problem' in range) throw new FlagError('--task-uids', range.problem);
+    taskUids = range;
+  } else if (env.isRoot && values['task-user'] === undefined) {
+    // A uid per task by default; --allow-root-tasks alone means "as root".
+    if (!allowRootTasks) taskUids = DEFAULT_TASK_UIDS;
+  } else if (env.isRoot) {
+    const name = values['task-user'];
     if (name !== undefined) {
       try {
         taskUser = resolveTaskUser(name, env.passwdPath);
@@ -241,13 +265,24 @@ export function parseAgentArgs(argv: readonly string[], env: ConfigEnvironment =
       if (taskUser.uid === 0 && !allowRootTasks) throw new FlagError('--task-user', 'refusing to run tasks as root without --allow-root-tasks');
       if (taskUser.uid === 0) taskUser = undefined;
     }
-  } else if (values['task-user'] !== undefined) {
-    notes.push(`--task-user ${values['task-user']} ignored: the agent is not root, so tasks run as the agent's own user`);
+  } else {
+    for (const flag of ['task-user', 'task-uids'] as const) {
+      if (values[flag] !== undefined) notes.push(`--${flag} ${values[flag]} ignored: the agent is not root, so tasks run as the agent's own user`);
+    }
   }
 
   const killGraceMs = integer('--kill-grace-ms', values['kill-grace-ms'], DEFAULT_KILL_GRACE_MS, 0, 3_600_000);
   const taskRetentionMs = integer('--task-retention-s', values['task-retention-s'], DEFAULT_TASK_RETENTION_MS / 1000, 0, 10 * 365 * 86_400) * 1000;
   const keepAttempts = integer('--keep-attempts', values['keep-attempts'], DEFAULT_KEEP_ATTEMPTS, 1, 1_000);
+  let logCapBytes = DEFAULT_LOG_CAP_BYTES;
+  if (values['log-cap'] !== undefined) {
+    try {
+      logCapBytes = parseBytes(values['log-cap']);
+    } catch (error) {
+      throw new FlagError('--log-cap', (error as Error).message.replace(/^[a-z-]+: /, ''));
+    }
+    if (logCapBytes < MIN_LOG_CAP_BYTES) throw new FlagError('--log-cap', `must be at least ${MIN_LOG_CAP_BYTES} bytes, got ${JSON.stringify(values['log-cap'])}`);
+  }
   const heartbeatTtlSeconds = integer('--heartbeat-ttl', values['heartbeat-ttl'], 10, 1, 3_600);
   const fenceAfterMs = integer('--fence-after-ms', values['fence-after-ms'], DEFAULT_FENCE_AFTER_MS, 0, 3_600_000);
   // The README's timing rule, with the schedulers' default grace: past this, a fenced task's
@@ -280,9 +315,11 @@ export function parseAgentArgs(argv: readonly string[], env: ConfigEnvironment =
     enforcement: values['no-enforcement'] !== true,
     allowRootTasks,
     taskUser,
+    taskUids,
     killGraceMs,
     taskRetentionMs,
     keepAttempts,
+    logCapBytes,
     drainOnExit: values['drain-on-exit'] === true,
     hollow,
     hollowPrefix,

@@ -24,7 +24,20 @@ export { parseAgentArgs, USAGE, type AgentConfig, type ConfigEnvironment } from 
 export { HollowExecutor, hollowMachineIds, hollowMachines } from './hollow.js';
 export { defaultMachineId, detectCapacity, HeartbeatKeeper, markUnschedulable, memoryReserve, registerAll, type HeartbeatOptions } from './registration.js';
 export { MAX_DEFER_MS, ReporterClosedError, StatusReporter, type StatusReporterCounters, type StatusReporterOptions } from './status-reporter.js';
-export { SHIM_SCRIPT } from './supervisor-shim.js';
+export {
+  BadEnvEntryError,
+  DEFAULT_LOG_CAP_BYTES,
+  defaultSupervisorPath,
+  encodeSupervisorEnv,
+  MIN_LOG_CAP_BYTES,
+  SUPERVISOR_BINARY,
+  SUPERVISOR_OVERHEAD_BYTES,
+  supervisorArgs,
+  SupervisorMissingError,
+  taskLogCap,
+  taskMemoryLimit,
+  type SupervisorCommand,
+} from './supervisor-command.js';
 export {
   readJson,
   TASK_FILES,
@@ -34,10 +47,11 @@ export {
   type StartedRecord,
   type SupervisorEnv,
   type SupervisorRecord,
-  type SupervisorSpec,
   type TaskMeta,
+  type TruncatedRecord,
 } from './task-files.js';
 export { cgroupParentSegments, insideRoot, isTaskInstanceName, taskDir, taskInstanceName, taskLogPaths, tasksRoot, TASKS_DIR, UnsafePathError, type TaskLogPaths } from './task-paths.js';
-export { DEFAULT_KILL_GRACE_MS, DEFAULT_TASK_PATH, defaultSupervisorPath, ProcessExecutor, supervisorAlive, type ProcessExecutorOptions } from './task-runner.js';
+export { DEFAULT_KILL_GRACE_MS, DEFAULT_TASK_PATH, ProcessExecutor, supervisorAlive, type ProcessExecutorOptions } from './task-runner.js';
+export { DEFAULT_TASK_UIDS, parseUidRange, TaskUidPool, type UidRange } from './task-uids.js';
 export { checkTraversable, resolveTaskUser, TaskUserError, type TaskUser } from './task-user.js';
-export { startLogServer, type LogServer, type LogServerOptions, type LogStreamName } from './log-server.js';
+export { LOG_TRUNCATED_HEADER, startLogServer, type LogServer, type LogServerOptions, type LogStreamName } from './log-server.js';

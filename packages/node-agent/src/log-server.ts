@@ -4,7 +4,11 @@
  * (`logAddress`).
  *
  * ```
- *   GET /logs/<job id>/<index>/<attempt>/<stdout|stderr>   → 200, the file as it is now
+ *   GET /logs/<job id>/<index>/<attempt>/<stdout|stderr>   → 200, the log as it is now: the
+ *                                                            rotated <stream>.log.1 (if any),
+ *                                                            then <stream>.log; header
+ *                                                            x-omega-log-truncated: true when
+ *                                                            the oldest bytes were dropped
  *       authorization: Bearer <log grant>                  → 401 no grant, or not a valid one
  *                                                          → 403 a client other than omega-api,
  *                                                                or a grant for another log
@@ -27,18 +31,25 @@
  * data directory (symlinks included), and is opened without following a final symlink.
  */
 import { constants as fsConstants } from 'node:fs';
-import { open, realpath } from 'node:fs/promises';
+import { open, readFile, realpath, type FileHandle } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createTlsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import { resolve, sep } from 'node:path';
+import { dirname, join, resolve, sep } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { checkId, checkLogGrant, LOG_GRANT_ISSUER_CN, type TlsIdentity } from '@omega/cell-state';
 import type { Logger } from 'pino';
 import { pino } from 'pino';
+import { TASK_FILES } from './task-files.js';
 
 export type LogStreamName = 'stdout' | 'stderr';
+
+/**
+ * The response header that says the log lost its oldest bytes to the agent's log cap
+ * (`true`/`false`). Read from `truncated.json` beside the log (written by the supervisor).
+ */
+export const LOG_TRUNCATED_HEADER = 'x-omega-log-truncated';
 
 export interface LogServerOptions {
   /** The agent's data directory: every file served must lie inside it. */
@@ -184,28 +195,58 @@ async function serve(options: LogServerOptions, log: Logger, request: IncomingMe
     reply(response, 404, 'no such log');
     return;
   }
-  let handle;
-  try {
-    handle = await open(real, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW);
-  } catch {
+  const current = await openRegular(real);
+  if (current === undefined) {
     reply(response, 404, 'no such log');
     return;
   }
+  // The rotated file is the older part: served first. Same checks as the current one.
+  const rotatedPath = await realpath(`${resolve(path)}.1`).catch(() => undefined);
+  const rotated = rotatedPath !== undefined && isInside(root, rotatedPath) ? await openRegular(rotatedPath) : undefined;
   try {
-    const stat = await handle.stat();
-    if (!stat.isFile()) {
-      reply(response, 404, 'no such log');
-      return;
-    }
-    response.writeHead(200, { 'content-type': 'application/octet-stream', 'cache-control': 'no-store' });
-    if (request.method === 'HEAD' || stat.size === 0) {
+    const truncated = await truncatedFlag(dirname(real), parsed.stream);
+    response.writeHead(200, { 'content-type': 'application/octet-stream', 'cache-control': 'no-store', [LOG_TRUNCATED_HEADER]: String(truncated) });
+    if (request.method === 'HEAD') {
       response.end();
       return;
     }
-    // The file may still grow (a running task): send what is there now, up to its current size.
-    await pipeline(handle.createReadStream({ start: 0, end: Math.max(0, stat.size - 1), autoClose: false }), response);
+    // The files may still grow (a running task): send what each holds now, up to its current size.
+    for (const file of [rotated, current]) {
+      if (file === undefined || file.size === 0) continue;
+      await pipeline(file.handle.createReadStream({ start: 0, end: file.size - 1, autoClose: false }), response, { end: false });
+    }
+    response.end();
   } finally {
-    await handle.close();
+    await current.handle.close();
+    await rotated?.handle.close();
+  }
+}
+
+/** A regular file opened without following a final symlink, with its size now; undefined otherwise. */
+async function openRegular(path: string): Promise<{ handle: FileHandle; size: number } | undefined> {
+  let handle: FileHandle;
+  try {
+    handle = await open(path, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW);
+  } catch {
+    return undefined;
+  }
+  try {
+    const stat = await handle.stat();
+    if (stat.isFile()) return { handle, size: stat.size };
+  } catch {
+    // Treated as missing.
+  }
+  await handle.close();
+  return undefined;
+}
+
+/** Whether the supervisor recorded that `stream` lost bytes (`truncated.json` in the task dir). */
+async function truncatedFlag(dir: string, stream: LogStreamName): Promise<boolean> {
+  try {
+    const record = JSON.parse(await readFile(join(dir, TASK_FILES.truncated), 'utf8')) as Record<string, unknown>;
+    return record[stream] === true;
+  } catch {
+    return false;
   }
 }
 

@@ -3,7 +3,7 @@
  * `omega-agent`: the node agent's entry point. The only place a logger is created.
  *
  * Exit status: 0 after a clean stop (SIGTERM / SIGINT), 1 when it cannot run (no usable cgroups,
- * an invalid registration), 2 for a bad flag (the message names it). An unreachable etcd is not a
+ * the task supervisor binary not built, an invalid registration), 2 for a bad flag (the message names it). An unreachable etcd is not a
  * reason to exit: the agent retries until it answers.
  */
 import { hostname } from 'node:os';
@@ -16,6 +16,7 @@ import { parseAgentArgs, USAGE, type AgentConfig } from './config.js';
 import { HollowExecutor, hollowMachines } from './hollow.js';
 import { startLogServer, type LogServer } from './log-server.js';
 import { taskLogPaths } from './task-paths.js';
+import { defaultSupervisorPath, SUPERVISOR_OVERHEAD_BYTES, SupervisorMissingError } from './supervisor-command.js';
 import { ProcessExecutor } from './task-runner.js';
 
 async function main(): Promise<number> {
@@ -30,6 +31,17 @@ async function main(): Promise<number> {
   if (config.help) {
     process.stdout.write(USAGE);
     return 0;
+  }
+  // Before anything else: a real agent without its task supervisor could only fail every task.
+  let supervisorPath: string | undefined;
+  if (config.hollow === 0) {
+    try {
+      supervisorPath = defaultSupervisorPath();
+    } catch (error) {
+      if (!(error instanceof SupervisorMissingError)) throw error;
+      process.stderr.write(`omega-agent: ${error.message}\n`);
+      return 1;
+    }
   }
   // A supervisor without setpriv's parent-death signal (see omega dev) is watched this way.
   exitWithParent();
@@ -101,11 +113,14 @@ async function main(): Promise<number> {
           reporter,
           cgroups,
           ...(config.taskUser === undefined ? {} : { taskUser: config.taskUser }),
+          ...(config.taskUids === undefined ? {} : { taskUids: config.taskUids }),
           killGraceMs: config.killGraceMs,
           taskRetentionMs: config.taskRetentionMs,
           // Read when a task of a job with secrets starts; the values go only into its environment.
           secretEnv: (job) => cell.readSecretEnv(job),
           keepAttempts: config.keepAttempts,
+          ...(supervisorPath === undefined ? {} : { supervisorPath }),
+          logCapBytes: config.logCapBytes,
           logger: log.child({ machineId: id }),
         });
         await executor.init();
@@ -117,7 +132,7 @@ async function main(): Promise<number> {
       fenceAfterMs: config.fenceAfterMs,
       ...(logServer === undefined ? {} : { logAddress: logServer.address }),
     });
-    logger.info({ machineId: id, capacity: config.capacity, dataDir: config.dataDir, taskUser: config.taskUser?.name ?? 'agent user' }, 'starting agent');
+    logger.info({ machineId: id, capacity: config.capacity, dataDir: config.dataDir, taskUser: config.taskUids !== undefined ? `a uid per task from ${config.taskUids.first}-${config.taskUids.last}` : (config.taskUser?.name ?? 'agent user'), supervisor: supervisorPath, logCapBytes: config.logCapBytes, supervisorOverheadBytes: SUPERVISOR_OVERHEAD_BYTES }, 'starting agent');
   }
 
   // Signals are handled from the start: an agent still waiting for etcd stops cleanly too.

@@ -1,6 +1,7 @@
 /**
  * The records a task attempt keeps on disk (see task-paths.ts for the layout), shared by the
- * agent and the supervisor process. They are what lets an agent restart without losing an
+ * agent and the supervisor process (native/omega-supervisor.c writes started.json, exit.json and
+ * truncated.json in these same shapes). They are what lets an agent restart without losing an
  * outcome: the supervisor writes `started.json` and `exit.json` whether or not an agent is alive.
  *
  * Every record is written atomically (temporary file, fsync, rename, fsync of the directory), so
@@ -12,13 +13,17 @@ import { dirname } from 'node:path';
 /** File names inside a task attempt's directory (see the layout above). */
 export const TASK_FILES = Object.freeze({
   meta: 'meta.json',
-  spec: 'spec.json',
   supervisor: 'supervisor.json',
   started: 'started.json',
   exit: 'exit.json',
   reported: 'reported.json',
   stdout: 'stdout.log',
   stderr: 'stderr.log',
+  /** The previous cap's worth of a stream once it passed the cap (see supervisor-command.ts). */
+  stdoutRotated: 'stdout.log.1',
+  stderrRotated: 'stderr.log.1',
+  /** Written by the supervisor once a stream lost bytes (a rotated file was replaced). */
+  truncated: 'truncated.json',
   supervisorLog: 'supervisor.log',
   work: 'work',
 });
@@ -34,30 +39,18 @@ export interface TaskMeta {
   /** The attempt's cgroup name; empty when enforcement is disabled. */
   readonly cgroup: string;
   readonly createdAtMs: number;
+  /** The uid/gid it runs as, when not the agent's own (a restarted agent keeps it reserved). */
+  readonly uid?: number;
+  readonly gid?: number;
 }
 
 /**
- * What the supervisor runs. The environment is not in it: the agent writes it (JSON, a
- * {@link SupervisorEnv}) to the supervisor's stdin, so secret values never touch the disk.
+ * The task's whole environment, as the agent sends it on the supervisor's stdin (then EOF;
+ * framed by supervisor-command.ts's `encodeSupervisorEnv`): never on disk, it may hold secrets.
  */
-export interface SupervisorSpec {
-  readonly argv: readonly string[];
-  readonly cwd: string;
-  /** Run the task as this user (root agents); absent: as the supervisor's own user. */
-  readonly uid?: number;
-  readonly gid?: number;
-  /** Files the task process's pid is written into before it runs user code; empty: no cgroup. */
-  readonly procsFiles: readonly string[];
-  readonly stdoutPath: string;
-  readonly stderrPath: string;
-  readonly startedPath: string;
-  readonly exitPath: string;
-}
-
-/** The task's whole environment, as the agent sends it on the supervisor's stdin (then EOF). */
 export type SupervisorEnv = Readonly<Record<string, string>>;
 
-/** Largest environment the supervisor reads from its stdin (the spec limits keep it far below). */
+/** Largest environment the supervisor reads from its stdin (MAX_ENV_BYTES in omega-supervisor.c; the spec limits keep it far below). */
 export const MAX_SUPERVISOR_ENV_BYTES = 1024 * 1024;
 
 /** The user process runs (it joined its cgroup). */
@@ -75,6 +68,15 @@ export interface ExitRecord {
   readonly finishedAtMs: number;
   /** The task could not be started (spawn or cgroup join failed): what went wrong. */
   readonly error?: string;
+  /** The stream lost its oldest bytes to the log cap. */
+  readonly stdoutTruncated?: boolean;
+  readonly stderrTruncated?: boolean;
+}
+
+/** Which of a task's streams lost their oldest bytes to the log cap (`truncated.json`). */
+export interface TruncatedRecord {
+  readonly stdout: boolean;
+  readonly stderr: boolean;
 }
 
 export interface SupervisorRecord {
@@ -89,9 +91,8 @@ export interface ReportedRecord {
 }
 
 /**
- * Writes `value` as JSON to `path` atomically and durably. Synchronous on purpose: the
- * supervisor writes its exit record from an exit handler, and the agent writes the supervisor's
- * pid in the same tick as the spawn.
+ * Writes `value` as JSON to `path` atomically and durably. Synchronous on purpose: the agent
+ * writes the supervisor's pid in the same tick as the spawn.
  */
 export function writeJsonAtomic(path: string, value: unknown, mode = 0o644): void {
   const tmp = `${path}.tmp`;

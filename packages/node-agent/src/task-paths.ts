@@ -6,13 +6,16 @@
  *   tasks/
  *     <job id>~<index>~<attempt>/      one directory per task attempt (root-owned, 0755)
  *       meta.json                     who this attempt is (task id, claim id, cgroup): written first
- *       spec.json                     what the supervisor runs (argv, uid, ...; never the env, which
- *                                     may hold secrets: it reaches the supervisor on its stdin); 0600
  *       supervisor.json               the supervisor's pid, written by the agent right after spawn
+ *                                     (what it runs is on its command line; the env, which may
+ *                                     hold secrets, reaches it on its stdin: never on disk)
  *       started.json                  { pid, startedAtMs }: the user process is in its cgroup
  *       exit.json                     { exitCode | signal, finishedAtMs }: written by the supervisor
  *       reported.json                 the agent's terminal report was accepted: nothing left to do
- *       stdout.log, stderr.log        the task's output (owned by the task user)
+ *       stdout.log, stderr.log        the task's output, written by the supervisor from pipes
+ *                                     (root-owned 0640 as root); each at most the log cap
+ *       stdout.log.1, stderr.log.1    the previous cap's worth, once a stream passed the cap
+ *       truncated.json                { stdout, stderr }: which streams lost their oldest bytes
  *       supervisor.log                the supervisor's own errors
  *       work/                         the task's working directory and HOME (task user, 0700);
  *                                     removed after the terminal report

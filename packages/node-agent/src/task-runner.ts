@@ -1,11 +1,12 @@
 /**
  * Runs real task attempts: one directory, one cgroup and one supervisor process each (see
- * supervisor.ts for how the process gets into its cgroup before any user code runs, and
- * task-paths.ts for the layout on disk).
+ * native/omega-supervisor.c for how the process gets into its cgroup before any user code runs,
+ * supervisor-command.ts for how it is started, and task-paths.ts for the layout on disk).
  *
  * ```
  *  start ─► dir + meta.json ─► work/ (task user) ─► cgroup with limits ─► secret env (if any)
- *        ─► spec.json (no env) ─► spawn supervisor (detached), env on its stdin (never on disk)
+ *        ─► spawn supervisor (detached; what to run on its command line), env on its stdin
+ *           (never on disk)
  *        ─► started.json ─► report running (pid, startedAtMs)
  *        ─► supervisor exits after exit.json ─► kill leftovers, read usage + OOM count,
  *           remove cgroup ─► report succeeded / failed (exit code, signal, oom-killed) / killed
@@ -28,16 +29,17 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync, constants as fsc } from 'node:fs';
 import { chown, mkdir, readdir, rm } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import pino, { type Logger } from 'pino';
 import { isTerminal, parseTaskId, type CellSnapshot, type Job, type JobId, type MachineId, type SecretEnv, type Task, type TaskId, type TaskPatch } from '@omega/cell-state';
 import { cgroupLimits, sleep, type CgroupDriver, type CgroupUsage, type TaskCgroup } from './cgroup-driver.js';
 import type { Executor, TaskAttempt } from './executor.js';
 import { ReporterClosedError, type StatusReporter } from './status-reporter.js';
-import { readJson, TASK_FILES, writeJsonAtomic, type ExitRecord, type ReportedRecord, type StartedRecord, type SupervisorEnv, type SupervisorRecord, type SupervisorSpec, type TaskMeta } from './task-files.js';
+import { DEFAULT_LOG_CAP_BYTES, defaultSupervisorPath, encodeSupervisorEnv, supervisorArgs, taskLogCap, taskMemoryLimit, type SupervisorCommand } from './supervisor-command.js';
+import { MAX_SUPERVISOR_ENV_BYTES, readJson, TASK_FILES, writeJsonAtomic, type ExitRecord, type ReportedRecord, type StartedRecord, type SupervisorEnv, type SupervisorRecord, type TaskMeta } from './task-files.js';
 import { insideRoot, isTaskInstanceName, taskInstanceName, tasksRoot } from './task-paths.js';
 import { DEFAULT_KEEP_ATTEMPTS, DEFAULT_TASK_RETENTION_MS, removeExpiredTasks, removeOldAttempts, sweepIntervalMs } from './task-retention.js';
+import { TaskUidPool, type UidRange } from './task-uids.js';
 import { checkTraversable, type TaskUser } from './task-user.js';
 
 /** PATH given to tasks that do not set their own. */
@@ -52,13 +54,18 @@ export interface ProcessExecutorOptions {
   readonly cgroups: CgroupDriver | undefined;
   /** Run tasks as this user (the agent must be root); undefined: as the agent's own user. */
   readonly taskUser?: TaskUser;
+  /**
+   * Run each task attempt as its own uid (gid = uid) from this range (the agent must be root;
+   * see task-uids.ts). Takes precedence over `taskUser`.
+   */
+  readonly taskUids?: UidRange;
   /** Between TERM and KILL when stopping a task (default 10 s). */
   readonly killGraceMs?: number;
   readonly logger?: Logger;
-  /** The supervisor script (default: `supervisor.js` of this package's build). */
+  /** The supervisor binary (default: `omega-supervisor` of this package's build, see supervisor-command.ts). */
   readonly supervisorPath?: string;
-  /** The node binary that runs the supervisor (default: this process's). */
-  readonly nodePath?: string;
+  /** Cap of each of a task's stdout.log and stderr.log; one rotated file more is kept (default 64 MiB). */
+  readonly logCapBytes?: number;
   /** How often adopted attempts are checked for their end (default 250 ms). */
   readonly pollIntervalMs?: number;
   /** How long a finished task's directory and logs are kept after its end was reported (default a day; 0: forever). */
@@ -88,20 +95,13 @@ class SecretEnvError extends Error {
   }
 }
 
-/** Finds the built supervisor script, also when this module runs from its TypeScript source. */
-export function defaultSupervisorPath(): string {
-  const here = dirname(fileURLToPath(import.meta.url));
-  const candidates = [join(here, 'supervisor.js'), join(here, '..', 'dist', 'supervisor.js')];
-  const found = candidates.find((p) => existsSync(p));
-  if (found === undefined) throw new Error(`the task supervisor is not built (looked for ${candidates.join(', ')}); run \`npx tsc -b packages/node-agent\``);
-  return found;
-}
-
 interface Context {
   readonly options: ProcessExecutorOptions;
   readonly tasksRoot: string;
   readonly supervisorPath: string;
-  readonly nodePath: string;
+  readonly logCapBytes: number;
+  /** Set with `taskUids`: who holds which uid. */
+  readonly uids: TaskUidPool | undefined;
   readonly killGraceMs: number;
   readonly pollIntervalMs: number;
   readonly logger: Logger;
@@ -118,7 +118,8 @@ export class ProcessExecutor implements Executor {
       options,
       tasksRoot: tasksRoot(options.dataDir),
       supervisorPath: options.supervisorPath ?? defaultSupervisorPath(),
-      nodePath: options.nodePath ?? process.execPath,
+      logCapBytes: options.logCapBytes ?? DEFAULT_LOG_CAP_BYTES,
+      uids: options.taskUids === undefined ? undefined : new TaskUidPool(options.taskUids),
       killGraceMs: options.killGraceMs ?? DEFAULT_KILL_GRACE_MS,
       pollIntervalMs: options.pollIntervalMs ?? 250,
       logger: (options.logger ?? pino({ level: 'silent' })).child({ component: 'task-runner', machineId: options.machineId }),
@@ -132,7 +133,9 @@ export class ProcessExecutor implements Executor {
   async init(): Promise<void> {
     await mkdir(this.context.options.dataDir, { recursive: true, mode: 0o755 });
     await mkdir(this.context.tasksRoot, { recursive: true, mode: 0o755 });
-    const user = this.context.options.taskUser;
+    const range = this.context.options.taskUids;
+    // Any uid of the range stands for all of them: none owns the data directories.
+    const user = range !== undefined ? { name: `uid ${range.first}`, uid: range.first, gid: range.first } : this.context.options.taskUser;
     if (user !== undefined) checkTraversable(this.context.tasksRoot, user);
   }
 
@@ -198,6 +201,10 @@ export class ProcessExecutor implements Executor {
         continue;
       }
       log.info({ exited, supervisorAlive: alive, state: record?.state }, exited ? 'reporting task that ended while the agent was away' : 'adopting running task');
+      // Before any start: the uid stays this attempt's until its work dir is gone.
+      if (meta.uid !== undefined && this.context.uids !== undefined && !this.context.uids.mark(name, meta.uid)) {
+        log.warn({ uid: meta.uid }, 'adopted task runs as a uid outside --task-uids or held by another attempt');
+      }
       const attempt = new ProcessAttempt(this.context, {
         taskId: meta.taskId as TaskId,
         jobId: meta.jobId as JobId,
@@ -376,12 +383,12 @@ class ProcessAttempt implements TaskAttempt {
       return this.conclude({ state: 'failed', reason: 'invalid-task-id', finishedAtMs: Date.now() });
     }
     try {
-      const env = await this.prepare(task, job);
+      const { command, env } = await this.prepare(task, job);
       if (this.stopRequest !== undefined) {
         await this.cgroup?.remove();
         return await this.conclude({ state: 'killed', ...this.stopReasonField(), finishedAtMs: Date.now() });
       }
-      this.spawnSupervisor(env);
+      this.spawnSupervisor(command, env);
     } catch (error) {
       this.log.error({ err: error }, 'could not start task');
       await this.cgroup?.remove().catch(() => undefined);
@@ -411,8 +418,8 @@ class ProcessAttempt implements TaskAttempt {
     await this.complete();
   }
 
-  /** Makes the attempt's directory, cgroup and spec.json; returns the environment for the supervisor's stdin. */
-  private async prepare(task: Task, job: Job): Promise<SupervisorEnv> {
+  /** Makes the attempt's directory and cgroup; returns what the supervisor runs and the environment for its stdin. */
+  private async prepare(task: Task, job: Job): Promise<{ command: SupervisorCommand; env: Buffer }> {
     const { options } = this.context;
     const spec = job.spec.task;
     if (spec.command.length === 0) throw new Error('the task has no command');
@@ -422,12 +429,13 @@ class ProcessAttempt implements TaskAttempt {
     // those too; this covers a crash in between): start clean.
     await rm(this.dir, { recursive: true, force: true });
     await mkdir(this.dir, { mode: 0o755 });
-    const meta: TaskMeta = { ...this.id, cgroup: options.cgroups === undefined ? '' : this.name, createdAtMs: Date.now() };
+    const user = this.taskUser();
+    const meta: TaskMeta = { ...this.id, cgroup: options.cgroups === undefined ? '' : this.name, createdAtMs: Date.now(), ...(user === undefined ? {} : { uid: user.uid, gid: user.gid }) };
     writeJsonAtomic(this.file('meta'), meta);
     const work = this.file('work');
     await mkdir(work, { mode: 0o700 });
-    if (options.taskUser !== undefined) await chown(work, options.taskUser.uid, options.taskUser.gid);
-    if (options.cgroups !== undefined) this.cgroup = await options.cgroups.create(this.name, cgroupLimits(task.resources, spec.pidsLimit));
+    if (user !== undefined) await chown(work, user.uid, user.gid);
+    if (options.cgroups !== undefined) this.cgroup = await options.cgroups.create(this.name, cgroupLimits({ ...task.resources, memoryBytes: taskMemoryLimit(task.resources.memoryBytes) }, spec.pidsLimit));
     const env: SupervisorEnv = {
       PATH: DEFAULT_TASK_PATH,
       HOME: work,
@@ -438,18 +446,17 @@ class ProcessAttempt implements TaskAttempt {
       OMEGA_TASK_ID: task.id,
       OMEGA_TASK_ATTEMPT: String(task.attempt),
     };
-    const supervisorSpec: SupervisorSpec = {
+    const command: SupervisorCommand = {
+      dir: this.dir,
       argv: [...spec.command],
       cwd: work,
-      ...(options.taskUser === undefined ? {} : { uid: options.taskUser.uid, gid: options.taskUser.gid }),
+      ...(user === undefined ? {} : { uid: user.uid, gid: user.gid }),
       procsFiles: this.cgroup?.procsFiles ?? [],
-      stdoutPath: this.file('stdout'),
-      stderrPath: this.file('stderr'),
-      startedPath: this.file('started'),
-      exitPath: this.file('exit'),
+      logCapBytes: taskLogCap(spec.logLimitBytes, this.context.logCapBytes),
     };
-    writeJsonAtomic(this.file('spec'), supervisorSpec, 0o600);
-    return env;
+    const encoded = encodeSupervisorEnv(env);
+    if (encoded.length > MAX_SUPERVISOR_ENV_BYTES) throw new Error(`the task's environment is ${encoded.length} bytes, more than the supervisor reads (${MAX_SUPERVISOR_ENV_BYTES})`);
+    return { command, env: encoded };
   }
 
   /**
@@ -482,11 +489,11 @@ class ProcessAttempt implements TaskAttempt {
     }
   }
 
-  private spawnSupervisor(env: SupervisorEnv): void {
+  private spawnSupervisor(command: SupervisorCommand, env: Buffer): void {
     const logFd = openSync(this.file('supervisorLog'), fsc.O_WRONLY | fsc.O_CREAT | fsc.O_APPEND | fsc.O_NOFOLLOW, 0o640);
     let child: ChildProcess;
     try {
-      child = spawn(this.context.nodePath, [this.context.supervisorPath, this.dir], {
+      child = spawn(this.context.supervisorPath, supervisorArgs(command), {
         // Its own session: the supervisor outlives the agent (and a Ctrl-C in the agent's terminal).
         detached: true,
         stdio: ['pipe', 'ignore', logFd],
@@ -498,7 +505,7 @@ class ProcessAttempt implements TaskAttempt {
     // The environment goes through a pipe, never a file: secret values must not persist. If
     // the supervisor is gone before reading it, the write fails quietly and so does the start.
     child.stdin?.on('error', () => undefined);
-    child.stdin?.end(JSON.stringify(env));
+    child.stdin?.end(env);
     child.once('exit', () => this.resolveSupervisorGone());
     child.once('error', (error) => {
       this.log.error({ err: error }, 'could not run the task supervisor');
@@ -594,6 +601,18 @@ class ProcessAttempt implements TaskAttempt {
     return reason === undefined ? {} : { reason };
   }
 
+  /**
+   * Who this attempt runs as: its own uid from `--task-uids` (taken here, given back in
+   * {@link conclude}), else the configured task user, else undefined (the agent's own user).
+   */
+  private taskUser(): TaskUser | undefined {
+    const pool = this.context.uids;
+    if (pool === undefined) return this.context.options.taskUser;
+    const uid = pool.take(this.name);
+    if (uid === undefined) throw new Error(`every uid of --task-uids ${pool.range.first}-${pool.range.last} is in use by a task on this machine`);
+    return { name: `uid ${uid}`, uid, gid: uid };
+  }
+
   /** Ends the attempt: the terminal report, then the marker that nothing is left to do. */
   private async conclude(patch: TaskPatch): Promise<void> {
     this.resolveEnded();
@@ -602,7 +621,10 @@ class ProcessAttempt implements TaskAttempt {
     if (outcome !== undefined && this.dir !== '') {
       try {
         writeJsonAtomic(this.file('reported'), { state: patch.state ?? '', outcome, atMs: Date.now() } satisfies ReportedRecord);
+        // Its processes are gone (killed with the cgroup) and no other process has its uid, so
+        // nothing can swap a link into the tree while it is removed.
         await rm(this.file('work'), { recursive: true, force: true });
+        this.context.uids?.release(this.name);
       } catch (error) {
         this.log.warn({ err: error }, 'could not mark the task reported');
       }

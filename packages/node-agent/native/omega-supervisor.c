@@ -1,0 +1,695 @@
+/*
+ * omega-supervisor: the small process that holds one task attempt for the node agent.
+ *
+ * It is the parent of the task's process for its whole life, so it, and only it, learns the
+ * exact exit code or signal; it writes that to exit.json whether or not an agent is alive,
+ * which is how an outcome survives an agent restart. It captures the task's stdout and stderr
+ * through pipes into size-capped, rotated files.
+ *
+ *   agent --spawn (own session)--> omega-supervisor (root, the agent's cgroup)
+ *         --stdin: env records, EOF-->  (never on disk: it may hold secret values)
+ *                                   | fork
+ *                                   v
+ *                                child: blocked reading the "go" pipe (no user code yet)
+ *   supervisor writes the child's pid into the cgroup's procs file(s), writes started.json,
+ *   then writes "go": the child takes the task's uid/gid, enters its work dir and execs the
+ *   task's argv (same pid, now in the cgroup, limits already applied)
+ *                                   v
+ *   child exits --> supervisor drains the pipes, writes exit.json (atomic) --> exits
+ *
+ * Usage:
+ *   omega-supervisor [-u uid -g gid] [-p procs-file]... [-c cap-bytes] -w work-dir
+ *                    <task dir> -- <argv...>
+ *
+ * stdin framing: records "NAME=value" each ended by a NUL byte, then one empty record (a lone
+ * NUL) that says the environment is complete, then EOF. Anything else (the agent died while
+ * writing, a record without '=') and the task does not start: exit.json carries an error.
+ *
+ * Files written in <task dir>: started.json {"pid","startedAtMs"}; exit.json {"exitCode",
+ * "signal","finishedAtMs"[,"error"],"stdoutTruncated","stderrTruncated"}; truncated.json
+ * {"stdout","stderr"} once a stream has lost bytes; stdout.log / stderr.log (root-owned 0640:
+ * the task never touches them) and, past the cap, stdout.log.1 / stderr.log.1 holding the
+ * previous cap's worth of bytes. Each file holds at most <cap> bytes, so between cap and twice
+ * the cap of the newest output is kept per stream. Its own errors go to its stderr (the
+ * agent points it at supervisor.log).
+ *
+ * The supervisor ignores SIGTERM, SIGINT and SIGHUP: the task is stopped through its cgroup,
+ * and the supervisor must outlive it to record how it ended.
+ *
+ * C99 plus POSIX and Linux's signalfd; no dependency beyond libc.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <dirent.h>
+#include <grp.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Largest environment read from stdin; the agent's spec limits keep it far below. */
+#define MAX_ENV_BYTES (1024 * 1024)
+/* Default cap per log file: 64 MiB. */
+#define DEFAULT_CAP ((long long)64 * 1024 * 1024)
+/* Most procs files (cgroup v1 has one per mounted controller). */
+#define MAX_PROCS_FILES 16
+/* Exit codes of the child before exec: like sh (127 not found, 126 not runnable), 125 setup. */
+#define EXIT_SETUP 125
+
+static const char *task_dir;
+/* The environment as read from stdin; envp points into it. Freed by the parent after fork. */
+static char *env_buf;
+
+/* ---- small helpers ---------------------------------------------------------------------- */
+
+/* One line on our stderr (supervisor.log). Never includes env values. */
+static void complain(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("omega-supervisor: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    fflush(stderr);
+}
+
+static long long now_ms(void) {
+    struct timespec ts;
+    if (clock_gettime(CLOCK_REALTIME, &ts) != 0) return 0;
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* write(2) all of buf, retrying on EINTR and short writes. 0 on success, -1 with errno. */
+static int write_all(int fd, const char *buf, size_t len) {
+    while (len > 0) {
+        ssize_t n = write(fd, buf, len);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return -1;
+        }
+        buf += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/* "<task dir>/<name>" into out (size PATH_MAX). -1 when it does not fit. */
+static int dir_path(char *out, const char *name) {
+    int n = snprintf(out, PATH_MAX, "%s/%s", task_dir, name);
+    return (n < 0 || n >= PATH_MAX) ? -1 : 0;
+}
+
+/* Appends s to a JSON string body (quotes not included), escaping as JSON requires. */
+static void json_escape(char *out, size_t cap, const char *s) {
+    size_t o = strlen(out);
+    for (; *s != '\0' && o + 7 < cap; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') {
+            out[o++] = '\\';
+            out[o++] = (char)c;
+        } else if (c < 0x20) {
+            o += (size_t)snprintf(out + o, cap - o, "\\u%04x", c);
+        } else {
+            out[o++] = (char)c;
+        }
+    }
+    out[o] = '\0';
+}
+
+/*
+ * Writes text to <task dir>/<name> atomically and durably: temporary file, fsync, rename,
+ * fsync of the directory. A reader sees either nothing or the whole record, even across a
+ * crash. 0 on success, -1 (and a complaint) on failure.
+ */
+static int write_record(const char *name, const char *text) {
+    char path[PATH_MAX], tmp[PATH_MAX];
+    if (dir_path(path, name) != 0 || snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp) {
+        complain("path of %s too long", name);
+        return -1;
+    }
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        complain("open %s: %s", tmp, strerror(errno));
+        return -1;
+    }
+    if (write_all(fd, text, strlen(text)) != 0 || fsync(fd) != 0) {
+        complain("write %s: %s", tmp, strerror(errno));
+        close(fd);
+        unlink(tmp);
+        return -1;
+    }
+    if (close(fd) != 0) {
+        complain("close %s: %s", tmp, strerror(errno));
+        unlink(tmp);
+        return -1;
+    }
+    if (rename(tmp, path) != 0) {
+        complain("rename %s: %s", tmp, strerror(errno));
+        unlink(tmp);
+        return -1;
+    }
+    int dfd = open(task_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        /* Some filesystems refuse fsync on directories; the rename is atomic regardless. */
+        (void)fsync(dfd);
+        close(dfd);
+    }
+    return 0;
+}
+
+/* ---- the environment from stdin --------------------------------------------------------- */
+
+/*
+ * Reads stdin to EOF and returns a NULL-terminated envp pointing into one buffer, or NULL when
+ * the environment is missing, too large or malformed (why in *why).
+ */
+static char **read_env(const char **why) {
+    size_t cap = 4096, len = 0;
+    char *buf = malloc(cap);
+    if (buf == NULL) {
+        *why = "out of memory reading the environment";
+        return NULL;
+    }
+    for (;;) {
+        if (len == cap) {
+            if (cap >= MAX_ENV_BYTES) {
+                *why = "the environment is larger than 1 MiB";
+                free(buf);
+                return NULL;
+            }
+            cap *= 2;
+            char *grown = realloc(buf, cap);
+            if (grown == NULL) {
+                *why = "out of memory reading the environment";
+                free(buf);
+                return NULL;
+            }
+            buf = grown;
+        }
+        ssize_t n = read(STDIN_FILENO, buf + len, cap - len);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            *why = "could not read the environment from stdin";
+            free(buf);
+            return NULL;
+        }
+        if (n == 0) break;
+        len += (size_t)n;
+    }
+    /* Count records; the stream must end with the empty record: "...\0\0" or just "\0". */
+    size_t count = 0, start = 0;
+    int complete = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (buf[i] != '\0') continue;
+        if (i == start) {
+            complete = (i + 1 == len);
+            break;
+        }
+        if (memchr(buf + start, '=', i - start) == NULL || buf[start] == '=') {
+            *why = "an environment record is not NAME=value";
+            free(buf);
+            return NULL;
+        }
+        count++;
+        start = i + 1;
+    }
+    if (!complete) {
+        *why = "the environment did not arrive from the agent (stdin closed early or malformed)";
+        free(buf);
+        return NULL;
+    }
+    char **envp = calloc(count + 1, sizeof *envp);
+    if (envp == NULL) {
+        *why = "out of memory reading the environment";
+        free(buf);
+        return NULL;
+    }
+    size_t k = 0;
+    for (size_t i = 0; k < count; i += strlen(buf + i) + 1) envp[k++] = buf + i;
+    envp[count] = NULL;
+    env_buf = buf;
+    return envp;
+}
+
+/* ---- captured output -------------------------------------------------------------------- */
+
+/* One captured stream: its pipe, its current file, and what has been lost. */
+struct stream {
+    const char *name;     /* "stdout" */
+    int pipe_fd;          /* read end; -1 once at EOF */
+    int file_fd;          /* current log file; -1 after a write error (output then dropped) */
+    long long size;       /* bytes in the current file */
+    int rotations;        /* times the current file became <name>.log.1 */
+    int truncated;        /* bytes were discarded (a .1 file replaced, or a write error) */
+};
+
+static long long cap_bytes = DEFAULT_CAP;
+
+static int open_log(const char *name) {
+    char path[PATH_MAX];
+    char file[64];
+    snprintf(file, sizeof file, "%s.log", name);
+    if (dir_path(path, file) != 0) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    /* O_NOFOLLOW: the directory is root-owned, but never follow a planted link anyway. */
+    return open(path, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0640);
+}
+
+static void write_truncated_record(struct stream *out, struct stream *err) {
+    char text[128];
+    snprintf(text, sizeof text, "{\"stdout\":%s,\"stderr\":%s}\n", out->truncated ? "true" : "false", err->truncated ? "true" : "false");
+    (void)write_record("truncated.json", text);
+}
+
+/*
+ * <name>.log is full: it becomes <name>.log.1 (replacing the previous one, whose bytes are then
+ * lost) and a new, empty <name>.log is opened. 0 on success, -1 when output must be dropped.
+ */
+static int rotate(struct stream *s, int *lost) {
+    char from[PATH_MAX], to[PATH_MAX], file[64];
+    snprintf(file, sizeof file, "%s.log", s->name);
+    if (dir_path(from, file) != 0) return -1;
+    if (snprintf(to, sizeof to, "%s.1", from) >= (int)sizeof to) return -1;
+    if (close(s->file_fd) != 0) complain("close %s: %s", from, strerror(errno));
+    s->file_fd = -1;
+    if (s->rotations > 0) *lost = 1;
+    if (rename(from, to) != 0) {
+        complain("rename %s: %s", from, strerror(errno));
+        return -1;
+    }
+    s->rotations++;
+    s->file_fd = open_log(s->name);
+    if (s->file_fd < 0) {
+        complain("open %s: %s", from, strerror(errno));
+        return -1;
+    }
+    s->size = 0;
+    return 0;
+}
+
+/* Writes bytes read from the task into the stream's files, rotating at the cap. */
+static void capture(struct stream *s, const char *buf, size_t len, struct stream *out, struct stream *err) {
+    int lost = 0;
+    while (len > 0) {
+        if (s->file_fd < 0) {
+            lost = 1;
+            break;
+        }
+        long long room = cap_bytes - s->size;
+        if (room <= 0) {
+            if (rotate(s, &lost) != 0) continue;
+            room = cap_bytes;
+        }
+        size_t n = len < (unsigned long long)room ? len : (size_t)room;
+        if (write_all(s->file_fd, buf, n) != 0) {
+            complain("write %s.log: %s", s->name, strerror(errno));
+            close(s->file_fd);
+            s->file_fd = -1;
+            continue;
+        }
+        s->size += (long long)n;
+        buf += n;
+        len -= n;
+    }
+    if (lost && !s->truncated) {
+        s->truncated = 1;
+        write_truncated_record(out, err);
+    }
+}
+
+/*
+ * Reads what one pipe has now into its files. Returns 1 if it read data, 0 at EOF (the pipe
+ * is then closed), -1 when nothing is available (EAGAIN) or on EINTR.
+ */
+static int pump(struct stream *s, struct stream *out, struct stream *err) {
+    static char buf[65536];
+    ssize_t n = read(s->pipe_fd, buf, sizeof buf);
+    if (n < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return -1;
+        complain("read %s pipe: %s", s->name, strerror(errno));
+        n = 0;
+    }
+    if (n == 0) {
+        close(s->pipe_fd);
+        s->pipe_fd = -1;
+        return 0;
+    }
+    capture(s, buf, (size_t)n, out, err);
+    return 1;
+}
+
+/* ---- the child --------------------------------------------------------------------------- */
+
+/*
+ * In the child, before exec. Reports a setup failure on the report pipe as "E<message>" and
+ * exits; on success writes "R" and blocks until the supervisor writes the go byte (by then
+ * it is in its cgroup), then execs. Never returns.
+ */
+static void run_child(char **argv, char **envp, const char *work_dir, int have_ids, uid_t uid, gid_t gid,
+                      int go_fd, int report_fd, int out_fd, int err_fd, const int *parent_ends, int nparent) {
+    char msg[512];
+    const char *stage = NULL;
+    int devnull = -1;
+    sigset_t none;
+
+    /* The supervisor's ends: while the child held the go pipe's write end, it would never see EOF. */
+    for (int i = 0; i < nparent; i++) close(parent_ends[i]);
+    /* Undo what the supervisor set for itself: exec keeps ignored signals and the mask. */
+    signal(SIGTERM, SIG_DFL);
+    signal(SIGINT, SIG_DFL);
+    signal(SIGHUP, SIG_DFL);
+    signal(SIGPIPE, SIG_DFL);
+    sigemptyset(&none);
+    if (sigprocmask(SIG_SETMASK, &none, NULL) != 0) { stage = "sigprocmask"; goto fail; }
+    /* Own session and process group: without cgroups, the group is what gets killed. */
+    if (setsid() < 0) { stage = "setsid"; goto fail; }
+    /* O_CLOEXEC: only the dup2 copy on stdin reaches the task. */
+    devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (devnull < 0) { stage = "open /dev/null"; goto fail; }
+    if (dup2(devnull, STDIN_FILENO) < 0 || dup2(out_fd, STDOUT_FILENO) < 0 || dup2(err_fd, STDERR_FILENO) < 0) { stage = "dup2"; goto fail; }
+    if (have_ids) {
+        /* Groups first: after setuid the process may no longer change them. */
+        if (setgroups(1, &gid) != 0) { stage = "setgroups"; goto fail; }
+        if (setgid(gid) != 0) { stage = "setgid"; goto fail; }
+        if (setuid(uid) != 0) { stage = "setuid"; goto fail; }
+    }
+    /* As the task user: it must be able to reach its own work dir. */
+    if (chdir(work_dir) != 0) { stage = "chdir to the work dir"; goto fail; }
+    if (write_all(report_fd, "R", 1) != 0) _exit(EXIT_SETUP);
+
+    char go = 0;
+    ssize_t n;
+    do n = read(go_fd, &go, 1); while (n < 0 && errno == EINTR);
+    /* EOF: the supervisor died or refused (cgroup join failed). No user code runs. */
+    if (n != 1 || go != 'g') _exit(EXIT_SETUP);
+    close(go_fd);
+    close(report_fd);
+
+    /* PATH lookup as sh does, from the task's own PATH (execvp reads environ). */
+    environ = envp;
+    execvp(argv[0], argv);
+    int e = errno;
+    dprintf(STDERR_FILENO, "omega-task: %s: %s\n", argv[0], strerror(e));
+    _exit(e == ENOENT ? 127 : 126);
+
+fail:
+    snprintf(msg, sizeof msg, "E%s: %s", stage, strerror(errno));
+    (void)write_all(report_fd, msg, strlen(msg));
+    _exit(EXIT_SETUP);
+}
+
+/* ---- main -------------------------------------------------------------------------------- */
+
+/*
+ * Marks every descriptor above stderr that the supervisor inherited close-on-exec, so none
+ * reaches the task (the agent passes only 0-2, but a supervisor started by hand may hold more).
+ */
+static void cloexec_inherited(void) {
+    DIR *dir = opendir("/proc/self/fd");
+    if (dir == NULL) {
+        complain("opendir /proc/self/fd: %s (inherited descriptors stay open)", strerror(errno));
+        return;
+    }
+    int self = dirfd(dir);
+    struct dirent *entry;
+    while ((entry = readdir(dir)) != NULL) {
+        char *end;
+        long fd = strtol(entry->d_name, &end, 10);
+        if (*end != '\0' || end == entry->d_name || fd <= STDERR_FILENO || fd == self) continue;
+        int flags = fcntl((int)fd, F_GETFD);
+        if (flags >= 0) (void)fcntl((int)fd, F_SETFD, flags | FD_CLOEXEC);
+    }
+    closedir(dir);
+}
+
+static void usage(void) {
+    fputs("usage: omega-supervisor [-u uid -g gid] [-p procs-file]... [-c cap-bytes] -w work-dir <task dir> -- <argv...>\n", stderr);
+    exit(2);
+}
+
+static int parse_id(const char *s, unsigned long *out) {
+    char *end;
+    errno = 0;
+    unsigned long v = strtoul(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0' || v > (unsigned long)UINT32_MAX - 1) return -1;
+    *out = v;
+    return 0;
+}
+
+/* Node's name for a signal (what the agent has always recorded): "SIGKILL". */
+static const char *signal_name(int sig) {
+    static const struct { int sig; const char *name; } names[] = {
+        { SIGHUP, "SIGHUP" }, { SIGINT, "SIGINT" }, { SIGQUIT, "SIGQUIT" }, { SIGILL, "SIGILL" },
+        { SIGTRAP, "SIGTRAP" }, { SIGABRT, "SIGABRT" }, { SIGBUS, "SIGBUS" }, { SIGFPE, "SIGFPE" },
+        { SIGKILL, "SIGKILL" }, { SIGUSR1, "SIGUSR1" }, { SIGSEGV, "SIGSEGV" }, { SIGUSR2, "SIGUSR2" },
+        { SIGPIPE, "SIGPIPE" }, { SIGALRM, "SIGALRM" }, { SIGTERM, "SIGTERM" }, { SIGCHLD, "SIGCHLD" },
+        { SIGCONT, "SIGCONT" }, { SIGSTOP, "SIGSTOP" }, { SIGTSTP, "SIGTSTP" }, { SIGTTIN, "SIGTTIN" },
+        { SIGTTOU, "SIGTTOU" }, { SIGURG, "SIGURG" }, { SIGXCPU, "SIGXCPU" }, { SIGXFSZ, "SIGXFSZ" },
+        { SIGVTALRM, "SIGVTALRM" }, { SIGPROF, "SIGPROF" }, { SIGWINCH, "SIGWINCH" }, { SIGIO, "SIGIO" },
+        { SIGSYS, "SIGSYS" },
+    };
+    static char other[16];
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (names[i].sig == sig) return names[i].name;
+    snprintf(other, sizeof other, "SIG%d", sig);
+    return other;
+}
+
+/* Writes exit.json and exits 0: the end of every path once the task dir is known. */
+static void finish(int have_status, int status, const char *error, struct stream *out, struct stream *err) {
+    char text[2048] = "{\"exitCode\":";
+    char tail[256];
+    size_t o = strlen(text);
+    if (have_status && WIFEXITED(status)) {
+        snprintf(text + o, sizeof text - o, "%d,\"signal\":null", WEXITSTATUS(status));
+    } else if (have_status && WIFSIGNALED(status)) {
+        snprintf(text + o, sizeof text - o, "null,\"signal\":\"%s\"", signal_name(WTERMSIG(status)));
+    } else {
+        snprintf(text + o, sizeof text - o, "null,\"signal\":null");
+    }
+    o = strlen(text);
+    snprintf(text + o, sizeof text - o, ",\"finishedAtMs\":%lld", now_ms());
+    if (error != NULL) {
+        strcat(text, ",\"error\":\"");
+        json_escape(text, sizeof text - 64, error);
+        strcat(text, "\"");
+    }
+    snprintf(tail, sizeof tail, ",\"stdoutTruncated\":%s,\"stderrTruncated\":%s}\n",
+             out != NULL && out->truncated ? "true" : "false", err != NULL && err->truncated ? "true" : "false");
+    strcat(text, tail);
+    exit(write_record("exit.json", text) == 0 ? 0 : 1);
+}
+
+int main(int argc, char **argv) {
+    unsigned long uid = 0, gid = 0;
+    int have_uid = 0, have_gid = 0;
+    const char *procs[MAX_PROCS_FILES];
+    int nprocs = 0;
+    const char *work_dir = NULL;
+    int opt;
+
+    while ((opt = getopt(argc, argv, "+u:g:p:c:w:")) != -1) {
+        switch (opt) {
+        case 'u': if (parse_id(optarg, &uid) != 0) usage(); have_uid = 1; break;
+        case 'g': if (parse_id(optarg, &gid) != 0) usage(); have_gid = 1; break;
+        case 'p': if (nprocs == MAX_PROCS_FILES) usage(); procs[nprocs++] = optarg; break;
+        case 'c': {
+            char *end;
+            errno = 0;
+            long long v = strtoll(optarg, &end, 10);
+            if (errno != 0 || end == optarg || *end != '\0' || v < 4096) usage();
+            cap_bytes = v;
+            break;
+        }
+        case 'w': work_dir = optarg; break;
+        default: usage();
+        }
+    }
+    /* <task dir> -- <argv...> */
+    if (have_uid != have_gid || work_dir == NULL || optind + 2 >= argc || strcmp(argv[optind + 1], "--") != 0) usage();
+    task_dir = argv[optind];
+    char **task_argv = argv + optind + 2;
+
+    cloexec_inherited();
+    /* The task is stopped through its cgroup; the supervisor must outlive it to record the end. */
+    signal(SIGTERM, SIG_IGN);
+    signal(SIGINT, SIG_IGN);
+    signal(SIGHUP, SIG_IGN);
+    signal(SIGPIPE, SIG_IGN);
+
+    const char *why = NULL;
+    char **envp = read_env(&why);
+    if (envp == NULL) finish(0, 0, why, NULL, NULL);
+
+    struct stream out = { "stdout", -1, -1, 0, 0, 0 };
+    struct stream err = { "stderr", -1, -1, 0, 0, 0 };
+    out.file_fd = open_log("stdout");
+    err.file_fd = open_log("stderr");
+    if (out.file_fd < 0 || err.file_fd < 0) {
+        char msg[256];
+        snprintf(msg, sizeof msg, "could not open the log files: %s", strerror(errno));
+        finish(0, 0, msg, NULL, NULL);
+    }
+
+    /* Pipes: the task's stdout and stderr, the go byte, and the child's setup report. */
+    int out_pipe[2], err_pipe[2], go_pipe[2], report_pipe[2];
+    if (pipe2(out_pipe, O_CLOEXEC) != 0 || pipe2(err_pipe, O_CLOEXEC) != 0 || pipe2(go_pipe, O_CLOEXEC) != 0 || pipe2(report_pipe, O_CLOEXEC) != 0) {
+        char msg[256];
+        snprintf(msg, sizeof msg, "could not start the task: pipe: %s", strerror(errno));
+        finish(0, 0, msg, &out, &err);
+    }
+
+    /* SIGCHLD through a signalfd, so one poll() watches the pipes and the child together. */
+    sigset_t chld;
+    sigemptyset(&chld);
+    sigaddset(&chld, SIGCHLD);
+    if (sigprocmask(SIG_BLOCK, &chld, NULL) != 0) finish(0, 0, "could not start the task: sigprocmask failed", &out, &err);
+    int sig_fd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (sig_fd < 0) finish(0, 0, "could not start the task: signalfd failed", &out, &err);
+
+    pid_t child = fork();
+    if (child < 0) {
+        char msg[256];
+        snprintf(msg, sizeof msg, "could not start the task: fork: %s", strerror(errno));
+        finish(0, 0, msg, &out, &err);
+    }
+    if (child == 0) {
+        /* O_CLOEXEC keeps these out of the task: its ends are dup2'ed onto 1 and 2. */
+        const int parent_ends[] = { go_pipe[1], report_pipe[0], out_pipe[0], err_pipe[0], sig_fd, out.file_fd, err.file_fd };
+        run_child(task_argv, envp, work_dir, have_uid, (uid_t)uid, (gid_t)gid, go_pipe[0], report_pipe[1], out_pipe[1], err_pipe[1], parent_ends, 7);
+    }
+    /* Only the child needs the environment (up to 1 MiB): give it back. */
+    free(envp);
+    free(env_buf);
+    envp = NULL;
+    env_buf = NULL;
+    close(go_pipe[0]);
+    close(report_pipe[1]);
+    close(out_pipe[1]);
+    close(err_pipe[1]);
+    out.pipe_fd = out_pipe[0];
+    err.pipe_fd = err_pipe[0];
+
+    /* Wait for the child to be ready (it sets its ids, then blocks) or to say what failed. */
+    char report[512];
+    size_t got = 0;
+    for (;;) {
+        ssize_t n = read(report_pipe[0], report + got, sizeof report - 1 - got);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        got += (size_t)n;
+        if (report[0] == 'R' || got == sizeof report - 1) break;
+    }
+    report[got] = '\0';
+    const char *failure = NULL;
+    char failure_buf[768];
+    if (got == 0 || report[0] != 'R') {
+        /* Drain the rest of the message: the child exits right after writing it. */
+        for (;;) {
+            ssize_t n = read(report_pipe[0], report + got, sizeof report - 1 - got);
+            if (n < 0 && errno == EINTR) continue;
+            if (n <= 0) break;
+            got += (size_t)n;
+        }
+        report[got] = '\0';
+        snprintf(failure_buf, sizeof failure_buf, "could not start the task: %s", got > 1 ? report + 1 : "the child ended before it was ready");
+        failure = failure_buf;
+    }
+    close(report_pipe[0]);
+
+    if (failure == NULL) {
+        /* Into the cgroup before any user code: the limits hold from the first instruction. */
+        char pid_text[32];
+        int len = snprintf(pid_text, sizeof pid_text, "%d", (int)child);
+        for (int i = 0; i < nprocs && failure == NULL; i++) {
+            int fd = open(procs[i], O_WRONLY | O_CLOEXEC);
+            int ok = fd >= 0 && write_all(fd, pid_text, (size_t)len) == 0;
+            int e = errno;
+            if (fd >= 0 && close(fd) != 0 && ok) { ok = 0; e = errno; }
+            if (!ok) {
+                snprintf(failure_buf, sizeof failure_buf, "could not put the task into its cgroup: %s: %s", procs[i], strerror(e));
+                failure = failure_buf;
+            }
+        }
+    }
+    if (failure == NULL) {
+        char started[128];
+        snprintf(started, sizeof started, "{\"pid\":%d,\"startedAtMs\":%lld}\n", (int)child, now_ms());
+        if (write_record("started.json", started) != 0) failure = "could not write started.json";
+    }
+    if (failure == NULL) {
+        if (write_all(go_pipe[1], "g", 1) != 0) {
+            snprintf(failure_buf, sizeof failure_buf, "could not release the task: %s", strerror(errno));
+            failure = failure_buf;
+        }
+    }
+    /* KILL first, so the record says how it ended; closing without "g" alone would also end a
+     * waiting child (exit 125) without running user code. */
+    if (failure != NULL && kill(child, SIGKILL) != 0) complain("kill %d: %s", (int)child, strerror(errno));
+    close(go_pipe[1]);
+
+    /* Capture output until the child exits; then take what is left in the pipes and finish. */
+    int status = 0, reaped = 0;
+    while (!reaped) {
+        struct pollfd fds[3] = {
+            { sig_fd, POLLIN, 0 },
+            { out.pipe_fd, POLLIN, 0 },
+            { err.pipe_fd, POLLIN, 0 },
+        };
+        if (poll(fds, 3, -1) < 0) {
+            if (errno == EINTR) continue;
+            complain("poll: %s", strerror(errno));
+            break;
+        }
+        if (fds[1].revents != 0) (void)pump(&out, &out, &err);
+        if (fds[2].revents != 0) (void)pump(&err, &out, &err);
+        if (fds[0].revents != 0) {
+            struct signalfd_siginfo info;
+            while (read(sig_fd, &info, sizeof info) > 0) {
+            }
+        }
+        pid_t w = waitpid(child, &status, WNOHANG);
+        if (w == child) reaped = 1;
+        else if (w < 0 && errno != EINTR) {
+            complain("waitpid: %s", strerror(errno));
+            break;
+        }
+    }
+    if (!reaped) {
+        /* poll or waitpid failed: block for the child; output from here on is not captured. */
+        while (waitpid(child, &status, 0) < 0) {
+            if (errno != EINTR) finish(0, 0, "the supervisor lost track of the task", &out, &err);
+        }
+    }
+    /*
+     * The task's own process is gone. Processes it left behind may hold the pipes open: take
+     * what is buffered now without waiting for them (the agent kills the cgroup next).
+     */
+    struct stream *streams[2] = { &out, &err };
+    for (int i = 0; i < 2; i++) {
+        struct stream *s = streams[i];
+        if (s->pipe_fd < 0) continue;
+        int fl = fcntl(s->pipe_fd, F_GETFL);
+        if (fl >= 0) (void)fcntl(s->pipe_fd, F_SETFL, fl | O_NONBLOCK);
+        while (s->pipe_fd >= 0 && pump(s, &out, &err) == 1) {
+        }
+    }
+    if (out.file_fd >= 0 && close(out.file_fd) != 0) complain("close stdout.log: %s", strerror(errno));
+    if (err.file_fd >= 0 && close(err.file_fd) != 0) complain("close stderr.log: %s", strerror(errno));
+    finish(1, status, failure, &out, &err);
+    return 0;
+}

@@ -1,0 +1,84 @@
+#!/usr/bin/env node
+// Builds the task supervisor (native/omega-supervisor.c) into dist/omega-supervisor with the
+// system C compiler. Run by the package's build and prepare steps, by the root `npm run
+// build|test|demo` after `tsc -b`, and by the test setup; does nothing when the binary is newer
+// than its source.
+//
+// Compiler: $CC, else `cc`, else `gcc`. None found: as root where apt-get exists, installs
+// Debian's `gcc` and `libc6-dev` (one apt-get update first); otherwise prints what to install
+// and exits 1.
+//
+// Plain Node, no dependencies: it runs before anything is built.
+import { spawnSync } from 'node:child_process';
+import { accessSync, constants, mkdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import { delimiter, dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const packageDir = join(dirname(fileURLToPath(import.meta.url)), '..');
+const source = join(packageDir, 'native', 'omega-supervisor.c');
+const output = join(packageDir, 'dist', 'omega-supervisor');
+const FLAGS = ['-std=c99', '-O2', '-Wall', '-Wextra', '-D_FORTIFY_SOURCE=2', '-fstack-protector-strong'];
+const HINT = 'no C compiler found to build the task supervisor: on Debian/Ubuntu run `apt-get install gcc libc6-dev`; elsewhere install a C compiler and set CC';
+
+function mtime(path) {
+  try {
+    return statSync(path).mtimeMs;
+  } catch {
+    return undefined;
+  }
+}
+
+function isExecutable(path) {
+  try {
+    accessSync(path, constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function findCompiler() {
+  if (process.env.CC) return process.env.CC;
+  const dirs = (process.env.PATH ?? '').split(delimiter).filter(Boolean);
+  for (const name of ['cc', 'gcc']) {
+    const found = dirs.map((dir) => join(dir, name)).find(isExecutable);
+    if (found !== undefined) return found;
+  }
+  return undefined;
+}
+
+function installCompiler() {
+  if (process.getuid?.() !== 0 || !isExecutable('/usr/bin/apt-get')) return false;
+  console.error('build-supervisor: no C compiler; installing gcc with apt-get');
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  for (const args of [['update'], ['install', '-y', '--no-install-recommends', 'gcc', 'libc6-dev']]) {
+    const result = spawnSync('apt-get', args, { stdio: 'inherit', env });
+    if (result.error !== undefined || result.status !== 0) return false;
+  }
+  return true;
+}
+
+const built = mtime(output);
+const changed = mtime(source);
+if (changed === undefined) {
+  console.error(`build-supervisor: ${source} is missing`);
+  process.exit(1);
+}
+if (built !== undefined && built >= changed) process.exit(0);
+
+let cc = findCompiler();
+if (cc === undefined && installCompiler()) cc = findCompiler();
+if (cc === undefined) {
+  console.error(`build-supervisor: ${HINT}`);
+  process.exit(1);
+}
+mkdirSync(dirname(output), { recursive: true });
+// Into a temporary name, then renamed: a concurrent build or a running agent never sees half a file.
+const tmp = `${output}.${process.pid}.tmp`;
+const result = spawnSync(cc, [...FLAGS, '-o', tmp, source], { stdio: 'inherit' });
+if (result.error !== undefined || result.status !== 0) {
+  rmSync(tmp, { force: true });
+  console.error(`build-supervisor: \`${cc}\` failed${result.error ? `: ${result.error.message}` : ` (exit ${result.status})`}`);
+  process.exit(1);
+}
+renameSync(tmp, output);
