@@ -10,13 +10,14 @@
  * before user code runs), and everything it does that needs no controller still runs here on
  * the kernel's files: moving a process in through `procsFiles`, `cgroup.procs`,
  * `cgroup.events`, signalling, killing with forks in flight, `cpu.stat`, removal; the tests say
- * (console.warn) which limits were not exercised and why.
+ * (console.warn) which limits were not exercised and why. The agent's process executor (the
+ * built supervisor, `tsc -b` first) then runs tasks in task cgroups of this hierarchy, made
+ * without limits where prepare() refuses.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdir, mkdtemp, readdir, readFile, rm, rmdir, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm, rmdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chmod } from 'node:fs/promises';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Cell, dieWithParent, jobId, machineId, MemoryKv, taskId, type CellMirror, type Task } from '@omega/cell-state';
 import { freshCellName, jobSpec } from '@omega/cell-state/testing';
