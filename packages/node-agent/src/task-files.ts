@@ -4,10 +4,25 @@
  * truncated.json in these same shapes). They are what lets an agent restart without losing an
  * outcome: the supervisor writes `started.json` and `exit.json` whether or not an agent is alive.
  *
- * Every record is written atomically (temporary file, fsync, rename, fsync of the directory), so
- * a reader sees either nothing or the whole record, even across a crash.
+ * Every record is written atomically (temporary file, rename), so a reader sees either nothing or
+ * the whole record. What must also survive a power loss is fsynced, and only that: the page cache
+ * outlives a `kill -9` of the agent, so a record needs an fsync only if a restart after a machine
+ * crash (when no supervisor survives) still needs it. Per record:
+ *
+ * - `meta.json`: fsynced (file and directory) before the supervisor starts, off the event loop
+ *   ({@link writeJsonDurable}): after a crash it is what names the attempt's task, claim and uid,
+ *   so a task the cell saw start is reported from its files, not guessed.
+ * - `supervisor.json`: not fsynced ({@link writeJsonVolatile}): a pid means nothing after a
+ *   crash (every process died); written in the spawn's tick so a killed agent's successor finds
+ *   every supervisor that may run.
+ * - `reported.json`: not fsynced: if a crash loses it, recovery either sees the record terminal
+ *   with the exit's own finish time (marks it, no second report) or reports again at the same
+ *   claim, which the cell takes as a repeat.
+ * - `started.json`, `exit.json`: the supervisor's, fsynced by it (omega-supervisor.c): they are
+ *   what proves a start and carries the real outcome.
  */
 import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeSync, constants as fsc } from 'node:fs';
+import { open, rename } from 'node:fs/promises';
 import { dirname } from 'node:path';
 
 /** File names inside a task attempt's directory (see the layout above). */
@@ -114,6 +129,59 @@ export function writeJsonAtomic(path: string, value: unknown, mode = 0o644): voi
   } catch {
     // Some filesystems refuse fsync on directories; the rename is still atomic.
   }
+}
+
+/**
+ * Like {@link writeJsonAtomic} but off the event loop (fs/promises), so many tasks' writes and
+ * fsyncs overlap: resolves once the record and its directory entry are on disk.
+ */
+export async function writeJsonDurable(path: string, value: unknown, mode = 0o644): Promise<void> {
+  const tmp = `${path}.tmp`;
+  const file = await open(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_TRUNC | fsc.O_NOFOLLOW, mode);
+  try {
+    await file.writeFile(`${JSON.stringify(value)}\n`);
+    await file.sync();
+  } finally {
+    await file.close();
+  }
+  await rename(tmp, path);
+  let dir;
+  try {
+    dir = await open(dirname(path), fsc.O_RDONLY | fsc.O_DIRECTORY);
+    await dir.sync();
+  } catch {
+    // Some filesystems refuse fsync on directories; the rename is still atomic.
+  } finally {
+    await dir?.close();
+  }
+}
+
+/**
+ * Writes `value` as JSON to `path` atomically, without fsync: for records that only matter while
+ * the machine stays up (they survive the agent's death in the page cache). Synchronous: about
+ * 0.1 ms, for a write that must land in the same tick as what it records.
+ */
+export function writeJsonVolatile(path: string, value: unknown, mode = 0o644): void {
+  const tmp = `${path}.tmp`;
+  const fd = openSync(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_TRUNC | fsc.O_NOFOLLOW, mode);
+  try {
+    writeSync(fd, `${JSON.stringify(value)}\n`);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(tmp, path);
+}
+
+/** {@link writeJsonVolatile} off the event loop. */
+export async function writeJsonVolatileAsync(path: string, value: unknown, mode = 0o644): Promise<void> {
+  const tmp = `${path}.tmp`;
+  const file = await open(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_TRUNC | fsc.O_NOFOLLOW, mode);
+  try {
+    await file.writeFile(`${JSON.stringify(value)}\n`);
+  } finally {
+    await file.close();
+  }
+  await rename(tmp, path);
 }
 
 /** Reads a JSON record; `undefined` when the file does not exist. Other errors are thrown. */

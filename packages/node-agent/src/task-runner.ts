@@ -34,9 +34,10 @@ import pino, { type Logger } from 'pino';
 import { isTerminal, parseTaskId, type CellSnapshot, type Job, type JobId, type MachineId, type SecretEnv, type Task, type TaskId, type TaskPatch } from '@omega/cell-state';
 import { cgroupLimits, sleep, type CgroupDriver, type CgroupUsage, type TaskCgroup } from './cgroup-driver.js';
 import type { Executor, TaskAttempt } from './executor.js';
+import { IsolationUnavailableError, taskIsolation, type HostIsolation } from './isolation.js';
 import { ReporterClosedError, type StatusReporter } from './status-reporter.js';
 import { DEFAULT_LOG_CAP_BYTES, defaultSupervisorPath, encodeSupervisorEnv, supervisorArgs, taskLogCap, taskMemoryLimit, type SupervisorCommand } from './supervisor-command.js';
-import { MAX_SUPERVISOR_ENV_BYTES, readJson, TASK_FILES, writeJsonAtomic, type ExitRecord, type ReportedRecord, type StartedRecord, type SupervisorEnv, type SupervisorRecord, type TaskMeta } from './task-files.js';
+import { MAX_SUPERVISOR_ENV_BYTES, readJson, TASK_FILES, writeJsonDurable, writeJsonVolatile, writeJsonVolatileAsync, type ExitRecord, type ReportedRecord, type StartedRecord, type SupervisorEnv, type SupervisorRecord, type TaskMeta } from './task-files.js';
 import { insideRoot, isTaskInstanceName, taskInstanceName, tasksRoot } from './task-paths.js';
 import { DEFAULT_KEEP_ATTEMPTS, DEFAULT_TASK_RETENTION_MS, removeExpiredTasks, removeOldAttempts, sweepIntervalMs } from './task-retention.js';
 import { TaskUidPool, type UidRange } from './task-uids.js';
@@ -80,6 +81,8 @@ export interface ProcessExecutorOptions {
   readonly secretEnv?: (job: JobId) => Promise<SecretEnv | undefined>;
   /** Backoff of the secret env read while the store does not answer (default 250 ms doubling to 5 s, 8 tries). */
   readonly secretEnvRetry?: { readonly initialMs: number; readonly maxMs: number; readonly attempts: number };
+  /** Namespaces this host gives tasks (see isolation.ts; agents detect them at start); undefined: none. */
+  readonly isolation?: HostIsolation;
 }
 
 /** A task's secret env could not be had: the attempt ends failed with this reason. */
@@ -186,7 +189,7 @@ export class ProcessExecutor implements Executor {
         // Our report landed before the previous agent died, but was not marked: the record
         // carries this exit's own finish time (a preemption's time would differ). Not twice.
         await this.removeCgroup(name, log);
-        writeJsonAtomic(join(dir, TASK_FILES.reported), { state: record.state, outcome: 'already-reported', atMs: Date.now() } satisfies ReportedRecord);
+        await writeJsonVolatileAsync(join(dir, TASK_FILES.reported), { state: record.state, outcome: 'already-reported', atMs: Date.now() } satisfies ReportedRecord);
         await rm(insideRoot(dir, TASK_FILES.work), { recursive: true, force: true });
         continue;
       }
@@ -392,7 +395,7 @@ class ProcessAttempt implements TaskAttempt {
     } catch (error) {
       this.log.error({ err: error }, 'could not start task');
       await this.cgroup?.remove().catch(() => undefined);
-      return this.conclude({ state: 'failed', reason: error instanceof SecretEnvError ? error.reason : 'start-failed', finishedAtMs: Date.now() });
+      return this.conclude({ state: 'failed', reason: error instanceof SecretEnvError || error instanceof IsolationUnavailableError ? error.reason : 'start-failed', finishedAtMs: Date.now() });
     }
     await this.waitForStart(task.state === 'placed');
     await this.supervisorGone;
@@ -423,6 +426,8 @@ class ProcessAttempt implements TaskAttempt {
     const { options } = this.context;
     const spec = job.spec.task;
     if (spec.command.length === 0) throw new Error('the task has no command');
+    // Before anything is made on disk: a job asking isolation this machine lacks does not start.
+    const isolation = taskIsolation(options.isolation, spec.network);
     // Before anything is made on disk: a task whose secrets cannot be had does not start.
     const secrets = await this.readSecretEnv(job);
     // A directory of this attempt left by a previous agent that never ran it (recover removes
@@ -431,11 +436,22 @@ class ProcessAttempt implements TaskAttempt {
     await mkdir(this.dir, { mode: 0o755 });
     const user = this.taskUser();
     const meta: TaskMeta = { ...this.id, cgroup: options.cgroups === undefined ? '' : this.name, createdAtMs: Date.now(), ...(user === undefined ? {} : { uid: user.uid, gid: user.gid }) };
-    writeJsonAtomic(this.file('meta'), meta);
+    // Durable before the supervisor starts (see task-files.ts: what a restart after a crash needs),
+    // written while the work dir and cgroup are made: the three overlap.
+    const metaWritten = writeJsonDurable(this.file('meta'), meta);
     const work = this.file('work');
-    await mkdir(work, { mode: 0o700 });
-    if (user !== undefined) await chown(work, user.uid, user.gid);
-    if (options.cgroups !== undefined) this.cgroup = await options.cgroups.create(this.name, cgroupLimits({ ...task.resources, memoryBytes: taskMemoryLimit(task.resources.memoryBytes) }, spec.pidsLimit));
+    const workMade = (async () => {
+      await mkdir(work, { mode: 0o700 });
+      if (user !== undefined) await chown(work, user.uid, user.gid);
+    })();
+    const cgroupMade =
+      options.cgroups === undefined
+        ? Promise.resolve(undefined)
+        : options.cgroups.create(this.name, cgroupLimits({ ...task.resources, memoryBytes: taskMemoryLimit(task.resources.memoryBytes) }, spec.pidsLimit));
+    // Every one settled before a failure is thrown, so a cgroup made is known (and removed).
+    const [metaResult, workResult, cgroupResult] = await Promise.allSettled([metaWritten, workMade, cgroupMade]);
+    if (cgroupResult.status === 'fulfilled') this.cgroup = cgroupResult.value;
+    for (const result of [metaResult, workResult, cgroupResult]) if (result.status === 'rejected') throw result.reason;
     const env: SupervisorEnv = {
       PATH: DEFAULT_TASK_PATH,
       HOME: work,
@@ -453,6 +469,7 @@ class ProcessAttempt implements TaskAttempt {
       ...(user === undefined ? {} : { uid: user.uid, gid: user.gid }),
       procsFiles: this.cgroup?.procsFiles ?? [],
       logCapBytes: taskLogCap(spec.logLimitBytes, this.context.logCapBytes),
+      ...(isolation === undefined ? {} : { isolation }),
     };
     const encoded = encodeSupervisorEnv(env);
     if (encoded.length > MAX_SUPERVISOR_ENV_BYTES) throw new Error(`the task's environment is ${encoded.length} bytes, more than the supervisor reads (${MAX_SUPERVISOR_ENV_BYTES})`);
@@ -513,7 +530,8 @@ class ProcessAttempt implements TaskAttempt {
     });
     if (child.pid !== undefined) {
       // Same tick as the spawn: a restarted agent must find every supervisor that may be running.
-      writeJsonAtomic(this.file('supervisor'), { pid: child.pid } satisfies SupervisorRecord);
+      // No fsync: the page cache outlives the agent, and after a machine crash no pid is alive.
+      writeJsonVolatile(this.file('supervisor'), { pid: child.pid } satisfies SupervisorRecord);
     }
     child.unref();
   }
@@ -620,7 +638,8 @@ class ProcessAttempt implements TaskAttempt {
     const outcome = await this.send(patch);
     if (outcome !== undefined && this.dir !== '') {
       try {
-        writeJsonAtomic(this.file('reported'), { state: patch.state ?? '', outcome, atMs: Date.now() } satisfies ReportedRecord);
+        // No fsync: lost in a crash, it is rebuilt by recovery (see task-files.ts).
+        await writeJsonVolatileAsync(this.file('reported'), { state: patch.state ?? '', outcome, atMs: Date.now() } satisfies ReportedRecord);
         // Its processes are gone (killed with the cgroup) and no other process has its uid, so
         // nothing can swap a link into the tree while it is removed.
         await rm(this.file('work'), { recursive: true, force: true });
