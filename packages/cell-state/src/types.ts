@@ -143,6 +143,11 @@ export interface RestartPolicy {
   readonly maxBackoffMs: number;
 }
 
+/** A task's network: the machine's (`host`, the default) or only loopback (`none`). */
+export type TaskNetwork = 'host' | 'none';
+/** Machine attribute an agent sets to `true` when it can run tasks with `network: none`. */
+export const NETWORK_NONE_ATTRIBUTE = 'omega.isolation.network-none';
+
 export interface TaskSpec {
   readonly command: readonly string[];
   readonly env: Readonly<Record<string, string>>;
@@ -157,6 +162,12 @@ export interface TaskSpec {
    * kept); absent or 0: the agent's `--log-cap`, which is also the most a job gets.
    */
   readonly logLimitBytes?: number;
+  /**
+   * The task's network: absent or `host`, the machine's own; `none`, a network namespace of its
+   * own holding only loopback (it reaches nothing, not even the cell). `none` places the job
+   * only on machines whose agent can give it (attribute {@link NETWORK_NONE_ATTRIBUTE}).
+   */
+  readonly network?: TaskNetwork;
   /**
    * The names (sorted, unique) of the job's secret env entries; absent or empty: none. The
    * values are never part of the spec: they are stored apart, at `keys.secret(jobId)` (a

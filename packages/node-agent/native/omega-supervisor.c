@@ -18,8 +18,28 @@
  *   child exits --> supervisor drains the pipes, writes exit.json (atomic) --> exits
  *
  * Usage:
- *   omega-supervisor [-u uid -g gid] [-p procs-file]... [-c cap-bytes] -w work-dir
- *                    <task dir> -- <argv...>
+ *   omega-supervisor [-u uid -g gid] [-p procs-file]... [-c cap-bytes] [-i [-t tmp-bytes]] [-N]
+ *                    -w work-dir <task dir> -- <argv...>
+ *   omega-supervisor --probe      prints {"pid":bool,"mount":bool,"network":bool}: what this
+ *                                 host lets it unshare (each tried once in a throwaway child)
+ *
+ * Isolation (root only):
+ *   -i  a new PID and mount namespace. The supervisor unshares CLONE_NEWPID before its fork, so
+ *       its child is pid 1 of the new namespace: a tiny init that makes / private, mounts a
+ *       fresh /proc (nosuid,nodev,noexec) and a private tmpfs on /tmp (-t bytes, default 256
+ *       MiB, mode 1777; a work dir under /tmp is bound back at its own path), and after "go"
+ *       forks the task, writes the task's pid (as its namespace sees it: that is how the
+ *       kernel reads it) into the procs files before releasing it to take its ids and exec,
+ *       and reaps every orphan until the task exits. The task's exact wait status (exit code or signal) reaches the supervisor on a
+ *       status pipe ("S<status>\n"; "E<message>\n" first when the task's setup failed), since
+ *       pid 1 cannot re-raise a signal on itself. The init's exit ends the namespace: the
+ *       kernel kills whatever the task left. Every process of the task descends from the
+ *       task's first process, so all are in the cgroup; the init itself stays outside (it is
+ *       no part of the task's pids or memory counts, like the supervisor).
+ *       As pid 1 it ignores signals it has no handler for (it installs none): TERM reaches the
+ *       task through the cgroup or its process group (the task stays in the init's group),
+ *       KILL from the agent ends the init and so the whole namespace.
+ *   -N  a new network namespace holding only loopback (brought up): "network: none".
  *
  * stdin framing: records "NAME=value" each ended by a NUL byte, then one empty record (a lone
  * NUL) that says the environment is complete, then EOF. Anything else (the agent died while
@@ -45,13 +65,18 @@
 #include <grp.h>
 #include <limits.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/types.h>
@@ -67,6 +92,8 @@
 #define MAX_PROCS_FILES 16
 /* Exit codes of the child before exec: like sh (127 not found, 126 not runnable), 125 setup. */
 #define EXIT_SETUP 125
+/* Default size of the private /tmp: 256 MiB (its pages are charged to the task's cgroup too). */
+#define DEFAULT_TMP_BYTES ((long long)256 * 1024 * 1024)
 
 static const char *task_dir;
 /* The environment as read from stdin; envp points into it. Freed by the parent after fork. */
@@ -352,6 +379,190 @@ static int pump(struct stream *s, struct stream *out, struct stream *err) {
     return 1;
 }
 
+/* ---- isolation ------------------------------------------------------------------------- */
+
+/* Brings up "lo" in the current network namespace (a new one has it down). 0, or -1 with errno. */
+static int loopback_up(void) {
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof ifr);
+    strncpy(ifr.ifr_name, "lo", IFNAMSIZ - 1);
+    int rc = ioctl(fd, SIOCGIFFLAGS, &ifr);
+    if (rc == 0) {
+        ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+        rc = ioctl(fd, SIOCSIFFLAGS, &ifr);
+    }
+    int e = errno;
+    close(fd);
+    errno = e;
+    return rc;
+}
+
+/* mkdir -p of path's components (root-owned 0755 where made). 0, or -1 with errno. */
+static int make_dirs(const char *path) {
+    char buf[PATH_MAX];
+    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) { errno = ENAMETOOLONG; return -1; }
+    for (char *p = buf + 1; ; p++) {
+        if (*p == '/' || *p == '\0') {
+            char c = *p;
+            *p = '\0';
+            if (mkdir(buf, 0755) != 0 && errno != EEXIST) return -1;
+            *p = c;
+            if (c == '\0') return 0;
+        }
+    }
+}
+
+/*
+ * In the new mount namespace, as pid 1 of the new PID namespace: / private (nothing mounted
+ * here reaches the host, nor the host's later mounts here), a fresh /proc showing only this
+ * namespace's processes, a private tmpfs on /tmp. A work dir under /tmp would be hidden by the
+ * tmpfs: it is bound back at its own path, so the task's cwd and HOME stay what they are.
+ * NULL on success, else the stage that failed (errno set).
+ */
+static const char *setup_mounts(const char *work_dir, long long tmp_bytes) {
+    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) return "make / private";
+    if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) != 0) return "mount /proc";
+    int under_tmp = strncmp(work_dir, "/tmp/", 5) == 0;
+    int work_fd = -1;
+    if (under_tmp) {
+        work_fd = open(work_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (work_fd < 0) return "open the work dir";
+    }
+    char opts[64];
+    snprintf(opts, sizeof opts, "size=%lld,mode=1777", tmp_bytes);
+    if (mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, opts) != 0) return "mount a tmpfs on /tmp";
+    if (under_tmp) {
+        char from[64];
+        snprintf(from, sizeof from, "/proc/self/fd/%d", work_fd);
+        if (make_dirs(work_dir) != 0) return "make the work dir's path in the private /tmp";
+        if (mount(from, work_dir, NULL, MS_BIND | MS_REC, NULL) != 0) return "bind the work dir into the private /tmp";
+        close(work_fd);
+    }
+    return NULL;
+}
+
+/* Takes the task's ids (groups first: after setuid the process may no longer change them). */
+static const char *take_ids(int have_ids, uid_t uid, gid_t gid) {
+    if (!have_ids) return NULL;
+    if (setgroups(1, &gid) != 0) return "setgroups";
+    if (setgid(gid) != 0) return "setgid";
+    if (setuid(uid) != 0) return "setuid";
+    return NULL;
+}
+
+/*
+ * pid 1 of the task's PID namespace, after "go" (it is in the cgroup): forks the task, which
+ * takes its ids, enters the work dir and execs; reaps every process until the task's own exit;
+ * sends its exact wait status on status_fd; exits, which ends the namespace. Never returns.
+ */
+static void run_init(char **argv, char **envp, const char *work_dir, int have_ids, uid_t uid, gid_t gid, int status_fd,
+                     const char *const *procs, int nprocs) {
+    int release[2];
+    if (pipe2(release, O_CLOEXEC) != 0) {
+        dprintf(status_fd, "Ecould not start the task: pipe: %s\n", strerror(errno));
+        _exit(EXIT_SETUP);
+    }
+    pid_t task = fork();
+    if (task < 0) {
+        dprintf(status_fd, "Ecould not start the task: fork: %s\n", strerror(errno));
+        _exit(EXIT_SETUP);
+    }
+    if (task == 0) {
+        close(release[1]);
+        char go = 0;
+        ssize_t n;
+        do n = read(release[0], &go, 1); while (n < 0 && errno == EINTR);
+        if (n != 1 || go != 'g') _exit(EXIT_SETUP); /* not in its cgroup: no user code */
+        close(release[0]);
+        const char *stage = take_ids(have_ids, uid, gid);
+        if (stage == NULL && chdir(work_dir) != 0) stage = "chdir to the work dir";
+        if (stage != NULL) {
+            dprintf(status_fd, "Ecould not start the task: %s: %s\n", stage, strerror(errno));
+            _exit(EXIT_SETUP);
+        }
+        environ = envp;
+        execvp(argv[0], argv);
+        int e = errno;
+        dprintf(STDERR_FILENO, "omega-task: %s: %s\n", argv[0], strerror(e));
+        _exit(e == ENOENT ? 127 : 126);
+    }
+    close(release[0]);
+    /*
+     * Into the cgroup before any user code, and the task rather than this init: every process of
+     * the task descends from it, and the init stays out of the task's pids and memory counts
+     * (like the supervisor). The pid is read in the writer's PID namespace: this one's.
+     */
+    char pid_text[32];
+    int len = snprintf(pid_text, sizeof pid_text, "%d", (int)task);
+    for (int i = 0; i < nprocs; i++) {
+        int fd = open(procs[i], O_WRONLY | O_CLOEXEC);
+        int ok = fd >= 0 && write_all(fd, pid_text, (size_t)len) == 0;
+        int e = errno;
+        if (fd >= 0 && close(fd) != 0 && ok) { ok = 0; e = errno; }
+        if (!ok) {
+            dprintf(status_fd, "Ecould not put the task into its cgroup: %s: %s\n", procs[i], strerror(e));
+            kill(task, SIGKILL);
+            break;
+        }
+    }
+    if (write_all(release[1], "g", 1) != 0) kill(task, SIGKILL);
+    close(release[1]);
+    /* Only the task writes to these; holding them would keep the supervisor's pipes open. */
+    close(STDOUT_FILENO);
+    close(STDERR_FILENO);
+    int status = 0;
+    for (;;) {
+        pid_t w = waitpid(-1, &status, 0);
+        if (w == task) break;
+        if (w < 0 && errno != EINTR) _exit(EXIT_SETUP); /* ECHILD: cannot happen while the task lives */
+    }
+    dprintf(status_fd, "S%d\n", status);
+    _exit(0);
+}
+
+/*
+ * --probe: each isolation tried once in a throwaway child, printed as one JSON line. pid
+ * includes what -i needs with it: a private / and a fresh /proc mounted by the new pid 1.
+ */
+static int probe_one(int kind) {
+    pid_t p = fork();
+    if (p < 0) return 0;
+    if (p == 0) {
+        if (kind == 'p') {
+            if (unshare(CLONE_NEWPID | CLONE_NEWNS) != 0) _exit(1);
+            pid_t init = fork();
+            if (init < 0) _exit(1);
+            if (init == 0) {
+                if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) _exit(1);
+                if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) != 0) _exit(1);
+                _exit(getpid() == 1 ? 0 : 1);
+            }
+            int st;
+            while (waitpid(init, &st, 0) < 0) if (errno != EINTR) _exit(1);
+            _exit(WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : 1);
+        }
+        if (kind == 'm') {
+            if (unshare(CLONE_NEWNS) != 0) _exit(1);
+            if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) _exit(1);
+            if (mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "size=65536,mode=1777") != 0) _exit(1);
+            _exit(0);
+        }
+        if (unshare(CLONE_NEWNET) != 0 || loopback_up() != 0) _exit(1);
+        _exit(0);
+    }
+    int st;
+    while (waitpid(p, &st, 0) < 0) if (errno != EINTR) return 0;
+    return WIFEXITED(st) && WEXITSTATUS(st) == 0;
+}
+
+static int probe(void) {
+    int pid = probe_one('p'), mnt = probe_one('m'), net = probe_one('n');
+    printf("{\"pid\":%s,\"mount\":%s,\"network\":%s}\n", pid ? "true" : "false", mnt ? "true" : "false", net ? "true" : "false");
+    return 0;
+}
+
 /* ---- the child --------------------------------------------------------------------------- */
 
 /*
@@ -360,7 +571,8 @@ static int pump(struct stream *s, struct stream *out, struct stream *err) {
  * it is in its cgroup), then execs. Never returns.
  */
 static void run_child(char **argv, char **envp, const char *work_dir, int have_ids, uid_t uid, gid_t gid,
-                      int go_fd, int report_fd, int out_fd, int err_fd, const int *parent_ends, int nparent) {
+                      int go_fd, int report_fd, int out_fd, int err_fd, const int *parent_ends, int nparent,
+                      int pid_ns, int net_ns, long long tmp_bytes, int status_fd, const char *const *procs, int nprocs) {
     char msg[512];
     const char *stage = NULL;
     int devnull = -1;
@@ -381,14 +593,21 @@ static void run_child(char **argv, char **envp, const char *work_dir, int have_i
     devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (devnull < 0) { stage = "open /dev/null"; goto fail; }
     if (dup2(devnull, STDIN_FILENO) < 0 || dup2(out_fd, STDOUT_FILENO) < 0 || dup2(err_fd, STDERR_FILENO) < 0) { stage = "dup2"; goto fail; }
-    if (have_ids) {
-        /* Groups first: after setuid the process may no longer change them. */
-        if (setgroups(1, &gid) != 0) { stage = "setgroups"; goto fail; }
-        if (setgid(gid) != 0) { stage = "setgid"; goto fail; }
-        if (setuid(uid) != 0) { stage = "setuid"; goto fail; }
+    /* Namespaces while still root; the mounts need pid 1 of the new PID namespace (this process). */
+    if (net_ns) {
+        if (unshare(CLONE_NEWNET) != 0) { stage = "unshare the network namespace"; goto fail; }
+        if (loopback_up() != 0) { stage = "bring up lo"; goto fail; }
     }
-    /* As the task user: it must be able to reach its own work dir. */
-    if (chdir(work_dir) != 0) { stage = "chdir to the work dir"; goto fail; }
+    if (pid_ns) {
+        if (unshare(CLONE_NEWNS) != 0) { stage = "unshare the mount namespace"; goto fail; }
+        stage = setup_mounts(work_dir, tmp_bytes);
+        if (stage != NULL) goto fail;
+    } else {
+        stage = take_ids(have_ids, uid, gid);
+        if (stage != NULL) goto fail;
+        /* As the task user: it must be able to reach its own work dir. */
+        if (chdir(work_dir) != 0) { stage = "chdir to the work dir"; goto fail; }
+    }
     if (write_all(report_fd, "R", 1) != 0) _exit(EXIT_SETUP);
 
     char go = 0;
@@ -398,6 +617,7 @@ static void run_child(char **argv, char **envp, const char *work_dir, int have_i
     if (n != 1 || go != 'g') _exit(EXIT_SETUP);
     close(go_fd);
     close(report_fd);
+    if (pid_ns) run_init(argv, envp, work_dir, have_ids, uid, gid, status_fd, procs, nprocs);
 
     /* PATH lookup as sh does, from the task's own PATH (execvp reads environ). */
     environ = envp;
@@ -437,7 +657,8 @@ static void cloexec_inherited(void) {
 }
 
 static void usage(void) {
-    fputs("usage: omega-supervisor [-u uid -g gid] [-p procs-file]... [-c cap-bytes] -w work-dir <task dir> -- <argv...>\n", stderr);
+    fputs("usage: omega-supervisor [-u uid -g gid] [-p procs-file]... [-c cap-bytes] [-i [-t tmp-bytes]] [-N] -w work-dir <task dir> -- <argv...>\n"
+          "       omega-supervisor --probe\n", stderr);
     exit(2);
 }
 
@@ -500,9 +721,12 @@ int main(int argc, char **argv) {
     const char *procs[MAX_PROCS_FILES];
     int nprocs = 0;
     const char *work_dir = NULL;
+    int pid_ns = 0, net_ns = 0;
+    long long tmp_bytes = DEFAULT_TMP_BYTES;
     int opt;
 
-    while ((opt = getopt(argc, argv, "+u:g:p:c:w:")) != -1) {
+    if (argc == 2 && strcmp(argv[1], "--probe") == 0) return probe();
+    while ((opt = getopt(argc, argv, "+u:g:p:c:w:it:N")) != -1) {
         switch (opt) {
         case 'u': if (parse_id(optarg, &uid) != 0) usage(); have_uid = 1; break;
         case 'g': if (parse_id(optarg, &gid) != 0) usage(); have_gid = 1; break;
@@ -516,6 +740,16 @@ int main(int argc, char **argv) {
             break;
         }
         case 'w': work_dir = optarg; break;
+        case 'i': pid_ns = 1; break;
+        case 'N': net_ns = 1; break;
+        case 't': {
+            char *end;
+            errno = 0;
+            long long v = strtoll(optarg, &end, 10);
+            if (errno != 0 || end == optarg || *end != '\0' || v < 4096) usage();
+            tmp_bytes = v;
+            break;
+        }
         default: usage();
         }
     }
@@ -546,8 +780,9 @@ int main(int argc, char **argv) {
     }
 
     /* Pipes: the task's stdout and stderr, the go byte, and the child's setup report. */
-    int out_pipe[2], err_pipe[2], go_pipe[2], report_pipe[2];
-    if (pipe2(out_pipe, O_CLOEXEC) != 0 || pipe2(err_pipe, O_CLOEXEC) != 0 || pipe2(go_pipe, O_CLOEXEC) != 0 || pipe2(report_pipe, O_CLOEXEC) != 0) {
+    int out_pipe[2], err_pipe[2], go_pipe[2], report_pipe[2], status_pipe[2] = { -1, -1 };
+    if (pipe2(out_pipe, O_CLOEXEC) != 0 || pipe2(err_pipe, O_CLOEXEC) != 0 || pipe2(go_pipe, O_CLOEXEC) != 0 || pipe2(report_pipe, O_CLOEXEC) != 0 ||
+        (pid_ns && pipe2(status_pipe, O_CLOEXEC) != 0)) {
         char msg[256];
         snprintf(msg, sizeof msg, "could not start the task: pipe: %s", strerror(errno));
         finish(0, 0, msg, &out, &err);
@@ -561,6 +796,12 @@ int main(int argc, char **argv) {
     int sig_fd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
     if (sig_fd < 0) finish(0, 0, "could not start the task: signalfd failed", &out, &err);
 
+    /* Only the next fork's child enters it (as its pid 1); the supervisor stays where it is. */
+    if (pid_ns && unshare(CLONE_NEWPID) != 0) {
+        char msg[256];
+        snprintf(msg, sizeof msg, "could not start the task: unshare the PID namespace: %s", strerror(errno));
+        finish(0, 0, msg, &out, &err);
+    }
     pid_t child = fork();
     if (child < 0) {
         char msg[256];
@@ -569,8 +810,9 @@ int main(int argc, char **argv) {
     }
     if (child == 0) {
         /* O_CLOEXEC keeps these out of the task: its ends are dup2'ed onto 1 and 2. */
-        const int parent_ends[] = { go_pipe[1], report_pipe[0], out_pipe[0], err_pipe[0], sig_fd, out.file_fd, err.file_fd };
-        run_child(task_argv, envp, work_dir, have_uid, (uid_t)uid, (gid_t)gid, go_pipe[0], report_pipe[1], out_pipe[1], err_pipe[1], parent_ends, 7);
+        const int parent_ends[] = { go_pipe[1], report_pipe[0], out_pipe[0], err_pipe[0], sig_fd, out.file_fd, err.file_fd, status_pipe[0] };
+        run_child(task_argv, envp, work_dir, have_uid, (uid_t)uid, (gid_t)gid, go_pipe[0], report_pipe[1], out_pipe[1], err_pipe[1], parent_ends, pid_ns ? 8 : 7,
+                  pid_ns, net_ns, tmp_bytes, status_pipe[1], procs, nprocs);
     }
     /* Only the child needs the environment (up to 1 MiB): give it back. */
     free(envp);
@@ -581,6 +823,7 @@ int main(int argc, char **argv) {
     close(report_pipe[1]);
     close(out_pipe[1]);
     close(err_pipe[1]);
+    if (status_pipe[1] >= 0) close(status_pipe[1]);
     out.pipe_fd = out_pipe[0];
     err.pipe_fd = err_pipe[0];
 
@@ -611,8 +854,9 @@ int main(int argc, char **argv) {
     }
     close(report_pipe[0]);
 
-    if (failure == NULL) {
-        /* Into the cgroup before any user code: the limits hold from the first instruction. */
+    if (failure == NULL && !pid_ns) {
+        /* Into the cgroup before any user code: the limits hold from the first instruction.
+         * With -i the init does it, for the task's first process (see run_init). */
         char pid_text[32];
         int len = snprintf(pid_text, sizeof pid_text, "%d", (int)child);
         for (int i = 0; i < nprocs && failure == NULL; i++) {
@@ -687,6 +931,32 @@ int main(int argc, char **argv) {
         if (fl >= 0) (void)fcntl(s->pipe_fd, F_SETFL, fl | O_NONBLOCK);
         while (s->pipe_fd >= 0 && pump(s, &out, &err) == 1) {
         }
+    }
+    if (pid_ns && status_pipe[0] >= 0) {
+        /* The init is gone, and with it every holder of the pipe's write end: read what it said. */
+        char said[512];
+        size_t n = 0;
+        int fl = fcntl(status_pipe[0], F_GETFL);
+        if (fl >= 0) (void)fcntl(status_pipe[0], F_SETFL, fl | O_NONBLOCK);
+        for (;;) {
+            ssize_t r = read(status_pipe[0], said + n, sizeof said - 1 - n);
+            if (r < 0 && errno == EINTR) continue;
+            if (r <= 0) break;
+            n += (size_t)r;
+            if (n == sizeof said - 1) break;
+        }
+        said[n] = '\0';
+        close(status_pipe[0]);
+        char *line = said;
+        if (line[0] == 'E' && failure == NULL) {
+            char *nl = strchr(line, '\n');
+            if (nl != NULL) *nl = '\0';
+            snprintf(failure_buf, sizeof failure_buf, "%s", line + 1);
+            failure = failure_buf;
+            line = nl != NULL ? nl + 1 : line + strlen(line);
+        }
+        /* The task's own status, not the init's: without it (the init was killed) the init's stands. */
+        if (line[0] == 'S') status = atoi(line + 1);
     }
     if (out.file_fd >= 0 && close(out.file_fd) != 0) complain("close stdout.log: %s", strerror(errno));
     if (err.file_fd >= 0 && close(err.file_fd) != 0) complain("close stderr.log: %s", strerror(errno));

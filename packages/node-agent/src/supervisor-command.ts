@@ -4,7 +4,8 @@
  * line, and the framing of the environment it reads from its stdin.
  *
  * ```
- *   omega-supervisor [-u uid -g gid] [-p procs-file]... -c cap-bytes -w work-dir <task dir> -- <argv...>
+ *   omega-supervisor [-u uid -g gid] [-p procs-file]... -c cap-bytes [-i [-t tmp-bytes]] [-N] -w work-dir <task dir> -- <argv...>
+ *   omega-supervisor --probe     (what the host lets it unshare; see isolation-detect.ts)
  *   stdin: NAME=value\0 ... NAME=value\0 \0   (the empty record ends it; then EOF)
  * ```
  *
@@ -90,6 +91,18 @@ export interface SupervisorCommand {
   readonly procsFiles: readonly string[];
   /** Cap of each log file (see {@link DEFAULT_LOG_CAP_BYTES}). */
   readonly logCapBytes: number;
+  /** Namespaces the task starts in (see isolation.ts); absent: none, the task shares the host's. */
+  readonly isolation?: SupervisorIsolation;
+}
+
+/** The namespaces one task starts in. */
+export interface SupervisorIsolation {
+  /** `-i`: its own PID namespace (own /proc) and mount namespace (private /tmp). */
+  readonly pidNamespace: boolean;
+  /** `-N`: its own network namespace with only loopback. */
+  readonly networkNone: boolean;
+  /** `-t`: size of the private /tmp (default the supervisor's, 256 MiB). */
+  readonly tmpBytes?: number;
 }
 
 /** The supervisor's arguments (after the binary) for `command`. */
@@ -97,7 +110,13 @@ export function supervisorArgs(command: SupervisorCommand): string[] {
   const args: string[] = [];
   if (command.uid !== undefined) args.push('-u', String(command.uid), '-g', String(command.gid ?? command.uid));
   for (const file of command.procsFiles) args.push('-p', file);
-  args.push('-c', String(command.logCapBytes), '-w', command.cwd, command.dir, '--', ...command.argv);
+  args.push('-c', String(command.logCapBytes));
+  if (command.isolation?.pidNamespace === true) {
+    args.push('-i');
+    if (command.isolation.tmpBytes !== undefined) args.push('-t', String(command.isolation.tmpBytes));
+  }
+  if (command.isolation?.networkNone === true) args.push('-N');
+  args.push('-w', command.cwd, command.dir, '--', ...command.argv);
   return args;
 }
 
