@@ -32,6 +32,7 @@ import {
   type SecretEnv,
   type Task,
   type TaskId,
+  type TaskNetwork,
   type TaskSpec,
 } from './types.js';
 
@@ -235,6 +236,7 @@ function jobSpecToWire(s: JobSpec): Wire {
       hollowFail: s.task.hollowFail,
       pidsLimit: s.task.pidsLimit,
       logLimitBytes: s.task.logLimitBytes ?? 0,
+      network: s.task.network ?? '',
       secretEnvNames: [...(s.task.secretEnvNames ?? [])],
     },
     constraints: s.constraints.map((c) => ({
@@ -278,6 +280,9 @@ function jobSpecFromWire(w: Wire): JobSpec {
       pidsLimit: task.pidsLimit ?? 0,
       // Absent when 0, so specs written before the field existed read back equal.
       ...(num(task.logLimitBytes) > 0 ? { logLimitBytes: num(task.logLimitBytes) } : {}),
+      // Absent when empty, so specs written before the field existed read back equal; a value
+      // this version does not know is kept for validation to report.
+      ...(typeof task.network === 'string' && task.network !== '' ? { network: task.network as TaskNetwork } : {}),
       // Absent when empty, so specs written before secrets existed read back equal.
       ...(Array.isArray(task.secretEnvNames) && task.secretEnvNames.length > 0 ? { secretEnvNames: [...(task.secretEnvNames as string[])] } : {}),
     } satisfies TaskSpec,

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { Cell } from './cell.js';
 import { InvalidRecordError } from './codec.js';
-import { jobSpecProblems } from './job-spec.js';
+import { jobSpecProblems, specRequirements } from './job-spec.js';
 import { MemoryKv } from './memory-kv.js';
 import { freshCellName, jobSpec } from './testing/index.js';
 import { jobId } from './types.js';
@@ -34,6 +34,21 @@ describe('job spec validation of the command', () => {
     expect((refusal as InvalidRecordError).message).toMatch(/job\.task\.command: must not be empty$/);
     // Nothing at all under the cell's prefix: no job, no request record.
     expect((await kv.range({ key: cell.keys.root, prefix: true })).kvs).toEqual([]);
+  });
+});
+
+describe('a job spec network', () => {
+  const base = jobSpec('net').build();
+  const withNetwork = (network: string) => ({ ...base, task: { ...base.task, network: network as 'host' } });
+  it('is host or none, and anything else names the field', () => {
+    expect(jobSpecProblems(withNetwork('host'))).toEqual([]);
+    expect(jobSpecProblems(withNetwork('none'))).toEqual([]);
+    expect(jobSpecProblems(withNetwork('bridge'))).toEqual([{ field: 'task.network', problem: 'must be one of host, none' }]);
+  });
+  it('none requires the network-none attribute of a machine, host requires nothing', () => {
+    expect(specRequirements(base)).toEqual([]);
+    expect(specRequirements(withNetwork('host'))).toEqual([]);
+    expect(specRequirements(withNetwork('none'))).toEqual([{ name: 'attribute omega.isolation.network-none equals true', attribute: 'omega.isolation.network-none', value: 'true' }]);
   });
 });
 

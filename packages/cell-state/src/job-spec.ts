@@ -2,7 +2,7 @@
  * Job spec validation: every problem named by its field path. Used by the API before storing a
  * job, and by schedulers on stored jobs (a bad record ends as a failed job, never a crash).
  */
-import { CONSTRAINT_OPERATORS, type JobSpec } from './types.js';
+import { CONSTRAINT_OPERATORS, NETWORK_NONE_ATTRIBUTE, TASK_NETWORKS, type JobSpec } from './types.js';
 
 export interface SpecProblem {
   /** Field path, e.g. `task.resources.memoryBytes`. */
@@ -96,6 +96,8 @@ export function jobSpecProblems(spec: JobSpec, prefix = ''): SpecProblem[] {
     bad('task.logLimitBytes', `must be 0 (the agent's cap) or an integer of at least ${JOB_LIMITS.minLogLimitBytes} bytes`);
   }
 
+  if (task.network !== undefined && !TASK_NETWORKS.includes(task.network)) bad('task.network', `must be one of ${TASK_NETWORKS.join(', ')}`);
+
   if (!Array.isArray(spec.constraints)) bad('constraints', 'must be a list');
   else {
     if (spec.constraints.length > JOB_LIMITS.maxConstraints) bad('constraints', `must have at most ${JOB_LIMITS.maxConstraints} entries`);
@@ -157,6 +159,27 @@ function secretEnvNameProblems(names: readonly string[] | undefined, env: Readon
   });
   return out;
 }
+
+/** A machine attribute a job's task spec requires (beyond its constraints), and its `ruledOut` name. */
+export interface SpecRequirement {
+  readonly name: string;
+  readonly attribute: string;
+  readonly value: string;
+}
+
+const NETWORK_NONE_REQUIREMENT: SpecRequirement = { name: `attribute ${NETWORK_NONE_ATTRIBUTE} equals true`, attribute: NETWORK_NONE_ATTRIBUTE, value: 'true' };
+
+/**
+ * The machine attributes a job's task spec implies, whatever the scheduler: `network: none`
+ * needs `omega.isolation.network-none=true` (set by agents that can give it). The one place such
+ * rules live; schedulers offer a job only machines that meet them (scheduler-core), so a job lands
+ * only where its agent will run it, and `ruledOut` names the attribute the others lacked. Empty
+ * (the common case) allocates nothing.
+ */
+export function specRequirements(spec: Pick<JobSpec, 'task'>): readonly SpecRequirement[] {
+  return spec.task?.network === 'none' ? [NETWORK_NONE_REQUIREMENT] : NO_REQUIREMENTS;
+}
+const NO_REQUIREMENTS: readonly SpecRequirement[] = [];
 
 /**
  * All problems of a job's secret env values as submitted (empty when valid), named

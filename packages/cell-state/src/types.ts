@@ -145,6 +145,7 @@ export interface RestartPolicy {
 
 /** A task's network: the machine's (`host`, the default) or only loopback (`none`). */
 export type TaskNetwork = 'host' | 'none';
+export const TASK_NETWORKS: readonly TaskNetwork[] = ['host', 'none'];
 /** Machine attribute an agent sets to `true` when it can run tasks with `network: none`. */
 export const NETWORK_NONE_ATTRIBUTE = 'omega.isolation.network-none';
 

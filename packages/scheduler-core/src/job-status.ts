@@ -3,7 +3,7 @@
  * could not be placed (how many machines each filter ruled out), and the reason strings. Kept
  * apart from the loop so the wording is in one place and testable.
  */
-import type { CellSnapshot, JobState, JobStatus, Machine, Resources } from '@omega/cell-state';
+import { specRequirements, type CellSnapshot, type JobSpec, type JobState, type JobStatus, type Machine, type Resources } from '@omega/cell-state';
 
 /** One line of a status's `ruledOut`: `{filter: 'cpu', machines: 50}`. */
 export interface FilterCount {
@@ -32,6 +32,25 @@ export function offeredMachines(snapshot: CellSnapshot): OfferedMachines {
   const withheld: FilterCount[] = [];
   if (notAlive > 0) withheld.push({ filter: 'not alive', machines: notAlive });
   if (unschedulable > 0) withheld.push({ filter: 'unschedulable', machines: unschedulable });
+  return { machines, withheld };
+}
+
+/**
+ * The offered machines that meet what the job's task spec requires of a machine (cell-state's
+ * `specRequirements`: `network: none` needs `omega.isolation.network-none=true`), the others
+ * withheld under the requirement's name, so every policy places only where the agent will run
+ * the task. Returns `offered` itself when the spec requires nothing (the common case).
+ */
+export function offeredForJob(offered: OfferedMachines, spec: Pick<JobSpec, 'task'>): OfferedMachines {
+  const requirements = specRequirements(spec);
+  if (requirements.length === 0) return offered;
+  let machines: readonly Machine[] = offered.machines;
+  const withheld = [...offered.withheld];
+  for (const r of requirements) {
+    const meets = machines.filter((m) => Object.hasOwn(m.attributes, r.attribute) && m.attributes[r.attribute] === r.value);
+    if (meets.length < machines.length) withheld.push({ filter: r.name, machines: machines.length - meets.length });
+    machines = meets;
+  }
   return { machines, withheld };
 }
 

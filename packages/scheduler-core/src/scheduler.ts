@@ -68,7 +68,7 @@ import { RestartLog } from './restart-log.js';
 import { JobActions } from './job-actions.js';
 import { Janitor } from './janitor.js';
 import { LeaseKeeper, NoLeaseError, type LeaseSource } from './lease-keeper.js';
-import { mergeRuledOut, noFitReason, type OfferedMachines } from './job-status.js';
+import { mergeRuledOut, noFitReason, offeredForJob, type OfferedMachines } from './job-status.js';
 import { OfferedMachinesCache } from './offered-cache.js';
 import { MachineLossWatch } from './machine-loss.js';
 import { MetricsRecorder, toSchedulerStats, type SchedulerMetrics } from './metrics.js';
@@ -659,7 +659,7 @@ export class Scheduler {
     }
     const tasks = progress.toPlace;
     const mode: TransactionMode = job.spec.commitMode === 'default' ? this.defaultTransactionMode : job.spec.commitMode;
-    const offered = this.offered(snapshot);
+    const offered = offeredForJob(this.offered(snapshot), job.spec);
     const cell = new PrivateCell(snapshot, this.name, this.claimIds);
     let outcome: PlaceOutcome;
     try {
