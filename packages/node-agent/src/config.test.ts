@@ -136,3 +136,11 @@ describe('the agent flags', () => {
     expect(config.notes).toEqual([expect.stringContaining('--task-user svc ignored')]);
   });
 });
+
+describe('the --isolation flag', () => {
+  it('defaults to auto, takes none, and names itself when given anything else', () => {
+    expect(parseInsecure([], user).isolation).toBe('auto');
+    expect(parseInsecure(['--isolation', 'none'], user).isolation).toBe('none');
+    expect(flagOf(['--isolation', 'full'])).toBe('--isolation');
+  });
+});

@@ -27,6 +27,7 @@ import { cgroupParentSegments } from './task-paths.js';
 import { DEFAULT_FENCE_AFTER_MS, SCHEDULERS_DEFAULT_MACHINE_LOSS_GRACE_MS } from './fence.js';
 import { DEFAULT_TASK_UIDS, parseUidRange, type UidRange } from './task-uids.js';
 import { resolveTaskUser, type TaskUser } from './task-user.js';
+import { ISOLATION_MODES, type IsolationMode } from './isolation-detect.js';
 
 export const USAGE = `usage: omega-agent [flags]
 
@@ -57,6 +58,12 @@ ${securityUsage(26)}  --cell NAME             cell name (default "default")
                           output is kept per stream
   --keep-attempts N       keep the directories and logs of only the newest N attempts of a
                           task (older ones go when a new attempt starts; default 3)
+  --isolation MODE        auto (default): start tasks in the namespaces this host allows (own
+                          PID namespace and /proc, private /tmp; network: none jobs get a
+                          network namespace with only loopback), found by a probe at start and
+                          advertised as omega.isolation.* attributes; none: no namespaces
+                          (tasks share the host's /proc, /tmp and network; network: none jobs
+                          are refused)
   --drain-on-exit         stop every task when the agent stops (default: leave them running)
   --hollow N              serve N hollow machines (no processes; tasks run for runDurationMs)
   --hollow-prefix PREFIX  hollow machine ids are PREFIX-0000... (default hollow)
@@ -99,6 +106,8 @@ export interface AgentConfig {
   readonly logCapBytes: number;
   /** Attempt directories kept per task (`--keep-attempts`). */
   readonly keepAttempts: number;
+  /** `--isolation`: namespaces where the host allows them (`auto`, default) or none. */
+  readonly isolation: IsolationMode;
   readonly drainOnExit: boolean;
   /** 0: a real agent. */
   readonly hollow: number;
@@ -161,6 +170,7 @@ export function parseAgentArgs(argv: readonly string[], env: ConfigEnvironment =
         'task-retention-s': { type: 'string' },
         'keep-attempts': { type: 'string' },
         'log-cap': { type: 'string' },
+        isolation: { type: 'string' },
         'log-listen': { type: 'string' },
         'drain-on-exit': { type: 'boolean' },
         hollow: { type: 'string' },
@@ -283,6 +293,8 @@ export function parseAgentArgs(argv: readonly string[], env: ConfigEnvironment =
     }
     if (logCapBytes < MIN_LOG_CAP_BYTES) throw new FlagError('--log-cap', `must be at least ${MIN_LOG_CAP_BYTES} bytes, got ${JSON.stringify(values['log-cap'])}`);
   }
+  const isolation = (values.isolation ?? 'auto') as IsolationMode;
+  if (!ISOLATION_MODES.includes(isolation)) throw new FlagError('--isolation', `must be one of ${ISOLATION_MODES.join(', ')}, got ${JSON.stringify(values.isolation)}`);
   const heartbeatTtlSeconds = integer('--heartbeat-ttl', values['heartbeat-ttl'], 10, 1, 3_600);
   const fenceAfterMs = integer('--fence-after-ms', values['fence-after-ms'], DEFAULT_FENCE_AFTER_MS, 0, 3_600_000);
   // The README's timing rule, with the schedulers' default grace: past this, a fenced task's
@@ -320,6 +332,7 @@ export function parseAgentArgs(argv: readonly string[], env: ConfigEnvironment =
     taskRetentionMs,
     keepAttempts,
     logCapBytes,
+    isolation,
     drainOnExit: values['drain-on-exit'] === true,
     hollow,
     hollowPrefix,

@@ -18,6 +18,7 @@ import { startLogServer, type LogServer } from './log-server.js';
 import { taskLogPaths } from './task-paths.js';
 import { defaultSupervisorPath, SUPERVISOR_OVERHEAD_BYTES, SupervisorMissingError } from './supervisor-command.js';
 import { ProcessExecutor } from './task-runner.js';
+import { detectIsolation, isolationAttributes } from './isolation-detect.js';
 
 async function main(): Promise<number> {
   let config: AgentConfig;
@@ -102,7 +103,11 @@ async function main(): Promise<number> {
       });
       logger.info({ logAddress: logServer.address }, 'serving task logs');
     }
-    const registration: MachineRegistration = { id, capacity: config.capacity, attributes: config.attributes, enforcementDisabled: cgroups === undefined };
+    // Once, before registering: the machine record says what isolation its tasks get (jobs select
+    // machines by attributes), and these attributes win over --attr ones of the same name.
+    const isolation = await detectIsolation({ supervisorPath: supervisorPath ?? defaultSupervisorPath(), mode: config.isolation });
+    logger.info({ mode: config.isolation, found: isolation.found, pidNamespace: isolation.use.pid, networkNone: isolation.use.networkNone, ...(isolation.problem === undefined ? {} : { problem: isolation.problem }) }, 'task isolation');
+    const registration: MachineRegistration = { id, capacity: config.capacity, attributes: { ...config.attributes, ...isolationAttributes(isolation.use) }, enforcementDisabled: cgroups === undefined };
     agent = new Agent({
       cell,
       machines: [registration],
@@ -121,6 +126,7 @@ async function main(): Promise<number> {
           keepAttempts: config.keepAttempts,
           ...(supervisorPath === undefined ? {} : { supervisorPath }),
           logCapBytes: config.logCapBytes,
+          isolation: isolation.use,
           logger: log.child({ machineId: id }),
         });
         await executor.init();
