@@ -169,3 +169,15 @@ describe('the log limit on the wire', () => {
     expect(problems(wireSpec({ task: { ...task, log_limit_bytes: 100 } }))).toEqual([expect.stringMatching(/^job\.task\.log_limit_bytes: must be 0/)]);
   });
 });
+
+describe('the network on the wire', () => {
+  it('becomes network host or none, empty stays absent, goes back out, and anything else is named by its proto field', () => {
+    const task = wireSpec().task!;
+    const result = jobSpecFromWire(wireSpec({ task: { ...task, network: 'none' } }));
+    expect(result.spec?.task.network).toBe('none');
+    expect(jobSpecToWire(result.spec!).task?.network).toBe('none');
+    expect(jobSpecFromWire(wireSpec({ task: { ...task, network: '' } })).spec?.task.network).toBeUndefined();
+    expect(jobSpecToWire(jobSpecFromWire(wireSpec()).spec!).task?.network).toBe('');
+    expect(problems(wireSpec({ task: { ...task, network: 'bridge' } }))).toEqual(['job.task.network: must be one of host, none']);
+  });
+});

@@ -9,7 +9,7 @@
  * paths rewritten to proto names. Nothing is written by this file: a caller stores a spec only
  * when the problem list is empty.
  */
-import { DEFAULT_NAMESPACE, JOB_LIMITS, jobSpecProblems, secretEnvProblems, type Constraint, type JobSpec, type SecretEnv, type SpecProblem } from '@omega/cell-state';
+import { DEFAULT_NAMESPACE, JOB_LIMITS, jobSpecProblems, secretEnvProblems, type Constraint, type JobSpec, type SecretEnv, type SpecProblem, type TaskNetwork } from '@omega/cell-state';
 import { protoFieldPath } from './errors.js';
 import { encodedJobSpecBytes } from './proto.js';
 import {
@@ -107,6 +107,8 @@ export function jobSpecFromWire(wire: WireJobSpec | null | undefined, field = 'j
       hollowFail: task?.hollow_fail === true,
       pidsLimit: task?.pids_limit ?? 0,
       ...(Number(task?.log_limit_bytes ?? 0) !== 0 ? { logLimitBytes: Number(task?.log_limit_bytes) } : {}),
+      // Checked by jobSpecProblems (task.network: host or none); empty is the host's network.
+      ...(task?.network !== undefined && task.network !== '' ? { network: task.network as TaskNetwork } : {}),
     },
     constraints,
     restartPolicy: {
@@ -144,6 +146,7 @@ export function jobSpecToWire(spec: JobSpec): WireJobSpec {
       hollow_fail: spec.task.hollowFail,
       pids_limit: spec.task.pidsLimit,
       log_limit_bytes: spec.task.logLimitBytes ?? 0,
+      network: spec.task.network ?? '',
       // The values never leave the cell's secret store through a read: names only.
       secret_env: {},
       secret_env_names: [...(spec.task.secretEnvNames ?? [])],

@@ -45,6 +45,8 @@ export interface WireTaskSpec {
   pids_limit: number;
   /** 0 or absent: the agent's log cap. */
   log_limit_bytes?: number;
+  /** "" or absent, or "host": the machine's network; "none": only loopback. */
+  network?: string;
   /** Write-only: values given at submit; always empty in replies. */
   secret_env?: Record<string, string>;
   /** In replies: the names of the job's secret env entries (sorted). Ignored on submit. */

@@ -79,6 +79,13 @@ restart: {policy: on-failure, maxRestarts: 3, initialBackoff: 500ms, maxBackoff:
     expect(problemsOf('name: a\nkind: batch\ncpu: 1\nmemory: 1Mi\ncommand: [true]\nlogLimit: lots')).toEqual([expect.stringMatching(/^logLimit: /)]);
   });
 
+  it('reads network: none or host into the task spec and names network when it is anything else', () => {
+    expect(parseJobFile('name: a\nkind: batch\ncpu: 1\nmemory: 1Mi\ncommand: [true]\nnetwork: none').task.network).toBe('none');
+    expect(parseJobFile('name: a\nkind: batch\ncpu: 1\nmemory: 1Mi\ncommand: [true]\nnetwork: host').task.network).toBe('host');
+    expect('network' in parseJobFile('name: a\nkind: batch\ncpu: 1\nmemory: 1Mi\ncommand: [true]').task).toBe(false);
+    expect(problemsOf('name: a\nkind: batch\ncpu: 1\nmemory: 1Mi\ncommand: [true]\nnetwork: bridge')).toEqual(['network: must be one of host, none']);
+  });
+
   it('requires kind, cpu and memory', () => {
     expect(problemsOf('name: a\ncommand: [true]\n')).toEqual(['kind: is required: batch or service', 'cpu: is required (e.g. 500m or 0.5)', 'memory: is required (e.g. 64Mi)']);
   });

@@ -9,6 +9,7 @@
  * command: [sh, -c, 'echo hello from $OMEGA_TASK_ID']
  * cpu: 500m                   # or 0.5
  * memory: 64Mi
+ * network: none               # only loopback (default host); placed only where agents can
  * constraints:
  *   - {attribute: zone, in: [a, b]}
  * secretEnv:                  # write-only: never shown by any read
@@ -22,7 +23,7 @@
  * Secret env values named by `fromEnv` / `fromFile` are not read here (parsing stays pure): the
  * parse returns where each value comes from, and `secret-env.ts` reads them just before a submit.
  */
-import { DEFAULT_NAMESPACE, jobSpecProblems, parseBytes, parseCpuMillis, secretEnvNames, secretEnvProblems, type Constraint, type JobSpec, type RestartPolicyKind } from '@omega/cell-state';
+import { DEFAULT_NAMESPACE, jobSpecProblems, parseBytes, parseCpuMillis, secretEnvNames, secretEnvProblems, type Constraint, type JobSpec, type RestartPolicyKind, type TaskNetwork } from '@omega/cell-state';
 import { parseDocument } from 'yaml';
 
 /** A job file that cannot be used; `problems` are `<field>: <problem>`, every one found. */
@@ -36,7 +37,7 @@ export class JobFileError extends Error {
   }
 }
 
-const TOP_LEVEL = ['name', 'namespace', 'kind', 'instances', 'priority', 'commitMode', 'command', 'env', 'cpu', 'memory', 'duration', 'hollowFail', 'pidsLimit', 'logLimit', 'constraints', 'restart', 'retention', 'secretEnv'] as const;
+const TOP_LEVEL = ['name', 'namespace', 'kind', 'instances', 'priority', 'commitMode', 'command', 'env', 'cpu', 'memory', 'duration', 'hollowFail', 'pidsLimit', 'logLimit', 'network', 'constraints', 'restart', 'retention', 'secretEnv'] as const;
 const CONSTRAINT_KEYS = ['attribute', 'equals', 'in', 'notIn', 'spread', 'maxPerMachine'] as const;
 const RESTART_KEYS = ['policy', 'maxRestarts', 'initialBackoff', 'maxBackoff'] as const;
 
@@ -92,7 +93,7 @@ export function fileField(path: string): string {
     [/^task\.resources\.cpuMillis/, 'cpu'],
     [/^task\.resources\.memoryBytes/, 'memory'],
     [/^task\.runDurationMs/, 'duration'],
-    [/^task\.(command|env|hollowFail|pidsLimit)/, '$1'],
+    [/^task\.(command|env|hollowFail|pidsLimit|network)/, '$1'],
     [/^task\.logLimitBytes/, 'logLimit'],
     [/^restartPolicy\.kind/, 'restart.policy'],
     [/^restartPolicy\.maxRestarts/, 'restart.maxRestarts'],
@@ -319,6 +320,8 @@ export function parseJobDocument(text: string, source = 'job file'): ParsedJobFi
       hollowFail: raw.hollowFail === true,
       pidsLimit: integer('pidsLimit', 0),
       ...(logLimitBytes > 0 ? { logLimitBytes } : {}),
+      // `network: none`: only loopback (jobSpecProblems names anything but host or none).
+      ...(raw.network !== undefined ? { network: String(raw.network) as TaskNetwork } : {}),
     },
     constraints,
     restartPolicy: restart,

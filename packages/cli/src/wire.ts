@@ -50,6 +50,8 @@ export interface WireJobView {
       hollow_fail: boolean;
       pids_limit: number;
       log_limit_bytes?: number;
+      /** "" (host) or "none". */
+      network?: string;
       /** The names of the secret env entries only; the values never come back. */
       secret_env_names?: string[];
     } | null;
