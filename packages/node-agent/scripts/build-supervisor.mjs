@@ -1,8 +1,9 @@
 #!/usr/bin/env node
-// Builds the task supervisor (native/omega-supervisor.c) into dist/omega-supervisor with the
-// system C compiler. Run by the package's build and prepare steps, by the root `npm run
+// Builds the task supervisor (native/omega-supervisor.c) into dist/omega-supervisor, and the
+// launcher that starts supervisors for the agent (native/omega-launcher.c) into
+// dist/omega-launcher, with the system C compiler. Run by the package's build and prepare steps, by the root `npm run
 // build|test|demo` after `tsc -b`, and by the test setup; does nothing when the binary is newer
-// than its source.
+// than its source (each binary on its own).
 //
 // Compiler: $CC, else `cc`, else `gcc`. None found: as root where apt-get exists, installs
 // Debian's `gcc` and `libc6-dev` (one apt-get update first); otherwise prints what to install
@@ -15,8 +16,7 @@ import { delimiter, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const packageDir = join(dirname(fileURLToPath(import.meta.url)), '..');
-const source = join(packageDir, 'native', 'omega-supervisor.c');
-const output = join(packageDir, 'dist', 'omega-supervisor');
+const BINARIES = ['omega-supervisor', 'omega-launcher'].map((name) => ({ source: join(packageDir, 'native', `${name}.c`), output: join(packageDir, 'dist', name) }));
 const FLAGS = ['-std=c99', '-O2', '-Wall', '-Wextra', '-D_FORTIFY_SOURCE=2', '-fstack-protector-strong'];
 const HINT = 'no C compiler found to build the task supervisor: on Debian/Ubuntu run `apt-get install gcc libc6-dev`; elsewhere install a C compiler and set CC';
 
@@ -58,13 +58,16 @@ function installCompiler() {
   return true;
 }
 
-const built = mtime(output);
-const changed = mtime(source);
-if (changed === undefined) {
-  console.error(`build-supervisor: ${source} is missing`);
-  process.exit(1);
-}
-if (built !== undefined && built >= changed) process.exit(0);
+const stale = BINARIES.filter(({ source, output }) => {
+  const changed = mtime(source);
+  if (changed === undefined) {
+    console.error(`build-supervisor: ${source} is missing`);
+    process.exit(1);
+  }
+  const built = mtime(output);
+  return built === undefined || built < changed;
+});
+if (stale.length === 0) process.exit(0);
 
 let cc = findCompiler();
 if (cc === undefined && installCompiler()) cc = findCompiler();
@@ -72,13 +75,15 @@ if (cc === undefined) {
   console.error(`build-supervisor: ${HINT}`);
   process.exit(1);
 }
-mkdirSync(dirname(output), { recursive: true });
-// Into a temporary name, then renamed: a concurrent build or a running agent never sees half a file.
-const tmp = `${output}.${process.pid}.tmp`;
-const result = spawnSync(cc, [...FLAGS, '-o', tmp, source], { stdio: 'inherit' });
-if (result.error !== undefined || result.status !== 0) {
-  rmSync(tmp, { force: true });
-  console.error(`build-supervisor: \`${cc}\` failed${result.error ? `: ${result.error.message}` : ` (exit ${result.status})`}`);
-  process.exit(1);
+for (const { source, output } of stale) {
+  mkdirSync(dirname(output), { recursive: true });
+  // Into a temporary name, then renamed: a concurrent build or a running agent never sees half a file.
+  const tmp = `${output}.${process.pid}.tmp`;
+  const result = spawnSync(cc, [...FLAGS, '-o', tmp, source], { stdio: 'inherit' });
+  if (result.error !== undefined || result.status !== 0) {
+    rmSync(tmp, { force: true });
+    console.error(`build-supervisor: \`${cc}\` failed${result.error ? `: ${result.error.message}` : ` (exit ${result.status})`}`);
+    process.exit(1);
+  }
+  renameSync(tmp, output);
 }
-renameSync(tmp, output);

@@ -27,15 +27,16 @@
  * (a process that leaves the group escapes: that is what enforcement is for).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, openSync, readFileSync, constants as fsc } from 'node:fs';
+import { closeSync, existsSync, openSync, readdirSync, readFileSync, constants as fsc } from 'node:fs';
 import { chown, mkdir, readdir, rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import pino, { type Logger } from 'pino';
 import { isTerminal, parseTaskId, type CellSnapshot, type Job, type JobId, type MachineId, type SecretEnv, type Task, type TaskId, type TaskPatch } from '@omega/cell-state';
 import { cgroupLimits, sleep, type CgroupDriver, type CgroupUsage, type TaskCgroup } from './cgroup-driver.js';
 import type { Executor, TaskAttempt } from './executor.js';
 import { IsolationUnavailableError, taskIsolation, type HostIsolation } from './isolation.js';
 import { ReporterClosedError, type StatusReporter } from './status-reporter.js';
+import { LaunchFailedError, launcherPathFor, SupervisorLauncher } from './supervisor-launcher.js';
 import { DEFAULT_LOG_CAP_BYTES, defaultSupervisorPath, encodeSupervisorEnv, supervisorArgs, taskLogCap, taskMemoryLimit, type SupervisorCommand } from './supervisor-command.js';
 import { MAX_SUPERVISOR_ENV_BYTES, readJson, TASK_FILES, writeJsonDurable, writeJsonVolatile, writeJsonVolatileAsync, type ExitRecord, type ReportedRecord, type StartedRecord, type SupervisorEnv, type SupervisorRecord, type TaskMeta } from './task-files.js';
 import { insideRoot, isTaskInstanceName, taskInstanceName, tasksRoot } from './task-paths.js';
@@ -65,6 +66,12 @@ export interface ProcessExecutorOptions {
   readonly logger?: Logger;
   /** The supervisor binary (default: `omega-supervisor` of this package's build, see supervisor-command.ts). */
   readonly supervisorPath?: string;
+  /**
+   * Start supervisors through `omega-launcher` (built next to the supervisor; see
+   * supervisor-launcher.ts) instead of forking the agent per task (default true; without a
+   * launcher binary next to the supervisor, or false: `child_process.spawn`).
+   */
+  readonly useLauncher?: boolean;
   /** Cap of each of a task's stdout.log and stderr.log; one rotated file more is kept (default 64 MiB). */
   readonly logCapBytes?: number;
   /** How often adopted attempts are checked for their end (default 250 ms). */
@@ -108,6 +115,8 @@ interface Context {
   readonly killGraceMs: number;
   readonly pollIntervalMs: number;
   readonly logger: Logger;
+  /** Starts supervisors without forking the agent; undefined: `child_process.spawn` each. */
+  readonly launcher: SupervisorLauncher | undefined;
 }
 
 /** Runs task attempts as supervised processes, in cgroups when a driver is given. */
@@ -117,10 +126,13 @@ export class ProcessExecutor implements Executor {
   private sweeper: NodeJS.Timeout | undefined;
 
   constructor(options: ProcessExecutorOptions) {
+    const supervisorPath = options.supervisorPath ?? defaultSupervisorPath();
+    const launcherPath = options.useLauncher === false ? undefined : launcherPathFor(supervisorPath);
     this.context = {
       options,
       tasksRoot: tasksRoot(options.dataDir),
-      supervisorPath: options.supervisorPath ?? defaultSupervisorPath(),
+      supervisorPath,
+      launcher: launcherPath === undefined ? undefined : new SupervisorLauncher(launcherPath, { PATH: DEFAULT_TASK_PATH }),
       logCapBytes: options.logCapBytes ?? DEFAULT_LOG_CAP_BYTES,
       uids: options.taskUids === undefined ? undefined : new TaskUidPool(options.taskUids),
       killGraceMs: options.killGraceMs ?? DEFAULT_KILL_GRACE_MS,
@@ -156,6 +168,9 @@ export class ProcessExecutor implements Executor {
     const adopted: ProcessAttempt[] = [];
     const seen = new Set<string>();
     const names = await readdir(this.context.tasksRoot).catch(() => [] as string[]);
+    // Supervisors by the directory on their command line, read from /proc once if needed: one
+    // started just before the previous agent died may have no supervisor.json yet.
+    let byDir: Map<string, number> | undefined;
     for (const name of names) {
       if (!isTaskInstanceName(name)) {
         logger.warn({ entry: name }, 'unexpected entry in the tasks directory; left alone');
@@ -196,7 +211,9 @@ export class ProcessExecutor implements Executor {
       const started = safeRead<StartedRecord>(join(dir, TASK_FILES.started));
       const exited = exit !== undefined;
       const supervisor = safeRead<SupervisorRecord>(join(dir, TASK_FILES.supervisor));
-      const alive = supervisor !== undefined && supervisorAlive(supervisor.pid, dir);
+      let supervisorPid = supervisor !== undefined && supervisorAlive(supervisor.pid, dir) ? supervisor.pid : undefined;
+      if (supervisorPid === undefined && !exited) supervisorPid = (byDir ??= supervisorsByDir(this.context.tasksRoot)).get(dir);
+      const alive = supervisorPid !== undefined;
       if (started === undefined && !exited && !alive) {
         // It never got to run user code: start from scratch if it is still placed.
         log.info('task attempt never started; removing it');
@@ -217,7 +234,7 @@ export class ProcessExecutor implements Executor {
         machineId: options.machineId,
       });
       this.track(attempt);
-      void attempt.runAdopted(meta, { started, supervisorPid: alive ? supervisor?.pid : undefined }, atClaim ? record : undefined);
+      void attempt.runAdopted(meta, { started, supervisorPid }, atClaim ? record : undefined);
       adopted.push(attempt);
     }
     // Cgroups with no task directory: a previous agent died between creating one and its
@@ -235,6 +252,8 @@ export class ProcessExecutor implements Executor {
     clearInterval(this.sweeper);
     this.sweeper = undefined;
     for (const attempt of this.live) attempt.detach();
+    // EOF to the launcher: it exits; the supervisors it started keep running, for adoption.
+    this.context.launcher?.close();
   }
 
   /** Removes finished tasks' directories once their retention has passed: now, then periodically. */
@@ -312,6 +331,35 @@ export function supervisorAlive(pid: number, dir: string): boolean {
   } catch {
     return false;
   }
+}
+
+/**
+ * The supervisors of attempts under `tasksRoot`, by the attempt directory their command line
+ * names (the argument right before `--`), from one pass over /proc. Zombies (empty command
+ * line) are left out.
+ */
+function supervisorsByDir(tasksRoot: string): Map<string, number> {
+  const found = new Map<string, number>();
+  let entries: string[];
+  try {
+    entries = readdirSync('/proc');
+  } catch {
+    return found;
+  }
+  const prefix = `${resolve(tasksRoot)}/`;
+  for (const entry of entries) {
+    if (!/^[0-9]+$/.test(entry)) continue;
+    let args: string[];
+    try {
+      args = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
+    } catch {
+      continue;
+    }
+    const end = args.indexOf('--');
+    const dir = end > 0 ? args[end - 1] : undefined;
+    if (dir !== undefined && dir.startsWith(prefix)) found.set(dir, Number(entry));
+  }
+  return found;
 }
 
 function signalGroup(pid: number, signal: NodeJS.Signals): void {
@@ -407,18 +455,27 @@ class ProcessAttempt implements TaskAttempt {
     const cgroups = this.context.options.cgroups;
     this.cgroup = meta.cgroup !== '' && cgroups !== undefined ? cgroups.open(meta.cgroup) : undefined;
     if (found.supervisorPid === undefined) this.resolveSupervisorGone();
-    else {
-      // Not our child any more: no exit event. Watch its files and its pid.
-      this.poll = setInterval(() => {
-        if (existsSync(join(this.dir, TASK_FILES.exit)) || !supervisorAlive(found.supervisorPid as number, this.dir)) {
-          clearInterval(this.poll);
-          this.resolveSupervisorGone();
-        }
-      }, this.context.pollIntervalMs);
-    }
+    else this.watchByPolling(found.supervisorPid);
     await this.waitForStart(record?.state === 'placed');
     await this.supervisorGone;
     await this.complete();
+  }
+
+  /**
+   * For a supervisor that is not our child (adopted) or whose launcher died: no exit event, so
+   * its files and its pid are watched. `pid` undefined: the launcher died before naming it; it
+   * is looked up in /proc by its directory.
+   */
+  private watchByPolling(pid: number | undefined): void {
+    if (this.detached || this.poll !== undefined) return;
+    this.poll = setInterval(() => {
+      if (this.detached) return;
+      const alive = pid !== undefined ? supervisorAlive(pid, this.dir) : supervisorsByDir(this.context.tasksRoot).has(this.dir);
+      if (existsSync(join(this.dir, TASK_FILES.exit)) || !alive) {
+        clearInterval(this.poll);
+        this.resolveSupervisorGone();
+      }
+    }, this.context.pollIntervalMs);
   }
 
   /** Makes the attempt's directory and cgroup; returns what the supervisor runs and the environment for its stdin. */
@@ -507,6 +564,32 @@ class ProcessAttempt implements TaskAttempt {
   }
 
   private spawnSupervisor(command: SupervisorCommand, env: Buffer): void {
+    const launcher = this.context.launcher;
+    if (launcher === undefined) return this.spawnDirectly(command, env);
+    let pid: number | undefined;
+    launcher
+      .launch({ binary: this.context.supervisorPath, args: supervisorArgs(command), logPath: this.file('supervisorLog'), stdin: env }, (end) => {
+        if (end === 'exited') this.resolveSupervisorGone();
+        else this.watchByPolling(pid);
+      })
+      .then(
+        (launched) => {
+          pid = launched;
+          // In the tick the pid is known. Should the agent die before this, the next one finds
+          // the supervisor in /proc by its directory (see recover). No fsync: the page cache
+          // outlives the agent, and after a machine crash no pid is alive.
+          if (!this.detached) writeJsonVolatile(this.file('supervisor'), { pid } satisfies SupervisorRecord);
+        },
+        (error: unknown) => {
+          if (error instanceof LaunchFailedError) {
+            this.log.error({ err: error }, 'could not run the task supervisor');
+            this.resolveSupervisorGone();
+          } else this.watchByPolling(undefined);
+        },
+      );
+  }
+
+  private spawnDirectly(command: SupervisorCommand, env: Buffer): void {
     const logFd = openSync(this.file('supervisorLog'), fsc.O_WRONLY | fsc.O_CREAT | fsc.O_APPEND | fsc.O_NOFOLLOW, 0o640);
     let child: ChildProcess;
     try {
