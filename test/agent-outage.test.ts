@@ -47,8 +47,8 @@ function startAgent(endpoint: string, cell: string, machine: string, dataDir: st
 const running = (agent: LoggedProcess): boolean => agent.child.exitCode === null && agent.child.signalCode === null;
 const count = (agent: LoggedProcess, message: string): number => agent.messages.filter((m) => m === message).length;
 
-async function tempDir(prefix: string): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), prefix));
+async function tempDir(prefix: string, parent = tmpdir()): Promise<string> {
+  const dir = await mkdtemp(join(parent, prefix));
   // Tasks run as nobody when the tests run as root: they must reach their directories.
   await chmod(dir, 0o755);
   dirs.push(dir);
@@ -97,7 +97,8 @@ describe('the node agent through an etcd outage', () => {
   it.skipIf(skip)('keeps the same process through an outage longer than its heartbeat TTL, is alive again after, reports what ended meanwhile and runs a job placed afterwards', async () => {
     const m1 = machineId('outage-m1');
     const dataDir = await tempDir('omega-agent-outage-');
-    const gates = await tempDir('omega-outage-gates-');
+    // Not under /tmp: a task has a private /tmp (see the node agent's README, "Isolation").
+    const gates = await tempDir('omega-outage-gates-', '/var/tmp');
     const agent = startAgent(etcd.clientUrl, cell.keys.cell, m1, dataDir);
     await eventually('the agent to start', () => agent.messages.includes('agent started'), 30_000);
     await eventually('its machine to be alive', () => mirror.snapshot().alive(m1) !== undefined, 30_000);

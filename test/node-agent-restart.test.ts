@@ -48,7 +48,8 @@ describe('the node agent across restarts', () => {
     cellName = freshCellName();
     cell = new Cell(kv, cellName);
     dataDir = await mkdtemp(join(tmpdir(), 'omega-agent-restart-'));
-    gates = await mkdtemp(join(tmpdir(), 'omega-gates-'));
+    // Not under /tmp: a task has a private /tmp (see the node agent's README, "Isolation").
+    gates = await mkdtemp(join('/var/tmp', 'omega-gates-'));
     // Tasks run as nobody: they must reach their working directory and see the gate files.
     await chmod(dataDir, 0o755);
     await chmod(gates, 0o755);
