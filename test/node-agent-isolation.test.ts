@@ -131,15 +131,16 @@ describe('tasks in namespaces of their own', () => {
     expect(pids).not.toContain(process.pid);
   });
 
-  it.skipIf(skip)("a task's /tmp is private: a file written there is not in the host's /tmp, and its work dir under /tmp is still its cwd", async () => {
+  it.skipIf(skip)("a task's /tmp and /dev/shm are private: files written there are not in the host's, and its work dir under /tmp is still its cwd", async () => {
     const marker = `omega-iso-marker-${process.pid}`;
-    await run('tmp', jobSpec('tmp').cpu(100).memory('32Mi').command('/bin/sh', '-c', `echo x > /tmp/${marker} && ls /tmp/${marker} && pwd && echo "$HOME" && touch here`).build());
+    await run('tmp', jobSpec('tmp').cpu(100).memory('32Mi').command('/bin/sh', '-c', `echo x > /tmp/${marker} && ls /tmp/${marker} && echo y > /dev/shm/${marker} && pwd && echo "$HOME" && touch here`).build());
     await eventually('the task to end', () => ended('tmp'));
     expect(record('tmp')).toMatchObject({ state: 'succeeded', exitCode: 0 });
     const work = join(taskLogPaths(join(dataDir, m1), taskId('tmp', 0), 1).dir, 'work');
     expect(await stdout('tmp')).toBe(`/tmp/${marker}\n${work}\n${work}\n`);
     await expect(stat(join(tmpdir(), marker))).rejects.toThrow(/ENOENT/);
     expect((await readdir(tmpdir())).includes(marker)).toBe(false);
+    await expect(stat(join('/dev/shm', marker))).rejects.toThrow(/ENOENT/);
   });
 
   it.skipIf(skip)('with network: none a task has only loopback and cannot reach a listener on the host\'s 127.0.0.1', async () => {

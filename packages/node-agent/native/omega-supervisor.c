@@ -27,7 +27,7 @@
  *   -i  a new PID and mount namespace. The supervisor unshares CLONE_NEWPID before its fork, so
  *       its child is pid 1 of the new namespace: a tiny init that makes / private, mounts a
  *       fresh /proc (nosuid,nodev,noexec) and a private tmpfs on /tmp (-t bytes, default 256
- *       MiB, mode 1777; a work dir under /tmp is bound back at its own path), and after "go"
+ *       MiB, mode 1777; the same on /dev/shm; a work dir under /tmp is bound back at its own path), and after "go"
  *       forks the task, writes the task's pid (as its namespace sees it: that is how the
  *       kernel reads it) into the procs files before releasing it to take its ids and exec,
  *       and reaps every orphan until the task exits. The task's exact wait status (exit code or signal) reaches the supervisor on a
@@ -433,6 +433,9 @@ static const char *setup_mounts(const char *work_dir, long long tmp_bytes) {
     char opts[64];
     snprintf(opts, sizeof opts, "size=%lld,mode=1777", tmp_bytes);
     if (mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, opts) != 0) return "mount a tmpfs on /tmp";
+    /* The host's /dev/shm is one tmpfs every process shares: the task gets its own, like /tmp. */
+    struct stat shm;
+    if (stat("/dev/shm", &shm) == 0 && S_ISDIR(shm.st_mode) && mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, opts) != 0) return "mount a tmpfs on /dev/shm";
     if (under_tmp) {
         char from[64];
         snprintf(from, sizeof from, "/proc/self/fd/%d", work_fd);
