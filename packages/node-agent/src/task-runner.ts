@@ -575,10 +575,12 @@ class ProcessAttempt implements TaskAttempt {
       .then(
         (launched) => {
           pid = launched;
-          // In the tick the pid is known. Should the agent die before this, the next one finds
-          // the supervisor in /proc by its directory (see recover). No fsync: the page cache
+          // Off the event loop: should the agent die before it lands, the next one finds the
+          // supervisor in /proc by its directory (see recover). No fsync: the page cache
           // outlives the agent, and after a machine crash no pid is alive.
-          if (!this.detached) writeJsonVolatile(this.file('supervisor'), { pid } satisfies SupervisorRecord);
+          if (!this.detached) {
+            writeJsonVolatileAsync(this.file('supervisor'), { pid } satisfies SupervisorRecord).catch((error: unknown) => this.log.warn({ err: error }, 'could not write supervisor.json'));
+          }
         },
         (error: unknown) => {
           if (error instanceof LaunchFailedError) {
