@@ -4,78 +4,39 @@
  * and writable cgroups; skipped loudly otherwise. Runs the agent in this process on a MemoryKv
  * (the cell store is not what is under test here) and the built supervisor (`tsc -b` first).
  */
-import { chmod, mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Cell, jobId, machineId, MemoryKv, taskId, type CellMirror, type JobSpec, type Task } from '@omega/cell-state';
-import { freshCellName, jobSpec } from '@omega/cell-state/testing';
-import { Agent, detectCgroupDriver, ProcessExecutor, resolveTaskUser, taskInstanceName, taskLogPaths, type CgroupDriver } from '@omega/node-agent';
+import { jobId, machineId, taskId, type Cell, type CellMirror, type JobSpec, type Task } from '@omega/cell-state';
+import { jobSpec } from '@omega/cell-state/testing';
+import { resolveTaskUser, taskInstanceName, taskLogPaths, type CgroupDriver } from '@omega/node-agent';
 import { eventually, placeTasks } from '@omega/node-agent/testing';
+import { detectRealCgroups, processGone, startRealAgent, type RealAgent } from './support/real-agent.js';
 
 const MiB = 1024 ** 2;
 const m1 = machineId('cg-m1');
 const parent = `omega-test-${process.pid}`;
 
-const isRoot = process.getuid?.() === 0;
-const detection = isRoot ? await detectCgroupDriver({ parent }) : { problem: 'the tests do not run as root' };
-const skipWhy = !isRoot ? 'the tests do not run as root' : detection.driver === undefined ? `cgroups are not writable here: ${detection.problem}` : undefined;
-if (skipWhy !== undefined) console.warn(`SKIPPED: node agent tests on real cgroups because ${skipWhy}`);
-const skip = skipWhy !== undefined;
-
-/** Whether a process is gone (or a zombie: dead, waiting for a parent that never reaps). */
-async function processGone(pid: number): Promise<boolean> {
-  try {
-    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
-  } catch {
-    return true;
-  }
-}
+const { driver: detected, skip } = await detectRealCgroups(parent, 'node agent tests on real cgroups');
 
 describe('the node agent on real cgroups', () => {
-  let kv: MemoryKv;
+  let real: RealAgent | undefined;
   let cell: Cell;
   let mirror: CellMirror;
-  let agent: Agent;
   let dataDir: string;
   let driver: CgroupDriver;
 
   beforeAll(async () => {
     if (skip) return;
-    driver = detection.driver as CgroupDriver;
-    dataDir = await mkdtemp(join(tmpdir(), 'omega-agent-cg-'));
-    // mkdtemp makes 0700: the task user must be able to reach its working directory.
-    await chmod(dataDir, 0o755);
-    kv = new MemoryKv();
-    cell = new Cell(kv, freshCellName());
-    agent = new Agent({
-      cell,
-      machines: [{ id: m1, capacity: { cpuMillis: 64_000, memoryBytes: 64 * 1024 ** 3 } }],
-      executor: async ({ reporter }) => {
-        const executor = new ProcessExecutor({ dataDir, machineId: m1, reporter, cgroups: driver, taskUser: resolveTaskUser('nobody'), killGraceMs: 500 });
-        await executor.init();
-        return executor;
-      },
-      flushIntervalMs: 20,
-    });
-    await agent.start();
-    mirror = cell.mirror();
-    await mirror.start();
+    driver = detected as CgroupDriver;
+    real = await startRealAgent({ driver, parent, machineId: m1, dataDirPrefix: 'omega-agent-cg-', executor: { taskUser: resolveTaskUser('nobody'), killGraceMs: 500 } });
+    ({ cell, mirror, dataDir } = real);
   });
 
   afterAll(async () => {
-    if (skip) return;
     // Whatever a failed test left running is stopped here, then the test's parent cgroups go.
-    await agent?.stop({ drain: true });
-    await mirror?.stop();
-    await kv?.close();
-    const { rmdir } = await import('node:fs/promises');
-    for (const controller of driver.version === 'v2' ? [''] : ['cpu', 'cpuacct', 'memory', 'pids', 'freezer']) {
-      await rmdir(join(driver.root, controller, parent)).catch(() => undefined);
-    }
-    await rm(dataDir, { recursive: true, force: true });
+    await real?.stop();
   });
 
   async function run(name: string, spec: JobSpec, instances = 1): Promise<Task[]> {
