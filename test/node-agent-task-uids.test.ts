@@ -5,71 +5,37 @@
  * back. Needs root and writable cgroups; skipped loudly otherwise. Runs the agent in this process
  * on a MemoryKv.
  */
-import { chmod, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Cell, jobId, machineId, MemoryKv, taskId, type CellMirror, type JobSpec, type Task } from '@omega/cell-state';
-import { freshCellName, jobSpec } from '@omega/cell-state/testing';
-import { Agent, detectCgroupDriver, ProcessExecutor, taskLogPaths, type CgroupDriver } from '@omega/node-agent';
+import { jobId, machineId, taskId, type Cell, type CellMirror, type JobSpec, type Task } from '@omega/cell-state';
+import { jobSpec } from '@omega/cell-state/testing';
+import { taskLogPaths, type CgroupDriver } from '@omega/node-agent';
 import { eventually, placeTasks } from '@omega/node-agent/testing';
+import { detectRealCgroups, startRealAgent, type RealAgent } from './support/real-agent.js';
 
 const m1 = machineId('uid-m1');
 const parent = `omega-test-uid-${process.pid}`;
 const FIRST = 300_000;
 const LAST = 300_001;
 
-const isRoot = process.getuid?.() === 0;
-const detection = isRoot ? await detectCgroupDriver({ parent }) : { problem: 'the tests do not run as root' };
-const skipWhy = !isRoot ? 'the tests do not run as root' : detection.driver === undefined ? `cgroups are not writable here: ${detection.problem}` : undefined;
-if (skipWhy !== undefined) console.warn(`SKIPPED: uid-per-task tests on real cgroups because ${skipWhy}`);
-const skip = skipWhy !== undefined;
+const { driver, skip } = await detectRealCgroups(parent, 'uid-per-task tests on real cgroups');
 
 describe('a uid per task', () => {
-  let kv: MemoryKv;
+  let real: RealAgent | undefined;
   let cell: Cell;
   let mirror: CellMirror;
-  let agent: Agent;
   let dataDir: string;
-  let driver: CgroupDriver;
 
   beforeAll(async () => {
     if (skip) return;
-    driver = detection.driver as CgroupDriver;
-    dataDir = await mkdtemp(join(tmpdir(), 'omega-agent-uid-'));
-    await chmod(dataDir, 0o755);
-    kv = new MemoryKv();
-    cell = new Cell(kv, freshCellName());
-    agent = newAgent();
-    await agent.start();
-    mirror = cell.mirror();
-    await mirror.start();
+    real = await startRealAgent({ driver: driver as CgroupDriver, parent, machineId: m1, dataDirPrefix: 'omega-agent-uid-', executor: { taskUids: { first: FIRST, last: LAST }, killGraceMs: 300 } });
+    ({ cell, mirror, dataDir } = real);
   });
 
   afterAll(async () => {
-    if (skip) return;
-    await agent?.stop({ drain: true });
-    await mirror?.stop();
-    await kv?.close();
-    const { rmdir } = await import('node:fs/promises');
-    for (const controller of driver.version === 'v2' ? [''] : ['cpu', 'cpuacct', 'memory', 'pids', 'freezer']) {
-      await rmdir(join(driver.root, controller, parent)).catch(() => undefined);
-    }
-    await rm(dataDir, { recursive: true, force: true });
+    await real?.stop();
   });
-
-  function newAgent(): Agent {
-    return new Agent({
-      cell,
-      machines: [{ id: m1, capacity: { cpuMillis: 64_000, memoryBytes: 64 * 1024 ** 3 } }],
-      executor: async ({ reporter }) => {
-        const executor = new ProcessExecutor({ dataDir, machineId: m1, reporter, cgroups: driver, taskUids: { first: FIRST, last: LAST }, killGraceMs: 300 });
-        await executor.init();
-        return executor;
-      },
-      flushIntervalMs: 20,
-    });
-  }
 
   async function run(name: string, spec: JobSpec): Promise<void> {
     await cell.createJob({ id: jobId(name), spec });
@@ -135,9 +101,7 @@ describe('a uid per task', () => {
     await eventually('the kept task to run', () => record('kept')?.state === 'running');
     const keptUid = (await stat(work('kept'))).uid;
     // Stopped without drain: the task keeps running and the next agent adopts it.
-    await agent.stop({ drain: false });
-    agent = newAgent();
-    await agent.start();
+    await real!.restartAgent();
     await run('fresh', jobSpec('fresh').cpu(100).memory('16Mi').command('sleep', '60').build());
     await eventually('the fresh task to run', () => record('fresh')?.state === 'running');
     const freshUid = (await stat(work('fresh'))).uid;
