@@ -6,19 +6,16 @@
  * writable cgroups; skipped loudly otherwise. Runs the agent in this process on a MemoryKv.
  */
 import { spawnSync } from 'node:child_process';
-import { chmod, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Cell, jobId, machineId, MemoryKv, taskId, type CellMirror, type JobSpec, type Task } from '@omega/cell-state';
-import { freshCellName, jobSpec } from '@omega/cell-state/testing';
+import { jobId, machineId, taskId, type Cell, type CellMirror, type JobSpec, type Task } from '@omega/cell-state';
+import { jobSpec } from '@omega/cell-state/testing';
 import {
-  Agent,
   defaultSupervisorPath,
-  detectCgroupDriver,
   LOG_TRUNCATED_HEADER,
-  ProcessExecutor,
   resolveTaskUser,
   startLogServer,
   SUPERVISOR_OVERHEAD_BYTES,
@@ -28,6 +25,7 @@ import {
   type LogServer,
 } from '@omega/node-agent';
 import { eventually, placeTasks } from '@omega/node-agent/testing';
+import { detectRealCgroups, startRealAgent, type RealAgent } from './support/real-agent.js';
 
 const KiB = 1024;
 const MiB = 1024 ** 2;
@@ -35,11 +33,7 @@ const CAP = 64 * KiB;
 const m1 = machineId('sv-m1');
 const parent = `omega-test-sv-${process.pid}`;
 
-const isRoot = process.getuid?.() === 0;
-const detection = isRoot ? await detectCgroupDriver({ parent }) : { problem: 'the tests do not run as root' };
-const skipWhy = !isRoot ? 'the tests do not run as root' : detection.driver === undefined ? `cgroups are not writable here: ${detection.problem}` : undefined;
-if (skipWhy !== undefined) console.warn(`SKIPPED: native supervisor tests on real cgroups because ${skipWhy}`);
-const skip = skipWhy !== undefined;
+const { driver: detected, skip } = await detectRealCgroups(parent, 'native supervisor tests on real cgroups');
 
 /** `seq 1 n` as the task prints it. */
 function seqText(n: number): string {
@@ -69,48 +63,24 @@ function procKb(text: string, field: string): number {
 }
 
 describe('the native task supervisor', () => {
-  let kv: MemoryKv;
+  let real: RealAgent | undefined;
   let cell: Cell;
   let mirror: CellMirror;
-  let agent: Agent;
   let dataDir: string;
   let driver: CgroupDriver;
   let logServer: LogServer;
 
   beforeAll(async () => {
     if (skip) return;
-    driver = detection.driver as CgroupDriver;
-    dataDir = await mkdtemp(join(tmpdir(), 'omega-agent-sv-'));
-    await chmod(dataDir, 0o755);
-    kv = new MemoryKv();
-    cell = new Cell(kv, freshCellName());
-    agent = new Agent({
-      cell,
-      machines: [{ id: m1, capacity: { cpuMillis: 64_000, memoryBytes: 64 * 1024 ** 3 } }],
-      executor: async ({ reporter }) => {
-        const executor = new ProcessExecutor({ dataDir, machineId: m1, reporter, cgroups: driver, taskUser: resolveTaskUser('nobody'), killGraceMs: 500, logCapBytes: CAP });
-        await executor.init();
-        return executor;
-      },
-      flushIntervalMs: 20,
-    });
-    await agent.start();
-    mirror = cell.mirror();
-    await mirror.start();
+    driver = detected as CgroupDriver;
+    real = await startRealAgent({ driver, parent, machineId: m1, dataDirPrefix: 'omega-agent-sv-', executor: { taskUser: resolveTaskUser('nobody'), killGraceMs: 500, logCapBytes: CAP } });
+    ({ cell, mirror, dataDir } = real);
     logServer = await startLogServer({ dataDir, host: '127.0.0.1', port: 0, logPathFor: (job, index, attempt, stream) => taskLogPaths(dataDir, taskId(job, index), attempt)[stream] });
   });
 
   afterAll(async () => {
-    if (skip) return;
     await logServer?.close();
-    await agent?.stop({ drain: true });
-    await mirror?.stop();
-    await kv?.close();
-    const { rmdir } = await import('node:fs/promises');
-    for (const controller of driver.version === 'v2' ? [''] : ['cpu', 'cpuacct', 'memory', 'pids', 'freezer']) {
-      await rmdir(join(driver.root, controller, parent)).catch(() => undefined);
-    }
-    await rm(dataDir, { recursive: true, force: true });
+    await real?.stop();
   });
 
   async function run(name: string, spec: JobSpec): Promise<void> {
