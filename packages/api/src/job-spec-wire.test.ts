@@ -170,6 +170,18 @@ describe('the log limit on the wire', () => {
   });
 });
 
+describe('the user on the wire', () => {
+  it('becomes task.user, empty stays absent, goes back out, and root is named by its proto field', () => {
+    const task = wireSpec().task!;
+    const result = jobSpecFromWire(wireSpec({ task: { ...task, user: 'daemon' } }));
+    expect(result.spec?.task.user).toBe('daemon');
+    expect(jobSpecToWire(result.spec!).task?.user).toBe('daemon');
+    expect(jobSpecFromWire(wireSpec({ task: { ...task, user: '' } })).spec?.task.user).toBeUndefined();
+    expect(jobSpecToWire(jobSpecFromWire(wireSpec()).spec!).task?.user).toBe('');
+    expect(problems(wireSpec({ task: { ...task, user: 'root' } }))).toEqual(['job.task.user: must not be root']);
+  });
+});
+
 describe('the network on the wire', () => {
   it('becomes network host or none, empty stays absent, goes back out, and anything else is named by its proto field', () => {
     const task = wireSpec().task!;

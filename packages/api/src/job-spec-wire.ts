@@ -109,6 +109,8 @@ export function jobSpecFromWire(wire: WireJobSpec | null | undefined, field = 'j
       ...(Number(task?.log_limit_bytes ?? 0) !== 0 ? { logLimitBytes: Number(task?.log_limit_bytes) } : {}),
       // Checked by jobSpecProblems (task.network: host or none); empty is the host's network.
       ...(task?.network !== undefined && task.network !== '' ? { network: task.network as TaskNetwork } : {}),
+      // Checked by jobSpecProblems (task.user: a user name, not root); empty is the agent's choice.
+      ...(task?.user !== undefined && task.user !== '' ? { user: task.user } : {}),
     },
     constraints,
     restartPolicy: {
@@ -147,6 +149,7 @@ export function jobSpecToWire(spec: JobSpec): WireJobSpec {
       pids_limit: spec.task.pidsLimit,
       log_limit_bytes: spec.task.logLimitBytes ?? 0,
       network: spec.task.network ?? '',
+      user: spec.task.user ?? '',
       // The values never leave the cell's secret store through a read: names only.
       secret_env: {},
       secret_env_names: [...(spec.task.secretEnvNames ?? [])],

@@ -47,6 +47,8 @@ export interface WireTaskSpec {
   log_limit_bytes?: number;
   /** "" or absent, or "host": the machine's network; "none": only loopback. */
   network?: string;
+  /** "" or absent: the agent's choice; else a named user of the machine (only where its agent allows it). */
+  user?: string;
   /** Write-only: values given at submit; always empty in replies. */
   secret_env?: Record<string, string>;
   /** In replies: the names of the job's secret env entries (sorted). Ignored on submit. */

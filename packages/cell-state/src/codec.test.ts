@@ -32,6 +32,15 @@ describe('a job spec network', () => {
   });
 });
 
+describe('a job spec user', () => {
+  it('is kept through an encode and decode, and left absent when unset so older records read back equal', () => {
+    const base = jobSpec('web').build();
+    const job = (spec: typeof base) => ({ id: jobId('j'), spec, desired: 'running' as const, submittedAtMs: 1, requestId: '' });
+    expect(decodeJob(encodeJob(job({ ...base, task: { ...base.task, user: 'daemon' } })), 3).spec.task.user).toBe('daemon');
+    expect('user' in decodeJob(encodeJob(job(base)), 3).spec.task).toBe(false);
+  });
+});
+
 describe('scheduler stats records', () => {
   it('keep every field of SchedulerStats through an encode and decode', () => {
     // Distinct values per field, so a field the proto names differently (and drops) shows up.

@@ -237,6 +237,7 @@ function jobSpecToWire(s: JobSpec): Wire {
       pidsLimit: s.task.pidsLimit,
       logLimitBytes: s.task.logLimitBytes ?? 0,
       network: s.task.network ?? '',
+      user: s.task.user ?? '',
       secretEnvNames: [...(s.task.secretEnvNames ?? [])],
     },
     constraints: s.constraints.map((c) => ({
@@ -283,6 +284,8 @@ function jobSpecFromWire(w: Wire): JobSpec {
       // Absent when empty, so specs written before the field existed read back equal; a value
       // this version does not know is kept for validation to report.
       ...(typeof task.network === 'string' && task.network !== '' ? { network: task.network as TaskNetwork } : {}),
+      // Absent when empty, so specs written before the field existed read back equal.
+      ...(typeof task.user === 'string' && task.user !== '' ? { user: task.user } : {}),
       // Absent when empty, so specs written before secrets existed read back equal.
       ...(Array.isArray(task.secretEnvNames) && task.secretEnvNames.length > 0 ? { secretEnvNames: [...(task.secretEnvNames as string[])] } : {}),
     } satisfies TaskSpec,

@@ -65,7 +65,7 @@ export {
   type Eviction,
   type Transaction,
 } from './commit.js';
-export { JOB_LIMITS, jobSpecProblems, secretEnvNames, secretEnvProblems, specRequirements, type SpecProblem, type SpecRequirement } from './job-spec.js';
+export { JOB_LIMITS, jobSpecProblems, secretEnvNames, secretEnvProblems, specRequirements, taskUserProblem, userAttribute, type SpecProblem, type SpecRequirement } from './job-spec.js';
 export { SECRET_DIGEST_KEY_BYTES, readSecretEnv, requestSpecHash, secretDigestKey, secretEnvDigest } from './secrets.js';
 export {
   LOG_GRANT_ISSUER_CN,

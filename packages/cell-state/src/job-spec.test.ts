@@ -52,6 +52,27 @@ describe('a job spec network', () => {
   });
 });
 
+describe('a job spec user', () => {
+  const base = jobSpec('as-user').build();
+  const withUser = (user: string) => ({ ...base, task: { ...base.task, user } });
+  it('is a POSIX user name, and root, an empty name or anything else names the field', () => {
+    for (const ok of ['daemon', '_svc', 'build-01', 'a'.repeat(32)]) expect(jobSpecProblems(withUser(ok))).toEqual([]);
+    for (const bad of ['', 'Root', '1abc', 'a b', 'a'.repeat(33), '../etc', 'x:y']) {
+      expect(jobSpecProblems(withUser(bad))).toEqual([{ field: 'task.user', problem: expect.stringContaining('must be a user name') }]);
+    }
+    expect(jobSpecProblems(withUser('root'))).toEqual([{ field: 'task.user', problem: 'must not be root' }]);
+    expect(jobSpecProblems({ ...base, task: { ...base.task, user: 7 as unknown as string } })).toEqual([{ field: 'task.user', problem: expect.stringContaining('must be a user name') }]);
+  });
+  it('requires the machine attribute omega.users.<name>, beside network: none when both are asked', () => {
+    const userRequirement = { name: 'attribute omega.users.daemon equals true', attribute: 'omega.users.daemon', value: 'true' };
+    expect(specRequirements(withUser('daemon'))).toEqual([userRequirement]);
+    expect(specRequirements({ ...base, task: { ...base.task, user: 'daemon', network: 'none' } })).toEqual([
+      { name: 'attribute omega.isolation.network-none equals true', attribute: 'omega.isolation.network-none', value: 'true' },
+      userRequirement,
+    ]);
+  });
+});
+
 describe('job spec validation of the log limit', () => {
   it("accepts none, 0 and at least 4096 bytes, and names the field otherwise", () => {
     const base = jobSpec('logs').build();

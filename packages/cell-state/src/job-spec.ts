@@ -2,7 +2,7 @@
  * Job spec validation: every problem named by its field path. Used by the API before storing a
  * job, and by schedulers on stored jobs (a bad record ends as a failed job, never a crash).
  */
-import { CONSTRAINT_OPERATORS, NETWORK_NONE_ATTRIBUTE, TASK_NETWORKS, type JobSpec } from './types.js';
+import { CONSTRAINT_OPERATORS, NETWORK_NONE_ATTRIBUTE, TASK_NETWORKS, USER_ATTRIBUTE_PREFIX, type JobSpec } from './types.js';
 
 export interface SpecProblem {
   /** Field path, e.g. `task.resources.memoryBytes`. */
@@ -97,6 +97,10 @@ export function jobSpecProblems(spec: JobSpec, prefix = ''): SpecProblem[] {
   }
 
   if (task.network !== undefined && !TASK_NETWORKS.includes(task.network)) bad('task.network', `must be one of ${TASK_NETWORKS.join(', ')}`);
+  if (task.user !== undefined) {
+    const problem = taskUserProblem(task.user);
+    if (problem !== undefined) bad('task.user', problem);
+  }
 
   if (!Array.isArray(spec.constraints)) bad('constraints', 'must be a list');
   else {
@@ -160,6 +164,24 @@ function secretEnvNameProblems(names: readonly string[] | undefined, env: Readon
   return out;
 }
 
+/** A POSIX user name (what `useradd` accepts by default), at most 32 characters. */
+const TASK_USER_NAME = /^[a-z_][a-z0-9_-]{0,31}$/;
+
+/**
+ * Why `user` cannot be a job's `task.user`, or undefined when it can: a POSIX user name and
+ * never `root` (the agent also refuses any name whose uid is 0).
+ */
+export function taskUserProblem(user: unknown): string | undefined {
+  if (typeof user !== 'string' || !TASK_USER_NAME.test(user)) return `must be a user name (lowercase letters, digits, '_' and '-', starting with a letter or '_', at most 32 characters), got ${JSON.stringify(user)}`;
+  if (user === 'root') return 'must not be root';
+  return undefined;
+}
+
+/** The machine attribute (`omega.users.<name>`) an agent sets to `true` for each user it lets jobs run as. */
+export function userAttribute(user: string): string {
+  return `${USER_ATTRIBUTE_PREFIX}${user}`;
+}
+
 /** A machine attribute a job's task spec requires (beyond its constraints), and its `ruledOut` name. */
 export interface SpecRequirement {
   readonly name: string;
@@ -171,13 +193,19 @@ const NETWORK_NONE_REQUIREMENT: SpecRequirement = { name: `attribute ${NETWORK_N
 
 /**
  * The machine attributes a job's task spec implies, whatever the scheduler: `network: none`
- * needs `omega.isolation.network-none=true` (set by agents that can give it). The one place such
+ * needs `omega.isolation.network-none=true` (set by agents that can give it); `user: NAME` needs
+ * `omega.users.NAME=true` (set by agents whose `--allow-users` names it). The one place such
  * rules live; schedulers offer a job only machines that meet them (scheduler-core), so a job lands
  * only where its agent will run it, and `ruledOut` names the attribute the others lacked. Empty
  * (the common case) allocates nothing.
  */
 export function specRequirements(spec: Pick<JobSpec, 'task'>): readonly SpecRequirement[] {
-  return spec.task?.network === 'none' ? [NETWORK_NONE_REQUIREMENT] : NO_REQUIREMENTS;
+  const networkNone = spec.task?.network === 'none';
+  const user = spec.task?.user;
+  if (user === undefined || user === '') return networkNone ? [NETWORK_NONE_REQUIREMENT] : NO_REQUIREMENTS;
+  const attribute = userAttribute(user);
+  const userRequirement: SpecRequirement = { name: `attribute ${attribute} equals true`, attribute, value: 'true' };
+  return networkNone ? [NETWORK_NONE_REQUIREMENT, userRequirement] : [userRequirement];
 }
 const NO_REQUIREMENTS: readonly SpecRequirement[] = [];
 

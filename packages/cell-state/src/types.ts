@@ -148,6 +148,8 @@ export type TaskNetwork = 'host' | 'none';
 export const TASK_NETWORKS: readonly TaskNetwork[] = ['host', 'none'];
 /** Machine attribute an agent sets to `true` when it can run tasks with `network: none`. */
 export const NETWORK_NONE_ATTRIBUTE = 'omega.isolation.network-none';
+/** Prefix of the machine attribute (`omega.users.<name>=true`) an agent sets for each user its `--allow-users` lets jobs run as. */
+export const USER_ATTRIBUTE_PREFIX = 'omega.users.';
 
 export interface TaskSpec {
   readonly command: readonly string[];
@@ -169,6 +171,13 @@ export interface TaskSpec {
    * only on machines whose agent can give it (attribute {@link NETWORK_NONE_ATTRIBUTE}).
    */
   readonly network?: TaskNetwork;
+  /**
+   * Run the task as this named user of its machine (a POSIX user name, never `root`) instead of
+   * the agent's choice (a uid of its own per attempt). Places the job only on machines whose
+   * agent allows that user (attribute `omega.users.<name>=true`, see {@link USER_ATTRIBUTE_PREFIX}).
+   * Tasks of different jobs with the same user share its uid.
+   */
+  readonly user?: string;
   /**
    * The names (sorted, unique) of the job's secret env entries; absent or empty: none. The
    * values are never part of the spec: they are stored apart, at `keys.secret(jobId)` (a

@@ -79,6 +79,15 @@ restart: {policy: on-failure, maxRestarts: 3, initialBackoff: 500ms, maxBackoff:
     expect(problemsOf('name: a\nkind: batch\ncpu: 1\nmemory: 1Mi\ncommand: [true]\nlogLimit: lots')).toEqual([expect.stringMatching(/^logLimit: /)]);
   });
 
+  it('reads user: NAME into the task spec and names user when it is root, not a name or not a string', () => {
+    const file = 'name: a\nkind: batch\ncpu: 1\nmemory: 1Mi\ncommand: [true]\n';
+    expect(parseJobFile(`${file}user: daemon`).task.user).toBe('daemon');
+    expect('user' in parseJobFile(file).task).toBe(false);
+    expect(problemsOf(`${file}user: root`)).toEqual(['user: must not be root']);
+    expect(problemsOf(`${file}user: Bad Name`)).toEqual([expect.stringMatching(/^user: must be a user name/)]);
+    expect(problemsOf(`${file}user: true`)).toEqual(['user: must be a user name (a string)']);
+  });
+
   it('reads network: none or host into the task spec and names network when it is anything else', () => {
     expect(parseJobFile('name: a\nkind: batch\ncpu: 1\nmemory: 1Mi\ncommand: [true]\nnetwork: none').task.network).toBe('none');
     expect(parseJobFile('name: a\nkind: batch\ncpu: 1\nmemory: 1Mi\ncommand: [true]\nnetwork: host').task.network).toBe('host');

@@ -10,6 +10,8 @@
  * cpu: 500m                   # or 0.5
  * memory: 64Mi
  * network: none               # only loopback (default host); placed only where agents can
+ * user: builder               # run as this user of the machine (default: a uid per task);
+ *                             # placed only where the agent's --allow-users names it
  * constraints:
  *   - {attribute: zone, in: [a, b]}
  * secretEnv:                  # write-only: never shown by any read
@@ -37,7 +39,7 @@ export class JobFileError extends Error {
   }
 }
 
-const TOP_LEVEL = ['name', 'namespace', 'kind', 'instances', 'priority', 'commitMode', 'command', 'env', 'cpu', 'memory', 'duration', 'hollowFail', 'pidsLimit', 'logLimit', 'network', 'constraints', 'restart', 'retention', 'secretEnv'] as const;
+const TOP_LEVEL = ['name', 'namespace', 'kind', 'instances', 'priority', 'commitMode', 'command', 'env', 'cpu', 'memory', 'duration', 'hollowFail', 'pidsLimit', 'logLimit', 'network', 'user', 'constraints', 'restart', 'retention', 'secretEnv'] as const;
 const CONSTRAINT_KEYS = ['attribute', 'equals', 'in', 'notIn', 'spread', 'maxPerMachine'] as const;
 const RESTART_KEYS = ['policy', 'maxRestarts', 'initialBackoff', 'maxBackoff'] as const;
 
@@ -93,7 +95,7 @@ export function fileField(path: string): string {
     [/^task\.resources\.cpuMillis/, 'cpu'],
     [/^task\.resources\.memoryBytes/, 'memory'],
     [/^task\.runDurationMs/, 'duration'],
-    [/^task\.(command|env|hollowFail|pidsLimit|network)/, '$1'],
+    [/^task\.(command|env|hollowFail|pidsLimit|network|user)/, '$1'],
     [/^task\.logLimitBytes/, 'logLimit'],
     [/^restartPolicy\.kind/, 'restart.policy'],
     [/^restartPolicy\.maxRestarts/, 'restart.maxRestarts'],
@@ -322,6 +324,8 @@ export function parseJobDocument(text: string, source = 'job file'): ParsedJobFi
       ...(logLimitBytes > 0 ? { logLimitBytes } : {}),
       // `network: none`: only loopback (jobSpecProblems names anything but host or none).
       ...(raw.network !== undefined ? { network: String(raw.network) as TaskNetwork } : {}),
+      // `user: NAME`: a named user of the machine (jobSpecProblems names a bad name or root).
+      ...(raw.user !== undefined ? { user: String(raw.user) } : {}),
     },
     constraints,
     restartPolicy: restart,
@@ -330,6 +334,7 @@ export function parseJobDocument(text: string, source = 'job file'): ParsedJobFi
   const retentionMs = duration('retention', raw.retention);
   if (retentionMs > 0) spec = { ...spec, retentionMs };
   if (raw.hollowFail !== undefined && typeof raw.hollowFail !== 'boolean') bad('hollowFail', 'must be true or false');
+  if (raw.user !== undefined && typeof raw.user !== 'string') bad('user', 'must be a user name (a string)');
 
   const secretEnv: Record<string, SecretEnvSource> = {};
   if (raw.secretEnv !== undefined) {

@@ -52,6 +52,8 @@ export interface WireJobView {
       log_limit_bytes?: number;
       /** "" (host) or "none". */
       network?: string;
+      /** "" (the agent's choice) or a named user of the machine. */
+      user?: string;
       /** The names of the secret env entries only; the values never come back. */
       secret_env_names?: string[];
     } | null;
