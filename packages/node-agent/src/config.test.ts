@@ -137,6 +137,22 @@ describe('the agent flags', () => {
   });
 });
 
+describe('the --allow-users flag', () => {
+  it('defaults to no user, takes names of users of the machine, sorted, and names itself for root, uid 0, unknown or bad names', () => {
+    expect(parseInsecure([], root).allowUsers).toEqual([]);
+    expect(parseInsecure(['--allow-users', 'svc,nobody,svc'], root).allowUsers).toEqual(['nobody', 'svc']);
+    expect(flagOf(['--allow-users', 'root'], root)).toBe('--allow-users');
+    expect(flagOf(['--allow-users', 'svc,ghost'], root)).toBe('--allow-users');
+    expect(flagOf(['--allow-users', 'Svc'], root)).toBe('--allow-users');
+    expect(flagOf(['--allow-users', ','], root)).toBe('--allow-users');
+  });
+  it('is ignored with a note by a non-root agent, which cannot switch users', () => {
+    const config = parseInsecure(['--machine-id', 'dev', '--allow-users', 'svc'], user);
+    expect(config.allowUsers).toEqual([]);
+    expect(config.notes).toEqual(expect.arrayContaining([expect.stringContaining('--allow-users svc ignored')]));
+  });
+});
+
 describe('the --isolation flag', () => {
   it('defaults to auto, takes none, and names itself when given anything else', () => {
     expect(parseInsecure([], user).isolation).toBe('auto');

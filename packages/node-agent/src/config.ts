@@ -27,6 +27,7 @@ import { cgroupParentSegments } from './task-paths.js';
 import { DEFAULT_FENCE_AFTER_MS, SCHEDULERS_DEFAULT_MACHINE_LOSS_GRACE_MS } from './fence.js';
 import { DEFAULT_TASK_UIDS, parseUidRange, type UidRange } from './task-uids.js';
 import { resolveTaskUser, type TaskUser } from './task-user.js';
+import { parseAllowUsers } from './named-users.js';
 import { ISOLATION_MODES, type IsolationMode } from './isolation-detect.js';
 
 export const USAGE = `usage: omega-agent [flags]
@@ -49,6 +50,9 @@ ${securityUsage(26)}  --cell NAME             cell name (default "default")
                           (default 100000-165535, unless --task-user or --allow-root-tasks)
   --task-user USER        run every task as USER (name, uid or uid:gid) instead: tasks of
                           different jobs then share that uid
+  --allow-users A,B       as root, users of this machine a job may name (user: A) to run its
+                          tasks as (never root); advertised as omega.users.<name>=true
+                          attributes, so only such jobs land here (default: none)
   --kill-grace-ms MS      between TERM and KILL when stopping a task (default 10000)
   --task-retention-s S    keep a finished task's directory and logs S seconds after its end
                           was reported (default 86400; 0: forever)
@@ -100,6 +104,8 @@ export interface AgentConfig {
   readonly taskUser: TaskUser | undefined;
   /** Each task runs as its own uid from this range (root agents, the default); undefined with neither: the agent's own user. */
   readonly taskUids: UidRange | undefined;
+  /** Users a job may name to run as (`--allow-users`, sorted; default none); each is in /etc/passwd with a uid other than 0. */
+  readonly allowUsers: readonly string[];
   readonly killGraceMs: number;
   readonly taskRetentionMs: number;
   /** Cap of each task log file (`--log-cap`, default 64 MiB). */
@@ -166,6 +172,7 @@ export function parseAgentArgs(argv: readonly string[], env: ConfigEnvironment =
         'allow-root-tasks': { type: 'boolean' },
         'task-user': { type: 'string' },
         'task-uids': { type: 'string' },
+        'allow-users': { type: 'string' },
         'kill-grace-ms': { type: 'string' },
         'task-retention-s': { type: 'string' },
         'keep-attempts': { type: 'string' },
@@ -281,6 +288,24 @@ export function parseAgentArgs(argv: readonly string[], env: ConfigEnvironment =
     }
   }
 
+  let allowUsers: readonly string[] = [];
+  if (values['allow-users'] !== undefined && !env.isRoot) {
+    notes.push(`--allow-users ${values['allow-users']} ignored: the agent is not root, so tasks run as the agent's own user (jobs naming a user are not placed here)`);
+  } else if (values['allow-users'] !== undefined) {
+    const names = parseAllowUsers(values['allow-users']);
+    if ('problem' in names) throw new FlagError('--allow-users', names.problem);
+    for (const name of names) {
+      let user: TaskUser;
+      try {
+        user = resolveTaskUser(name, env.passwdPath);
+      } catch (error) {
+        throw new FlagError('--allow-users', (error as Error).message);
+      }
+      if (user.uid === 0 || user.gid === 0) throw new FlagError('--allow-users', `user ${JSON.stringify(name)} has uid or gid 0: tasks never run as root this way`);
+    }
+    allowUsers = names;
+  }
+
   const killGraceMs = integer('--kill-grace-ms', values['kill-grace-ms'], DEFAULT_KILL_GRACE_MS, 0, 3_600_000);
   const taskRetentionMs = integer('--task-retention-s', values['task-retention-s'], DEFAULT_TASK_RETENTION_MS / 1000, 0, 10 * 365 * 86_400) * 1000;
   const keepAttempts = integer('--keep-attempts', values['keep-attempts'], DEFAULT_KEEP_ATTEMPTS, 1, 1_000);
@@ -328,6 +353,7 @@ export function parseAgentArgs(argv: readonly string[], env: ConfigEnvironment =
     allowRootTasks,
     taskUser,
     taskUids,
+    allowUsers,
     killGraceMs,
     taskRetentionMs,
     keepAttempts,

@@ -54,6 +54,7 @@ export { cgroupParentSegments, insideRoot, isTaskInstanceName, taskDir, taskInst
 export { DEFAULT_KILL_GRACE_MS, DEFAULT_TASK_PATH, ProcessExecutor, supervisorAlive, type ProcessExecutorOptions } from './task-runner.js';
 export { DEFAULT_TASK_UIDS, parseUidRange, TaskUidPool, type UidRange } from './task-uids.js';
 export { checkTraversable, resolveTaskUser, TaskUserError, type TaskUser } from './task-user.js';
+export { allowedUserAttributes, namedTaskUser, parseAllowUsers, removeAsUser, TaskUserRefusedError, USER_NOT_ALLOWED, USER_UNKNOWN } from './named-users.js';
 export { IsolationUnavailableError, ISOLATION_UNAVAILABLE, NO_ISOLATION, taskIsolation, type HostIsolation } from './isolation.js';
 export { detectIsolation, ISOLATION_MODES, isolationAttributes, PID_ISOLATION_ATTRIBUTE, NETWORK_NONE_ATTRIBUTE, type IsolationDetection, type IsolationMode } from './isolation-detect.js';
 export { LOG_TRUNCATED_HEADER, startLogServer, type LogServer, type LogServerOptions, type LogStreamName } from './log-server.js';

@@ -19,6 +19,7 @@ import { taskLogPaths } from './task-paths.js';
 import { defaultSupervisorPath, SUPERVISOR_OVERHEAD_BYTES, SupervisorMissingError } from './supervisor-command.js';
 import { ProcessExecutor } from './task-runner.js';
 import { detectIsolation, isolationAttributes } from './isolation-detect.js';
+import { allowedUserAttributes } from './named-users.js';
 
 async function main(): Promise<number> {
   let config: AgentConfig;
@@ -107,7 +108,7 @@ async function main(): Promise<number> {
     // machines by attributes), and these attributes win over --attr ones of the same name.
     const isolation = await detectIsolation({ supervisorPath: supervisorPath ?? defaultSupervisorPath(), mode: config.isolation });
     logger.info({ mode: config.isolation, found: isolation.found, pidNamespace: isolation.use.pid, networkNone: isolation.use.networkNone, ...(isolation.problem === undefined ? {} : { problem: isolation.problem }) }, 'task isolation');
-    const registration: MachineRegistration = { id, capacity: config.capacity, attributes: { ...config.attributes, ...isolationAttributes(isolation.use) }, enforcementDisabled: cgroups === undefined };
+    const registration: MachineRegistration = { id, capacity: config.capacity, attributes: { ...config.attributes, ...isolationAttributes(isolation.use), ...allowedUserAttributes(config.allowUsers) }, enforcementDisabled: cgroups === undefined };
     agent = new Agent({
       cell,
       machines: [registration],
@@ -119,6 +120,7 @@ async function main(): Promise<number> {
           cgroups,
           ...(config.taskUser === undefined ? {} : { taskUser: config.taskUser }),
           ...(config.taskUids === undefined ? {} : { taskUids: config.taskUids }),
+          ...(config.allowUsers.length === 0 ? {} : { allowUsers: config.allowUsers }),
           killGraceMs: config.killGraceMs,
           taskRetentionMs: config.taskRetentionMs,
           // Read when a task of a job with secrets starts; the values go only into its environment.
@@ -138,7 +140,7 @@ async function main(): Promise<number> {
       fenceAfterMs: config.fenceAfterMs,
       ...(logServer === undefined ? {} : { logAddress: logServer.address }),
     });
-    logger.info({ machineId: id, capacity: config.capacity, dataDir: config.dataDir, taskUser: config.taskUids !== undefined ? `a uid per task from ${config.taskUids.first}-${config.taskUids.last}` : (config.taskUser?.name ?? 'agent user'), supervisor: supervisorPath, logCapBytes: config.logCapBytes, supervisorOverheadBytes: SUPERVISOR_OVERHEAD_BYTES }, 'starting agent');
+    logger.info({ machineId: id, capacity: config.capacity, dataDir: config.dataDir, taskUser: config.taskUids !== undefined ? `a uid per task from ${config.taskUids.first}-${config.taskUids.last}` : (config.taskUser?.name ?? 'agent user'), supervisor: supervisorPath, allowUsers: config.allowUsers, logCapBytes: config.logCapBytes, supervisorOverheadBytes: SUPERVISOR_OVERHEAD_BYTES }, 'starting agent');
   }
 
   // Signals are handled from the start: an agent still waiting for etcd stops cleanly too.

@@ -57,6 +57,8 @@ export interface TaskMeta {
   /** The uid/gid it runs as, when not the agent's own (a restarted agent keeps it reserved). */
   readonly uid?: number;
   readonly gid?: number;
+  /** The job's named user (`user:`), when it runs as one: its uid is not the agent's to reserve. */
+  readonly user?: string;
 }
 
 /**

@@ -43,6 +43,7 @@ import { insideRoot, isTaskInstanceName, taskInstanceName, tasksRoot } from './t
 import { DEFAULT_KEEP_ATTEMPTS, DEFAULT_TASK_RETENTION_MS, removeExpiredTasks, removeOldAttempts, sweepIntervalMs } from './task-retention.js';
 import { TaskUidPool, type UidRange } from './task-uids.js';
 import { checkTraversable, type TaskUser } from './task-user.js';
+import { namedTaskUser, removeAsUser, TaskUserRefusedError } from './named-users.js';
 
 /** PATH given to tasks that do not set their own. */
 export const DEFAULT_TASK_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -61,6 +62,13 @@ export interface ProcessExecutorOptions {
    * see task-uids.ts). Takes precedence over `taskUser`.
    */
   readonly taskUids?: UidRange;
+  /**
+   * Users a job may name (`user:`) to run its tasks as (`--allow-users`; see named-users.ts).
+   * Empty or absent: none; a task of a job naming one fails `user-not-allowed`.
+   */
+  readonly allowUsers?: readonly string[];
+  /** Where named users are looked up (default /etc/passwd). */
+  readonly passwdPath?: string;
   /** Between TERM and KILL when stopping a task (default 10 s). */
   readonly killGraceMs?: number;
   readonly logger?: Logger;
@@ -205,7 +213,9 @@ export class ProcessExecutor implements Executor {
         // carries this exit's own finish time (a preemption's time would differ). Not twice.
         await this.removeCgroup(name, log);
         await writeJsonVolatileAsync(join(dir, TASK_FILES.reported), { state: record.state, outcome: 'already-reported', atMs: Date.now() } satisfies ReportedRecord);
-        await rm(insideRoot(dir, TASK_FILES.work), { recursive: true, force: true });
+        const work = insideRoot(dir, TASK_FILES.work);
+        if (meta.user !== undefined && meta.uid !== undefined && meta.gid !== undefined) await removeAsUser(work, { name: meta.user, uid: meta.uid, gid: meta.gid }).catch((error: unknown) => log.warn({ err: error }, 'could not remove the work dir'));
+        else await rm(work, { recursive: true, force: true });
         continue;
       }
       const started = safeRead<StartedRecord>(join(dir, TASK_FILES.started));
@@ -222,7 +232,7 @@ export class ProcessExecutor implements Executor {
       }
       log.info({ exited, supervisorAlive: alive, state: record?.state }, exited ? 'reporting task that ended while the agent was away' : 'adopting running task');
       // Before any start: the uid stays this attempt's until its work dir is gone.
-      if (meta.uid !== undefined && this.context.uids !== undefined && !this.context.uids.mark(name, meta.uid)) {
+      if (meta.uid !== undefined && meta.user === undefined && this.context.uids !== undefined && !this.context.uids.mark(name, meta.uid)) {
         log.warn({ uid: meta.uid }, 'adopted task runs as a uid outside --task-uids or held by another attempt');
       }
       const attempt = new ProcessAttempt(this.context, {
@@ -391,6 +401,8 @@ class ProcessAttempt implements TaskAttempt {
   private terminating: Promise<void> | undefined;
   private detached = false;
   private poll: NodeJS.Timeout | undefined;
+  /** The job's named user, when it runs as one (its work dir is then removed as that user). */
+  private namedUser: TaskUser | undefined;
 
   constructor(
     private readonly context: Context,
@@ -443,7 +455,7 @@ class ProcessAttempt implements TaskAttempt {
     } catch (error) {
       this.log.error({ err: error }, 'could not start task');
       await this.cgroup?.remove().catch(() => undefined);
-      return this.conclude({ state: 'failed', reason: error instanceof SecretEnvError || error instanceof IsolationUnavailableError ? error.reason : 'start-failed', finishedAtMs: Date.now() });
+      return this.conclude({ state: 'failed', reason: error instanceof SecretEnvError || error instanceof IsolationUnavailableError || error instanceof TaskUserRefusedError ? error.reason : 'start-failed', finishedAtMs: Date.now() });
     }
     await this.waitForStart(task.state === 'placed');
     await this.supervisorGone;
@@ -454,6 +466,7 @@ class ProcessAttempt implements TaskAttempt {
   async runAdopted(meta: TaskMeta, found: { started: StartedRecord | undefined; supervisorPid: number | undefined }, record: Task | undefined): Promise<void> {
     const cgroups = this.context.options.cgroups;
     this.cgroup = meta.cgroup !== '' && cgroups !== undefined ? cgroups.open(meta.cgroup) : undefined;
+    if (meta.user !== undefined && meta.uid !== undefined && meta.gid !== undefined) this.namedUser = { name: meta.user, uid: meta.uid, gid: meta.gid };
     if (found.supervisorPid === undefined) this.resolveSupervisorGone();
     else this.watchByPolling(found.supervisorPid);
     await this.waitForStart(record?.state === 'placed');
@@ -485,14 +498,23 @@ class ProcessAttempt implements TaskAttempt {
     if (spec.command.length === 0) throw new Error('the task has no command');
     // Before anything is made on disk: a job asking isolation this machine lacks does not start.
     const isolation = taskIsolation(options.isolation, spec.network);
+    // Before anything is made on disk: a user the agent does not allow runs nothing.
+    if (spec.user !== undefined) {
+      try {
+        this.namedUser = namedTaskUser(spec.user, options.allowUsers ?? [], options.passwdPath);
+      } catch (error) {
+        if (error instanceof TaskUserRefusedError) this.log.error({ user: error.user, flag: '--allow-users', allowed: options.allowUsers ?? [], reason: error.reason }, 'refusing to run a task as the user its job names');
+        throw error;
+      }
+    }
     // Before anything is made on disk: a task whose secrets cannot be had does not start.
     const secrets = await this.readSecretEnv(job);
     // A directory of this attempt left by a previous agent that never ran it (recover removes
     // those too; this covers a crash in between): start clean.
     await rm(this.dir, { recursive: true, force: true });
     await mkdir(this.dir, { mode: 0o755 });
-    const user = this.taskUser();
-    const meta: TaskMeta = { ...this.id, cgroup: options.cgroups === undefined ? '' : this.name, createdAtMs: Date.now(), ...(user === undefined ? {} : { uid: user.uid, gid: user.gid }) };
+    const user = this.namedUser ?? this.taskUser();
+    const meta: TaskMeta = { ...this.id, cgroup: options.cgroups === undefined ? '' : this.name, createdAtMs: Date.now(), ...(user === undefined ? {} : { uid: user.uid, gid: user.gid }), ...(this.namedUser === undefined ? {} : { user: this.namedUser.name }) };
     // Durable before the supervisor starts (see task-files.ts: what a restart after a crash needs),
     // written while the work dir and cgroup are made: the three overlap.
     const metaWritten = writeJsonDurable(this.file('meta'), meta);
@@ -726,8 +748,10 @@ class ProcessAttempt implements TaskAttempt {
         // No fsync: lost in a crash, it is rebuilt by recovery (see task-files.ts).
         await writeJsonVolatileAsync(this.file('reported'), { state: patch.state ?? '', outcome, atMs: Date.now() } satisfies ReportedRecord);
         // Its processes are gone (killed with the cgroup) and no other process has its uid, so
-        // nothing can swap a link into the tree while it is removed.
-        await rm(this.file('work'), { recursive: true, force: true });
+        // nothing can swap a link into the tree while it is removed. A named user's uid may be
+        // other live tasks' too: removed as that user instead.
+        if (this.namedUser !== undefined) await removeAsUser(this.file('work'), this.namedUser);
+        else await rm(this.file('work'), { recursive: true, force: true });
         this.context.uids?.release(this.name);
       } catch (error) {
         this.log.warn({ err: error }, 'could not mark the task reported');
