@@ -32,7 +32,8 @@ interface Phase {
   tasks: number;
   succeeded: number;
   failures: Record<string, number>;
-  supervisors: { maxAlive: number; commands: string[] };
+  supervisors: { maxAlive: number; commands: string[]; supervisor: { sightings: number }; perTask: { pssBytes: number }; launcher: { pssMaxBytes: number } };
+  start?: { sampledSupervisors: number; totalMs: number };
 }
 
 describe('omega bench live --experiment agent (quick, tiny)', () => {
@@ -65,6 +66,11 @@ describe('omega bench live --experiment agent (quick, tiny)', () => {
     // The sleeping tasks were held by supervisors the bench could see.
     const hold = result.points.find((p) => p.phase === 'hold') as Phase;
     expect(hold.supervisors.maxAlive).toBeGreaterThanOrEqual(hold.tasks);
+    // Their memory and start CPU were read (per task: the supervisor and its init; the launcher apart).
+    expect(hold.supervisors.supervisor.sightings).toBeGreaterThan(0);
+    expect(hold.supervisors.perTask.pssBytes).toBeGreaterThan(0);
+    expect(hold.start?.sampledSupervisors).toBe(hold.tasks);
+    expect(hold.start?.totalMs).toBeGreaterThan(0);
     const succeededChecks = result.checks.filter((c) => c.name.endsWith('every task succeeded'));
     expect(succeededChecks).toHaveLength(3);
     expect(succeededChecks.every((c) => c.pass)).toBe(true);

@@ -21,16 +21,28 @@
  * Throughput is tasks / (last task seen `succeeded` in etcd - first submit). Latency is per task,
  * from its job's submit call to the moment the bench's mirror saw the task `succeeded`.
  *
- * The bench knows the supervisor only as processes: a supervisor is a process below the agent
- * in the process tree, or one whose command line names the agent's data directory (one that
- * detached itself from the tree), that is not in a task's cgroup (the task itself) and not a
- * zombie. So any
- * supervisor the agent spawns (a Node one, a small C one) is measured the same way.
+ * The bench knows the supervision only as processes. Candidates: every process below the agent
+ * in the process tree, or whose command line names the agent's data directory (one that left
+ * the tree), that is not in a task's cgroup (those are the task's own) and not a zombie. Among
+ * them:
  *
- * CPU: from /proc/<pid>/stat. The agent's own utime + stime over a phase; its children's
- * (cutime + cstime: the supervisors it spawned and reaped, and what they reaped, the task
- * processes); and in the hold phase each live supervisor's own utime + stime once all tasks
- * run (a supervisor that only waits since then has spent what its start cost).
+ * - the launcher: the candidate named `omega-launcher` (comm), the one process per agent that
+ *   forks every supervisor; reported per agent, never per task;
+ * - a supervisor: any other candidate whose parent is not a candidate (the launcher's or the
+ *   agent's child, or one re-parented after its parent died);
+ * - an init: a candidate whose parent is a candidate, i.e. below a supervisor (with namespaces,
+ *   pid 1 of the task's PID namespace, alive as long as the task). Supervisor and init together
+ *   are a task's supervision.
+ *
+ * So any supervisor the agent starts (a Node one, a small C one, with or without an init) is
+ * measured the same way.
+ *
+ * CPU: the agent's utime + stime over a phase (/proc/<pid>/stat: all its threads) and its reaped
+ * children's (cutime + cstime; ~0 once a launcher forks the supervisors); the launcher's own run
+ * time (/proc/<pid>/schedstat: exact, single-threaded) and its reaped children's (cutime +
+ * cstime: the supervisors, and through them the inits and the tasks). In the hold phase, once
+ * every task runs, each live supervisor's and init's run time (schedstat): they only wait after
+ * the task's exec, so that is what starting it cost them.
  */
 import { chmod, mkdtemp, readdir, rm, rmdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -39,7 +51,7 @@ import { freePort, type CellMirror, type JobId, type MachineId, type Task, type 
 import type { WireJobSpec } from '@omega/api/client';
 import { API_MAIN } from './churn.js';
 import { AGENT_MAIN, finalMetrics, type ChildHandle, type EtcdCounters, type LiveCluster } from './live-cluster.js';
-import { descendants, percentile, procCgroups, procCpu, processTable, smapsRollup, statusBytes, type ProcEntry } from './proc-sample.js';
+import { descendants, percentile, procCgroups, procCpu, processTable, procRunSeconds, smapsRollup, statusBytes, type ProcEntry } from './proc-sample.js';
 import { SubmitClient } from './submit-client.js';
 
 export interface AgentOptions {
@@ -64,18 +76,33 @@ export interface AgentOptions {
 
 export type AgentPhaseName = 'jobs' | 'instances' | 'hold';
 
-/** Supervisors seen by the sampler during a phase. */
-export interface SupervisorSample {
-  /** Most supervisor processes alive at one sample. */
-  readonly maxAlive: number;
-  /** Per supervisor process, over every sighting with a readable smaps_rollup (bytes). */
+/** Memory of one kind of process, over every sighting with a readable smaps_rollup (bytes; NaN when none). */
+export interface ProcessMemory {
+  readonly sightings: number;
   readonly rssP50Bytes: number;
+  readonly rssMeanBytes: number;
   readonly rssMaxBytes: number;
   readonly pssP50Bytes: number;
   readonly pssMeanBytes: number;
-  /** Supervisor processes per running task, at the sample with the most tasks. */
-  readonly processesPerTask: number;
-  /** Commands seen (comm), e.g. `node`, `omega-supervise`. */
+  readonly pssMaxBytes: number;
+}
+
+/** The supervision seen by the sampler during a phase (see the file header for the roles). */
+export interface SupervisorSample {
+  /** Most supervisors alive at one sample. */
+  readonly maxAlive: number;
+  /** Each supervisor process (memory sampled in the hold phase only). */
+  readonly supervisor: ProcessMemory;
+  /** Each init (a process below a supervisor, outside the task's cgroup). */
+  readonly init: ProcessMemory;
+  /** Supervisors and inits per running task, at the sample with the most tasks (NaN when no task was seen). */
+  readonly supervisorsPerTask: number;
+  readonly initsPerTask: number;
+  /** What one running task's supervision holds: mean supervisor + mean init, each times its count per task. */
+  readonly perTask: { readonly rssBytes: number; readonly pssBytes: number };
+  /** The launcher (one per agent; NaN when none was seen). */
+  readonly launcher: { readonly rssMaxBytes: number; readonly pssMaxBytes: number };
+  /** Commands seen (comm) by role, e.g. supervisor `omega-superviso`, launcher `omega-launcher`. */
   readonly commands: readonly string[];
 }
 
@@ -94,9 +121,13 @@ export interface AgentPhase {
   readonly latencyP50Ms: number;
   readonly latencyP99Ms: number;
   /** CPU seconds over the phase. */
-  readonly cpu: { readonly agent: number; readonly agentChildren: number; readonly scheduler: number; readonly api: number; readonly etcd: number; readonly bench: number };
+  readonly cpu: { readonly agent: number; readonly agentChildren: number; readonly launcher: number; readonly launcherChildren: number; readonly scheduler: number; readonly api: number; readonly etcd: number; readonly bench: number };
   /** (agent + its reaped children) CPU per task, ms. */
   readonly agentCpuPerTaskMs: number;
+  /** The launcher's own CPU per task, ms (its forks and reaps); NaN when no launcher was seen. */
+  readonly launcherCpuPerTaskMs: number;
+  /** The launcher's reaped children per task, ms: supervisor + init + the task itself, start to exit. */
+  readonly supervisedCpuPerTaskMs: number;
   readonly agentRssMaxBytes: number;
   readonly supervisors: SupervisorSample;
   /** etcd requests over the phase (everyone's) and per task. */
@@ -106,8 +137,26 @@ export interface AgentPhase {
   readonly segments: TaskSegments;
   /** The batch scheduler over the phase, from its published stats: transactions, claims, and busy time / elapsed (NaN when unknown). */
   readonly scheduler: { readonly transactions: number; readonly claims: number; readonly busyness: number };
-  /** Hold only: CPU to start one task, ms: the agent's own share (submit to all running / tasks) and a supervisor's own. */
-  readonly start?: { readonly agentMsPerTask: number; readonly supervisorMsP50: number; readonly supervisorMsMean: number; readonly totalMs: number; readonly sampledSupervisors: number };
+  /** Hold only: CPU to start one task; see `StartCpu`. */
+  readonly start?: StartCpu;
+}
+
+/**
+ * CPU to start one task (hold phase), ms. Agent and launcher: their CPU from the submit until
+ * every task was seen running, divided by the tasks. Supervisor and init: each live one's own
+ * run time at that moment (they only wait after the task's exec). Total: agent + launcher +
+ * mean supervisor + mean init (when there are inits).
+ */
+export interface StartCpu {
+  readonly agentMsPerTask: number;
+  readonly launcherMsPerTask: number;
+  readonly supervisorMsP50: number;
+  readonly supervisorMsMean: number;
+  readonly sampledSupervisors: number;
+  readonly initMsP50: number;
+  readonly initMsMean: number;
+  readonly sampledInits: number;
+  readonly totalMs: number;
 }
 
 export interface AgentRun {
@@ -207,10 +256,20 @@ interface Processes {
   readonly cgroupParent: string;
 }
 
-/** The supervisors and tasks of the agent now (see the file header). */
-function agentProcesses(p: Processes): { supervisors: ProcEntry[]; tasks: ProcEntry[] } {
+/** The launcher's comm: the one process per agent that forks the supervisors. */
+const LAUNCHER_COMM = 'omega-launcher';
+
+/** The agent's processes now, by role (see the file header). */
+export interface AgentProcesses {
+  readonly launcher: ProcEntry | undefined;
+  readonly supervisors: ProcEntry[];
+  readonly inits: ProcEntry[];
+  readonly tasks: ProcEntry[];
+}
+
+function agentProcesses(p: Processes): AgentProcesses {
   const agentPid = p.agent.child.pid;
-  if (agentPid === undefined) return { supervisors: [], tasks: [] };
+  if (agentPid === undefined) return { launcher: undefined, supervisors: [], inits: [], tasks: [] };
   const table = processTable();
   const found = new Map<number, ProcEntry>();
   for (const d of descendants(table, agentPid)) found.set(d.pid, d);
@@ -220,24 +279,65 @@ function agentProcesses(p: Processes): { supervisors: ProcEntry[]; tasks: ProcEn
       for (const d of descendants(table, e.pid)) found.set(d.pid, d);
     }
   }
-  const supervisors: ProcEntry[] = [];
-  const tasks: ProcEntry[] = [];
-  for (const e of found.values()) {
-    // A zombie (a task or supervisor that exited and is not reaped yet) holds no memory and has no cgroup left to tell.
-    if (e.state === 'Z') continue;
-    (procCgroups(e.pid).includes(`/${p.cgroupParent}/`) ? tasks : supervisors).push(e);
-  }
-  return { supervisors, tasks };
+  // A zombie (a task or supervisor that exited and is not reaped yet) holds no memory and has no cgroup left to tell.
+  const live = [...found.values()].filter((e) => e.state !== 'Z');
+  return supervisionRoles(live, (e) => procCgroups(e.pid).includes(`/${p.cgroupParent}/`));
 }
 
-/** Samples the agent and its supervisors every `everyMs` until stopped. */
+/**
+ * Sorts the agent's live (non-zombie) processes into roles (see the file header): a task is one
+ * `inTaskCgroup` says is; the launcher the first named `omega-launcher`; among the rest, a
+ * supervisor is one whose parent is not among them, an init one whose parent is.
+ */
+export function supervisionRoles(live: readonly ProcEntry[], inTaskCgroup: (e: ProcEntry) => boolean): AgentProcesses {
+  let launcher: ProcEntry | undefined;
+  const candidates = new Map<number, ProcEntry>();
+  const tasks: ProcEntry[] = [];
+  for (const e of live) {
+    if (inTaskCgroup(e)) tasks.push(e);
+    else if (e.comm === LAUNCHER_COMM && launcher === undefined) launcher = e;
+    else candidates.set(e.pid, e);
+  }
+  const supervisors: ProcEntry[] = [];
+  const inits: ProcEntry[] = [];
+  for (const e of candidates.values()) (candidates.has(e.ppid) ? inits : supervisors).push(e);
+  return { launcher, supervisors, inits, tasks };
+}
+
+/** Rss and Pss sightings of one kind of process. */
+class MemoryTally {
+  private readonly rss: number[] = [];
+  private readonly pss: number[] = [];
+
+  add(pid: number): void {
+    const m = smapsRollup(pid);
+    if (Number.isFinite(m.rss) && Number.isFinite(m.pss)) {
+      this.rss.push(m.rss);
+      this.pss.push(m.pss);
+    }
+  }
+
+  result(): ProcessMemory {
+    const mean = (xs: number[]): number => (xs.length === 0 ? NaN : xs.reduce((a, b) => a + b, 0) / xs.length);
+    const max = (xs: number[]): number => (xs.length === 0 ? NaN : xs.reduce((a, b) => Math.max(a, b), -Infinity));
+    return { sightings: this.rss.length, rssP50Bytes: percentile(this.rss, 0.5), rssMeanBytes: mean(this.rss), rssMaxBytes: max(this.rss), pssP50Bytes: percentile(this.pss, 0.5), pssMeanBytes: mean(this.pss), pssMaxBytes: max(this.pss) };
+  }
+}
+
+/** Mean x count per task, where no process of the kind per task adds nothing (not NaN). */
+function share(meanBytes: number, perTask: number): number {
+  return perTask === 0 ? 0 : meanBytes * perTask;
+}
+
+/** Samples the agent, its launcher, supervisors and inits every `everyMs` until stopped. */
 class Sampler {
   private timer: NodeJS.Timeout | undefined;
   private maxAlive = 0;
   private agentRssMax = 0;
-  private best = { tasks: 0, supervisors: 0 };
-  private readonly rss: number[] = [];
-  private readonly pss: number[] = [];
+  private best = { tasks: 0, supervisors: 0, inits: 0 };
+  private readonly supervisor = new MemoryTally();
+  private readonly init = new MemoryTally();
+  private readonly launcher = new MemoryTally();
   private readonly commands = new Set<string>();
 
   constructor(
@@ -254,40 +354,73 @@ class Sampler {
     this.timer = setTimeout(tick, this.everyMs);
   }
 
-  /** One sample now; returns the supervisors seen. */
-  sample(): ProcEntry[] {
+  /** One sample now; returns the processes seen. */
+  sample(): AgentProcesses {
     this.agentRssMax = Math.max(this.agentRssMax, statusBytes(this.p.agent.child.pid, 'VmRSS') || 0);
-    const { supervisors, tasks } = agentProcesses(this.p);
+    const seen = agentProcesses(this.p);
+    const { launcher, supervisors, inits, tasks } = seen;
     this.maxAlive = Math.max(this.maxAlive, supervisors.length);
-    if (tasks.length > this.best.tasks) this.best = { tasks: tasks.length, supervisors: supervisors.length };
-    for (const s of supervisors) {
-      this.commands.add(s.comm);
-      if (!this.withMemory) continue;
-      const m = smapsRollup(s.pid);
-      if (Number.isFinite(m.rss) && Number.isFinite(m.pss)) {
-        this.rss.push(m.rss);
-        this.pss.push(m.pss);
-      }
+    if (tasks.length > this.best.tasks) this.best = { tasks: tasks.length, supervisors: supervisors.length, inits: inits.length };
+    if (launcher !== undefined) this.commands.add(`launcher ${launcher.comm}`);
+    for (const s of supervisors) this.commands.add(`supervisor ${s.comm}`);
+    for (const s of inits) this.commands.add(`init ${s.comm}`);
+    if (this.withMemory) {
+      if (launcher !== undefined) this.launcher.add(launcher.pid);
+      for (const s of supervisors) this.supervisor.add(s.pid);
+      for (const s of inits) this.init.add(s.pid);
     }
-    return supervisors;
+    return seen;
   }
 
   stop(): { supervisors: SupervisorSample; agentRssMaxBytes: number } {
     if (this.timer !== undefined) clearTimeout(this.timer);
-    const mean = this.pss.length === 0 ? NaN : this.pss.reduce((a, b) => a + b, 0) / this.pss.length;
+    const supervisor = this.supervisor.result();
+    const init = this.init.result();
+    const launcher = this.launcher.result();
+    const supervisorsPerTask = this.best.tasks === 0 ? NaN : this.best.supervisors / this.best.tasks;
+    const initsPerTask = this.best.tasks === 0 ? NaN : this.best.inits / this.best.tasks;
     return {
       agentRssMaxBytes: this.agentRssMax,
       supervisors: {
         maxAlive: this.maxAlive,
-        rssP50Bytes: percentile(this.rss, 0.5),
-        rssMaxBytes: this.rss.length === 0 ? NaN : Math.max(...this.rss),
-        pssP50Bytes: percentile(this.pss, 0.5),
-        pssMeanBytes: mean,
-        processesPerTask: this.best.tasks === 0 ? NaN : this.best.supervisors / this.best.tasks,
+        supervisor,
+        init,
+        supervisorsPerTask,
+        initsPerTask,
+        perTask: {
+          rssBytes: share(supervisor.rssMeanBytes, supervisorsPerTask) + share(init.rssMeanBytes, initsPerTask),
+          pssBytes: share(supervisor.pssMeanBytes, supervisorsPerTask) + share(init.pssMeanBytes, initsPerTask),
+        },
+        launcher: { rssMaxBytes: launcher.rssMaxBytes, pssMaxBytes: launcher.pssMaxBytes },
         commands: [...this.commands].sort(),
       },
     };
   }
+}
+
+/** The agent's launcher now (a child of the agent named `omega-launcher`), or undefined. */
+function launcherPid(p: Processes): number | undefined {
+  const agentPid = p.agent.child.pid;
+  return processTable().find((e) => e.ppid === agentPid && e.comm === LAUNCHER_COMM && e.state !== 'Z')?.pid;
+}
+
+/** The launcher's CPU at a mark: its pid, own run time (schedstat) and reaped children's (cutime + cstime), seconds. */
+interface LauncherCpu {
+  readonly pid: number | undefined;
+  readonly run: number;
+  readonly children: number;
+}
+
+function launcherCpu(p: Processes): LauncherCpu {
+  const pid = launcherPid(p);
+  return { pid, run: pid === undefined ? 0 : procRunSeconds(pid), children: pid === undefined ? 0 : procCpu(pid).children };
+}
+
+/** The launcher's CPU between two marks: none before counts from zero (it started meanwhile); another pid after is unknown (NaN). */
+function launcherDelta(before: LauncherCpu, after: LauncherCpu, field: 'run' | 'children'): number {
+  if (after.pid === undefined) return before.pid === undefined ? 0 : NaN;
+  if (before.pid === undefined) return after[field];
+  return before.pid === after.pid ? after[field] - before[field] : NaN;
 }
 
 interface CpuMark {
@@ -297,6 +430,7 @@ interface CpuMark {
   /** The batch scheduler's published stats (its record in the cell, refreshed every second). */
   readonly schedulerStats: { readonly transactionsOk: number; readonly transactionsFailed: number; readonly claimsCommitted: number; readonly busyMs: number; readonly elapsedMs: number } | undefined;
   readonly agent: { self: number; children: number };
+  readonly launcher: LauncherCpu;
   readonly scheduler: number;
   readonly api: number;
   readonly etcd: number;
@@ -311,6 +445,7 @@ async function mark(cluster: LiveCluster, p: Processes, watch: TaskWatch): Promi
     writes: new Map(watch.writes),
     schedulerStats: schedulerStats(watch),
     agent: procCpu(p.agent.child.pid),
+    launcher: launcherCpu(p),
     scheduler: procCpu(p.scheduler.child.pid).self,
     api: procCpu(p.api.child.pid).self,
     etcd: procCpu(p.etcdPid).self,
@@ -480,10 +615,13 @@ export async function runAgentThroughput(cluster: LiveCluster, options: AgentOpt
       const running = (): number => ids.filter((t) => watch.runningSeen.has(t) || watch.failed.has(t)).length;
       await until(p, () => running() === ids.length, running, 'phase hold (all running)');
       const allRunning = procCpu(agent.child.pid).self;
+      const launcherAllRunning = launcherCpu(p);
       const startSeconds = (Date.now() - at) / 1000;
-      // Everything started; each supervisor has spent what its start cost (it only waits now).
-      const supervisors = sampler.sample();
-      const supervisorCpuMs = supervisors.map((s) => procCpu(s.pid).self * 1000).filter((v) => Number.isFinite(v));
+      // Everything started; each supervisor and init has spent what the start cost it (it only waits now).
+      const seen = sampler.sample();
+      const runMs = (list: readonly ProcEntry[]): number[] => list.map((s) => procRunSeconds(s.pid) * 1000).filter((v) => Number.isFinite(v));
+      const supervisorCpuMs = runMs(seen.supervisors);
+      const initCpuMs = runMs(seen.inits);
       const finished = (): number => ids.filter((t) => watch.succeededAt.has(t) || watch.failed.has(t)).length;
       await until(p, () => finished() === ids.length, finished, 'phase hold');
       const supervision = sampler.stop();
@@ -493,15 +631,26 @@ export async function runAgentThroughput(cluster: LiveCluster, options: AgentOpt
         return done === undefined ? [] : [done - at];
       });
       const end = Math.max(...ids.map((t) => watch.succeededAt.get(t) ?? 0));
+      const mean = (xs: readonly number[]): number => (xs.length === 0 ? NaN : xs.reduce((a, b) => a + b, 0) / xs.length);
       const agentMsPerTask = ((allRunning - before.agent.self) * 1000) / ids.length;
-      // A supervisor's own CPU by the time every task ran, per supervisor *process group of a task*:
-      // scaled by processes per task so a design with two processes per task counts both.
-      const perProcess = supervisorCpuMs.length === 0 ? NaN : supervisorCpuMs.reduce((a, b) => a + b, 0) / supervisorCpuMs.length;
-      const perTask = supervisorCpuMs.length === 0 ? NaN : supervisorCpuMs.reduce((a, b) => a + b, 0) / ids.length;
+      const launcherMsPerTask = (launcherDelta(before.launcher, launcherAllRunning, 'run') * 1000) / ids.length;
+      const supervisorMsMean = mean(supervisorCpuMs);
+      const initMsMean = mean(initCpuMs);
       const base = phaseResult('hold', `one job of ${options.holdTasks} instances of sleep ${options.holdSeconds} (1 CPU each: all at once on ${options.cpus} CPUs); all running after ${startSeconds.toFixed(1)} s`, ids, watch, before, after, at, submitEnd, end, latencies, supervision, () => at);
       phases.push({
         ...base,
-        start: { agentMsPerTask, supervisorMsP50: percentile(supervisorCpuMs, 0.5), supervisorMsMean: perProcess, totalMs: agentMsPerTask + perTask, sampledSupervisors: supervisorCpuMs.length },
+        start: {
+          agentMsPerTask,
+          launcherMsPerTask,
+          supervisorMsP50: percentile(supervisorCpuMs, 0.5),
+          supervisorMsMean,
+          sampledSupervisors: supervisorCpuMs.length,
+          initMsP50: percentile(initCpuMs, 0.5),
+          initMsMean,
+          sampledInits: initCpuMs.length,
+          // No launcher (supervisors forked by the agent itself) adds nothing; no init likewise.
+          totalMs: agentMsPerTask + (launcherAllRunning.pid === undefined && before.launcher.pid === undefined ? 0 : launcherMsPerTask) + supervisorMsMean + (initCpuMs.length === 0 ? 0 : initMsMean),
+        },
       });
       print(phaseLine(phases[phases.length - 1] as AgentPhase));
     }
@@ -571,6 +720,8 @@ function phaseResult(
   const cpu = {
     agent: after.agent.self - before.agent.self,
     agentChildren: after.agent.children - before.agent.children,
+    launcher: launcherDelta(before.launcher, after.launcher, 'run'),
+    launcherChildren: launcherDelta(before.launcher, after.launcher, 'children'),
     scheduler: after.scheduler - before.scheduler,
     api: after.api - before.api,
     etcd: after.etcd - before.etcd,
@@ -597,6 +748,8 @@ function phaseResult(
     latencyP99Ms: percentile(latencies, 0.99),
     cpu,
     agentCpuPerTaskMs: ((cpu.agent + cpu.agentChildren) * 1000) / ids.length,
+    launcherCpuPerTaskMs: (cpu.launcher * 1000) / ids.length,
+    supervisedCpuPerTaskMs: (cpu.launcherChildren * 1000) / ids.length,
     agentRssMaxBytes: supervision.agentRssMaxBytes,
     supervisors: supervision.supervisors,
     etcd: { txns, ranges, puts, perTask: (txns + ranges + puts) / ids.length },
@@ -606,7 +759,8 @@ function phaseResult(
   };
 }
 
-const mib = (b: number): string => (b / 1024 ** 2).toFixed(1);
+const mib = (b: number): string => (b / 1024 ** 2).toFixed(2);
+const ms = (v: number, digits = 2): string => (Number.isFinite(v) ? `${v.toFixed(digits)} ms` : 'n/a');
 const seg = (s: { p50: number; p99: number }): string => `${s.p50.toFixed(0)} / ${s.p99.toFixed(0)}`;
 
 /** One progress line of a phase. */
@@ -614,14 +768,22 @@ export function phaseLine(r: AgentPhase): string {
   const s = r.supervisors;
   const parts = [
     `  ${r.phase}: ${r.succeeded}/${r.tasks} succeeded in ${r.seconds.toFixed(1)} s = ${r.tasksPerSecond.toFixed(1)} tasks/s; submit→succeeded p50 ${r.latencyP50Ms.toFixed(0)} ms, p99 ${r.latencyP99Ms.toFixed(0)} ms`,
-    `agent CPU ${r.cpu.agent.toFixed(1)} s + reaped children ${r.cpu.agentChildren.toFixed(1)} s = ${r.agentCpuPerTaskMs.toFixed(1)} ms/task, RSS max ${mib(r.agentRssMaxBytes)} MiB; scheduler ${r.cpu.scheduler.toFixed(1)} s, API ${r.cpu.api.toFixed(1)} s, etcd ${r.cpu.etcd.toFixed(1)} s`,
+    `agent CPU ${r.cpu.agent.toFixed(1)} s + reaped children ${r.cpu.agentChildren.toFixed(1)} s = ${r.agentCpuPerTaskMs.toFixed(1)} ms/task, RSS max ${mib(r.agentRssMaxBytes)} MiB; launcher own ${ms(r.launcherCpuPerTaskMs, 3)}/task, reaped by it (supervisor + init + task) ${ms(r.supervisedCpuPerTaskMs)}/task; scheduler ${r.cpu.scheduler.toFixed(1)} s, API ${r.cpu.api.toFixed(1)} s, etcd ${r.cpu.etcd.toFixed(1)} s`,
     `where a task's time went (p50 / p99 ms): submit→placed ${seg(r.segments.submitToPlacedMs)}, placed→started ${seg(r.segments.placedToStartedMs)}, started→exited ${seg(r.segments.startedToExitedMs)}, exited→succeeded seen ${seg(r.segments.exitedToSucceededMs)}; a task holds its CPU ${r.segments.slotMeanMs.toFixed(0)} ms on average`,
     `CPU of the bench itself ${r.cpu.bench.toFixed(1)} s; keys written per task: ${Object.entries(r.writesPerTask).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(', ')}`,
     `batch scheduler: ${r.scheduler.transactions} transactions, ${r.scheduler.claims} claims, busy ${(r.scheduler.busyness * 100).toFixed(0)}% of the phase`,
-    `etcd ${r.etcd.perTask.toFixed(2)} requests/task (${r.etcd.txns} txn, ${r.etcd.ranges} range, ${r.etcd.puts} put); supervisors alive at most ${s.maxAlive} (${s.commands.join(', ') || 'none seen'})`,
+    `etcd ${r.etcd.perTask.toFixed(2)} requests/task (${r.etcd.txns} txn, ${r.etcd.ranges} range, ${r.etcd.puts} put); supervisors alive at most ${s.maxAlive} (seen: ${s.commands.join(', ') || 'none'})`,
   ];
-  if (Number.isFinite(s.pssMeanBytes)) parts.push(`per supervisor RSS p50 ${mib(s.rssP50Bytes)} MiB, PSS mean ${mib(s.pssMeanBytes)} MiB, ${s.processesPerTask.toFixed(2)} processes/task`);
-  if (r.start !== undefined) parts.push(`CPU to start a task: agent ${r.start.agentMsPerTask.toFixed(1)} ms + supervisor ${r.start.supervisorMsMean.toFixed(1)} ms (mean of ${r.start.sampledSupervisors}) = ${r.start.totalMs.toFixed(1)} ms`);
+  if (s.supervisor.sightings > 0) {
+    const mem = (m: ProcessMemory): string => `RSS mean ${mib(m.rssMeanBytes)} MiB, PSS mean ${mib(m.pssMeanBytes)} MiB (${m.sightings} sightings)`;
+    parts.push(
+      `supervision per running task: RSS ${mib(s.perTask.rssBytes)} MiB, PSS ${mib(s.perTask.pssBytes)} MiB = supervisor ${mem(s.supervisor)} x ${s.supervisorsPerTask.toFixed(2)} + init ${s.init.sightings > 0 ? mem(s.init) : 'none'} x ${s.initsPerTask.toFixed(2)}; launcher (one per agent, not per task) RSS max ${mib(s.launcher.rssMaxBytes)} MiB, PSS max ${mib(s.launcher.pssMaxBytes)} MiB`,
+    );
+  }
+  if (r.start !== undefined) {
+    const t = r.start;
+    parts.push(`CPU to start a task: ${ms(t.totalMs)} = agent ${ms(t.agentMsPerTask)} + launcher ${ms(t.launcherMsPerTask, 3)} (their CPU from the submit to all running / ${r.tasks} tasks) + supervisor ${ms(t.supervisorMsMean)} (mean of ${t.sampledSupervisors}) + init ${ms(t.initMsMean)} (mean of ${t.sampledInits}) (run time by then, schedstat)`);
+  }
   if (Object.keys(r.failures).length > 0) parts.push(`FAILED: ${JSON.stringify(r.failures)}`);
   return parts.join('\n    ');
 }

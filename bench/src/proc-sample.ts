@@ -1,8 +1,8 @@
 /**
  * What a process costs, read from Linux's /proc: CPU time (its own and that of the children it
- * reaped), resident and proportional set sizes, and the process tree. The agent benchmark
- * looks at the node agent's supervisors only through these (processes and their files), so it
- * measures any supervisor implementation the agent spawns.
+ * reaped, and exact run time from schedstat), resident and proportional set sizes, and the
+ * process tree. The agent benchmark looks at the node agent's supervisors only through these
+ * (processes and their files), so it measures any supervisor implementation the agent spawns.
  *
  * Every reader returns NaN / undefined for a process that is gone (they come and go while
  * sampled) instead of throwing.
@@ -45,6 +45,23 @@ export function procCpu(pid: number | undefined): ProcCpu {
   const f = pid === undefined ? undefined : statFields(pid);
   if (f === undefined) return { self: NaN, children: NaN };
   return { self: (Number(f[11]) + Number(f[12])) / CLOCK_TICKS, children: (Number(f[13]) + Number(f[14])) / CLOCK_TICKS };
+}
+
+/**
+ * Time the process's main thread has run on a CPU, in seconds, from /proc/<pid>/schedstat (its
+ * first field, nanoseconds): exact, where /proc/<pid>/stat counts in 10 ms ticks, which is too
+ * coarse for a process that runs a millisecond. Only the main thread: right for the
+ * single-threaded supervisor, init and launcher, not for a Node process (use `procCpu`). NaN
+ * when gone or when the kernel keeps no schedstat.
+ */
+export function procRunSeconds(pid: number | undefined): number {
+  if (pid === undefined) return NaN;
+  try {
+    const ns = Number(readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ')[0]);
+    return Number.isFinite(ns) ? ns / 1e9 : NaN;
+  } catch {
+    return NaN;
+  }
 }
 
 /** A `kB` field of /proc/<pid>/status (VmRSS, VmHWM, ...) in bytes; NaN when gone or absent. */
