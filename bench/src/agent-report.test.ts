@@ -118,7 +118,8 @@ describe('the roles of the agent\'s processes', () => {
 
   it('tell the launcher, each supervisor, its init and the task apart', () => {
     // agent 10 -> launcher 11 -> supervisor 20 -> init 21 -> task 22; supervisor 30 re-parented to 1 -> init 31 -> task 32.
-    const live = [e(11, 10, 'omega-launcher'), e(20, 11, 'omega-superviso'), e(21, 20, 'omega-superviso'), e(22, 21, 'sleep'), e(30, 1, 'omega-superviso'), e(31, 30, 'omega-superviso'), e(32, 31, 'sleep')];
+    // 40 is the launcher's fork of a supervisor before its exec: not a supervisor yet.
+    const live = [e(40, 11, 'omega-launcher'), e(11, 10, 'omega-launcher'), e(20, 11, 'omega-superviso'), e(21, 20, 'omega-superviso'), e(22, 21, 'sleep'), e(30, 1, 'omega-superviso'), e(31, 30, 'omega-superviso'), e(32, 31, 'sleep')];
     const roles = supervisionRoles(live, (p) => p.comm === 'sleep');
     expect(roles.launcher?.pid).toBe(11);
     expect(roles.supervisors.map((p) => p.pid).sort()).toEqual([20, 30]);

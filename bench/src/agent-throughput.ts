@@ -286,17 +286,21 @@ function agentProcesses(p: Processes): AgentProcesses {
 
 /**
  * Sorts the agent's live (non-zombie) processes into roles (see the file header): a task is one
- * `inTaskCgroup` says is; the launcher the first named `omega-launcher`; among the rest, a
- * supervisor is one whose parent is not among them, an init one whose parent is.
+ * `inTaskCgroup` says is; the launcher the one named `omega-launcher` (one so named below it is
+ * its fork of a supervisor before the exec, and left out); among the rest, a supervisor is one
+ * whose parent is not among them, an init one whose parent is.
  */
 export function supervisionRoles(live: readonly ProcEntry[], inTaskCgroup: (e: ProcEntry) => boolean): AgentProcesses {
   let launcher: ProcEntry | undefined;
   const candidates = new Map<number, ProcEntry>();
   const tasks: ProcEntry[] = [];
+  const launcherPids = new Set(live.filter((e) => e.comm === LAUNCHER_COMM).map((e) => e.pid));
   for (const e of live) {
     if (inTaskCgroup(e)) tasks.push(e);
-    else if (e.comm === LAUNCHER_COMM && launcher === undefined) launcher = e;
-    else candidates.set(e.pid, e);
+    else if (e.comm === LAUNCHER_COMM) {
+      // One whose parent is a launcher too is its fork of a supervisor, not exec'd yet: not a supervisor yet.
+      if (!launcherPids.has(e.ppid)) launcher ??= e;
+    } else candidates.set(e.pid, e);
   }
   const supervisors: ProcEntry[] = [];
   const inits: ProcEntry[] = [];
