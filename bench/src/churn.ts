@@ -26,7 +26,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { freePort, type CellMirror, type JobId } from '@omega/cell-state';
 import type { WireJobSpec } from '@omega/api/client';
-import { ChurnClient } from './churn-client.js';
+import { SubmitClient } from './submit-client.js';
 import { finalMetrics, waitForAnnouncements, type ChildHandle, type LiveCluster } from './live-cluster.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -155,7 +155,7 @@ export async function runChurn(cluster: LiveCluster, options: ChurnOptions): Pro
 
   const mirror: CellMirror = cell.mirror();
   await mirror.start();
-  const clients = Array.from({ length: options.clients }, () => new ChurnClient(address));
+  const clients = Array.from({ length: options.clients }, () => new SubmitClient(address));
   try {
     await waitForAnnouncements(mirror, [batch, service]);
     await clients[0]?.ready(60_000).catch((error: unknown) => {
@@ -191,7 +191,7 @@ export async function runChurn(cluster: LiveCluster, options: ChurnOptions): Pro
       }
     };
 
-    const submitter = async (client: ChurnClient): Promise<void> => {
+    const submitter = async (client: SubmitClient): Promise<void> => {
       while (failure === undefined && submitted < options.jobs) {
         if (submitted - done >= options.window) {
           await new Promise((r) => setTimeout(r, 5));

@@ -1,8 +1,8 @@
 /**
- * A gRPC client of the Omega API for benchmarks that submit: SubmitJob with a request id of the
- * caller's choosing (so a retried submit is answered with the same job, as a careful client
- * does), built from the .proto files with the server's own proto-loader options
- * (`@omega/api/client`). Plaintext: the benchmark's API server runs with `--insecure`.
+ * A gRPC client of the Omega API for benchmarks that submit (churn, agent): SubmitJob with a
+ * request id of the caller's choosing (so a retried submit is answered with the same job, as a
+ * careful client does) or one the server makes, built from the .proto files with the server's
+ * own proto-loader options (`@omega/api/client`). Plaintext: the benchmark's API server runs with `--insecure`.
  */
 import { credentials, loadPackageDefinition, type Client, type ServiceError } from '@grpc/grpc-js';
 import protoLoader from '@grpc/proto-loader';
@@ -32,8 +32,11 @@ export class SubmitClient {
     this.client = new JobService(address, credentials.createInsecure());
   }
 
-  /** Submits `spec` under `requestId` (1-128 letters, digits, `.`, `_`, `-`); resolves to the job's id. */
-  submit(spec: WireJobSpec, requestId: string, deadlineMs = 30_000): Promise<string> {
+  /**
+   * Submits `spec` under `requestId` (1-128 letters, digits, `.`, `_`, `-`; empty: the server
+   * makes one for the call); resolves to the job's id.
+   */
+  submit(spec: WireJobSpec, requestId = '', deadlineMs = 30_000): Promise<string> {
     return new Promise((resolve, reject) => {
       this.client.SubmitJob({ job: spec, request_id: requestId }, { deadline: Date.now() + deadlineMs }, (error, response) => {
         if (error !== null) reject(error);
