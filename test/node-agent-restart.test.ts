@@ -6,7 +6,7 @@
  * --no-enforcement (adoption works the same).
  */
 import { existsSync } from 'node:fs';
-import { chmod, mkdtemp, rm, rmdir, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, readdir, readFile, rm, rmdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -65,15 +65,48 @@ describe('the node agent across restarts', () => {
     for (const a of agents) if (a.child.exitCode === null && a.child.signalCode === null) a.child.kill('SIGKILL');
     await Promise.all(agents.map((a) => a.exited));
     await eventually('the tasks to exit', () => ['a', 'b'].every((job) => existsSync(join(taskLogPaths(dataDir, taskId(job, 0), 1).dir, 'exit.json'))), 10_000).catch(() => undefined);
+    // A task that did not end (a failed test) must not outlive the run: its supervisor names the
+    // data dir on its command line, and with cgroups every process of the task is in one.
+    await killTaskProcesses();
     await mirror?.stop();
     await kv?.close();
     await etcd?.stop();
     if (cgroups.driver !== undefined) {
-      for (const c of cgroups.driver.version === 'v2' ? [''] : ['cpu', 'cpuacct', 'memory', 'pids', 'freezer']) await rmdir(join(cgroups.driver.root, c, parent)).catch(() => undefined);
+      for (const c of cgroups.driver.version === 'v2' ? [''] : ['cpu', 'cpuacct', 'memory', 'pids', 'freezer']) {
+        const dir = join(cgroups.driver.root, c, parent);
+        // Task cgroups the agent could not remove (a test failed while its tasks ran) go first.
+        for (const entry of await readdir(dir, { withFileTypes: true }).catch(() => [])) if (entry.isDirectory()) await rmdir(join(dir, entry.name)).catch(() => undefined);
+        await rmdir(dir).catch(() => undefined);
+      }
     }
     await rm(dataDir, { recursive: true, force: true });
     await rm(gates, { recursive: true, force: true });
   });
+
+  /** SIGKILL to every supervisor of this run and every process in its task cgroups. */
+  async function killTaskProcesses(): Promise<void> {
+    const pids = new Set<number>();
+    for (const entry of await readdir('/proc').catch(() => [] as string[])) {
+      if (!/^\d+$/.test(entry)) continue;
+      const cmdline = await readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => '');
+      if (cmdline.includes(dataDir)) pids.add(Number(entry));
+    }
+    const driver = cgroups.driver;
+    if (driver !== undefined) {
+      const base = join(driver.root, driver.version === 'v2' ? '' : 'pids', parent);
+      for (const name of await readdir(base).catch(() => [] as string[])) {
+        const procs = await readFile(join(base, name, 'cgroup.procs'), 'utf8').catch(() => '');
+        for (const pid of procs.split('\n').filter((line) => line !== '')) pids.add(Number(pid));
+      }
+    }
+    for (const pid of pids) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // gone already
+      }
+    }
+  }
 
   function startAgent(): LoggedProcess {
     const args = ['--insecure', '--etcd', etcd.clientUrl, '--cell', cellName, '--machine-id', m1, '--cpu', '4', '--memory', '8Gi', '--data-dir', dataDir, '--kill-grace-ms', '1000', '--heartbeat-ttl', '5'];
