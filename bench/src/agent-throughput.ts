@@ -481,6 +481,20 @@ async function until(p: Processes, done: () => boolean, progress: () => number, 
 }
 
 /** Runs the three phases on a started cluster; see the file header. */
+/** How many of `ids` have ended (succeeded or failed). */
+function endedCount(watch: TaskWatch, ids: readonly TaskId[]): number {
+  return ids.filter((t) => watch.succeededAt.has(t) || watch.failed.has(t)).length;
+}
+
+/** Submit (at `at`) to succeeded of each succeeded task of `ids`, and when the last one succeeded. */
+function completion(watch: TaskWatch, ids: readonly TaskId[], at: number): { latencies: number[]; end: number } {
+  const latencies = ids.flatMap((t) => {
+    const done = watch.succeededAt.get(t);
+    return done === undefined ? [] : [done - at];
+  });
+  return { latencies, end: Math.max(...ids.map((t) => watch.succeededAt.get(t) ?? 0)) };
+}
+
 export async function runAgentThroughput(cluster: LiveCluster, options: AgentOptions): Promise<AgentRun> {
   const { print } = options;
   if (options.holdTasks > options.cpus) throw new Error(`holdTasks (${options.holdTasks}) must be at most the agent's CPUs (${options.cpus}): every sleep task must run at once`);
@@ -562,7 +576,7 @@ export async function runAgentThroughput(cluster: LiveCluster, options: AgentOpt
         },
       );
       const ids = (): TaskId[] => [...submittedAt.keys()].map((j) => `${j}/0` as TaskId);
-      const finished = (): number => ids().filter((t) => watch.succeededAt.has(t) || watch.failed.has(t)).length;
+      const finished = (): number => endedCount(watch, ids());
       await until(
         p,
         () => {
@@ -594,15 +608,11 @@ export async function runAgentThroughput(cluster: LiveCluster, options: AgentOpt
       const job = (await (clients[0] as SubmitClient).submit(trueSpec('true-many', options.instances, options.taskMemoryBytes, ['/bin/true']), `bench-${runId}-instances`)) as JobId;
       const submitEnd = Date.now();
       const ids = Array.from({ length: options.instances }, (_, i) => `${job}/${i}` as TaskId);
-      const finished = (): number => ids.filter((t) => watch.succeededAt.has(t) || watch.failed.has(t)).length;
+      const finished = (): number => endedCount(watch, ids);
       await until(p, () => finished() === ids.length, finished, 'phase instances');
       const supervision = sampler.stop();
       const after = await mark(cluster, p, watch);
-      const latencies = ids.flatMap((t) => {
-        const done = watch.succeededAt.get(t);
-        return done === undefined ? [] : [done - at];
-      });
-      const end = Math.max(...ids.map((t) => watch.succeededAt.get(t) ?? 0));
+      const { latencies, end } = completion(watch, ids, at);
       phases.push(phaseResult('instances', `one job of ${options.instances} instances of /bin/true (1 CPU, ${options.taskMemoryBytes / 1024 ** 2} MiB each)`, ids, watch, before, after, at, submitEnd, end, latencies, supervision, () => at));
       print(phaseLine(phases[phases.length - 1] as AgentPhase));
     }
@@ -626,15 +636,11 @@ export async function runAgentThroughput(cluster: LiveCluster, options: AgentOpt
       const runMs = (list: readonly ProcEntry[]): number[] => list.map((s) => procRunSeconds(s.pid) * 1000).filter((v) => Number.isFinite(v));
       const supervisorCpuMs = runMs(seen.supervisors);
       const initCpuMs = runMs(seen.inits);
-      const finished = (): number => ids.filter((t) => watch.succeededAt.has(t) || watch.failed.has(t)).length;
+      const finished = (): number => endedCount(watch, ids);
       await until(p, () => finished() === ids.length, finished, 'phase hold');
       const supervision = sampler.stop();
       const after = await mark(cluster, p, watch);
-      const latencies = ids.flatMap((t) => {
-        const done = watch.succeededAt.get(t);
-        return done === undefined ? [] : [done - at];
-      });
-      const end = Math.max(...ids.map((t) => watch.succeededAt.get(t) ?? 0));
+      const { latencies, end } = completion(watch, ids, at);
       const mean = (xs: readonly number[]): number => (xs.length === 0 ? NaN : xs.reduce((a, b) => a + b, 0) / xs.length);
       const agentMsPerTask = ((allRunning - before.agent.self) * 1000) / ids.length;
       const launcherMsPerTask = (launcherDelta(before.launcher, launcherAllRunning, 'run') * 1000) / ids.length;
