@@ -2,30 +2,23 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { Cell, type SubmitJobOptions } from './cell.js';
 import type { KvStore } from './kv.js';
 import { MemoryKv } from './memory-kv.js';
-import type { CellMirror } from './mirror.js';
 import { createNamespace, readNamespace, setQuota } from './namespace-records.js';
 import { describeExcess } from './quota.js';
 import { RequestIdReusedError } from './request-records.js';
-import { jobSpec, replayingKv } from './testing/index.js';
+import { jobSpec, mirroredCell, replayingKv, type MirroredCell } from './testing/index.js';
 import { jobId } from './types.js';
 
 const MiB = 1024 ** 2;
-const mirrors: CellMirror[] = [];
+const opened: MirroredCell[] = [];
 afterEach(async () => {
-  for (const m of mirrors.splice(0)) await m.stop();
+  for (const m of opened.splice(0)) await m.stop();
 });
 
-/** A Cell on `kv` with a mirror for its quota checks, and the options Cell.submitJob needs. */
+/** A Cell on `kv` with a mirror for its quota checks, and the options it needs. */
 async function cellOn(kv: KvStore): Promise<{ cell: Cell; options: SubmitJobOptions }> {
-  const cell = new Cell(kv, 'test', { now: () => 1_000 });
-  const mirror = cell.mirror();
-  await mirror.start();
-  mirrors.push(mirror);
-  const snapshotAtLeast = async (revision: number) => {
-    await mirror.waitForRevision(revision, 5_000);
-    return mirror.snapshot();
-  };
-  return { cell, options: { snapshotAtLeast, pause: async () => {} } };
+  const mirrored = await mirroredCell(kv, 1_000);
+  opened.push(mirrored);
+  return { cell: mirrored.cell, options: { snapshotAtLeast: mirrored.snapshotAtLeast, pause: async () => {} } };
 }
 
 async function jobCount(kv: KvStore): Promise<number> {

@@ -3,27 +3,21 @@ import { Cell } from './cell.js';
 import { InvalidRecordError } from './codec.js';
 import type { KvStore } from './kv.js';
 import { MemoryKv } from './memory-kv.js';
-import type { CellMirror } from './mirror.js';
 import { createNamespace, readNamespace, setQuota, snapshotNamespace, type SetQuotaOptions } from './namespace-records.js';
 import { describeExcess } from './quota.js';
-import { jobSpec, replayingKv } from './testing/index.js';
+import { jobSpec, mirroredCell, replayingKv, type MirroredCell } from './testing/index.js';
 import { jobId } from './types.js';
 
-const mirrors: CellMirror[] = [];
+const opened: MirroredCell[] = [];
 afterEach(async () => {
-  for (const m of mirrors.splice(0)) await m.stop();
+  for (const m of opened.splice(0)) await m.stop();
 });
 
+/** A Cell on `kv` with a mirror for its quota checks, and the options it needs. */
 async function cellOn(kv: KvStore): Promise<{ cell: Cell; options: SetQuotaOptions }> {
-  const cell = new Cell(kv, 'test', { now: () => 5 });
-  const mirror = cell.mirror();
-  await mirror.start();
-  mirrors.push(mirror);
-  const snapshotAtLeast = async (revision: number) => {
-    await mirror.waitForRevision(revision, 5_000);
-    return mirror.snapshot();
-  };
-  return { cell, options: { snapshotAtLeast, nowMs: 5 } };
+  const mirrored = await mirroredCell(kv, 5);
+  opened.push(mirrored);
+  return { cell: mirrored.cell, options: { snapshotAtLeast: mirrored.snapshotAtLeast, nowMs: 5 } };
 }
 
 const quota = (cpuMillis: number, tasks = 0) => ({ cpuMillis, memoryBytes: 0, tasks });

@@ -7,3 +7,4 @@ export { describeCommitProperties, type PropertyOptions } from './commit-propert
 export { describeKvContract, type OpenedKv } from './kv-contract.js';
 export { keysWritten, replayingKv, type ReplayCounters, type ReplayOptions, type ReplayedWrite } from './replaying-kv.js';
 export { outageKv, type OutageKv } from './outage-kv.js';
+export { mirroredCell, type MirroredCell } from './mirrored-cell.js';
