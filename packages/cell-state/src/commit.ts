@@ -23,7 +23,7 @@ import type { CellSnapshot } from './cell-snapshot.js';
 import { decodeMachine, decodeTask, encodeMachine, encodeTask } from './codec.js';
 import type { CellKeys } from './keys.js';
 import { KvUnavailableError, type Compare, type KeyValue, type KvStore, type Op, type OpResult, type TxnRequest } from './kv.js';
-import { checkResources, fitsWithin, isClaimLive, type TaskLookup } from './resources.js';
+import { checkResources, claimsShortage, isClaimLive, type TaskLookup } from './resources.js';
 import {
   CONFLICT_MODES,
   TRANSACTION_MODES,
@@ -348,13 +348,7 @@ export class Committer {
   /** Whether the group fits on its machine as known: the same fit code the PrivateCell uses. */
   private fitCheck(g: Group, lookup: TaskLookup): ConflictReason | undefined {
     if (!g.machine.schedulable) return 'machine-unschedulable';
-    let cpu = g.machine.capacity.cpuMillis;
-    let mem = g.machine.capacity.memoryBytes;
-    for (const c of this.newClaims(g, lookup)) {
-      cpu -= c.resources.cpuMillis;
-      mem -= c.resources.memoryBytes;
-    }
-    return fitsWithin({ cpuMillis: 0, memoryBytes: 0 }, { cpuMillis: cpu, memoryBytes: mem }) ? undefined : 'no-fit';
+    return claimsShortage(g.machine.capacity, this.newClaims(g, lookup)) === undefined ? undefined : 'no-fit';
   }
 
   private groupOps(g: Group): { compare: Compare[]; success: Op[]; failure: Op[]; bytes: number } {

@@ -40,13 +40,15 @@ export { CellKeys, checkId, type KeyKind, type ParsedKey } from './keys.js';
 export {
   addResources,
   checkResources,
+  claimsShortage,
   fitsWithin,
   freeResources,
   isClaimLive,
   liveClaims,
-  shortOf,
+  resourceShortage,
   subtractResources,
   usedResources,
+  type Shortage,
   type TaskLookup,
 } from './resources.js';
 export { CellStateMaps, type CellSnapshot, type MirrorFilter } from './cell-snapshot.js';

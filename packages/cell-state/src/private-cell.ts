@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import type { CellSnapshot } from './cell-snapshot.js';
 import type { ClaimDelta, Eviction, Transaction } from './commit.js';
-import { fitsWithin, shortOf } from './resources.js';
+import { fitsWithin, resourceShortage, type Shortage } from './resources.js';
 import {
   claimId,
   isTerminal,
@@ -42,7 +42,7 @@ export type ClaimRefusal =
   | { readonly refused: 'unschedulable' }
   | { readonly refused: 'task-live'; readonly machineId: MachineId }
   | { readonly refused: 'already-claimed' }
-  | { readonly refused: 'no-fit'; readonly short: readonly ('cpu' | 'memory')[] }
+  | { readonly refused: 'no-fit'; readonly short: Shortage }
   | { readonly refused: 'bad-eviction'; readonly why: string };
 
 export type ClaimOutcome = { readonly refused?: undefined; readonly delta: ClaimDelta } | ClaimRefusal;
@@ -111,8 +111,8 @@ export class PrivateCell {
       freed = { cpuMillis: freed.cpuMillis + victim.resources.cpuMillis, memoryBytes: freed.memoryBytes + victim.resources.memoryBytes };
     }
     const free = this.free(machineId);
-    const available = { cpuMillis: free.cpuMillis + freed.cpuMillis, memoryBytes: free.memoryBytes + freed.memoryBytes };
-    if (!fitsWithin(request.resources, available)) return { refused: 'no-fit', short: shortOf(request.resources, available) };
+    const short = resourceShortage(request.resources.cpuMillis, request.resources.memoryBytes, free.cpuMillis + freed.cpuMillis, free.memoryBytes + freed.memoryBytes);
+    if (short !== undefined) return { refused: 'no-fit', short };
 
     const claim: Claim = {
       id: this.nextClaimId(),

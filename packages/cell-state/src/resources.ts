@@ -1,7 +1,9 @@
 /**
- * Resource arithmetic and the fit check. The scheduler's placement (PrivateCell) and the commit's
- * resource-fit re-check call the same functions here, so they can never disagree about whether a
- * claim fits (disagreement makes plans livelock).
+ * Resource arithmetic and THE resource-fit check. Every fit decision in Omega goes through
+ * {@link resourceShortage}: the policies' resource filter (scheduler-core's placement core), the
+ * PrivateCell's `claim`, the commit's resource-fit re-check ({@link claimsShortage}) and the
+ * loop's "too large for every machine". One function, so the scheduler and the commit can never
+ * disagree about whether a claim fits (Nomad's `AllocsFit` lesson: disagreement livelocks plans).
  */
 import { InvalidRecordError } from './codec.js';
 import { isTerminal, type Claim, type Machine, type Resources, type Task, type TaskId } from './types.js';
@@ -14,17 +16,38 @@ export function subtractResources(a: Resources, b: Resources): Resources {
   return { cpuMillis: a.cpuMillis - b.cpuMillis, memoryBytes: a.memoryBytes - b.memoryBytes };
 }
 
-/** `request` fits within `free` in every resource. */
-export function fitsWithin(request: Resources, free: Resources): boolean {
-  return request.cpuMillis <= free.cpuMillis && request.memoryBytes <= free.memoryBytes;
+/** A resource a request lacks; also the name of the filter users see in `ruledOut`. */
+export type Shortage = 'cpu' | 'memory';
+
+/**
+ * The fit check: the first resource (`cpu`, then `memory`) of which a request of `cpuMillis` /
+ * `memoryBytes` asks more than `freeCpuMillis` / `freeMemoryBytes` leave, or `undefined` when it
+ * fits in every resource. Plain numbers, so a scan over typed arrays calls it without allocating.
+ * A new resource is added here, and every fit decision follows.
+ */
+export function resourceShortage(cpuMillis: number, memoryBytes: number, freeCpuMillis: number, freeMemoryBytes: number): Shortage | undefined {
+  if (cpuMillis > freeCpuMillis) return 'cpu';
+  if (memoryBytes > freeMemoryBytes) return 'memory';
+  return undefined;
 }
 
-/** The resources that do not fit (empty when it fits): used to explain misfits. */
-export function shortOf(request: Resources, free: Resources): ('cpu' | 'memory')[] {
-  const short: ('cpu' | 'memory')[] = [];
-  if (request.cpuMillis > free.cpuMillis) short.push('cpu');
-  if (request.memoryBytes > free.memoryBytes) short.push('memory');
-  return short;
+/** `request` fits within `free` in every resource ({@link resourceShortage} finds nothing short). */
+export function fitsWithin(request: Resources, free: Resources): boolean {
+  return resourceShortage(request.cpuMillis, request.memoryBytes, free.cpuMillis, free.memoryBytes) === undefined;
+}
+
+/**
+ * Whether `claims` together fit in `capacity` (the commit's check of a machine's claims after a
+ * transaction): {@link resourceShortage} of their sum against the capacity.
+ */
+export function claimsShortage(capacity: Resources, claims: readonly Claim[]): Shortage | undefined {
+  let cpuMillis = 0;
+  let memoryBytes = 0;
+  for (const c of claims) {
+    cpuMillis += c.resources.cpuMillis;
+    memoryBytes += c.resources.memoryBytes;
+  }
+  return resourceShortage(cpuMillis, memoryBytes, capacity.cpuMillis, capacity.memoryBytes);
 }
 
 /**
