@@ -135,3 +135,90 @@ describe('the batch policy in the loop', () => {
     expect([...snapshot.jobs()].every((j) => snapshot.status(j.id)?.state === 'running')).toBe(true);
   });
 });
+
+describe('constraints', () => {
+  /** Six machines over two racks and two zones, 8 cores each. */
+  async function racked(): Promise<CellSnapshot> {
+    h = await SchedulerHarness.open({
+      machines: Array.from({ length: 6 }, (_, i) =>
+        machine(`m${i}`)
+          .cpu(8000)
+          .memory('16Gi')
+          .attr('rack', `rack-${i % 2}`)
+          .attr('zone', i < 3 ? 'a' : 'b'),
+      ),
+    });
+    return h.snapshot();
+  }
+
+  it('places every task only on machines whose attribute matches, with every choice', async () => {
+    const snapshot = await racked();
+    for (const choice of ['pack', 'first-fit', 'power-of-two'] as const) {
+      for (let seed = 1; seed <= 10; seed++) {
+        const spec = jobSpec('a').instances(6).cpu(1000).constraint({ operator: 'equals', attribute: 'rack', values: ['rack-1'] }).build();
+        const { outcome, machines } = place(snapshot, spec, choice, seed);
+        expect(outcome.placed).toBe(6);
+        for (const m of machines) expect(['m1', 'm3', 'm5']).toContain(m);
+      }
+    }
+  });
+
+  it('honours in, not-in and max-per-machine together', async () => {
+    const snapshot = await racked();
+    const spec = jobSpec('a')
+      .instances(4)
+      .cpu(1000)
+      .constraint({ operator: 'in', attribute: 'zone', values: ['a'] })
+      .constraint({ operator: 'not-in', attribute: 'rack', values: ['rack-1'] })
+      .constraint({ operator: 'max-per-machine', limit: 2 })
+      .build();
+    const { outcome, machines } = place(snapshot, spec, 'pack', 4);
+    // zone a and not rack-1: m0 and m2, two each; the fifth task would have nowhere to go.
+    expect(outcome.placed).toBe(4);
+    expect(machines.sort()).toEqual(['m0', 'm0', 'm2', 'm2']);
+    const more = place(snapshot, { ...spec, instances: 5 }, 'pack', 4);
+    expect(more.outcome.placed).toBe(4);
+    expect(new Map(more.outcome.ruledOut)).toEqual(
+      new Map([
+        ['attribute zone in [a]', 3],
+        ['attribute rack not-in [rack-1]', 1],
+        ['max-per-machine 2', 2],
+      ]),
+    );
+  });
+
+  it('reports a constraint no machine meets as the filter that ruled every machine out', async () => {
+    const snapshot = await racked();
+    const spec = jobSpec('a').instances(2).constraint({ operator: 'equals', attribute: 'rack', values: ['rack-9'] }).build();
+    const { outcome, machines } = place(snapshot, spec, 'pack', 1);
+    expect(outcome.placed).toBe(0);
+    expect(machines).toEqual([]);
+    expect([...outcome.ruledOut]).toEqual([['attribute rack equals rack-9', 6]]);
+  });
+
+  it('spreads over the racks: each task goes to the rack with fewer of the job', async () => {
+    const snapshot = await racked();
+    for (let seed = 1; seed <= 10; seed++) {
+      const spec = jobSpec('a').instances(6).cpu(1000).constraint({ operator: 'spread', attribute: 'rack' }).build();
+      const { outcome, machines } = place(snapshot, spec, 'pack', seed);
+      expect(outcome.placed).toBe(6);
+      const perRack = machines.map((m) => Number(m.slice(1)) % 2);
+      expect(perRack.filter((r) => r === 0).length).toBe(3);
+      // Balanced at every step, not only at the end.
+      for (let k = 2; k <= 6; k += 2) expect(perRack.slice(0, k).filter((r) => r === 0).length).toBe(k / 2);
+    }
+  });
+
+  it('keeps a job whose constraint no machine meets pending in the loop, with the filter in its status', async () => {
+    const { harness } = await batchHarness(1, { machines: [machine('m0').attr('rack', 'rack-0'), machine('m1').attr('rack', 'rack-1')] });
+    h = harness;
+    const ok = await h.submit(jobSpec('ok').instances(3).cpu(100).constraint({ operator: 'equals', attribute: 'rack', values: ['rack-1'] }));
+    const nowhere = await h.submit(jobSpec('nowhere').constraint({ operator: 'equals', attribute: 'rack', values: ['rack-9'] }));
+    await h.runUntilIdle();
+    const snapshot = await h.snapshot();
+    const placedOn = [...snapshot.tasksOf(ok)].map((t) => t.machineId as string);
+    expect(placedOn).toEqual(['m1', 'm1', 'm1']);
+    expect([...snapshot.tasksOf(nowhere)]).toEqual([]);
+    expect(snapshot.status(nowhere)?.ruledOut).toEqual([{ filter: 'attribute rack equals rack-9', machines: 2 }]);
+  });
+});

@@ -12,13 +12,14 @@
  *
  * The random start spreads concurrent schedulers over the cell (plain first fit would send them
  * all to the same machines and make them conflict). The Omega paper's simulator places every task
- * by randomized first fit; the simulator here does too. Fit is judged by `PrivateCell.fits`, the
- * same code the commit re-checks with. Priorities act through the loop's job order; the batch
+ * by randomized first fit; the simulator here does too. "Fits" means passes the shared placement
+ * core's filters (scheduler-core's `PlacementState`): the job's constraints as the service policy
+ * reads them, and the resource fit the commit re-checks with. Priorities act through the loop's job order; the batch
  * policy never preempts. Incremental by default; all-or-nothing (gang) when the job asks, which
  * the loop enforces (it commits a gang only when every task got a claim).
  */
-import type { Machine, MachineId, Resources, TransactionMode } from '@omega/cell-state';
-import type { PlaceInput, PlaceOutcome, PlacementPolicy } from '@omega/scheduler-core';
+import type { Machine, TransactionMode } from '@omega/cell-state';
+import { atBound, compareTier, PlacementState, tierBound, type PlaceInput, type PlaceOutcome, type PlacementPolicy } from '@omega/scheduler-core';
 
 export type BatchChoice = 'first-fit' | 'power-of-two' | 'pack';
 export const BATCH_CHOICES: readonly BatchChoice[] = ['first-fit', 'power-of-two', 'pack'];
@@ -59,69 +60,78 @@ export function batchPolicy(options: BatchPolicyOptions = {}): PlacementPolicy {
 }
 
 /**
- * Places `input.tasks` in order. Stops at the first task that fits nowhere: a job's tasks are
- * identical and the cell only filled up since, so every later task would fail the same way.
- * `ruledOut` is that task's breakdown over the offered machines, each counted once under the
- * first resource it lacks (`cpu`, then `memory`); empty when every task was placed.
+ * Places `input.tasks` in order, each on a machine that passes every filter of the shared
+ * placement core (the job's constraints, then max-per-machine and the resource fit: see
+ * scheduler-core's `PlacementState`), chosen by `choice`; with spread constraints, on the
+ * feasible machine in the emptiest spread groups instead (first found from a random start).
+ * Stops at the first task that fits nowhere: a job's tasks are identical and the cell only filled
+ * up since, so every later task would fail the same way. `ruledOut` is that task's breakdown over
+ * the offered machines, each counted once under the first filter that ruled it out; empty when
+ * every task was placed.
  */
 export function placeBatch(input: PlaceInput, choice: BatchChoice): PlaceOutcome {
-  const request = input.job.spec.task.resources;
+  const state = new PlacementState(input);
+  const request = state.filters.request;
   const priority = input.job.spec.priority;
-  const n = Math.max(1, input.machines.length);
+  const n = Math.max(1, state.candidates.length);
+  const bound = new Int32Array(state.spreads.length);
   let cursor = choice === 'pack' ? input.random.int(n) : 0;
   let placed = 0;
   for (const task of input.tasks) {
-    let target: MachineId | undefined;
-    if (choice === 'power-of-two') target = twoChoices(input, request);
+    state.resetCounts();
+    let at: number | undefined;
+    if (state.spreads.length > 0) at = spreadFit(state, input.random.int(n), bound);
+    else if (choice === 'power-of-two') at = twoChoices(state, input.random.int(n), input.random.int(n));
     else {
-      const at = firstFit(input, request, choice === 'pack' ? cursor : input.random.int(n));
-      if (at !== undefined) {
-        cursor = at;
-        target = (input.machines[at] as Machine).id;
-      }
+      at = firstFit(state, choice === 'pack' ? cursor : input.random.int(n));
+      if (at !== undefined) cursor = at;
     }
-    if (target === undefined) return { placed, ruledOut: ruledOut(input, request) };
-    const out = input.cell.claim(target, { taskId: task.taskId, resources: request, priority });
-    // A refusal here is about the task (already live or claimed), not the machine: go on.
-    if (out.refused === undefined) placed++;
+    if (at === undefined) return { placed, ruledOut: state.ruledOut() };
+    const out = input.cell.claim((state.candidates[at] as Machine).id, { taskId: task.taskId, resources: request, priority });
+    // A refusal here is about the task (already live or claimed), not the machine: the filters
+    // judge the machine with the cell's own numbers and fit check. Go on.
+    if (out.refused === undefined) {
+      placed++;
+      state.record(at);
+    }
   }
   return { placed, ruledOut: NOTHING_RULED_OUT };
 }
 
-/** The index of the first machine from `start` (wrapping around) where `request` fits, other than `skip`. */
-function firstFit(input: PlaceInput, request: Resources, start: number, skip?: MachineId): number | undefined {
-  const machines = input.machines;
-  const n = machines.length;
+/** The first feasible candidate from `start` (wrapping around), other than `skip`. */
+function firstFit(state: PlacementState, start: number, skip?: number): number | undefined {
+  const n = state.candidates.length;
   for (let k = 0; k < n; k++) {
     const i = (start + k) % n;
-    const m = machines[i] as Machine;
-    if (m.id !== skip && input.cell.fits(m.id, request)) return i;
+    if (i !== skip && state.feasible(i)) return i;
   }
   return undefined;
 }
 
-/** Two feasible machines from two random starts; the one with more free CPU (the first on a tie). */
-function twoChoices(input: PlaceInput, request: Resources): MachineId | undefined {
-  const n = Math.max(1, input.machines.length);
-  const a = firstFit(input, request, input.random.int(n));
+/** Two feasible candidates from two random starts; the one with more free CPU (the first on a tie). */
+function twoChoices(state: PlacementState, startA: number, startB: number): number | undefined {
+  const a = firstFit(state, startA);
   if (a === undefined) return undefined;
-  const first = (input.machines[a] as Machine).id;
-  const b = firstFit(input, request, input.random.int(n), first);
-  if (b === undefined) return first;
-  const second = (input.machines[b] as Machine).id;
-  return input.cell.free(second).cpuMillis > input.cell.free(first).cpuMillis ? second : first;
+  const b = firstFit(state, startB, a);
+  if (b === undefined) return a;
+  return state.freeCpu(b) > state.freeCpu(a) ? b : a;
 }
 
-function ruledOut(input: PlaceInput, request: Resources): ReadonlyMap<string, number> {
-  let cpu = 0;
-  let memory = 0;
-  for (const m of input.machines) {
-    const free = input.cell.free(m.id);
-    if (request.cpuMillis > free.cpuMillis) cpu++;
-    else if (request.memoryBytes > free.memoryBytes) memory++;
+/**
+ * The feasible candidate in the emptiest spread groups (lexicographic over the job's spread
+ * constraints), the first such from `start`; stops as soon as one is at the best tier any
+ * candidate could have. A full scan at worst: spread jobs pay for balance.
+ */
+function spreadFit(state: PlacementState, start: number, bound: Int32Array): number | undefined {
+  const spreads = state.spreads;
+  tierBound(spreads, bound);
+  const n = state.candidates.length;
+  let best: number | undefined;
+  for (let k = 0; k < n; k++) {
+    const i = (start + k) % n;
+    if (!state.feasible(i)) continue;
+    if (best === undefined || compareTier(spreads, i, best) < 0) best = i;
+    if (atBound(spreads, bound, i)) break;
   }
-  const out = new Map<string, number>();
-  if (cpu > 0) out.set('cpu', cpu);
-  if (memory > 0) out.set('memory', memory);
-  return out;
+  return best;
 }

@@ -1,14 +1,31 @@
 /**
- * Spread: each new instance goes to the value group (rack, zone, ...) that has the fewest live
- * instances of the job, counting the snapshot and this attempt's claims. Machines without the
- * attribute form their own group `''`. Several spread constraints balance lexicographically: the
- * first decides, the next breaks its ties, and the scorer breaks what remains.
+ * `spread` over an attribute: each new instance goes to the value group (rack, zone, ...) that
+ * has the fewest live instances of the job, counting the snapshot and this attempt's claims.
+ * Machines without the attribute form their own group `''`. Several spread constraints balance
+ * lexicographically: the first decides, the next breaks its ties, and the policy's ranking breaks
+ * what remains. With `values`, spreading "over [a,b]" also places only on a and b (the values are
+ * the groups, so a machine outside them has no group to balance into): that part is a static
+ * filter; the balancing is a {@link SpreadRule} the policies' selection applies through
+ * {@link SpreadGroups} (a tier, not a pass/fail: the emptiest group may be full).
  *
  * Groups are numbered once per call and every candidate machine gets its group number in a typed
  * array, so comparing two machines' "spread tier" in the placement loop is a few array reads.
  */
 import type { CellSnapshot, Machine, MachineId } from '@omega/cell-state';
-import { attributeOf, type SpreadRule } from './filters.js';
+import { attributeOf, valueList } from './filter-attribute.js';
+import type { ConstraintFilters, SpreadRule } from './filter.js';
+
+/** `spread A` or `spread A over [V,...]`. */
+export const spreadFilters: ConstraintFilters = {
+  name: (c) => (Array.isArray(c.values) && c.values.length > 0 ? `spread ${c.attribute} over ${valueList(c.values)}` : `spread ${c.attribute}`),
+  compile: (c, name) => {
+    const attribute = typeof c.attribute === 'string' ? c.attribute : '';
+    const values = Array.isArray(c.values) ? c.values : [];
+    if (values.length === 0) return { spread: { attribute, values: undefined } };
+    const set = new Set(values);
+    return { spread: { attribute, values: set }, static: { name, check: (m) => (set.has(attributeOf(m, attribute) ?? '') ? undefined : name) } };
+  },
+};
 
 /** One spread constraint's groups over the candidate machines of one placement call. */
 export class SpreadGroups {

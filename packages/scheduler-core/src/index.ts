@@ -4,6 +4,27 @@
 export { systemClock, type Clock } from './clock.js';
 export { seededRandom, type Random } from './random.js';
 export type { PlaceInput, PlaceOutcome, PlacementPolicy, TaskToPlace } from './policy.js';
+export {
+  INVALID_RESOURCES,
+  PASS,
+  UNKNOWN_OPERATOR,
+  UNSCHEDULABLE,
+  firstFailing,
+  ruleOutAll,
+  schedulableFilter,
+  type CompiledConstraint,
+  type ConstraintFilters,
+  type DynamicFilter,
+  type PlacementView,
+  type SpreadRule,
+  type StaticFilter,
+} from './filter.js';
+export { attributeEquals, attributeOf } from './filter-attribute.js';
+export { CPU, MEMORY, resourceFilter } from './filter-resources.js';
+export { SpreadGroups, atBound, compareTier, tierBound } from './filter-spread.js';
+export { CONSTRAINT_FILTERS, compileJobFilters, constraintName, type JobFilters } from './constraint-filters.js';
+export { isTaskOf, liveInstances } from './job-instances.js';
+export { PlacementState, type PlacementStateOptions } from './placement-state.js';
 export { DEFAULT_SETTINGS, SettingsError, resolveSettings, type SchedulerSettings, type ThinkTime } from './settings.js';
 export { MirrorLagError, Scheduler, type AttemptReport, type SchedulerOptions, type Step } from './scheduler.js';
 export { NoLeaseError, type LeaseSource } from './lease-keeper.js';

@@ -3,7 +3,8 @@
  * could not be placed (how many machines each filter ruled out), and the reason strings. Kept
  * apart from the loop so the wording is in one place and testable.
  */
-import { specRequirements, type CellSnapshot, type JobSpec, type JobState, type JobStatus, type Machine, type Resources } from '@omega/cell-state';
+import { resourceShortage, specRequirements, type CellSnapshot, type JobSpec, type JobState, type JobStatus, type Machine, type Resources } from '@omega/cell-state';
+import { attributeEquals } from './filter-attribute.js';
 
 /** One line of a status's `ruledOut`: `{filter: 'cpu', machines: 50}`. */
 export interface FilterCount {
@@ -47,7 +48,8 @@ export function offeredForJob(offered: OfferedMachines, spec: Pick<JobSpec, 'tas
   let machines: readonly Machine[] = offered.machines;
   const withheld = [...offered.withheld];
   for (const r of requirements) {
-    const meets = machines.filter((m) => Object.hasOwn(m.attributes, r.attribute) && m.attributes[r.attribute] === r.value);
+    const filter = attributeEquals(r.name, r.attribute, r.value);
+    const meets = machines.filter((m) => filter.check(m) === undefined);
     if (meets.length < machines.length) withheld.push({ filter: r.name, machines: machines.length - meets.length });
     machines = meets;
   }
@@ -87,8 +89,9 @@ export function tooLargeForEveryMachine(snapshot: CellSnapshot, request: Resourc
   let machines = 0;
   for (const m of snapshot.machines()) {
     machines++;
-    if (m.capacity.cpuMillis < request.cpuMillis) cpu++;
-    else if (m.capacity.memoryBytes < request.memoryBytes) memory++;
+    const short = resourceShortage(request.cpuMillis, request.memoryBytes, m.capacity.cpuMillis, m.capacity.memoryBytes);
+    if (short === 'cpu') cpu++;
+    else if (short === 'memory') memory++;
     else return undefined;
   }
   if (machines === 0) return undefined;

@@ -14,19 +14,6 @@ export {
   type ServicePolicyOptions,
 } from './options.js';
 export {
-  CPU,
-  INVALID_RESOURCES,
-  MEMORY,
-  UNKNOWN_OPERATOR,
-  UNSCHEDULABLE,
-  compileConstraints,
-  constraintName,
-  type CompiledConstraints,
-  type MaxPerMachineFilter,
-  type SpreadRule,
-  type StaticFilter,
-} from './filters.js';
-export {
   VictimChoice,
   chooseVictims,
   compareChoices,

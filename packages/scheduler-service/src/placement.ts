@@ -1,25 +1,22 @@
 /**
- * One placement call of the service policy: the per-attempt indexes and the pipeline that
- * chooses a machine for one task.
+ * One placement call of the service policy: the ranking and selection on top of the shared
+ * placement core (scheduler-core's `PlacementState`: the job's compiled filters, static once per
+ * call, dynamic per task), and preemption.
  *
  *   machines ──static filters──▶ candidates ──dynamic filters──▶ feasible ──spread tier──▶
  *     ──score──▶ best (Random breaks exact ties) ──▶ PrivateCell.claim
  *   (nothing feasible) ──non-resource filters──▶ preemption plans ──▶ best plan ──▶ claim + evict
  *
- * Everything that does not change between the tasks of one call is computed once, in the
- * constructor: static filters over all machines, the free resources of each candidate, the
- * job's live instances per machine and per spread group. The per-task scan then reads typed
- * arrays only, and after each claim only the chosen machine's entries are refreshed, from the
- * PrivateCell itself, so the numbers the filters use are exactly the cell's.
+ * Everything that does not change between the tasks of one call is computed once: the static
+ * filters and spread groups (in the PlacementState), each candidate's capacity, its eligible
+ * victims on first use. After each claim only the chosen machine's entries are refreshed, from
+ * the PrivateCell itself, so the numbers the filters use are exactly the cell's.
  */
-import type { CellSnapshot, Claim, ClaimId, JobId, Machine, MachineId, PrivateCell, Resources, TaskId } from '@omega/cell-state';
-import type { PlaceInput, Random } from '@omega/scheduler-core';
-import { compileConstraints, CPU, firstFailing, INVALID_RESOURCES, MEMORY, ruleOutAll, type StaticFilter } from './filters.js';
-import { liveInstances } from './job-instances.js';
+import type { Claim, ClaimId, JobId, Machine, MachineId, PrivateCell, Resources, TaskId } from '@omega/cell-state';
+import { atBound, compareTier, PlacementState, tierBound, type PlaceInput, type Random } from '@omega/scheduler-core';
 import type { ResolvedServiceOptions } from './options.js';
 import { chooseVictims, compareChoices, eligibleVictims, VictimChoice, VictimPool } from './preemption.js';
 import { scoreMachine } from './scoring.js';
-import { atBound, compareTier, SpreadGroups, tierBound } from './spread.js';
 
 /** How placing one task ended. */
 export type TaskOutcome =
@@ -32,14 +29,8 @@ export type TaskOutcome =
 
 const EMPTY_SET: ReadonlySet<ClaimId> = new Set();
 
-function validRequest(r: Resources | undefined): r is Resources {
-  const ok = (n: unknown): boolean => typeof n === 'number' && Number.isSafeInteger(n) && n >= 0;
-  return r !== undefined && ok(r.cpuMillis) && ok(r.memoryBytes) && (r.cpuMillis > 0 || r.memoryBytes > 0);
-}
-
 export class ServicePlacement {
   private readonly cell: PrivateCell;
-  private readonly snapshot: CellSnapshot;
   private readonly random: Random;
   private readonly job: JobId;
   private readonly request: Resources;
@@ -48,20 +39,11 @@ export class ServicePlacement {
   /** The priority victims must be below: -Infinity (evict nothing) unless an integer. */
   private readonly priority: number;
 
-  /** Machines that passed the static filters, in input order; "position" indexes these. */
-  private readonly candidates: Machine[] = [];
-  private readonly staticRuledOut = new Map<string, number>();
-  private readonly freeCpu: Float64Array;
-  private readonly freeMemory: Float64Array;
+  /** The shared feasibility state; "position" indexes its candidates. */
+  private readonly state: PlacementState;
+  private readonly candidates: readonly Machine[];
   private readonly capacityCpu: Float64Array;
   private readonly capacityMemory: Float64Array;
-  /** Live instances of the job per candidate (snapshot + this attempt). */
-  private readonly instances: Int32Array;
-  private readonly spreads: SpreadGroups[];
-  private readonly limits: Int32Array;
-  private readonly dynamicNames: string[];
-  /** Per task: machines ruled out by each dynamic filter (max-per-machine..., cpu, memory). */
-  private readonly dynamicCounts: Int32Array;
   private readonly bound: Int32Array;
   /** Candidates the PrivateCell refused for reasons of their own (never expected; see exclude). */
   private readonly excluded: Uint8Array;
@@ -90,53 +72,31 @@ export class ServicePlacement {
     private readonly options: ResolvedServiceOptions,
   ) {
     this.cell = input.cell;
-    this.snapshot = input.snapshot;
     this.random = input.random;
     this.job = input.job.id;
     const spec = input.job.spec;
-    const request = spec.task?.resources;
-    this.request = validRequest(request) ? request : { cpuMillis: 0, memoryBytes: 0 };
     this.claimPriority = spec.priority;
     this.priority = Number.isSafeInteger(spec.priority) ? spec.priority : -Infinity;
 
-    const compiled = compileConstraints(spec.constraints);
-    // A request that is not valid integers cannot be checked against any machine honestly.
-    const filters: readonly StaticFilter[] = validRequest(request) ? compiled.staticFilters : [ruleOutAll(INVALID_RESOURCES)];
-    for (const m of input.machines) {
-      const failed = firstFailing(filters, m);
-      if (failed === undefined) this.candidates.push(m);
-      else this.staticRuledOut.set(failed, (this.staticRuledOut.get(failed) ?? 0) + 1);
-    }
-
+    // Anti-affinity scoring reads the job's instances per machine even without a constraint.
+    this.state = new PlacementState(input, { countInstances: true });
+    this.request = this.state.filters.request;
+    this.candidates = this.state.candidates;
     const n = this.candidates.length;
-    this.freeCpu = new Float64Array(n);
-    this.freeMemory = new Float64Array(n);
     this.capacityCpu = new Float64Array(n);
     this.capacityMemory = new Float64Array(n);
     this.victimCpu = new Float64Array(n);
     this.victimMemory = new Float64Array(n);
     this.victimStart = new Int32Array(n).fill(-1);
     this.victimCount = new Int32Array(n);
-    this.instances = new Int32Array(n);
     this.excluded = new Uint8Array(n);
-    const live = liveInstances(this.snapshot, this.cell, this.job);
     for (let i = 0; i < n; i++) {
       const machine = this.candidates[i] as Machine;
-      const id = machine.id;
       this.capacityCpu[i] = machine.capacity.cpuMillis;
       this.capacityMemory[i] = machine.capacity.memoryBytes;
-      const free = this.cell.free(id);
-      this.freeCpu[i] = free.cpuMillis;
-      this.freeMemory[i] = free.memoryBytes;
-      this.instances[i] = live.get(id) ?? 0;
     }
     for (const d of this.cell.deltas) if (d.evicts.length > 0) this.evictedMachines.add(d.claim.machineId);
-
-    this.spreads = compiled.spreads.map((rule) => new SpreadGroups(rule, this.candidates, this.snapshot, live));
-    this.bound = new Int32Array(this.spreads.length);
-    this.limits = Int32Array.from(compiled.maxPerMachine, (f) => f.limit);
-    this.dynamicNames = [...compiled.maxPerMachine.map((f) => f.name), CPU, MEMORY];
-    this.dynamicCounts = new Int32Array(this.dynamicNames.length);
+    this.bound = new Int32Array(this.state.spreads.length);
     this.sampleLimit = options.sampleSize > 0 && n > options.sampleAbove ? options.sampleSize : Infinity;
   }
 
@@ -176,29 +136,10 @@ export class ServicePlacement {
    * returned `nowhere` (then every candidate was scanned, none skipped by sampling).
    */
   ruledOut(): Map<string, number> {
-    const out = new Map(this.staticRuledOut);
-    for (const [name, n] of this.excludedRuledOut) out.set(name, (out.get(name) ?? 0) + n);
-    for (let j = 0; j < this.dynamicNames.length; j++) {
-      const n = this.dynamicCounts[j] as number;
-      const name = this.dynamicNames[j] as string;
-      if (n > 0) out.set(name, (out.get(name) ?? 0) + n);
-    }
-    return out;
+    return this.state.ruledOut(this.excludedRuledOut);
   }
 
   // ---- the per-task scan ----------------------------------------------------------------
-
-  /** Whether the candidate passes the max-per-machine filters; counts the first that fails. */
-  private underLimits(position: number): boolean {
-    const here = this.instances[position] as number;
-    for (let j = 0; j < this.limits.length; j++) {
-      if (here >= (this.limits[j] as number)) {
-        this.dynamicCounts[j] = (this.dynamicCounts[j] as number) + 1;
-        return false;
-      }
-    }
-    return true;
-  }
 
   private score(position: number, freeCpuAfter: number, freeMemoryAfter: number): number {
     return scoreMachine(
@@ -207,7 +148,7 @@ export class ServicePlacement {
       this.capacityMemory[position] as number,
       freeCpuAfter,
       freeMemoryAfter,
-      this.instances[position] as number,
+      this.state.instances(position),
       this.options.antiAffinityPenalty,
     );
   }
@@ -222,13 +163,13 @@ export class ServicePlacement {
    * contiguous window would be a rack or two) and still visits each machine once.
    */
   private selectFeasible(): number {
+    const state = this.state;
     const n = this.candidates.length;
-    this.dynamicCounts.fill(0);
+    state.resetCounts();
     if (n === 0) return -1;
     const cpu = this.request.cpuMillis;
     const memory = this.request.memoryBytes;
-    const cpuSlot = this.limits.length;
-    const spreads = this.spreads;
+    const spreads = state.spreads;
     if (spreads.length > 0) tierBound(spreads, this.bound);
     const sampling = this.sampleLimit !== Infinity;
     const stride = sampling ? coprimeStride(n, this.random) : 1;
@@ -241,20 +182,10 @@ export class ServicePlacement {
       i += stride;
       if (i >= n) i -= n;
       if (this.excluded[i] === 1) continue;
-      if (!this.underLimits(i)) continue;
-      const freeCpu = this.freeCpu[i] as number;
-      const freeMemory = this.freeMemory[i] as number;
-      if (freeCpu < cpu) {
-        this.dynamicCounts[cpuSlot] = (this.dynamicCounts[cpuSlot] as number) + 1;
-        continue;
-      }
-      if (freeMemory < memory) {
-        this.dynamicCounts[cpuSlot + 1] = (this.dynamicCounts[cpuSlot + 1] as number) + 1;
-        continue;
-      }
+      if (!state.feasible(i)) continue;
       const tier = best < 0 ? -1 : compareTier(spreads, i, best);
       if (tier > 0) continue;
-      const s = this.score(i, freeCpu - cpu, freeMemory - memory);
+      const s = this.score(i, state.freeCpu(i) - cpu, state.freeMemory(i) - memory);
       if (tier < 0 || s > bestScore) {
         best = i;
         bestScore = s;
@@ -276,8 +207,9 @@ export class ServicePlacement {
    * once per call.
    */
   private selectPreemption(): { position: number; victims: Claim[] } | undefined {
+    const state = this.state;
     const n = this.candidates.length;
-    const spreads = this.spreads;
+    const spreads = state.spreads;
     const cpu = this.request.cpuMillis;
     const memory = this.request.memoryBytes;
     const trial = this.trial;
@@ -285,13 +217,12 @@ export class ServicePlacement {
     let best = -1;
     let bestScore = -Infinity;
     let ties = 0;
-    const counts = this.dynamicCounts.slice();
     for (let i = 0; i < n; i++) {
-      if (this.excluded[i] === 1 || !this.underLimits(i)) continue;
+      if (this.excluded[i] === 1 || !state.feasibleExceptResources(i)) continue;
       const tier = best < 0 ? -1 : compareTier(spreads, i, best);
       if (tier > 0) continue;
-      const needCpu = cpu - (this.freeCpu[i] as number);
-      const needMemory = memory - (this.freeMemory[i] as number);
+      const needCpu = cpu - state.freeCpu(i);
+      const needMemory = memory - state.freeMemory(i);
       if (this.victimStart[i] === -1) this.buildVictims(i);
       if ((this.victimCpu[i] as number) < needCpu || (this.victimMemory[i] as number) < needMemory) continue;
       if (!chooseVictims(this.victims, this.victimStart[i] as number, this.victimCount[i] as number, needCpu, needMemory, trial)) continue;
@@ -307,8 +238,6 @@ export class ServicePlacement {
       bestScore = s;
       chosen.copyFrom(trial);
     }
-    // The max-per-machine checks above must not add to the counts of the failed feasible scan.
-    this.dynamicCounts.set(counts);
     return best < 0 ? undefined : { position: best, victims: chosen.victims(this.victims) };
   }
 
@@ -316,7 +245,7 @@ export class ServicePlacement {
   private buildVictims(position: number): void {
     const machine = this.candidates[position] as Machine;
     const evicted = this.evictedMachines.has(machine.id) ? this.cell.evictedOn(machine.id) : EMPTY_SET;
-    const eligible = eligibleVictims(machine, this.priority, this.job, this.snapshot, evicted);
+    const eligible = eligibleVictims(machine, this.priority, this.job, this.state.snapshot, evicted);
     let cpu = 0;
     let memory = 0;
     for (const c of eligible) {
@@ -331,16 +260,11 @@ export class ServicePlacement {
 
   // ---- keeping the indexes current --------------------------------------------------------
 
-  /** After a claim on the candidate at `position`: refresh its free resources from the cell. */
+  /** After a claim on the candidate at `position`: the state re-reads it from the cell. */
   private record(position: number, evicted: boolean): void {
-    const machine = this.candidates[position] as Machine;
-    const free = this.cell.free(machine.id);
-    this.freeCpu[position] = free.cpuMillis;
-    this.freeMemory[position] = free.memoryBytes;
-    this.instances[position] = (this.instances[position] as number) + 1;
-    for (const s of this.spreads) s.add(position);
+    this.state.record(position);
     if (evicted) {
-      this.evictedMachines.add(machine.id);
+      this.evictedMachines.add((this.candidates[position] as Machine).id);
       this.victimStart[position] = -1;
     }
   }

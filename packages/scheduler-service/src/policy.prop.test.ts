@@ -13,7 +13,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { ServicePolicyOptions } from './options.js';
 import { servicePolicy } from './policy.js';
-import { ServiceHarness } from './testing/harness.js';
+import { ServiceHarness } from './testing/index.js';
 
 function fcParams(numRuns: number): fc.Parameters<unknown> {
   const seed = process.env['FC_SEED'];

@@ -8,7 +8,7 @@ import type { Machine } from '@omega/cell-state';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ServicePolicyOptions } from './options.js';
 import { servicePolicy } from './policy.js';
-import { ServiceHarness } from './testing/harness.js';
+import { ServiceHarness } from './testing/index.js';
 
 const MACHINES = 10_000;
 const RACKS = 40;

@@ -3,7 +3,7 @@ import { jobId, taskId, type ClaimDelta, type Constraint, type ConstraintOperato
 import { afterEach, describe, expect, it } from 'vitest';
 import { servicePolicy } from './policy.js';
 import type { ServicePolicyOptions } from './options.js';
-import { ServiceHarness } from './testing/harness.js';
+import { ServiceHarness } from './testing/index.js';
 
 const harnesses: ServiceHarness[] = [];
 afterEach(async () => {

@@ -13,7 +13,7 @@
  * {@link chooseVictims} (per machine per task, into a reused {@link VictimChoice}).
  */
 import type { CellSnapshot, Claim, ClaimId, JobId, Machine, Resources } from '@omega/cell-state';
-import { isTaskOf } from './job-instances.js';
+import { isTaskOf } from '@omega/scheduler-core';
 
 /** A claim's resources as a fraction of the machine's capacity: mean of CPU and memory. */
 function share(c: Claim, m: Machine): number {

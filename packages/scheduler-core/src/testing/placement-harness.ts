@@ -4,7 +4,7 @@
  * commit what it claimed. The same store semantics as etcd (MemoryKv), the real Committer and
  * mirror, no processes, no clock.
  *
- *   const h = await ServiceHarness.start([machine('m1').cpu(4000).attr('rack', 'r1')]);
+ *   const h = await PlacementHarness.start([machine('m1').cpu(4000).attr('rack', 'r1')]);
  *   await h.occupy([{ task: 'low/0', machine: 'm1', cpu: 3000, priority: 1 }]);
  *   const { outcome, cell } = h.place(servicePolicy(), h.job('web', jobSpec('web').service().build()));
  *   await h.commit(cell);
@@ -32,7 +32,8 @@ import {
   type TransactionMode,
 } from '@omega/cell-state';
 import { freshCellName, type MachineBuilder } from '@omega/cell-state/testing';
-import { seededRandom, type PlaceOutcome, type PlacementPolicy, type TaskToPlace } from '@omega/scheduler-core';
+import type { PlaceOutcome, PlacementPolicy, TaskToPlace } from '../policy.js';
+import { seededRandom } from '../random.js';
 
 /** A claim to commit before the policy runs: it occupies `machine` on behalf of `task`. */
 export interface OccupyingClaim {
@@ -62,7 +63,7 @@ function parseTask(task: string): TaskId {
   return taskId(parsed.jobId, parsed.index);
 }
 
-export class ServiceHarness {
+export class PlacementHarness {
   private readonly claimIds = claimIdFactory();
 
   private constructor(
@@ -72,13 +73,13 @@ export class ServiceHarness {
   ) {}
 
   /** A fresh cell on a fresh MemoryKv with `machines` registered and a started mirror. */
-  static async start(machines: readonly (MachineRegistration | MachineBuilder)[]): Promise<ServiceHarness> {
+  static async start(machines: readonly (MachineRegistration | MachineBuilder)[]): Promise<PlacementHarness> {
     const kv = new MemoryKv();
     const cell = new Cell(kv, freshCellName());
     for (const m of machines) await cell.registerMachine('build' in m ? m.build() : m);
     const mirror = cell.mirror();
     await mirror.start();
-    return new ServiceHarness(kv, cell, mirror);
+    return new PlacementHarness(kv, cell, mirror);
   }
 
   snapshot(): CellSnapshot {

@@ -4,7 +4,7 @@
  * first task that fits nowhere (each machine under the first resource it lacks), as the real
  * policies report them.
  */
-import type { TransactionMode } from '@omega/cell-state';
+import { resourceShortage, type TransactionMode } from '@omega/cell-state';
 import type { PlaceInput, PlaceOutcome, PlacementPolicy } from '../policy.js';
 
 export interface TestPolicyOptions {
@@ -37,7 +37,7 @@ export function firstFitPolicy(options: TestPolicyOptions = {}): PlacementPolicy
         const ruledOut = new Map<string, number>();
         for (const m of input.machines) {
           const free = input.cell.free(m.id);
-          const filter = request.cpuMillis > free.cpuMillis ? 'cpu' : request.memoryBytes > free.memoryBytes ? 'memory' : 'refused';
+          const filter = resourceShortage(request.cpuMillis, request.memoryBytes, free.cpuMillis, free.memoryBytes) ?? 'refused';
           ruledOut.set(filter, (ruledOut.get(filter) ?? 0) + 1);
         }
         return { placed, ruledOut };
