@@ -83,7 +83,7 @@ export interface Heartbeat {
 }
 
 /** A task update from an agent: fields of the observed state. */
-export type TaskPatch = Partial<Pick<Task, 'state' | 'reason' | 'exitCode' | 'signal' | 'pid' | 'startedAtMs' | 'finishedAtMs' | 'cpuSeconds' | 'peakMemoryBytes'>>;
+export type TaskPatch = Partial<Pick<Task, 'state' | 'reason' | 'exitCode' | 'signal' | 'pid' | 'startedAtMs' | 'finishedAtMs' | 'cpuSeconds' | 'peakMemoryBytes' | 'health' | 'healthSinceMs'>>;
 
 export type TaskUpdateOutcome = 'updated' | 'stale' | 'missing';
 
@@ -210,7 +210,11 @@ function checkRegistration(reg: MachineRegistration): void {
   }
 }
 
-/** The record a registration writes: as registered, schedulable, with the claims already on it. */
+/**
+ * The record a registration writes: as registered, schedulable, with the claims and the
+ * operator's cordon already on it (an agent restarting neither drops its tasks' claims nor
+ * uncordons its machine).
+ */
 function registeredMachine(reg: MachineRegistration, current: Machine | undefined): Omit<Machine, 'seq'> {
   return {
     id: reg.id,
@@ -220,6 +224,7 @@ function registeredMachine(reg: MachineRegistration, current: Machine | undefine
     unschedulableReason: '',
     enforcementDisabled: reg.enforcementDisabled === true,
     hollow: reg.hollow === true,
+    ...(current?.cordon === undefined ? {} : { cordon: current.cordon }),
     claims: current?.claims ?? [],
   };
 }
@@ -307,12 +312,40 @@ export class Cell {
     });
   }
 
+  /**
+   * Cordons a machine (no new placements; its tasks keep running), or with `drainDeadlineMs`
+   * drains it (its tasks are moved off; see {@link MachineCordon}). Cordoning a cordoned machine
+   * replaces its reason and deadline but keeps when it was first cordoned. Unknown machine:
+   * InvalidRecordError naming `machineId`, nothing written.
+   */
+  async cordonMachine(id: MachineId, cordon: { reason: string; drainDeadlineMs?: number }): Promise<Machine> {
+    if (cordon.reason.length > 256) throw new InvalidRecordError('reason', 'must be at most 256 characters');
+    const drainDeadlineMs = cordon.drainDeadlineMs ?? 0;
+    if (!Number.isSafeInteger(drainDeadlineMs) || drainDeadlineMs < 0) throw new InvalidRecordError('drainDeadlineMs', 'must be a time in ms since the epoch, or 0');
+    return this.updateMachine(id, (current) => {
+      if (current === undefined) throw new InvalidRecordError('machineId', `unknown machine ${JSON.stringify(id)}`);
+      const sinceMs = current.cordon?.sinceMs ?? this.now();
+      return { ...current, cordon: { reason: cordon.reason, sinceMs, drainDeadlineMs } };
+    });
+  }
+
+  /** Lifts a machine's cordon (or drain): it takes placements again. No-op when not cordoned. */
+  async uncordonMachine(id: MachineId): Promise<Machine> {
+    return this.updateMachine(id, (current) => {
+      if (current === undefined) throw new InvalidRecordError('machineId', `unknown machine ${JSON.stringify(id)}`);
+      if (current.cordon === undefined) return current;
+      const { cordon: _lifted, ...rest } = current;
+      return rest;
+    });
+  }
+
   async getMachine(id: MachineId): Promise<Machine | undefined> {
     const { kvs } = await this.kv.range({ key: this.keys.machine(id) });
     const kv = kvs[0];
     return kv === undefined ? undefined : decodeMachine(kv.value, kv.modRevision);
   }
 
+  /** Read, change, write guarded by the read's revision (retried); `change` returning `current` itself writes nothing. */
   private async updateMachine(id: MachineId, change: (current: Machine | undefined) => Omit<Machine, 'seq'>): Promise<Machine> {
     const key = this.keys.machine(id);
     for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
@@ -320,6 +353,7 @@ export class Cell {
       const kv = kvs[0];
       const current = kv === undefined ? undefined : decodeMachine(kv.value, kv.modRevision);
       const next = change(current);
+      if (current !== undefined && next === current) return current;
       const value = encodeMachine(next);
       const reply = await this.kv.txn({
         compare: [{ key, target: 'mod', op: '==', value: kv?.modRevision ?? 0 }],

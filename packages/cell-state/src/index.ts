@@ -65,6 +65,7 @@ export {
   type Eviction,
   type Transaction,
 } from './commit.js';
+export { HEALTH_CHECK_DEFAULTS, HEALTH_CHECK_FAILED, HEALTH_CHECK_LIMITS, healthCheckProblems, resolveHealthCheck, type HealthCheckKind, type ResolvedHealthCheck } from './health-check.js';
 export { JOB_LIMITS, jobSpecProblems, secretEnvNames, secretEnvProblems, specRequirements, taskUserProblem, userAttribute, type SpecProblem, type SpecRequirement } from './job-spec.js';
 export { SECRET_DIGEST_KEY_BYTES, readSecretEnv, requestSpecHash, secretDigestKey, secretEnvDigest } from './secrets.js';
 export {

@@ -3,6 +3,7 @@
  * job, and by schedulers on stored jobs (a bad record ends as a failed job, never a crash).
  */
 import { CONSTRAINT_OPERATORS, NETWORK_NONE_ATTRIBUTE, TASK_NETWORKS, USER_ATTRIBUTE_PREFIX, type JobSpec } from './types.js';
+import { healthCheckProblems } from './health-check.js';
 
 export interface SpecProblem {
   /** Field path, e.g. `task.resources.memoryBytes`. */
@@ -97,6 +98,7 @@ export function jobSpecProblems(spec: JobSpec, prefix = ''): SpecProblem[] {
   }
 
   if (task.network !== undefined && !TASK_NETWORKS.includes(task.network)) bad('task.network', `must be one of ${TASK_NETWORKS.join(', ')}`);
+  for (const p of healthCheckProblems(task)) bad(p.field, p.problem);
   if (task.user !== undefined) {
     const problem = taskUserProblem(task.user);
     if (problem !== undefined) bad('task.user', problem);
