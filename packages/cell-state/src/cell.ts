@@ -33,6 +33,7 @@ import type { CellSnapshot } from './cell-snapshot.js';
 import { Committer, type CommitterOptions } from './commit.js';
 import { jobSpecProblems, secretEnvNames, secretEnvProblems } from './job-spec.js';
 import { deleteFinishedJob, type DeleteJobRequest, type DeleteJobResult } from './job-deletion.js';
+import { readJobHistory, updateJob, type UpdateJobRequest, type UpdateJobResult } from './job-versions.js';
 import { CellKeys, checkId } from './keys.js';
 import type { Compare, KeyValue, KvLease, KvStore, Op, OpResult } from './kv.js';
 import { CellMirror, type MirrorOptions } from './mirror.js';
@@ -49,6 +50,7 @@ import {
   type JobId,
   type JobSpec,
   type JobStatus,
+  type JobVersion,
   type Machine,
   type MachineId,
   type Resources,
@@ -583,6 +585,23 @@ export class Cell {
     const { kvs } = await this.kv.range({ key: this.keys.job(id) });
     const kv = kvs[0];
     return kv === undefined ? undefined : decodeJob(kv.value, kv.modRevision);
+  }
+
+  /**
+   * Stores a new version of a job: a new spec, a new instance count or an earlier version's spec
+   * (see job-versions.ts: one transaction guarded by the job's revision, history kept, quota
+   * judged when the job grows). Invalid specs and changes of kind, name or namespace throw
+   * {@link InvalidRecordError} naming the field; every other outcome is a value.
+   */
+  async updateJob(request: UpdateJobRequest): Promise<UpdateJobResult> {
+    checkId('job.id', request.jobId);
+    return updateJob(this.kv, this.keys, request, this.now);
+  }
+
+  /** A job's versions, newest first (the current one, then the earlier ones kept); empty for an unknown job. */
+  async jobHistory(id: JobId): Promise<JobVersion[]> {
+    checkId('job.id', id);
+    return readJobHistory(this.kv, this.keys, id);
   }
 
   /** Sets a job's desired state (e.g. `killed`); returns the updated job, or undefined if unknown. */

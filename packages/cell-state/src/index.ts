@@ -89,6 +89,17 @@ export {
   type TaskUpdateOutcome,
 } from './cell.js';
 export { JobIdTakenError } from './cell.js';
+export {
+  UPDATE_ATTEMPTS,
+  currentVersion,
+  describeSpecChange,
+  readJobHistory,
+  samePlacementSpec,
+  type JobChange,
+  type UpdateJobRequest,
+  type UpdateJobResult,
+} from './job-versions.js';
+export { MAX_HEALTHY_DEADLINE_MS, MAX_MIN_HEALTHY_TIME_MS, resolveUpdateStrategy, updateStrategyProblems } from './update-strategy.js';
 export { SUBMIT_ADMISSION_ATTEMPTS, type SubmitJobOptions, type SubmitJobResult } from './cell.js';
 export {
   SET_QUOTA_ATTEMPTS,

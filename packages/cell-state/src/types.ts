@@ -105,6 +105,22 @@ export function acceptsPlacements(machine: Machine): boolean {
 export type TaskState = 'pending' | 'placed' | 'running' | 'succeeded' | 'failed' | 'killed' | 'lost';
 export const TASK_STATES: readonly TaskState[] = ['pending', 'placed', 'running', 'succeeded', 'failed', 'killed', 'lost'];
 
+/**
+ * Why a scheduler stopped a task that it then places again at once as a new attempt, not the
+ * task's doing and not a restart (no backoff, not counted against `maxRestarts`):
+ * `updated` (a rolling update replaced it). `scaled-down` tasks are stopped for good.
+ */
+export const TASK_REPLACED_REASONS: readonly string[] = ['updated'];
+/** Reason of a task stopped because its index is no longer within the job's instances. */
+export const SCALED_DOWN_REASON = 'scaled-down';
+/** Reason of a task stopped by a rolling update, to be placed again at the job's current version. */
+export const UPDATED_REASON = 'updated';
+
+/** Whether a terminal task was stopped by its scheduler to be replaced (see {@link TASK_REPLACED_REASONS}). */
+export function isReplacedTask(task: Pick<Task, 'state' | 'reason'>): boolean {
+  return task.state === 'killed' && TASK_REPLACED_REASONS.includes(task.reason);
+}
+
 /** Terminal states are final for an attempt: the claim of that attempt never counts again. */
 export function isTerminal(state: TaskState): boolean {
   return state === 'succeeded' || state === 'failed' || state === 'killed' || state === 'lost';
@@ -120,7 +136,7 @@ export interface Task {
   readonly machineId: MachineId;
   readonly scheduler: string;
   readonly state: TaskState;
-  /** Why it ended or is waiting: `oom-killed`, `preempted`, `machine-lost`, `health-check-failed`, ... */
+  /** Why it ended or is waiting: `oom-killed`, `disk-exceeded`, `preempted`, `machine-lost`, `health-check-failed`, ... */
   readonly reason: string;
   /** Set when the process exited with a code. */
   readonly exitCode?: number;
@@ -224,6 +240,12 @@ export interface TaskSpec {
    * kept); absent or 0: the agent's `--log-cap`, which is also the most a job gets.
    */
   readonly logLimitBytes?: number;
+  /**
+   * Most bytes the task's work dir may have allocated on disk (sparse files count what they use);
+   * past it the agent kills the task: `failed`, reason `disk-exceeded`. Absent or 0: the agent's
+   * `--disk-limit`, which is also the most a job gets.
+   */
+  readonly diskLimitBytes?: number;
   /**
    * The task's network: absent or `host`, the machine's own; `none`, a network namespace of its
    * own holding only loopback (it reaches nothing, not even the cell). `none` places the job
