@@ -107,6 +107,7 @@ export function jobSpecFromWire(wire: WireJobSpec | null | undefined, field = 'j
       hollowFail: task?.hollow_fail === true,
       pidsLimit: task?.pids_limit ?? 0,
       ...(Number(task?.log_limit_bytes ?? 0) !== 0 ? { logLimitBytes: Number(task?.log_limit_bytes) } : {}),
+      ...(Number(task?.disk_limit_bytes ?? 0) !== 0 ? { diskLimitBytes: Number(task?.disk_limit_bytes) } : {}),
       // Checked by jobSpecProblems (task.network: host or none); empty is the host's network.
       ...(task?.network !== undefined && task.network !== '' ? { network: task.network as TaskNetwork } : {}),
       // Checked by jobSpecProblems (task.user: a user name, not root); empty is the agent's choice.
@@ -148,6 +149,7 @@ export function jobSpecToWire(spec: JobSpec): WireJobSpec {
       hollow_fail: spec.task.hollowFail,
       pids_limit: spec.task.pidsLimit,
       log_limit_bytes: spec.task.logLimitBytes ?? 0,
+      disk_limit_bytes: spec.task.diskLimitBytes ?? 0,
       network: spec.task.network ?? '',
       user: spec.task.user ?? '',
       // The values never leave the cell's secret store through a read: names only.

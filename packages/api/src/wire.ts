@@ -45,6 +45,8 @@ export interface WireTaskSpec {
   pids_limit: number;
   /** 0 or absent: the agent's log cap. */
   log_limit_bytes?: number;
+  /** 0 or absent: the agent's work-dir disk limit. */
+  disk_limit_bytes?: number;
   /** "" or absent, or "host": the machine's network; "none": only loopback. */
   network?: string;
   /** "" or absent: the agent's choice; else a named user of the machine (only where its agent allows it). */
@@ -121,6 +123,10 @@ export interface WireMachineView {
   attributes: Record<string, string>;
   hollow: boolean;
   enforcement_disabled: boolean;
+  cordoned: boolean;
+  cordon_reason: string;
+  cordoned_at_ms: number;
+  drain_deadline_ms: number;
 }
 
 export interface WireSchedulerStatsView {

@@ -285,6 +285,7 @@ function jobSpecToWire(s: JobSpec): Wire {
       hollowFail: s.task.hollowFail,
       pidsLimit: s.task.pidsLimit,
       logLimitBytes: s.task.logLimitBytes ?? 0,
+      diskLimitBytes: s.task.diskLimitBytes ?? 0,
       network: s.task.network ?? '',
       user: s.task.user ?? '',
       secretEnvNames: [...(s.task.secretEnvNames ?? [])],
@@ -342,6 +343,8 @@ function jobSpecFromWire(w: Wire): JobSpec {
       pidsLimit: task.pidsLimit ?? 0,
       // Absent when 0, so specs written before the field existed read back equal.
       ...(num(task.logLimitBytes) > 0 ? { logLimitBytes: num(task.logLimitBytes) } : {}),
+      // Absent when 0, so specs written before the field existed read back equal.
+      ...(num(task.diskLimitBytes) > 0 ? { diskLimitBytes: num(task.diskLimitBytes) } : {}),
       // Absent when empty, so specs written before the field existed read back equal; a value
       // this version does not know is kept for validation to report.
       ...(typeof task.network === 'string' && task.network !== '' ? { network: task.network as TaskNetwork } : {}),

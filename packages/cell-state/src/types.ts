@@ -108,9 +108,13 @@ export const TASK_STATES: readonly TaskState[] = ['pending', 'placed', 'running'
 /**
  * Why a scheduler stopped a task that it then places again at once as a new attempt, not the
  * task's doing and not a restart (no backoff, not counted against `maxRestarts`):
- * `updated` (a rolling update replaced it). `scaled-down` tasks are stopped for good.
+ * `updated` (a rolling update replaced it), `machine-drained` (moved off a draining machine; a
+ * batch job whose restart policy says `never` explicitly fails instead). `scaled-down` tasks are
+ * stopped for good.
  */
-export const TASK_REPLACED_REASONS: readonly string[] = ['updated'];
+export const TASK_REPLACED_REASONS: readonly string[] = ['updated', 'machine-drained'];
+/** Reason of a task stopped to move it off a draining machine (`omega drain`). */
+export const DRAINED_REASON = 'machine-drained';
 /** Reason of a task stopped because its index is no longer within the job's instances. */
 export const SCALED_DOWN_REASON = 'scaled-down';
 /** Reason of a task stopped by a rolling update, to be placed again at the job's current version. */

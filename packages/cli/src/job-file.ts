@@ -39,7 +39,7 @@ export class JobFileError extends Error {
   }
 }
 
-const TOP_LEVEL = ['name', 'namespace', 'kind', 'instances', 'priority', 'commitMode', 'command', 'env', 'cpu', 'memory', 'duration', 'hollowFail', 'pidsLimit', 'logLimit', 'network', 'user', 'constraints', 'restart', 'retention', 'secretEnv'] as const;
+const TOP_LEVEL = ['name', 'namespace', 'kind', 'instances', 'priority', 'commitMode', 'command', 'env', 'cpu', 'memory', 'duration', 'hollowFail', 'pidsLimit', 'logLimit', 'diskLimit', 'network', 'user', 'constraints', 'restart', 'retention', 'secretEnv'] as const;
 const CONSTRAINT_KEYS = ['attribute', 'equals', 'in', 'notIn', 'spread', 'maxPerMachine'] as const;
 const RESTART_KEYS = ['policy', 'maxRestarts', 'initialBackoff', 'maxBackoff'] as const;
 
@@ -97,6 +97,7 @@ export function fileField(path: string): string {
     [/^task\.runDurationMs/, 'duration'],
     [/^task\.(command|env|hollowFail|pidsLimit|network|user)/, '$1'],
     [/^task\.logLimitBytes/, 'logLimit'],
+    [/^task\.diskLimitBytes/, 'diskLimit'],
     [/^restartPolicy\.kind/, 'restart.policy'],
     [/^restartPolicy\.maxRestarts/, 'restart.maxRestarts'],
     [/^restartPolicy\.initialBackoffMs/, 'restart.initialBackoff'],
@@ -261,6 +262,18 @@ export function parseJobDocument(text: string, source = 'job file'): ParsedJobFi
       }
     }
   }
+  // `diskLimit: 1Gi`: most bytes the task's work dir may use on its agent (absent: the agent's).
+  let diskLimitBytes = 0;
+  if (raw.diskLimit !== undefined) {
+    if (typeof raw.diskLimit !== 'string' && typeof raw.diskLimit !== 'number') bad('diskLimit', 'must be a quantity like 1Gi');
+    else {
+      try {
+        diskLimitBytes = parseBytes(raw.diskLimit);
+      } catch (error) {
+        bad('diskLimit', (error as Error).message.replace(/^[a-z]+: /, ''));
+      }
+    }
+  }
 
   const duration = (field: string, value: unknown): number => {
     if (value === undefined) return 0;
@@ -322,6 +335,7 @@ export function parseJobDocument(text: string, source = 'job file'): ParsedJobFi
       hollowFail: raw.hollowFail === true,
       pidsLimit: integer('pidsLimit', 0),
       ...(logLimitBytes > 0 ? { logLimitBytes } : {}),
+      ...(diskLimitBytes > 0 ? { diskLimitBytes } : {}),
       // `network: none`: only loopback (jobSpecProblems names anything but host or none).
       ...(raw.network !== undefined ? { network: String(raw.network) as TaskNetwork } : {}),
       // `user: NAME`: a named user of the machine (jobSpecProblems names a bad name or root).

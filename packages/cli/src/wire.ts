@@ -50,6 +50,8 @@ export interface WireJobView {
       hollow_fail: boolean;
       pids_limit: number;
       log_limit_bytes?: number;
+      /** 0 or absent: the agent's --disk-limit. */
+      disk_limit_bytes?: number | string;
       /** "" (host) or "none". */
       network?: string;
       /** "" (the agent's choice) or a named user of the machine. */
@@ -81,6 +83,10 @@ export interface WireMachineView {
   attributes: Record<string, string>;
   hollow: boolean;
   enforcement_disabled: boolean;
+  cordoned?: boolean;
+  cordon_reason?: string;
+  cordoned_at_ms?: number | string;
+  drain_deadline_ms?: number | string;
 }
 
 export type TaskState = 'pending' | 'placed' | 'running' | 'succeeded' | 'failed' | 'killed' | 'lost';
@@ -176,6 +182,8 @@ export interface MachineOutput {
   attributes: Record<string, string>;
   hollow: boolean;
   enforcementDisabled: boolean;
+  /** An operator's cordon or drain; null: none. */
+  cordon: { reason: string; sinceMs: number; drainDeadlineMs: number } | null;
 }
 
 export interface SchedulerOutput {
@@ -285,6 +293,7 @@ export function machineOutput(m: WireMachineView): MachineOutput {
     attributes: m.attributes,
     hollow: m.hollow,
     enforcementDisabled: m.enforcement_disabled,
+    cordon: m.cordoned === true ? { reason: m.cordon_reason ?? '', sinceMs: Number(m.cordoned_at_ms ?? 0), drainDeadlineMs: Number(m.drain_deadline_ms ?? 0) } : null,
   };
 }
 
