@@ -121,6 +121,18 @@ export function jobSpecFromWire(wire: WireJobSpec | null | undefined, field = 'j
       maxBackoffMs: policy?.max_backoff_ms ?? 0,
     },
     ...(wire.retention_ms !== undefined && wire.retention_ms !== 0 ? { retentionMs: wire.retention_ms } : {}),
+    // Checked by jobSpecProblems (update.max_surge must be 0, ...); absent: the defaults.
+    ...(wire.update === undefined || wire.update === null
+      ? {}
+      : {
+          update: {
+            maxUnavailable: wire.update.max_unavailable ?? 0,
+            maxSurge: wire.update.max_surge ?? 0,
+            minHealthyTimeMs: Number(wire.update.min_healthy_time_ms ?? 0),
+            healthyDeadlineMs: Number(wire.update.healthy_deadline_ms ?? 0),
+            autoRollback: wire.update.auto_rollback === true,
+          },
+        }),
   };
   for (const p of jobSpecProblems(spec)) {
     // Without a task, cell-state's resource checks would only repeat "task: is required".
@@ -170,6 +182,16 @@ export function jobSpecToWire(spec: JobSpec): WireJobSpec {
     },
     retention_ms: spec.retentionMs ?? 0,
     namespace: spec.namespace,
+    update:
+      spec.update === undefined
+        ? null
+        : {
+            max_unavailable: spec.update.maxUnavailable,
+            max_surge: spec.update.maxSurge,
+            min_healthy_time_ms: spec.update.minHealthyTimeMs,
+            healthy_deadline_ms: spec.update.healthyDeadlineMs,
+            auto_rollback: spec.update.autoRollback,
+          },
   };
 }
 

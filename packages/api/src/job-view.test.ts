@@ -141,6 +141,7 @@ describe('jobViewToWire', () => {
         finished_at_ms: 2500,
         cpu_seconds: 0.25,
         peak_memory_bytes: 4096,
+        version: 1,
       },
     ]);
   });

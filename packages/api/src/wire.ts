@@ -70,6 +70,45 @@ export interface WireJobSpec {
   retention_ms?: number;
   /** Empty or absent: the `default` namespace. */
   namespace?: string;
+  /** A service's rolling update policy; null or absent: the defaults. */
+  update?: WireUpdateStrategy | null;
+}
+
+export interface WireUpdateStrategy {
+  max_unavailable: number;
+  max_surge: number;
+  min_healthy_time_ms: number;
+  healthy_deadline_ms: number;
+  auto_rollback: boolean;
+}
+
+export interface WireDeploymentView {
+  version: number;
+  state: string;
+  healthy: number;
+  updated: number;
+  total: number;
+  reason: string;
+  started_at_ms: number;
+}
+
+export interface UpdateJobRequest {
+  job_id: string;
+  job: WireJobSpec | null;
+  scale: boolean;
+  instances: number;
+  rollback: boolean;
+  rollback_to: number;
+  expected_version: number;
+}
+
+export interface WireJobVersionView {
+  version: number;
+  at_ms: number;
+  by: string;
+  change: string;
+  spec: WireJobSpec;
+  current: boolean;
 }
 
 export interface WireTaskView {
@@ -87,6 +126,8 @@ export interface WireTaskView {
   finished_at_ms: number;
   cpu_seconds: number;
   peak_memory_bytes: number;
+  /** The job version the attempt runs (0: never placed). */
+  version: number;
 }
 
 export interface WireTaskCounts {
@@ -110,6 +151,9 @@ export interface WireJobView {
   scheduler: string;
   tasks: WireTaskView[];
   task_counts: WireTaskCounts;
+  version: number;
+  /** null: no rolling update ran. */
+  deployment: WireDeploymentView | null;
 }
 
 export interface WireMachineView {
