@@ -19,6 +19,7 @@ import { type CliIo, type CommandContext, dnsLabel, nonNegativeInt, write } from
 import { runDev, devOptionsFrom } from './dev/dev-cell.js';
 import { CliError, EXIT_USAGE, errorLine } from './errors.js';
 import { JobFileError, parseJobDocument } from './job-file.js';
+import { registerMachineCommands } from './machine-commands.js';
 import { registerNamespaceCommands } from './namespace-commands.js';
 import { formatJob, formatJobs, formatMachines, formatStats, formatWatchEvent, json } from './output.js';
 import { resolveSecretEnv } from './secret-env.js';
@@ -216,6 +217,7 @@ export function createProgram(io: CliIo): Command {
 
   registerAccessCommands(program, context);
   registerNamespaceCommands(program, context);
+  registerMachineCommands(program, context);
   registerCellCommands(program, io);
 
   const dev = program

@@ -9,10 +9,10 @@
  * |----------------------------------|------------|------------|--------|
  * | succeeded                        | done       | done       | restart |
  * | failed, or killed for another reason | job fails | restart | restart |
- * | lost (`machine-lost`) or preempted | batch: job fails; service: replace | replace | replace |
+ * | lost (`machine-lost`), preempted or drained (`machine-drained`) | batch: job fails; service: replace | replace | replace |
  *
  * - The `default` policy is `never` for batch jobs and `always` for service jobs.
- * - Lost and preempted tasks were not at fault: a service always replaces them, whatever its
+ * - Lost, preempted and drained tasks were not at fault: a service always replaces them, whatever its
  *   policy and `maxRestarts`. A batch job replaces them unless its policy is `never`.
  * - `maxRestarts > 0` bounds every other replacement: a task whose record says `restarts >=
  *   maxRestarts` is not restarted (the commit increments `restarts` on every replacement).
@@ -29,6 +29,7 @@
  *   the loop, not here.
  */
 import {
+  DRAINED_REASON,
   isTerminal,
   taskId,
   type CellSnapshot,
@@ -67,9 +68,9 @@ export function effectiveRestartKind(kind: JobKind, policy: RestartPolicy): Excl
   return kind === 'service' ? 'always' : 'never';
 }
 
-/** Lost with its machine, or preempted by a higher priority: not the task's fault. */
+/** Lost with its machine, preempted by a higher priority, or moved off a draining machine: not the task's fault. */
 function notAtFault(task: Task): boolean {
-  return task.state === 'lost' || (task.state === 'killed' && task.reason === 'preempted');
+  return task.state === 'lost' || (task.state === 'killed' && (task.reason === 'preempted' || task.reason === DRAINED_REASON));
 }
 
 /** How a task ended, for reasons shown to users: `failed (exit 3)`, `lost (machine-lost)`. */
@@ -88,8 +89,9 @@ export function restartDecision(kind: JobKind, policy: RestartPolicy, task: Task
   let boundedByMax = true;
   if (task.state === 'succeeded') restart = effective === 'always';
   else if (notAtFault(task)) {
-    restart = kind === 'service' || effective !== 'never';
-    boundedByMax = kind !== 'service';
+    // A drain is the operator's doing: only a policy that says `never` itself keeps it from moving.
+    restart = kind === 'service' || effective !== 'never' || (task.reason === DRAINED_REASON && policy.kind !== 'never');
+    boundedByMax = kind !== 'service' && task.reason !== DRAINED_REASON;
   } else restart = effective !== 'never';
   if (!restart) return { restart: false, why: `task ${task.index} ${describeEnding(task)}, restart policy ${effective}` };
   if (boundedByMax && policy.maxRestarts > 0 && task.restarts >= policy.maxRestarts) {
