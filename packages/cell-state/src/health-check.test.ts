@@ -25,7 +25,10 @@ describe('a health check in a job spec', () => {
   it('takes the defaults for the timings it leaves out (10 s, 1 s, no grace, 3 failures)', () => {
     expect(resolveHealthCheck({ tcp: { port: 80 } })).toEqual({ kind: 'tcp', command: [], port: 80, path: '', ...HEALTH_CHECK_DEFAULTS, hollowFailing: false });
     expect(HEALTH_CHECK_DEFAULTS).toEqual({ intervalMs: 10_000, timeoutMs: 1_000, gracePeriodMs: 0, failureThreshold: 3 });
-    expect(resolveHealthCheck({ command: ['true'], intervalMs: 200, failureThreshold: 1 })).toMatchObject({ kind: 'command', intervalMs: 200, timeoutMs: 1000, failureThreshold: 1 });
+    expect(resolveHealthCheck({ command: ['true'], intervalMs: 2000, failureThreshold: 1 })).toMatchObject({ kind: 'command', intervalMs: 2000, timeoutMs: 1000, failureThreshold: 1 });
+    // The default timeout shrinks to a shorter interval; a timeout given is kept.
+    expect(resolveHealthCheck({ command: ['true'], intervalMs: 200 }).timeoutMs).toBe(200);
+    expect(problems({ command: ['true'], intervalMs: 200 })).toEqual([]);
   });
 
   it('accepts each kind alone', () => {

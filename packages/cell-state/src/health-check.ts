@@ -12,7 +12,7 @@ import type { HealthCheck, TaskSpec } from './types.js';
 /** Reason of a task the agent stopped after `failureThreshold` consecutive failed checks. */
 export const HEALTH_CHECK_FAILED = 'health-check-failed';
 
-/** What a check's absent or 0 timings mean. */
+/** What a check's absent or 0 timings mean (the timeout: at most the interval). */
 export const HEALTH_CHECK_DEFAULTS = Object.freeze({
   intervalMs: 10_000,
   timeoutMs: 1_000,
@@ -60,13 +60,15 @@ function kindsOf(check: HealthCheck): HealthCheckKind[] {
 /** The check with its defaults applied. Call on a validated spec only (`jobSpecProblems`). */
 export function resolveHealthCheck(check: HealthCheck): ResolvedHealthCheck {
   const kind = kindsOf(check)[0] ?? 'tcp';
+  const intervalMs = orDefault(check.intervalMs, HEALTH_CHECK_DEFAULTS.intervalMs);
   return {
     kind,
     command: check.command ?? [],
     port: check.http?.port ?? check.tcp?.port ?? 0,
     path: check.http?.path ?? '',
-    intervalMs: orDefault(check.intervalMs, HEALTH_CHECK_DEFAULTS.intervalMs),
-    timeoutMs: orDefault(check.timeoutMs, HEALTH_CHECK_DEFAULTS.timeoutMs),
+    intervalMs,
+    // The default timeout never outlasts a shorter interval; a timeout given must fit it (validation).
+    timeoutMs: orDefault(check.timeoutMs, Math.min(HEALTH_CHECK_DEFAULTS.timeoutMs, intervalMs)),
     gracePeriodMs: check.gracePeriodMs ?? HEALTH_CHECK_DEFAULTS.gracePeriodMs,
     failureThreshold: orDefault(check.failureThreshold, HEALTH_CHECK_DEFAULTS.failureThreshold),
     hollowFailing: check.hollowFailing === true,
