@@ -5,9 +5,9 @@
  *
  * ```
  *   service instance ──► stopped (killed, machine-drained) when its job has room in its budget:
- *                        fewer than maxUnavailable of its instances unavailable (not running, or
- *                        being stopped); one step per change, so the replacement runs elsewhere
- *                        before the next instance goes
+ *                        fewer than its `update.maxUnavailable` (default 1) of its instances
+ *                        unavailable (not running, or being stopped); one step per change, so
+ *                        the replacement runs elsewhere before the next instance goes
  *   batch task       ──► left to finish; at the deadline stopped (killed, machine-drained)
  *   at the deadline  ──► every task still on the machine is stopped, whatever its budget
  * ```
@@ -20,10 +20,7 @@
  * is gone is taken over and drained by the next. Writes are `Cell.updateTasks`, guarded by each
  * task's revision and claim, so they never overwrite an attempt that ended or moved meanwhile.
  */
-import { DRAINED_REASON, isTerminal, type CellSnapshot, type ClaimId, type Job, type JobId, type MachineId, type Task, type TaskPatch } from '@omega/cell-state';
-
-/** How many of a service's instances a drain may have down at once when its job says nothing. */
-export const DEFAULT_DRAIN_MAX_UNAVAILABLE = 1;
+import { DRAINED_REASON, isTerminal, resolveUpdateStrategy, type CellSnapshot, type ClaimId, type Job, type JobId, type MachineId, type Task, type TaskPatch } from '@omega/cell-state';
 
 interface Draining {
   readonly deadlineMs: number;
@@ -34,8 +31,8 @@ interface Draining {
 export class DrainWatch {
   private readonly draining = new Map<MachineId, Draining>();
 
-  /** @param maxUnavailable how many of a service job's instances may be down at once. */
-  constructor(private readonly maxUnavailable: (job: Job) => number = () => DEFAULT_DRAIN_MAX_UNAVAILABLE) {}
+  /** @param maxUnavailable how many of a service job's instances may be down at once: its update policy's by default. */
+  constructor(private readonly maxUnavailable: (job: Job) => number = (job) => resolveUpdateStrategy(job.spec).maxUnavailable) {}
 
   /** Machines being drained now. */
   get drainingCount(): number {
