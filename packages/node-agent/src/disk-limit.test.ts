@@ -1,5 +1,5 @@
-import { spawn } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -77,6 +77,20 @@ describe("the supervisor's bound on the work dir", () => {
     expect(exit).toMatchObject({ exitCode: 0, signal: null });
     expect(exit.reason).toBeUndefined();
     expect(stdout).toBe('done\n');
+  });
+
+  it.skipIf(process.getuid?.() !== 0)('does not charge what another filesystem mounted inside the work dir holds', async () => {
+    const mnt = join(dir, 'work', 'mnt');
+    await mkdir(mnt);
+    expect(spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=16m', 'tmpfs', mnt]).status).toBe(0);
+    try {
+      await writeFile(join(mnt, 'big'), Buffer.alloc(4 * MiB, 1));
+      const { exit } = await supervise('sleep 0.4', ['-d', String(MiB), '-s', '50']);
+      expect(exit).toMatchObject({ exitCode: 0, signal: null });
+      expect(exit.reason).toBeUndefined();
+    } finally {
+      spawnSync('umount', [mnt]);
+    }
   });
 
   it('kills a task whose work dir holds more entries than its limit, empty files and all', async () => {
