@@ -70,6 +70,56 @@ export interface WireJobView {
   scheduler: string;
   tasks: WireTaskView[];
   task_counts: Record<TaskState, number> | null;
+  /** 0 or absent from a server that predates versions: 1. */
+  version?: number;
+  deployment?: WireDeploymentView | null;
+}
+
+export interface WireDeploymentView {
+  version: number;
+  state: string;
+  healthy: number;
+  updated: number;
+  total: number;
+  reason: string;
+  started_at_ms: number | string;
+}
+
+/** UpdateJob's reply. */
+export interface WireUpdateJobReply {
+  job: WireJobView;
+  changed: boolean;
+  version: number;
+  change: string;
+}
+
+/** GetJobHistory's reply. */
+export interface WireJobHistory {
+  versions: { version: number; at_ms: number | string; by: string; change: string; current: boolean; spec: WireJobView['spec'] }[];
+}
+
+/** `history --json`: one version. */
+export interface VersionOutput {
+  version: number;
+  atMs: number;
+  by: string;
+  change: string;
+  current: boolean;
+}
+
+export function versionOutput(v: WireJobHistory['versions'][number]): VersionOutput {
+  return { version: v.version, atMs: Number(v.at_ms), by: v.by, change: v.change, current: v.current };
+}
+
+/** A service's last rolling update, in `job --json`. */
+export interface DeploymentOutput {
+  version: number;
+  state: string;
+  healthy: number;
+  updated: number;
+  total: number;
+  reason: string;
+  startedAtMs: number;
 }
 
 export interface WireMachineView {
@@ -112,6 +162,8 @@ export interface TaskOutput {
   finishedAtMs: number;
   cpuSeconds: number;
   peakMemoryBytes: number;
+  /** The job version the attempt runs (0: never placed). */
+  version: number;
 }
 
 /** `job --json` and each entry of `jobs --json`. */
@@ -127,6 +179,10 @@ export interface JobOutput {
   killRequested: boolean;
   submittedAtMs: number;
   scheduler: string;
+  /** The job's current version (1 at submit). */
+  version: number;
+  /** The last rolling update; null: none ran. */
+  deployment: DeploymentOutput | null;
   ruledOut: { filter: string; machines: number }[];
   taskCounts: Record<TaskState, number>;
   tasks: TaskOutput[];
@@ -224,6 +280,7 @@ export function taskOutput(t: WireTaskView): TaskOutput {
     finishedAtMs: t.finished_at_ms,
     cpuSeconds: t.cpu_seconds,
     peakMemoryBytes: t.peak_memory_bytes,
+    version: (t as WireTaskView & { version?: number }).version ?? 0,
   };
 }
 
@@ -243,6 +300,11 @@ export function jobOutput(j: WireJobView): JobOutput {
     killRequested: j.kill_requested,
     submittedAtMs: j.submitted_at_ms,
     scheduler: j.scheduler,
+    version: j.version !== undefined && j.version > 0 ? j.version : 1,
+    deployment:
+      j.deployment === undefined || j.deployment === null
+        ? null
+        : { version: j.deployment.version, state: j.deployment.state, healthy: j.deployment.healthy, updated: j.deployment.updated, total: j.deployment.total, reason: j.deployment.reason, startedAtMs: Number(j.deployment.started_at_ms) },
     ruledOut: j.ruled_out.map((r) => ({ filter: r.filter, machines: r.machines })),
     taskCounts: counts,
     tasks: j.tasks.map(taskOutput),
