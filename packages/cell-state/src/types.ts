@@ -109,10 +109,10 @@ export const TASK_STATES: readonly TaskState[] = ['pending', 'placed', 'running'
  * Why a scheduler stopped a task that it then places again at once as a new attempt, not the
  * task's doing and not a restart (no backoff, not counted against `maxRestarts`):
  * `updated` (a rolling update replaced it), `machine-drained` (moved off a draining machine; a
- * batch job whose restart policy says `never` explicitly fails instead). `scaled-down` tasks are
- * stopped for good.
+ * batch job whose restart policy says `never` explicitly fails instead), `scaled-down` (its index
+ * left the job; placed again only if the job is scaled back up).
  */
-export const TASK_REPLACED_REASONS: readonly string[] = ['updated', 'machine-drained'];
+export const TASK_REPLACED_REASONS: readonly string[] = ['updated', 'machine-drained', 'scaled-down'];
 /** Reason of a task stopped to move it off a draining machine (`omega drain`). */
 export const DRAINED_REASON = 'machine-drained';
 /** Reason of a task stopped because its index is no longer within the job's instances. */
