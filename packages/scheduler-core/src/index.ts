@@ -29,6 +29,8 @@ export {
   type FilterCount,
   type OfferedMachines,
 } from './job-status.js';
+export { planJob, type JobPlan, type PlanInput, type PlannedPreemption, type PlannedStop, type PlannedTask } from './plan.js';
+export { proposePlacement, type Proposal, type ProposalInput } from './propose.js';
 export { hash32, liveMembers, rendezvousOwner } from './rendezvous.js';
 export {
   defaultInstanceName,

@@ -78,6 +78,11 @@ export function noFitReason(toPlace: number, claimed: number, gang: boolean, rul
   return ruledOut.length > 0 ? `${head}: ${formatRuledOut(ruledOut)}` : head;
 }
 
+/** Why a job whose task no machine could hold is given up (see {@link tooLargeForEveryMachine}). */
+export function tooLargeReason(tooLarge: readonly FilterCount[]): string {
+  return `a task needs more than any machine has: ${tooLarge.map((f) => `${f.filter} too small on ${f.machines} machines`).join(', ')}`;
+}
+
 /**
  * When no registered machine could hold one task even empty: the count of machines too small,
  * each under the first resource it lacks (cpu, then memory). `undefined` when some machine is

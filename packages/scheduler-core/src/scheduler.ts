@@ -40,7 +40,6 @@ import {
   ContentionError,
   KvError,
   MirrorStoppedError,
-  PrivateCell,
   RetryState,
   STORE_RETRY_BACKOFF,
   TransactionTooLargeError,
@@ -68,13 +67,14 @@ import { RestartLog } from './restart-log.js';
 import { JobActions } from './job-actions.js';
 import { Janitor } from './janitor.js';
 import { LeaseKeeper, NoLeaseError, type LeaseSource } from './lease-keeper.js';
-import { mergeRuledOut, noFitReason, offeredForJob, type OfferedMachines } from './job-status.js';
+import { noFitReason, type OfferedMachines } from './job-status.js';
+import { proposePlacement, type Proposal } from './propose.js';
 import { OfferedMachinesCache } from './offered-cache.js';
 import { MachineLossWatch } from './machine-loss.js';
 import { DrainWatch } from './drain.js';
 import { MetricsRecorder, toSchedulerStats, type SchedulerMetrics } from './metrics.js';
 import { Ownership } from './ownership.js';
-import type { PlaceOutcome, PlacementPolicy } from './policy.js';
+import type { PlacementPolicy } from './policy.js';
 import { seededRandom, type Random } from './random.js';
 import { hash32 } from './rendezvous.js';
 import { resolveSettings, type SchedulerSettings } from './settings.js';
@@ -682,11 +682,9 @@ export class Scheduler {
     }
     const tasks = progress.toPlace;
     const mode: TransactionMode = job.spec.commitMode === 'default' ? this.defaultTransactionMode : job.spec.commitMode;
-    const offered = offeredForJob(this.offered(snapshot), job.spec);
-    const cell = new PrivateCell(snapshot, this.name, this.claimIds);
-    let outcome: PlaceOutcome;
+    let proposal: Proposal;
     try {
-      outcome = this.policy.place({ job, tasks, cell, snapshot, machines: offered.machines, random: this.random });
+      proposal = proposePlacement({ job, tasks, snapshot, offered: this.offered(snapshot), policy: this.policy, random: this.random, scheduler: this.name, claimIds: this.claimIds });
     } catch (error) {
       // A policy that throws on some job must not take the scheduler down: give the job up, say why.
       this.logger.error({ err: error, jobId: job.id }, 'placement policy failed on a job');
@@ -694,6 +692,7 @@ export class Scheduler {
       await this.actions.abandon(entry, reason, []);
       return this.report(entry, tasks.length, 0, 0, 0, 0, 0, 'no-fit', true);
     }
+    const { cell, offered, ruledOut } = proposal;
     const think = this.settings.thinkTimeByKind[job.spec.kind] ?? { jobMs: this.settings.thinkTimeJobMs, taskMs: this.settings.thinkTimeTaskMs };
     const thinkMs = think.jobMs + think.taskMs * tasks.length;
     if (thinkMs > 0) {
@@ -713,7 +712,6 @@ export class Scheduler {
 
     const claimed = cell.deltas.length;
     const gang = mode === 'all-or-nothing';
-    const ruledOut = mergeRuledOut(offered.withheld, outcome.ruledOut);
     if (claimed === 0 || (gang && claimed < tasks.length)) {
       const busyMs = this.clock.now() - start;
       this.recorder.counts.noFitAttempts++;
