@@ -9,7 +9,7 @@
  * paths rewritten to proto names. Nothing is written by this file: a caller stores a spec only
  * when the problem list is empty.
  */
-import { DEFAULT_NAMESPACE, JOB_LIMITS, jobSpecProblems, secretEnvProblems, type Constraint, type JobSpec, type SecretEnv, type SpecProblem, type TaskNetwork } from '@omega/cell-state';
+import { DEFAULT_NAMESPACE, JOB_LIMITS, jobSpecProblems, secretEnvProblems, type Constraint, type HealthCheck, type JobSpec, type SecretEnv, type SpecProblem, type TaskNetwork } from '@omega/cell-state';
 import { protoFieldPath } from './errors.js';
 import { encodedJobSpecBytes } from './proto.js';
 import {
@@ -21,6 +21,7 @@ import {
   JOB_KIND_WIRE,
   RESTART_POLICY_KIND_NAMES,
   RESTART_POLICY_KIND_WIRE,
+  type WireHealthCheck,
   type WireJobSpec,
 } from './wire.js';
 
@@ -112,6 +113,8 @@ export function jobSpecFromWire(wire: WireJobSpec | null | undefined, field = 'j
       ...(task?.network !== undefined && task.network !== '' ? { network: task.network as TaskNetwork } : {}),
       // Checked by jobSpecProblems (task.user: a user name, not root); empty is the agent's choice.
       ...(task?.user !== undefined && task.user !== '' ? { user: task.user } : {}),
+      // Checked by jobSpecProblems (exactly one kind, ports, timings); null or absent: no check.
+      ...(task?.health_check === undefined || task.health_check === null ? {} : { healthCheck: healthCheckFromWire(task.health_check) }),
     },
     constraints,
     restartPolicy: {
@@ -145,6 +148,33 @@ export function jobSpecFromWire(wire: WireJobSpec | null | undefined, field = 'j
   return problems.length > 0 ? { problems } : { spec, secretEnv };
 }
 
+/** A wire health check → the spec's: an empty command, absent messages and 0 timings are left out (the defaults). */
+function healthCheckFromWire(w: WireHealthCheck): HealthCheck {
+  return {
+    ...((w.command ?? []).length > 0 ? { command: [...w.command] } : {}),
+    ...(w.http === null || w.http === undefined ? {} : { http: { port: w.http.port ?? 0, path: w.http.path ?? '' } }),
+    ...(w.tcp === null || w.tcp === undefined ? {} : { tcp: { port: w.tcp.port ?? 0 } }),
+    ...(Number(w.interval_ms ?? 0) !== 0 ? { intervalMs: Number(w.interval_ms) } : {}),
+    ...(Number(w.timeout_ms ?? 0) !== 0 ? { timeoutMs: Number(w.timeout_ms) } : {}),
+    ...(Number(w.grace_period_ms ?? 0) !== 0 ? { gracePeriodMs: Number(w.grace_period_ms) } : {}),
+    ...((w.failure_threshold ?? 0) !== 0 ? { failureThreshold: w.failure_threshold } : {}),
+    ...(w.hollow_failing === true ? { hollowFailing: true } : {}),
+  };
+}
+
+function healthCheckToWire(c: HealthCheck): WireHealthCheck {
+  return {
+    command: [...(c.command ?? [])],
+    http: c.http === undefined ? null : { port: c.http.port, path: c.http.path },
+    tcp: c.tcp === undefined ? null : { port: c.tcp.port },
+    interval_ms: c.intervalMs ?? 0,
+    timeout_ms: c.timeoutMs ?? 0,
+    grace_period_ms: c.gracePeriodMs ?? 0,
+    failure_threshold: c.failureThreshold ?? 0,
+    hollow_failing: c.hollowFailing === true,
+  };
+}
+
 /** A stored JobSpec in wire form (for job views): the inverse of {@link jobSpecFromWire}. */
 export function jobSpecToWire(spec: JobSpec): WireJobSpec {
   return {
@@ -167,6 +197,7 @@ export function jobSpecToWire(spec: JobSpec): WireJobSpec {
       // The values never leave the cell's secret store through a read: names only.
       secret_env: {},
       secret_env_names: [...(spec.task.secretEnvNames ?? [])],
+      health_check: spec.task.healthCheck === undefined ? null : healthCheckToWire(spec.task.healthCheck),
     },
     constraints: spec.constraints.map((c) => ({
       attribute: c.attribute,

@@ -150,6 +150,8 @@ function taskViewToWire(slot: TaskSlot): WireTaskView {
     cpu_seconds: t?.cpuSeconds ?? 0,
     peak_memory_bytes: t?.peakMemoryBytes ?? 0,
     version: t === undefined ? 0 : taskVersion(t),
+    health: t?.health ?? '',
+    health_since_ms: t?.healthSinceMs ?? 0,
   };
 }
 

@@ -55,6 +55,20 @@ export interface WireTaskSpec {
   secret_env?: Record<string, string>;
   /** In replies: the names of the job's secret env entries (sorted). Ignored on submit. */
   secret_env_names?: string[];
+  /** The task's health check; null or absent: none. */
+  health_check?: WireHealthCheck | null;
+}
+
+/** Exactly one of command (non-empty), http, tcp; timings 0: the defaults. */
+export interface WireHealthCheck {
+  command: string[];
+  http: { port: number; path: string } | null;
+  tcp: { port: number } | null;
+  interval_ms: number;
+  timeout_ms: number;
+  grace_period_ms: number;
+  failure_threshold: number;
+  hollow_failing: boolean;
 }
 
 export interface WireJobSpec {
@@ -128,6 +142,9 @@ export interface WireTaskView {
   peak_memory_bytes: number;
   /** The job version the attempt runs (0: never placed). */
   version: number;
+  /** `passing` / `failing`; empty: no check or no result yet. */
+  health: string;
+  health_since_ms: number;
 }
 
 export interface WireTaskCounts {
