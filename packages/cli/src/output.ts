@@ -5,7 +5,7 @@
  */
 import { formatBytes, formatCpu } from '@omega/cell-state';
 import Table from 'cli-table3';
-import type { DeploymentOutput, JobOutput, MachineOutput, NamespaceOutput, QuotaOutput, SchedulerOutput, TaskOutput, TaskState, TokenOutput, VersionOutput } from './wire.js';
+import type { DeploymentOutput, HealthCheckOutput, JobOutput, MachineOutput, NamespaceOutput, QuotaOutput, SchedulerOutput, TaskOutput, TaskState, TokenOutput, VersionOutput } from './wire.js';
 
 /** A table without borders, columns two spaces apart, like `ps` or `kubectl get`. */
 function table(head: string[]): InstanceType<typeof Table> {
@@ -88,6 +88,13 @@ export function formatHistory(versions: readonly VersionOutput[]): string {
   return render(t);
 }
 
+/** `http 127.0.0.1:8080/healthz every 10s (timeout 1s, grace 0s, 3 failures stop it)`. */
+export function formatHealthCheck(c: HealthCheckOutput): string {
+  const what = c.kind === 'http' ? `http 127.0.0.1:${c.port}${c.path}` : c.kind === 'tcp' ? `tcp 127.0.0.1:${c.port}` : `command ${c.command.map((a) => (/^[\w./:=@%+-]+$/.test(a) ? a : JSON.stringify(a))).join(' ')}`;
+  const s = (ms: number): string => (ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`);
+  return `${what} every ${s(c.intervalMs)} (timeout ${s(c.timeoutMs)}, grace ${s(c.gracePeriodMs)}, ${c.failureThreshold} failure${c.failureThreshold === 1 ? '' : 's'} in a row stop it)`;
+}
+
 export function formatJob(job: JobOutput, now: number): string {
   const lines = [
     `Job:        ${job.id}`,
@@ -102,14 +109,18 @@ export function formatJob(job: JobOutput, now: number): string {
     `Submitted:  ${job.submittedAtMs > 0 ? `${new Date(job.submittedAtMs).toISOString()} (${age(job.submittedAtMs, now)} ago)` : '-'}`,
     `Scheduler:  ${job.scheduler === '' ? '-' : job.scheduler}`,
   ];
+  if (job.spec.healthCheck !== null) lines.push(`Health:     ${formatHealthCheck(job.spec.healthCheck)}`);
   if (job.ruledOut.length > 0) lines.push(`Ruled out:  ${job.ruledOut.map((r) => `${r.filter}: ${r.machines} machine(s)`).join(', ')}`);
   if (job.deployment !== null) lines.push(`Deployment: ${formatDeployment(job.deployment)}`);
   if (job.tasks.length === 0) return lines.join('\n');
-  const t = table(['INDEX', 'STATE', 'MACHINE', 'ATTEMPT', 'VERSION', 'RESTARTS', 'EXIT', 'REASON', 'STARTED', 'CPU-S', 'PEAK-MEM']);
+  // A HEALTH column only for jobs with a health check (or health on record): `passing 2m`.
+  const health = job.spec.healthCheck !== null || job.tasks.some((task) => task.health !== null);
+  const t = table(['INDEX', 'STATE', ...(health ? ['HEALTH'] : []), 'MACHINE', 'ATTEMPT', 'VERSION', 'RESTARTS', 'EXIT', 'REASON', 'STARTED', 'CPU-S', 'PEAK-MEM']);
   for (const task of job.tasks) {
     t.push([
       String(task.index),
       task.state,
+      ...(health ? [task.health === null ? '-' : task.healthSinceMs > 0 ? `${task.health} ${age(task.healthSinceMs, now)}` : task.health] : []),
       task.machine === '' ? '-' : task.machine,
       task.attempt === 0 ? '-' : String(task.attempt),
       task.version === 0 ? '-' : String(task.version),

@@ -6,7 +6,7 @@
  */
 import { jobSpecToWire, ROLE_WIRE } from '@omega/api/client';
 import type { WireJobSpec, WireNamespaceView, WireQuota, WireResources, WireSchedulerStatsView, WireTaskView, WireTokenInfo } from '@omega/api/client';
-import type { JobSpec } from '@omega/cell-state';
+import { resolveHealthCheck, type JobSpec } from '@omega/cell-state';
 
 export { jobSpecToWire };
 export { ROLE_WIRE };
@@ -58,6 +58,17 @@ export interface WireJobView {
       user?: string;
       /** The names of the secret env entries only; the values never come back. */
       secret_env_names?: string[];
+      /** null or absent: no health check. */
+      health_check?: {
+        command: string[];
+        http: { port: number; path: string } | null;
+        tcp: { port: number } | null;
+        interval_ms: number | string;
+        timeout_ms: number | string;
+        grace_period_ms: number | string;
+        failure_threshold: number;
+        hollow_failing: boolean;
+      } | null;
     } | null;
     constraints: { attribute: string; operator: string; values: string[]; limit: number }[];
     restart_policy: { kind: string; max_restarts: number; initial_backoff_ms: number; max_backoff_ms: number } | null;
@@ -164,6 +175,22 @@ export interface TaskOutput {
   peakMemoryBytes: number;
   /** The job version the attempt runs (0: never placed). */
   version: number;
+  /** The attempt's health check result (`passing` / `failing`); null: no check or no result yet. */
+  health: 'passing' | 'failing' | null;
+  /** When the current health began (0 without health). */
+  healthSinceMs: number;
+}
+
+/** `job --json`: the spec's health check with every timing resolved (defaults applied). */
+export interface HealthCheckOutput {
+  kind: 'command' | 'http' | 'tcp';
+  command: string[];
+  port: number;
+  path: string;
+  intervalMs: number;
+  timeoutMs: number;
+  gracePeriodMs: number;
+  failureThreshold: number;
 }
 
 /** `job --json` and each entry of `jobs --json`. */
@@ -197,6 +224,8 @@ export interface JobOutput {
     commitMode: string;
     constraints: { attribute: string; operator: string; values: string[]; limit: number }[];
     restartPolicy: { kind: string; maxRestarts: number; initialBackoffMs: number; maxBackoffMs: number };
+    /** null: no health check. */
+    healthCheck: HealthCheckOutput | null;
   };
 }
 
@@ -281,6 +310,9 @@ export function taskOutput(t: WireTaskView): TaskOutput {
     cpuSeconds: t.cpu_seconds,
     peakMemoryBytes: t.peak_memory_bytes,
     version: (t as WireTaskView & { version?: number }).version ?? 0,
+    // Empty (or absent, from a server that predates health checks): no check or no result yet.
+    health: t.health === 'passing' || t.health === 'failing' ? t.health : null,
+    healthSinceMs: Number(t.health_since_ms ?? 0),
   };
 }
 
@@ -322,8 +354,23 @@ export function jobOutput(j: WireJobView): JobOutput {
         initialBackoffMs: policy?.initial_backoff_ms ?? 0,
         maxBackoffMs: policy?.max_backoff_ms ?? 0,
       },
+      healthCheck: healthCheckOutput(spec?.task?.health_check),
     },
   };
+}
+
+function healthCheckOutput(w: NonNullable<NonNullable<WireJobView['spec']>['task']>['health_check']): HealthCheckOutput | null {
+  if (w === null || w === undefined) return null;
+  const check = resolveHealthCheck({
+    ...(w.command.length > 0 ? { command: w.command } : {}),
+    ...(w.http === null ? {} : { http: w.http }),
+    ...(w.tcp === null ? {} : { tcp: w.tcp }),
+    intervalMs: Number(w.interval_ms),
+    timeoutMs: Number(w.timeout_ms),
+    gracePeriodMs: Number(w.grace_period_ms),
+    failureThreshold: w.failure_threshold,
+  });
+  return { kind: check.kind, command: [...check.command], port: check.port, path: check.path, intervalMs: check.intervalMs, timeoutMs: check.timeoutMs, gracePeriodMs: check.gracePeriodMs, failureThreshold: check.failureThreshold };
 }
 
 export function tokenOutput(t: WireTokenInfo): TokenOutput {
