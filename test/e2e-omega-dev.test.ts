@@ -223,6 +223,35 @@ describe.sequential('omega dev driven by the omega CLI', () => {
     expect(view.tasks[0]?.reason).toBe('oom-killed');
   });
 
+  it.skipIf(!built)('drains a machine: its service instances move off with at most maxUnavailable down, then uncordon opens it again', async () => {
+    const id = await submit('drain', "name: e2e-drain\nkind: service\ninstances: 3\ncommand: [sh, -c, 'while true; do sleep 1; done']\ncpu: 100m\nmemory: 32Mi\n");
+    const placed = await eventually('three instances to run', async () => {
+      const view = await job(id);
+      return view.taskCounts.running === 3 ? view : undefined;
+    });
+    const target = placed.tasks[0]?.machine ?? '';
+    const onTarget = placed.tasks.filter((t) => t.machine === target).length;
+    const drained = await omega('drain', target, '--deadline', '10m', '--reason', 'e2e');
+    expect(drained.stderr).toBe('');
+    expect(drained.stdout).toMatch(new RegExp(`^draining ${target}\n[\\s\\S]*draining until \\S+ \\(e2e\\)`));
+    // Sampled until every instance runs elsewhere: the default maxUnavailable is 1.
+    let fewest = 3;
+    const moved = await eventually('every instance to run off the drained machine', async () => {
+      const view = await job(id);
+      fewest = Math.min(fewest, view.taskCounts.running ?? 0);
+      return view.taskCounts.running === 3 && view.tasks.every((t) => t.machine !== target) ? view : undefined;
+    }, 120_000, 100);
+    expect(fewest).toBeGreaterThanOrEqual(2);
+    expect(moved.tasks.filter((t) => t.attempt >= 2).length).toBe(onTarget);
+    expect(moved.tasks.every((t) => t.restarts === 0)).toBe(true);
+    const machines = JSON.parse((await omega('--json', 'machines')).stdout) as { id: string; cordon: { reason: string } | null }[];
+    expect(machines.find((m) => m.id === target)?.cordon?.reason).toBe('e2e');
+    const reopened = await omega('uncordon', target);
+    expect(reopened.code).toBe(0);
+    expect(JSON.parse((await omega('--json', 'machines')).stdout).find((m: { id: string }) => m.id === target).cordon).toBeNull();
+    await omega('kill', id);
+  });
+
   it.skipIf(!built)('refuses invalid specs naming the field, from the file or from the server, and stores no job', async () => {
     const before = await jobCount();
     const local = await omega('submit', '-f', await jobFile('bad-local', 'name: e2e-bad\nkind: batch\ncommand: [true]\ncpu: 100m\nmemory: 0\n'));

@@ -17,6 +17,7 @@ import { CellReader, requestJobId } from './cell-reader.js';
 import { StoreTimeoutError } from './deadline.js';
 import { ApiError, invalidArgument, notFound, unavailable } from './errors.js';
 import { jobSpecFromWire, problemsMessage } from './job-spec-wire.js';
+import { jobUpdateHandlers } from './job-update.js';
 import { changeConcernsJob, deriveJob, jobView, jobViewToWire, type JobFacts } from './job-view.js';
 import { serverStream, unary, writeMessage } from './rpc.js';
 import { locateTaskLog, streamTaskLog } from './task-logs.js';
@@ -83,6 +84,7 @@ export function jobServiceImplementation(options: JobServiceOptions): UntypedSer
   const mirror = reader.mirror;
   const makeId = options.newJobId ?? newJobId;
   const watchProbeMs = options.watchProbeMs ?? reader.storeTimeoutMs;
+  const versions = jobUpdateHandlers(reader, logger);
 
   /**
    * Validates, then admits and creates the job in one guarded transaction (Cell.submitJob via
@@ -303,6 +305,8 @@ export function jobServiceImplementation(options: JobServiceOptions): UntypedSer
     GetJob: unary(logger, 'GetJob', getJob),
     ListJobs: unary(logger, 'ListJobs', listJobs),
     KillJob: unary(logger, 'KillJob', killJob),
+    UpdateJob: unary(logger, 'UpdateJob', versions.updateJob),
+    GetJobHistory: unary(logger, 'GetJobHistory', versions.getJobHistory),
     WatchJob: serverStream(logger, 'WatchJob', watchJob),
     GetTaskLogs: serverStream(logger, 'GetTaskLogs', getTaskLogs),
   };

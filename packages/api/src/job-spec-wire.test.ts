@@ -170,6 +170,17 @@ describe('the log limit on the wire', () => {
   });
 });
 
+describe('the disk limit on the wire', () => {
+  it('becomes diskLimitBytes, goes back out as disk_limit_bytes, and a too small one is named by its proto field', () => {
+    const task = wireSpec().task!;
+    const result = jobSpecFromWire(wireSpec({ task: { ...task, disk_limit_bytes: 64 << 20 } }));
+    expect(result.spec?.task.diskLimitBytes).toBe(64 << 20);
+    expect(jobSpecToWire(result.spec!).task?.disk_limit_bytes).toBe(64 << 20);
+    expect(jobSpecFromWire(wireSpec()).spec?.task.diskLimitBytes).toBeUndefined();
+    expect(problems(wireSpec({ task: { ...task, disk_limit_bytes: 4096 } }))).toEqual([expect.stringMatching(/^job\.task\.disk_limit_bytes: must be 0/)]);
+  });
+});
+
 describe('the user on the wire', () => {
   it('becomes task.user, empty stays absent, goes back out, and root is named by its proto field', () => {
     const task = wireSpec().task!;

@@ -9,7 +9,7 @@
  * paths rewritten to proto names. Nothing is written by this file: a caller stores a spec only
  * when the problem list is empty.
  */
-import { DEFAULT_NAMESPACE, JOB_LIMITS, jobSpecProblems, secretEnvProblems, type Constraint, type JobSpec, type SecretEnv, type SpecProblem, type TaskNetwork } from '@omega/cell-state';
+import { DEFAULT_NAMESPACE, JOB_LIMITS, jobSpecProblems, secretEnvProblems, type Constraint, type HealthCheck, type JobSpec, type SecretEnv, type SpecProblem, type TaskNetwork } from '@omega/cell-state';
 import { protoFieldPath } from './errors.js';
 import { encodedJobSpecBytes } from './proto.js';
 import {
@@ -21,6 +21,7 @@ import {
   JOB_KIND_WIRE,
   RESTART_POLICY_KIND_NAMES,
   RESTART_POLICY_KIND_WIRE,
+  type WireHealthCheck,
   type WireJobSpec,
 } from './wire.js';
 
@@ -107,10 +108,13 @@ export function jobSpecFromWire(wire: WireJobSpec | null | undefined, field = 'j
       hollowFail: task?.hollow_fail === true,
       pidsLimit: task?.pids_limit ?? 0,
       ...(Number(task?.log_limit_bytes ?? 0) !== 0 ? { logLimitBytes: Number(task?.log_limit_bytes) } : {}),
+      ...(Number(task?.disk_limit_bytes ?? 0) !== 0 ? { diskLimitBytes: Number(task?.disk_limit_bytes) } : {}),
       // Checked by jobSpecProblems (task.network: host or none); empty is the host's network.
       ...(task?.network !== undefined && task.network !== '' ? { network: task.network as TaskNetwork } : {}),
       // Checked by jobSpecProblems (task.user: a user name, not root); empty is the agent's choice.
       ...(task?.user !== undefined && task.user !== '' ? { user: task.user } : {}),
+      // Checked by jobSpecProblems (exactly one kind, ports, timings); null or absent: no check.
+      ...(task?.health_check === undefined || task.health_check === null ? {} : { healthCheck: healthCheckFromWire(task.health_check) }),
     },
     constraints,
     restartPolicy: {
@@ -120,6 +124,18 @@ export function jobSpecFromWire(wire: WireJobSpec | null | undefined, field = 'j
       maxBackoffMs: policy?.max_backoff_ms ?? 0,
     },
     ...(wire.retention_ms !== undefined && wire.retention_ms !== 0 ? { retentionMs: wire.retention_ms } : {}),
+    // Checked by jobSpecProblems (update.max_surge must be 0, ...); absent: the defaults.
+    ...(wire.update === undefined || wire.update === null
+      ? {}
+      : {
+          update: {
+            maxUnavailable: wire.update.max_unavailable ?? 0,
+            maxSurge: wire.update.max_surge ?? 0,
+            minHealthyTimeMs: Number(wire.update.min_healthy_time_ms ?? 0),
+            healthyDeadlineMs: Number(wire.update.healthy_deadline_ms ?? 0),
+            autoRollback: wire.update.auto_rollback === true,
+          },
+        }),
   };
   for (const p of jobSpecProblems(spec)) {
     // Without a task, cell-state's resource checks would only repeat "task: is required".
@@ -130,6 +146,33 @@ export function jobSpecFromWire(wire: WireJobSpec | null | undefined, field = 'j
   const secretEnv: SecretEnv = { ...(task?.secret_env ?? {}) };
   for (const p of secretEnvProblems(secretEnv, spec)) problems.push({ field: `${field}.${protoFieldPath(p.field)}`, problem: p.problem });
   return problems.length > 0 ? { problems } : { spec, secretEnv };
+}
+
+/** A wire health check → the spec's: an empty command, absent messages and 0 timings are left out (the defaults). */
+function healthCheckFromWire(w: WireHealthCheck): HealthCheck {
+  return {
+    ...((w.command ?? []).length > 0 ? { command: [...w.command] } : {}),
+    ...(w.http === null || w.http === undefined ? {} : { http: { port: w.http.port ?? 0, path: w.http.path ?? '' } }),
+    ...(w.tcp === null || w.tcp === undefined ? {} : { tcp: { port: w.tcp.port ?? 0 } }),
+    ...(Number(w.interval_ms ?? 0) !== 0 ? { intervalMs: Number(w.interval_ms) } : {}),
+    ...(Number(w.timeout_ms ?? 0) !== 0 ? { timeoutMs: Number(w.timeout_ms) } : {}),
+    ...(Number(w.grace_period_ms ?? 0) !== 0 ? { gracePeriodMs: Number(w.grace_period_ms) } : {}),
+    ...((w.failure_threshold ?? 0) !== 0 ? { failureThreshold: w.failure_threshold } : {}),
+    ...(w.hollow_failing === true ? { hollowFailing: true } : {}),
+  };
+}
+
+function healthCheckToWire(c: HealthCheck): WireHealthCheck {
+  return {
+    command: [...(c.command ?? [])],
+    http: c.http === undefined ? null : { port: c.http.port, path: c.http.path },
+    tcp: c.tcp === undefined ? null : { port: c.tcp.port },
+    interval_ms: c.intervalMs ?? 0,
+    timeout_ms: c.timeoutMs ?? 0,
+    grace_period_ms: c.gracePeriodMs ?? 0,
+    failure_threshold: c.failureThreshold ?? 0,
+    hollow_failing: c.hollowFailing === true,
+  };
 }
 
 /** A stored JobSpec in wire form (for job views): the inverse of {@link jobSpecFromWire}. */
@@ -148,11 +191,13 @@ export function jobSpecToWire(spec: JobSpec): WireJobSpec {
       hollow_fail: spec.task.hollowFail,
       pids_limit: spec.task.pidsLimit,
       log_limit_bytes: spec.task.logLimitBytes ?? 0,
+      disk_limit_bytes: spec.task.diskLimitBytes ?? 0,
       network: spec.task.network ?? '',
       user: spec.task.user ?? '',
       // The values never leave the cell's secret store through a read: names only.
       secret_env: {},
       secret_env_names: [...(spec.task.secretEnvNames ?? [])],
+      health_check: spec.task.healthCheck === undefined ? null : healthCheckToWire(spec.task.healthCheck),
     },
     constraints: spec.constraints.map((c) => ({
       attribute: c.attribute,
@@ -168,6 +213,16 @@ export function jobSpecToWire(spec: JobSpec): WireJobSpec {
     },
     retention_ms: spec.retentionMs ?? 0,
     namespace: spec.namespace,
+    update:
+      spec.update === undefined
+        ? null
+        : {
+            max_unavailable: spec.update.maxUnavailable,
+            max_surge: spec.update.maxSurge,
+            min_healthy_time_ms: spec.update.minHealthyTimeMs,
+            healthy_deadline_ms: spec.update.healthyDeadlineMs,
+            auto_rollback: spec.update.autoRollback,
+          },
   };
 }
 

@@ -114,7 +114,7 @@ describe('deriveJob', () => {
 
 describe('jobViewToWire', () => {
   it('fills every task view field from the task record', () => {
-    const f = facts(job(), [task(0, 'failed', { exitCode: 137, signal: 'SIGKILL', reason: 'oom-killed', attempt: 2, restarts: 1, startedAtMs: 2100, finishedAtMs: 2500, cpuSeconds: 0.25, peakMemoryBytes: 4096 })], status('running'));
+    const f = facts(job(), [task(0, 'failed', { exitCode: 137, signal: 'SIGKILL', reason: 'oom-killed', attempt: 2, restarts: 1, startedAtMs: 2100, finishedAtMs: 2500, cpuSeconds: 0.25, peakMemoryBytes: 4096, health: 'failing', healthSinceMs: 2300 })], status('running'));
     const view = jobViewToWire(f, deriveJob(f));
     expect(view).toMatchObject({
       id: 'j',
@@ -141,6 +141,9 @@ describe('jobViewToWire', () => {
         finished_at_ms: 2500,
         cpu_seconds: 0.25,
         peak_memory_bytes: 4096,
+        version: 1,
+        health: 'failing',
+        health_since_ms: 2300,
       },
     ]);
   });

@@ -18,6 +18,8 @@
  */
 import {
   isTerminal,
+  jobVersion,
+  taskVersion,
   type CellSnapshot,
   type Job,
   type JobState,
@@ -147,6 +149,9 @@ function taskViewToWire(slot: TaskSlot): WireTaskView {
     finished_at_ms: t?.finishedAtMs ?? 0,
     cpu_seconds: t?.cpuSeconds ?? 0,
     peak_memory_bytes: t?.peakMemoryBytes ?? 0,
+    version: t === undefined ? 0 : taskVersion(t),
+    health: t?.health ?? '',
+    health_since_ms: t?.healthSinceMs ?? 0,
   };
 }
 
@@ -165,6 +170,19 @@ export function jobViewToWire(facts: JobFacts, derived: DerivedJob, options: { i
     scheduler,
     tasks: options.includeTasks === false ? [] : derived.slots.map(taskViewToWire),
     task_counts: { ...derived.counts },
+    version: jobVersion(job),
+    deployment:
+      status?.deployment === undefined
+        ? null
+        : {
+            version: status.deployment.version,
+            state: status.deployment.state,
+            healthy: status.deployment.healthy,
+            updated: status.deployment.updated,
+            total: status.deployment.total,
+            reason: status.deployment.reason,
+            started_at_ms: status.deployment.startedAtMs,
+          },
   };
 }
 

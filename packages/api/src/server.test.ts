@@ -307,6 +307,29 @@ describe('CellService', () => {
     }
   });
 
+  it('cordons, drains and uncordons a machine, and refuses an unknown machine or a bad deadline naming the field', async () => {
+    await api.cell.registerMachine(machine('m0').build());
+    const cordoned = await api.client.unary<Record<string, unknown>>('cells', 'CordonMachine', { machine_id: 'm0', reason: 'disk swap' });
+    expect(cordoned).toMatchObject({ id: 'm0', cordoned: true, cordon_reason: 'disk swap', drain_deadline_ms: 0 });
+    expect((await api.cell.getMachine(machineId('m0')))?.cordon?.reason).toBe('disk swap');
+    const before = Date.now();
+    const draining = await api.client.unary<{ drain_deadline_ms: number }>('cells', 'DrainMachine', { machine_id: 'm0', deadline_ms: 60_000 });
+    expect(draining.drain_deadline_ms).toBeGreaterThanOrEqual(before + 60_000);
+    const listed = await api.client.unary<{ machines: Record<string, unknown>[] }>('cells', 'ListMachines', {});
+    expect(listed.machines[0]).toMatchObject({ cordoned: true, drain_deadline_ms: draining.drain_deadline_ms });
+    expect(await api.client.unary('cells', 'UncordonMachine', { machine_id: 'm0' })).toMatchObject({ cordoned: false, drain_deadline_ms: 0 });
+    expect((await api.cell.getMachine(machineId('m0')))?.cordon).toBeUndefined();
+    const unknown = await refusal(api.client.unary('cells', 'CordonMachine', { machine_id: 'm9' }));
+    expect(unknown.code).toBe(status.NOT_FOUND);
+    expect(unknown.details).toBe('machine_id: unknown machine "m9"');
+    const missing = await refusal(api.client.unary('cells', 'DrainMachine', {}));
+    expect(missing.details).toBe('machine_id: is required');
+    const tooLong = await refusal(api.client.unary('cells', 'DrainMachine', { machine_id: 'm0', deadline_ms: 365 * 24 * 3600 * 1000 }));
+    expect(tooLong.code).toBe(status.INVALID_ARGUMENT);
+    expect(tooLong.details).toMatch(/^deadline_ms: must be/);
+    expect((await api.cell.getMachine(machineId('m0')))?.cordon).toBeUndefined();
+  });
+
   it('reports scheduler stats with the conflict fraction as failed per successful transaction', async () => {
     const stats: SchedulerStats = {
       name: 'batch-1',

@@ -124,7 +124,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
       ...(options.watchProbeMs === undefined ? {} : { watchProbeMs: options.watchProbeMs }),
       ...(options.tls === undefined ? {} : { logTls: options.tls }),
     }));
-  server.addService(definition.cellService, cellServiceImplementation({ reader, logger }));
+  server.addService(definition.cellService, cellServiceImplementation({ reader, logger, ...(options.now === undefined ? {} : { now: options.now }) }));
   server.addService(definition.accessService, accessServiceImplementation({ reader, logger, ...(options.now === undefined ? {} : { now: options.now }) }));
   server.addService(definition.namespaceService, namespaceServiceImplementation({ reader, logger, ...(options.now === undefined ? {} : { now: options.now }) }));
 

@@ -45,6 +45,8 @@ export interface WireTaskSpec {
   pids_limit: number;
   /** 0 or absent: the agent's log cap. */
   log_limit_bytes?: number;
+  /** 0 or absent: the agent's work-dir disk limit. */
+  disk_limit_bytes?: number;
   /** "" or absent, or "host": the machine's network; "none": only loopback. */
   network?: string;
   /** "" or absent: the agent's choice; else a named user of the machine (only where its agent allows it). */
@@ -53,6 +55,20 @@ export interface WireTaskSpec {
   secret_env?: Record<string, string>;
   /** In replies: the names of the job's secret env entries (sorted). Ignored on submit. */
   secret_env_names?: string[];
+  /** The task's health check; null or absent: none. */
+  health_check?: WireHealthCheck | null;
+}
+
+/** Exactly one of command (non-empty), http, tcp; timings 0: the defaults. */
+export interface WireHealthCheck {
+  command: string[];
+  http: { port: number; path: string } | null;
+  tcp: { port: number } | null;
+  interval_ms: number;
+  timeout_ms: number;
+  grace_period_ms: number;
+  failure_threshold: number;
+  hollow_failing: boolean;
 }
 
 export interface WireJobSpec {
@@ -68,6 +84,45 @@ export interface WireJobSpec {
   retention_ms?: number;
   /** Empty or absent: the `default` namespace. */
   namespace?: string;
+  /** A service's rolling update policy; null or absent: the defaults. */
+  update?: WireUpdateStrategy | null;
+}
+
+export interface WireUpdateStrategy {
+  max_unavailable: number;
+  max_surge: number;
+  min_healthy_time_ms: number;
+  healthy_deadline_ms: number;
+  auto_rollback: boolean;
+}
+
+export interface WireDeploymentView {
+  version: number;
+  state: string;
+  healthy: number;
+  updated: number;
+  total: number;
+  reason: string;
+  started_at_ms: number;
+}
+
+export interface UpdateJobRequest {
+  job_id: string;
+  job: WireJobSpec | null;
+  scale: boolean;
+  instances: number;
+  rollback: boolean;
+  rollback_to: number;
+  expected_version: number;
+}
+
+export interface WireJobVersionView {
+  version: number;
+  at_ms: number;
+  by: string;
+  change: string;
+  spec: WireJobSpec;
+  current: boolean;
 }
 
 export interface WireTaskView {
@@ -85,6 +140,11 @@ export interface WireTaskView {
   finished_at_ms: number;
   cpu_seconds: number;
   peak_memory_bytes: number;
+  /** The job version the attempt runs (0: never placed). */
+  version: number;
+  /** `passing` / `failing`; empty: no check or no result yet. */
+  health: string;
+  health_since_ms: number;
 }
 
 export interface WireTaskCounts {
@@ -108,6 +168,9 @@ export interface WireJobView {
   scheduler: string;
   tasks: WireTaskView[];
   task_counts: WireTaskCounts;
+  version: number;
+  /** null: no rolling update ran. */
+  deployment: WireDeploymentView | null;
 }
 
 export interface WireMachineView {
@@ -121,6 +184,10 @@ export interface WireMachineView {
   attributes: Record<string, string>;
   hollow: boolean;
   enforcement_disabled: boolean;
+  cordoned: boolean;
+  cordon_reason: string;
+  cordoned_at_ms: number;
+  drain_deadline_ms: number;
 }
 
 export interface WireSchedulerStatsView {

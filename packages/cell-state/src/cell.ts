@@ -33,6 +33,7 @@ import type { CellSnapshot } from './cell-snapshot.js';
 import { Committer, type CommitterOptions } from './commit.js';
 import { jobSpecProblems, secretEnvNames, secretEnvProblems } from './job-spec.js';
 import { deleteFinishedJob, type DeleteJobRequest, type DeleteJobResult } from './job-deletion.js';
+import { readJobHistory, updateJob, type UpdateJobRequest, type UpdateJobResult } from './job-versions.js';
 import { CellKeys, checkId } from './keys.js';
 import type { Compare, KeyValue, KvLease, KvStore, Op, OpResult } from './kv.js';
 import { CellMirror, type MirrorOptions } from './mirror.js';
@@ -49,6 +50,7 @@ import {
   type JobId,
   type JobSpec,
   type JobStatus,
+  type JobVersion,
   type Machine,
   type MachineId,
   type Resources,
@@ -83,7 +85,7 @@ export interface Heartbeat {
 }
 
 /** A task update from an agent: fields of the observed state. */
-export type TaskPatch = Partial<Pick<Task, 'state' | 'reason' | 'exitCode' | 'signal' | 'pid' | 'startedAtMs' | 'finishedAtMs' | 'cpuSeconds' | 'peakMemoryBytes'>>;
+export type TaskPatch = Partial<Pick<Task, 'state' | 'reason' | 'exitCode' | 'signal' | 'pid' | 'startedAtMs' | 'finishedAtMs' | 'cpuSeconds' | 'peakMemoryBytes' | 'health' | 'healthSinceMs'>>;
 
 export type TaskUpdateOutcome = 'updated' | 'stale' | 'missing';
 
@@ -210,7 +212,11 @@ function checkRegistration(reg: MachineRegistration): void {
   }
 }
 
-/** The record a registration writes: as registered, schedulable, with the claims already on it. */
+/**
+ * The record a registration writes: as registered, schedulable, with the claims and the
+ * operator's cordon already on it (an agent restarting neither drops its tasks' claims nor
+ * uncordons its machine).
+ */
 function registeredMachine(reg: MachineRegistration, current: Machine | undefined): Omit<Machine, 'seq'> {
   return {
     id: reg.id,
@@ -220,6 +226,7 @@ function registeredMachine(reg: MachineRegistration, current: Machine | undefine
     unschedulableReason: '',
     enforcementDisabled: reg.enforcementDisabled === true,
     hollow: reg.hollow === true,
+    ...(current?.cordon === undefined ? {} : { cordon: current.cordon }),
     claims: current?.claims ?? [],
   };
 }
@@ -307,12 +314,40 @@ export class Cell {
     });
   }
 
+  /**
+   * Cordons a machine (no new placements; its tasks keep running), or with `drainDeadlineMs`
+   * drains it (its tasks are moved off; see {@link MachineCordon}). Cordoning a cordoned machine
+   * replaces its reason and deadline but keeps when it was first cordoned. Unknown machine:
+   * InvalidRecordError naming `machineId`, nothing written.
+   */
+  async cordonMachine(id: MachineId, cordon: { reason: string; drainDeadlineMs?: number }): Promise<Machine> {
+    if (cordon.reason.length > 256) throw new InvalidRecordError('reason', 'must be at most 256 characters');
+    const drainDeadlineMs = cordon.drainDeadlineMs ?? 0;
+    if (!Number.isSafeInteger(drainDeadlineMs) || drainDeadlineMs < 0) throw new InvalidRecordError('drainDeadlineMs', 'must be a time in ms since the epoch, or 0');
+    return this.updateMachine(id, (current) => {
+      if (current === undefined) throw new InvalidRecordError('machineId', `unknown machine ${JSON.stringify(id)}`);
+      const sinceMs = current.cordon?.sinceMs ?? this.now();
+      return { ...current, cordon: { reason: cordon.reason, sinceMs, drainDeadlineMs } };
+    });
+  }
+
+  /** Lifts a machine's cordon (or drain): it takes placements again. No-op when not cordoned. */
+  async uncordonMachine(id: MachineId): Promise<Machine> {
+    return this.updateMachine(id, (current) => {
+      if (current === undefined) throw new InvalidRecordError('machineId', `unknown machine ${JSON.stringify(id)}`);
+      if (current.cordon === undefined) return current;
+      const { cordon: _lifted, ...rest } = current;
+      return rest;
+    });
+  }
+
   async getMachine(id: MachineId): Promise<Machine | undefined> {
     const { kvs } = await this.kv.range({ key: this.keys.machine(id) });
     const kv = kvs[0];
     return kv === undefined ? undefined : decodeMachine(kv.value, kv.modRevision);
   }
 
+  /** Read, change, write guarded by the read's revision (retried); `change` returning `current` itself writes nothing. */
   private async updateMachine(id: MachineId, change: (current: Machine | undefined) => Omit<Machine, 'seq'>): Promise<Machine> {
     const key = this.keys.machine(id);
     for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
@@ -320,6 +355,7 @@ export class Cell {
       const kv = kvs[0];
       const current = kv === undefined ? undefined : decodeMachine(kv.value, kv.modRevision);
       const next = change(current);
+      if (current !== undefined && next === current) return current;
       const value = encodeMachine(next);
       const reply = await this.kv.txn({
         compare: [{ key, target: 'mod', op: '==', value: kv?.modRevision ?? 0 }],
@@ -549,6 +585,23 @@ export class Cell {
     const { kvs } = await this.kv.range({ key: this.keys.job(id) });
     const kv = kvs[0];
     return kv === undefined ? undefined : decodeJob(kv.value, kv.modRevision);
+  }
+
+  /**
+   * Stores a new version of a job: a new spec, a new instance count or an earlier version's spec
+   * (see job-versions.ts: one transaction guarded by the job's revision, history kept, quota
+   * judged when the job grows). Invalid specs and changes of kind, name or namespace throw
+   * {@link InvalidRecordError} naming the field; every other outcome is a value.
+   */
+  async updateJob(request: UpdateJobRequest): Promise<UpdateJobResult> {
+    checkId('job.id', request.jobId);
+    return updateJob(this.kv, this.keys, request, this.now);
+  }
+
+  /** A job's versions, newest first (the current one, then the earlier ones kept); empty for an unknown job. */
+  async jobHistory(id: JobId): Promise<JobVersion[]> {
+    checkId('job.id', id);
+    return readJobHistory(this.kv, this.keys, id);
   }
 
   /** Sets a job's desired state (e.g. `killed`); returns the updated job, or undefined if unknown. */

@@ -22,6 +22,15 @@ describe('a job spec log limit', () => {
   });
 });
 
+describe('a job spec disk limit', () => {
+  it('is kept through an encode and decode, and left absent when 0 so older records read back equal', () => {
+    const base = jobSpec('web').build();
+    const job = (spec: typeof base) => ({ id: jobId('j'), spec, desired: 'running' as const, submittedAtMs: 1, requestId: '' });
+    expect(decodeJob(encodeJob(job({ ...base, task: { ...base.task, diskLimitBytes: 2 ** 33 } })), 3).spec.task.diskLimitBytes).toBe(2 ** 33);
+    expect('diskLimitBytes' in decodeJob(encodeJob(job(base)), 3).spec.task).toBe(false);
+  });
+});
+
 describe('a job spec network', () => {
   it('is kept through an encode and decode, and left absent when unset so older records read back equal', () => {
     const base = jobSpec('web').build();

@@ -9,19 +9,24 @@ import protobuf from 'protobufjs';
 import {
   CONSTRAINT_OPERATORS,
   DEFAULT_NAMESPACE,
+  DEPLOYMENT_STATES,
+  HEALTH_STATES,
   TASK_STATES,
   claimId,
   type Alive,
   type Claim,
   type CommitMode,
   type Constraint,
+  type Deployment,
   type DesiredState,
+  type HealthCheck,
   type Job,
   type JobId,
   type JobKind,
   type JobSpec,
   type JobState,
   type JobStatus,
+  type JobVersion,
   type Machine,
   type MachineId,
   type Namespace,
@@ -62,6 +67,7 @@ const T = {
   stats: root.lookupType('omega.v1.SchedulerStatsRecord'),
   request: root.lookupType('omega.v1.RequestRecord'),
   namespace: root.lookupType('omega.v1.NamespaceRecord'),
+  version: root.lookupType('omega.v1.JobVersionRecord'),
   token: root.lookupType('omega.v1.TokenRecord'),
   secret: root.lookupType('omega.v1.SecretRecord'),
 };
@@ -114,6 +120,7 @@ export function encodeMachine(m: Omit<Machine, 'seq'>): Uint8Array {
     unschedulableReason: m.unschedulableReason,
     enforcementDisabled: m.enforcementDisabled,
     hollow: m.hollow,
+    ...(m.cordon === undefined ? {} : { cordon: { reason: m.cordon.reason, sinceMs: m.cordon.sinceMs, drainDeadlineMs: m.cordon.drainDeadlineMs } }),
     claims: m.claims.map((c) => ({
       id: c.id,
       taskId: c.taskId,
@@ -136,6 +143,7 @@ export function decodeMachine(bytes: Uint8Array, seq: number): Machine {
     unschedulableReason: w.unschedulableReason ?? '',
     enforcementDisabled: w.enforcementDisabled === true,
     hollow: w.hollow === true,
+    ...(w.cordon == null ? {} : { cordon: { reason: w.cordon.reason ?? '', sinceMs: num(w.cordon.sinceMs), drainDeadlineMs: num(w.cordon.drainDeadlineMs) } }),
     claims: (w.claims as Wire[]).map(
       (c): Claim => ({
         id: claimId(c.id),
@@ -176,6 +184,9 @@ export function encodeTask(t: Omit<Task, 'revision' | 'id'>): Uint8Array {
     priority: t.priority,
     restarts: t.restarts,
     notBeforeMs: t.notBeforeMs,
+    health: t.health === undefined ? 0 : HEALTH_STATES.indexOf(t.health) + 1,
+    healthSinceMs: t.healthSinceMs ?? 0,
+    version: t.version ?? 0,
   });
 }
 
@@ -206,11 +217,49 @@ export function decodeTask(bytes: Uint8Array, revision: number): Task {
     priority: w.priority ?? 0,
     restarts: w.restarts ?? 0,
     notBeforeMs: num(w.notBeforeMs),
+    // Absent when unspecified, so records written before health checks read back equal.
+    ...healthFromWire(w.health, w.healthSinceMs),
+    // Absent when 0, so records placed before versions existed read back equal.
+    ...((w.version ?? 0) > 0 ? { version: w.version as number } : {}),
     revision,
   };
 }
 
+function healthFromWire(health: unknown, sinceMs: unknown): Pick<Task, 'health' | 'healthSinceMs'> {
+  const state = typeof health === 'number' ? HEALTH_STATES[health - 1] : undefined;
+  return state === undefined ? {} : { health: state, healthSinceMs: num(sinceMs) };
+}
+
 // ---- jobs --------------------------------------------------------------------------------
+
+/** A health check as stored: timings 0 for the defaults, one of command / http / tcp set. */
+function healthCheckToWire(c: HealthCheck): Wire {
+  return {
+    command: [...(c.command ?? [])],
+    ...(c.http === undefined ? {} : { http: { port: c.http.port, path: c.http.path } }),
+    ...(c.tcp === undefined ? {} : { tcp: { port: c.tcp.port } }),
+    intervalMs: c.intervalMs ?? 0,
+    timeoutMs: c.timeoutMs ?? 0,
+    gracePeriodMs: c.gracePeriodMs ?? 0,
+    failureThreshold: c.failureThreshold ?? 0,
+    hollowFailing: c.hollowFailing === true,
+  };
+}
+
+/** Zero timings and an empty command read back absent, so a check round-trips equal. */
+function healthCheckFromWire(w: Wire): HealthCheck {
+  const command = (w.command as string[] | undefined) ?? [];
+  return {
+    ...(command.length > 0 ? { command: [...command] } : {}),
+    ...(w.http == null ? {} : { http: { port: w.http.port ?? 0, path: w.http.path ?? '' } }),
+    ...(w.tcp == null ? {} : { tcp: { port: w.tcp.port ?? 0 } }),
+    ...(num(w.intervalMs) > 0 ? { intervalMs: num(w.intervalMs) } : {}),
+    ...(num(w.timeoutMs) > 0 ? { timeoutMs: num(w.timeoutMs) } : {}),
+    ...(num(w.gracePeriodMs) > 0 ? { gracePeriodMs: num(w.gracePeriodMs) } : {}),
+    ...((w.failureThreshold ?? 0) > 0 ? { failureThreshold: w.failureThreshold as number } : {}),
+    ...(w.hollowFailing === true ? { hollowFailing: true } : {}),
+  };
+}
 
 const JOB_KINDS: readonly JobKind[] = ['batch', 'service'];
 const COMMIT_MODES: readonly CommitMode[] = ['default', 'incremental', 'all-or-nothing'];
@@ -236,9 +285,11 @@ function jobSpecToWire(s: JobSpec): Wire {
       hollowFail: s.task.hollowFail,
       pidsLimit: s.task.pidsLimit,
       logLimitBytes: s.task.logLimitBytes ?? 0,
+      diskLimitBytes: s.task.diskLimitBytes ?? 0,
       network: s.task.network ?? '',
       user: s.task.user ?? '',
       secretEnvNames: [...(s.task.secretEnvNames ?? [])],
+      ...(s.task.healthCheck === undefined ? {} : { healthCheck: healthCheckToWire(s.task.healthCheck) }),
     },
     constraints: s.constraints.map((c) => ({
       attribute: c.attribute,
@@ -253,6 +304,17 @@ function jobSpecToWire(s: JobSpec): Wire {
       maxBackoffMs: s.restartPolicy.maxBackoffMs,
     },
     retentionMs: s.retentionMs ?? 0,
+    ...(s.update === undefined
+      ? {}
+      : {
+          update: {
+            maxUnavailable: s.update.maxUnavailable,
+            maxSurge: s.update.maxSurge,
+            minHealthyTimeMs: s.update.minHealthyTimeMs,
+            healthyDeadlineMs: s.update.healthyDeadlineMs,
+            autoRollback: s.update.autoRollback,
+          },
+        }),
   };
 }
 
@@ -281,6 +343,8 @@ function jobSpecFromWire(w: Wire): JobSpec {
       pidsLimit: task.pidsLimit ?? 0,
       // Absent when 0, so specs written before the field existed read back equal.
       ...(num(task.logLimitBytes) > 0 ? { logLimitBytes: num(task.logLimitBytes) } : {}),
+      // Absent when 0, so specs written before the field existed read back equal.
+      ...(num(task.diskLimitBytes) > 0 ? { diskLimitBytes: num(task.diskLimitBytes) } : {}),
       // Absent when empty, so specs written before the field existed read back equal; a value
       // this version does not know is kept for validation to report.
       ...(typeof task.network === 'string' && task.network !== '' ? { network: task.network as TaskNetwork } : {}),
@@ -288,6 +352,8 @@ function jobSpecFromWire(w: Wire): JobSpec {
       ...(typeof task.user === 'string' && task.user !== '' ? { user: task.user } : {}),
       // Absent when empty, so specs written before secrets existed read back equal.
       ...(Array.isArray(task.secretEnvNames) && task.secretEnvNames.length > 0 ? { secretEnvNames: [...(task.secretEnvNames as string[])] } : {}),
+      // Absent when the record has none, so specs written before health checks read back equal.
+      ...(task.healthCheck == null ? {} : { healthCheck: healthCheckFromWire(task.healthCheck) }),
     } satisfies TaskSpec,
     constraints: ((w?.constraints as Wire[] | undefined) ?? []).map(
       (c): Constraint => ({
@@ -305,6 +371,18 @@ function jobSpecFromWire(w: Wire): JobSpec {
     },
     // Absent when 0 (the cell's default), so specs written before the field existed read back equal.
     ...(num(w?.retentionMs) > 0 ? { retentionMs: num(w?.retentionMs) } : {}),
+    // Absent when the job gave no update block, so specs written before the field existed read back equal.
+    ...(w?.update == null
+      ? {}
+      : {
+          update: {
+            maxUnavailable: w.update.maxUnavailable ?? 0,
+            maxSurge: w.update.maxSurge ?? 0,
+            minHealthyTimeMs: num(w.update.minHealthyTimeMs),
+            healthyDeadlineMs: num(w.update.healthyDeadlineMs),
+            autoRollback: w.update.autoRollback === true,
+          },
+        }),
   };
 }
 
@@ -315,6 +393,11 @@ export function encodeJob(j: Omit<Job, 'revision'>): Uint8Array {
     desired: DESIRED.indexOf(j.desired) + 1,
     submittedAtMs: j.submittedAtMs,
     requestId: j.requestId,
+    version: j.version ?? 0,
+    taskVersion: j.taskVersion ?? 0,
+    versionAtMs: j.versionAtMs ?? 0,
+    versionBy: j.versionBy ?? '',
+    versionChange: j.versionChange ?? '',
   });
 }
 
@@ -326,8 +409,31 @@ export function decodeJob(bytes: Uint8Array, revision: number): Job {
     desired: DESIRED[(w.desired ?? 1) - 1] ?? 'running',
     submittedAtMs: num(w.submittedAtMs),
     requestId: w.requestId ?? '',
+    // Absent when unset, so records written before versions existed read back equal.
+    ...((w.version ?? 0) > 0 ? { version: w.version as number } : {}),
+    ...((w.taskVersion ?? 0) > 0 ? { taskVersion: w.taskVersion as number } : {}),
+    ...(num(w.versionAtMs) > 0 ? { versionAtMs: num(w.versionAtMs) } : {}),
+    ...(typeof w.versionBy === 'string' && w.versionBy !== '' ? { versionBy: w.versionBy as string } : {}),
+    ...(typeof w.versionChange === 'string' && w.versionChange !== '' ? { versionChange: w.versionChange as string } : {}),
     revision,
   };
+}
+
+/** `history/<job>/<version>`: one version of a job (JobVersionRecord). */
+export function encodeJobVersion(jobId: JobId, v: JobVersion): Uint8Array {
+  return encode(T.version, `history/${jobId}/${v.version}`, {
+    version: v.version,
+    spec: jobSpecToWire(v.spec),
+    taskVersion: v.taskVersion,
+    atMs: v.atMs,
+    by: v.by,
+    change: v.change,
+  });
+}
+
+export function decodeJobVersion(bytes: Uint8Array): JobVersion {
+  const w: Wire = T.version.decode(bytes);
+  return { version: w.version ?? 0, spec: jobSpecFromWire(w.spec), taskVersion: w.taskVersion ?? 0, atMs: num(w.atMs), by: w.by ?? '', change: w.change ?? '' };
 }
 
 // ---- job status, owners, liveness, scheduler stats ---------------------------------------
@@ -342,6 +448,20 @@ export function encodeJobStatus(s: Omit<JobStatus, 'revision'>): Uint8Array {
     updatedAtMs: s.updatedAtMs,
     firstAttemptAtMs: s.firstAttemptAtMs,
     fullyPlacedAtMs: s.fullyPlacedAtMs,
+    ...(s.deployment === undefined
+      ? {}
+      : {
+          deployment: {
+            version: s.deployment.version,
+            state: DEPLOYMENT_STATES.indexOf(s.deployment.state) + 1,
+            healthy: s.deployment.healthy,
+            updated: s.deployment.updated,
+            total: s.deployment.total,
+            reason: s.deployment.reason,
+            startedAtMs: s.deployment.startedAtMs,
+            lastGoodVersion: s.deployment.lastGoodVersion,
+          },
+        }),
   });
 }
 
@@ -357,7 +477,21 @@ export function decodeJobStatus(jobId: JobId, bytes: Uint8Array, revision: numbe
     updatedAtMs: num(w.updatedAtMs),
     firstAttemptAtMs: num(w.firstAttemptAtMs),
     fullyPlacedAtMs: num(w.fullyPlacedAtMs),
+    ...(w.deployment == null ? {} : { deployment: deploymentFromWire(w.deployment) }),
     revision,
+  };
+}
+
+function deploymentFromWire(d: Wire): Deployment {
+  return {
+    version: d.version ?? 0,
+    state: DEPLOYMENT_STATES[(d.state ?? 1) - 1] ?? 'running',
+    healthy: d.healthy ?? 0,
+    updated: d.updated ?? 0,
+    total: d.total ?? 0,
+    reason: d.reason ?? '',
+    startedAtMs: num(d.startedAtMs),
+    lastGoodVersion: d.lastGoodVersion ?? 0,
   };
 }
 

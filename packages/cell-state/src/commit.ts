@@ -25,6 +25,7 @@ import type { CellKeys } from './keys.js';
 import { KvUnavailableError, type Compare, type KeyValue, type KvStore, type Op, type OpResult, type TxnRequest } from './kv.js';
 import { checkResources, claimsShortage, isClaimLive, type TaskLookup } from './resources.js';
 import {
+  acceptsPlacements,
   CONFLICT_MODES,
   TRANSACTION_MODES,
   isTerminal,
@@ -54,6 +55,8 @@ export interface ClaimDelta {
   readonly taskRevision: number;
   /** Written to the task record: how many earlier attempts of the task were replaced. */
   readonly restarts: number;
+  /** Written to the task record: the job version the attempt runs (absent: not recorded). */
+  readonly version?: number;
   /** Lower-priority claims on the same machine removed (and their tasks killed) with this claim. */
   readonly evicts: readonly Eviction[];
 }
@@ -74,6 +77,7 @@ export type ConflictReason =
   /** The task (or a task to evict) was changed by someone else, e.g. placed by another scheduler. */
   | 'task-changed'
   | 'machine-gone'
+  /** Its agent made it unschedulable, or an operator cordoned it. */
   | 'machine-unschedulable'
   /** all-or-nothing: this claim was fine but another claim of the transaction conflicted. */
   | 'gang'
@@ -347,7 +351,7 @@ export class Committer {
 
   /** Whether the group fits on its machine as known: the same fit code the PrivateCell uses. */
   private fitCheck(g: Group, lookup: TaskLookup): ConflictReason | undefined {
-    if (!g.machine.schedulable) return 'machine-unschedulable';
+    if (!acceptsPlacements(g.machine)) return 'machine-unschedulable';
     return claimsShortage(g.machine.capacity, this.newClaims(g, lookup)) === undefined ? undefined : 'no-fit';
   }
 
@@ -392,6 +396,7 @@ export class Committer {
           priority: c.priority,
           restarts: d.restarts,
           notBeforeMs: 0,
+          ...(d.version === undefined ? {} : { version: d.version }),
         }),
       );
       for (const e of d.evicts) {

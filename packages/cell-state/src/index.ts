@@ -67,6 +67,7 @@ export {
   type Eviction,
   type Transaction,
 } from './commit.js';
+export { HEALTH_CHECK_DEFAULTS, HEALTH_CHECK_FAILED, HEALTH_CHECK_LIMITS, healthCheckProblems, resolveHealthCheck, type HealthCheckKind, type ResolvedHealthCheck } from './health-check.js';
 export { JOB_LIMITS, jobSpecProblems, secretEnvNames, secretEnvProblems, specRequirements, taskUserProblem, userAttribute, type SpecProblem, type SpecRequirement } from './job-spec.js';
 export { SECRET_DIGEST_KEY_BYTES, readSecretEnv, requestSpecHash, secretDigestKey, secretEnvDigest } from './secrets.js';
 export {
@@ -90,6 +91,17 @@ export {
   type TaskUpdateOutcome,
 } from './cell.js';
 export { JobIdTakenError } from './cell.js';
+export {
+  UPDATE_ATTEMPTS,
+  currentVersion,
+  describeSpecChange,
+  readJobHistory,
+  samePlacementSpec,
+  type JobChange,
+  type UpdateJobRequest,
+  type UpdateJobResult,
+} from './job-versions.js';
+export { MAX_HEALTHY_DEADLINE_MS, MAX_MIN_HEALTHY_TIME_MS, resolveUpdateStrategy, updateStrategyProblems } from './update-strategy.js';
 export { SUBMIT_ADMISSION_ATTEMPTS, type SubmitJobOptions, type SubmitJobResult } from './cell.js';
 export {
   SET_QUOTA_ATTEMPTS,

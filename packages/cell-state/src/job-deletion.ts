@@ -219,6 +219,7 @@ function finalOps(keys: CellKeys, jobId: JobId): Op[] {
     { type: 'delete', key: keys.status(jobId) },
     { type: 'delete', key: keys.owner(jobId) },
     { type: 'delete', key: keys.secret(jobId) },
+    { type: 'delete', key: keys.historyOfJob(jobId), prefix: true },
     { type: 'delete', key: keys.job(jobId) },
   ];
 }

@@ -84,3 +84,15 @@ describe('job spec validation of the log limit', () => {
     expect(jobSpecProblems(withLimit(4096.5))).toHaveLength(1);
   });
 });
+
+describe('job spec validation of the disk limit', () => {
+  it('accepts none, 0 and at least 1 MiB, and names the field otherwise', () => {
+    const base = jobSpec('disk').build();
+    const withLimit = (diskLimitBytes: number) => ({ ...base, task: { ...base.task, diskLimitBytes } });
+    expect(jobSpecProblems(withLimit(0))).toEqual([]);
+    expect(jobSpecProblems(withLimit(1024 * 1024))).toEqual([]);
+    expect(jobSpecProblems(withLimit(4096))).toEqual([{ field: 'task.diskLimitBytes', problem: "must be 0 (the agent's limit) or an integer of at least 1048576 bytes" }]);
+    expect(jobSpecProblems(withLimit(-1))).toEqual([{ field: 'task.diskLimitBytes', problem: expect.stringMatching(/^must be 0/) }]);
+    expect(jobSpecProblems(withLimit(2 ** 20 + 0.5))).toHaveLength(1);
+  });
+});

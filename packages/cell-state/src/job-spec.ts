@@ -3,6 +3,8 @@
  * job, and by schedulers on stored jobs (a bad record ends as a failed job, never a crash).
  */
 import { CONSTRAINT_OPERATORS, NETWORK_NONE_ATTRIBUTE, TASK_NETWORKS, USER_ATTRIBUTE_PREFIX, type JobSpec } from './types.js';
+import { healthCheckProblems } from './health-check.js';
+import { updateStrategyProblems } from './update-strategy.js';
 
 export interface SpecProblem {
   /** Field path, e.g. `task.resources.memoryBytes`. */
@@ -19,6 +21,8 @@ export const JOB_LIMITS = Object.freeze({
   maxEnvBytes: 64 * 1024,
   /** Smallest per-job log cap (the agent's supervisor refuses less). */
   minLogLimitBytes: 4096,
+  /** Smallest per-job work-dir limit: an empty directory already holds a block or more. */
+  minDiskLimitBytes: 1024 * 1024,
   /** Secret env entries (names and values, stored apart from the job: see secrets.ts). */
   maxSecretEnvEntries: 64,
   maxSecretEnvBytes: 64 * 1024,
@@ -95,8 +99,12 @@ export function jobSpecProblems(spec: JobSpec, prefix = ''): SpecProblem[] {
   if (task.logLimitBytes !== undefined && (!isInt(task.logLimitBytes) || task.logLimitBytes < 0 || (task.logLimitBytes > 0 && task.logLimitBytes < JOB_LIMITS.minLogLimitBytes))) {
     bad('task.logLimitBytes', `must be 0 (the agent's cap) or an integer of at least ${JOB_LIMITS.minLogLimitBytes} bytes`);
   }
+  if (task.diskLimitBytes !== undefined && (!isInt(task.diskLimitBytes) || task.diskLimitBytes < 0 || (task.diskLimitBytes > 0 && task.diskLimitBytes < JOB_LIMITS.minDiskLimitBytes))) {
+    bad('task.diskLimitBytes', `must be 0 (the agent's limit) or an integer of at least ${JOB_LIMITS.minDiskLimitBytes} bytes`);
+  }
 
   if (task.network !== undefined && !TASK_NETWORKS.includes(task.network)) bad('task.network', `must be one of ${TASK_NETWORKS.join(', ')}`);
+  for (const p of healthCheckProblems(task)) bad(p.field, p.problem);
   if (task.user !== undefined) {
     const problem = taskUserProblem(task.user);
     if (problem !== undefined) bad('task.user', problem);
@@ -136,6 +144,7 @@ export function jobSpecProblems(spec: JobSpec, prefix = ''): SpecProblem[] {
   if (spec.retentionMs !== undefined && (!isInt(spec.retentionMs) || spec.retentionMs < 0 || spec.retentionMs > JOB_LIMITS.maxRetentionMs)) {
     bad('retentionMs', `must be an integer number of ms from 0 (the cell's default) to ${JOB_LIMITS.maxRetentionMs} (a year)`);
   }
+  out.push(...updateStrategyProblems(spec.update, prefix));
   return out;
 }
 

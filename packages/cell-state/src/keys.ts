@@ -12,6 +12,7 @@
  * | `schedulers/<name>`        | a scheduler's metrics                   | that scheduler            |
  * | `requests/<request id>`    | job id, spec hash, nonce, creation time | API (schedulers expire it)|
  * | `namespaces/<name>`        | a namespace, its quota, admissions      | API (create, quota, submit)|
+ * | `history/<job>/<version>`  | an earlier version of a job (not mirrored) | API (update), schedulers (rollback, delete) |
  * | `sync`                     | nothing (see {@link CellKeys.syncMarker}) | token writes, API reads |
  *
  * Two more prefixes sit outside the cell prefix so that etcd's role-based access can keep them
@@ -131,6 +132,17 @@ export class CellKeys {
   }
   request(id: string): string {
     return `${this.root}requests/${id}`;
+  }
+  /**
+   * `history/<job>/<version>`: an earlier version of a job. Of no {@link KeyKind}: mirrors ignore
+   * these keys (agents and schedulers never hold them), readers range over
+   * {@link CellKeys.historyOfJob}.
+   */
+  history(id: JobId, version: number): string {
+    return `${this.root}history/${id}/${String(version).padStart(10, '0')}`;
+  }
+  historyOfJob(id: JobId): string {
+    return `${this.root}history/${id}/`;
   }
   /** `namespaces/<name>`: a namespace's record ("default" exists without one). */
   namespace(name: string): string {

@@ -8,8 +8,13 @@ import type { CellSnapshot } from './cell-snapshot.js';
 import type { ClaimDelta, Eviction, Transaction } from './commit.js';
 import { fitsWithin, resourceShortage, type Shortage } from './resources.js';
 import {
+  acceptsPlacements,
   claimId,
+  isReplacedTask,
   isTerminal,
+  jobVersion,
+  parseTaskId,
+  type JobId,
   type Claim,
   type ClaimId,
   type ConflictMode,
@@ -91,13 +96,13 @@ export class PrivateCell {
 
   /**
    * Claims `request` on `machineId`. Checks that the task has no live placement in the snapshot
-   * and is not already claimed here, that the machine is schedulable, that evictions are valid,
+   * and is not already claimed here, that the machine accepts placements (schedulable, not cordoned), that evictions are valid,
    * and that the resources fit after them.
    */
   claim(machineId: MachineId, request: PlacementRequest): ClaimOutcome {
     const machine = this.base.machine(machineId);
     if (machine === undefined) return { refused: 'unknown-machine' };
-    if (!machine.schedulable) return { refused: 'unschedulable' };
+    if (!acceptsPlacements(machine)) return { refused: 'unschedulable' };
     if (this.claimedTasks.has(request.taskId)) return { refused: 'already-claimed' };
     const current = this.base.task(request.taskId);
     if (current !== undefined && !isTerminal(current.state)) return { refused: 'task-live', machineId: current.machineId };
@@ -127,7 +132,10 @@ export class PrivateCell {
       claim,
       machineSeq: machine.seq,
       taskRevision: current?.revision ?? 0,
-      restarts: current === undefined ? 0 : current.restarts + 1,
+      // A rolling update's replacement is a new attempt, not a restart.
+      restarts: current === undefined ? 0 : current.restarts + (isReplacedTask(current) ? 0 : 1),
+      // The job's version in this snapshot: what the attempt will run.
+      version: jobVersion(this.base.job(parseTaskId(request.taskId)?.jobId ?? ('' as JobId)) ?? {}),
       evicts: evictions,
     };
     this.deltaList.push(delta);

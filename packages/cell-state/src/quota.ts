@@ -24,7 +24,7 @@
  */
 import type { CellSnapshot } from './cell-snapshot.js';
 import { formatBytes } from './quantity.js';
-import { isTerminal, type Job, type JobSpec, type Quota, type RestartPolicyKind, type Task } from './types.js';
+import { isReplacedTask, isTerminal, type Job, type JobSpec, type Quota, type RestartPolicyKind, type Task } from './types.js';
 
 /** What a namespace (or one job) holds: the same three resources as a {@link Quota}. */
 export type Usage = Quota;
@@ -60,8 +60,10 @@ function effectiveRestart(job: Job): Exclude<RestartPolicyKind, 'default'> {
 function endedForGood(task: Task, job: Job): boolean {
   const policy = effectiveRestart(job);
   if (task.state === 'succeeded') return policy !== 'always';
-  // Lost or preempted: not the task's fault; replaced unless a batch job that never restarts.
-  if (task.state === 'lost' || (task.state === 'killed' && task.reason === 'preempted')) return job.spec.kind === 'batch' && policy === 'never';
+  // Stopped by its scheduler to be placed again (a rolling update, a drain, a scale back up): live.
+  if (isReplacedTask(task)) return false;
+  // Lost or preempted: not the task's fault; replaced unless the job's policy says never itself.
+  if (task.state === 'lost' || (task.state === 'killed' && task.reason === 'preempted')) return job.spec.kind === 'batch' && job.spec.restartPolicy.kind === 'never';
   return policy === 'never';
 }
 

@@ -73,14 +73,57 @@ export interface Machine {
   /** The agent runs tasks without cgroup limits (it said so at registration). */
   readonly enforcementDisabled: boolean;
   readonly hollow: boolean;
+  /** An operator's cordon (`omega cordon` / `omega drain`); absent: not cordoned. Kept across registrations. */
+  readonly cordon?: MachineCordon;
   /** Claims recorded on the machine; some may be dead (their task ended) until the next commit prunes them. */
   readonly claims: readonly Claim[];
   /** The machine key's etcd mod_revision: its sequence number. */
   readonly seq: number;
 }
 
+/**
+ * A cordoned machine takes no new placements; its running tasks stay. A draining one (a drain
+ * deadline) also has its tasks moved off: services' instances replaced within their update
+ * budget, batch tasks let run until the deadline and then stopped (`machine-drained`) and placed
+ * again elsewhere.
+ */
+export interface MachineCordon {
+  readonly reason: string;
+  readonly sinceMs: number;
+  /** When a drain stops the batch tasks still running (ms since the epoch); 0: cordoned only. */
+  readonly drainDeadlineMs: number;
+}
+
+/**
+ * Whether new claims may be committed on the machine: its agent keeps it schedulable and no
+ * operator cordoned it. The one rule the scheduler loop, the PrivateCell and the commit apply.
+ */
+export function acceptsPlacements(machine: Machine): boolean {
+  return machine.schedulable && machine.cordon === undefined;
+}
+
 export type TaskState = 'pending' | 'placed' | 'running' | 'succeeded' | 'failed' | 'killed' | 'lost';
 export const TASK_STATES: readonly TaskState[] = ['pending', 'placed', 'running', 'succeeded', 'failed', 'killed', 'lost'];
+
+/**
+ * Why a scheduler stopped a task that it then places again at once as a new attempt, not the
+ * task's doing and not a restart (no backoff, not counted against `maxRestarts`):
+ * `updated` (a rolling update replaced it), `machine-drained` (moved off a draining machine; a
+ * batch job whose restart policy says `never` explicitly fails instead), `scaled-down` (its index
+ * left the job; placed again only if the job is scaled back up).
+ */
+export const TASK_REPLACED_REASONS: readonly string[] = ['updated', 'machine-drained', 'scaled-down'];
+/** Reason of a task stopped to move it off a draining machine (`omega drain`). */
+export const DRAINED_REASON = 'machine-drained';
+/** Reason of a task stopped because its index is no longer within the job's instances. */
+export const SCALED_DOWN_REASON = 'scaled-down';
+/** Reason of a task stopped by a rolling update, to be placed again at the job's current version. */
+export const UPDATED_REASON = 'updated';
+
+/** Whether a terminal task was stopped by its scheduler to be replaced (see {@link TASK_REPLACED_REASONS}). */
+export function isReplacedTask(task: Pick<Task, 'state' | 'reason'>): boolean {
+  return task.state === 'killed' && TASK_REPLACED_REASONS.includes(task.reason);
+}
 
 /** Terminal states are final for an attempt: the claim of that attempt never counts again. */
 export function isTerminal(state: TaskState): boolean {
@@ -97,7 +140,7 @@ export interface Task {
   readonly machineId: MachineId;
   readonly scheduler: string;
   readonly state: TaskState;
-  /** Why it ended or is waiting: `oom-killed`, `preempted`, `machine-lost`, ... */
+  /** Why it ended or is waiting: `oom-killed`, `disk-exceeded`, `preempted`, `machine-lost`, `health-check-failed`, ... */
   readonly reason: string;
   /** Set when the process exited with a code. */
   readonly exitCode?: number;
@@ -114,6 +157,18 @@ export interface Task {
   readonly restarts: number;
   /** Restart backoff: not to be placed again before this time (ms since the epoch). */
   readonly notBeforeMs: number;
+  /**
+   * The attempt's health check result as its agent last reported it (written only when it
+   * changes); absent: the job has no check, or no check has run yet for this attempt.
+   */
+  readonly health?: HealthState;
+  /** When the current `health` began (ms since the epoch); present with `health`. */
+  readonly healthSinceMs?: number;
+  /**
+   * The job version this attempt runs (the job's {@link Job.version} when it was placed); absent
+   * in records placed before versions existed (read as version 1, see {@link taskVersion}).
+   */
+  readonly version?: number;
   /** The task key's mod_revision. */
   readonly revision: number;
 }
@@ -151,6 +206,30 @@ export const NETWORK_NONE_ATTRIBUTE = 'omega.isolation.network-none';
 /** Prefix of the machine attribute (`omega.users.<name>=true`) an agent sets for each user its `--allow-users` lets jobs run as. */
 export const USER_ATTRIBUTE_PREFIX = 'omega.users.';
 
+/** A health check's result: the last check passed, or it failed (see health-check.ts). */
+export type HealthState = 'passing' | 'failing';
+export const HEALTH_STATES: readonly HealthState[] = ['passing', 'failing'];
+
+/**
+ * How an agent checks that a task's instance works: exactly one of `command` (argv run inside
+ * the task's cgroup, namespaces and uid; exit 0 passes), `http` (GET `path` on 127.0.0.1:`port`;
+ * 2xx/3xx passes) or `tcp` (a connect to 127.0.0.1:`port` passes). Timings absent or 0 take the
+ * defaults of health-check.ts (`HEALTH_CHECK_DEFAULTS`). After `failureThreshold` consecutive
+ * failures the agent stops the task: `failed`, reason `health-check-failed`.
+ */
+export interface HealthCheck {
+  readonly command?: readonly string[];
+  readonly http?: { readonly port: number; readonly path: string };
+  readonly tcp?: { readonly port: number };
+  readonly intervalMs?: number;
+  readonly timeoutMs?: number;
+  /** No check runs until this long after the task started. */
+  readonly gracePeriodMs?: number;
+  readonly failureThreshold?: number;
+  /** Hollow machines: the check fails (the task then ends `health-check-failed`) instead of passing. */
+  readonly hollowFailing?: boolean;
+}
+
 export interface TaskSpec {
   readonly command: readonly string[];
   readonly env: Readonly<Record<string, string>>;
@@ -165,6 +244,12 @@ export interface TaskSpec {
    * kept); absent or 0: the agent's `--log-cap`, which is also the most a job gets.
    */
   readonly logLimitBytes?: number;
+  /**
+   * Most bytes the task's work dir may have allocated on disk (sparse files count what they use);
+   * past it the agent kills the task: `failed`, reason `disk-exceeded`. Absent or 0: the agent's
+   * `--disk-limit`, which is also the most a job gets.
+   */
+  readonly diskLimitBytes?: number;
   /**
    * The task's network: absent or `host`, the machine's own; `none`, a network namespace of its
    * own holding only loopback (it reaches nothing, not even the cell). `none` places the job
@@ -185,6 +270,8 @@ export interface TaskSpec {
    * and read only by the agent that starts the task (see secrets.ts).
    */
   readonly secretEnvNames?: readonly string[];
+  /** How the agent checks the task's health; absent: no check (`Task.health` stays absent). */
+  readonly healthCheck?: HealthCheck;
 }
 
 /** A job's secret env values by name: what `/omega-secrets/<cell>/<job>` holds. Never logged. */
@@ -210,7 +297,38 @@ export interface JobSpec {
    * (the schedulers' `--job-retention`, 24 h by default).
    */
   readonly retentionMs?: number;
+  /**
+   * How a service replaces its instances when its task spec changes (a rolling update, see
+   * scheduler-core's deployment.ts); absent: {@link DEFAULT_UPDATE_STRATEGY}. Batch jobs ignore it.
+   */
+  readonly update?: UpdateStrategy;
 }
+
+/** A service's rolling update policy. */
+export interface UpdateStrategy {
+  /** How many of `instances` may be stopped (or not yet healthy) because of the update at once; at least 1. */
+  readonly maxUnavailable: number;
+  /** Extra instances started before old ones stop: only 0 is supported (a task record holds one attempt). */
+  readonly maxSurge: number;
+  /** How long a new instance must be healthy (running, and passing its check if it has one) to count. */
+  readonly minHealthyTimeMs: number;
+  /** An instance not healthy this long after it was placed fails the update. */
+  readonly healthyDeadlineMs: number;
+  /** A failed update returns the job to the last version whose update succeeded (as a new version). */
+  readonly autoRollback: boolean;
+}
+
+/** Nomad's defaults: one at a time, healthy for 10 s, 5 min to get there, no automatic rollback. */
+export const DEFAULT_UPDATE_STRATEGY: UpdateStrategy = Object.freeze({
+  maxUnavailable: 1,
+  maxSurge: 0,
+  minHealthyTimeMs: 10_000,
+  healthyDeadlineMs: 300_000,
+  autoRollback: false,
+});
+
+/** How many versions of a job are kept (the current one included) for history and rollback. */
+export const JOB_HISTORY_LIMIT = 10;
 
 /**
  * A namespace's limits (or its use): CPU, memory and live tasks. In a quota, 0 means no limit on
@@ -243,7 +361,64 @@ export interface Job {
   readonly desired: DesiredState;
   readonly submittedAtMs: number;
   readonly requestId: string;
+  /** 1 at submit, + 1 per stored update, scale or rollback; absent in older records (1). */
+  readonly version?: number;
+  /**
+   * The first version with the current task spec and constraints: an instance placed at an
+   * earlier version runs an older spec (a rolling update replaces it). Absent: 1.
+   */
+  readonly taskVersion?: number;
+  /** When the current version was stored; absent: `submittedAtMs`. */
+  readonly versionAtMs?: number;
+  /** Who stored the current version (a token name, `scheduler` for an automatic rollback). */
+  readonly versionBy?: string;
+  /** What the current version changed, in one line (`submitted`, `instances 2 -> 4`, ...). */
+  readonly versionChange?: string;
   readonly revision: number;
+}
+
+/** A job's version number (1 for records written before versions existed). */
+export function jobVersion(job: Pick<Job, 'version'>): number {
+  return job.version !== undefined && job.version > 0 ? job.version : 1;
+}
+
+/** The version at which the job's current task spec began (1 when the record does not say). */
+export function jobTaskVersion(job: Pick<Job, 'taskVersion'>): number {
+  return job.taskVersion !== undefined && job.taskVersion > 0 ? job.taskVersion : 1;
+}
+
+/** The version a task attempt runs (1 for records placed before versions existed). */
+export function taskVersion(task: Pick<Task, 'version'>): number {
+  return task.version !== undefined && task.version > 0 ? task.version : 1;
+}
+
+/** `history/<job>/<version>`: one version of a job, kept for history and rollback. */
+export interface JobVersion {
+  readonly version: number;
+  readonly spec: JobSpec;
+  readonly taskVersion: number;
+  readonly atMs: number;
+  readonly by: string;
+  readonly change: string;
+}
+
+export type DeploymentState = 'running' | 'succeeded' | 'failed' | 'rolled-back';
+export const DEPLOYMENT_STATES: readonly DeploymentState[] = ['running', 'succeeded', 'failed', 'rolled-back'];
+
+/** A service's rolling update to one version, written by its owning scheduler with the job status. */
+export interface Deployment {
+  readonly version: number;
+  readonly state: DeploymentState;
+  /** Instances at the version and healthy. */
+  readonly healthy: number;
+  /** Instances placed at the version. */
+  readonly updated: number;
+  readonly total: number;
+  /** Why it failed (or was rolled back). */
+  readonly reason: string;
+  readonly startedAtMs: number;
+  /** The last version whose deployment succeeded (0: none known). */
+  readonly lastGoodVersion: number;
 }
 
 export type JobState = 'pending' | 'running' | 'succeeded' | 'failed' | 'killed' | 'unschedulable';
@@ -260,6 +435,8 @@ export interface JobStatus {
   readonly updatedAtMs: number;
   readonly firstAttemptAtMs: number;
   readonly fullyPlacedAtMs: number;
+  /** The last rolling update of a service; absent: none ran. */
+  readonly deployment?: Deployment;
   readonly revision: number;
 }
 

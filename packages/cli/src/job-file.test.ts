@@ -79,6 +79,13 @@ restart: {policy: on-failure, maxRestarts: 3, initialBackoff: 500ms, maxBackoff:
     expect(problemsOf('name: a\nkind: batch\ncpu: 1\nmemory: 1Mi\ncommand: [true]\nlogLimit: lots')).toEqual([expect.stringMatching(/^logLimit: /)]);
   });
 
+  it('reads diskLimit as a quantity into diskLimitBytes and names it when it is too small or not a quantity', () => {
+    expect(parseJobFile('name: a\nkind: batch\ncpu: 1\nmemory: 1Mi\ncommand: [true]\ndiskLimit: 2Gi').task.diskLimitBytes).toBe(2 * 1024 ** 3);
+    expect('diskLimitBytes' in parseJobFile('name: a\nkind: batch\ncpu: 1\nmemory: 1Mi\ncommand: [true]').task).toBe(false);
+    expect(problemsOf('name: a\nkind: batch\ncpu: 1\nmemory: 1Mi\ncommand: [true]\ndiskLimit: 4Ki')).toEqual([expect.stringMatching(/^diskLimit: must be 0/)]);
+    expect(problemsOf('name: a\nkind: batch\ncpu: 1\nmemory: 1Mi\ncommand: [true]\ndiskLimit: [1]')).toEqual([expect.stringMatching(/^diskLimit: must be a quantity/)]);
+  });
+
   it('reads user: NAME into the task spec and names user when it is root, not a name or not a string', () => {
     const file = 'name: a\nkind: batch\ncpu: 1\nmemory: 1Mi\ncommand: [true]\n';
     expect(parseJobFile(`${file}user: daemon`).task.user).toBe('daemon');

@@ -16,6 +16,8 @@
  *   - {attribute: zone, in: [a, b]}
  * secretEnv:                  # write-only: never shown by any read
  *   DB_PASSWORD: {fromEnv: DB_PASSWORD}   # or {fromFile: ./db-password}, or a literal value
+ * healthCheck:                # how the agent checks each instance (see the README)
+ *   {http: {port: 8080, path: /healthz}, interval: 10s, timeout: 1s, gracePeriod: 30s, failureThreshold: 3}
  * ```
  *
  * The full format is in the package README. Parsing checks everything the server would (cell-state's
@@ -27,6 +29,7 @@
  */
 import { DEFAULT_NAMESPACE, jobSpecProblems, parseBytes, parseCpuMillis, secretEnvNames, secretEnvProblems, type Constraint, type JobSpec, type RestartPolicyKind, type TaskNetwork } from '@omega/cell-state';
 import { parseDocument } from 'yaml';
+import { parseHealthCheckBlock } from './health-check-file.js';
 
 /** A job file that cannot be used; `problems` are `<field>: <problem>`, every one found. */
 export class JobFileError extends Error {
@@ -39,7 +42,7 @@ export class JobFileError extends Error {
   }
 }
 
-const TOP_LEVEL = ['name', 'namespace', 'kind', 'instances', 'priority', 'commitMode', 'command', 'env', 'cpu', 'memory', 'duration', 'hollowFail', 'pidsLimit', 'logLimit', 'network', 'user', 'constraints', 'restart', 'retention', 'secretEnv'] as const;
+const TOP_LEVEL = ['name', 'namespace', 'kind', 'instances', 'priority', 'commitMode', 'command', 'env', 'cpu', 'memory', 'duration', 'hollowFail', 'pidsLimit', 'logLimit', 'diskLimit', 'network', 'user', 'constraints', 'restart', 'retention', 'secretEnv', 'healthCheck'] as const;
 const CONSTRAINT_KEYS = ['attribute', 'equals', 'in', 'notIn', 'spread', 'maxPerMachine'] as const;
 const RESTART_KEYS = ['policy', 'maxRestarts', 'initialBackoff', 'maxBackoff'] as const;
 
@@ -95,8 +98,13 @@ export function fileField(path: string): string {
     [/^task\.resources\.cpuMillis/, 'cpu'],
     [/^task\.resources\.memoryBytes/, 'memory'],
     [/^task\.runDurationMs/, 'duration'],
+    [/^task\.healthCheck\.intervalMs/, 'healthCheck.interval'],
+    [/^task\.healthCheck\.timeoutMs/, 'healthCheck.timeout'],
+    [/^task\.healthCheck\.gracePeriodMs/, 'healthCheck.gracePeriod'],
+    [/^task\.healthCheck/, 'healthCheck'],
     [/^task\.(command|env|hollowFail|pidsLimit|network|user)/, '$1'],
     [/^task\.logLimitBytes/, 'logLimit'],
+    [/^task\.diskLimitBytes/, 'diskLimit'],
     [/^restartPolicy\.kind/, 'restart.policy'],
     [/^restartPolicy\.maxRestarts/, 'restart.maxRestarts'],
     [/^restartPolicy\.initialBackoffMs/, 'restart.initialBackoff'],
@@ -261,6 +269,18 @@ export function parseJobDocument(text: string, source = 'job file'): ParsedJobFi
       }
     }
   }
+  // `diskLimit: 1Gi`: most bytes the task's work dir may use on its agent (absent: the agent's).
+  let diskLimitBytes = 0;
+  if (raw.diskLimit !== undefined) {
+    if (typeof raw.diskLimit !== 'string' && typeof raw.diskLimit !== 'number') bad('diskLimit', 'must be a quantity like 1Gi');
+    else {
+      try {
+        diskLimitBytes = parseBytes(raw.diskLimit);
+      } catch (error) {
+        bad('diskLimit', (error as Error).message.replace(/^[a-z]+: /, ''));
+      }
+    }
+  }
 
   const duration = (field: string, value: unknown): number => {
     if (value === undefined) return 0;
@@ -322,6 +342,7 @@ export function parseJobDocument(text: string, source = 'job file'): ParsedJobFi
       hollowFail: raw.hollowFail === true,
       pidsLimit: integer('pidsLimit', 0),
       ...(logLimitBytes > 0 ? { logLimitBytes } : {}),
+      ...(diskLimitBytes > 0 ? { diskLimitBytes } : {}),
       // `network: none`: only loopback (jobSpecProblems names anything but host or none).
       ...(raw.network !== undefined ? { network: String(raw.network) as TaskNetwork } : {}),
       // `user: NAME`: a named user of the machine (jobSpecProblems names a bad name or root).
@@ -333,6 +354,11 @@ export function parseJobDocument(text: string, source = 'job file'): ParsedJobFi
   // `retention: 1h`: how long the job's records stay after it finished (absent: the cell's default).
   const retentionMs = duration('retention', raw.retention);
   if (retentionMs > 0) spec = { ...spec, retentionMs };
+  // `healthCheck: {http: {port, path}, interval: 10s, ...}`: how the agent checks the task (see health-check-file.ts).
+  if (raw.healthCheck !== undefined) {
+    const healthCheck = parseHealthCheckBlock(raw.healthCheck, bad, parseDuration);
+    if (healthCheck !== undefined) spec = { ...spec, task: { ...spec.task, healthCheck } };
+  }
   if (raw.hollowFail !== undefined && typeof raw.hollowFail !== 'boolean') bad('hollowFail', 'must be true or false');
   if (raw.user !== undefined && typeof raw.user !== 'string') bad('user', 'must be a user name (a string)');
 

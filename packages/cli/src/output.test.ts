@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { age, expiry, formatJob, formatJobs, formatMachines, formatNamespaces, formatQuota, formatStats, formatTokens, formatWatchEvent, formatWhoami, taskSummary } from './output.js';
+import { age, expiry, formatHistory, formatJob, formatJobs, formatMachines, formatNamespaces, formatQuota, formatStats, formatTokens, formatWatchEvent, formatWhoami, taskSummary } from './output.js';
 import { jobOutput, jobSpecToWire, machineOutput, namespaceOutput, schedulerOutput, submitSpecToWire, tokenOutput, type WireJobView, type WireTaskView } from './wire.js';
 import { parseJobFile } from './job-file.js';
 
@@ -132,7 +132,34 @@ describe('tables', () => {
     expect(text).toContain('State:      running');
     expect(text).toContain('Instances:  2, each 500m CPU, 64Mi memory');
     expect(text).toContain('Command:    sh -c "echo hi"');
-    expect(text).toMatch(/\n0\s+failed\s+dev-0\s+1\s+0\s+137\s+oom-killed\s+60s ago\s+-\s+64Mi\n/);
+    expect(text).toMatch(/\n0\s+failed\s+dev-0\s+1\s+-\s+0\s+137\s+oom-killed\s+60s ago\s+-\s+64Mi\n/);
+    expect(text).toContain('Version:    1');
+  });
+
+  it('shows the version of a service, its last rolling update, and the version of each task', () => {
+    const text = formatJob(
+      jobOutput({
+        ...wireJob(),
+        version: 3,
+        deployment: { version: 3, state: 'running', healthy: 1, updated: 2, total: 2, reason: '', started_at_ms: NOW - 1_000 },
+        tasks: wireJob().tasks.map((t) => ({ ...t, version: 3 })),
+      } as never),
+      NOW,
+    );
+    expect(text).toContain('Version:    3');
+    expect(text).toContain('Deployment: version 3 running: 1/2 healthy, 2/2 updated');
+    expect(text).toMatch(/\n0\s+failed\s+dev-0\s+1\s+3\s+0\s+137/);
+  });
+
+  it('lists versions newest first with who changed what', () => {
+    const text = formatHistory([
+      { version: 2, atMs: NOW, by: 'alice', change: 'instances 2 -> 4', current: true },
+      { version: 1, atMs: NOW - 60_000, by: '', change: 'submitted', current: false },
+    ]);
+    const lines = text.split('\n');
+    expect(lines[0]).toMatch(/^VERSION\s+WHEN\s+BY\s+CHANGE$/);
+    expect(lines[1]).toMatch(/^2 \(current\)\s+2025-01-01T12:00:00Z\s+alice\s+instances 2 -> 4$/);
+    expect(lines[2]).toMatch(/^1\s+\S+\s+-\s+submitted$/);
   });
 
   it('shows machines with allocation as used/capacity', () => {

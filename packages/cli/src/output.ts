@@ -5,7 +5,7 @@
  */
 import { formatBytes, formatCpu } from '@omega/cell-state';
 import Table from 'cli-table3';
-import type { JobOutput, MachineOutput, NamespaceOutput, QuotaOutput, SchedulerOutput, TaskOutput, TaskState, TokenOutput } from './wire.js';
+import type { DeploymentOutput, HealthCheckOutput, JobOutput, MachineOutput, NamespaceOutput, QuotaOutput, SchedulerOutput, TaskOutput, TaskState, TokenOutput, VersionOutput } from './wire.js';
 
 /** A table without borders, columns two spaces apart, like `ps` or `kubectl get`. */
 function table(head: string[]): InstanceType<typeof Table> {
@@ -76,12 +76,32 @@ function exitText(task: TaskOutput): string {
   return task.signal !== '' ? task.signal : '-';
 }
 
+/** `version 3 running: 2/4 healthy, 3/4 updated`, `version 3 rolled-back: task 1 not healthy within 5m`. */
+export function formatDeployment(d: DeploymentOutput): string {
+  return `version ${d.version} ${d.state}: ${d.healthy}/${d.total} healthy, ${d.updated}/${d.total} updated${d.reason === '' ? '' : ` (${d.reason})`}`;
+}
+
+/** `omega history`: one line per version, newest first. */
+export function formatHistory(versions: readonly VersionOutput[]): string {
+  const t = table(['VERSION', 'WHEN', 'BY', 'CHANGE']);
+  for (const v of versions) t.push([`${v.version}${v.current ? ' (current)' : ''}`, v.atMs > 0 ? new Date(v.atMs).toISOString().replace(/\.\d{3}Z$/, 'Z') : '-', v.by === '' ? '-' : v.by, v.change === '' ? '-' : v.change]);
+  return render(t);
+}
+
+/** `http 127.0.0.1:8080/healthz every 10s (timeout 1s, grace 0s, 3 failures stop it)`. */
+export function formatHealthCheck(c: HealthCheckOutput): string {
+  const what = c.kind === 'http' ? `http 127.0.0.1:${c.port}${c.path}` : c.kind === 'tcp' ? `tcp 127.0.0.1:${c.port}` : `command ${c.command.map((a) => (/^[\w./:=@%+-]+$/.test(a) ? a : JSON.stringify(a))).join(' ')}`;
+  const s = (ms: number): string => (ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`);
+  return `${what} every ${s(c.intervalMs)} (timeout ${s(c.timeoutMs)}, grace ${s(c.gracePeriodMs)}, ${c.failureThreshold} failure${c.failureThreshold === 1 ? '' : 's'} in a row stop it)`;
+}
+
 export function formatJob(job: JobOutput, now: number): string {
   const lines = [
     `Job:        ${job.id}`,
     `Name:       ${job.name}`,
     `Namespace:  ${job.namespace}`,
     `Kind:       ${job.kind}`,
+    `Version:    ${job.version}`,
     `State:      ${job.state}${job.killRequested && job.state === 'running' ? ' (kill requested)' : ''}${job.reason === '' ? '' : ` (${job.reason})`}`,
     `Instances:  ${job.instances}, each ${formatCpu(job.spec.cpuMillis)} CPU, ${formatBytes(job.spec.memoryBytes)} memory`,
     `Command:    ${job.spec.command.length > 0 ? job.spec.command.map((a) => (/^[\w./:=@%+-]+$/.test(a) ? a : JSON.stringify(a))).join(' ') : '-'}`,
@@ -89,15 +109,21 @@ export function formatJob(job: JobOutput, now: number): string {
     `Submitted:  ${job.submittedAtMs > 0 ? `${new Date(job.submittedAtMs).toISOString()} (${age(job.submittedAtMs, now)} ago)` : '-'}`,
     `Scheduler:  ${job.scheduler === '' ? '-' : job.scheduler}`,
   ];
+  if (job.spec.healthCheck !== null) lines.push(`Health:     ${formatHealthCheck(job.spec.healthCheck)}`);
   if (job.ruledOut.length > 0) lines.push(`Ruled out:  ${job.ruledOut.map((r) => `${r.filter}: ${r.machines} machine(s)`).join(', ')}`);
+  if (job.deployment !== null) lines.push(`Deployment: ${formatDeployment(job.deployment)}`);
   if (job.tasks.length === 0) return lines.join('\n');
-  const t = table(['INDEX', 'STATE', 'MACHINE', 'ATTEMPT', 'RESTARTS', 'EXIT', 'REASON', 'STARTED', 'CPU-S', 'PEAK-MEM']);
+  // A HEALTH column only for jobs with a health check (or health on record): `passing 2m`.
+  const health = job.spec.healthCheck !== null || job.tasks.some((task) => task.health !== null);
+  const t = table(['INDEX', 'STATE', ...(health ? ['HEALTH'] : []), 'MACHINE', 'ATTEMPT', 'VERSION', 'RESTARTS', 'EXIT', 'REASON', 'STARTED', 'CPU-S', 'PEAK-MEM']);
   for (const task of job.tasks) {
     t.push([
       String(task.index),
       task.state,
+      ...(health ? [task.health === null ? '-' : task.healthSinceMs > 0 ? `${task.health} ${age(task.healthSinceMs, now)}` : task.health] : []),
       task.machine === '' ? '-' : task.machine,
       task.attempt === 0 ? '-' : String(task.attempt),
+      task.version === 0 ? '-' : String(task.version),
       String(task.restarts),
       exitText(task),
       task.reason === '' ? '-' : task.reason,
@@ -114,6 +140,15 @@ function share(used: number, total: number, format: (n: number) => string): stri
   return `${format(used)}/${format(total)} (${pct}%)`;
 }
 
+/** `yes`, `no (agent stopping)`, `cordoned (disk swap)`, `draining until 2026-12-01T18:00:00Z`. */
+function schedulability(m: MachineOutput): string {
+  if (!m.schedulable) return `no${m.unschedulableReason === '' ? '' : ` (${m.unschedulableReason})`}`;
+  if (m.cordon === null) return 'yes';
+  const why = m.cordon.reason === '' ? '' : ` (${m.cordon.reason})`;
+  if (m.cordon.drainDeadlineMs > 0) return `draining until ${new Date(m.cordon.drainDeadlineMs).toISOString().replace(/\.\d{3}Z$/, 'Z')}${why}`;
+  return `cordoned${why}`;
+}
+
 export function formatMachines(machines: readonly MachineOutput[]): string {
   if (machines.length === 0) return 'No machines.';
   const t = table(['ID', 'ALIVE', 'SCHEDULABLE', 'CPU', 'MEMORY', 'TASKS', 'ATTRIBUTES']);
@@ -123,7 +158,7 @@ export function formatMachines(machines: readonly MachineOutput[]): string {
     t.push([
       m.id,
       m.alive ? 'yes' : 'no',
-      m.schedulable ? 'yes' : `no${m.unschedulableReason === '' ? '' : ` (${m.unschedulableReason})`}`,
+      schedulability(m),
       share(m.allocated.cpuMillis, m.capacity.cpuMillis, formatCpu),
       share(m.allocated.memoryBytes, m.capacity.memoryBytes, formatBytes),
       String(m.tasks),

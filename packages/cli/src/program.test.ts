@@ -129,6 +129,14 @@ describe('argument checking of the access and namespace commands', () => {
     expect(await usage(['quota', 'get', 'NS'])).toMatch(/<namespace> must be a DNS label/);
   });
 
+  it('cordon, uncordon and drain need a machine; drain a positive --deadline', async () => {
+    expect(await usage(['cordon'])).toMatch(/missing required argument 'machine'/);
+    expect(await usage(['uncordon'])).toMatch(/missing required argument 'machine'/);
+    expect(await usage(['drain', 'm0', '--deadline', 'soon'])).toMatch(/--deadline: "soon" is not a duration like 30s/);
+    expect(await usage(['drain', 'm0', '--deadline', '0'])).toMatch(/--deadline: "0" must be longer than 0/);
+    expect(await usage(['cordon', 'm0', '--reason', 'x'.repeat(257)])).toMatch(/--reason must be at most 256 characters/);
+  });
+
   it('jobs and submit take a DNS label --namespace', async () => {
     expect(await usage(['jobs', '--namespace', 'A'])).toMatch(/--namespace must be a DNS label/);
     expect(await usage(['submit', '-f', 'x.yaml', '-n', 'a_b'])).toMatch(/--namespace must be a DNS label/);

@@ -8,7 +8,6 @@
  * client-config.ts) only when they run, so `omega dev`, `omega pki` and `--help` need none.
  */
 import { randomUUID } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { registerAccessCommands } from './access-commands.js';
@@ -19,7 +18,10 @@ import { type CliIo, type CommandContext, dnsLabel, nonNegativeInt, write } from
 import { runDev, devOptionsFrom } from './dev/dev-cell.js';
 import { CliError, EXIT_USAGE, errorLine } from './errors.js';
 import { JobFileError, parseJobDocument } from './job-file.js';
+import { readJobFile } from './job-file-input.js';
+import { registerMachineCommands } from './machine-commands.js';
 import { registerNamespaceCommands } from './namespace-commands.js';
+import { registerVersionCommands } from './version-commands.js';
 import { formatJob, formatJobs, formatMachines, formatStats, formatWatchEvent, json } from './output.js';
 import { resolveSecretEnv } from './secret-env.js';
 import { jobOutput, machineOutput, schedulerOutput, submitSpecToWire, type WireJobView, type WireMachineView, type WireSchedulerStatsView } from './wire.js';
@@ -28,20 +30,6 @@ export type { CliIo };
 
 const REQUEST_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 const JOB_STATES = ['pending', 'running', 'succeeded', 'failed', 'killed', 'unschedulable'];
-
-async function readJobFile(path: string, cwd: string): Promise<string> {
-  try {
-    if (path === '-') {
-      const chunks: Buffer[] = [];
-      for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
-      return Buffer.concat(chunks).toString('utf8');
-    }
-    return await readFile(resolve(cwd, path), 'utf8');
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    throw new CliError(`cannot read job file ${path}: ${code === 'ENOENT' ? 'no such file' : (error as Error).message}`);
-  }
-}
 
 /** Builds the program. `io` is where it prints; every action resolves when its output is written. */
 export function createProgram(io: CliIo): Command {
@@ -216,6 +204,8 @@ export function createProgram(io: CliIo): Command {
 
   registerAccessCommands(program, context);
   registerNamespaceCommands(program, context);
+  registerMachineCommands(program, context);
+  registerVersionCommands(program, context);
   registerCellCommands(program, io);
 
   const dev = program

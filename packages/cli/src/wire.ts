@@ -6,7 +6,7 @@
  */
 import { jobSpecToWire, ROLE_WIRE } from '@omega/api/client';
 import type { WireJobSpec, WireNamespaceView, WireQuota, WireResources, WireSchedulerStatsView, WireTaskView, WireTokenInfo } from '@omega/api/client';
-import type { JobSpec } from '@omega/cell-state';
+import { resolveHealthCheck, type JobSpec } from '@omega/cell-state';
 
 export { jobSpecToWire };
 export { ROLE_WIRE };
@@ -50,12 +50,25 @@ export interface WireJobView {
       hollow_fail: boolean;
       pids_limit: number;
       log_limit_bytes?: number;
+      /** 0 or absent: the agent's --disk-limit. */
+      disk_limit_bytes?: number | string;
       /** "" (host) or "none". */
       network?: string;
       /** "" (the agent's choice) or a named user of the machine. */
       user?: string;
       /** The names of the secret env entries only; the values never come back. */
       secret_env_names?: string[];
+      /** null or absent: no health check. */
+      health_check?: {
+        command: string[];
+        http: { port: number; path: string } | null;
+        tcp: { port: number } | null;
+        interval_ms: number | string;
+        timeout_ms: number | string;
+        grace_period_ms: number | string;
+        failure_threshold: number;
+        hollow_failing: boolean;
+      } | null;
     } | null;
     constraints: { attribute: string; operator: string; values: string[]; limit: number }[];
     restart_policy: { kind: string; max_restarts: number; initial_backoff_ms: number; max_backoff_ms: number } | null;
@@ -68,6 +81,56 @@ export interface WireJobView {
   scheduler: string;
   tasks: WireTaskView[];
   task_counts: Record<TaskState, number> | null;
+  /** 0 or absent from a server that predates versions: 1. */
+  version?: number;
+  deployment?: WireDeploymentView | null;
+}
+
+export interface WireDeploymentView {
+  version: number;
+  state: string;
+  healthy: number;
+  updated: number;
+  total: number;
+  reason: string;
+  started_at_ms: number | string;
+}
+
+/** UpdateJob's reply. */
+export interface WireUpdateJobReply {
+  job: WireJobView;
+  changed: boolean;
+  version: number;
+  change: string;
+}
+
+/** GetJobHistory's reply. */
+export interface WireJobHistory {
+  versions: { version: number; at_ms: number | string; by: string; change: string; current: boolean; spec: WireJobView['spec'] }[];
+}
+
+/** `history --json`: one version. */
+export interface VersionOutput {
+  version: number;
+  atMs: number;
+  by: string;
+  change: string;
+  current: boolean;
+}
+
+export function versionOutput(v: WireJobHistory['versions'][number]): VersionOutput {
+  return { version: v.version, atMs: Number(v.at_ms), by: v.by, change: v.change, current: v.current };
+}
+
+/** A service's last rolling update, in `job --json`. */
+export interface DeploymentOutput {
+  version: number;
+  state: string;
+  healthy: number;
+  updated: number;
+  total: number;
+  reason: string;
+  startedAtMs: number;
 }
 
 export interface WireMachineView {
@@ -81,6 +144,10 @@ export interface WireMachineView {
   attributes: Record<string, string>;
   hollow: boolean;
   enforcement_disabled: boolean;
+  cordoned?: boolean;
+  cordon_reason?: string;
+  cordoned_at_ms?: number | string;
+  drain_deadline_ms?: number | string;
 }
 
 export type TaskState = 'pending' | 'placed' | 'running' | 'succeeded' | 'failed' | 'killed' | 'lost';
@@ -106,6 +173,24 @@ export interface TaskOutput {
   finishedAtMs: number;
   cpuSeconds: number;
   peakMemoryBytes: number;
+  /** The job version the attempt runs (0: never placed). */
+  version: number;
+  /** The attempt's health check result (`passing` / `failing`); null: no check or no result yet. */
+  health: 'passing' | 'failing' | null;
+  /** When the current health began (0 without health). */
+  healthSinceMs: number;
+}
+
+/** `job --json`: the spec's health check with every timing resolved (defaults applied). */
+export interface HealthCheckOutput {
+  kind: 'command' | 'http' | 'tcp';
+  command: string[];
+  port: number;
+  path: string;
+  intervalMs: number;
+  timeoutMs: number;
+  gracePeriodMs: number;
+  failureThreshold: number;
 }
 
 /** `job --json` and each entry of `jobs --json`. */
@@ -121,6 +206,10 @@ export interface JobOutput {
   killRequested: boolean;
   submittedAtMs: number;
   scheduler: string;
+  /** The job's current version (1 at submit). */
+  version: number;
+  /** The last rolling update; null: none ran. */
+  deployment: DeploymentOutput | null;
   ruledOut: { filter: string; machines: number }[];
   taskCounts: Record<TaskState, number>;
   tasks: TaskOutput[];
@@ -135,6 +224,8 @@ export interface JobOutput {
     commitMode: string;
     constraints: { attribute: string; operator: string; values: string[]; limit: number }[];
     restartPolicy: { kind: string; maxRestarts: number; initialBackoffMs: number; maxBackoffMs: number };
+    /** null: no health check. */
+    healthCheck: HealthCheckOutput | null;
   };
 }
 
@@ -176,6 +267,8 @@ export interface MachineOutput {
   attributes: Record<string, string>;
   hollow: boolean;
   enforcementDisabled: boolean;
+  /** An operator's cordon or drain; null: none. */
+  cordon: { reason: string; sinceMs: number; drainDeadlineMs: number } | null;
 }
 
 export interface SchedulerOutput {
@@ -216,6 +309,10 @@ export function taskOutput(t: WireTaskView): TaskOutput {
     finishedAtMs: t.finished_at_ms,
     cpuSeconds: t.cpu_seconds,
     peakMemoryBytes: t.peak_memory_bytes,
+    version: (t as WireTaskView & { version?: number }).version ?? 0,
+    // Empty (or absent, from a server that predates health checks): no check or no result yet.
+    health: t.health === 'passing' || t.health === 'failing' ? t.health : null,
+    healthSinceMs: Number(t.health_since_ms ?? 0),
   };
 }
 
@@ -235,6 +332,11 @@ export function jobOutput(j: WireJobView): JobOutput {
     killRequested: j.kill_requested,
     submittedAtMs: j.submitted_at_ms,
     scheduler: j.scheduler,
+    version: j.version !== undefined && j.version > 0 ? j.version : 1,
+    deployment:
+      j.deployment === undefined || j.deployment === null
+        ? null
+        : { version: j.deployment.version, state: j.deployment.state, healthy: j.deployment.healthy, updated: j.deployment.updated, total: j.deployment.total, reason: j.deployment.reason, startedAtMs: Number(j.deployment.started_at_ms) },
     ruledOut: j.ruled_out.map((r) => ({ filter: r.filter, machines: r.machines })),
     taskCounts: counts,
     tasks: j.tasks.map(taskOutput),
@@ -252,8 +354,23 @@ export function jobOutput(j: WireJobView): JobOutput {
         initialBackoffMs: policy?.initial_backoff_ms ?? 0,
         maxBackoffMs: policy?.max_backoff_ms ?? 0,
       },
+      healthCheck: healthCheckOutput(spec?.task?.health_check),
     },
   };
+}
+
+function healthCheckOutput(w: NonNullable<NonNullable<WireJobView['spec']>['task']>['health_check']): HealthCheckOutput | null {
+  if (w === null || w === undefined) return null;
+  const check = resolveHealthCheck({
+    ...(w.command.length > 0 ? { command: w.command } : {}),
+    ...(w.http === null ? {} : { http: w.http }),
+    ...(w.tcp === null ? {} : { tcp: w.tcp }),
+    intervalMs: Number(w.interval_ms),
+    timeoutMs: Number(w.timeout_ms),
+    gracePeriodMs: Number(w.grace_period_ms),
+    failureThreshold: w.failure_threshold,
+  });
+  return { kind: check.kind, command: [...check.command], port: check.port, path: check.path, intervalMs: check.intervalMs, timeoutMs: check.timeoutMs, gracePeriodMs: check.gracePeriodMs, failureThreshold: check.failureThreshold };
 }
 
 export function tokenOutput(t: WireTokenInfo): TokenOutput {
@@ -285,6 +402,7 @@ export function machineOutput(m: WireMachineView): MachineOutput {
     attributes: m.attributes,
     hollow: m.hollow,
     enforcementDisabled: m.enforcement_disabled,
+    cordon: m.cordoned === true ? { reason: m.cordon_reason ?? '', sinceMs: Number(m.cordoned_at_ms ?? 0), drainDeadlineMs: Number(m.drain_deadline_ms ?? 0) } : null,
   };
 }
 

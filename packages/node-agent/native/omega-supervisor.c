@@ -19,7 +19,7 @@
  *
  * Usage:
  *   omega-supervisor [-u uid -g gid] [-p procs-file]... [-c cap-bytes] [-i [-t tmp-bytes]] [-N]
- *                    -w work-dir <task dir> -- <argv...>
+ *                    [-d disk-bytes] [-e entries] [-s check-ms] -w work-dir <task dir> -- <argv...>
  *   omega-supervisor --probe      prints {"pid":bool,"mount":bool,"network":bool}: what this
  *                                 host lets it unshare (each tried once in a throwaway child)
  *
@@ -27,7 +27,7 @@
  *   -i  a new PID and mount namespace. The supervisor unshares CLONE_NEWPID before its fork, so
  *       its child is pid 1 of the new namespace: a tiny init that makes / private, mounts a
  *       fresh /proc (nosuid,nodev,noexec) and a private tmpfs on /tmp (-t bytes, default 256
- *       MiB, mode 1777; the same on /dev/shm; a work dir under /tmp is bound back at its own path), and after "go"
+ *       MiB, one inode per 4 KiB of it, mode 1777; the same on /dev/shm; a work dir under /tmp is bound back at its own path), and after "go"
  *       forks the task, writes the task's pid (as its namespace sees it: that is how the
  *       kernel reads it) into the procs files before releasing it to take its ids and exec,
  *       and reaps every orphan until the task exits. The task's exact wait status (exit code or signal) reaches the supervisor on a
@@ -41,12 +41,16 @@
  *       KILL from the agent ends the init and so the whole namespace.
  *   -N  a new network namespace holding only loopback (brought up): "network: none".
  *
+ * Disk (see "the work dir's disk use" below): -d bytes allocated and -e entries the work dir may
+ * hold, measured every -s ms (default 5000, the first one interval after the start); past
+ * either the task is killed and exit.json carries "reason":"disk-exceeded","reasonMessage".
+ *
  * stdin framing: records "NAME=value" each ended by a NUL byte, then one empty record (a lone
  * NUL) that says the environment is complete, then EOF. Anything else (the agent died while
  * writing, a record without '=') and the task does not start: exit.json carries an error.
  *
  * Files written in <task dir>: started.json {"pid","startedAtMs"}; exit.json {"exitCode",
- * "signal","finishedAtMs"[,"error"],"stdoutTruncated","stderrTruncated"}; truncated.json
+ * "signal","finishedAtMs"[,"error"][,"reason","reasonMessage"],"stdoutTruncated","stderrTruncated"}; truncated.json
  * {"stdout","stderr"} once a stream has lost bytes; stdout.log / stderr.log (root-owned 0640:
  * the task never touches them) and, past the cap, stdout.log.1 / stderr.log.1 holding the
  * previous cap's worth of bytes. Each file holds at most <cap> bytes, so between cap and twice
@@ -76,6 +80,7 @@
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/signalfd.h>
+#include <sys/syscall.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -379,6 +384,156 @@ static int pump(struct stream *s, struct stream *out, struct stream *err) {
     return 1;
 }
 
+/* ---- the work dir's disk use ------------------------------------------------------------- */
+
+/*
+ * With -d and/or -e the supervisor walks the task's work dir every -s ms (never at start) and
+ * adds up the bytes its entries have allocated (st_blocks: a sparse file counts what it uses,
+ * not its length) and the number of entries (files, directories, links: inodes). Past a limit
+ * it kills the task and exit.json says "reason":"disk-exceeded".
+ *
+ * The walk is descriptor-relative and never follows a link: each directory is opened by name
+ * relative to its parent's descriptor with O_DIRECTORY|O_NOFOLLOW, so a link the task planted is
+ * one small entry, never what it points at, and a directory swapped for a link between the
+ * stat and the open is skipped, not followed. It does not cross into another filesystem
+ * (st_dev), goes at most MAX_WALK_DEPTH levels deep (deeper counts as over the limit: nesting
+ * is no hiding place), and stops as soon as a limit is passed, so one walk does at most
+ * entries-limit + 1 stats. The next walk waits at least WALK_BACKOFF times as long as the last
+ * one took, so walking costs at most 1/WALK_BACKOFF of a core however big the tree.
+ */
+#define MAX_WALK_DEPTH 128
+#define WALK_BACKOFF 20
+#define DEFAULT_DISK_CHECK_MS 5000
+
+/* What getdents64(2) returns; glibc declares no struct for the raw call. */
+struct dirent64_raw {
+    uint64_t d_ino;
+    int64_t d_off;
+    unsigned short d_reclen;
+    unsigned char d_type;
+    char d_name[];
+};
+
+/* One walk's counts and the limits it stops at (0: no limit). */
+struct walk {
+    dev_t dev;
+    long long bytes, entries;
+    long long limit_bytes, limit_entries;
+    int too_deep;
+};
+
+static long long mono_ms(void) {
+    struct timespec ts;
+    if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0) return 0;
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int walk_over(const struct walk *w) {
+    return w->too_deep || (w->limit_bytes > 0 && w->bytes > w->limit_bytes) || (w->limit_entries > 0 && w->entries > w->limit_entries);
+}
+
+/* A directory by name relative to dfd, never through a link. O_NOATIME: the walk leaves no trace
+ * the task could time (it needs ownership or CAP_FOWNER; without either, opened without it). */
+static int open_dir_at(int dfd, const char *name) {
+    int flags = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
+    int fd = openat(dfd, name, flags | O_NOATIME);
+    if (fd < 0 && errno == EPERM) fd = openat(dfd, name, flags);
+    return fd;
+}
+
+/* Adds what is below the directory dfd to w. Nonzero once a limit is passed (the walk stops). */
+static int walk_dir(int dfd, int depth, struct walk *w) {
+    /* Per level, so a deeper walk does not lose its place here; 1 KiB holds 3+ entries of any name. */
+    char buf[1024] __attribute__((aligned(8)));
+    for (;;) {
+        long n = syscall(SYS_getdents64, dfd, buf, sizeof buf);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return 0; /* the end (or unreadable: what was counted stands) */
+        for (long off = 0; off < n;) {
+            struct dirent64_raw *d = (struct dirent64_raw *)(buf + off);
+            off += d->d_reclen;
+            if (strcmp(d->d_name, ".") == 0 || strcmp(d->d_name, "..") == 0) continue;
+            struct stat st;
+            if (fstatat(dfd, d->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) continue; /* gone since */
+            if (st.st_dev != w->dev) continue; /* a mount point: another filesystem's bytes */
+            w->entries++;
+            w->bytes += (long long)st.st_blocks * 512;
+            if (walk_over(w)) return 1;
+            if (!S_ISDIR(st.st_mode)) continue;
+            if (depth + 1 > MAX_WALK_DEPTH) {
+                w->too_deep = 1;
+                return 1;
+            }
+            int sub = open_dir_at(dfd, d->d_name);
+            if (sub < 0) continue; /* no longer a directory (a link now): not followed */
+            struct stat sst;
+            int stop = fstat(sub, &sst) == 0 && sst.st_dev == w->dev ? walk_dir(sub, depth + 1, w) : 0;
+            close(sub);
+            if (stop) return 1;
+        }
+    }
+}
+
+/* The work dir's bound, as given on the command line. */
+struct disk_bound {
+    const char *work_dir;
+    long long limit_bytes;   /* -d; 0: none */
+    long long limit_entries; /* -e; 0: none */
+    long long interval_ms;   /* -s */
+    long long next_ms;       /* mono_ms() of the next walk; 0: no walks */
+};
+
+/* Walks the work dir once. 1, with why said in why, when it is over a limit; else 0. */
+static int disk_exceeded(const struct disk_bound *b, char *why, size_t cap) {
+    static int complained;
+    int fd = open_dir_at(AT_FDCWD, b->work_dir);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        /* The work dir sits in the root-owned task dir: the task cannot replace it; say it once. */
+        if (!complained++) complain("open the work dir %s to measure it: %s", b->work_dir, strerror(errno));
+        if (fd >= 0) close(fd);
+        return 0;
+    }
+    struct walk w = { st.st_dev, (long long)st.st_blocks * 512, 1, b->limit_bytes, b->limit_entries, 0 };
+    int over = walk_over(&w) || walk_dir(fd, 0, &w);
+    close(fd);
+    if (!over) return 0;
+    if (w.too_deep) snprintf(why, cap, "the work dir nests directories more than %d levels deep (the most the disk check follows)", MAX_WALK_DEPTH);
+    else if (w.limit_entries > 0 && w.entries > w.limit_entries) snprintf(why, cap, "the work dir holds more than %lld entries (files, directories, links), its limit", w.limit_entries);
+    else snprintf(why, cap, "the work dir uses at least %lld bytes of disk, over its limit of %lld bytes", w.bytes, w.limit_bytes);
+    return 1;
+}
+
+/*
+ * SIGKILL to the whole task: its first process (with -i the namespace's init, whose end ends
+ * every process of the namespace) and its process group, and everything in its cgroup:
+ * cgroup.kill beside cgroup.procs (v2), else one pass over cgroup.procs (v1; the agent kills
+ * what is left once the supervisor has exited).
+ */
+static void kill_task(pid_t child, const char *const *procs, int nprocs) {
+    (void)kill(child, SIGKILL);
+    (void)kill(-child, SIGKILL);
+    for (int i = 0; i < nprocs; i++) {
+        char path[PATH_MAX];
+        const char *slash = strrchr(procs[i], '/');
+        int len = slash == NULL ? 0 : (int)(slash - procs[i]);
+        if (snprintf(path, sizeof path, "%.*s/cgroup.kill", len, procs[i]) < (int)sizeof path) {
+            int fd = open(path, O_WRONLY | O_CLOEXEC);
+            if (fd >= 0) {
+                int ok = write_all(fd, "1", 1) == 0;
+                close(fd);
+                if (ok) continue;
+            }
+        }
+        FILE *f = fopen(procs[i], "re");
+        if (f == NULL) continue;
+        long pid;
+        while (fscanf(f, "%ld", &pid) == 1)
+            if (pid > 0) (void)kill((pid_t)pid, SIGKILL);
+        fclose(f);
+    }
+}
+
 /* ---- isolation ------------------------------------------------------------------------- */
 
 /* Brings up "lo" in the current network namespace (a new one has it down). 0, or -1 with errno. */
@@ -430,8 +585,10 @@ static const char *setup_mounts(const char *work_dir, long long tmp_bytes) {
         work_fd = open(work_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
         if (work_fd < 0) return "open the work dir";
     }
-    char opts[64];
-    snprintf(opts, sizeof opts, "size=%lld,mode=1777", tmp_bytes);
+    /* Bytes and inodes both bounded: one inode per 4 KiB of size (at least 4096), so empty files
+     * cannot pile up kernel memory past what the size allows. */
+    char opts[96];
+    snprintf(opts, sizeof opts, "size=%lld,nr_inodes=%lld,mode=1777", tmp_bytes, tmp_bytes / 4096 > 4096 ? tmp_bytes / 4096 : 4096);
     if (mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, opts) != 0) return "mount a tmpfs on /tmp";
     /* The host's /dev/shm is one tmpfs every process shares: the task gets its own, like /tmp. */
     struct stat shm;
@@ -660,7 +817,8 @@ static void cloexec_inherited(void) {
 }
 
 static void usage(void) {
-    fputs("usage: omega-supervisor [-u uid -g gid] [-p procs-file]... [-c cap-bytes] [-i [-t tmp-bytes]] [-N] -w work-dir <task dir> -- <argv...>\n"
+    fputs("usage: omega-supervisor [-u uid -g gid] [-p procs-file]... [-c cap-bytes] [-i [-t tmp-bytes]] [-N]\n"
+          "                        [-d disk-bytes] [-e entries] [-s check-ms] -w work-dir <task dir> -- <argv...>\n"
           "       omega-supervisor --probe\n", stderr);
     exit(2);
 }
@@ -672,6 +830,15 @@ static int parse_id(const char *s, unsigned long *out) {
     if (errno != 0 || end == s || *end != '\0' || v > (unsigned long)UINT32_MAX - 1) return -1;
     *out = v;
     return 0;
+}
+
+/* A decimal count of at least min for an option, else the usage. */
+static long long parse_count(const char *s, long long min) {
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0' || v < min) usage();
+    return v;
 }
 
 /* Node's name for a signal (what the agent has always recorded): "SIGKILL". */
@@ -693,6 +860,10 @@ static const char *signal_name(int sig) {
     return other;
 }
 
+/* Set when the supervisor itself ended the task (a limit it enforces): exit.json's "reason" and "reasonMessage". */
+static const char *killed_for;
+static char killed_why[256];
+
 /* Writes exit.json and exits 0: the end of every path once the task dir is known. */
 static void finish(int have_status, int status, const char *error, struct stream *out, struct stream *err) {
     char text[2048] = "{\"exitCode\":";
@@ -712,6 +883,12 @@ static void finish(int have_status, int status, const char *error, struct stream
         json_escape(text, sizeof text - 64, error);
         strcat(text, "\"");
     }
+    if (killed_for != NULL && strlen(text) + strlen(killed_for) + strlen(killed_why) < sizeof text - 400) {
+        o = strlen(text);
+        snprintf(text + o, sizeof text - o, ",\"reason\":\"%s\",\"reasonMessage\":\"", killed_for);
+        json_escape(text, sizeof text - 300, killed_why);
+        strcat(text, "\"");
+    }
     snprintf(tail, sizeof tail, ",\"stdoutTruncated\":%s,\"stderrTruncated\":%s}\n",
              out != NULL && out->truncated ? "true" : "false", err != NULL && err->truncated ? "true" : "false");
     strcat(text, tail);
@@ -726,10 +903,11 @@ int main(int argc, char **argv) {
     const char *work_dir = NULL;
     int pid_ns = 0, net_ns = 0;
     long long tmp_bytes = DEFAULT_TMP_BYTES;
+    struct disk_bound disk = { NULL, 0, 0, DEFAULT_DISK_CHECK_MS, 0 };
     int opt;
 
     if (argc == 2 && strcmp(argv[1], "--probe") == 0) return probe();
-    while ((opt = getopt(argc, argv, "+u:g:p:c:w:it:N")) != -1) {
+    while ((opt = getopt(argc, argv, "+u:g:p:c:w:it:Nd:e:s:")) != -1) {
         switch (opt) {
         case 'u': if (parse_id(optarg, &uid) != 0) usage(); have_uid = 1; break;
         case 'g': if (parse_id(optarg, &gid) != 0) usage(); have_gid = 1; break;
@@ -753,6 +931,9 @@ int main(int argc, char **argv) {
             tmp_bytes = v;
             break;
         }
+        case 'd': disk.limit_bytes = parse_count(optarg, 1); break;
+        case 'e': disk.limit_entries = parse_count(optarg, 1); break;
+        case 's': disk.interval_ms = parse_count(optarg, 10); break;
         default: usage();
         }
     }
@@ -884,6 +1065,9 @@ int main(int argc, char **argv) {
             failure = failure_buf;
         }
     }
+    /* The first walk one interval after the start: never at start, which stays cheap. */
+    disk.work_dir = work_dir;
+    if (failure == NULL && (disk.limit_bytes > 0 || disk.limit_entries > 0)) disk.next_ms = mono_ms() + disk.interval_ms;
     /* KILL first, so the record says how it ended; closing without "g" alone would also end a
      * waiting child (exit 125) without running user code. */
     if (failure != NULL && kill(child, SIGKILL) != 0) complain("kill %d: %s", (int)child, strerror(errno));
@@ -897,7 +1081,12 @@ int main(int argc, char **argv) {
             { out.pipe_fd, POLLIN, 0 },
             { err.pipe_fd, POLLIN, 0 },
         };
-        if (poll(fds, 3, -1) < 0) {
+        int timeout = -1;
+        if (disk.next_ms > 0) {
+            long long left = disk.next_ms - mono_ms();
+            timeout = left <= 0 ? 0 : left > INT_MAX ? INT_MAX : (int)left;
+        }
+        if (poll(fds, 3, timeout) < 0) {
             if (errno == EINTR) continue;
             complain("poll: %s", strerror(errno));
             break;
@@ -914,6 +1103,21 @@ int main(int argc, char **argv) {
         else if (w < 0 && errno != EINTR) {
             complain("waitpid: %s", strerror(errno));
             break;
+        }
+        if (!reaped && disk.next_ms > 0 && mono_ms() >= disk.next_ms) {
+            long long began = mono_ms();
+            if (disk_exceeded(&disk, killed_why, sizeof killed_why)) {
+                kill_task(child, procs, nprocs);
+                killed_for = "disk-exceeded";
+                /* Also where `omega logs` shows it: the task's own stderr ends with why. */
+                char line[320];
+                int len = snprintf(line, sizeof line, "omega-supervisor: task killed: %s\n", killed_why);
+                capture(&err, line, (size_t)len, &out, &err);
+                disk.next_ms = 0;
+            } else {
+                long long took = mono_ms() - began;
+                disk.next_ms = mono_ms() + (disk.interval_ms > WALK_BACKOFF * took ? disk.interval_ms : WALK_BACKOFF * took);
+            }
         }
     }
     if (!reaped) {

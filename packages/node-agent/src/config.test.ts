@@ -68,10 +68,15 @@ describe('the agent flags', () => {
       taskRetentionMs: 86_400_000,
       keepAttempts: 3,
       logCapBytes: 64 * 1024 ** 2,
+      diskLimitBytes: 10 * 1024 ** 3,
+      diskMaxEntries: 1_000_000,
+      diskCheckIntervalMs: 5_000,
       drainOnExit: false,
       hollow: 0,
     });
     expect(parseInsecure(['--log-cap', '1Mi']).logCapBytes).toBe(1024 ** 2);
+    expect(parseInsecure(['--disk-limit', '1Gi', '--disk-inodes', '5000', '--disk-check-ms', '250'])).toMatchObject({ diskLimitBytes: 1024 ** 3, diskMaxEntries: 5000, diskCheckIntervalMs: 250 });
+    expect(parseInsecure(['--disk-limit', '0', '--disk-inodes', '0']).notes).toContainEqual(expect.stringMatching(/not bounded/));
   });
 
   it('name the bad flag in every refusal', () => {
@@ -88,6 +93,9 @@ describe('the agent flags', () => {
     expect(flagOf(['--keep-attempts', '0'])).toBe('--keep-attempts');
     expect(flagOf(['--log-cap', 'big'])).toBe('--log-cap');
     expect(flagOf(['--log-cap', '100'])).toBe('--log-cap');
+    expect(flagOf(['--disk-limit', 'lots'])).toBe('--disk-limit');
+    expect(flagOf(['--disk-inodes', '-1'])).toBe('--disk-inodes');
+    expect(flagOf(['--disk-check-ms', '1'])).toBe('--disk-check-ms');
     expect(flagOf(['--cgroup-parent', '../x'])).toBe('--cgroup-parent');
     expect(flagOf(['--fence-after-ms', 'soon'])).toBe('--fence-after-ms');
     expect(flagOf(['--log-level', 'loud'])).toBe('--log-level');

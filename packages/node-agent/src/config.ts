@@ -23,6 +23,7 @@ import { defaultMachineId, detectCapacity } from './registration.js';
 import { DEFAULT_KILL_GRACE_MS } from './task-runner.js';
 import { DEFAULT_KEEP_ATTEMPTS, DEFAULT_TASK_RETENTION_MS } from './task-retention.js';
 import { DEFAULT_LOG_CAP_BYTES, MIN_LOG_CAP_BYTES } from './supervisor-command.js';
+import { DEFAULT_DISK_CHECK_MS, DEFAULT_DISK_LIMIT_BYTES, DEFAULT_DISK_MAX_ENTRIES, MIN_DISK_CHECK_MS } from './disk-limit.js';
 import { cgroupParentSegments } from './task-paths.js';
 import { DEFAULT_FENCE_AFTER_MS, SCHEDULERS_DEFAULT_MACHINE_LOSS_GRACE_MS } from './fence.js';
 import { DEFAULT_TASK_UIDS, parseUidRange, type UidRange } from './task-uids.js';
@@ -60,6 +61,13 @@ ${securityUsage(26)}  --cell NAME             cell name (default "default")
                           64Mi); past it the file becomes <stream>.log.1 (replacing the
                           previous one) and a new one starts: the newest cap to 2 x cap of
                           output is kept per stream
+  --disk-limit QTY        most bytes a task's work dir may have allocated on disk, e.g. 10Gi
+                          (default 10Gi; 0: none); measured every --disk-check-ms, past it the
+                          task is killed (failed, disk-exceeded); a job may ask less (diskLimit)
+  --disk-inodes N         most entries (files, directories, links) a task's work dir may hold
+                          (default 1000000; 0: none); past it the task is killed the same way
+  --disk-check-ms MS      between two measurements of a task's work dir, the first one MS after
+                          the start (default 5000)
   --keep-attempts N       keep the directories and logs of only the newest N attempts of a
                           task (older ones go when a new attempt starts; default 3)
   --isolation MODE        auto (default): start tasks in the namespaces this host allows (own
@@ -110,6 +118,12 @@ export interface AgentConfig {
   readonly taskRetentionMs: number;
   /** Cap of each task log file (`--log-cap`, default 64 MiB). */
   readonly logCapBytes: number;
+  /** Most bytes a task's work dir may have allocated (`--disk-limit`, default 10 GiB; 0: none). */
+  readonly diskLimitBytes: number;
+  /** Most entries a task's work dir may hold (`--disk-inodes`, default 1,000,000; 0: none). */
+  readonly diskMaxEntries: number;
+  /** Between two measurements of a task's work dir (`--disk-check-ms`, default 5000). */
+  readonly diskCheckIntervalMs: number;
   /** Attempt directories kept per task (`--keep-attempts`). */
   readonly keepAttempts: number;
   /** `--isolation`: namespaces where the host allows them (`auto`, default) or none. */
@@ -177,6 +191,9 @@ export function parseAgentArgs(argv: readonly string[], env: ConfigEnvironment =
         'task-retention-s': { type: 'string' },
         'keep-attempts': { type: 'string' },
         'log-cap': { type: 'string' },
+        'disk-limit': { type: 'string' },
+        'disk-inodes': { type: 'string' },
+        'disk-check-ms': { type: 'string' },
         isolation: { type: 'string' },
         'log-listen': { type: 'string' },
         'drain-on-exit': { type: 'boolean' },
@@ -318,6 +335,18 @@ export function parseAgentArgs(argv: readonly string[], env: ConfigEnvironment =
     }
     if (logCapBytes < MIN_LOG_CAP_BYTES) throw new FlagError('--log-cap', `must be at least ${MIN_LOG_CAP_BYTES} bytes, got ${JSON.stringify(values['log-cap'])}`);
   }
+  let diskLimitBytes = DEFAULT_DISK_LIMIT_BYTES;
+  if (values['disk-limit'] !== undefined) {
+    try {
+      diskLimitBytes = parseBytes(values['disk-limit']);
+    } catch (error) {
+      throw new FlagError('--disk-limit', (error as Error).message.replace(/^[a-z-]+: /, ''));
+    }
+    if (diskLimitBytes < 0) throw new FlagError('--disk-limit', `must be 0 (none) or more, got ${JSON.stringify(values['disk-limit'])}`);
+  }
+  const diskMaxEntries = integer('--disk-inodes', values['disk-inodes'], DEFAULT_DISK_MAX_ENTRIES, 0, Number.MAX_SAFE_INTEGER);
+  const diskCheckIntervalMs = integer('--disk-check-ms', values['disk-check-ms'], DEFAULT_DISK_CHECK_MS, MIN_DISK_CHECK_MS, 3_600_000);
+  if (diskLimitBytes === 0 && diskMaxEntries === 0) notes.push("task work dirs are not bounded (--disk-limit 0 and --disk-inodes 0): a task can fill this machine's disk");
   const isolation = (values.isolation ?? 'auto') as IsolationMode;
   if (!ISOLATION_MODES.includes(isolation)) throw new FlagError('--isolation', `must be one of ${ISOLATION_MODES.join(', ')}, got ${JSON.stringify(values.isolation)}`);
   const heartbeatTtlSeconds = integer('--heartbeat-ttl', values['heartbeat-ttl'], 10, 1, 3_600);
@@ -358,6 +387,9 @@ export function parseAgentArgs(argv: readonly string[], env: ConfigEnvironment =
     taskRetentionMs,
     keepAttempts,
     logCapBytes,
+    diskLimitBytes,
+    diskMaxEntries,
+    diskCheckIntervalMs,
     isolation,
     drainOnExit: values['drain-on-exit'] === true,
     hollow,

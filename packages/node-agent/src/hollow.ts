@@ -12,7 +12,7 @@
  * transactions (`cell.registerMachines`).
  */
 import pino, { type Logger } from 'pino';
-import { machineId, type CellSnapshot, type Job, type MachineId, type MachineRegistration, type Resources, type Task, type TaskPatch } from '@omega/cell-state';
+import { HEALTH_CHECK_FAILED, machineId, resolveHealthCheck, type CellSnapshot, type Job, type MachineId, type MachineRegistration, type Resources, type Task, type TaskPatch } from '@omega/cell-state';
 import type { Executor, TaskAttempt } from './executor.js';
 import { ReporterClosedError, type StatusReporter } from './status-reporter.js';
 
@@ -67,6 +67,7 @@ class HollowAttempt implements TaskAttempt {
   private resolveEnded!: () => void;
   private resolveDone!: () => void;
   private timer: NodeJS.Timeout | undefined;
+  private healthTimer: NodeJS.Timeout | undefined;
   private over = false;
 
   constructor(
@@ -87,6 +88,26 @@ class HollowAttempt implements TaskAttempt {
       this.timer = undefined;
       this.finish(fail ? { state: 'failed', reason: 'nonzero-exit', exitCode: 1 } : { state: 'succeeded', exitCode: 0 });
     }, Math.max(0, job.spec.task.runDurationMs));
+    if (job.spec.task.healthCheck !== undefined) this.simulateHealth(job);
+  }
+
+  /**
+   * A hollow task's health check runs nothing: at the end of its grace period it reports
+   * `passing`, or with `hollowFailing` `failing`, and then fails the task `health-check-failed`
+   * when a real check failing every time would: `failureThreshold - 1` intervals later.
+   */
+  private simulateHealth(job: Job): void {
+    const check = resolveHealthCheck(job.spec.task.healthCheck ?? {});
+    this.healthTimer = setTimeout(() => {
+      this.healthTimer = undefined;
+      if (this.over) return;
+      void this.send({ health: check.hollowFailing ? 'failing' : 'passing', healthSinceMs: Date.now() });
+      if (!check.hollowFailing) return;
+      this.healthTimer = setTimeout(() => {
+        this.healthTimer = undefined;
+        this.finish({ state: 'failed', reason: HEALTH_CHECK_FAILED, signal: 'SIGTERM' });
+      }, (check.failureThreshold - 1) * check.intervalMs);
+    }, check.gracePeriodMs);
   }
 
   stop(reason?: string): Promise<void> {
@@ -98,6 +119,8 @@ class HollowAttempt implements TaskAttempt {
   detach(): void {
     if (this.timer !== undefined) clearTimeout(this.timer);
     this.timer = undefined;
+    if (this.healthTimer !== undefined) clearTimeout(this.healthTimer);
+    this.healthTimer = undefined;
     this.over = true;
     this.resolveEnded();
     this.resolveDone();
@@ -108,6 +131,8 @@ class HollowAttempt implements TaskAttempt {
     this.over = true;
     if (this.timer !== undefined) clearTimeout(this.timer);
     this.timer = undefined;
+    if (this.healthTimer !== undefined) clearTimeout(this.healthTimer);
+    this.healthTimer = undefined;
     this.resolveEnded();
     void this.send({ cpuSeconds: 0, peakMemoryBytes: 0, ...patch, finishedAtMs: Date.now() }).then(() => this.resolveDone());
   }

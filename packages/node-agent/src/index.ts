@@ -20,8 +20,11 @@ export { CgroupV2Driver, V2_CONTROLLERS } from './cgroup-v2.js';
 export { DEFAULT_CGROUP_PARENT, DEFAULT_CGROUP_ROOT, defaultCgroupParent, detectCgroupDriver, type CgroupDetection } from './cgroup-detect.js';
 export { CGROUP_MARKERS_DIR, OwnedCgroupDriver, type CgroupMarker, type CgroupOwnerOptions } from './cgroup-owner.js';
 export { DEFAULT_FENCE_AFTER_MS, FENCED_REASON, SCHEDULERS_DEFAULT_MACHINE_LOSS_GRACE_MS, LeaseFence, MONOTONIC_CLOCK, type FenceClock, type LeaseFenceOptions, type LeaseRenewals } from './fence.js';
+export { DEFAULT_DISK_CHECK_MS, DEFAULT_DISK_LIMIT_BYTES, DEFAULT_DISK_MAX_ENTRIES, DISK_EXCEEDED, MIN_DISK_CHECK_MS, taskDiskBound, taskDiskLimit, type DiskBound } from './disk-limit.js';
 export { parseAgentArgs, USAGE, type AgentConfig, type ConfigEnvironment } from './config.js';
 export { HollowExecutor, hollowMachineIds, hollowMachines } from './hollow.js';
+export { CheckSlots, DEFAULT_MAX_CONCURRENT_CHECKS, HealthWatch, WALL_CLOCK, type HealthClock, type HealthProbe, type HealthWatchCounters, type HealthWatchOptions, type ProbeResult } from './health-checks.js';
+export { commandProbe, commandProbeArgv, httpProbe, namespacesApart, tcpProbe, type CommandProbeTarget } from './health-probes.js';
 export { defaultMachineId, detectCapacity, HeartbeatKeeper, markUnschedulable, memoryReserve, registerAll, type HeartbeatOptions } from './registration.js';
 export { MAX_DEFER_MS, ReporterClosedError, StatusReporter, type StatusReporterCounters, type StatusReporterOptions } from './status-reporter.js';
 export {

@@ -128,6 +128,9 @@ async function main(): Promise<number> {
           keepAttempts: config.keepAttempts,
           ...(supervisorPath === undefined ? {} : { supervisorPath }),
           logCapBytes: config.logCapBytes,
+          diskLimitBytes: config.diskLimitBytes,
+          diskMaxEntries: config.diskMaxEntries,
+          diskCheckIntervalMs: config.diskCheckIntervalMs,
           isolation: isolation.use,
           logger: log.child({ machineId: id }),
         });
@@ -140,7 +143,7 @@ async function main(): Promise<number> {
       fenceAfterMs: config.fenceAfterMs,
       ...(logServer === undefined ? {} : { logAddress: logServer.address }),
     });
-    logger.info({ machineId: id, capacity: config.capacity, dataDir: config.dataDir, taskUser: config.taskUids !== undefined ? `a uid per task from ${config.taskUids.first}-${config.taskUids.last}` : (config.taskUser?.name ?? 'agent user'), supervisor: supervisorPath, allowUsers: config.allowUsers, logCapBytes: config.logCapBytes, supervisorOverheadBytes: SUPERVISOR_OVERHEAD_BYTES }, 'starting agent');
+    logger.info({ machineId: id, capacity: config.capacity, dataDir: config.dataDir, taskUser: config.taskUids !== undefined ? `a uid per task from ${config.taskUids.first}-${config.taskUids.last}` : (config.taskUser?.name ?? 'agent user'), supervisor: supervisorPath, allowUsers: config.allowUsers, logCapBytes: config.logCapBytes, diskLimitBytes: config.diskLimitBytes, diskMaxEntries: config.diskMaxEntries, diskCheckIntervalMs: config.diskCheckIntervalMs, supervisorOverheadBytes: SUPERVISOR_OVERHEAD_BYTES }, 'starting agent');
   }
 
   // Signals are handled from the start: an agent still waiting for etcd stops cleanly too.

@@ -4,7 +4,8 @@
  * line, and the framing of the environment it reads from its stdin.
  *
  * ```
- *   omega-supervisor [-u uid -g gid] [-p procs-file]... -c cap-bytes [-i [-t tmp-bytes]] [-N] -w work-dir <task dir> -- <argv...>
+ *   omega-supervisor [-u uid -g gid] [-p procs-file]... -c cap-bytes [-i [-t tmp-bytes]] [-N]
+ *                    [-d disk-bytes] [-e entries] [-s check-ms] -w work-dir <task dir> -- <argv...>
  *   omega-supervisor --probe     (what the host lets it unshare; see isolation-detect.ts)
  *   stdin: NAME=value\0 ... NAME=value\0 \0   (the empty record ends it; then EOF)
  * ```
@@ -15,6 +16,7 @@
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { DiskBound } from './disk-limit.js';
 import type { SupervisorEnv } from './task-files.js';
 
 /** File name of the built supervisor in the package's dist/. */
@@ -93,6 +95,8 @@ export interface SupervisorCommand {
   readonly logCapBytes: number;
   /** Namespaces the task starts in (see isolation.ts); absent: none, the task shares the host's. */
   readonly isolation?: SupervisorIsolation;
+  /** The work dir's bound (see disk-limit.ts); absent: its disk use is never measured. */
+  readonly disk?: DiskBound;
 }
 
 /** The namespaces one task starts in. */
@@ -116,6 +120,12 @@ export function supervisorArgs(command: SupervisorCommand): string[] {
     if (command.isolation.tmpBytes !== undefined) args.push('-t', String(command.isolation.tmpBytes));
   }
   if (command.isolation?.networkNone === true) args.push('-N');
+  const disk = command.disk;
+  if (disk !== undefined && (disk.limitBytes > 0 || disk.maxEntries > 0)) {
+    if (disk.limitBytes > 0) args.push('-d', String(disk.limitBytes));
+    if (disk.maxEntries > 0) args.push('-e', String(disk.maxEntries));
+    args.push('-s', String(disk.checkIntervalMs));
+  }
   args.push('-w', command.cwd, command.dir, '--', ...command.argv);
   return args;
 }

@@ -24,6 +24,7 @@
 import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeSync, constants as fsc } from 'node:fs';
 import { open, rename } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import type { HealthCheck } from '@omega/cell-state';
 
 /** File names inside a task attempt's directory (see the layout above). */
 export const TASK_FILES = Object.freeze({
@@ -59,6 +60,10 @@ export interface TaskMeta {
   readonly gid?: number;
   /** The job's named user (`user:`), when it runs as one: its uid is not the agent's to reserve. */
   readonly user?: string;
+  /** The spec's health check, so an adopted attempt resumes the check it started with. */
+  readonly healthCheck?: HealthCheck;
+  /** A command check's environment (the task's without secret values). */
+  readonly healthEnv?: Readonly<Record<string, string>>;
 }
 
 /**
@@ -85,6 +90,10 @@ export interface ExitRecord {
   readonly finishedAtMs: number;
   /** The task could not be started (spawn or cgroup join failed): what went wrong. */
   readonly error?: string;
+  /** Set when the supervisor itself killed the task for a bound it enforces: `disk-exceeded`. */
+  readonly reason?: string;
+  /** What the bound was and what was measured (for the agent's log). */
+  readonly reasonMessage?: string;
   /** The stream lost its oldest bytes to the log cap. */
   readonly stdoutTruncated?: boolean;
   readonly stderrTruncated?: boolean;

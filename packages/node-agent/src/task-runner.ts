@@ -9,7 +9,8 @@
  *           (never on disk)
  *        ─► started.json ─► report running (pid, startedAtMs)
  *        ─► supervisor exits after exit.json ─► kill leftovers, read usage + OOM count,
- *           remove cgroup ─► report succeeded / failed (exit code, signal, oom-killed) / killed
+ *           remove cgroup ─► report succeeded / failed (exit code, signal, oom-killed,
+ *           disk-exceeded) / killed
  *        ─► reported.json, work/ removed (logs stay)
  *
  *  stop  ─► SIGTERM to every process in the cgroup ─► grace ─► kill all (cgroup.kill / freezer
@@ -37,6 +38,7 @@ import type { Executor, TaskAttempt } from './executor.js';
 import { IsolationUnavailableError, taskIsolation, type HostIsolation } from './isolation.js';
 import { ReporterClosedError, type StatusReporter } from './status-reporter.js';
 import { LaunchFailedError, launcherPathFor, SupervisorLauncher } from './supervisor-launcher.js';
+import { DEFAULT_DISK_CHECK_MS, DEFAULT_DISK_LIMIT_BYTES, DEFAULT_DISK_MAX_ENTRIES, DISK_EXCEEDED, taskDiskBound, type DiskBound } from './disk-limit.js';
 import { DEFAULT_LOG_CAP_BYTES, defaultSupervisorPath, encodeSupervisorEnv, supervisorArgs, taskLogCap, taskMemoryLimit, type SupervisorCommand } from './supervisor-command.js';
 import { MAX_SUPERVISOR_ENV_BYTES, readJson, TASK_FILES, writeJsonDurable, writeJsonVolatile, writeJsonVolatileAsync, type ExitRecord, type ReportedRecord, type StartedRecord, type SupervisorEnv, type SupervisorRecord, type TaskMeta } from './task-files.js';
 import { insideRoot, isTaskInstanceName, taskInstanceName, tasksRoot } from './task-paths.js';
@@ -44,6 +46,9 @@ import { DEFAULT_KEEP_ATTEMPTS, DEFAULT_TASK_RETENTION_MS, removeExpiredTasks, r
 import { TaskUidPool, type UidRange } from './task-uids.js';
 import { checkTraversable, type TaskUser } from './task-user.js';
 import { namedTaskUser, removeAsUser, TaskUserRefusedError } from './named-users.js';
+import { HEALTH_CHECK_FAILED, type HealthCheck, type HealthState } from '@omega/cell-state';
+import { watchAttemptHealth } from './attempt-health.js';
+import { CheckSlots, DEFAULT_MAX_CONCURRENT_CHECKS, type HealthWatch } from './health-checks.js';
 
 /** PATH given to tasks that do not set their own. */
 export const DEFAULT_TASK_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -82,6 +87,15 @@ export interface ProcessExecutorOptions {
   readonly useLauncher?: boolean;
   /** Cap of each of a task's stdout.log and stderr.log; one rotated file more is kept (default 64 MiB). */
   readonly logCapBytes?: number;
+  /**
+   * Most bytes a task's work dir may have allocated (`--disk-limit`; default 10 GiB; 0: none); a
+   * job's `diskLimitBytes` may ask less. Measured by the supervisor (see disk-limit.ts).
+   */
+  readonly diskLimitBytes?: number;
+  /** Most entries (inodes) a task's work dir may hold (`--disk-inodes`; default 1,000,000; 0: none). */
+  readonly diskMaxEntries?: number;
+  /** Between two measurements of a work dir (`--disk-check-ms`; default 5000; none at start). */
+  readonly diskCheckIntervalMs?: number;
   /** How often adopted attempts are checked for their end (default 250 ms). */
   readonly pollIntervalMs?: number;
   /** How long a finished task's directory and logs are kept after its end was reported (default a day; 0: forever). */
@@ -98,6 +112,8 @@ export interface ProcessExecutorOptions {
   readonly secretEnvRetry?: { readonly initialMs: number; readonly maxMs: number; readonly attempts: number };
   /** Namespaces this host gives tasks (see isolation.ts; agents detect them at start); undefined: none. */
   readonly isolation?: HostIsolation;
+  /** Health checks (of all tasks) run at once, at most (default 8; see health-checks.ts). */
+  readonly maxConcurrentChecks?: number;
 }
 
 /** A task's secret env could not be had: the attempt ends failed with this reason. */
@@ -118,6 +134,8 @@ interface Context {
   readonly tasksRoot: string;
   readonly supervisorPath: string;
   readonly logCapBytes: number;
+  /** The agent's work-dir bound, before a job lowers its byte limit. */
+  readonly disk: DiskBound;
   /** Set with `taskUids`: who holds which uid. */
   readonly uids: TaskUidPool | undefined;
   readonly killGraceMs: number;
@@ -125,6 +143,8 @@ interface Context {
   readonly logger: Logger;
   /** Starts supervisors without forking the agent; undefined: `child_process.spawn` each. */
   readonly launcher: SupervisorLauncher | undefined;
+  /** Bounds the health checks running at once over all attempts. */
+  readonly checkSlots: CheckSlots;
 }
 
 /** Runs task attempts as supervised processes, in cgroups when a driver is given. */
@@ -141,7 +161,9 @@ export class ProcessExecutor implements Executor {
       tasksRoot: tasksRoot(options.dataDir),
       supervisorPath,
       launcher: launcherPath === undefined ? undefined : new SupervisorLauncher(launcherPath, { PATH: DEFAULT_TASK_PATH }),
+      checkSlots: new CheckSlots(options.maxConcurrentChecks ?? DEFAULT_MAX_CONCURRENT_CHECKS),
       logCapBytes: options.logCapBytes ?? DEFAULT_LOG_CAP_BYTES,
+      disk: { limitBytes: options.diskLimitBytes ?? DEFAULT_DISK_LIMIT_BYTES, maxEntries: options.diskMaxEntries ?? DEFAULT_DISK_MAX_ENTRIES, checkIntervalMs: options.diskCheckIntervalMs ?? DEFAULT_DISK_CHECK_MS },
       uids: options.taskUids === undefined ? undefined : new TaskUidPool(options.taskUids),
       killGraceMs: options.killGraceMs ?? DEFAULT_KILL_GRACE_MS,
       pollIntervalMs: options.pollIntervalMs ?? 250,
@@ -403,6 +425,11 @@ class ProcessAttempt implements TaskAttempt {
   private poll: NodeJS.Timeout | undefined;
   /** The job's named user, when it runs as one (its work dir is then removed as that user). */
   private namedUser: TaskUser | undefined;
+  /** The uid/gid the task runs as (its command check too); undefined: the agent's own. */
+  private runAs: { readonly uid: number; readonly gid: number } | undefined;
+  /** The spec's health check and a command check's environment (from meta.json when adopted). */
+  private healthSpec: { readonly check: HealthCheck; readonly env: Readonly<Record<string, string>> } | undefined;
+  private health: HealthWatch | undefined;
 
   constructor(
     private readonly context: Context,
@@ -425,6 +452,7 @@ class ProcessAttempt implements TaskAttempt {
   stop(reason?: string, graceMs?: number): Promise<void> {
     if (this.stopRequest === undefined) {
       this.stopRequest = { reason, graceMs: graceMs ?? this.context.killGraceMs };
+      this.health?.stop();
       if (this.pid !== undefined) void this.terminate();
     }
     return this.ended;
@@ -434,6 +462,7 @@ class ProcessAttempt implements TaskAttempt {
     if (this.detached) return;
     this.detached = true;
     if (this.poll !== undefined) clearInterval(this.poll);
+    this.health?.stop();
     this.resolveSupervisorGone();
     this.resolveEnded();
     this.resolveDone();
@@ -458,6 +487,7 @@ class ProcessAttempt implements TaskAttempt {
       return this.conclude({ state: 'failed', reason: error instanceof SecretEnvError || error instanceof IsolationUnavailableError || error instanceof TaskUserRefusedError ? error.reason : 'start-failed', finishedAtMs: Date.now() });
     }
     await this.waitForStart(task.state === 'placed');
+    this.startHealth(undefined);
     await this.supervisorGone;
     await this.complete();
   }
@@ -467,9 +497,12 @@ class ProcessAttempt implements TaskAttempt {
     const cgroups = this.context.options.cgroups;
     this.cgroup = meta.cgroup !== '' && cgroups !== undefined ? cgroups.open(meta.cgroup) : undefined;
     if (meta.user !== undefined && meta.uid !== undefined && meta.gid !== undefined) this.namedUser = { name: meta.user, uid: meta.uid, gid: meta.gid };
+    if (meta.uid !== undefined && meta.gid !== undefined) this.runAs = { uid: meta.uid, gid: meta.gid };
+    if (meta.healthCheck !== undefined) this.healthSpec = { check: meta.healthCheck, env: meta.healthEnv ?? {} };
     if (found.supervisorPid === undefined) this.resolveSupervisorGone();
     else this.watchByPolling(found.supervisorPid);
     await this.waitForStart(record?.state === 'placed');
+    this.startHealth(record?.health);
     await this.supervisorGone;
     await this.complete();
   }
@@ -514,7 +547,13 @@ class ProcessAttempt implements TaskAttempt {
     await rm(this.dir, { recursive: true, force: true });
     await mkdir(this.dir, { mode: 0o755 });
     const user = this.namedUser ?? this.taskUser();
-    const meta: TaskMeta = { ...this.id, cgroup: options.cgroups === undefined ? '' : this.name, createdAtMs: Date.now(), ...(user === undefined ? {} : { uid: user.uid, gid: user.gid }), ...(this.namedUser === undefined ? {} : { user: this.namedUser.name }) };
+    if (user !== undefined) this.runAs = { uid: user.uid, gid: user.gid };
+    if (spec.healthCheck !== undefined) {
+      // The task's environment without its secret values: a check's command line and env may end up in logs.
+      const healthEnv = { PATH: DEFAULT_TASK_PATH, HOME: this.file('work'), ...spec.env, OMEGA_JOB_ID: task.jobId, OMEGA_TASK_INDEX: String(task.index), OMEGA_TASK_ID: task.id, OMEGA_TASK_ATTEMPT: String(task.attempt) };
+      this.healthSpec = { check: spec.healthCheck, env: healthEnv };
+    }
+    const meta: TaskMeta = { ...this.id, cgroup: options.cgroups === undefined ? '' : this.name, createdAtMs: Date.now(), ...(user === undefined ? {} : { uid: user.uid, gid: user.gid }), ...(this.namedUser === undefined ? {} : { user: this.namedUser.name }), ...(this.healthSpec === undefined ? {} : { healthCheck: this.healthSpec.check, healthEnv: this.healthSpec.env }) };
     // Durable before the supervisor starts (see task-files.ts: what a restart after a crash needs),
     // written while the work dir and cgroup are made: the three overlap.
     const metaWritten = writeJsonDurable(this.file('meta'), meta);
@@ -541,6 +580,7 @@ class ProcessAttempt implements TaskAttempt {
       OMEGA_TASK_ID: task.id,
       OMEGA_TASK_ATTEMPT: String(task.attempt),
     };
+    const disk = taskDiskBound(spec.diskLimitBytes, this.context.disk);
     const command: SupervisorCommand = {
       dir: this.dir,
       argv: [...spec.command],
@@ -549,6 +589,7 @@ class ProcessAttempt implements TaskAttempt {
       procsFiles: this.cgroup?.procsFiles ?? [],
       logCapBytes: taskLogCap(spec.logLimitBytes, this.context.logCapBytes),
       ...(isolation === undefined ? {} : { isolation }),
+      ...(disk === undefined ? {} : { disk }),
     };
     const encoded = encodeSupervisorEnv(env);
     if (encoded.length > MAX_SUPERVISOR_ENV_BYTES) throw new Error(`the task's environment is ${encoded.length} bytes, more than the supervisor reads (${MAX_SUPERVISOR_ENV_BYTES})`);
@@ -643,6 +684,32 @@ class ProcessAttempt implements TaskAttempt {
     child.unref();
   }
 
+  /**
+   * Once the task runs: its health check, if its spec has one, until it stops or ends. `initial`
+   * is what the record says already (an adopted attempt: nothing is rewritten while unchanged).
+   */
+  private startHealth(initial: HealthState | undefined): void {
+    const spec = this.healthSpec;
+    if (spec === undefined || this.pid === undefined || this.detached || this.stopRequest !== undefined) return;
+    const started = safeRead<StartedRecord>(this.file('started'));
+    this.health = watchAttemptHealth({
+      check: spec.check,
+      env: spec.env,
+      cwd: this.file('work'),
+      ...(this.runAs ?? {}),
+      procsFiles: this.cgroup?.procsFiles ?? [],
+      pid: () => this.pid,
+      startedAtMs: started?.startedAtMs ?? Date.now(),
+      ...(initial === undefined ? {} : { initial }),
+      report: (patch) => void this.send(patch),
+      onThreshold: () => void this.stop(HEALTH_CHECK_FAILED),
+      slots: this.context.checkSlots,
+      logger: this.log,
+    });
+    // Ended by itself: no check may run against a pid that is no longer the task's.
+    void this.supervisorGone.then(() => this.health?.stop());
+  }
+
   /** Waits for started.json (or the supervisor's end); reports `running` if the record is placed. */
   private async waitForStart(reportRunning: boolean): Promise<void> {
     let gone = false;
@@ -688,6 +755,8 @@ class ProcessAttempt implements TaskAttempt {
     if (this.detached) return;
     const exit = safeRead<ExitRecord>(this.file('exit'));
     if (exit?.error !== undefined) this.log.warn({ error: exit.error }, 'task could not start');
+    this.health?.stop();
+    if (exit?.reason !== undefined) this.log.warn({ reason: exit.reason, message: exit.reasonMessage }, 'the supervisor killed the task');
     if (this.terminating !== undefined) await this.terminating;
     let usage: CgroupUsage | undefined;
     if (this.cgroup !== undefined) {
@@ -712,9 +781,13 @@ class ProcessAttempt implements TaskAttempt {
       finishedAtMs: exit?.finishedAtMs ?? Date.now(),
       ...(usage === undefined ? {} : { cpuSeconds: Math.round(usage.cpuSeconds * 1e6) / 1e6, peakMemoryBytes: usage.peakMemoryBytes }),
     };
+    // Stopped for failing its health check: a failure, which the job's restart policy replaces.
+    if (this.stopRequest?.reason === HEALTH_CHECK_FAILED) return { state: 'failed', reason: HEALTH_CHECK_FAILED, ...ended };
     if (this.stopRequest !== undefined) return { state: 'killed', ...this.stopReasonField(), ...ended };
     if (exit === undefined) return { state: 'failed', reason: 'exit-status-lost', ...ended };
     if (exit.error !== undefined) return { state: 'failed', reason: 'start-failed', ...ended };
+    // The supervisor killed it for a bound it enforces (its work dir's disk use).
+    if (exit.reason === DISK_EXCEEDED) return { state: 'failed', reason: DISK_EXCEEDED, ...ended };
     if (exit.exitCode === 0) return { state: 'succeeded', ...ended };
     // From the kernel's count, not guessed from SIGKILL: only the cgroup knows why it was killed.
     if (usage !== undefined && usage.oomKills > 0) return { state: 'failed', reason: 'oom-killed', ...ended };

@@ -16,7 +16,7 @@
  * field; `job-filters.ts` lists it under its operator. Filters are compiled once per job spec and
  * shared by every call for that spec, so they hold no per-call state.
  */
-import type { Constraint, Machine } from '@omega/cell-state';
+import { acceptsPlacements, type Constraint, type Machine } from '@omega/cell-state';
 
 /** A filter that depends only on the machine record (and the job spec it was compiled from). */
 export interface StaticFilter {
@@ -84,8 +84,18 @@ export const UNKNOWN_OPERATOR = 'unknown constraint operator';
 /** Name of the filter for a job whose task resources are not valid integers. */
 export const INVALID_RESOURCES = 'invalid task resources';
 
-/** Machines marked unschedulable (the loop withholds them already; this keeps a policy honest alone). */
-export const schedulableFilter: StaticFilter = { name: UNSCHEDULABLE, check: (m) => (m.schedulable ? undefined : UNSCHEDULABLE) };
+/** Name of the filter for machines an operator cordoned. */
+export const CORDONED = 'cordoned';
+
+/**
+ * Machines that accept no new claims (cell-state's `acceptsPlacements`: unschedulable, or
+ * cordoned). The loop withholds them already under the same names; this keeps a policy honest
+ * alone, and agrees with what `PrivateCell.claim` and the commit refuse.
+ */
+export const schedulableFilter: StaticFilter = {
+  name: UNSCHEDULABLE,
+  check: (m) => (acceptsPlacements(m) ? undefined : m.schedulable ? CORDONED : UNSCHEDULABLE),
+};
 
 /** A filter that rules out every machine under `name` (the job cannot be interpreted). */
 export function ruleOutAll(name: string): StaticFilter {

@@ -5,6 +5,7 @@ export { systemClock, type Clock } from './clock.js';
 export { seededRandom, type Random } from './random.js';
 export type { PlaceInput, PlaceOutcome, PlacementPolicy, TaskToPlace } from './policy.js';
 export {
+  CORDONED,
   INVALID_RESOURCES,
   PASS,
   UNKNOWN_OPERATOR,
@@ -50,6 +51,8 @@ export {
   type FilterCount,
   type OfferedMachines,
 } from './job-status.js';
+export { planJob, type JobPlan, type PlanInput, type PlannedPreemption, type PlannedStop, type PlannedTask } from './plan.js';
+export { proposePlacement, type Proposal, type ProposalInput } from './propose.js';
 export { hash32, liveMembers, rendezvousOwner } from './rendezvous.js';
 export {
   defaultInstanceName,

@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 import type { Clock } from './clock.js';
 import type { JobBook, OwnedJob } from './job-book.js';
 import { NoLeaseError } from './lease-keeper.js';
-import { noFitReason, statusKey, tooLargeForEveryMachine, type FilterCount, type StatusWords } from './job-status.js';
+import { noFitReason, statusKey, tooLargeForEveryMachine, tooLargeReason, type FilterCount, type StatusWords } from './job-status.js';
 import type { MetricsRecorder } from './metrics.js';
 import type { Ownership } from './ownership.js';
 import type { Random } from './random.js';
@@ -98,7 +98,7 @@ export class JobActions {
     const tooLarge = claimed === 0 ? tooLargeForEveryMachine(snapshot, job.spec.task.resources) : undefined;
     if (tooLarge !== undefined) {
       // No retry can help: no machine of the cell is large enough for one task, even empty.
-      return this.abandon(entry, `a task needs more than any machine has: ${tooLarge.map((f) => `${f.filter} too small on ${f.machines} machines`).join(', ')}`, tooLarge, true);
+      return this.abandon(entry, tooLargeReason(tooLarge), tooLarge, true);
     }
     const reason = noFitReason(toPlace, claimed, gang, ruledOut, offered);
     const abandoned = await this.noProgress(entry, reason, ruledOut);

@@ -51,12 +51,27 @@ describe('restart rules', () => {
     expect(restartDecision('service', policy('always'), task('failed', { finishedAtMs: 0 }), defaults)).toEqual({ restart: true, notBeforeMs: 0 });
   });
 
-  it('stop after maxRestarts, except for lost service tasks', () => {
+  it('stop after maxRestarts, except for tasks that were not at fault (lost, preempted)', () => {
     const p = policy('on-failure', { maxRestarts: 2 });
     expect(restarts('batch', p, task('failed', { restarts: 1 }))).toBe(true);
     expect(restartDecision('batch', p, task('failed', { restarts: 2, exitCode: 1 }), defaults)).toEqual({ restart: false, why: 'task 0 failed (exit 1) after 2 restarts (maxRestarts 2)' });
-    expect(restarts('batch', p, task('lost', { restarts: 2 }))).toBe(false);
+    expect(restarts('batch', p, task('lost', { restarts: 2 }))).toBe(true);
     expect(restarts('service', p, task('lost', { restarts: 2 }))).toBe(true);
+  });
+
+  it('places a lost or preempted batch task again under the default policy, and fails the job only when the policy says never itself', () => {
+    expect(restarts('batch', policy('default'), task('lost'))).toBe(true);
+    expect(restarts('batch', policy('default'), task('killed', { reason: 'preempted' }))).toBe(true);
+    expect(restarts('batch', policy('default'), task('failed'))).toBe(false);
+    expect(restarts('batch', policy('never'), task('lost'))).toBe(false);
+    expect(restarts('batch', policy('never'), task('killed', { reason: 'preempted' }))).toBe(false);
+  });
+
+  it('places a task replaced by a rolling update or scaled back up again at once, whatever the policy', () => {
+    for (const reason of ['updated', 'scaled-down']) {
+      expect(restartDecision('batch', policy('never', { maxRestarts: 1 }), task('killed', { reason, restarts: 5 }), defaults)).toEqual({ restart: true, notBeforeMs: 0 });
+      expect(restartDecision('service', policy('always'), task('killed', { reason }), defaults)).toEqual({ restart: true, notBeforeMs: 0 });
+    }
   });
 });
 

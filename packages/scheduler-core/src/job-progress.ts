@@ -9,11 +9,16 @@
  * |----------------------------------|------------|------------|--------|
  * | succeeded                        | done       | done       | restart |
  * | failed, or killed for another reason | job fails | restart | restart |
- * | lost (`machine-lost`) or preempted | batch: job fails; service: replace | replace | replace |
+ * | lost (`machine-lost`), preempted or drained (`machine-drained`) | batch: `never` given: job fails, `default`: replace; service: replace | replace | replace |
+ * | replaced by a rolling update (`updated`), scaled down (`scaled-down`) and back within `instances` | placed again at once | at once | at once |
  *
  * - The `default` policy is `never` for batch jobs and `always` for service jobs.
- * - Lost and preempted tasks were not at fault: a service always replaces them, whatever its
- *   policy and `maxRestarts`. A batch job replaces them unless its policy is `never`.
+ * - Lost, preempted and drained tasks were not at fault: they are placed again (a new attempt),
+ *   whatever `maxRestarts` says and without counting as the job failing, unless the job's policy
+ *   says `never` explicitly (a batch job's `default`, also `never` for its own failures, does
+ *   replace them). A service always replaces them.
+ * - `updated` and `scaled-down` tasks were stopped by their scheduler: placed again at once (no
+ *   backoff), and the new attempt does not count as a restart (the PrivateCell keeps `restarts`).
  * - `maxRestarts > 0` bounds every other replacement: a task whose record says `restarts >=
  *   maxRestarts` is not restarted (the commit increments `restarts` on every replacement).
  * - A restart waits `initialBackoffMs x 2^restarts`, at most `maxBackoffMs` (0 in the job means
@@ -29,6 +34,9 @@
  *   the loop, not here.
  */
 import {
+  DRAINED_REASON,
+  SCALED_DOWN_REASON,
+  UPDATED_REASON,
   isTerminal,
   taskId,
   type CellSnapshot,
@@ -67,9 +75,17 @@ export function effectiveRestartKind(kind: JobKind, policy: RestartPolicy): Excl
   return kind === 'service' ? 'always' : 'never';
 }
 
-/** Lost with its machine, or preempted by a higher priority: not the task's fault. */
+/**
+ * Lost with its machine, preempted by a higher priority, moved off a draining machine, replaced
+ * by a rolling update or scaled down (and back up): not the task's fault.
+ */
 function notAtFault(task: Task): boolean {
-  return task.state === 'lost' || (task.state === 'killed' && task.reason === 'preempted');
+  return task.state === 'lost' || (task.state === 'killed' && (task.reason === 'preempted' || task.reason === DRAINED_REASON || isSchedulerStop(task)));
+}
+
+/** Stopped by its scheduler to be placed again (`updated`) or stopped when its index left the job (`scaled-down`): placed again at once when due. */
+function isSchedulerStop(task: Task): boolean {
+  return task.state === 'killed' && (task.reason === UPDATED_REASON || task.reason === SCALED_DOWN_REASON);
 }
 
 /** How a task ended, for reasons shown to users: `failed (exit 3)`, `lost (machine-lost)`. */
@@ -87,9 +103,13 @@ export function restartDecision(kind: JobKind, policy: RestartPolicy, task: Task
   let restart: boolean;
   let boundedByMax = true;
   if (task.state === 'succeeded') restart = effective === 'always';
-  else if (notAtFault(task)) {
-    restart = kind === 'service' || effective !== 'never';
-    boundedByMax = kind !== 'service';
+  else if (isSchedulerStop(task)) {
+    // The scheduler's own doing (a rolling update, a scale back up): a new attempt at once, whatever the policy.
+    return { restart: true, notBeforeMs: 0 };
+  } else if (notAtFault(task)) {
+    // Not the task's doing: only a policy that says `never` itself (not batch's default) keeps it from being placed again.
+    restart = kind === 'service' || policy.kind !== 'never';
+    boundedByMax = false;
   } else restart = effective !== 'never';
   if (!restart) return { restart: false, why: `task ${task.index} ${describeEnding(task)}, restart policy ${effective}` };
   if (boundedByMax && policy.maxRestarts > 0 && task.restarts >= policy.maxRestarts) {

@@ -3,7 +3,7 @@
  * could not be placed (how many machines each filter ruled out), and the reason strings. Kept
  * apart from the loop so the wording is in one place and testable.
  */
-import { resourceShortage, specRequirements, type CellSnapshot, type JobSpec, type JobState, type JobStatus, type Machine, type Resources } from '@omega/cell-state';
+import { acceptsPlacements, resourceShortage, specRequirements, type CellSnapshot, type JobSpec, type JobState, type JobStatus, type Machine, type Resources } from '@omega/cell-state';
 import { attributeEquals } from './filter-attribute.js';
 
 /** One line of a status's `ruledOut`: `{filter: 'cpu', machines: 50}`. */
@@ -16,7 +16,7 @@ export interface FilterCount {
 export interface OfferedMachines {
   /** Alive and schedulable, in the snapshot's (registration) order. */
   readonly machines: readonly Machine[];
-  /** Filters the loop applied before the policy: `not alive`, `unschedulable`. */
+  /** Filters the loop applied before the policy: `not alive`, `unschedulable`, `cordoned`. */
   readonly withheld: readonly FilterCount[];
 }
 
@@ -25,14 +25,17 @@ export function offeredMachines(snapshot: CellSnapshot): OfferedMachines {
   const machines: Machine[] = [];
   let notAlive = 0;
   let unschedulable = 0;
+  let cordoned = 0;
   for (const m of snapshot.machines()) {
     if (snapshot.alive(m.id) === undefined) notAlive++;
     else if (!m.schedulable) unschedulable++;
+    else if (!acceptsPlacements(m)) cordoned++;
     else machines.push(m);
   }
   const withheld: FilterCount[] = [];
   if (notAlive > 0) withheld.push({ filter: 'not alive', machines: notAlive });
   if (unschedulable > 0) withheld.push({ filter: 'unschedulable', machines: unschedulable });
+  if (cordoned > 0) withheld.push({ filter: 'cordoned', machines: cordoned });
   return { machines, withheld };
 }
 
@@ -75,6 +78,11 @@ export function noFitReason(toPlace: number, claimed: number, gang: boolean, rul
     : `${toPlace - claimed} of ${toPlace} tasks could not be placed`;
   if (offered === 0) return `${head}: no machine is alive and schedulable${ruledOut.length > 0 ? ` (${formatRuledOut(ruledOut)})` : ''}`;
   return ruledOut.length > 0 ? `${head}: ${formatRuledOut(ruledOut)}` : head;
+}
+
+/** Why a job whose task no machine could hold is given up (see {@link tooLargeForEveryMachine}). */
+export function tooLargeReason(tooLarge: readonly FilterCount[]): string {
+  return `a task needs more than any machine has: ${tooLarge.map((f) => `${f.filter} too small on ${f.machines} machines`).join(', ')}`;
 }
 
 /**

@@ -141,14 +141,31 @@ describe('machine loss', () => {
     expect(s.metrics().tasksMarkedLost).toBe(2);
   });
 
-  it('fails a batch job whose restart policy is never when its task is lost', async () => {
+  it('fails a batch job whose restart policy says never itself when its task is lost', async () => {
     h = await SchedulerHarness.open({ machines: 1 });
     await h.addScheduler(firstFitPolicy(), { settings: { machineLossGraceMs: 100 } });
-    const job = await h.submit(jobSpec('fragile'));
+    const job = await h.submit(jobSpec('fragile').restart({ kind: 'never' }));
     await h.runUntilIdle();
     await h.loseMachine('m0');
     await h.runUntilIdle();
     expect(await statusOf(job)).toMatchObject({ state: 'failed', reason: 'task 0 lost (machine-lost), restart policy never' });
+  });
+
+  it('places a lost batch task of the default policy again on another machine, as a new attempt, and the job still succeeds', async () => {
+    h = await SchedulerHarness.open({ machines: 2 });
+    await h.addScheduler(firstFitPolicy(), { settings: { machineLossGraceMs: 100 } });
+    const job = await h.submit(jobSpec('sturdy'));
+    await h.runUntilIdle();
+    const first = (await h.snapshot()).task(taskId(job, 0));
+    await h.loseMachine(first?.machineId ?? 'm0');
+    await h.runUntilIdle();
+    const again = (await h.snapshot()).task(taskId(job, 0));
+    expect(again).toMatchObject({ attempt: 2, state: 'placed' });
+    expect(again?.machineId).not.toBe(first?.machineId);
+    expect((await statusOf(job))?.state).not.toBe('failed');
+    await h.setTaskState(taskId(job, 0), 'succeeded');
+    await h.runUntilIdle();
+    expect(await statusOf(job)).toMatchObject({ state: 'succeeded' });
   });
 });
 

@@ -104,6 +104,8 @@ export interface SchedulerMetrics {
   /** Jobs failed because their stored record is invalid. */
   readonly jobsInvalid: number;
   readonly tasksMarkedLost: number;
+  /** Tasks this instance stopped on draining machines (drain.ts). */
+  readonly tasksDrained: number;
   readonly storeErrors: number;
   /** Finished jobs this instance's janitor deleted after their retention. */
   readonly jobsDeleted: number;
@@ -150,6 +152,7 @@ export class MetricsRecorder {
     jobsKilled: 0,
     jobsInvalid: 0,
     tasksMarkedLost: 0,
+    tasksDrained: 0,
     storeErrors: 0,
     jobsDeleted: 0,
     requestsDeleted: 0,

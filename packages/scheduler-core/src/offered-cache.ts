@@ -14,7 +14,7 @@
  * every change the mirror applied up to the snapshot's revision was passed to `note()` first
  * (the Scheduler's mirror listener does, synchronously). Lists handed out are never mutated.
  */
-import type { CellSnapshot, Machine, MachineId, MirrorChange } from '@omega/cell-state';
+import { acceptsPlacements, type CellSnapshot, type Machine, type MachineId, type MirrorChange } from '@omega/cell-state';
 import { offeredMachines, type OfferedMachines } from './job-status.js';
 
 export class OfferedMachinesCache {
@@ -49,7 +49,7 @@ export class OfferedMachinesCache {
     const machines = this.offered.machines.slice();
     for (const id of this.changed) {
       const m = snapshot.machine(id);
-      const offer = m !== undefined && m.schedulable && snapshot.alive(id) !== undefined;
+      const offer = m !== undefined && acceptsPlacements(m) && snapshot.alive(id) !== undefined;
       const at = this.index.get(id);
       if (offer !== (at !== undefined)) return this.rebuild(snapshot);
       if (at !== undefined) machines[at] = m as Machine;

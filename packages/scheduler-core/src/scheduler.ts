@@ -40,7 +40,6 @@ import {
   ContentionError,
   KvError,
   MirrorStoppedError,
-  PrivateCell,
   RetryState,
   STORE_RETRY_BACKOFF,
   TransactionTooLargeError,
@@ -68,12 +67,14 @@ import { RestartLog } from './restart-log.js';
 import { JobActions } from './job-actions.js';
 import { Janitor } from './janitor.js';
 import { LeaseKeeper, NoLeaseError, type LeaseSource } from './lease-keeper.js';
-import { mergeRuledOut, noFitReason, offeredForJob, type OfferedMachines } from './job-status.js';
+import { noFitReason, type OfferedMachines } from './job-status.js';
+import { proposePlacement, type Proposal } from './propose.js';
 import { OfferedMachinesCache } from './offered-cache.js';
 import { MachineLossWatch } from './machine-loss.js';
+import { DrainWatch } from './drain.js';
 import { MetricsRecorder, toSchedulerStats, type SchedulerMetrics } from './metrics.js';
 import { Ownership } from './ownership.js';
-import type { PlaceOutcome, PlacementPolicy } from './policy.js';
+import type { PlacementPolicy } from './policy.js';
 import { seededRandom, type Random } from './random.js';
 import { hash32 } from './rendezvous.js';
 import { resolveSettings, type SchedulerSettings } from './settings.js';
@@ -178,6 +179,7 @@ export class Scheduler {
   private readonly committer: Committer;
   private readonly book = new JobBook();
   private readonly loss: MachineLossWatch;
+  private readonly drain = new DrainWatch();
   private readonly recorder: MetricsRecorder;
   private readonly ownership: Ownership;
   private readonly actions: JobActions;
@@ -474,7 +476,7 @@ export class Scheduler {
   }
 
   private nextWake(now: number): number | undefined {
-    const times = [this.book.nextReadyAt(now), this.loss.nextDeadline(now), this.retryMaintenanceAtMs, this.ownership.nextWake()];
+    const times = [this.book.nextReadyAt(now), this.loss.nextDeadline(now), this.drain.nextDeadline(now), this.retryMaintenanceAtMs, this.ownership.nextWake()];
     const future = times.filter((t): t is number => t !== undefined && t > now);
     return future.length === 0 ? undefined : Math.min(...future);
   }
@@ -522,9 +524,11 @@ export class Scheduler {
       for (const job of snapshot.jobs()) dirtyJobs.add(job.id);
       for (const id of this.book.ownedIds()) dirtyJobs.add(id);
       this.loss.observe(snapshot, 'all', now);
+      this.drain.observe(snapshot, 'all');
       this.ownership.noteMembershipChanged();
     } else {
       this.loss.observe(snapshot, dirtyMachines, now);
+      this.drain.observe(snapshot, dirtyMachines);
     }
     for (const id of dirtyJobs) if (this.ownership.reconcile(id, snapshot, now)) this.toAssess.add(id);
 
@@ -533,6 +537,7 @@ export class Scheduler {
     writes += taken.writes;
     writes += await this.assessOwned(snapshot, now);
     writes += await this.markLostTasks(snapshot, now);
+    writes += await this.stopDrainedTasks(snapshot, now);
     writes += await (this.janitor ??= new Janitor({ cell: this.cell, name: this.name, settings: this.settings, recorder: this.recorder, logger: this.logger })).step(snapshot, now);
     if (this.retryMaintenanceAtMs !== undefined && now >= this.retryMaintenanceAtMs) this.retryMaintenanceAtMs = undefined;
     if (this.settings.statsIntervalMs > 0 && now >= this.nextStatsAtMs) await this.publishStats();
@@ -629,6 +634,24 @@ export class Scheduler {
     return 1;
   }
 
+  /** Stops what is due on draining machines, for the jobs this instance owns (see drain.ts). */
+  private async stopDrainedTasks(snapshot: CellSnapshot, now: number): Promise<number> {
+    if (this.drain.drainingCount === 0) return 0;
+    const updates = this.drain.due(snapshot, now, (id) => this.book.get(id) !== undefined);
+    if (updates.length === 0) return 0;
+    try {
+      this.leases.current();
+      const outcomes = await this.cell.updateTasks(updates);
+      const stopped = outcomes.filter((o) => o === 'updated').length;
+      this.recorder.counts.tasksDrained += stopped;
+      this.logger.info({ tasks: stopped, machines: new Set(updates.map((u) => u.task.machineId)).size }, 'tasks of draining machines stopped');
+    } catch (error) {
+      this.drain.unsend(updates);
+      throw error;
+    }
+    return 1;
+  }
+
   // ---- attempts -----------------------------------------------------------------------------
 
   private offered(snapshot: CellSnapshot): OfferedMachines {
@@ -659,11 +682,9 @@ export class Scheduler {
     }
     const tasks = progress.toPlace;
     const mode: TransactionMode = job.spec.commitMode === 'default' ? this.defaultTransactionMode : job.spec.commitMode;
-    const offered = offeredForJob(this.offered(snapshot), job.spec);
-    const cell = new PrivateCell(snapshot, this.name, this.claimIds);
-    let outcome: PlaceOutcome;
+    let proposal: Proposal;
     try {
-      outcome = this.policy.place({ job, tasks, cell, snapshot, machines: offered.machines, random: this.random });
+      proposal = proposePlacement({ job, tasks, snapshot, offered: this.offered(snapshot), policy: this.policy, random: this.random, scheduler: this.name, claimIds: this.claimIds });
     } catch (error) {
       // A policy that throws on some job must not take the scheduler down: give the job up, say why.
       this.logger.error({ err: error, jobId: job.id }, 'placement policy failed on a job');
@@ -671,6 +692,7 @@ export class Scheduler {
       await this.actions.abandon(entry, reason, []);
       return this.report(entry, tasks.length, 0, 0, 0, 0, 0, 'no-fit', true);
     }
+    const { cell, offered, ruledOut } = proposal;
     const think = this.settings.thinkTimeByKind[job.spec.kind] ?? { jobMs: this.settings.thinkTimeJobMs, taskMs: this.settings.thinkTimeTaskMs };
     const thinkMs = think.jobMs + think.taskMs * tasks.length;
     if (thinkMs > 0) {
@@ -690,7 +712,6 @@ export class Scheduler {
 
     const claimed = cell.deltas.length;
     const gang = mode === 'all-or-nothing';
-    const ruledOut = mergeRuledOut(offered.withheld, outcome.ruledOut);
     if (claimed === 0 || (gang && claimed < tasks.length)) {
       const busyMs = this.clock.now() - start;
       this.recorder.counts.noFitAttempts++;

@@ -48,6 +48,7 @@ export type Action =
   | 'read-namespaces'
   | 'manage-namespaces'
   | 'manage-tokens'
+  | 'manage-machines'
   | 'whoami';
 
 export interface Rule {
@@ -68,6 +69,7 @@ export const RULES: Readonly<Record<Action, Rule>> = {
   'read-namespaces': { role: 'read', scope: 'namespace', says: 'read the quota' },
   'manage-namespaces': { role: 'admin', scope: 'cell', says: 'manage namespaces and quotas' },
   'manage-tokens': { role: 'admin', scope: 'cell', says: 'manage tokens' },
+  'manage-machines': { role: 'admin', scope: 'cell', says: 'cordon or drain machines' },
   'whoami': { role: 'read', scope: 'cell', says: 'ask who it is' },
 };
 
@@ -77,10 +79,15 @@ export const METHOD_ACTIONS: Readonly<Record<string, Action>> = {
   'omega.v1.JobService/GetJob': 'read-jobs',
   'omega.v1.JobService/ListJobs': 'read-jobs',
   'omega.v1.JobService/KillJob': 'kill-jobs',
+  'omega.v1.JobService/UpdateJob': 'submit-jobs',
+  'omega.v1.JobService/GetJobHistory': 'read-jobs',
   'omega.v1.JobService/WatchJob': 'read-jobs',
   'omega.v1.JobService/GetTaskLogs': 'read-jobs',
   'omega.v1.CellService/ListMachines': 'read-cell',
   'omega.v1.CellService/GetSchedulerStats': 'read-cell',
+  'omega.v1.CellService/CordonMachine': 'manage-machines',
+  'omega.v1.CellService/UncordonMachine': 'manage-machines',
+  'omega.v1.CellService/DrainMachine': 'manage-machines',
   'omega.v1.AccessService/CreateToken': 'manage-tokens',
   'omega.v1.AccessService/ListTokens': 'manage-tokens',
   'omega.v1.AccessService/RevokeToken': 'manage-tokens',

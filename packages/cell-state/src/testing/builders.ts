@@ -121,6 +121,11 @@ export class JobSpecBuilder {
     this.constraintList.push({ attribute: '', values: [], limit: 0, ...c });
     return this;
   }
+  /** A health check for the task (see health-check.ts); timings left out take the defaults. */
+  healthCheck(check: TaskSpec['healthCheck']): this {
+    this.task.healthCheck = check;
+    return this;
+  }
   restart(policy: Partial<RestartPolicy>): this {
     this.spec.restartPolicy = { ...this.spec.restartPolicy, ...policy };
     return this;

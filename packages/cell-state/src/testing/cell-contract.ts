@@ -305,6 +305,27 @@ export function describeCellContract(name: string, open: () => Promise<OpenedSto
       expect(pc.claim(ids[0]!, { taskId: tid('u', 0), resources: { cpuMillis: 1, memoryBytes: 1 }, priority: 0 }).refused).toBe('unschedulable');
     });
 
+    it('a cordon stops new claims, survives the agent re-registering, and lifts with uncordon', async () => {
+      const { cell, mirror, ids } = await setup(2);
+      const before = mirror.snapshot();
+      const cordoned = await cell.cordonMachine(ids[0]!, { reason: 'disk swap' });
+      expect(cordoned.cordon).toMatchObject({ reason: 'disk swap', drainDeadlineMs: 0 });
+      // A plan made before the cordon conflicts at commit: the commit checks the record as it is now.
+      const stale = await commitPlan(cell.committer(), plan(before, [[tid('late', 0), ids[0]!], [tid('late', 1), ids[1]!]]), 'resource-fit', 'incremental');
+      expect(stale.conflicted.map((c) => c.reason)).toEqual(['machine-unschedulable']);
+      expect(stale.committed.map((d) => d.claim.machineId)).toEqual([ids[1]]);
+      const again = await cell.registerMachine(machine('m0').cpu(4000).memory('8Gi').build());
+      expect(again.cordon?.reason).toBe('disk swap');
+      const drained = await cell.cordonMachine(ids[0]!, { reason: 'retire', drainDeadlineMs: 5_000 });
+      expect(drained.cordon).toEqual({ reason: 'retire', sinceMs: cordoned.cordon?.sinceMs, drainDeadlineMs: 5_000 });
+      await mirror.waitForRevision(drained.seq);
+      expect(new PrivateCell(mirror.snapshot(), 's', nextClaim).claim(ids[0]!, { taskId: tid('u', 0), resources: { cpuMillis: 1, memoryBytes: 1 }, priority: 0 }).refused).toBe('unschedulable');
+      const lifted = await cell.uncordonMachine(ids[0]!);
+      expect(lifted.cordon).toBeUndefined();
+      expect((await cell.uncordonMachine(ids[0]!)).seq).toBe(lifted.seq);
+      await expect(cell.cordonMachine(machineId('nowhere'), { reason: '' })).rejects.toThrow(/machineId: unknown machine "nowhere"/);
+    });
+
     it('batched task updates apply where the caller was current and fall back to a fresh read elsewhere', async () => {
       const { cell, mirror, ids } = await setup(1);
       const r = await commitPlan(cell.committer(), plan(mirror.snapshot(), [[tid('b', 0), ids[0]!], [tid('b', 1), ids[0]!], [tid('b', 2), ids[0]!]]), 'resource-fit', 'incremental');
