@@ -13,10 +13,11 @@
  * The random start spreads concurrent schedulers over the cell (plain first fit would send them
  * all to the same machines and make them conflict). The Omega paper's simulator places every task
  * by randomized first fit; the simulator here does too. "Fits" means passes the shared placement
- * core's filters (scheduler-core's `PlacementState`): the job's constraints as the service policy
- * reads them, and the resource fit the commit re-checks with. Priorities act through the loop's job order; the batch
- * policy never preempts. Incremental by default; all-or-nothing (gang) when the job asks, which
- * the loop enforces (it commits a gang only when every task got a claim).
+ * core's filters (scheduler-core's `PlacementState`): the job's constraints as the service
+ * policy reads them, and the resource fit the commit re-checks with. Priorities act through the
+ * loop's job order; the batch policy never preempts. Incremental by default; all-or-nothing
+ * (gang) when the job asks, which the loop enforces (it commits a gang only when every task got
+ * a claim).
  */
 import type { Machine, TransactionMode } from '@omega/cell-state';
 import { atBound, compareTier, PlacementState, tierBound, type PlaceInput, type PlaceOutcome, type PlacementPolicy } from '@omega/scheduler-core';
