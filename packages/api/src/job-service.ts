@@ -17,6 +17,7 @@ import { CellReader, requestJobId } from './cell-reader.js';
 import { StoreTimeoutError } from './deadline.js';
 import { ApiError, invalidArgument, notFound, unavailable } from './errors.js';
 import { jobSpecFromWire, problemsMessage } from './job-spec-wire.js';
+import { jobPlanHandler } from './job-plan.js';
 import { jobUpdateHandlers } from './job-update.js';
 import { changeConcernsJob, deriveJob, jobView, jobViewToWire, type JobFacts } from './job-view.js';
 import { serverStream, unary, writeMessage } from './rpc.js';
@@ -307,6 +308,7 @@ export function jobServiceImplementation(options: JobServiceOptions): UntypedSer
     KillJob: unary(logger, 'KillJob', killJob),
     UpdateJob: unary(logger, 'UpdateJob', versions.updateJob),
     GetJobHistory: unary(logger, 'GetJobHistory', versions.getJobHistory),
+    PlanJob: unary(logger, 'PlanJob', jobPlanHandler(reader)),
     WatchJob: serverStream(logger, 'WatchJob', watchJob),
     GetTaskLogs: serverStream(logger, 'GetTaskLogs', getTaskLogs),
   };

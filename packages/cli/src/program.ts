@@ -20,6 +20,7 @@ import { CliError, EXIT_USAGE, errorLine } from './errors.js';
 import { JobFileError, parseJobDocument } from './job-file.js';
 import { readJobFile } from './job-file-input.js';
 import { registerMachineCommands } from './machine-commands.js';
+import { registerPlanCommand } from './plan-command.js';
 import { registerNamespaceCommands } from './namespace-commands.js';
 import { registerVersionCommands } from './version-commands.js';
 import { formatJob, formatJobs, formatMachines, formatStats, formatWatchEvent, json } from './output.js';
@@ -205,6 +206,7 @@ export function createProgram(io: CliIo): Command {
   registerAccessCommands(program, context);
   registerNamespaceCommands(program, context);
   registerMachineCommands(program, context);
+  registerPlanCommand(program, context);
   registerVersionCommands(program, context);
   registerCellCommands(program, io);
 
