@@ -459,6 +459,7 @@ export function encodeJobStatus(s: Omit<JobStatus, 'revision'>): Uint8Array {
             total: s.deployment.total,
             reason: s.deployment.reason,
             startedAtMs: s.deployment.startedAtMs,
+            progressAtMs: s.deployment.progressAtMs,
             lastGoodVersion: s.deployment.lastGoodVersion,
           },
         }),
@@ -491,6 +492,7 @@ function deploymentFromWire(d: Wire): Deployment {
     total: d.total ?? 0,
     reason: d.reason ?? '',
     startedAtMs: num(d.startedAtMs),
+    progressAtMs: num(d.progressAtMs),
     lastGoodVersion: d.lastGoodVersion ?? 0,
   };
 }

@@ -417,6 +417,8 @@ export interface Deployment {
   /** Why it failed (or was rolled back). */
   readonly reason: string;
   readonly startedAtMs: number;
+  /** When the healthy count last grew (or the deployment started): the healthy deadline counts from it. */
+  readonly progressAtMs: number;
   /** The last version whose deployment succeeded (0: none known). */
   readonly lastGoodVersion: number;
 }

@@ -72,6 +72,7 @@ import { proposePlacement, type Proposal } from './propose.js';
 import { OfferedMachinesCache } from './offered-cache.js';
 import { MachineLossWatch } from './machine-loss.js';
 import { DrainWatch } from './drain.js';
+import { Rollouts } from './rollout.js';
 import { MetricsRecorder, toSchedulerStats, type SchedulerMetrics } from './metrics.js';
 import { Ownership } from './ownership.js';
 import type { PlacementPolicy } from './policy.js';
@@ -183,6 +184,8 @@ export class Scheduler {
   private readonly recorder: MetricsRecorder;
   private readonly ownership: Ownership;
   private readonly actions: JobActions;
+  /** Scale down and rolling updates of owned jobs (rollout.ts). */
+  private readonly rollouts: Rollouts;
   /** Deletes finished jobs after their retention (janitor.ts); made at the first maintenance. */
   private janitor: Janitor | undefined;
 
@@ -259,6 +262,7 @@ export class Scheduler {
       recorder: this.recorder,
       logger: this.logger,
     });
+    this.rollouts = new Rollouts({ cell: this.cell, lease, actions: this.actions, logger: this.logger });
     this.nextStatsAtMs = this.clock.now();
     this.unsubscribe = this.mirror.onChange((change) => this.noteChange(change));
   }
@@ -399,6 +403,7 @@ export class Scheduler {
     this.recorder.counts.leasesLost++;
     this.book.clear();
     this.toAssess.clear();
+    this.rollouts.clear();
     this.thinkController?.abort();
     if (this.stopping) return;
     this.logger.error({ err: error, lease: lease.id }, 'scheduler lease lost; granting a new one');
@@ -476,7 +481,7 @@ export class Scheduler {
   }
 
   private nextWake(now: number): number | undefined {
-    const times = [this.book.nextReadyAt(now), this.loss.nextDeadline(now), this.drain.nextDeadline(now), this.retryMaintenanceAtMs, this.ownership.nextWake()];
+    const times = [this.book.nextReadyAt(now), this.loss.nextDeadline(now), this.drain.nextDeadline(now), this.rollouts.nextWake(), this.retryMaintenanceAtMs, this.ownership.nextWake()];
     const future = times.filter((t): t is number => t !== undefined && t > now);
     return future.length === 0 ? undefined : Math.min(...future);
   }
@@ -535,6 +540,7 @@ export class Scheduler {
     const taken = await this.ownership.acquire(snapshot, now);
     for (const id of taken.acquired) this.toAssess.add(id);
     writes += taken.writes;
+    for (const id of this.rollouts.due(now)) this.toAssess.add(id);
     writes += await this.assessOwned(snapshot, now);
     writes += await this.markLostTasks(snapshot, now);
     writes += await this.stopDrainedTasks(snapshot, now);
@@ -554,6 +560,10 @@ export class Scheduler {
       if (entry === undefined) continue;
       try {
         writes += await this.assess(entry, snapshot, now);
+        // Still ours and running: stop what its current version no longer wants (scale down, rolling update).
+        const job = snapshot.job(id);
+        if (job !== undefined && this.book.get(id) === entry) writes += await this.rollouts.step(entry, job, snapshot, now);
+        else this.rollouts.forget(id);
       } catch (error) {
         if (!isStoreError(error)) throw error;
         this.toAssess.add(id);
