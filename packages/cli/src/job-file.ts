@@ -18,6 +18,8 @@
  *   DB_PASSWORD: {fromEnv: DB_PASSWORD}   # or {fromFile: ./db-password}, or a literal value
  * healthCheck:                # how the agent checks each instance (see the README)
  *   {http: {port: 8080, path: /healthz}, interval: 10s, timeout: 1s, gracePeriod: 30s, failureThreshold: 3}
+ * update:                     # services: how `omega update` replaces instances
+ *   {maxUnavailable: 1, minHealthyTime: 10s, healthyDeadline: 5m, autoRollback: false}
  * ```
  *
  * The full format is in the package README. Parsing checks everything the server would (cell-state's
@@ -42,9 +44,10 @@ export class JobFileError extends Error {
   }
 }
 
-const TOP_LEVEL = ['name', 'namespace', 'kind', 'instances', 'priority', 'commitMode', 'command', 'env', 'cpu', 'memory', 'duration', 'hollowFail', 'pidsLimit', 'logLimit', 'diskLimit', 'network', 'user', 'constraints', 'restart', 'retention', 'secretEnv', 'healthCheck'] as const;
+const TOP_LEVEL = ['name', 'namespace', 'kind', 'instances', 'priority', 'commitMode', 'command', 'env', 'cpu', 'memory', 'duration', 'hollowFail', 'pidsLimit', 'logLimit', 'diskLimit', 'network', 'user', 'constraints', 'restart', 'retention', 'secretEnv', 'update', 'healthCheck'] as const;
 const CONSTRAINT_KEYS = ['attribute', 'equals', 'in', 'notIn', 'spread', 'maxPerMachine'] as const;
 const RESTART_KEYS = ['policy', 'maxRestarts', 'initialBackoff', 'maxBackoff'] as const;
+const UPDATE_KEYS = ['maxUnavailable', 'maxSurge', 'minHealthyTime', 'healthyDeadline', 'autoRollback'] as const;
 
 const DURATION_UNITS: Readonly<Record<string, number>> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 
@@ -112,6 +115,8 @@ export function fileField(path: string): string {
     [/^(constraints\[\d+\])\.values/, '$1'],
     [/^(constraints\[\d+\])\.limit/, '$1.maxPerMachine'],
     [/^retentionMs/, 'retention'],
+    [/^update\.minHealthyTimeMs/, 'update.minHealthyTime'],
+    [/^update\.healthyDeadlineMs/, 'update.healthyDeadline'],
     [/^task\.secretEnv(Names)?/, 'secretEnv'],
   ];
   for (const [pattern, replacement] of rules) if (pattern.test(path)) return path.replace(pattern, replacement);
@@ -354,6 +359,28 @@ export function parseJobDocument(text: string, source = 'job file'): ParsedJobFi
   // `retention: 1h`: how long the job's records stay after it finished (absent: the cell's default).
   const retentionMs = duration('retention', raw.retention);
   if (retentionMs > 0) spec = { ...spec, retentionMs };
+  // `update: {maxUnavailable: 2, minHealthyTime: 30s, ...}`: a service's rolling update (absent: the defaults).
+  if (raw.update !== undefined) {
+    if (!isRecord(raw.update)) bad('update', 'must be a mapping like {maxUnavailable: 1, minHealthyTime: 10s, healthyDeadline: 5m, autoRollback: true}');
+    else {
+      unknownKeys(raw.update, UPDATE_KEYS, 'update.', bad);
+      const count = (field: 'maxUnavailable' | 'maxSurge'): number => {
+        const value = (raw.update as Record<string, unknown>)[field];
+        return value === undefined ? 0 : typeof value === 'number' ? value : NaN;
+      };
+      if (raw.update.autoRollback !== undefined && typeof raw.update.autoRollback !== 'boolean') bad('update.autoRollback', 'must be true or false');
+      spec = {
+        ...spec,
+        update: {
+          maxUnavailable: count('maxUnavailable'),
+          maxSurge: count('maxSurge'),
+          minHealthyTimeMs: duration('update.minHealthyTime', raw.update.minHealthyTime),
+          healthyDeadlineMs: duration('update.healthyDeadline', raw.update.healthyDeadline),
+          autoRollback: raw.update.autoRollback === true,
+        },
+      };
+    }
+  }
   // `healthCheck: {http: {port, path}, interval: 10s, ...}`: how the agent checks the task (see health-check-file.ts).
   if (raw.healthCheck !== undefined) {
     const healthCheck = parseHealthCheckBlock(raw.healthCheck, bad, parseDuration);
