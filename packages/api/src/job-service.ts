@@ -286,9 +286,10 @@ export function jobServiceImplementation(options: JobServiceOptions): UntypedSer
     let truncated = false;
     try {
       const onTruncated = (value: boolean): void => {
-        truncated = value;
+        truncated ||= value;
       };
-      for await (const chunk of streamTaskLog(location, { signal: controller.signal, onTruncated, ...(options.logTls === undefined ? {} : { tls: options.logTls }) })) {
+      const follow = request.follow === true;
+      for await (const chunk of streamTaskLog(location, { signal: controller.signal, onTruncated, follow, ...(options.logTls === undefined ? {} : { tls: options.logTls }) })) {
         if (controller.signal.aborted) break;
         await writeMessage(call, { data: Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength) });
       }

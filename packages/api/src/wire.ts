@@ -258,6 +258,7 @@ export interface GetTaskLogsRequest {
   index: number;
   stream: string | number;
   attempt: number;
+  follow?: boolean;
 }
 
 // ---- enum names ----------------------------------------------------------------------------

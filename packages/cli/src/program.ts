@@ -161,9 +161,10 @@ export function createProgram(io: CliIo): Command {
     .argument('<index>', 'task index', nonNegativeInt('<index>'))
     .option('--stderr', 'print standard error instead of standard output')
     .option('--attempt <n>', 'which attempt (default: the current one)', nonNegativeInt('--attempt'))
-    .action(async (id: string, index: number, options: { stderr?: boolean; attempt?: number }, command: Command) => {
+    .option('-f, --follow', 'keep printing what the task writes until its attempt has ended (Ctrl-C stops)')
+    .action(async (id: string, index: number, options: { stderr?: boolean; attempt?: number; follow?: boolean }, command: Command) => {
       await withClient(command, (client) =>
-        client.stream<{ data: Buffer; truncated?: boolean }>('GetTaskLogs', { job_id: id, index, stream: options.stderr === true ? 'STREAM_STDERR' : 'STREAM_STDOUT', attempt: options.attempt ?? 0 }, async (chunk) => {
+        client.stream<{ data: Buffer; truncated?: boolean }>('GetTaskLogs', { job_id: id, index, stream: options.stderr === true ? 'STREAM_STDERR' : 'STREAM_STDOUT', attempt: options.attempt ?? 0, follow: options.follow === true }, async (chunk) => {
           if (chunk.data.length > 0) await write(io.stdout, chunk.data);
           // On stderr: the output itself stays exactly the task's bytes.
           if (chunk.truncated === true) await write(io.stderr, `omega: the ${options.stderr === true ? 'stderr' : 'stdout'} of ${id}/${index} was truncated by the agent's log cap: only its newest part is shown\n`);
