@@ -17,6 +17,7 @@
  * and nothing will be restarted. An unschedulable job has not ended (machines may come).
  */
 import {
+  isReplacedTask,
   isTerminal,
   jobVersion,
   taskVersion,
@@ -73,6 +74,8 @@ export function effectiveRestartPolicy(job: Job): Exclude<RestartPolicyKind, 'de
 export function isFinal(task: Task, policy: Exclude<RestartPolicyKind, 'default'>): boolean {
   if (!isTerminal(task.state)) return false;
   if (task.state === 'lost' || (task.state === 'killed' && task.reason === 'preempted')) return false;
+  // Stopped by its scheduler to be placed again (a rolling update, a drain, a scale back up).
+  if (isReplacedTask(task)) return false;
   if (task.state === 'succeeded') return policy !== 'always';
   return policy === 'never';
 }
