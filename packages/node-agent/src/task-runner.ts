@@ -741,6 +741,15 @@ class ProcessAttempt implements TaskAttempt {
         const deadline = Date.now() + grace;
         while (Date.now() < deadline && (await cgroup.pids()).length > 0) await sleep(50);
         await cgroup.killAll();
+        // An isolated task joins its cgroup a moment after started.json (its namespace init forks
+        // it after the supervisor's go): a stop in between found the cgroup empty, and the task
+        // would run on. Until the supervisor is gone, whatever turns up in the cgroup is killed too.
+        let gone = false;
+        void this.supervisorGone.then(() => (gone = true));
+        for (let i = 0; i < 600 && !gone && !this.detached; i++) {
+          await Promise.race([this.supervisorGone, sleep(100)]);
+          if (!gone && !this.detached) await cgroup.killAll();
+        }
       } else if (this.pid !== undefined) {
         signalGroup(this.pid, 'SIGTERM');
         await Promise.race([this.supervisorGone, sleep(grace)]);
