@@ -20,6 +20,10 @@
  *   {http: {port: 8080, path: /healthz}, interval: 10s, timeout: 1s, gracePeriod: 30s, failureThreshold: 3}
  * update:                     # services: how `omega update` replaces instances
  *   {maxUnavailable: 1, minHealthyTime: 10s, healthyDeadline: 5m, autoRollback: false}
+ * schedule: "0 3 * * *"       # batch: a cron job, run at these times (see the README)
+ * timeZone: Europe/Paris      # default UTC
+ * concurrency: forbid         # allow (default) | forbid | replace
+ * startingDeadline: 10m       # a missed time still runs this late (default 10m)
  * ```
  *
  * The full format is in the package README. Parsing checks everything the server would (cell-state's
@@ -29,7 +33,7 @@
  * Secret env values named by `fromEnv` / `fromFile` are not read here (parsing stays pure): the
  * parse returns where each value comes from, and `secret-env.ts` reads them just before a submit.
  */
-import { DEFAULT_NAMESPACE, jobSpecProblems, parseBytes, parseCpuMillis, secretEnvNames, secretEnvProblems, type Constraint, type JobSpec, type RestartPolicyKind, type TaskNetwork } from '@omega/cell-state';
+import { DEFAULT_NAMESPACE, jobSpecProblems, parseBytes, parseCpuMillis, secretEnvNames, secretEnvProblems, type Constraint, type CronConcurrency, type JobSpec, type RestartPolicyKind, type TaskNetwork } from '@omega/cell-state';
 import { parseDocument } from 'yaml';
 import { parseHealthCheckBlock } from './health-check-file.js';
 
@@ -44,7 +48,7 @@ export class JobFileError extends Error {
   }
 }
 
-const TOP_LEVEL = ['name', 'namespace', 'kind', 'instances', 'priority', 'commitMode', 'command', 'env', 'cpu', 'memory', 'duration', 'hollowFail', 'pidsLimit', 'logLimit', 'diskLimit', 'network', 'user', 'constraints', 'restart', 'retention', 'secretEnv', 'update', 'healthCheck'] as const;
+const TOP_LEVEL = ['name', 'namespace', 'kind', 'instances', 'priority', 'commitMode', 'command', 'env', 'cpu', 'memory', 'duration', 'hollowFail', 'pidsLimit', 'logLimit', 'diskLimit', 'network', 'user', 'constraints', 'restart', 'retention', 'secretEnv', 'update', 'healthCheck', 'schedule', 'timeZone', 'concurrency', 'startingDeadline'] as const;
 const CONSTRAINT_KEYS = ['attribute', 'equals', 'in', 'notIn', 'spread', 'maxPerMachine'] as const;
 const RESTART_KEYS = ['policy', 'maxRestarts', 'initialBackoff', 'maxBackoff'] as const;
 const UPDATE_KEYS = ['maxUnavailable', 'maxSurge', 'minHealthyTime', 'healthyDeadline', 'autoRollback'] as const;
@@ -116,6 +120,9 @@ export function fileField(path: string): string {
     [/^(constraints\[\d+\])\.limit/, '$1.maxPerMachine'],
     [/^retentionMs/, 'retention'],
     [/^update\.minHealthyTimeMs/, 'update.minHealthyTime'],
+    [/^schedule\.cron$/, 'schedule'],
+    [/^schedule\.startingDeadlineMs$/, 'startingDeadline'],
+    [/^schedule\.(timeZone|concurrency)$/, '$1'],
     [/^update\.healthyDeadlineMs/, 'update.healthyDeadline'],
     [/^task\.secretEnv(Names)?/, 'secretEnv'],
   ];
@@ -380,6 +387,23 @@ export function parseJobDocument(text: string, source = 'job file'): ParsedJobFi
         },
       };
     }
+  }
+  // `schedule: "*/5 * * * *"` (+ timeZone, concurrency, startingDeadline): a cron job.
+  if (raw.schedule !== undefined) {
+    if (typeof raw.schedule !== 'string') bad('schedule', 'must be a cron expression in quotes, like "*/5 * * * *"');
+    if (raw.timeZone !== undefined && typeof raw.timeZone !== 'string') bad('timeZone', 'must be an IANA time zone name such as Europe/Paris');
+    if (raw.concurrency !== undefined && typeof raw.concurrency !== 'string') bad('concurrency', 'must be allow, forbid or replace');
+    spec = {
+      ...spec,
+      schedule: {
+        cron: typeof raw.schedule === 'string' ? raw.schedule : '',
+        timeZone: typeof raw.timeZone === 'string' ? raw.timeZone : '',
+        concurrency: (typeof raw.concurrency === 'string' ? raw.concurrency : 'allow') as CronConcurrency,
+        startingDeadlineMs: duration('startingDeadline', raw.startingDeadline),
+      },
+    };
+  } else {
+    for (const key of ['timeZone', 'concurrency', 'startingDeadline'] as const) if (raw[key] !== undefined) bad(key, 'applies only to a cron job: give schedule: too');
   }
   // `healthCheck: {http: {port, path}, interval: 10s, ...}`: how the agent checks the task (see health-check-file.ts).
   if (raw.healthCheck !== undefined) {

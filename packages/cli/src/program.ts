@@ -19,6 +19,7 @@ import { runDev, devOptionsFrom } from './dev/dev-cell.js';
 import { CliError, EXIT_USAGE, errorLine } from './errors.js';
 import { JobFileError, parseJobDocument } from './job-file.js';
 import { readJobFile } from './job-file-input.js';
+import { registerCronCommands } from './cron-commands.js';
 import { registerMachineCommands } from './machine-commands.js';
 import { registerPlanCommand } from './plan-command.js';
 import { registerNamespaceCommands } from './namespace-commands.js';
@@ -30,7 +31,7 @@ import { jobOutput, machineOutput, schedulerOutput, submitSpecToWire, type WireJ
 export type { CliIo };
 
 const REQUEST_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
-const JOB_STATES = ['pending', 'running', 'succeeded', 'failed', 'killed', 'unschedulable'];
+const JOB_STATES = ['pending', 'running', 'succeeded', 'failed', 'killed', 'unschedulable', 'scheduled'];
 
 /** Builds the program. `io` is where it prints; every action resolves when its output is written. */
 export function createProgram(io: CliIo): Command {
@@ -208,6 +209,7 @@ export function createProgram(io: CliIo): Command {
   registerNamespaceCommands(program, context);
   registerMachineCommands(program, context);
   registerPlanCommand(program, context);
+  registerCronCommands(program, context);
   registerVersionCommands(program, context);
   registerCellCommands(program, io);
 
