@@ -4,7 +4,7 @@ import { InvalidRecordError } from './codec.js';
 import { MemoryKv } from './memory-kv.js';
 import { createNamespace, setQuota } from './namespace-records.js';
 import { describeSpecChange } from './job-versions.js';
-import { jobId, machineId, JOB_HISTORY_LIMIT, jobTaskVersion, jobVersion, type JobSpec } from './types.js';
+import { jobId, machineId, runsCurrentTask, JOB_HISTORY_LIMIT, jobTaskVersion, jobVersion, type JobSpec } from './types.js';
 import { jobSpec } from './testing/builders.js';
 import { mirroredCell, type MirroredCell } from './testing/mirrored-cell.js';
 import { replayingKv } from './testing/replaying-kv.js';
@@ -96,6 +96,10 @@ describe('job versions', () => {
     expect(jobVersion(back.job)).toBe(4);
     expect(back.job.spec.task.command).toEqual(['v2']);
     expect(back.change).toBe('rollback to version 2: task.command changed');
+    // Instances of version 2 run the spec stored now: a rolling update leaves them alone.
+    expect(back.job.sameTaskVersions).toEqual({ from: 2, to: 2 });
+    expect(runsCurrentTask(back.job, { version: 2 })).toBe(true);
+    expect(runsCurrentTask(back.job, { version: 3 })).toBe(false);
     const first = await cell.updateJob({ jobId: id, change: { kind: 'rollback', toVersion: 1 }, by: 'a' });
     expect(first.kind === 'updated' && first.job.spec.task.command).toEqual(['sleep', '100']);
     const unknown = await cell.updateJob({ jobId: id, change: { kind: 'rollback', toVersion: 42 }, by: 'a' });

@@ -118,6 +118,13 @@ describe('rolling updates', () => {
     expect(current?.versionChange).toMatch(/^auto-rollback to version 1: /);
     expect(snapshot.status(job)?.deployment).toMatchObject({ version: 3, state: 'succeeded' });
     expect([...snapshot.tasksOf(job)].map((t) => t.state)).toEqual(['running', 'running', 'running', 'running']);
+    // Only the instance that had moved to the broken version was replaced: the others run version 1's spec, which is the rollback's.
+    expect([...snapshot.tasksOf(job)].map((t) => [taskVersion(t), t.attempt > 1])).toEqual([
+      [3, true],
+      [1, false],
+      [1, false],
+      [1, false],
+    ]);
     const history = await h.cell.jobHistory(job);
     expect(history.map((v) => [v.version, v.by])).toEqual([
       [3, 'scheduler'],

@@ -6,7 +6,8 @@
  * ```
  *  scale down   live task with index >= instances ──► killed, reason scaled-down (not a failure)
  *
- *  rolling update (service, job.taskVersion T > the version an instance was placed at)
+ *  rolling update (service, an instance placed at a version before job.taskVersion T, and not
+ *  at one of the versions a rollback returned to: see runsCurrentTask)
  *    healthy  = old instances running (and not failing their check)
  *             + new instances (placed at >= T) running, and passing their check if the job has
  *               one, for at least minHealthyTime
@@ -32,8 +33,8 @@ import {
   jobTaskVersion,
   jobVersion,
   resolveUpdateStrategy,
+  runsCurrentTask,
   taskId,
-  taskVersion,
   type Cell,
   type CellSnapshot,
   type ClaimId,
@@ -120,7 +121,7 @@ export function planRollout(job: Job, snapshot: CellSnapshot, nowMs: number, pre
   for (let index = 0; index < instances; index++) {
     const task = snapshot.task(taskId(job.id, index));
     const stopped = task === undefined || !live(task);
-    if (task !== undefined && taskVersion(task) >= T) {
+    if (task !== undefined && runsCurrentTask(job, task)) {
       updated++;
       const since = stopped ? undefined : healthySince(task, hasCheck);
       if (since !== undefined && nowMs - since >= strategy.minHealthyTimeMs) healthyNew++;
