@@ -166,11 +166,13 @@ export {
   FlagError,
   INSECURE_WARNING,
   LOG_LEVELS,
+  METRICS_LISTEN_USAGE,
   SECURITY_FLAG_OPTIONS,
   logProcessSecurity,
   parseEtcdConnection,
   parseEtcdEndpoints,
   parseLogLevel,
+  parseMetricsListen,
   securityUsage,
   type ConnectionFlagValues,
   type EtcdConnection,
@@ -217,3 +219,4 @@ export {
   type Role,
   type TokenRecord,
 } from './token-records.js';
+export { exposeMirrorMetrics } from './mirror-metrics.js';

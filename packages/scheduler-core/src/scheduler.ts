@@ -71,7 +71,9 @@ import { noFitReason, type OfferedMachines } from './job-status.js';
 import { proposePlacement, type Proposal } from './propose.js';
 import { OfferedMachinesCache } from './offered-cache.js';
 import { MachineLossWatch } from './machine-loss.js';
+import { NO_METRICS, type Metrics } from '@omega/metrics';
 import { CronRunner } from './cron.js';
+import { schedulerHistograms, type SchedulerHistograms } from './scheduler-metrics.js';
 import { DrainWatch } from './drain.js';
 import { Rollouts } from './rollout.js';
 import { MetricsRecorder, toSchedulerStats, type SchedulerMetrics } from './metrics.js';
@@ -109,6 +111,8 @@ export interface SchedulerOptions {
   readonly settings?: Partial<SchedulerSettings>;
   /** Claim ids; default {@link claimIdFactory} (unique across processes). */
   readonly claimIds?: () => ClaimId;
+  /** Where the loop records its latency histograms (scheduler-metrics.ts); default nowhere. */
+  readonly metrics?: Metrics;
 }
 
 /** What one attempt did. */
@@ -183,6 +187,7 @@ export class Scheduler {
   private readonly loss: MachineLossWatch;
   private readonly drain = new DrainWatch();
   private readonly cron: CronRunner;
+  private readonly histograms: SchedulerHistograms;
   private readonly recorder: MetricsRecorder;
   private readonly ownership: Ownership;
   private readonly actions: JobActions;
@@ -241,6 +246,7 @@ export class Scheduler {
     const lease = (): KvLease => this.leases.current();
     this.loss = new MachineLossWatch(this.settings.machineLossGraceMs);
     this.recorder = new MetricsRecorder(this.clock.now());
+    this.histograms = schedulerHistograms(options.metrics ?? NO_METRICS);
     this.ownership = new Ownership({
       cell: this.cell,
       lease,
@@ -638,6 +644,7 @@ export class Scheduler {
       entry.fullyPlacedAtMs = now;
       this.recorder.counts.jobsPlaced++;
       this.recorder.waitFullyPlaced.add(now - job.submittedAtMs);
+      this.histograms.timeToPlace.observe((now - job.submittedAtMs) / 1000);
     }
     const writes = await this.actions.writeStatus(entry, { state: 'running', reason: '', ruledOut: [] });
     // Fully placed: the attempt budget starts over for later restarts.
@@ -716,6 +723,7 @@ export class Scheduler {
     if (entry.firstAttemptAtMs === 0) {
       entry.firstAttemptAtMs = start;
       this.recorder.waitFirstAttempt.add(start - job.submittedAtMs);
+      this.histograms.timeToFirstAttempt.observe((start - job.submittedAtMs) / 1000);
     }
     const tasks = progress.toPlace;
     const mode: TransactionMode = job.spec.commitMode === 'default' ? this.defaultTransactionMode : job.spec.commitMode;
@@ -767,6 +775,7 @@ export class Scheduler {
       const result = await this.committer.commit(cell.transaction(this.settings.conflictMode, mode));
       busyMs = this.clock.now() - start;
       this.recorder.commitLatency.add(this.clock.now() - commitStart);
+      this.histograms.commitLatency.observe((this.clock.now() - commitStart) / 1000);
       committed = result.committed.length;
       conflicted = result.conflicted.length;
       this.restartLog.note(job.id, result.committed.filter((d) => progress.restarting.has(parseTaskId(d.claim.taskId)?.index ?? -1)).length, this.clock.now());
