@@ -161,7 +161,10 @@ export async function startUiServer(options: UiServerOptions): Promise<UiServer>
     response.on('close', abort);
     // A followed log may stay open for long: the token is checked again while it does.
     const recheck = setInterval(() => {
-      callerOf(request).catch(abort);
+      // Only a refused token ends it; a store that does not answer is no verdict on the token.
+      callerOf(request).catch((error: unknown) => {
+        if (error instanceof UnauthenticatedError) abort();
+      });
     }, recheckMs);
     let truncated = false;
     try {
