@@ -252,6 +252,42 @@ describe.sequential('omega dev driven by the omega CLI', () => {
     await omega('kill', id);
   });
 
+  it.skipIf(!built)('plans a submit, then the submit does what the plan said: where it runs, and what waits and why', async () => {
+    const text = "name: e2e-plan\nkind: service\ninstances: 3\ncommand: [sh, -c, 'while true; do sleep 1; done']\ncpu: 100m\nmemory: 32Mi\nconstraints:\n  - {attribute: rack, equals: rack-0}\n  - {attribute: rack, maxPerMachine: 2}\n";
+    const planned = await omega('--json', 'plan', '-f', await jobFile('plan', text));
+    expect(planned.stderr).toBe('');
+    const plan = JSON.parse(planned.stdout) as { create: { index: number; machine: string }[]; unplaced: number[]; ruled_out: { filter: string; machines: number }[]; refused: string };
+    expect(plan.refused).toBe('');
+    expect(plan.create.filter((t) => t.machine !== '').map((t) => t.machine)).toEqual(['dev-0', 'dev-0']);
+    expect(plan.unplaced).toHaveLength(1);
+    // dev-1 is the wrong rack; dev-0 holds its two already.
+    expect(plan.ruled_out.map((r) => r.machines)).toEqual([1, 1]);
+    expect(plan.ruled_out.map((r) => r.filter).join(' ')).toMatch(/rack[\s\S]*|max-per-machine/);
+    const words = await omega('plan', '-f', await jobFile('plan', text));
+    expect(words.stdout).toMatch(/\+ place 2 instances \(dev-0: 0-1\)\n {2}! 2 would wait: /);
+    expect(JSON.parse((await omega('--json', 'jobs')).stdout).some((j: { name: string }) => j.name === 'e2e-plan')).toBe(false);
+
+    const id = await submit('plan', text);
+    const view = await eventually('two instances to run and one to wait', async () => {
+      const v = await job(id);
+      return v.taskCounts.running === 2 ? v : undefined;
+    });
+    expect(view.tasks.filter((t) => t.state === 'running').map((t) => t.machine)).toEqual(['dev-0', 'dev-0']);
+    const shown = JSON.parse((await omega('--json', 'job', id)).stdout) as { ruledOut: { filter: string; machines: number }[] };
+    expect(shown.ruledOut).toEqual(plan.ruled_out.map((r) => ({ filter: r.filter, machines: r.machines })));
+    await omega('kill', id);
+  });
+
+  it.skipIf(!built)('follows a running task\'s output with omega logs -f until the task has ended', async () => {
+    const id = await submit('follow', "name: e2e-follow\nkind: batch\ncommand: [sh, -c, 'echo first; sleep 3; echo second']\ncpu: 100m\nmemory: 32Mi\n");
+    await eventually('the task to run', async () => (await job(id)).tasks[0]?.state === 'running');
+    const followed = await omega('logs', '-f', id, '0');
+    expect(followed.stderr).toBe('');
+    expect(followed.code).toBe(0);
+    expect(followed.stdout).toBe('first\nsecond\n');
+    await eventually('the job to succeed', async () => (await job(id)).state === 'succeeded');
+  });
+
   it.skipIf(!built)('refuses invalid specs naming the field, from the file or from the server, and stores no job', async () => {
     const before = await jobCount();
     const local = await omega('submit', '-f', await jobFile('bad-local', 'name: e2e-bad\nkind: batch\ncommand: [true]\ncpu: 100m\nmemory: 0\n'));

@@ -17,6 +17,7 @@ import { CellReader, requestJobId } from './cell-reader.js';
 import { StoreTimeoutError } from './deadline.js';
 import { ApiError, invalidArgument, notFound, unavailable } from './errors.js';
 import { jobSpecFromWire, problemsMessage } from './job-spec-wire.js';
+import { jobPlanHandler } from './job-plan.js';
 import { jobUpdateHandlers } from './job-update.js';
 import { changeConcernsJob, deriveJob, jobView, jobViewToWire, type JobFacts } from './job-view.js';
 import { serverStream, unary, writeMessage } from './rpc.js';
@@ -166,7 +167,9 @@ export function jobServiceImplementation(options: JobServiceOptions): UntypedSer
     const jobs: WireJobView[] = [];
     let tasks = 0;
     let truncated = false;
+    const cronOf = request.cron_of ?? '';
     for (const job of newestFirst) {
+      if (cronOf !== '' && job.cronRun?.templateId !== cronOf) continue;
       if (namespace !== '' ? job.spec.namespace !== namespace : !allows(caller, 'read-jobs', job.spec.namespace)) continue;
       const facts: JobFacts = { job, status: snapshot.status(job.id), owner: snapshot.owner(job.id)?.scheduler, tasks: [...snapshot.tasksOf(job.id)] };
       const derived = deriveJob(facts);
@@ -285,9 +288,10 @@ export function jobServiceImplementation(options: JobServiceOptions): UntypedSer
     let truncated = false;
     try {
       const onTruncated = (value: boolean): void => {
-        truncated = value;
+        truncated ||= value;
       };
-      for await (const chunk of streamTaskLog(location, { signal: controller.signal, onTruncated, ...(options.logTls === undefined ? {} : { tls: options.logTls }) })) {
+      const follow = request.follow === true;
+      for await (const chunk of streamTaskLog(location, { signal: controller.signal, onTruncated, follow, ...(options.logTls === undefined ? {} : { tls: options.logTls }) })) {
         if (controller.signal.aborted) break;
         await writeMessage(call, { data: Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength) });
       }
@@ -307,6 +311,7 @@ export function jobServiceImplementation(options: JobServiceOptions): UntypedSer
     KillJob: unary(logger, 'KillJob', killJob),
     UpdateJob: unary(logger, 'UpdateJob', versions.updateJob),
     GetJobHistory: unary(logger, 'GetJobHistory', versions.getJobHistory),
+    PlanJob: unary(logger, 'PlanJob', jobPlanHandler(reader)),
     WatchJob: serverStream(logger, 'WatchJob', watchJob),
     GetTaskLogs: serverStream(logger, 'GetTaskLogs', getTaskLogs),
   };

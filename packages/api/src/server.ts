@@ -15,7 +15,8 @@
  * timeout while etcd is unreachable ({@link CellReader}). Nothing needs a restart afterwards.
  */
 import { ServerCredentials } from '@grpc/grpc-js';
-import type { Cell, CellMirror, JobId, TlsIdentity } from '@omega/cell-state';
+import { exposeMirrorMetrics, type Cell, type CellMirror, type JobId, type TlsIdentity } from '@omega/cell-state';
+import type { Metrics } from '@omega/metrics';
 import type { Logger } from 'pino';
 import { pino } from 'pino';
 import { accessServiceImplementation } from './access-service.js';
@@ -28,6 +29,8 @@ import { cellServiceImplementation } from './cell-service.js';
 import { API_LIMITS } from './job-spec-wire.js';
 import { jobServiceImplementation, type StreamCloser } from './job-service.js';
 import { loadApiDefinition } from './proto.js';
+import { RpcMetrics } from './rpc-metrics.js';
+import { startUiServer, type UiServer, type UiServerOptions } from './ui/ui-server.js';
 
 export interface ApiServerOptions {
   readonly cell: Cell;
@@ -61,6 +64,13 @@ export interface ApiServerOptions {
    * Without it the port is plaintext: only for `--insecure`.
    */
   readonly tls?: TlsIdentity;
+  /**
+   * Also serve the web UI (ui/ui-server.ts) on `ui.listen`: HTTPS with `tls`, else plain HTTP.
+   * Absent (the default): no UI.
+   */
+  readonly ui?: Pick<UiServerOptions, 'listen' | 'sampleMs' | 'historyPoints' | 'coalesceMs' | 'recheckMs'>;
+  /** Where calls and the mirror are counted (rpc-metrics.ts, cell-state's mirror-metrics.ts); default nowhere. */
+  readonly metrics?: Metrics;
 }
 
 export interface ApiServer {
@@ -68,6 +78,8 @@ export interface ApiServer {
   readonly address: string;
   readonly port: number;
   readonly mirror: CellMirror;
+  /** The web UI, when `ui` was given. */
+  readonly ui: UiServer | undefined;
   /** Resolves true once the mirror is listed (calls are served), false if not within `timeoutMs`. */
   whenReady(timeoutMs: number): Promise<boolean>;
   /**
@@ -115,7 +127,8 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     // grpc-js binds with SO_REUSEPORT by default: a second server on a busy port would silently
     // share it (and its clients) with the first. Fail instead.
     'grpc.so_reuseport': 0,
-  }, { authenticate, logger, recheckMs: options.watchProbeMs ?? options.storeTimeoutMs ?? DEFAULT_RECHECK_MS });
+  }, { authenticate, logger, recheckMs: options.watchProbeMs ?? options.storeTimeoutMs ?? DEFAULT_RECHECK_MS, ...(options.metrics === undefined ? {} : { rpcMetrics: new RpcMetrics(options.metrics) }) });
+  if (options.metrics !== undefined) exposeMirrorMetrics(options.metrics, mirror, options.cell.kv, options.cell.keys);
   server.addService(definition.jobService, jobServiceImplementation({
       reader,
       logger,
@@ -144,6 +157,15 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     throw new Error(`could not listen on ${listen}: ${reason}`, { cause: error });
   }
   const address = `${host}:${port}`;
+  let ui: UiServer | undefined;
+  if (options.ui !== undefined) {
+    try {
+      ui = await startUiServer({ ...options.ui, reader, authenticate, logger, ...(options.tls === undefined ? {} : { tls: options.tls }), recheckMs: options.ui.recheckMs ?? options.watchProbeMs ?? options.storeTimeoutMs ?? DEFAULT_RECHECK_MS });
+    } catch (error) {
+      server.forceShutdown();
+      throw error;
+    }
+  }
   logger.info({ address, cell: options.cell.keys.cell, auth }, 'API server listening');
   if (auth === 'none') logger.warn({ address }, 'API server asks for no token: every caller is admin (insecure)');
   link.start();
@@ -152,6 +174,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   const close = (): Promise<void> =>
     (closing ??= (async () => {
       for (const closer of [...streams]) closer();
+      await ui?.close();
       const grace = options.shutdownGraceMs ?? 5_000;
       await new Promise<void>((resolve) => {
         const timer = setTimeout(() => {
@@ -168,5 +191,5 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
       logger.info({ address }, 'API server stopped');
     })());
 
-  return { address, port, mirror, whenReady: (timeoutMs) => link.whenReady(timeoutMs), close };
+  return { address, port, mirror, ui, whenReady: (timeoutMs) => link.whenReady(timeoutMs), close };
 }

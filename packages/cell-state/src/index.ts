@@ -4,6 +4,18 @@
  */
 export * from './types.js';
 export {
+  DEFAULT_STARTING_DEADLINE_MS,
+  MAX_CATCH_UP_RUNS,
+  MAX_STARTING_DEADLINE_MS,
+  cronRunId,
+  cronRunRequestId,
+  cronRunSpec,
+  cronScheduleProblems,
+  dueTimes,
+  nextScheduledAt,
+  type DueTimes,
+} from './cron-schedule.js';
+export {
   ETCD_DEFAULT_LIMITS,
   KvCompactedError,
   KvError,
@@ -156,11 +168,13 @@ export {
   FlagError,
   INSECURE_WARNING,
   LOG_LEVELS,
+  METRICS_LISTEN_USAGE,
   SECURITY_FLAG_OPTIONS,
   logProcessSecurity,
   parseEtcdConnection,
   parseEtcdEndpoints,
   parseLogLevel,
+  parseMetricsListen,
   securityUsage,
   type ConnectionFlagValues,
   type EtcdConnection,
@@ -207,3 +221,4 @@ export {
   type Role,
   type TokenRecord,
 } from './token-records.js';
+export { exposeMirrorMetrics } from './mirror-metrics.js';

@@ -19,7 +19,9 @@
  *
  * - **taskVersion**: the version from which the current task spec and constraints are in force.
  *   An update that changes neither (a scale, a new priority or restart policy) keeps it, so no
- *   instance is replaced; one that changes either sets it to the new version.
+ *   instance is replaced; one that changes either sets it to the new version. A rollback also
+ *   records the versions it returned to (`sameTaskVersions`): their instances run its spec
+ *   already, and a rolling update leaves them alone (Nomad's in-place update).
  * - **Idempotent**: a resent transaction (etcd3 retries after a lost reply) finds the job already
  *   at the version it meant to write, with the spec it meant to write, and answers `updated`.
  * - **Secrets** are not versioned: an update that gives secret env values replaces the stored
@@ -102,7 +104,7 @@ function normalised(spec: JobSpec): JobSpec {
 }
 
 const TOP_FIELDS: readonly (keyof JobSpec)[] = ['priority', 'instances', 'commitMode', 'constraints', 'restartPolicy', 'retentionMs', 'update'];
-const TASK_FIELDS: readonly string[] = ['command', 'env', 'resources', 'runDurationMs', 'hollowFail', 'pidsLimit', 'logLimitBytes', 'network', 'user', 'secretEnvNames', 'healthCheck', 'diskLimit'];
+const TASK_FIELDS: readonly string[] = ['command', 'env', 'resources', 'runDurationMs', 'hollowFail', 'pidsLimit', 'logLimitBytes', 'network', 'user', 'secretEnvNames', 'healthCheck', 'diskLimitBytes'];
 
 /** What changed between two specs, in one line: `instances 2 -> 4`, `task.command, task.env changed`. */
 export function describeSpecChange(before: JobSpec, after: JobSpec): string {
@@ -222,6 +224,8 @@ export async function updateJob(kv: KvStore, keys: CellKeys, request: UpdateJobR
     // The spec asked for, and how to say what it changes.
     let next: JobSpec;
     let rollbackNote = '';
+    /** For a rollback: the version returned to (its instances run the spec stored now). */
+    let returnedTo: JobVersion | undefined;
     if (change.kind === 'scale') next = { ...job.spec, instances: change.instances };
     else if (change.kind === 'spec') {
       const given = change.spec;
@@ -246,6 +250,7 @@ export async function updateJob(kv: KvStore, keys: CellKeys, request: UpdateJobR
       const names = job.spec.task.secretEnvNames;
       next = { ...found.spec, task: { ...task, ...(names === undefined || names.length === 0 ? {} : { secretEnvNames: [...names] }) } };
       rollbackNote = `${change.why ?? 'rollback'} to version ${target}: `;
+      returnedTo = found;
     }
     throwProblems(next);
     next = normalised(next);
@@ -277,19 +282,26 @@ export async function updateJob(kv: KvStore, keys: CellKeys, request: UpdateJobR
     }
 
     const newVersion = version + 1;
-    const taskVersion = samePlacementSpec(next, job.spec) ? jobTaskVersion(job) : newVersion;
+    const sameTask = samePlacementSpec(next, job.spec);
+    const taskVersion = sameTask ? jobTaskVersion(job) : newVersion;
+    // A rollback's spec is what the instances of the versions it returned to run: they stay.
+    const sameTaskVersions = sameTask
+      ? job.sameTaskVersions
+      : returnedTo !== undefined && samePlacementSpec(next, returnedTo.spec)
+        ? { from: Math.max(1, returnedTo.taskVersion), to: returnedTo.version }
+        : undefined;
     const what = rollbackNote + describeSpecChange(job.spec, next) + (replacesSecrets && rollbackNote === '' && samePlacementSpec(next, job.spec) ? '; secret env replaced' : '');
+    // Every other field of the record (desired state, request id, a cron run's identity, ...) stays as it is.
+    const { revision: _revision, sameTaskVersions: _before, ...kept } = job;
     const record: Omit<Job, 'revision'> = {
-      id: job.id,
+      ...kept,
       spec: next,
-      desired: job.desired,
-      submittedAtMs: job.submittedAtMs,
-      requestId: job.requestId,
       version: newVersion,
       taskVersion,
       versionAtMs: atMs,
       versionBy: request.by,
       versionChange: what,
+      ...(sameTaskVersions === undefined ? {} : { sameTaskVersions }),
     };
     success.push(
       { type: 'put', key: jobKey, value: encodeJob(record) },

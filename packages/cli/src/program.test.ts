@@ -137,6 +137,12 @@ describe('argument checking of the access and namespace commands', () => {
     expect(await usage(['cordon', 'm0', '--reason', 'x'.repeat(257)])).toMatch(/--reason must be at most 256 characters/);
   });
 
+  it('plan needs a file, or --instances with the job to scale', async () => {
+    expect(await usage(['plan'])).toBe('omega: plan: give -f FILE (a submit, or with ID an update) or --instances N with ID (a scale)\n');
+    expect(await usage(['plan', '--instances', '3'])).toBe('omega: plan --instances: name the job to scale\n');
+    expect(await usage(['plan', 'web-1', '--instances', '0'])).toMatch(/--instances must be a whole number >= 1/);
+  });
+
   it('jobs and submit take a DNS label --namespace', async () => {
     expect(await usage(['jobs', '--namespace', 'A'])).toMatch(/--namespace must be a DNS label/);
     expect(await usage(['submit', '-f', 'x.yaml', '-n', 'a_b'])).toMatch(/--namespace must be a DNS label/);

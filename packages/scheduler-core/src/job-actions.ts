@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 import type { Clock } from './clock.js';
 import type { JobBook, OwnedJob } from './job-book.js';
 import { NoLeaseError } from './lease-keeper.js';
-import { noFitReason, statusKey, tooLargeForEveryMachine, tooLargeReason, type FilterCount, type StatusWords } from './job-status.js';
+import { deploymentKey, noFitReason, statusKey, tooLargeForEveryMachine, tooLargeReason, type FilterCount, type StatusWords } from './job-status.js';
 import type { MetricsRecorder } from './metrics.js';
 import type { Ownership } from './ownership.js';
 import type { Random } from './random.js';
@@ -66,7 +66,7 @@ export class JobActions {
 
   /** Writes a status unless it would say what the last one said. Returns writes made (0 or 1). */
   async writeStatus(entry: OwnedJob, words: StatusWords): Promise<number> {
-    const key = statusKey(words);
+    const key = statusKey(words) + deploymentKey(entry.deployment);
     if (key === entry.lastStatusKey) return 0;
     this.ctx.lease();
     await this.ctx.cell.putJobStatus({
@@ -79,8 +79,11 @@ export class JobActions {
       updatedAtMs: this.ctx.clock.now(),
       firstAttemptAtMs: entry.firstAttemptAtMs,
       fullyPlacedAtMs: entry.fullyPlacedAtMs,
+      // A rolling update's progress goes with every status its owner writes.
+      ...(entry.deployment === undefined ? {} : { deployment: entry.deployment }),
     });
     entry.lastStatusKey = key;
+    entry.lastWords = words;
     return 1;
   }
 

@@ -15,8 +15,8 @@
  * lower-priority job of even a first attempt (the integration test met exactly that); a job that
  * cannot make progress yields to those that might.
  */
-import type { Job, JobId, JobStatus } from '@omega/cell-state';
-import { storedStatusKey } from './job-status.js';
+import type { Deployment, Job, JobId, JobStatus } from '@omega/cell-state';
+import { storedStatusKey, type StatusWords } from './job-status.js';
 
 /** An owned job's bookkeeping. Mutable, private to one Scheduler. */
 export interface OwnedJob {
@@ -39,6 +39,10 @@ export interface OwnedJob {
   fullyPlacedAtMs: number;
   /** `statusKey` of the last status written (or found) for the job. */
   lastStatusKey: string;
+  /** What the last status written (or found) said, so a rolling update's progress can be written with it. */
+  lastWords: StatusWords;
+  /** The job's rolling update as this owner (or its predecessor's status) last saw it; written with every status. */
+  deployment: Deployment | undefined;
 }
 
 /** An unowned job this instance may take. */
@@ -105,6 +109,8 @@ export class JobBook {
       firstAttemptAtMs: status?.firstAttemptAtMs ?? 0,
       fullyPlacedAtMs: status?.fullyPlacedAtMs ?? 0,
       lastStatusKey: storedStatusKey(status),
+      lastWords: status === undefined ? { state: 'pending', reason: '', ruledOut: [] } : { state: status.state, reason: status.reason, ruledOut: status.ruledOut },
+      deployment: status?.deployment,
     };
     this.owned.set(job.id, entry);
     return entry;

@@ -3,7 +3,7 @@
  * could not be placed (how many machines each filter ruled out), and the reason strings. Kept
  * apart from the loop so the wording is in one place and testable.
  */
-import { acceptsPlacements, resourceShortage, specRequirements, type CellSnapshot, type JobSpec, type JobState, type JobStatus, type Machine, type Resources } from '@omega/cell-state';
+import { acceptsPlacements, resourceShortage, specRequirements, type CellSnapshot, type Deployment, type JobSpec, type JobState, type JobStatus, type Machine, type Resources } from '@omega/cell-state';
 import { attributeEquals } from './filter-attribute.js';
 
 /** One line of a status's `ruledOut`: `{filter: 'cpu', machines: 50}`. */
@@ -121,9 +121,14 @@ export function statusKey(words: StatusWords): string {
   return `${words.state}\u0000${words.reason}\u0000${formatRuledOut(words.ruledOut)}`;
 }
 
+/** A key that changes exactly when a rolling update's state would say something different. */
+export function deploymentKey(d: Deployment | undefined): string {
+  return d === undefined ? '' : `\u0000${d.version}/${d.state}/${d.healthy}/${d.updated}/${d.total}/${d.progressAtMs}/${d.lastGoodVersion}/${d.reason}`;
+}
+
 /** The key of a stored status, so a new owner does not rewrite what its predecessor wrote. */
 export function storedStatusKey(status: JobStatus | undefined): string {
-  return status === undefined ? '' : statusKey(status);
+  return status === undefined ? '' : statusKey(status) + deploymentKey(status.deployment);
 }
 
 /** How the reason of an abandoned job's `unschedulable` status starts (see JobActions.abandon). */

@@ -66,7 +66,7 @@ export interface PlannedPreemption {
 }
 
 export interface JobPlan {
-  /** New indices (a submit: every instance; an update: those beyond the current count). */
+  /** Indices that would be placed that are not replacements: new ones, and those still waiting. */
   readonly create: readonly PlannedTask[];
   /** Indices whose running attempt would be replaced by one of the new spec. */
   readonly replace: readonly PlannedTask[];
@@ -117,12 +117,11 @@ export function planJob(input: PlanInput): JobPlan {
     return machineId === undefined ? { index } : { index, machineId };
   };
   const unplaced = tasks.map((t) => t.index).filter((i) => !machineOf.has(i));
-  const currentCount = current?.spec.instances ?? 0;
   // As the loop does: a task no machine could hold even empty gives the job up, saying so.
   const tooLarge = claimed.length === 0 && tasks.length > 0 ? tooLargeForEveryMachine(view, job.spec.task.resources) : undefined;
   const ruledOut = tooLarge ?? proposal.ruledOut;
   return {
-    create: tasks.filter((t) => t.index >= currentCount || current === undefined).map((t) => planned(t.index)),
+    create: tasks.filter((t) => !replaced.has(t.index)).map((t) => planned(t.index)),
     replace: tasks.filter((t) => replaced.has(t.index)).map((t) => planned(t.index)),
     stop: stops.map((s) => ({ index: s.task.index, machineId: s.task.machineId, reason: s.reason })),
     unplaced,

@@ -71,7 +71,11 @@ import { noFitReason, type OfferedMachines } from './job-status.js';
 import { proposePlacement, type Proposal } from './propose.js';
 import { OfferedMachinesCache } from './offered-cache.js';
 import { MachineLossWatch } from './machine-loss.js';
+import { NO_METRICS, type Metrics } from '@omega/metrics';
+import { CronRunner } from './cron.js';
+import { schedulerHistograms, type SchedulerHistograms } from './scheduler-metrics.js';
 import { DrainWatch } from './drain.js';
+import { Rollouts } from './rollout.js';
 import { MetricsRecorder, toSchedulerStats, type SchedulerMetrics } from './metrics.js';
 import { Ownership } from './ownership.js';
 import type { PlacementPolicy } from './policy.js';
@@ -107,6 +111,8 @@ export interface SchedulerOptions {
   readonly settings?: Partial<SchedulerSettings>;
   /** Claim ids; default {@link claimIdFactory} (unique across processes). */
   readonly claimIds?: () => ClaimId;
+  /** Where the loop records its latency histograms (scheduler-metrics.ts); default nowhere. */
+  readonly metrics?: Metrics;
 }
 
 /** What one attempt did. */
@@ -180,9 +186,13 @@ export class Scheduler {
   private readonly book = new JobBook();
   private readonly loss: MachineLossWatch;
   private readonly drain = new DrainWatch();
+  private readonly cron: CronRunner;
+  private readonly histograms: SchedulerHistograms;
   private readonly recorder: MetricsRecorder;
   private readonly ownership: Ownership;
   private readonly actions: JobActions;
+  /** Scale down and rolling updates of owned jobs (rollout.ts). */
+  private readonly rollouts: Rollouts;
   /** Deletes finished jobs after their retention (janitor.ts); made at the first maintenance. */
   private janitor: Janitor | undefined;
 
@@ -236,6 +246,7 @@ export class Scheduler {
     const lease = (): KvLease => this.leases.current();
     this.loss = new MachineLossWatch(this.settings.machineLossGraceMs);
     this.recorder = new MetricsRecorder(this.clock.now());
+    this.histograms = schedulerHistograms(options.metrics ?? NO_METRICS);
     this.ownership = new Ownership({
       cell: this.cell,
       lease,
@@ -258,6 +269,17 @@ export class Scheduler {
       ownership: this.ownership,
       recorder: this.recorder,
       logger: this.logger,
+    });
+    this.rollouts = new Rollouts({ cell: this.cell, lease, actions: this.actions, logger: this.logger });
+    this.cron = new CronRunner({
+      cell: this.cell,
+      name: this.name,
+      logger: this.logger,
+      lease: () => void this.leases.current(),
+      snapshotAtLeast: async (revision) => {
+        await this.mirror.waitForRevision(revision);
+        return this.mirror.snapshot();
+      },
     });
     this.nextStatsAtMs = this.clock.now();
     this.unsubscribe = this.mirror.onChange((change) => this.noteChange(change));
@@ -399,6 +421,7 @@ export class Scheduler {
     this.recorder.counts.leasesLost++;
     this.book.clear();
     this.toAssess.clear();
+    this.rollouts.clear();
     this.thinkController?.abort();
     if (this.stopping) return;
     this.logger.error({ err: error, lease: lease.id }, 'scheduler lease lost; granting a new one');
@@ -476,7 +499,7 @@ export class Scheduler {
   }
 
   private nextWake(now: number): number | undefined {
-    const times = [this.book.nextReadyAt(now), this.loss.nextDeadline(now), this.drain.nextDeadline(now), this.retryMaintenanceAtMs, this.ownership.nextWake()];
+    const times = [this.book.nextReadyAt(now), this.loss.nextDeadline(now), this.drain.nextDeadline(now), this.cron.nextWake(), this.rollouts.nextWake(), this.retryMaintenanceAtMs, this.ownership.nextWake()];
     const future = times.filter((t): t is number => t !== undefined && t > now);
     return future.length === 0 ? undefined : Math.min(...future);
   }
@@ -535,9 +558,11 @@ export class Scheduler {
     const taken = await this.ownership.acquire(snapshot, now);
     for (const id of taken.acquired) this.toAssess.add(id);
     writes += taken.writes;
+    for (const id of this.rollouts.due(now)) this.toAssess.add(id);
     writes += await this.assessOwned(snapshot, now);
     writes += await this.markLostTasks(snapshot, now);
     writes += await this.stopDrainedTasks(snapshot, now);
+    writes += await this.runCronJobs(snapshot, now);
     writes += await (this.janitor ??= new Janitor({ cell: this.cell, name: this.name, settings: this.settings, recorder: this.recorder, logger: this.logger })).step(snapshot, now);
     if (this.retryMaintenanceAtMs !== undefined && now >= this.retryMaintenanceAtMs) this.retryMaintenanceAtMs = undefined;
     if (this.settings.statsIntervalMs > 0 && now >= this.nextStatsAtMs) await this.publishStats();
@@ -554,6 +579,10 @@ export class Scheduler {
       if (entry === undefined) continue;
       try {
         writes += await this.assess(entry, snapshot, now);
+        // Still ours and running: stop what its current version no longer wants (scale down, rolling update).
+        const job = snapshot.job(id);
+        if (job !== undefined && this.book.get(id) === entry) writes += await this.rollouts.step(entry, job, snapshot, now);
+        else this.rollouts.forget(id);
       } catch (error) {
         if (!isStoreError(error)) throw error;
         this.toAssess.add(id);
@@ -578,6 +607,12 @@ export class Scheduler {
       const reason = `invalid job record: ${problems.map((p) => `${p.field} ${p.problem}`).join('; ')}`;
       this.logger.warn({ jobId: job.id, reason }, 'job record is invalid; failing the job');
       return this.actions.finish(entry, { state: 'failed', reason, ruledOut: [] });
+    }
+    if (job.spec.schedule !== undefined && job.desired === 'running') {
+      // A cron job's template is never placed: its runs are (cron.ts).
+      entry.needsPlacement = false;
+      this.cron.noteTemplate(job.id);
+      return 0;
     }
     if (job.desired === 'killed') {
       this.recorder.counts.jobsKilled++;
@@ -609,6 +644,7 @@ export class Scheduler {
       entry.fullyPlacedAtMs = now;
       this.recorder.counts.jobsPlaced++;
       this.recorder.waitFullyPlaced.add(now - job.submittedAtMs);
+      this.histograms.timeToPlace.observe((now - job.submittedAtMs) / 1000);
     }
     const writes = await this.actions.writeStatus(entry, { state: 'running', reason: '', ruledOut: [] });
     // Fully placed: the attempt budget starts over for later restarts.
@@ -632,6 +668,14 @@ export class Scheduler {
       throw error;
     }
     return 1;
+  }
+
+  /** Makes the runs due of the cron jobs this instance owns (see cron.ts). */
+  private async runCronJobs(snapshot: CellSnapshot, now: number): Promise<number> {
+    const step = await this.cron.step(snapshot, now, (id) => this.book.get(id) !== undefined);
+    this.recorder.counts.cronRunsCreated += step.created;
+    this.recorder.counts.cronTimesSkipped += step.skipped;
+    return step.writes;
   }
 
   /** Stops what is due on draining machines, for the jobs this instance owns (see drain.ts). */
@@ -679,6 +723,7 @@ export class Scheduler {
     if (entry.firstAttemptAtMs === 0) {
       entry.firstAttemptAtMs = start;
       this.recorder.waitFirstAttempt.add(start - job.submittedAtMs);
+      this.histograms.timeToFirstAttempt.observe((start - job.submittedAtMs) / 1000);
     }
     const tasks = progress.toPlace;
     const mode: TransactionMode = job.spec.commitMode === 'default' ? this.defaultTransactionMode : job.spec.commitMode;
@@ -730,6 +775,7 @@ export class Scheduler {
       const result = await this.committer.commit(cell.transaction(this.settings.conflictMode, mode));
       busyMs = this.clock.now() - start;
       this.recorder.commitLatency.add(this.clock.now() - commitStart);
+      this.histograms.commitLatency.observe((this.clock.now() - commitStart) / 1000);
       committed = result.committed.length;
       conflicted = result.conflicted.length;
       this.restartLog.note(job.id, result.committed.filter((d) => progress.restarting.has(parseTaskId(d.claim.taskId)?.index ?? -1)).length, this.clock.now());

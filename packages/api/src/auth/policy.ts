@@ -81,6 +81,7 @@ export const METHOD_ACTIONS: Readonly<Record<string, Action>> = {
   'omega.v1.JobService/KillJob': 'kill-jobs',
   'omega.v1.JobService/UpdateJob': 'submit-jobs',
   'omega.v1.JobService/GetJobHistory': 'read-jobs',
+  'omega.v1.JobService/PlanJob': 'submit-jobs',
   'omega.v1.JobService/WatchJob': 'read-jobs',
   'omega.v1.JobService/GetTaskLogs': 'read-jobs',
   'omega.v1.CellService/ListMachines': 'read-cell',
