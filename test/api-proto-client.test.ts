@@ -124,8 +124,8 @@ async function start(script: string, args: readonly string[], ready: RegExp): Pr
   return started;
 }
 
-// Where a job runs is decided by its size, not by constraints (the batch scheduler places by
-// resources alone): a hollow machine has 1 CPU and 8 GiB, the real one 4 CPUs and 256 MiB. A
+// Where a job runs is decided by its size (these jobs carry no constraints): a hollow machine
+// has 1 CPU and 8 GiB, the real one 4 CPUs and 256 MiB. A
 // task of 512 MiB fits only a hollow machine, one of 2 CPUs only the real one.
 const HOLLOW_TASK_MEMORY = 512 * MiB;
 
