@@ -1,4 +1,4 @@
-import { createServer, type Server } from 'node:http';
+import { createServer, request as httpRequest, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Cell, createNamespace, createToken, machineId, MemoryKv, revokeToken, taskId, type JobId } from '@omega/cell-state';
 import { machine, plan } from '@omega/cell-state/testing';
@@ -273,6 +273,15 @@ describe('the web UI of an insecure server', () => {
       const page = await fetch(open.ui?.url ?? '', { redirect: 'manual' });
       expect(page.status).toBe(200);
       expect(await (await fetch(`${open.ui?.url ?? ''}api/session`)).json()).toEqual({ name: 'insecure', role: 'admin', namespaces: ['*'], insecure: true });
+      const rebound = await new Promise<number>((resolve, reject) => {
+        const ask = httpRequest({ host: '127.0.0.1', port: open.ui?.port, path: '/api/overview', headers: { host: `evil.example:${open.ui?.port ?? 0}` } }, (answer) => {
+          answer.resume();
+          resolve(answer.statusCode ?? 0);
+        });
+        ask.on('error', reject);
+        ask.end();
+      });
+      expect(rebound).toBe(421);
     } finally {
       await open.close();
     }
@@ -285,5 +294,13 @@ describe('the web UI of an insecure server', () => {
     } finally {
       await plain.close();
     }
+  });
+});
+
+describe('plainHostAllowed', () => {
+  it('lets plain HTTP answer IP addresses and localhost only, so a rebound DNS name cannot read an insecure cell', async () => {
+    const { plainHostAllowed } = await import('./ui-server.js');
+    expect(['127.0.0.1:8080', '10.1.2.3', '[::1]:80', 'localhost:7071', 'LOCALHOST'].map(plainHostAllowed)).toEqual([true, true, true, true, true]);
+    expect(['evil.example:8080', 'evil.example', '127.0.0.1.nip.io', '', undefined].map(plainHostAllowed)).toEqual([false, false, false, false, false]);
   });
 });
