@@ -75,6 +75,7 @@ describe('rolling updates', () => {
     expect(tasks.map((t) => [t.state, taskVersion(t)])).toEqual([0, 1, 2, 3].map(() => ['running', 2]));
     expect(tasks.every((t) => t.restarts === 0)).toBe(true);
     expect(snapshot.status(job)?.deployment).toMatchObject({ version: 2, state: 'succeeded', healthy: 4, updated: 4, total: 4 });
+    expect(h.schedulers[0]?.metrics()).toMatchObject({ tasksUpdated: 4, tasksScaledDown: 0, jobsRolledBack: 0 });
   });
 
   it('replaces two at a time with maxUnavailable 2, never with fewer than 2 healthy', async () => {
@@ -125,6 +126,7 @@ describe('rolling updates', () => {
       [1, false],
       [1, false],
     ]);
+    expect(h.schedulers[0]?.metrics().jobsRolledBack).toBe(1);
     const history = await h.cell.jobHistory(job);
     expect(history.map((v) => [v.version, v.by])).toEqual([
       [3, 'scheduler'],

@@ -270,7 +270,7 @@ export class Scheduler {
       recorder: this.recorder,
       logger: this.logger,
     });
-    this.rollouts = new Rollouts({ cell: this.cell, lease, actions: this.actions, logger: this.logger });
+    this.rollouts = new Rollouts({ cell: this.cell, lease, actions: this.actions, recorder: this.recorder, logger: this.logger });
     this.cron = new CronRunner({
       cell: this.cell,
       name: this.name,
