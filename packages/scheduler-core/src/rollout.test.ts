@@ -147,6 +147,23 @@ describe('rolling updates', () => {
   });
 });
 
+describe('automatic rollback out of reach', () => {
+  it('says the update failed and was not rolled back when the last good version is no longer kept', async () => {
+    const job = await startService(service(['good'], 4, { healthyDeadlineMs: 30_000 }));
+    await h.cell.updateJob({ jobId: job, change: { kind: 'spec', spec: service(['bad'], 4, { healthyDeadlineMs: 30_000 }) }, by: 'test' });
+    await run(job, 60, 'bad');
+    expect((await h.snapshot()).status(job)?.deployment).toMatchObject({ version: 2, state: 'failed' });
+    // Ten versions that change no instance push version 1 (the last good one) out of the history.
+    for (let p = 1; p <= 10; p++) await h.cell.updateJob({ jobId: job, change: { kind: 'spec', spec: { ...service(['bad'], 4, { healthyDeadlineMs: 30_000 }), priority: p } }, by: 'test' });
+    await h.cell.updateJob({ jobId: job, change: { kind: 'spec', spec: service(['worse'], 4, { healthyDeadlineMs: 30_000, autoRollback: true }) }, by: 'test' });
+    await run(job, 60, 'worse');
+    const deployment = (await h.snapshot()).status(job)?.deployment;
+    expect(deployment).toMatchObject({ version: 13, state: 'failed', lastGoodVersion: 1 });
+    expect(deployment?.reason).toMatch(/; not rolled back to version 1 \(unknown-version\)$/);
+    expect(jobVersion((await h.snapshot()).job(job) ?? {})).toBe(13);
+  });
+});
+
 describe('planRollout', () => {
   it('counts an instance with a health check healthy only once it passed for minHealthyTime', async () => {
     h = await SchedulerHarness.open({ machines: 2 });

@@ -251,9 +251,15 @@ export class Rollouts {
     if (plan.rollbackTo !== undefined) {
       this.ctx.lease();
       const result = await this.ctx.cell.updateJob({ jobId: job.id, change: { kind: 'rollback', toVersion: plan.rollbackTo, why: AUTO_ROLLBACK }, by: ROLLBACK_BY, expectedVersion: jobVersion(job) });
-      if (result.kind === 'updated') this.ctx.recorder.counts.jobsRolledBack++;
       this.ctx.logger.warn({ jobId: job.id, to: plan.rollbackTo, outcome: result.kind }, 'rolling update failed; rolling back');
       writes++;
+      if (result.kind === 'updated') this.ctx.recorder.counts.jobsRolledBack++;
+      else if (entry.deployment !== undefined) {
+        // Not rolled back after all (the job changed meanwhile, or the version is no longer kept): say so.
+        const why = entry.deployment.reason.replace(/; rolled back to version \d+$/, '');
+        entry.deployment = { ...entry.deployment, state: 'failed', reason: `${why}; not rolled back to version ${plan.rollbackTo} (${result.kind})` };
+        writes += await this.ctx.actions.writeStatus(entry, entry.lastWords);
+      }
     }
     return writes;
   }
