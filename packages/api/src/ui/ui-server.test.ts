@@ -197,6 +197,18 @@ describe('the web UI data', () => {
     expect((await get('/api/jobs/..%2Fx', cookie)).status).toBe(400);
   });
 
+  it('lists at most 500 machines (by id) on the overview, with totals over every machine', async () => {
+    await cell.registerMachines(Array.from({ length: 520 }, (_, i) => machine(`n${String(i).padStart(3, '0')}`).build()));
+    const heartbeat = await cell.startHeartbeat(machineId('n000'));
+    const cookie = await login(adminToken);
+    const overview = (await (await get('/api/overview', cookie)).json()) as { machines: { id: string }[]; machineTotals: { machines: number; alive: number } };
+    await heartbeat.stop();
+    expect(overview.machines).toHaveLength(500);
+    expect(overview.machines[0]?.id).toBe('m0');
+    expect(overview.machines.at(-1)?.id).toBe('n498');
+    expect(overview.machineTotals).toEqual({ machines: 521, alive: 1 });
+  });
+
   it('streams the overview as server-sent events and sends a new one when a job is placed and when it is killed', async () => {
     const cookie = await login(adminToken);
     const first = await submit('a');
