@@ -220,3 +220,4 @@ export {
   type TokenRecord,
 } from './token-records.js';
 export { exposeMirrorMetrics } from './mirror-metrics.js';
+export { Progress, formatDuration } from './progress.js';
