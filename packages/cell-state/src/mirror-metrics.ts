@@ -11,7 +11,7 @@
  * | `omega_mirror_events_total` | counter | watch events applied (duplicates of a resend ignored) |
  * | `omega_mirror_watch_disconnects_total` | counter | watch streams lost and resumed |
  */
-import type { Metrics } from '@omega/metrics';
+import type { Metrics } from '@omega/metrics/seam';
 import type { CellKeys } from './keys.js';
 import type { KvStore } from './kv.js';
 import type { CellMirror } from './mirror.js';

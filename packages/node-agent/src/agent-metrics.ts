@@ -16,7 +16,7 @@
  * | `omega_mirror_*` | see cell-state's mirror metrics | the agent's part of the cell |
  */
 import { exposeMirrorMetrics, type Cell } from '@omega/cell-state';
-import type { Metrics } from '@omega/metrics';
+import type { Metrics } from '@omega/metrics/seam';
 import type { Agent } from './agent.js';
 import { SUPERVISOR_OVERHEAD_BYTES } from './supervisor-command.js';
 

@@ -23,7 +23,7 @@
  * | `omega_scheduler_time_to_first_attempt_seconds` | histogram | submit to the first attempt, per job |
  * | `omega_mirror_*` | see cell-state's mirror metrics | the instance's replica of the cell |
  */
-import { LATENCY_BUCKETS_SECONDS, WAIT_BUCKETS_SECONDS, type Histogram, type Metrics } from '@omega/metrics';
+import { LATENCY_BUCKETS_SECONDS, WAIT_BUCKETS_SECONDS, type Histogram, type Metrics } from '@omega/metrics/seam';
 import type { SchedulerMetrics } from './metrics.js';
 
 /** The histograms the loop records into. */

@@ -71,7 +71,7 @@ import { noFitReason, type OfferedMachines } from './job-status.js';
 import { proposePlacement, type Proposal } from './propose.js';
 import { OfferedMachinesCache } from './offered-cache.js';
 import { MachineLossWatch } from './machine-loss.js';
-import { NO_METRICS, type Metrics } from '@omega/metrics';
+import { NO_METRICS, type Metrics } from '@omega/metrics/seam';
 import { CronRunner } from './cron.js';
 import { schedulerHistograms, type SchedulerHistograms } from './scheduler-metrics.js';
 import { DrainWatch } from './drain.js';
