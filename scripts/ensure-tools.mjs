@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Makes sure the system tools a command needs are there before it runs:
 //   node scripts/ensure-tools.mjs etcd          (npm run demo)
-//   node scripts/ensure-tools.mjs etcd protoc   (npm test)
+//   node scripts/ensure-tools.mjs etcd protoc chromium   (npm test)
 //
 // For each tool named:
 // - found: nothing is printed.
@@ -9,7 +9,8 @@
 //   `apt-get update` first, for all of them).
 // - still missing: prints how to install it. A required tool (etcd: every integration test and the
 //   demo need it) then makes the script exit 1; an optional one (protoc: only test/protos.test.ts
-//   uses it, and says SKIPPED without it) never fails the run.
+//   uses it, and says SKIPPED without it; chromium: only the web UI's browser test,
+//   test/ui-browser.test.ts, which says SKIPPED loudly without it) never fails the run.
 //
 // Plain Node, no dependencies: it runs before `npm install`ed TypeScript is built.
 import { spawnSync } from 'node:child_process';
@@ -37,6 +38,17 @@ const TOOLS = {
       'protoc was not found, so the test that compiles protos/ with it will say SKIPPED. To run it: on Debian/Ubuntu ' +
       '`sudo apt-get install protobuf-compiler`; on macOS `brew install protobuf`; elsewhere a release from ' +
       'https://github.com/protocolbuffers/protobuf/releases on PATH',
+    afterInstall: () => {},
+  },
+  chromium: {
+    required: false,
+    debianPackage: 'chromium',
+    // The same search as test/support/chromium.ts's findChromium.
+    candidates: () => [process.env.OMEGA_CHROMIUM, ...onPath('chromium'), ...onPath('chromium-browser'), '/usr/bin/chromium', '/usr/bin/chromium-browser'],
+    hint:
+      'chromium was not found, so the web UI\'s browser test (test/ui-browser.test.ts) will say SKIPPED. To run it: on Debian ' +
+      '`sudo apt-get install chromium` (Ubuntu: a chromium build that is not a snap, or Google Chrome); elsewhere any ' +
+      'Chromium or Chrome, with OMEGA_CHROMIUM=/path/to/it',
     afterInstall: () => {},
   },
 };

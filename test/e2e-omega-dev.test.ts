@@ -278,6 +278,16 @@ describe.sequential('omega dev driven by the omega CLI', () => {
     await omega('kill', id);
   });
 
+  it.skipIf(!built)('follows a running task\'s output with omega logs -f until the task has ended', async () => {
+    const id = await submit('follow', "name: e2e-follow\nkind: batch\ncommand: [sh, -c, 'echo first; sleep 3; echo second']\ncpu: 100m\nmemory: 32Mi\n");
+    await eventually('the task to run', async () => (await job(id)).tasks[0]?.state === 'running');
+    const followed = await omega('logs', '-f', id, '0');
+    expect(followed.stderr).toBe('');
+    expect(followed.code).toBe(0);
+    expect(followed.stdout).toBe('first\nsecond\n');
+    await eventually('the job to succeed', async () => (await job(id)).state === 'succeeded');
+  });
+
   it.skipIf(!built)('refuses invalid specs naming the field, from the file or from the server, and stores no job', async () => {
     const before = await jobCount();
     const local = await omega('submit', '-f', await jobFile('bad-local', 'name: e2e-bad\nkind: batch\ncommand: [true]\ncpu: 100m\nmemory: 0\n'));

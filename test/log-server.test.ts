@@ -2,7 +2,7 @@
 // 127.0.0.1, and the API's side of it (packages/api/src/task-logs.ts) over HTTPS.
 // Lives here rather than beside the code so the node-agent package is only touched by its one
 // new file until the agent's engineer wires the server in (then this can move next to it).
-import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, mkdtemp, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
@@ -104,6 +104,58 @@ describe('startLogServer', () => {
   it('allows only GET and HEAD', async () => {
     expect((await get('/logs/web-1/0/1/stdout', 'POST')).status).toBe(405);
     expect((await get('/logs/web-1/0/1/stdout', 'HEAD')).status).toBe(200);
+  });
+});
+
+describe('following a log', () => {
+  const dir = (job: string): string => join(dataDir, 'tasks', `${job}~0~1`);
+
+  /** Follows `job`'s stdout through the API's client side; calls `step(received)` as bytes arrive. */
+  async function follow(job: string, step: (received: string) => Promise<void>): Promise<{ text: string; truncated: boolean[] }> {
+    const location = { url: `http://${server.address}/logs/${job}/0/1/stdout`, machineId: 'm0', jobId: job, index: 0, attempt: 1, stream: 'stdout' as const };
+    const truncated: boolean[] = [];
+    let text = '';
+    for await (const chunk of streamTaskLog(location, { follow: true, onTruncated: (t) => truncated.push(t) })) {
+      text += Buffer.from(chunk).toString();
+      await step(text);
+    }
+    return { text, truncated };
+  }
+
+  it('sends what the task writes, across a rotation, until the attempt has ended', async () => {
+    await mkdir(dir('tail-1'), { recursive: true });
+    await writeFile(join(dir('tail-1'), 'stdout.log'), 'one\n');
+    const steps: string[] = [];
+    const result = await follow('tail-1', async (received) => {
+      steps.push(received);
+      if (received === 'one\n') await appendFile(join(dir('tail-1'), 'stdout.log'), 'two\n');
+      if (received === 'one\ntwo\n') {
+        // The supervisor's rotation: the full file becomes .1, a new one takes the writes.
+        await rename(join(dir('tail-1'), 'stdout.log'), join(dir('tail-1'), 'stdout.log.1'));
+        await writeFile(join(dir('tail-1'), 'stdout.log'), 'three\n');
+      }
+      if (received === 'one\ntwo\nthree\n') {
+        await appendFile(join(dir('tail-1'), 'stdout.log'), 'four\n');
+        await writeFile(join(dir('tail-1'), 'exit.json'), '{}');
+      }
+    });
+    expect(result).toEqual({ text: 'one\ntwo\nthree\nfour\n', truncated: [false] });
+    expect(steps.at(-1)).toBe('one\ntwo\nthree\nfour\n');
+  });
+
+  it('says when more than one rotation passed between two looks, and ends when the task directory is removed', async () => {
+    await mkdir(dir('tail-2'), { recursive: true });
+    await writeFile(join(dir('tail-2'), 'stdout.log'), 'a\n');
+    const result = await follow('tail-2', async (received) => {
+      if (received !== 'a\n') return;
+      // Two rotations at once: b becomes .1, then c replaces it; d takes the writes.
+      await rename(join(dir('tail-2'), 'stdout.log'), join(dir('tail-2'), 'old-a'));
+      await writeFile(join(dir('tail-2'), 'stdout.log.1'), 'c\n');
+      await writeFile(join(dir('tail-2'), 'stdout.log'), 'd\n');
+      setTimeout(() => void rm(dir('tail-2'), { recursive: true, force: true }), 1_000);
+    });
+    expect(result.text).toBe('a\nc\nd\n');
+    expect(result.truncated).toEqual([false, true]);
   });
 });
 

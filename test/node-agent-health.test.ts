@@ -5,11 +5,11 @@
  * not rewritten while it stays so); a failing command check stops the task `failed` with reason
  * `health-check-failed` and the scheduler's restart policy replaces it; a command check runs in
  * the task's cgroup, PID/mount namespaces and uid (it sees the task's processes and files, not
- * the host's). Needs root and writable cgroups (and, for the namespace test, a host that allows
+ * the host's); a restarted agent resumes the check of a task it adopts. Needs root and writable cgroups (and, for the namespace test, a host that allows
  * them); skipped loudly otherwise. Build first (`npx tsc -b`).
  */
 import { existsSync, readlinkSync } from 'node:fs';
-import { mkdtemp, readFile, rm, chmod, rmdir } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, chmod, rmdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -34,6 +34,7 @@ describe('health checks run by a real agent', () => {
   let cell: Cell;
   let mirror: CellMirror;
   let agent: Agent;
+  let newAgent: () => Agent;
   let scheduler: Started | undefined;
   let dataDir: string;
   /** Every state/reason a task record went through, as the mirror saw it. */
@@ -46,7 +47,7 @@ describe('health checks run by a real agent', () => {
     cell = new Cell(kv, freshCellName());
     dataDir = await mkdtemp(join(tmpdir(), 'omega-agent-health-'));
     await chmod(dataDir, 0o755);
-    agent = new Agent({
+    newAgent = () => new Agent({
       cell,
       machines: [{ id: m1, capacity: { cpuMillis: 64_000, memoryBytes: 64 * 1024 ** 3 } }],
       executor: async ({ reporter }) => {
@@ -56,6 +57,7 @@ describe('health checks run by a real agent', () => {
       },
       flushIntervalMs: 20,
     });
+    agent = newAgent();
     await agent.start();
     mirror = cell.mirror();
     mirror.onChange((change) => {
@@ -121,6 +123,23 @@ describe('health checks run by a real agent', () => {
     expect(first.at(-1)).toBe(`1:failed:${HEALTH_CHECK_FAILED}`);
     await cell.setJobDesired(jobId('sick'), 'killed');
     await eventually('the sick task to stop', () => ['killed', 'failed'].includes(record('sick')?.state ?? ''), 30_000, 50);
+  });
+
+  it.skipIf(real.skip)('a restarted agent resumes the check of a task it adopts, rewriting nothing while the result is unchanged', async () => {
+    await submit('adopt', service('adopt').command('sleep', '300').healthCheck({ command: ['sh', '-c', 'test ! -e stop-check'], intervalMs: 200, failureThreshold: 2 }).build());
+    await eventually('the adopt task to pass its check', () => record('adopt')?.health === 'passing', 30_000, 50);
+    const before = record('adopt')!;
+    await agent.stop({ drain: false });
+    agent = newAgent();
+    await agent.start();
+    // Several checks of the new agent pass: the record is not rewritten.
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    expect((await cell.getTask(before.id))?.revision).toBe(before.revision);
+    // The adopted task's check still runs: make it fail, and the new agent stops the task.
+    await writeFile(join(workDir(before), 'stop-check'), '');
+    await eventually('the adopted task to fail its check', () => (seen.get(before.id) ?? []).includes(`1:failed:${HEALTH_CHECK_FAILED}`), 30_000, 50);
+    await cell.setJobDesired(jobId('adopt'), 'killed');
+    await eventually('the adopt task to stop', () => ['killed', 'failed'].includes(record('adopt')?.state ?? ''), 30_000, 50);
   });
 
   it.skipIf(real.skip || noNamespaces)('a command check runs in the task\'s cgroup, PID and mount namespaces, as its uid', async () => {

@@ -51,3 +51,13 @@ describe('parseApiArgs', () => {
     expect(flagOf(['--bogus'])).toBe('--bogus');
   });
 });
+
+describe('--ui-listen', () => {
+  it('is off unless given, takes HOST:PORT (port 0 picks one), and names itself when it is bad', () => {
+    expect(parseApiArgs(['--insecure']).uiListen).toBeUndefined();
+    expect(parseApiArgs(['--insecure', '--ui-listen', '127.0.0.1:0']).uiListen).toBe('127.0.0.1:0');
+    expect(flagOf(['--insecure', '--ui-listen', 'nowhere'])).toBe('--ui-listen');
+    expect(flagOf(['--insecure', '--ui-listen', '127.0.0.1:70000'])).toBe('--ui-listen');
+    expect(flagOf(['--insecure', '--listen', '127.0.0.1:7070', '--ui-listen', '127.0.0.1:7070'])).toBe('--ui-listen');
+  });
+});

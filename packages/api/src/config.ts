@@ -13,6 +13,8 @@ export const API_USAGE = `usage: omega-api [flags]
 ${securityUsage(24)}  --cell NAME           cell name (default "default")
   --listen HOST:PORT    gRPC address to serve on, TLS with --cert unless --insecure
                         (default 127.0.0.1:7070; port 0: any free port)
+  --ui-listen HOST:PORT serve the web UI there (HTTPS with --cert, plain HTTP with --insecure;
+                        port 0: any free port; default: no UI)
   --etcd-timeout-ms MS  how long a call waits for etcd before answering UNAVAILABLE
                         (default 5000; 100 to 600000)
   --log-level LEVEL     trace, debug, info, warn, error, fatal, silent (default info)
@@ -27,6 +29,8 @@ export interface ApiConfig {
   readonly security: ProcessSecurity;
   readonly cell: string;
   readonly listen: string;
+  /** The web UI's `host:port`; undefined: no UI. */
+  readonly uiListen: string | undefined;
   /** Budget of one call's etcd steps, and the deadline of each etcd request. */
   readonly etcdTimeoutMs: number;
   readonly logLevel: string;
@@ -51,6 +55,7 @@ export function parseApiArgs(argv: readonly string[]): ApiConfig {
         ...SECURITY_FLAG_OPTIONS,
         cell: { type: 'string' },
         listen: { type: 'string' },
+        'ui-listen': { type: 'string' },
         'etcd-timeout-ms': { type: 'string' },
         'log-level': { type: 'string' },
         help: { type: 'boolean' },
@@ -69,6 +74,13 @@ export function parseApiArgs(argv: readonly string[]): ApiConfig {
   const match = HOST_PORT.exec(listen);
   if (match === null || Number(match[2]) > 65535) throw new FlagError('--listen', `must be HOST:PORT with a port from 0 to 65535, got ${JSON.stringify(listen)}`);
 
+  const uiListen = values['ui-listen'];
+  if (uiListen !== undefined) {
+    const ui = HOST_PORT.exec(uiListen);
+    if (ui === null || Number(ui[2]) > 65535) throw new FlagError('--ui-listen', `must be HOST:PORT with a port from 0 to 65535, got ${JSON.stringify(uiListen)}`);
+    if (uiListen === listen && Number(ui[2]) !== 0) throw new FlagError('--ui-listen', `must differ from --listen (${listen}): the UI has its own port`);
+  }
+
   const timeoutText = values['etcd-timeout-ms'] ?? String(DEFAULT_ETCD_TIMEOUT_MS);
   const etcdTimeoutMs = Number(timeoutText);
   if (!/^\d+$/.test(timeoutText) || etcdTimeoutMs < 100 || etcdTimeoutMs > 600_000) {
@@ -81,7 +93,7 @@ export function parseApiArgs(argv: readonly string[]): ApiConfig {
 
   const help = values.help === true;
   // --help needs no certificates (and main prints the usage before looking at anything else).
-  if (help) return { help, etcdEndpoints: [], security: { mode: 'insecure' }, cell, listen, etcdTimeoutMs, logLevel };
+  if (help) return { help, etcdEndpoints: [], security: { mode: 'insecure' }, cell, listen, uiListen, etcdTimeoutMs, logLevel };
   const { endpoints: etcdEndpoints, security } = parseEtcdConnection(values);
-  return { help, etcdEndpoints, security, cell, listen, etcdTimeoutMs, logLevel };
+  return { help, etcdEndpoints, security, cell, listen, uiListen, etcdTimeoutMs, logLevel };
 }

@@ -167,7 +167,9 @@ export function jobServiceImplementation(options: JobServiceOptions): UntypedSer
     const jobs: WireJobView[] = [];
     let tasks = 0;
     let truncated = false;
+    const cronOf = request.cron_of ?? '';
     for (const job of newestFirst) {
+      if (cronOf !== '' && job.cronRun?.templateId !== cronOf) continue;
       if (namespace !== '' ? job.spec.namespace !== namespace : !allows(caller, 'read-jobs', job.spec.namespace)) continue;
       const facts: JobFacts = { job, status: snapshot.status(job.id), owner: snapshot.owner(job.id)?.scheduler, tasks: [...snapshot.tasksOf(job.id)] };
       const derived = deriveJob(facts);
@@ -286,9 +288,10 @@ export function jobServiceImplementation(options: JobServiceOptions): UntypedSer
     let truncated = false;
     try {
       const onTruncated = (value: boolean): void => {
-        truncated = value;
+        truncated ||= value;
       };
-      for await (const chunk of streamTaskLog(location, { signal: controller.signal, onTruncated, ...(options.logTls === undefined ? {} : { tls: options.logTls }) })) {
+      const follow = request.follow === true;
+      for await (const chunk of streamTaskLog(location, { signal: controller.signal, onTruncated, follow, ...(options.logTls === undefined ? {} : { tls: options.logTls }) })) {
         if (controller.signal.aborted) break;
         await writeMessage(call, { data: Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength) });
       }

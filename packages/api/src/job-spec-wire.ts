@@ -9,7 +9,7 @@
  * paths rewritten to proto names. Nothing is written by this file: a caller stores a spec only
  * when the problem list is empty.
  */
-import { DEFAULT_NAMESPACE, JOB_LIMITS, jobSpecProblems, secretEnvProblems, type Constraint, type HealthCheck, type JobSpec, type SecretEnv, type SpecProblem, type TaskNetwork } from '@omega/cell-state';
+import { DEFAULT_NAMESPACE, JOB_LIMITS, jobSpecProblems, secretEnvProblems, type Constraint, type CronConcurrency, type HealthCheck, type JobSpec, type SecretEnv, type SpecProblem, type TaskNetwork } from '@omega/cell-state';
 import { protoFieldPath } from './errors.js';
 import { encodedJobSpecBytes } from './proto.js';
 import {
@@ -17,6 +17,8 @@ import {
   COMMIT_MODE_WIRE,
   CONSTRAINT_OPERATOR_NAMES,
   CONSTRAINT_OPERATOR_WIRE,
+  CRON_CONCURRENCY_NAMES,
+  CRON_CONCURRENCY_WIRE,
   JOB_KIND_NAMES,
   JOB_KIND_WIRE,
   RESTART_POLICY_KIND_NAMES,
@@ -136,6 +138,17 @@ export function jobSpecFromWire(wire: WireJobSpec | null | undefined, field = 'j
             autoRollback: wire.update.auto_rollback === true,
           },
         }),
+    // Checked by jobSpecProblems (the expression, the time zone, batch only); absent: not a cron job.
+    ...(wire.schedule === undefined || wire.schedule === null
+      ? {}
+      : {
+          schedule: {
+            cron: wire.schedule.cron ?? '',
+            timeZone: wire.schedule.time_zone ?? '',
+            concurrency: (wire.schedule.concurrency === undefined ? 'allow' : enumValue(CRON_CONCURRENCY_NAMES, wire.schedule.concurrency)) as CronConcurrency,
+            startingDeadlineMs: Number(wire.schedule.starting_deadline_ms ?? 0),
+          },
+        }),
   };
   for (const p of jobSpecProblems(spec)) {
     // Without a task, cell-state's resource checks would only repeat "task: is required".
@@ -222,6 +235,15 @@ export function jobSpecToWire(spec: JobSpec): WireJobSpec {
             min_healthy_time_ms: spec.update.minHealthyTimeMs,
             healthy_deadline_ms: spec.update.healthyDeadlineMs,
             auto_rollback: spec.update.autoRollback,
+          },
+    schedule:
+      spec.schedule === undefined
+        ? null
+        : {
+            cron: spec.schedule.cron,
+            time_zone: spec.schedule.timeZone,
+            concurrency: CRON_CONCURRENCY_WIRE[spec.schedule.concurrency] ?? 'CRON_CONCURRENCY_UNSPECIFIED',
+            starting_deadline_ms: spec.schedule.startingDeadlineMs,
           },
   };
 }

@@ -17,6 +17,7 @@
  * and nothing will be restarted. An unschedulable job has not ended (machines may come).
  */
 import {
+  isReplacedTask,
   isTerminal,
   jobVersion,
   taskVersion,
@@ -73,6 +74,8 @@ export function effectiveRestartPolicy(job: Job): Exclude<RestartPolicyKind, 'de
 export function isFinal(task: Task, policy: Exclude<RestartPolicyKind, 'default'>): boolean {
   if (!isTerminal(task.state)) return false;
   if (task.state === 'lost' || (task.state === 'killed' && task.reason === 'preempted')) return false;
+  // Stopped by its scheduler to be placed again (a rolling update, a drain, a scale back up).
+  if (isReplacedTask(task)) return false;
   if (task.state === 'succeeded') return policy !== 'always';
   return policy === 'never';
 }
@@ -114,6 +117,8 @@ export function deriveJob(facts: JobFacts): DerivedJob {
   if (killRequested) {
     return live === 0 ? result('killed', statusReason || 'killed on request') : result('running', `stopping ${live} task(s): kill requested`);
   }
+  // A cron job's template has no tasks of its own: its runs are jobs (cronRun names it).
+  if (job.spec.schedule !== undefined) return { ...result('scheduled', statusReason || 'waiting for a scheduler to take it'), slots: [], counts: { ...counts, pending: 0 } };
   if (live === 0 && status !== undefined && TERMINAL_JOB_STATES.has(status.state)) return result(status.state, statusReason);
   if (slots.length > 0 && slots.every((s) => s.task !== undefined && isFinal(s.task, policy))) {
     const failed = slots.find((s) => s.task?.state !== 'succeeded');
@@ -183,6 +188,17 @@ export function jobViewToWire(facts: JobFacts, derived: DerivedJob, options: { i
             reason: status.deployment.reason,
             started_at_ms: status.deployment.startedAtMs,
           },
+    cron:
+      job.spec.schedule === undefined
+        ? null
+        : {
+            next_run_at_ms: status?.cron?.nextAtMs ?? 0,
+            last_scheduled_at_ms: status?.cron?.lastScheduledAtMs ?? 0,
+            runs: status?.cron?.runs ?? 0,
+            skipped: status?.cron?.skipped ?? 0,
+            last_skip_reason: status?.cron?.lastSkipReason ?? '',
+          },
+    cron_run: job.cronRun === undefined ? null : { template_id: job.cronRun.templateId, scheduled_at_ms: job.cronRun.scheduledAtMs },
   };
 }
 

@@ -56,6 +56,7 @@ async function main(): Promise<number> {
       storeTimeoutMs: config.etcdTimeoutMs,
       auth: tls === undefined ? 'none' : 'tokens',
       ...(tls === undefined ? {} : { tls }),
+      ...(config.uiListen === undefined ? {} : { ui: { listen: config.uiListen } }),
     });
   } catch (error) {
     logger.fatal({ err: error, listen: config.listen, etcd: config.etcdEndpoints }, 'API server could not start');
@@ -64,6 +65,7 @@ async function main(): Promise<number> {
   }
   // Parents (`omega dev`, tests) read the bound address from this line when they asked for port 0.
   process.stdout.write(`omega-api listening on ${server.address}\n`);
+  if (server.ui !== undefined) process.stdout.write(`omega-api web UI on ${server.ui.url}\n`);
 
   return await new Promise<number>((resolve) => {
     let stopping = false;

@@ -28,6 +28,7 @@ import { cellServiceImplementation } from './cell-service.js';
 import { API_LIMITS } from './job-spec-wire.js';
 import { jobServiceImplementation, type StreamCloser } from './job-service.js';
 import { loadApiDefinition } from './proto.js';
+import { startUiServer, type UiServer, type UiServerOptions } from './ui/ui-server.js';
 
 export interface ApiServerOptions {
   readonly cell: Cell;
@@ -61,6 +62,11 @@ export interface ApiServerOptions {
    * Without it the port is plaintext: only for `--insecure`.
    */
   readonly tls?: TlsIdentity;
+  /**
+   * Also serve the web UI (ui/ui-server.ts) on `ui.listen`: HTTPS with `tls`, else plain HTTP.
+   * Absent (the default): no UI.
+   */
+  readonly ui?: Pick<UiServerOptions, 'listen' | 'sampleMs' | 'historyPoints' | 'coalesceMs' | 'recheckMs'>;
 }
 
 export interface ApiServer {
@@ -68,6 +74,8 @@ export interface ApiServer {
   readonly address: string;
   readonly port: number;
   readonly mirror: CellMirror;
+  /** The web UI, when `ui` was given. */
+  readonly ui: UiServer | undefined;
   /** Resolves true once the mirror is listed (calls are served), false if not within `timeoutMs`. */
   whenReady(timeoutMs: number): Promise<boolean>;
   /**
@@ -144,6 +152,15 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     throw new Error(`could not listen on ${listen}: ${reason}`, { cause: error });
   }
   const address = `${host}:${port}`;
+  let ui: UiServer | undefined;
+  if (options.ui !== undefined) {
+    try {
+      ui = await startUiServer({ ...options.ui, reader, authenticate, logger, ...(options.tls === undefined ? {} : { tls: options.tls }), recheckMs: options.ui.recheckMs ?? options.watchProbeMs ?? options.storeTimeoutMs ?? DEFAULT_RECHECK_MS });
+    } catch (error) {
+      server.forceShutdown();
+      throw error;
+    }
+  }
   logger.info({ address, cell: options.cell.keys.cell, auth }, 'API server listening');
   if (auth === 'none') logger.warn({ address }, 'API server asks for no token: every caller is admin (insecure)');
   link.start();
@@ -152,6 +169,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   const close = (): Promise<void> =>
     (closing ??= (async () => {
       for (const closer of [...streams]) closer();
+      await ui?.close();
       const grace = options.shutdownGraceMs ?? 5_000;
       await new Promise<void>((resolve) => {
         const timer = setTimeout(() => {
@@ -168,5 +186,5 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
       logger.info({ address }, 'API server stopped');
     })());
 
-  return { address, port, mirror, whenReady: (timeoutMs) => link.whenReady(timeoutMs), close };
+  return { address, port, mirror, ui, whenReady: (timeoutMs) => link.whenReady(timeoutMs), close };
 }

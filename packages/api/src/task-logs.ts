@@ -100,12 +100,19 @@ export interface StreamLogOptions {
   readonly tls?: TlsIdentity;
   /** The clock grants are minted by (default `Date.now`). */
   readonly now?: () => number;
-  /** Told once the agent answered whether the log lost its oldest bytes to the log cap. */
+  /**
+   * Told once the agent answered whether the log lost its oldest bytes to the log cap, and
+   * again at the end of a followed log if bytes were lost meanwhile.
+   */
   readonly onTruncated?: (truncated: boolean) => void;
+  /** Keep streaming what the task writes until its attempt ended (the agent's follow). */
+  readonly follow?: boolean;
 }
 
-/** The agent's response header saying the log was truncated (node-agent's LOG_TRUNCATED_HEADER). */
+/** The agent's response header (and a followed log's trailer) saying the log was truncated (node-agent's LOG_TRUNCATED_HEADER). */
 const TRUNCATED_HEADER = 'x-omega-log-truncated';
+/** The request header asking the agent to follow the log (node-agent's LOG_FOLLOW_HEADER). */
+const FOLLOW_HEADER = 'x-omega-log-follow';
 
 /** A response's status, its text when small, or its body as a stream. */
 interface AgentAnswer {
@@ -133,7 +140,7 @@ function askAgent(location: LogLocation, options: StreamLogOptions, signal: Abor
   const secure = url.protocol === 'https:';
   const tls = options.tls;
   if (secure && tls === undefined) return Promise.reject(new Error('an https log address needs the API to have a TLS identity'));
-  const headers: Record<string, string> = {};
+  const headers: Record<string, string> = options.follow === true ? { [FOLLOW_HEADER]: 'true' } : {};
   if (secure && tls !== undefined) {
     const grant = mintLogGrant({ jobId: location.jobId, index: location.index, attempt: location.attempt, stream: location.stream, machineId: location.machineId }, tls.key, (options.now ?? Date.now)());
     headers.authorization = `Bearer ${grant}`;
@@ -196,6 +203,7 @@ export async function* streamTaskLog(location: LogLocation, options: StreamLogOp
         const bytes = chunk as Uint8Array;
         for (let start = 0; start < bytes.length; start += LOG_CHUNK_BYTES) yield bytes.subarray(start, start + LOG_CHUNK_BYTES);
       }
+      if (response.body.trailers[TRUNCATED_HEADER] === 'true') options.onTruncated?.(true);
     } catch (error) {
       if (options.signal?.aborted === true) return;
       throw unavailable(`reading ${what} from machine ${location.machineId} failed: ${(error as Error).message}`, error);

@@ -9,6 +9,7 @@
  */
 import type {
   CommitMode,
+  CronConcurrency,
   Role,
   ConstraintOperator,
   JobKind,
@@ -86,6 +87,23 @@ export interface WireJobSpec {
   namespace?: string;
   /** A service's rolling update policy; null or absent: the defaults. */
   update?: WireUpdateStrategy | null;
+  /** A cron job's schedule; null or absent: not a cron job. */
+  schedule?: WireCronSchedule | null;
+}
+
+export interface WireCronSchedule {
+  cron: string;
+  time_zone: string;
+  concurrency: string | number;
+  starting_deadline_ms: number | string;
+}
+
+export interface WireCronView {
+  next_run_at_ms: number;
+  last_scheduled_at_ms: number;
+  runs: number;
+  skipped: number;
+  last_skip_reason: string;
 }
 
 export interface WireUpdateStrategy {
@@ -171,6 +189,10 @@ export interface WireJobView {
   version: number;
   /** null: no rolling update ran. */
   deployment: WireDeploymentView | null;
+  /** A cron job: its runs so far and the next time; null for other jobs. */
+  cron: WireCronView | null;
+  /** A run of a cron job: its template and scheduled time; null for other jobs. */
+  cron_run: { template_id: string; scheduled_at_ms: number } | null;
 }
 
 export interface WireMachineView {
@@ -252,12 +274,15 @@ export interface ListJobsRequest {
   include_tasks: boolean;
   /** Empty: every namespace the caller may read. */
   namespace: string;
+  /** Non-empty: only the runs of this cron job. */
+  cron_of?: string;
 }
 export interface GetTaskLogsRequest {
   job_id: string;
   index: number;
   stream: string | number;
   attempt: number;
+  follow?: boolean;
 }
 
 // ---- enum names ----------------------------------------------------------------------------
@@ -292,6 +317,13 @@ export const JOB_KIND_WIRE = inverse(JOB_KIND_NAMES);
 export const COMMIT_MODE_WIRE = inverse(COMMIT_MODE_NAMES);
 export const CONSTRAINT_OPERATOR_WIRE = inverse(CONSTRAINT_OPERATOR_NAMES);
 export const RESTART_POLICY_KIND_WIRE = inverse(RESTART_POLICY_KIND_NAMES);
+export const CRON_CONCURRENCY_NAMES: Readonly<Record<string, CronConcurrency>> = {
+  CRON_CONCURRENCY_UNSPECIFIED: 'allow',
+  CRON_CONCURRENCY_ALLOW: 'allow',
+  CRON_CONCURRENCY_FORBID: 'forbid',
+  CRON_CONCURRENCY_REPLACE: 'replace',
+};
+export const CRON_CONCURRENCY_WIRE: Readonly<Record<CronConcurrency, string>> = { allow: 'CRON_CONCURRENCY_ALLOW', forbid: 'CRON_CONCURRENCY_FORBID', replace: 'CRON_CONCURRENCY_REPLACE' };
 
 export const JOB_VIEW_STATE_WIRE: Readonly<Record<JobState, string>> = {
   pending: 'JOB_VIEW_STATE_PENDING',
@@ -300,6 +332,7 @@ export const JOB_VIEW_STATE_WIRE: Readonly<Record<JobState, string>> = {
   failed: 'JOB_VIEW_STATE_FAILED',
   killed: 'JOB_VIEW_STATE_KILLED',
   unschedulable: 'JOB_VIEW_STATE_UNSCHEDULABLE',
+  scheduled: 'JOB_VIEW_STATE_SCHEDULED',
 };
 export const JOB_VIEW_STATE_NAMES: Readonly<Record<string, JobState>> = Object.fromEntries(
   Object.entries(JOB_VIEW_STATE_WIRE).map(([state, name]) => [name, state as JobState]),
@@ -318,5 +351,5 @@ export const TASK_VIEW_STATE_WIRE: Readonly<Record<TaskState, string>> = {
 /** The proto enum's numbering, for requests whose enum arrived as a number (proto-loader keeps unknown values numeric). */
 export const JOB_VIEW_STATE_NUMBERS: readonly string[] = [
   'JOB_VIEW_STATE_UNSPECIFIED',
-  ...(['pending', 'running', 'succeeded', 'failed', 'killed', 'unschedulable'] as const).map((s) => JOB_VIEW_STATE_WIRE[s]),
+  ...(['pending', 'running', 'succeeded', 'failed', 'killed', 'unschedulable', 'scheduled'] as const).map((s) => JOB_VIEW_STATE_WIRE[s]),
 ];

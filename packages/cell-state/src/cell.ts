@@ -45,6 +45,7 @@ import { readSecretEnv, requestSpecHash, secretDigestKey, secretEnvDigest } from
 import {
   DEFAULT_NAMESPACE,
   isTerminal,
+  type CronRun,
   type DesiredState,
   type Job,
   type JobId,
@@ -108,6 +109,8 @@ export interface NewJob {
    * of the request id with other values is refused like one with another spec.
    */
   readonly secretEnv?: SecretEnv;
+  /** A run of a cron job: which one, and the scheduled time (stored with the job). */
+  readonly cronRun?: CronRun;
 }
 
 /** Extra compares and writes for a job's create transaction (Cell.submitJob's namespace guard). */
@@ -538,7 +541,7 @@ export class Cell {
     const secretEnv = job.secretEnv ?? {};
     const spec = withSecretEnvNames(job.spec, secretEnv);
     const hasSecrets = Object.keys(secretEnv).length > 0;
-    const record = { id: job.id, spec, desired: 'running' as const, submittedAtMs: job.submittedAtMs ?? this.now(), requestId: job.requestId ?? '' };
+    const record = { id: job.id, spec, desired: 'running' as const, submittedAtMs: job.submittedAtMs ?? this.now(), requestId: job.requestId ?? '', ...(job.cronRun === undefined ? {} : { cronRun: job.cronRun }) };
     const jobKey = this.keys.job(job.id);
     const value = encodeJob(record);
     const specHash = requestSpecHash(spec, hasSecrets ? secretEnvDigest(await this.secretDigestKey(), secretEnv) : undefined);

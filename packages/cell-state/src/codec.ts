@@ -8,6 +8,8 @@ import path from 'node:path';
 import protobuf from 'protobufjs';
 import {
   CONSTRAINT_OPERATORS,
+  CRON_CONCURRENCY,
+  type CronConcurrency,
   DEFAULT_NAMESPACE,
   DEPLOYMENT_STATES,
   HEALTH_STATES,
@@ -265,7 +267,7 @@ const JOB_KINDS: readonly JobKind[] = ['batch', 'service'];
 const COMMIT_MODES: readonly CommitMode[] = ['default', 'incremental', 'all-or-nothing'];
 const RESTART_KINDS: readonly RestartPolicyKind[] = ['default', 'never', 'on-failure', 'always'];
 const DESIRED: readonly DesiredState[] = ['running', 'killed'];
-const JOB_STATES: readonly JobState[] = ['pending', 'running', 'succeeded', 'failed', 'killed', 'unschedulable'];
+const JOB_STATES: readonly JobState[] = ['pending', 'running', 'succeeded', 'failed', 'killed', 'unschedulable', 'scheduled'];
 
 function jobSpecToWire(s: JobSpec): Wire {
   return {
@@ -313,6 +315,16 @@ function jobSpecToWire(s: JobSpec): Wire {
             minHealthyTimeMs: s.update.minHealthyTimeMs,
             healthyDeadlineMs: s.update.healthyDeadlineMs,
             autoRollback: s.update.autoRollback,
+          },
+        }),
+    ...(s.schedule === undefined
+      ? {}
+      : {
+          schedule: {
+            cron: s.schedule.cron,
+            timeZone: s.schedule.timeZone,
+            concurrency: CRON_CONCURRENCY.indexOf(s.schedule.concurrency) + 1,
+            startingDeadlineMs: s.schedule.startingDeadlineMs,
           },
         }),
   };
@@ -383,6 +395,17 @@ function jobSpecFromWire(w: Wire): JobSpec {
             autoRollback: w.update.autoRollback === true,
           },
         }),
+    ...(w?.schedule == null
+      ? {}
+      : {
+          schedule: {
+            cron: w.schedule.cron ?? '',
+            timeZone: w.schedule.timeZone ?? '',
+            // Unspecified (0) is allow; an unknown value decodes as undefined and fails validation.
+            concurrency: (w.schedule.concurrency ?? 0) === 0 ? 'allow' : (CRON_CONCURRENCY[(w.schedule.concurrency as number) - 1] as CronConcurrency),
+            startingDeadlineMs: num(w.schedule.startingDeadlineMs),
+          },
+        }),
   };
 }
 
@@ -398,6 +421,7 @@ export function encodeJob(j: Omit<Job, 'revision'>): Uint8Array {
     versionAtMs: j.versionAtMs ?? 0,
     versionBy: j.versionBy ?? '',
     versionChange: j.versionChange ?? '',
+    ...(j.cronRun === undefined ? {} : { cronRun: { templateId: j.cronRun.templateId, scheduledAtMs: j.cronRun.scheduledAtMs } }),
   });
 }
 
@@ -415,6 +439,7 @@ export function decodeJob(bytes: Uint8Array, revision: number): Job {
     ...(num(w.versionAtMs) > 0 ? { versionAtMs: num(w.versionAtMs) } : {}),
     ...(typeof w.versionBy === 'string' && w.versionBy !== '' ? { versionBy: w.versionBy as string } : {}),
     ...(typeof w.versionChange === 'string' && w.versionChange !== '' ? { versionChange: w.versionChange as string } : {}),
+    ...(w.cronRun == null ? {} : { cronRun: { templateId: (w.cronRun.templateId ?? '') as JobId, scheduledAtMs: num(w.cronRun.scheduledAtMs) } }),
     revision,
   };
 }
@@ -463,6 +488,7 @@ export function encodeJobStatus(s: Omit<JobStatus, 'revision'>): Uint8Array {
             lastGoodVersion: s.deployment.lastGoodVersion,
           },
         }),
+    ...(s.cron === undefined ? {} : { cron: { ...s.cron } }),
   });
 }
 
@@ -479,6 +505,9 @@ export function decodeJobStatus(jobId: JobId, bytes: Uint8Array, revision: numbe
     firstAttemptAtMs: num(w.firstAttemptAtMs),
     fullyPlacedAtMs: num(w.fullyPlacedAtMs),
     ...(w.deployment == null ? {} : { deployment: deploymentFromWire(w.deployment) }),
+    ...(w.cron == null
+      ? {}
+      : { cron: { lastScheduledAtMs: num(w.cron.lastScheduledAtMs), runs: w.cron.runs ?? 0, skipped: w.cron.skipped ?? 0, lastSkipReason: w.cron.lastSkipReason ?? '', nextAtMs: num(w.cron.nextAtMs) } }),
     revision,
   };
 }

@@ -4,6 +4,18 @@
  */
 export * from './types.js';
 export {
+  DEFAULT_STARTING_DEADLINE_MS,
+  MAX_CATCH_UP_RUNS,
+  MAX_STARTING_DEADLINE_MS,
+  cronRunId,
+  cronRunRequestId,
+  cronRunSpec,
+  cronScheduleProblems,
+  dueTimes,
+  nextScheduledAt,
+  type DueTimes,
+} from './cron-schedule.js';
+export {
   ETCD_DEFAULT_LIMITS,
   KvCompactedError,
   KvError,

@@ -4,6 +4,7 @@
  */
 import { CONSTRAINT_OPERATORS, NETWORK_NONE_ATTRIBUTE, TASK_NETWORKS, USER_ATTRIBUTE_PREFIX, type JobSpec } from './types.js';
 import { healthCheckProblems } from './health-check.js';
+import { cronScheduleProblems } from './cron-schedule.js';
 import { updateStrategyProblems } from './update-strategy.js';
 
 export interface SpecProblem {
@@ -145,6 +146,7 @@ export function jobSpecProblems(spec: JobSpec, prefix = ''): SpecProblem[] {
     bad('retentionMs', `must be an integer number of ms from 0 (the cell's default) to ${JOB_LIMITS.maxRetentionMs} (a year)`);
   }
   out.push(...updateStrategyProblems(spec.update, prefix));
+  out.push(...cronScheduleProblems(spec, prefix));
   return out;
 }
 

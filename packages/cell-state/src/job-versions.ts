@@ -102,7 +102,7 @@ function normalised(spec: JobSpec): JobSpec {
 }
 
 const TOP_FIELDS: readonly (keyof JobSpec)[] = ['priority', 'instances', 'commitMode', 'constraints', 'restartPolicy', 'retentionMs', 'update'];
-const TASK_FIELDS: readonly string[] = ['command', 'env', 'resources', 'runDurationMs', 'hollowFail', 'pidsLimit', 'logLimitBytes', 'network', 'user', 'secretEnvNames', 'healthCheck', 'diskLimit'];
+const TASK_FIELDS: readonly string[] = ['command', 'env', 'resources', 'runDurationMs', 'hollowFail', 'pidsLimit', 'logLimitBytes', 'network', 'user', 'secretEnvNames', 'healthCheck', 'diskLimitBytes'];
 
 /** What changed between two specs, in one line: `instances 2 -> 4`, `task.command, task.env changed`. */
 export function describeSpecChange(before: JobSpec, after: JobSpec): string {

@@ -302,6 +302,27 @@ export interface JobSpec {
    * scheduler-core's deployment.ts); absent: {@link DEFAULT_UPDATE_STRATEGY}. Batch jobs ignore it.
    */
   readonly update?: UpdateStrategy;
+  /**
+   * A cron job: the job is a template, and a run of it (a job of its own, {@link Job.cronRun})
+   * is created at each time the schedule names (see cron-schedule.ts). Batch jobs only.
+   */
+  readonly schedule?: CronSchedule;
+}
+
+/** What a cron job does at a scheduled time while an earlier run has not ended. */
+export type CronConcurrency = 'allow' | 'forbid' | 'replace';
+export const CRON_CONCURRENCY: readonly CronConcurrency[] = ['allow', 'forbid', 'replace'];
+
+/** When a cron job runs (Kubernetes CronJob's fields). */
+export interface CronSchedule {
+  /** A cron expression: 5 fields (minute precision) or 6 (seconds first), croner's syntax. */
+  readonly cron: string;
+  /** An IANA time zone the expression is read in; empty: UTC. */
+  readonly timeZone: string;
+  /** `allow` (default): runs may overlap; `forbid`: a time is skipped while a run is live; `replace`: the live run is killed. */
+  readonly concurrency: CronConcurrency;
+  /** A time missed (no scheduler was running it) still runs this late; older ones are skipped and counted. 0: the default. */
+  readonly startingDeadlineMs: number;
 }
 
 /** A service's rolling update policy. */
@@ -374,7 +395,27 @@ export interface Job {
   readonly versionBy?: string;
   /** What the current version changed, in one line (`submitted`, `instances 2 -> 4`, ...). */
   readonly versionChange?: string;
+  /** A run of a cron job: the template it was made from and the scheduled time it is the run of. */
+  readonly cronRun?: CronRun;
   readonly revision: number;
+}
+
+/** Which cron job and scheduled time a run is: its identity (one run per scheduled time). */
+export interface CronRun {
+  readonly templateId: JobId;
+  readonly scheduledAtMs: number;
+}
+
+/** A cron job's progress, kept in its status by its owning scheduler. */
+export interface CronState {
+  /** The latest scheduled time handled (a run made, or skipped); 0: none yet. */
+  readonly lastScheduledAtMs: number;
+  readonly runs: number;
+  /** Times skipped: missed past the starting deadline, `forbid` with a live run, or refused by the quota. */
+  readonly skipped: number;
+  readonly lastSkipReason: string;
+  /** The next scheduled time (0: the expression names no future time). */
+  readonly nextAtMs: number;
 }
 
 /** A job's version number (1 for records written before versions existed). */
@@ -423,7 +464,8 @@ export interface Deployment {
   readonly lastGoodVersion: number;
 }
 
-export type JobState = 'pending' | 'running' | 'succeeded' | 'failed' | 'killed' | 'unschedulable';
+/** `scheduled`: a cron job's template (its runs are jobs of their own). */
+export type JobState = 'pending' | 'running' | 'succeeded' | 'failed' | 'killed' | 'unschedulable' | 'scheduled';
 
 /** `status/<job id>`: what the owning scheduler says about a job. */
 export interface JobStatus {
@@ -439,6 +481,8 @@ export interface JobStatus {
   readonly fullyPlacedAtMs: number;
   /** The last rolling update of a service; absent: none ran. */
   readonly deployment?: Deployment;
+  /** A cron job's runs so far and its next time; absent for other jobs. */
+  readonly cron?: CronState;
   readonly revision: number;
 }
 

@@ -154,6 +154,26 @@ restart: {policy: sometimes, initialBackoff: soon}
 });
 
 describe('a job file retention', () => {
+  it('reads an update block with durations, and leaves it out when not given', () => {
+    const base = 'name: web\nkind: service\ncommand: [sleep, "100"]\ncpu: 100m\nmemory: 64Mi\n';
+    expect(parseJobFile(`${base}update: {maxUnavailable: 2, minHealthyTime: 30s, healthyDeadline: 2m, autoRollback: true}\n`, 'job.yaml').update).toEqual({
+      maxUnavailable: 2,
+      maxSurge: 0,
+      minHealthyTimeMs: 30_000,
+      healthyDeadlineMs: 120_000,
+      autoRollback: true,
+    });
+    expect(parseJobFile(base, 'job.yaml').update).toBeUndefined();
+  });
+
+  it('names a bad update block by the file fields: surge, a deadline shorter than the healthy time, unknown keys', () => {
+    const base = 'name: web\nkind: service\ncommand: [sleep, "100"]\ncpu: 100m\nmemory: 64Mi\n';
+    expect(problemsOf(`${base}update: {maxSurge: 1}\n`)).toEqual([expect.stringMatching(/^update\.maxSurge: must be 0/)]);
+    expect(problemsOf(`${base}update: {minHealthyTime: 5m, healthyDeadline: 1m}\n`)).toEqual([expect.stringMatching(/^update\.healthyDeadline: must be longer than minHealthyTime/)]);
+    expect(problemsOf(`${base}update: {maxUnavailble: 1}\n`)[0]).toMatch(/^update\.maxUnavailble: is not a known/);
+    expect(problemsOf(`${base}update: 3\n`)).toEqual([expect.stringMatching(/^update: must be a mapping/)]);
+  });
+
   it('reads retention as a duration, and leaves it out when not given', () => {
     const base = 'name: hello\nkind: batch\ncommand: [true]\ncpu: 100m\nmemory: 64Mi\n';
     expect(parseJobFile(`${base}retention: 1h\n`).retentionMs).toBe(3_600_000);

@@ -18,6 +18,12 @@
  *   DB_PASSWORD: {fromEnv: DB_PASSWORD}   # or {fromFile: ./db-password}, or a literal value
  * healthCheck:                # how the agent checks each instance (see the README)
  *   {http: {port: 8080, path: /healthz}, interval: 10s, timeout: 1s, gracePeriod: 30s, failureThreshold: 3}
+ * update:                     # services: how `omega update` replaces instances
+ *   {maxUnavailable: 1, minHealthyTime: 10s, healthyDeadline: 5m, autoRollback: false}
+ * schedule: "0 3 * * *"       # batch: a cron job, run at these times (see the README)
+ * timeZone: Europe/Paris      # default UTC
+ * concurrency: forbid         # allow (default) | forbid | replace
+ * startingDeadline: 10m       # a missed time still runs this late (default 10m)
  * ```
  *
  * The full format is in the package README. Parsing checks everything the server would (cell-state's
@@ -27,7 +33,7 @@
  * Secret env values named by `fromEnv` / `fromFile` are not read here (parsing stays pure): the
  * parse returns where each value comes from, and `secret-env.ts` reads them just before a submit.
  */
-import { DEFAULT_NAMESPACE, jobSpecProblems, parseBytes, parseCpuMillis, secretEnvNames, secretEnvProblems, type Constraint, type JobSpec, type RestartPolicyKind, type TaskNetwork } from '@omega/cell-state';
+import { DEFAULT_NAMESPACE, jobSpecProblems, parseBytes, parseCpuMillis, secretEnvNames, secretEnvProblems, type Constraint, type CronConcurrency, type JobSpec, type RestartPolicyKind, type TaskNetwork } from '@omega/cell-state';
 import { parseDocument } from 'yaml';
 import { parseHealthCheckBlock } from './health-check-file.js';
 
@@ -42,9 +48,10 @@ export class JobFileError extends Error {
   }
 }
 
-const TOP_LEVEL = ['name', 'namespace', 'kind', 'instances', 'priority', 'commitMode', 'command', 'env', 'cpu', 'memory', 'duration', 'hollowFail', 'pidsLimit', 'logLimit', 'diskLimit', 'network', 'user', 'constraints', 'restart', 'retention', 'secretEnv', 'healthCheck'] as const;
+const TOP_LEVEL = ['name', 'namespace', 'kind', 'instances', 'priority', 'commitMode', 'command', 'env', 'cpu', 'memory', 'duration', 'hollowFail', 'pidsLimit', 'logLimit', 'diskLimit', 'network', 'user', 'constraints', 'restart', 'retention', 'secretEnv', 'update', 'healthCheck', 'schedule', 'timeZone', 'concurrency', 'startingDeadline'] as const;
 const CONSTRAINT_KEYS = ['attribute', 'equals', 'in', 'notIn', 'spread', 'maxPerMachine'] as const;
 const RESTART_KEYS = ['policy', 'maxRestarts', 'initialBackoff', 'maxBackoff'] as const;
+const UPDATE_KEYS = ['maxUnavailable', 'maxSurge', 'minHealthyTime', 'healthyDeadline', 'autoRollback'] as const;
 
 const DURATION_UNITS: Readonly<Record<string, number>> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 
@@ -112,6 +119,11 @@ export function fileField(path: string): string {
     [/^(constraints\[\d+\])\.values/, '$1'],
     [/^(constraints\[\d+\])\.limit/, '$1.maxPerMachine'],
     [/^retentionMs/, 'retention'],
+    [/^update\.minHealthyTimeMs/, 'update.minHealthyTime'],
+    [/^schedule\.cron$/, 'schedule'],
+    [/^schedule\.startingDeadlineMs$/, 'startingDeadline'],
+    [/^schedule\.(timeZone|concurrency)$/, '$1'],
+    [/^update\.healthyDeadlineMs/, 'update.healthyDeadline'],
     [/^task\.secretEnv(Names)?/, 'secretEnv'],
   ];
   for (const [pattern, replacement] of rules) if (pattern.test(path)) return path.replace(pattern, replacement);
@@ -354,6 +366,45 @@ export function parseJobDocument(text: string, source = 'job file'): ParsedJobFi
   // `retention: 1h`: how long the job's records stay after it finished (absent: the cell's default).
   const retentionMs = duration('retention', raw.retention);
   if (retentionMs > 0) spec = { ...spec, retentionMs };
+  // `update: {maxUnavailable: 2, minHealthyTime: 30s, ...}`: a service's rolling update (absent: the defaults).
+  if (raw.update !== undefined) {
+    if (!isRecord(raw.update)) bad('update', 'must be a mapping like {maxUnavailable: 1, minHealthyTime: 10s, healthyDeadline: 5m, autoRollback: true}');
+    else {
+      unknownKeys(raw.update, UPDATE_KEYS, 'update.', bad);
+      const count = (field: 'maxUnavailable' | 'maxSurge'): number => {
+        const value = (raw.update as Record<string, unknown>)[field];
+        return value === undefined ? 0 : typeof value === 'number' ? value : NaN;
+      };
+      if (raw.update.autoRollback !== undefined && typeof raw.update.autoRollback !== 'boolean') bad('update.autoRollback', 'must be true or false');
+      spec = {
+        ...spec,
+        update: {
+          maxUnavailable: count('maxUnavailable'),
+          maxSurge: count('maxSurge'),
+          minHealthyTimeMs: duration('update.minHealthyTime', raw.update.minHealthyTime),
+          healthyDeadlineMs: duration('update.healthyDeadline', raw.update.healthyDeadline),
+          autoRollback: raw.update.autoRollback === true,
+        },
+      };
+    }
+  }
+  // `schedule: "*/5 * * * *"` (+ timeZone, concurrency, startingDeadline): a cron job.
+  if (raw.schedule !== undefined) {
+    if (typeof raw.schedule !== 'string') bad('schedule', 'must be a cron expression in quotes, like "*/5 * * * *"');
+    if (raw.timeZone !== undefined && typeof raw.timeZone !== 'string') bad('timeZone', 'must be an IANA time zone name such as Europe/Paris');
+    if (raw.concurrency !== undefined && typeof raw.concurrency !== 'string') bad('concurrency', 'must be allow, forbid or replace');
+    spec = {
+      ...spec,
+      schedule: {
+        cron: typeof raw.schedule === 'string' ? raw.schedule : '',
+        timeZone: typeof raw.timeZone === 'string' ? raw.timeZone : '',
+        concurrency: (typeof raw.concurrency === 'string' ? raw.concurrency : 'allow') as CronConcurrency,
+        startingDeadlineMs: duration('startingDeadline', raw.startingDeadline),
+      },
+    };
+  } else {
+    for (const key of ['timeZone', 'concurrency', 'startingDeadline'] as const) if (raw[key] !== undefined) bad(key, 'applies only to a cron job: give schedule: too');
+  }
   // `healthCheck: {http: {port, path}, interval: 10s, ...}`: how the agent checks the task (see health-check-file.ts).
   if (raw.healthCheck !== undefined) {
     const healthCheck = parseHealthCheckBlock(raw.healthCheck, bad, parseDuration);

@@ -112,6 +112,12 @@ export function formatJob(job: JobOutput, now: number): string {
   if (job.spec.healthCheck !== null) lines.push(`Health:     ${formatHealthCheck(job.spec.healthCheck)}`);
   if (job.ruledOut.length > 0) lines.push(`Ruled out:  ${job.ruledOut.map((r) => `${r.filter}: ${r.machines} machine(s)`).join(', ')}`);
   if (job.deployment !== null) lines.push(`Deployment: ${formatDeployment(job.deployment)}`);
+  if (job.cron !== null) {
+    const c = job.cron;
+    lines.push(`Schedule:   ${c.schedule} (${c.timeZone}), concurrency ${c.concurrency}${c.startingDeadlineMs > 0 ? `, starting deadline ${c.startingDeadlineMs / 1000}s` : ''}`);
+    lines.push(`Runs:       ${c.runs} made, ${c.skipped} skipped${c.lastSkipReason === '' ? '' : ` (last: ${c.lastSkipReason})`}; next ${c.nextRunAtMs > 0 ? new Date(c.nextRunAtMs).toISOString() : '-'} (omega runs ${job.id})`);
+  }
+  if (job.cronRun !== null) lines.push(`Run of:     ${job.cronRun.templateId}, scheduled for ${new Date(job.cronRun.scheduledAtMs).toISOString()}`);
   if (job.tasks.length === 0) return lines.join('\n');
   // A HEALTH column only for jobs with a health check (or health on record): `passing 2m`.
   const health = job.spec.healthCheck !== null || job.tasks.some((task) => task.health !== null);

@@ -19,6 +19,7 @@ import { runDev, devOptionsFrom } from './dev/dev-cell.js';
 import { CliError, EXIT_USAGE, errorLine } from './errors.js';
 import { JobFileError, parseJobDocument } from './job-file.js';
 import { readJobFile } from './job-file-input.js';
+import { registerCronCommands } from './cron-commands.js';
 import { registerMachineCommands } from './machine-commands.js';
 import { registerPlanCommand } from './plan-command.js';
 import { registerNamespaceCommands } from './namespace-commands.js';
@@ -30,7 +31,7 @@ import { jobOutput, machineOutput, schedulerOutput, submitSpecToWire, type WireJ
 export type { CliIo };
 
 const REQUEST_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
-const JOB_STATES = ['pending', 'running', 'succeeded', 'failed', 'killed', 'unschedulable'];
+const JOB_STATES = ['pending', 'running', 'succeeded', 'failed', 'killed', 'unschedulable', 'scheduled'];
 
 /** Builds the program. `io` is where it prints; every action resolves when its output is written. */
 export function createProgram(io: CliIo): Command {
@@ -161,9 +162,10 @@ export function createProgram(io: CliIo): Command {
     .argument('<index>', 'task index', nonNegativeInt('<index>'))
     .option('--stderr', 'print standard error instead of standard output')
     .option('--attempt <n>', 'which attempt (default: the current one)', nonNegativeInt('--attempt'))
-    .action(async (id: string, index: number, options: { stderr?: boolean; attempt?: number }, command: Command) => {
+    .option('-f, --follow', 'keep printing what the task writes until its attempt has ended (Ctrl-C stops)')
+    .action(async (id: string, index: number, options: { stderr?: boolean; attempt?: number; follow?: boolean }, command: Command) => {
       await withClient(command, (client) =>
-        client.stream<{ data: Buffer; truncated?: boolean }>('GetTaskLogs', { job_id: id, index, stream: options.stderr === true ? 'STREAM_STDERR' : 'STREAM_STDOUT', attempt: options.attempt ?? 0 }, async (chunk) => {
+        client.stream<{ data: Buffer; truncated?: boolean }>('GetTaskLogs', { job_id: id, index, stream: options.stderr === true ? 'STREAM_STDERR' : 'STREAM_STDOUT', attempt: options.attempt ?? 0, follow: options.follow === true }, async (chunk) => {
           if (chunk.data.length > 0) await write(io.stdout, chunk.data);
           // On stderr: the output itself stays exactly the task's bytes.
           if (chunk.truncated === true) await write(io.stderr, `omega: the ${options.stderr === true ? 'stderr' : 'stdout'} of ${id}/${index} was truncated by the agent's log cap: only its newest part is shown\n`);
@@ -207,6 +209,7 @@ export function createProgram(io: CliIo): Command {
   registerNamespaceCommands(program, context);
   registerMachineCommands(program, context);
   registerPlanCommand(program, context);
+  registerCronCommands(program, context);
   registerVersionCommands(program, context);
   registerCellCommands(program, io);
 

@@ -42,7 +42,8 @@ export function registerVersionCommands(program: Command, context: CommandContex
       return;
     }
     const line = reply.changed ? `${job.id}: version ${reply.version}: ${reply.change}` : `${job.id}: unchanged at version ${reply.version} (nothing changed: no new version)`;
-    const rolling = reply.changed && job.kind === 'service' ? ' (instances are replaced by a rolling update: omega job shows its progress)' : '';
+    // Only a new task spec or new constraints replace instances (a scale or a new priority does not).
+    const rolling = reply.changed && job.kind === 'service' && /task\.|constraints/.test(reply.change) ? ' (instances are replaced by a rolling update: omega job shows its progress)' : '';
     await write(io.stdout, `${line}${rolling}\n`);
   };
 

@@ -72,6 +72,8 @@ export interface WireJobView {
     } | null;
     constraints: { attribute: string; operator: string; values: string[]; limit: number }[];
     restart_policy: { kind: string; max_restarts: number; initial_backoff_ms: number; max_backoff_ms: number } | null;
+    /** null or absent: not a cron job. */
+    schedule?: { cron: string; time_zone: string; concurrency: string; starting_deadline_ms: number | string } | null;
   } | null;
   state: string;
   reason: string;
@@ -84,6 +86,8 @@ export interface WireJobView {
   /** 0 or absent from a server that predates versions: 1. */
   version?: number;
   deployment?: WireDeploymentView | null;
+  cron?: { next_run_at_ms: number | string; last_scheduled_at_ms: number | string; runs: number; skipped: number; last_skip_reason: string } | null;
+  cron_run?: { template_id: string; scheduled_at_ms: number | string } | null;
 }
 
 export interface WireDeploymentView {
@@ -151,7 +155,7 @@ export interface WireMachineView {
 }
 
 export type TaskState = 'pending' | 'placed' | 'running' | 'succeeded' | 'failed' | 'killed' | 'lost';
-export type JobState = 'pending' | 'running' | 'succeeded' | 'failed' | 'killed' | 'unschedulable' | 'unknown';
+export type JobState = 'pending' | 'running' | 'succeeded' | 'failed' | 'killed' | 'unschedulable' | 'scheduled' | 'unknown';
 
 /** `JOB_VIEW_STATE_RUNNING` → `running`; `TASK_VIEW_STATE_LOST` → `lost`; `JOB_KIND_BATCH` → `batch`. */
 export function enumWord(name: string, prefix: string): string {
@@ -210,6 +214,10 @@ export interface JobOutput {
   version: number;
   /** The last rolling update; null: none ran. */
   deployment: DeploymentOutput | null;
+  /** A cron job: its schedule, runs so far and next time; null for other jobs. */
+  cron: { schedule: string; timeZone: string; concurrency: string; startingDeadlineMs: number; nextRunAtMs: number; runs: number; skipped: number; lastSkipReason: string } | null;
+  /** A run of a cron job: its template and scheduled time; null for other jobs. */
+  cronRun: { templateId: string; scheduledAtMs: number } | null;
   ruledOut: { filter: string; machines: number }[];
   taskCounts: Record<TaskState, number>;
   tasks: TaskOutput[];
@@ -337,6 +345,20 @@ export function jobOutput(j: WireJobView): JobOutput {
       j.deployment === undefined || j.deployment === null
         ? null
         : { version: j.deployment.version, state: j.deployment.state, healthy: j.deployment.healthy, updated: j.deployment.updated, total: j.deployment.total, reason: j.deployment.reason, startedAtMs: Number(j.deployment.started_at_ms) },
+    cron:
+      spec?.schedule === undefined || spec.schedule === null
+        ? null
+        : {
+            schedule: spec.schedule.cron,
+            timeZone: spec.schedule.time_zone === '' ? 'UTC' : spec.schedule.time_zone,
+            concurrency: enumWord(spec.schedule.concurrency, 'CRON_CONCURRENCY_').replace('unspecified', 'allow'),
+            startingDeadlineMs: Number(spec.schedule.starting_deadline_ms),
+            nextRunAtMs: Number(j.cron?.next_run_at_ms ?? 0),
+            runs: j.cron?.runs ?? 0,
+            skipped: j.cron?.skipped ?? 0,
+            lastSkipReason: j.cron?.last_skip_reason ?? '',
+          },
+    cronRun: j.cron_run === undefined || j.cron_run === null ? null : { templateId: j.cron_run.template_id, scheduledAtMs: Number(j.cron_run.scheduled_at_ms) },
     ruledOut: j.ruled_out.map((r) => ({ filter: r.filter, machines: r.machines })),
     taskCounts: counts,
     tasks: j.tasks.map(taskOutput),

@@ -21,6 +21,7 @@ import {
 import { DEFAULT_CGROUP_ROOT, defaultCgroupParent } from './cgroup-detect.js';
 import { defaultMachineId, detectCapacity } from './registration.js';
 import { DEFAULT_KILL_GRACE_MS } from './task-runner.js';
+import { DEFAULT_MAX_CONCURRENT_CHECKS } from './health-checks.js';
 import { DEFAULT_KEEP_ATTEMPTS, DEFAULT_TASK_RETENTION_MS } from './task-retention.js';
 import { DEFAULT_LOG_CAP_BYTES, MIN_LOG_CAP_BYTES } from './supervisor-command.js';
 import { DEFAULT_DISK_CHECK_MS, DEFAULT_DISK_LIMIT_BYTES, DEFAULT_DISK_MAX_ENTRIES, MIN_DISK_CHECK_MS } from './disk-limit.js';
@@ -55,6 +56,8 @@ ${securityUsage(26)}  --cell NAME             cell name (default "default")
                           tasks as (never root); advertised as omega.users.<name>=true
                           attributes, so only such jobs land here (default: none)
   --kill-grace-ms MS      between TERM and KILL when stopping a task (default 10000)
+  --max-health-checks N   health checks (of all tasks) run at once, at most (default 8);
+                          the others wait for a slot, each then with its own timeout
   --task-retention-s S    keep a finished task's directory and logs S seconds after its end
                           was reported (default 86400; 0: forever)
   --log-cap QTY           cap of each task's stdout.log and stderr.log, e.g. 64Mi (default
@@ -115,6 +118,8 @@ export interface AgentConfig {
   /** Users a job may name to run as (`--allow-users`, sorted; default none); each is in /etc/passwd with a uid other than 0. */
   readonly allowUsers: readonly string[];
   readonly killGraceMs: number;
+  /** Health checks run at once, at most (`--max-health-checks`, default 8; see health-checks.ts). */
+  readonly maxConcurrentChecks: number;
   readonly taskRetentionMs: number;
   /** Cap of each task log file (`--log-cap`, default 64 MiB). */
   readonly logCapBytes: number;
@@ -188,6 +193,7 @@ export function parseAgentArgs(argv: readonly string[], env: ConfigEnvironment =
         'task-uids': { type: 'string' },
         'allow-users': { type: 'string' },
         'kill-grace-ms': { type: 'string' },
+        'max-health-checks': { type: 'string' },
         'task-retention-s': { type: 'string' },
         'keep-attempts': { type: 'string' },
         'log-cap': { type: 'string' },
@@ -324,6 +330,7 @@ export function parseAgentArgs(argv: readonly string[], env: ConfigEnvironment =
   }
 
   const killGraceMs = integer('--kill-grace-ms', values['kill-grace-ms'], DEFAULT_KILL_GRACE_MS, 0, 3_600_000);
+  const maxConcurrentChecks = integer('--max-health-checks', values['max-health-checks'], DEFAULT_MAX_CONCURRENT_CHECKS, 1, 1_000);
   const taskRetentionMs = integer('--task-retention-s', values['task-retention-s'], DEFAULT_TASK_RETENTION_MS / 1000, 0, 10 * 365 * 86_400) * 1000;
   const keepAttempts = integer('--keep-attempts', values['keep-attempts'], DEFAULT_KEEP_ATTEMPTS, 1, 1_000);
   let logCapBytes = DEFAULT_LOG_CAP_BYTES;
@@ -384,6 +391,7 @@ export function parseAgentArgs(argv: readonly string[], env: ConfigEnvironment =
     taskUids,
     allowUsers,
     killGraceMs,
+    maxConcurrentChecks,
     taskRetentionMs,
     keepAttempts,
     logCapBytes,

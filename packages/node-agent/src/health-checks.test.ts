@@ -3,7 +3,7 @@ import { createServer as createTcpServer, type AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { resolveHealthCheck, type HealthCheck, type HealthState } from '@omega/cell-state';
 import { CheckSlots, HealthWatch, type HealthClock, type HealthProbe, type ProbeResult } from './health-checks.js';
-import { commandProbe, httpProbe, tcpProbe } from './health-probes.js';
+import { commandProbe, commandProbeArgv, httpProbe, tcpProbe } from './health-probes.js';
 
 /** A wall clock that moves only when told, firing its timers in order (awaiting what they start). */
 class FakeClock implements HealthClock {
@@ -221,6 +221,23 @@ describe('the probes', () => {
     expect((await tcpProbe(port)(signal)).passed).toBe(true);
     await new Promise((resolve) => tcp.close(resolve));
     expect((await tcpProbe(port)(signal)).passed).toBe(false);
+  });
+
+  it('command without namespaces to enter runs through setpriv as the task uid, joining the cgroup first when there is one', () => {
+    const target = { argv: ['test', '-e', 'ready'], env: {}, cwd: '/work', uid: 1234, gid: 1234, procsFiles: [] as string[], pid: () => process.pid };
+    const plain = commandProbeArgv(target);
+    expect(plain.file).toMatch(/setpriv$/);
+    expect(plain.args).toEqual(['--reuid', '1234', '--regid', '1234', '--clear-groups', '--', 'test', '-e', 'ready']);
+    expect(plain.cwd).toBe('/work');
+    const joined = commandProbeArgv({ ...target, procsFiles: ['/cg/a/cgroup.procs', '/cg/b/cgroup.procs'] });
+    expect(joined.file).toMatch(/sh$/);
+    expect(joined.args.slice(2)).toEqual(['omega-health-check', '/cg/a/cgroup.procs', '/cg/b/cgroup.procs', '--', plain.file, ...plain.args]);
+    expect(() => commandProbeArgv({ ...target, pid: () => undefined })).toThrow(/no process/);
+  });
+
+  it.skipIf(process.getuid?.() !== 0)('command runs as the task uid with no supplementary groups (as root)', async () => {
+    const result = await commandProbe({ argv: ['sh', '-c', 'echo "$(id -u) $(id -G)" >&2; exit 1'], env: { PATH: '/usr/bin:/bin' }, cwd: '/', uid: 65534, gid: 65534, procsFiles: [], pid: () => process.pid })(new AbortController().signal);
+    expect(result).toEqual({ passed: false, detail: 'exit 1: 65534 65534' });
   });
 
   it('command passes on exit 0, fails otherwise with its stderr, and is killed when aborted', async () => {

@@ -9,6 +9,10 @@
  *                                                            then <stream>.log; header
  *                                                            x-omega-log-truncated: true when
  *                                                            the oldest bytes were dropped
+ *       x-omega-log-follow: true                           → then what the task writes, until
+ *                                                            its attempt ended (log-follow.ts);
+ *                                                            trailer x-omega-log-truncated: true
+ *                                                            when bytes were dropped meanwhile
  *       authorization: Bearer <log grant>                  → 401 no grant, or not a valid one
  *                                                          → 403 a client other than omega-api,
  *                                                                or a grant for another log
@@ -41,6 +45,7 @@ import { pipeline } from 'node:stream/promises';
 import { checkId, checkLogGrant, LOG_GRANT_ISSUER_CN, type TlsIdentity } from '@omega/cell-state';
 import type { Logger } from 'pino';
 import { pino } from 'pino';
+import { followLog } from './log-follow.js';
 import { TASK_FILES } from './task-files.js';
 
 export type LogStreamName = 'stdout' | 'stderr';
@@ -50,6 +55,8 @@ export type LogStreamName = 'stdout' | 'stderr';
  * (`true`/`false`). Read from `truncated.json` beside the log (written by the supervisor).
  */
 export const LOG_TRUNCATED_HEADER = 'x-omega-log-truncated';
+/** The request header (`true`) that asks to follow the log until the attempt ended. */
+export const LOG_FOLLOW_HEADER = 'x-omega-log-follow';
 
 export interface LogServerOptions {
   /** The agent's data directory: every file served must lie inside it. */
@@ -205,7 +212,13 @@ async function serve(options: LogServerOptions, log: Logger, request: IncomingMe
   const rotated = rotatedPath !== undefined && isInside(root, rotatedPath) ? await openRegular(rotatedPath) : undefined;
   try {
     const truncated = await truncatedFlag(dirname(real), parsed.stream);
-    response.writeHead(200, { 'content-type': 'application/octet-stream', 'cache-control': 'no-store', [LOG_TRUNCATED_HEADER]: String(truncated) });
+    const follow = request.headers[LOG_FOLLOW_HEADER] === 'true' && request.method === 'GET';
+    response.writeHead(200, {
+      'content-type': 'application/octet-stream',
+      'cache-control': 'no-store',
+      [LOG_TRUNCATED_HEADER]: String(truncated),
+      ...(follow ? { trailer: LOG_TRUNCATED_HEADER } : {}),
+    });
     if (request.method === 'HEAD') {
       response.end();
       return;
@@ -215,11 +228,38 @@ async function serve(options: LogServerOptions, log: Logger, request: IncomingMe
       if (file === undefined || file.size === 0) continue;
       await pipeline(file.handle.createReadStream({ start: 0, end: file.size - 1, autoClose: false }), response, { end: false });
     }
+    if (follow) {
+      // The client went away, or the server closed (it destroys every connection).
+      const gone = new AbortController();
+      response.once('close', () => gone.abort());
+      const followed = await followLog({ handle: current.handle, position: current.size }, {
+        path: real,
+        taskDir: dirname(real),
+        write: (bytes) => writeOut(response, bytes),
+        signal: gone.signal,
+      });
+      response.addTrailers({ [LOG_TRUNCATED_HEADER]: String(followed.gap || (await truncatedFlag(dirname(real), parsed.stream))) });
+    }
     response.end();
   } finally {
-    await current.handle.close();
+    await current.handle.close().catch(() => undefined);
     await rotated?.handle.close();
   }
+}
+
+/** Writes to the response, waiting for it to drain when its buffer is full. */
+function writeOut(response: ServerResponse, bytes: Buffer): Promise<void> {
+  if (response.destroyed) return Promise.resolve();
+  if (response.write(bytes)) return Promise.resolve();
+  return new Promise((resolveWrite) => {
+    const done = (): void => {
+      response.off('drain', done);
+      response.off('close', done);
+      resolveWrite();
+    };
+    response.on('drain', done);
+    response.on('close', done);
+  });
 }
 
 /** A regular file opened without following a final symlink, with its size now; undefined otherwise. */

@@ -122,6 +122,7 @@ async function main(): Promise<number> {
           ...(config.taskUids === undefined ? {} : { taskUids: config.taskUids }),
           ...(config.allowUsers.length === 0 ? {} : { allowUsers: config.allowUsers }),
           killGraceMs: config.killGraceMs,
+          maxConcurrentChecks: config.maxConcurrentChecks,
           taskRetentionMs: config.taskRetentionMs,
           // Read when a task of a job with secrets starts; the values go only into its environment.
           secretEnv: (job) => cell.readSecretEnv(job),

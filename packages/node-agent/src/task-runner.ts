@@ -430,6 +430,8 @@ class ProcessAttempt implements TaskAttempt {
   /** The spec's health check and a command check's environment (from meta.json when adopted). */
   private healthSpec: { readonly check: HealthCheck; readonly env: Readonly<Record<string, string>> } | undefined;
   private health: HealthWatch | undefined;
+  /** When the health check's threshold stopped the task (wall clock). */
+  private healthStopAtMs: number | undefined;
 
   constructor(
     private readonly context: Context,
@@ -702,7 +704,10 @@ class ProcessAttempt implements TaskAttempt {
       startedAtMs: started?.startedAtMs ?? Date.now(),
       ...(initial === undefined ? {} : { initial }),
       report: (patch) => void this.send(patch),
-      onThreshold: () => void this.stop(HEALTH_CHECK_FAILED),
+      onThreshold: () => {
+        this.healthStopAtMs = Date.now();
+        void this.stop(HEALTH_CHECK_FAILED);
+      },
       slots: this.context.checkSlots,
       logger: this.log,
     });
@@ -741,6 +746,15 @@ class ProcessAttempt implements TaskAttempt {
         const deadline = Date.now() + grace;
         while (Date.now() < deadline && (await cgroup.pids()).length > 0) await sleep(50);
         await cgroup.killAll();
+        // An isolated task joins its cgroup a moment after started.json (its namespace init forks
+        // it after the supervisor's go): a stop in between found the cgroup empty, and the task
+        // would run on. Until the supervisor is gone, whatever turns up in the cgroup is killed too.
+        let gone = false;
+        void this.supervisorGone.then(() => (gone = true));
+        for (let i = 0; i < 600 && !gone && !this.detached; i++) {
+          await Promise.race([this.supervisorGone, sleep(100)]);
+          if (!gone && !this.detached) await cgroup.killAll();
+        }
       } else if (this.pid !== undefined) {
         signalGroup(this.pid, 'SIGTERM');
         await Promise.race([this.supervisorGone, sleep(grace)]);
@@ -782,8 +796,10 @@ class ProcessAttempt implements TaskAttempt {
       ...(usage === undefined ? {} : { cpuSeconds: Math.round(usage.cpuSeconds * 1e6) / 1e6, peakMemoryBytes: usage.peakMemoryBytes }),
     };
     // Stopped for failing its health check: a failure, which the job's restart policy replaces.
-    if (this.stopRequest?.reason === HEALTH_CHECK_FAILED) return { state: 'failed', reason: HEALTH_CHECK_FAILED, ...ended };
-    if (this.stopRequest !== undefined) return { state: 'killed', ...this.stopReasonField(), ...ended };
+    // A task that ended by itself before that stop (its last check raced its exit) ends as it did.
+    const endedFirst = this.stopRequest?.reason === HEALTH_CHECK_FAILED && exit !== undefined && this.healthStopAtMs !== undefined && exit.finishedAtMs < this.healthStopAtMs;
+    if (this.stopRequest?.reason === HEALTH_CHECK_FAILED && !endedFirst) return { state: 'failed', reason: HEALTH_CHECK_FAILED, ...ended };
+    if (this.stopRequest !== undefined && !endedFirst) return { state: 'killed', ...this.stopReasonField(), ...ended };
     if (exit === undefined) return { state: 'failed', reason: 'exit-status-lost', ...ended };
     if (exit.error !== undefined) return { state: 'failed', reason: 'start-failed', ...ended };
     // The supervisor killed it for a bound it enforces (its work dir's disk use).

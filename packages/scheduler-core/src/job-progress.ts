@@ -19,6 +19,9 @@
  *   replace them). A service always replaces them.
  * - `updated` and `scaled-down` tasks were stopped by their scheduler: placed again at once (no
  *   backoff), and the new attempt does not count as a restart (the PrivateCell keeps `restarts`).
+ * - A task that ended at a version older than the job's task spec (`Job.taskVersion`) restarts
+ *   without waiting for its backoff and is not held by the crash-loop cap: both were earned by
+ *   the older spec.
  * - `maxRestarts > 0` bounds every other replacement: a task whose record says `restarts >=
  *   maxRestarts` is not restarted (the commit increments `restarts` on every replacement).
  * - A restart waits `initialBackoffMs x 2^restarts`, at most `maxBackoffMs` (0 in the job means
@@ -38,7 +41,9 @@ import {
   SCALED_DOWN_REASON,
   UPDATED_REASON,
   isTerminal,
+  jobTaskVersion,
   taskId,
+  taskVersion,
   type CellSnapshot,
   type Job,
   type JobKind,
@@ -156,6 +161,7 @@ export interface JobProgress {
  */
 export function assessJob(job: Job, snapshot: CellSnapshot, nowMs: number, defaults: RestartDefaults): JobProgress {
   const { kind, instances, restartPolicy } = job.spec;
+  const taskSpecVersion = jobTaskVersion(job);
   const toPlace: TaskToPlace[] = [];
   const restarting = new Set<number>();
   const live: Task[] = [];
@@ -174,11 +180,14 @@ export function assessJob(job: Job, snapshot: CellSnapshot, nowMs: number, defau
       live.push(task);
       continue;
     }
-    const decision = restartDecision(kind, restartPolicy, task, defaults);
+    let decision = restartDecision(kind, restartPolicy, task, defaults);
+    // A newer task spec starts afresh: an older version's crash-loop backoff does not hold it back.
+    if (decision.restart && taskVersion(task) < taskSpecVersion) decision = { restart: true, notBeforeMs: 0 };
     if (decision.restart) {
       if (decision.notBeforeMs <= nowMs) {
         toPlace.push({ taskId: id, index });
-        if (!notAtFault(task)) restarting.add(index);
+        // Nor is it held by the crash-loop cap: the loop was the older spec's.
+        if (!notAtFault(task) && taskVersion(task) >= taskSpecVersion) restarting.add(index);
       } else nextRestartAtMs = Math.min(nextRestartAtMs ?? Infinity, decision.notBeforeMs);
       continue;
     }

@@ -106,6 +106,9 @@ export interface SchedulerMetrics {
   readonly tasksMarkedLost: number;
   /** Tasks this instance stopped on draining machines (drain.ts). */
   readonly tasksDrained: number;
+  /** Runs of cron jobs this instance created, and scheduled times it skipped (cron.ts). */
+  readonly cronRunsCreated: number;
+  readonly cronTimesSkipped: number;
   readonly storeErrors: number;
   /** Finished jobs this instance's janitor deleted after their retention. */
   readonly jobsDeleted: number;
@@ -153,6 +156,8 @@ export class MetricsRecorder {
     jobsInvalid: 0,
     tasksMarkedLost: 0,
     tasksDrained: 0,
+    cronRunsCreated: 0,
+    cronTimesSkipped: 0,
     storeErrors: 0,
     jobsDeleted: 0,
     requestsDeleted: 0,

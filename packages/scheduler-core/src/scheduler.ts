@@ -71,6 +71,7 @@ import { noFitReason, type OfferedMachines } from './job-status.js';
 import { proposePlacement, type Proposal } from './propose.js';
 import { OfferedMachinesCache } from './offered-cache.js';
 import { MachineLossWatch } from './machine-loss.js';
+import { CronRunner } from './cron.js';
 import { DrainWatch } from './drain.js';
 import { Rollouts } from './rollout.js';
 import { MetricsRecorder, toSchedulerStats, type SchedulerMetrics } from './metrics.js';
@@ -181,6 +182,7 @@ export class Scheduler {
   private readonly book = new JobBook();
   private readonly loss: MachineLossWatch;
   private readonly drain = new DrainWatch();
+  private readonly cron: CronRunner;
   private readonly recorder: MetricsRecorder;
   private readonly ownership: Ownership;
   private readonly actions: JobActions;
@@ -263,6 +265,16 @@ export class Scheduler {
       logger: this.logger,
     });
     this.rollouts = new Rollouts({ cell: this.cell, lease, actions: this.actions, logger: this.logger });
+    this.cron = new CronRunner({
+      cell: this.cell,
+      name: this.name,
+      logger: this.logger,
+      lease: () => void this.leases.current(),
+      snapshotAtLeast: async (revision) => {
+        await this.mirror.waitForRevision(revision);
+        return this.mirror.snapshot();
+      },
+    });
     this.nextStatsAtMs = this.clock.now();
     this.unsubscribe = this.mirror.onChange((change) => this.noteChange(change));
   }
@@ -481,7 +493,7 @@ export class Scheduler {
   }
 
   private nextWake(now: number): number | undefined {
-    const times = [this.book.nextReadyAt(now), this.loss.nextDeadline(now), this.drain.nextDeadline(now), this.rollouts.nextWake(), this.retryMaintenanceAtMs, this.ownership.nextWake()];
+    const times = [this.book.nextReadyAt(now), this.loss.nextDeadline(now), this.drain.nextDeadline(now), this.cron.nextWake(), this.rollouts.nextWake(), this.retryMaintenanceAtMs, this.ownership.nextWake()];
     const future = times.filter((t): t is number => t !== undefined && t > now);
     return future.length === 0 ? undefined : Math.min(...future);
   }
@@ -544,6 +556,7 @@ export class Scheduler {
     writes += await this.assessOwned(snapshot, now);
     writes += await this.markLostTasks(snapshot, now);
     writes += await this.stopDrainedTasks(snapshot, now);
+    writes += await this.runCronJobs(snapshot, now);
     writes += await (this.janitor ??= new Janitor({ cell: this.cell, name: this.name, settings: this.settings, recorder: this.recorder, logger: this.logger })).step(snapshot, now);
     if (this.retryMaintenanceAtMs !== undefined && now >= this.retryMaintenanceAtMs) this.retryMaintenanceAtMs = undefined;
     if (this.settings.statsIntervalMs > 0 && now >= this.nextStatsAtMs) await this.publishStats();
@@ -588,6 +601,12 @@ export class Scheduler {
       const reason = `invalid job record: ${problems.map((p) => `${p.field} ${p.problem}`).join('; ')}`;
       this.logger.warn({ jobId: job.id, reason }, 'job record is invalid; failing the job');
       return this.actions.finish(entry, { state: 'failed', reason, ruledOut: [] });
+    }
+    if (job.spec.schedule !== undefined && job.desired === 'running') {
+      // A cron job's template is never placed: its runs are (cron.ts).
+      entry.needsPlacement = false;
+      this.cron.noteTemplate(job.id);
+      return 0;
     }
     if (job.desired === 'killed') {
       this.recorder.counts.jobsKilled++;
@@ -642,6 +661,14 @@ export class Scheduler {
       throw error;
     }
     return 1;
+  }
+
+  /** Makes the runs due of the cron jobs this instance owns (see cron.ts). */
+  private async runCronJobs(snapshot: CellSnapshot, now: number): Promise<number> {
+    const step = await this.cron.step(snapshot, now, (id) => this.book.get(id) !== undefined);
+    this.recorder.counts.cronRunsCreated += step.created;
+    this.recorder.counts.cronTimesSkipped += step.skipped;
+    return step.writes;
   }
 
   /** Stops what is due on draining machines, for the jobs this instance owns (see drain.ts). */

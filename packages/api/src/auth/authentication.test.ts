@@ -78,7 +78,7 @@ describe('authentication', () => {
         expect(error?.details, name).toBe('missing credentials: send the metadata "authorization: Bearer <token>" (a token from omega token create)');
       }
     }
-    expect(methods).toBe(17);
+    expect(methods).toBe(18);
   });
 
   it('refuses malformed, unknown and wrong-secret tokens, saying what is wrong without quoting them', async () => {

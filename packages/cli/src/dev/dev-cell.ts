@@ -47,6 +47,7 @@ import { findLeftovers, isAlive, killLeftovers, processStartTicks } from './left
 import { probeListen, splitHostPort } from './port-probe.js';
 import { ProcessGroup, currentLog, type ChildExit, type ChildSpec, type ManagedChild } from './process-group.js';
 import { STATUS_FILE, StatusFile, type ProcessStatus } from './status-file.js';
+import { DEV_UI_HOST, chooseUiPort, uiLoginLink, uiUrl } from './dev-ui.js';
 
 export { devOptionsFrom, type DevOptions };
 
@@ -67,6 +68,8 @@ interface DevState {
   runId: string;
   /** How the cell ran last: once etcd's auth is on, a plaintext cell cannot use its data. */
   security?: 'tls' | 'insecure';
+  /** The web UI's loopback port, kept across runs while it stays free (dev-ui.ts). */
+  uiPort?: number;
 }
 
 const STAGE_GRACE_MS = { frontends: 10_000, agents: 30_000 };
@@ -402,13 +405,16 @@ export async function runDev(options: DevOptions, io: CliIo): Promise<void> {
     if (stopRequested) return;
 
     const common = ['--etcd', etcdUrl, '--cell', options.cell, '--log-level', options.logLevel];
+    state.uiPort = await chooseUiPort(state.uiPort);
+    await writeFile(stateFile, `${JSON.stringify(state, null, 2)}\n`);
+    const ui = uiUrl(state.uiPort, pki !== undefined);
     const api = await group.start(
       {
         name: 'api',
         command: process.execPath,
-        args: [join(REPO_ROOT, ENTRY_POINTS.api), ...common, ...credentials(API_USER), '--listen', options.listen],
+        args: [join(REPO_ROOT, ENTRY_POINTS.api), ...common, ...credentials(API_USER), '--listen', options.listen, '--ui-listen', `${DEV_UI_HOST}:${state.uiPort}`],
         logFile: join(logs, 'api.log'),
-        what: `gRPC API at ${options.listen}${pki === undefined ? ' (PLAINTEXT, no tokens)' : ' (TLS, tokens)'}`,
+        what: `gRPC API at ${options.listen}${pki === undefined ? ' (PLAINTEXT, no tokens)' : ' (TLS, tokens)'}; web UI at ${ui}`,
       },
       // Not while starting: an API that cannot start is the reason omega dev fails.
       { restart: false },
@@ -442,6 +448,11 @@ export async function runDev(options: DevOptions, io: CliIo): Promise<void> {
     const found = clientConfig === resolve(DEFAULT_CONFIG_PATH);
     say(`Omega dev cell "${options.cell}" is up. API: ${options.listen}${pki === undefined ? ' (PLAINTEXT: --insecure)' : ' (TLS; bearer token in the client config)'}\n`);
     say(formatTable(['PROCESS', 'PID', 'RESTARTS', 'WHAT', 'LOG'], rows));
+    say(`\nUI: ${ui}${pki === undefined ? ' (PLAINTEXT, no login: --insecure)' : ''}`);
+    if (pki !== undefined && security.kind === 'tls') {
+      say(`  Its certificate is from this cell's own CA: trust ${shown(pki.caFile)} in the browser, or accept the warning once.`);
+      say(`  Log in as admin (the link holds the admin token: keep it private): ${uiLoginLink(ui, security.token)}`);
+    }
     say(`\nChildren that die are restarted (1 s doubling to 30 s); ${parentDeath === 'pdeathsig' ? PARENT_DEATH_DESCRIPTION.pdeathsig : 'see the warning above about omega dev being killed'}.`);
     say(`Current pids, states and restart counts: ${shown(join(options.dataDir, STATUS_FILE))}`);
     say(`\nClient config (API address, ${pki === undefined ? 'plaintext' : 'CA certificate, admin token: keep it private'}): ${shown(clientConfig)}`);
