@@ -158,6 +158,24 @@ function admissionPause(conflicts: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
+/** Jobs whose ownership one transaction of {@link Cell.acquireOwnerships} takes at most. */
+export const OWNERSHIPS_PER_TXN = 32;
+
+/** Whether one create of {@link Cell.acquireOwnerships} left the job owned by `scheduler` under `lease`. */
+function ownedBy(job: JobId, outcome: OpResult | undefined, scheduler: string, lease: KvLease): boolean {
+  if (outcome?.type !== 'txn') return false;
+  if (outcome.succeeded) return true;
+  const read = outcome.results[0];
+  const held = read?.type === 'range' ? read.kvs[0] : undefined;
+  if (held === undefined || held.lease !== lease.id) return false;
+  try {
+    return decodeOwner(job, held.value, held.lease, held.modRevision).scheduler === scheduler;
+  } catch {
+    // An undecodable record under our lease was not written by us: not ours.
+    return false;
+  }
+}
+
 function firstKv(result: OpResult | undefined): KeyValue | undefined {
   return result?.type === 'range' ? result.kvs[0] : undefined;
 }
@@ -771,22 +789,33 @@ export class Cell {
    * The failed branch reads the record in the same transaction: no extra round trip.
    */
   async acquireOwnership(job: JobId, scheduler: string, kind: string, lease: KvLease): Promise<boolean> {
-    const key = this.keys.owner(job);
-    const reply = await this.kv.txn({
-      compare: [{ key, target: 'create', op: '==', value: 0 }],
-      success: [{ type: 'put', key, value: encodeOwner({ scheduler, kind, sinceMs: this.now() }), lease: lease.id }],
-      failure: [{ type: 'range', key }],
-    });
-    if (reply.succeeded) return true;
-    const read = reply.results[0];
-    const held = read?.type === 'range' ? read.kvs[0] : undefined;
-    if (held === undefined || held.lease !== lease.id) return false;
-    try {
-      return decodeOwner(job, held.value, held.lease, held.modRevision).scheduler === scheduler;
-    } catch {
-      // An undecodable record under our lease was not written by us: not ours.
-      return false;
+    const [taken] = await this.acquireOwnerships([job], scheduler, kind, lease);
+    return taken === true;
+  }
+
+  /**
+   * {@link acquireOwnership} for several jobs: one transaction per {@link OWNERSHIPS_PER_TXN}
+   * jobs, each job's create an independent nested transaction (one job taken by someone else
+   * does not stop the others). Returns, per job in order, whether `scheduler` under `lease` owns
+   * it now. Idempotent as acquireOwnership is. A failed request throws: the jobs of that
+   * chunk and after are then unknown (their creates may have applied; the mirror will say).
+   */
+  async acquireOwnerships(jobs: readonly JobId[], scheduler: string, kind: string, lease: KvLease): Promise<boolean[]> {
+    const value = encodeOwner({ scheduler, kind, sinceMs: this.now() });
+    const taken: boolean[] = [];
+    const chunk = Math.max(1, Math.min(OWNERSHIPS_PER_TXN, Math.floor(this.kv.limits.maxTxnOps / 3)));
+    for (let start = 0; start < jobs.length; start += chunk) {
+      const part = jobs.slice(start, start + chunk);
+      const create = (job: JobId): TxnRequest => {
+        const key = this.keys.owner(job);
+        return { compare: [{ key, target: 'create', op: '==', value: 0 }], success: [{ type: 'put', key, value, lease: lease.id }], failure: [{ type: 'range', key }] };
+      };
+      // One job alone needs no nesting (and reads as it always did).
+      const reply = part.length === 1 ? await this.kv.txn(create(part[0] as JobId)) : await this.kv.txn({ compare: [], success: part.map((job) => ({ type: 'txn' as const, txn: create(job) })), failure: [] });
+      const outcomes = part.length === 1 ? [{ type: 'txn' as const, succeeded: reply.succeeded, results: reply.results }] : reply.results;
+      for (const [i, job] of part.entries()) taken.push(ownedBy(job, outcomes[i], scheduler, lease));
     }
+    return taken;
   }
 
   /**
