@@ -552,11 +552,20 @@ export class Scheduler {
     }
     for (const id of dirtyJobs) if (this.ownership.reconcile(id, snapshot, now)) this.toAssess.add(id);
 
-    const taken = await this.ownership.acquire(snapshot, now);
-    for (const id of taken.acquired) this.toAssess.add(id);
-    writes += taken.writes;
     for (const id of this.rollouts.due(now)) this.toAssess.add(id);
-    writes += await this.assessOwned(snapshot, now);
+    // Taking new jobs and judging owned ones touch different jobs: their writes go out together.
+    const [taken, assessed] = await Promise.allSettled([this.ownership.acquire(snapshot, now), this.assessOwned(snapshot, now)]);
+    if (taken.status === 'fulfilled') writes += taken.value.writes;
+    if (assessed.status === 'fulfilled') writes += assessed.value;
+    // A bug's error before a store error, as either alone would have been thrown.
+    const failures = [taken, assessed].flatMap((outcome) => (outcome.status === 'rejected' ? [outcome.reason as unknown] : []));
+    const failure = failures.find((error) => !isStoreError(error)) ?? failures[0];
+    if (failure !== undefined) throw failure;
+    if (taken.status === 'fulfilled' && taken.value.acquired.length > 0) {
+      // The jobs just taken are judged in this pass too (most write nothing: a new job only waits to be placed).
+      for (const id of taken.value.acquired) this.toAssess.add(id);
+      writes += await this.assessOwned(snapshot, now);
+    }
     writes += await this.markLostTasks(snapshot, now);
     writes += await this.stopDrainedTasks(snapshot, now);
     writes += await this.runCronJobs(snapshot, now);
