@@ -4,7 +4,7 @@
  * prints it and exits with status 2. Pure but for reading the --ca, --cert and --key files.
  */
 import { parseArgs } from 'node:util';
-import { FlagError, SECURITY_FLAG_OPTIONS, parseEtcdConnection, parseLogLevel, securityUsage, type ProcessSecurity } from '@omega/cell-state';
+import { FlagError, SECURITY_FLAG_OPTIONS, parseEtcdConnection, parseLogLevel, parseMetricsListen, securityUsage, type ProcessSecurity } from '@omega/cell-state';
 
 export const API_USAGE = `usage: omega-api [flags]
 
@@ -18,6 +18,8 @@ ${securityUsage(24)}  --cell NAME           cell name (default "default")
   --etcd-timeout-ms MS  how long a call waits for etcd before answering UNAVAILABLE
                         (default 5000; 100 to 600000)
   --log-level LEVEL     trace, debug, info, warn, error, fatal, silent (default info)
+  --metrics-listen HOST:PORT
+                        serve Prometheus metrics at http://HOST:PORT/metrics (default: none)
   --help                this text
 `;
 
@@ -34,6 +36,8 @@ export interface ApiConfig {
   /** Budget of one call's etcd steps, and the deadline of each etcd request. */
   readonly etcdTimeoutMs: number;
   readonly logLevel: string;
+  /** Where to serve Prometheus metrics; undefined: nowhere. */
+  readonly metricsListen: string | undefined;
 }
 
 /** `--etcd-timeout-ms`'s default. */
@@ -58,6 +62,7 @@ export function parseApiArgs(argv: readonly string[]): ApiConfig {
         'ui-listen': { type: 'string' },
         'etcd-timeout-ms': { type: 'string' },
         'log-level': { type: 'string' },
+        'metrics-listen': { type: 'string' },
         help: { type: 'boolean' },
       },
     }));
@@ -90,10 +95,13 @@ export function parseApiArgs(argv: readonly string[]): ApiConfig {
   const log = parseLogLevel(values['log-level']);
   if ('problem' in log) throw new FlagError('--log-level', log.problem);
   const logLevel = log.level;
+  const metrics = parseMetricsListen(values['metrics-listen']);
+  if ('problem' in metrics) throw new FlagError('--metrics-listen', metrics.problem);
+  const metricsListen = metrics.listen;
 
   const help = values.help === true;
   // --help needs no certificates (and main prints the usage before looking at anything else).
-  if (help) return { help, etcdEndpoints: [], security: { mode: 'insecure' }, cell, listen, uiListen, etcdTimeoutMs, logLevel };
+  if (help) return { help, etcdEndpoints: [], security: { mode: 'insecure' }, cell, listen, uiListen, etcdTimeoutMs, logLevel, metricsListen };
   const { endpoints: etcdEndpoints, security } = parseEtcdConnection(values);
-  return { help, etcdEndpoints, security, cell, listen, uiListen, etcdTimeoutMs, logLevel };
+  return { help, etcdEndpoints, security, cell, listen, uiListen, etcdTimeoutMs, logLevel, metricsListen };
 }

@@ -15,6 +15,7 @@ import { pino } from 'pino';
 import { Cell, CellKeys, EtcdKv, FlagError, exitWithParent, hideTlsIpServernameWarning, logProcessSecurity } from '@omega/cell-state';
 import { API_USAGE, parseApiArgs, type ApiConfig } from './config.js';
 import { startApiServer, type ApiServer } from './server.js';
+import { PrometheusMetrics, startMetricsServer, type MetricsServer } from '@omega/metrics';
 
 async function main(): Promise<number> {
   let config: ApiConfig;
@@ -46,6 +47,18 @@ async function main(): Promise<number> {
     ...(tls === undefined ? {} : { tls }),
   });
   const cell = new Cell(kv, config.cell, { logger });
+  const metrics = config.metricsListen === undefined ? undefined : new PrometheusMetrics({ labels: { component: 'api' } });
+  let metricsServer: MetricsServer | undefined;
+  if (metrics !== undefined && config.metricsListen !== undefined) {
+    try {
+      metricsServer = await startMetricsServer(metrics, config.metricsListen);
+    } catch (error) {
+      process.stderr.write(`omega-api: --metrics-listen ${config.metricsListen}: ${(error as Error).message}\n`);
+      await kv.close().catch(() => undefined);
+      return 2;
+    }
+    logger.info({ url: metricsServer.url }, 'metrics served');
+  }
 
   let server: ApiServer;
   try {
@@ -57,6 +70,7 @@ async function main(): Promise<number> {
       auth: tls === undefined ? 'none' : 'tokens',
       ...(tls === undefined ? {} : { tls }),
       ...(config.uiListen === undefined ? {} : { ui: { listen: config.uiListen } }),
+      ...(metrics === undefined ? {} : { metrics }),
     });
   } catch (error) {
     logger.fatal({ err: error, listen: config.listen, etcd: config.etcdEndpoints }, 'API server could not start');
@@ -66,6 +80,7 @@ async function main(): Promise<number> {
   // Parents (`omega dev`, tests) read the bound address from this line when they asked for port 0.
   process.stdout.write(`omega-api listening on ${server.address}\n`);
   if (server.ui !== undefined) process.stdout.write(`omega-api web UI on ${server.ui.url}\n`);
+  if (metricsServer !== undefined) process.stdout.write(`omega-api metrics on ${metricsServer.url}\n`);
 
   return await new Promise<number>((resolve) => {
     let stopping = false;
@@ -75,6 +90,7 @@ async function main(): Promise<number> {
       logger.info({ signal }, 'stopping API server');
       server
         .close()
+        .then(() => metricsServer?.close())
         .then(() => kv.close())
         .then(
           () => resolve(0),

@@ -15,7 +15,8 @@
  * timeout while etcd is unreachable ({@link CellReader}). Nothing needs a restart afterwards.
  */
 import { ServerCredentials } from '@grpc/grpc-js';
-import type { Cell, CellMirror, JobId, TlsIdentity } from '@omega/cell-state';
+import { exposeMirrorMetrics, type Cell, type CellMirror, type JobId, type TlsIdentity } from '@omega/cell-state';
+import type { Metrics } from '@omega/metrics';
 import type { Logger } from 'pino';
 import { pino } from 'pino';
 import { accessServiceImplementation } from './access-service.js';
@@ -28,6 +29,7 @@ import { cellServiceImplementation } from './cell-service.js';
 import { API_LIMITS } from './job-spec-wire.js';
 import { jobServiceImplementation, type StreamCloser } from './job-service.js';
 import { loadApiDefinition } from './proto.js';
+import { RpcMetrics } from './rpc-metrics.js';
 import { startUiServer, type UiServer, type UiServerOptions } from './ui/ui-server.js';
 
 export interface ApiServerOptions {
@@ -67,6 +69,8 @@ export interface ApiServerOptions {
    * Absent (the default): no UI.
    */
   readonly ui?: Pick<UiServerOptions, 'listen' | 'sampleMs' | 'historyPoints' | 'coalesceMs' | 'recheckMs'>;
+  /** Where calls and the mirror are counted (rpc-metrics.ts, cell-state's mirror-metrics.ts); default nowhere. */
+  readonly metrics?: Metrics;
 }
 
 export interface ApiServer {
@@ -123,7 +127,8 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     // grpc-js binds with SO_REUSEPORT by default: a second server on a busy port would silently
     // share it (and its clients) with the first. Fail instead.
     'grpc.so_reuseport': 0,
-  }, { authenticate, logger, recheckMs: options.watchProbeMs ?? options.storeTimeoutMs ?? DEFAULT_RECHECK_MS });
+  }, { authenticate, logger, recheckMs: options.watchProbeMs ?? options.storeTimeoutMs ?? DEFAULT_RECHECK_MS, ...(options.metrics === undefined ? {} : { rpcMetrics: new RpcMetrics(options.metrics) }) });
+  if (options.metrics !== undefined) exposeMirrorMetrics(options.metrics, mirror, options.cell.kv, options.cell.keys);
   server.addService(definition.jobService, jobServiceImplementation({
       reader,
       logger,

@@ -12,16 +12,21 @@ export function h(tag, attrs = {}, ...children) {
     if (key.startsWith('on')) node.addEventListener(key.slice(2), value);
     else node.setAttribute(key, value === true ? '' : String(value));
   }
-  for (const child of children.flat()) if (child !== undefined && child !== null) node.append(child instanceof Node ? child : String(child));
+  for (const child of children.flat()) if (child !== undefined && child !== null && child !== false) node.append(child instanceof Node ? child : String(child));
   return node;
 }
 
 const app = document.getElementById('app');
+
+/** Replaces a node's children, leaving out the absent ones (null, undefined, false). */
+function fill(node, ...children) {
+  node.replaceChildren(...children.flat().filter((c) => c !== null && c !== undefined && c !== false));
+}
 const live = document.getElementById('live');
 
 /** A state name of the wire (JOB_VIEW_STATE_RUNNING) in plain words (running). */
 export function plain(value) {
-  return String(value ?? '').replace(/^(JOB_VIEW_STATE|TASK_VIEW_STATE|JOB_KIND|RESTART_POLICY|COMMIT_MODE)_/, '').toLowerCase().replaceAll('_', '-');
+  return String(value ?? '').replace(/^(JOB_VIEW_STATE|TASK_VIEW_STATE|JOB_KIND|RESTART_POLICY_KIND|COMMIT_MODE|CONSTRAINT_OPERATOR)_/, '').toLowerCase().replaceAll('_', '-');
 }
 
 const badge = (state, extra = {}) => h('span', { class: `badge ${state}`, ...extra }, state);
@@ -163,15 +168,16 @@ async function overviewPage() {
   const render = () => {
     if (view === undefined) return;
     document.getElementById('cell').textContent = `cell ${view.cell} · revision ${view.revision}`;
-    const alive = view.machines.filter((m) => m.alive).length;
-    app.replaceChildren(
+    const totals = view.machineTotals;
+    fill(app,
       h('h1', {}, 'Cell overview'),
       h('div', { class: 'grid' },
-        h('div', { class: 'card' }, h('div', {}, 'Machines alive'), h('div', { id: 'alive-count' }, `${alive} of ${view.machines.length}`)),
+        h('div', { class: 'card' }, h('div', {}, 'Machines alive'), h('div', { id: 'alive-count' }, `${totals.alive} of ${totals.machines}`)),
         h('div', { class: 'card' }, h('div', {}, 'Jobs'), h('div', {}, String(view.jobs.length))),
         h('div', { class: 'card' }, h('div', {}, 'Running tasks'), h('div', {}, String(view.jobs.reduce((n, j) => n + j.task_counts.running, 0)))),
         h('div', { class: 'card' }, h('div', {}, 'Schedulers'), h('div', {}, String(view.schedulers.length)))),
       h('h2', {}, 'Machines'), machinesTable(view.machines),
+      totals.machines > view.machines.length ? h('p', { class: 'muted' }, `The first ${view.machines.length} of ${totals.machines} machines (by id); \`omega machines\` lists them all.`) : null,
       h('h2', {}, 'Jobs'), jobsTable(view.jobs, view.jobsTruncated),
       h('h2', {}, 'Schedulers'), schedulersTable(view.schedulers), h('div', { class: 'gap' }), charts(history));
   };
@@ -212,7 +218,7 @@ function specSummary(job) {
     field('Restart policy', plain(restart.kind) === 'unspecified' ? 'default' : plain(restart.kind)),
     field('Scheduler', job.scheduler || '–'),
     field('Submitted', when(job.submitted_at_ms)),
-    field('Constraints', spec.constraints.length === 0 ? '–' : spec.constraints.map((c) => `${c.attribute} ${plain(String(c.operator).replace(/^CONSTRAINT_OPERATOR_/, ''))} ${c.values.join(',')}`).join('; ')),
+    field('Constraints', spec.constraints.length === 0 ? '–' : spec.constraints.map((c) => `${c.attribute} ${plain(c.operator)} ${c.values.join(',')}`).join('; ')),
     (task.secret_env_names ?? []).length > 0 ? field('Secret env (names only)', task.secret_env_names.join(', ')) : null);
 }
 
@@ -303,13 +309,13 @@ async function jobPage(id) {
     const job = page.job;
     document.getElementById('cell').textContent = `revision ${page.revision}`;
     const state = plain(job.state);
-    head.replaceChildren(
+    fill(head,
       h('p', {}, h('a', { href: '/' }, '← Cell overview')),
       h('h1', {}, h('span', { class: 'mono' }, job.id), ' ', badge(state, { id: 'job-state', 'data-state': state })),
       job.reason ? h('p', { id: 'job-reason' }, job.reason) : null,
       job.kill_requested ? h('p', { class: 'muted' }, 'A kill was requested.') : null);
     const deployment = job.deployment;
-    body.replaceChildren(
+    fill(body,
       h('h2', {}, 'Spec'), specSummary(job),
       h('h2', {}, `Version ${job.version}`),
       deployment ? h('p', {}, `Rolling update to version ${deployment.version}: ${deployment.state}, ${deployment.healthy} healthy, ${deployment.updated} of ${deployment.total} updated${deployment.reason ? ` (${deployment.reason})` : ''}`) : null,

@@ -421,6 +421,8 @@ export function encodeJob(j: Omit<Job, 'revision'>): Uint8Array {
     versionAtMs: j.versionAtMs ?? 0,
     versionBy: j.versionBy ?? '',
     versionChange: j.versionChange ?? '',
+    sameTaskFrom: j.sameTaskVersions?.from ?? 0,
+    sameTaskTo: j.sameTaskVersions?.to ?? 0,
     ...(j.cronRun === undefined ? {} : { cronRun: { templateId: j.cronRun.templateId, scheduledAtMs: j.cronRun.scheduledAtMs } }),
   });
 }
@@ -439,6 +441,7 @@ export function decodeJob(bytes: Uint8Array, revision: number): Job {
     ...(num(w.versionAtMs) > 0 ? { versionAtMs: num(w.versionAtMs) } : {}),
     ...(typeof w.versionBy === 'string' && w.versionBy !== '' ? { versionBy: w.versionBy as string } : {}),
     ...(typeof w.versionChange === 'string' && w.versionChange !== '' ? { versionChange: w.versionChange as string } : {}),
+    ...((w.sameTaskFrom ?? 0) > 0 ? { sameTaskVersions: { from: w.sameTaskFrom as number, to: (w.sameTaskTo ?? 0) as number } } : {}),
     ...(w.cronRun == null ? {} : { cronRun: { templateId: (w.cronRun.templateId ?? '') as JobId, scheduledAtMs: num(w.cronRun.scheduledAtMs) } }),
     revision,
   };

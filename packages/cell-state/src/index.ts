@@ -167,11 +167,13 @@ export {
   FlagError,
   INSECURE_WARNING,
   LOG_LEVELS,
+  METRICS_LISTEN_USAGE,
   SECURITY_FLAG_OPTIONS,
   logProcessSecurity,
   parseEtcdConnection,
   parseEtcdEndpoints,
   parseLogLevel,
+  parseMetricsListen,
   securityUsage,
   type ConnectionFlagValues,
   type EtcdConnection,
@@ -218,3 +220,4 @@ export {
   type Role,
   type TokenRecord,
 } from './token-records.js';
+export { exposeMirrorMetrics } from './mirror-metrics.js';

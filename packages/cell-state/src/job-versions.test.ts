@@ -4,10 +4,12 @@ import { InvalidRecordError } from './codec.js';
 import { MemoryKv } from './memory-kv.js';
 import { createNamespace, setQuota } from './namespace-records.js';
 import { describeSpecChange } from './job-versions.js';
-import { jobId, JOB_HISTORY_LIMIT, jobTaskVersion, jobVersion, type JobSpec } from './types.js';
+import { jobId, machineId, runsCurrentTask, JOB_HISTORY_LIMIT, jobTaskVersion, jobVersion, type JobSpec } from './types.js';
 import { jobSpec } from './testing/builders.js';
 import { mirroredCell, type MirroredCell } from './testing/mirrored-cell.js';
 import { replayingKv } from './testing/replaying-kv.js';
+import { cellWithMachines } from './testing/cell-contract.js';
+import { finishedJob, traces } from './testing/job-deletion-contract.js';
 
 const id = jobId('web');
 
@@ -94,6 +96,10 @@ describe('job versions', () => {
     expect(jobVersion(back.job)).toBe(4);
     expect(back.job.spec.task.command).toEqual(['v2']);
     expect(back.change).toBe('rollback to version 2: task.command changed');
+    // Instances of version 2 run the spec stored now: a rolling update leaves them alone.
+    expect(back.job.sameTaskVersions).toEqual({ from: 2, to: 2 });
+    expect(runsCurrentTask(back.job, { version: 2 })).toBe(true);
+    expect(runsCurrentTask(back.job, { version: 3 })).toBe(false);
     const first = await cell.updateJob({ jobId: id, change: { kind: 'rollback', toVersion: 1 }, by: 'a' });
     expect(first.kind === 'updated' && first.job.spec.task.command).toEqual(['sleep', '100']);
     const unknown = await cell.updateJob({ jobId: id, change: { kind: 'rollback', toVersion: 42 }, by: 'a' });
@@ -155,6 +161,33 @@ describe('job versions', () => {
     expect(grow.kind).toBe('over-quota');
     const shrink = await mc.cell.updateJob({ jobId: id, change: { kind: 'scale', instances: 1 }, by: 'a', snapshotAtLeast: (r) => mc.snapshotAtLeast(r) });
     expect(shrink.kind).toBe('updated');
+  });
+
+  it('replaces secret env values given with an update, and keeps them (and their names) when none are given', async () => {
+    const kv = new MemoryKv();
+    const cell = new Cell(kv, 'test', { now: () => 1_000 });
+    const sid = jobId('secretive');
+    await cell.createJob({ id: sid, spec: { ...service(), name: 'secretive' }, secretEnv: { TOKEN: 'one' } });
+    const replaced = await cell.updateJob({ jobId: sid, change: { kind: 'spec', spec: { ...service(), name: 'secretive' }, secretEnv: { TOKEN: 'two' } }, by: 'a' });
+    expect(replaced.kind === 'updated' && [replaced.change, replaced.job.spec.task.secretEnvNames]).toEqual(['secret env replaced', ['TOKEN']]);
+    expect(await cell.readSecretEnv(sid)).toEqual({ TOKEN: 'two' });
+    const kept = await cell.updateJob({ jobId: sid, change: { kind: 'spec', spec: { ...service(), name: 'secretive' } }, by: 'a' });
+    expect(kept.kind).toBe('unchanged');
+    expect((await cell.getJob(sid))?.spec.task.secretEnvNames).toEqual(['TOKEN']);
+  });
+
+  it('deletes the history with the job', async () => {
+    const kv = new MemoryKv();
+    const { cell, mirror, ids } = await cellWithMachines(kv, 1);
+    stops.push(() => mirror.stop());
+    const done = await finishedJob(cell, mirror, 'old', [ids[0] ?? machineId('m0')]);
+    const updated = await cell.updateJob({ jobId: done.jobId, change: { kind: 'spec', spec: { ...((await cell.getJob(done.jobId))?.spec ?? service()), priority: 5 } }, by: 'a' });
+    expect(updated.kind).toBe('updated');
+    expect((await kv.range({ key: cell.keys.historyOfJob(done.jobId), prefix: true })).kvs).toHaveLength(1);
+    await mirror.waitForRevision(await kv.currentRevision());
+    const result = await cell.deleteJob({ ...done, jobRevision: updated.kind === 'updated' ? updated.job.revision : 0 });
+    expect(result.outcome).toBe('deleted');
+    expect(await traces(cell, done.jobId)).toEqual({ keys: [], claims: [] });
   });
 
   it('says what changed in one line', () => {

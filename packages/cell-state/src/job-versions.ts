@@ -19,12 +19,15 @@
  *
  * - **taskVersion**: the version from which the current task spec and constraints are in force.
  *   An update that changes neither (a scale, a new priority or restart policy) keeps it, so no
- *   instance is replaced; one that changes either sets it to the new version.
+ *   instance is replaced; one that changes either sets it to the new version. A rollback also
+ *   records the versions it returned to (`sameTaskVersions`): their instances run its spec
+ *   already, and a rolling update leaves them alone (Nomad's in-place update).
  * - **Idempotent**: a resent transaction (etcd3 retries after a lost reply) finds the job already
  *   at the version it meant to write, with the spec it meant to write, and answers `updated`.
  * - **Secrets** are not versioned: an update that gives secret env values replaces the stored
- *   values (in the same transaction); one that gives none keeps them and their names; a rollback
- *   keeps the current ones.
+ *   values (in the same transaction; the values cannot be compared, so such an update always
+ *   makes a version); one that gives none keeps them and their names; a rollback keeps the
+ *   current ones. Running tasks see new values only when next started.
  */
 import { randomBytes } from 'node:crypto';
 import { decodeJob, decodeJobVersion, decodeNamespace, encodeJob, encodeJobVersion, encodeNamespace, encodeSecretEnv, InvalidRecordError } from './codec.js';
@@ -222,6 +225,8 @@ export async function updateJob(kv: KvStore, keys: CellKeys, request: UpdateJobR
     // The spec asked for, and how to say what it changes.
     let next: JobSpec;
     let rollbackNote = '';
+    /** For a rollback: the version returned to (its instances run the spec stored now). */
+    let returnedTo: JobVersion | undefined;
     if (change.kind === 'scale') next = { ...job.spec, instances: change.instances };
     else if (change.kind === 'spec') {
       const given = change.spec;
@@ -246,6 +251,7 @@ export async function updateJob(kv: KvStore, keys: CellKeys, request: UpdateJobR
       const names = job.spec.task.secretEnvNames;
       next = { ...found.spec, task: { ...task, ...(names === undefined || names.length === 0 ? {} : { secretEnvNames: [...names] }) } };
       rollbackNote = `${change.why ?? 'rollback'} to version ${target}: `;
+      returnedTo = found;
     }
     throwProblems(next);
     next = normalised(next);
@@ -277,19 +283,28 @@ export async function updateJob(kv: KvStore, keys: CellKeys, request: UpdateJobR
     }
 
     const newVersion = version + 1;
-    const taskVersion = samePlacementSpec(next, job.spec) ? jobTaskVersion(job) : newVersion;
-    const what = rollbackNote + describeSpecChange(job.spec, next) + (replacesSecrets && rollbackNote === '' && samePlacementSpec(next, job.spec) ? '; secret env replaced' : '');
+    const sameTask = samePlacementSpec(next, job.spec);
+    const taskVersion = sameTask ? jobTaskVersion(job) : newVersion;
+    // A rollback's spec is what the instances of the versions it returned to run: they stay.
+    const sameTaskVersions = sameTask
+      ? job.sameTaskVersions
+      : returnedTo !== undefined && samePlacementSpec(next, returnedTo.spec)
+        ? { from: Math.max(1, returnedTo.taskVersion), to: returnedTo.version }
+        : undefined;
+    // Secret values cannot be compared (they are never read back): new ones always make a version.
+    const specChange = describeSpecChange(job.spec, next);
+    const what = rollbackNote + (replacesSecrets ? (specChange === 'nothing changed' ? 'secret env replaced' : `${specChange}; secret env replaced`) : specChange);
+    // Every other field of the record (desired state, request id, a cron run's identity, ...) stays as it is.
+    const { revision: _revision, sameTaskVersions: _before, ...kept } = job;
     const record: Omit<Job, 'revision'> = {
-      id: job.id,
+      ...kept,
       spec: next,
-      desired: job.desired,
-      submittedAtMs: job.submittedAtMs,
-      requestId: job.requestId,
       version: newVersion,
       taskVersion,
       versionAtMs: atMs,
       versionBy: request.by,
       versionChange: what,
+      ...(sameTaskVersions === undefined ? {} : { sameTaskVersions }),
     };
     success.push(
       { type: 'put', key: jobKey, value: encodeJob(record) },

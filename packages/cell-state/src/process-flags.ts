@@ -12,6 +12,7 @@
  * ```
  */
 import type { Logger } from 'pino';
+import { parseListen } from '@omega/metrics';
 import { FlagError } from './flag-error.js';
 import { loadTlsIdentity, type LoadedTlsIdentity, type TlsFiles } from './tls-identity.js';
 
@@ -52,6 +53,23 @@ export function parseLogLevel(text: string | undefined): { readonly level: LogLe
   const level = text ?? 'info';
   return (LOG_LEVELS as readonly string[]).includes(level) ? { level: level as LogLevel } : { problem: `must be one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(level)}` };
 }
+
+/**
+ * `--metrics-listen host:port` (undefined: no metrics server) → the address, or what is wrong.
+ * Every process serves Prometheus' `/metrics` there (see @omega/metrics).
+ */
+export function parseMetricsListen(text: string | undefined): { readonly listen: string | undefined } | { readonly problem: string } {
+  if (text === undefined) return { listen: undefined };
+  try {
+    parseListen(text);
+    return { listen: text };
+  } catch (error) {
+    return { problem: (error as Error).message };
+  }
+}
+
+/** The `--metrics-listen` line of a process's usage. */
+export const METRICS_LISTEN_USAGE = '--metrics-listen HOST:PORT     serve Prometheus metrics at http://HOST:PORT/metrics (default: none)';
 
 // ---- security: --ca, --cert, --key, --insecure ------------------------------------------------
 

@@ -69,6 +69,8 @@ function endedForGood(task: Task, job: Job): boolean {
 
 /** How many instances of a job count against its namespace in `snapshot` (see this file's header). */
 export function countedTasks(snapshot: CellSnapshot, job: Job): number {
+  // A cron job's template runs nothing itself: each run is a job of its own, admitted and counted apart.
+  if (job.spec.schedule !== undefined) return 0;
   const byIndex = new Map<number, Task>();
   for (const task of snapshot.tasksOf(job.id)) if (task.index >= 0 && task.index < job.spec.instances) byIndex.set(task.index, task);
   let live = 0;
@@ -89,9 +91,9 @@ function usageOf(spec: JobSpec, tasks: number): Usage {
   return { cpuMillis: tasks * spec.task.resources.cpuMillis, memoryBytes: tasks * spec.task.resources.memoryBytes, tasks };
 }
 
-/** What a new job of this spec asks of its namespace: every instance. */
+/** What a new job of this spec asks of its namespace: every instance (a cron job's template: nothing; its runs ask). */
 export function jobDemand(spec: JobSpec): Usage {
-  return usageOf(spec, spec.instances);
+  return usageOf(spec, spec.schedule === undefined ? spec.instances : 0);
 }
 
 /** What one job holds against its namespace in `snapshot`. */

@@ -395,6 +395,11 @@ export interface Job {
   readonly versionBy?: string;
   /** What the current version changed, in one line (`submitted`, `instances 2 -> 4`, ...). */
   readonly versionChange?: string;
+  /**
+   * After a rollback: the versions whose instances run the current task spec too (the versions
+   * the rollback returned to), so a rolling update leaves them alone. Absent: none.
+   */
+  readonly sameTaskVersions?: { readonly from: number; readonly to: number };
   /** A run of a cron job: the template it was made from and the scheduled time it is the run of. */
   readonly cronRun?: CronRun;
   readonly revision: number;
@@ -431,6 +436,17 @@ export function jobTaskVersion(job: Pick<Job, 'taskVersion'>): number {
 /** The version a task attempt runs (1 for records placed before versions existed). */
 export function taskVersion(task: Pick<Task, 'version'>): number {
   return task.version !== undefined && task.version > 0 ? task.version : 1;
+}
+
+/**
+ * Whether a task attempt runs the job's current task spec and constraints: placed at or after
+ * the job's task version, or at one of the versions a rollback returned to.
+ */
+export function runsCurrentTask(job: Pick<Job, 'taskVersion' | 'sameTaskVersions'>, task: Pick<Task, 'version'>): boolean {
+  const v = taskVersion(task);
+  if (v >= jobTaskVersion(job)) return true;
+  const same = job.sameTaskVersions;
+  return same !== undefined && v >= same.from && v <= same.to;
 }
 
 /** `history/<job>/<version>`: one version of a job, kept for history and rollback. */

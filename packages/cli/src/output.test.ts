@@ -176,6 +176,11 @@ describe('tables', () => {
     expect(formatWatchEvent(jobOutput(wireJob({ state: 'JOB_VIEW_STATE_FAILED' })), NOW)).toBe('12:00:00  hello-0000000001  failed  1 running, 1 failed  (oom-killed)');
   });
 
+  it('adds where a rolling update stands to a watch event', () => {
+    const view = { ...wireJob(), deployment: { version: 2, state: 'running', healthy: 1, updated: 2, total: 2, reason: '', started_at_ms: NOW } } as never;
+    expect(formatWatchEvent(jobOutput(view), NOW)).toMatch(/  \[update version 2 running: 1\/2 healthy, 2\/2 updated\]$/);
+  });
+
   it('summarises task counts, live ones first, and ages in human units', () => {
     expect(taskSummary({ pending: 1, placed: 0, running: 2, succeeded: 3, failed: 0, killed: 0, lost: 0 })).toBe('2 running, 1 pending, 3 succeeded');
     expect([age(NOW - 5_000, NOW), age(NOW - 600_000, NOW), age(NOW - 3 * 3600_000, NOW), age(NOW - 3 * 86_400_000, NOW), age(0, NOW)]).toEqual(['5s', '10m', '3h', '3d', '-']);

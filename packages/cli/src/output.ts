@@ -190,7 +190,9 @@ export function formatWatchEvent(job: JobOutput, at: number): string {
   const failed = job.tasks.filter((t) => (t.state === 'failed' || t.state === 'killed' || t.state === 'lost') && t.reason !== '');
   const reasons = [...new Set(failed.map((t) => t.reason))];
   const reason = job.reason !== '' ? job.reason : reasons.join(', ');
-  return `${time}  ${job.id}  ${state}  ${taskSummary(job.taskCounts)}${reason === '' ? '' : `  (${reason})`}`;
+  // The job's last rolling update says where it stands.
+  const rollout = job.deployment === null ? '' : `  [update ${formatDeployment(job.deployment)}]`;
+  return `${time}  ${job.id}  ${state}  ${taskSummary(job.taskCounts)}${reason === '' ? '' : `  (${reason})`}${rollout}`;
 }
 
 /** `in 29d`, `expired 2h ago`, `never`: when a token expires, for people. */

@@ -1,4 +1,4 @@
-import { cronRunId, jobId, nextScheduledAt, type CronSchedule, type Job, type JobId, type JobSpec } from '@omega/cell-state';
+import { createNamespace, cronRunId, jobId, nextScheduledAt, setQuota, type CronSchedule, type Job, type JobId, type JobSpec } from '@omega/cell-state';
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import { SchedulerHarness, firstFitPolicy, jobSpec } from './testing/index.js';
@@ -128,4 +128,25 @@ describe('cron jobs', () => {
       { numRuns: 15, seed: 42 },
     );
   }, 120_000);
+});
+
+describe('cron jobs and quotas', () => {
+  it('a template holds nothing of its namespace; each run is admitted against the quota, a refused one skipped with the reason', async () => {
+    h = await SchedulerHarness.open({ machines: 2 });
+    await h.addScheduler(firstFitPolicy());
+    await createNamespace(h.kv, h.cell.keys, 'team', h.clock.now());
+    const snapshotAtLeast = async () => h.snapshot();
+    // One run's worth: 1 task of 100m.
+    const quota = await setQuota(h.kv, h.cell.keys, 'team', { cpuMillis: 100, memoryBytes: 0, tasks: 0 }, { snapshotAtLeast, nowMs: h.clock.now() });
+    expect(quota.kind).toBe('set');
+    const start = h.clock.now();
+    const submitted = await h.cell.submitJob({ id: jobId('team-cron'), spec: { ...cronSpec('team-cron'), namespace: 'team' }, submittedAtMs: start }, { snapshotAtLeast });
+    expect(submitted.kind).toBe('admitted');
+    await h.runUntilIdle({ untilMs: start + 25_000 });
+    // The first run holds the quota (nothing ends it): the second is refused and counted.
+    expect(await runsOf(jobId('team-cron'))).toHaveLength(1);
+    const cron = (await h.snapshot()).status(jobId('team-cron'))?.cron;
+    expect(cron).toMatchObject({ runs: 1, skipped: 1 });
+    expect(cron?.lastSkipReason).toMatch(/namespace "team"/);
+  });
 });

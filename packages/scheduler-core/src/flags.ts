@@ -10,9 +10,11 @@ import {
   DEFAULT_REQUEST_RETENTION_MS,
   FlagError,
   LOG_LEVELS,
+  METRICS_LISTEN_USAGE,
   SECURITY_FLAG_OPTIONS,
   TRANSACTION_MODES,
   parseEtcdConnection,
+  parseMetricsListen,
   securityUsage,
   type ConflictMode,
   type LogLevel,
@@ -35,6 +37,8 @@ export interface SchedulerProcessConfig {
   /** The server's `--max-txn-ops` (the commit splits or refuses transactions above it). */
   readonly maxTxnOps: number;
   readonly logLevel: LogLevel;
+  /** Where to serve Prometheus metrics; undefined: nowhere. */
+  readonly metricsListen: string | undefined;
   readonly seed: number;
   /** Validated loop settings (see {@link resolveSettings}). */
   readonly settings: SchedulerSettings;
@@ -67,6 +71,7 @@ ${securityUsage(33)}  --cell NAME                    cell name (default "default
                                  tasks in any minute; more wait (default 10)
   --max-txn-ops N                the etcd server's --max-txn-ops (default 128, etcd's default)
   --log-level LEVEL              ${LOG_LEVELS.join(' | ')} (default info)
+  ${METRICS_LISTEN_USAGE}
   --seed N                       seed of the placement randomness (default: from time and pid)
   --help                         this text
 `;
@@ -91,6 +96,7 @@ const OPTIONS = {
   'max-restarts-per-job-per-minute': { type: 'string' },
   'max-txn-ops': { type: 'string' },
   'log-level': { type: 'string' },
+  'metrics-listen': { type: 'string' },
   seed: { type: 'string' },
   help: { type: 'boolean' },
 } as const;
@@ -200,10 +206,17 @@ export function parseSchedulerArgs(argv: readonly string[], kind: string): Sched
     leaseTtlSeconds: number('--lease-ttl-s', values['lease-ttl-s'], { min: 1 }) ?? 10,
     maxTxnOps: number('--max-txn-ops', values['max-txn-ops'], { min: 4 }) ?? 128,
     logLevel: oneOf('--log-level', values['log-level'], LOG_LEVELS) ?? 'info',
+    metricsListen: metricsListen(values['metrics-listen']),
     // An entry point may read the time: the seed only makes default runs differ.
     seed: number('--seed', values.seed, { min: 0 }) ?? (Date.now() ^ (process.pid << 16)) >>> 0,
     settings,
   };
+}
+
+function metricsListen(value: string | undefined): string | undefined {
+  const parsed = parseMetricsListen(value);
+  if ('problem' in parsed) throw new FlagError('--metrics-listen', parsed.problem);
+  return parsed.listen;
 }
 
 /**

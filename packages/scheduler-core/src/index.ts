@@ -40,3 +40,4 @@ export {
   type SchedulerProcessConfig,
 } from './flags.js';
 export { runSchedulerProcess, type SchedulerProcessOptions } from './process.js';
+export { exposeSchedulerMetrics, schedulerHistograms, type SchedulerHistograms } from './scheduler-metrics.js';

@@ -41,9 +41,8 @@ import {
   SCALED_DOWN_REASON,
   UPDATED_REASON,
   isTerminal,
-  jobTaskVersion,
+  runsCurrentTask,
   taskId,
-  taskVersion,
   type CellSnapshot,
   type Job,
   type JobKind,
@@ -161,7 +160,6 @@ export interface JobProgress {
  */
 export function assessJob(job: Job, snapshot: CellSnapshot, nowMs: number, defaults: RestartDefaults): JobProgress {
   const { kind, instances, restartPolicy } = job.spec;
-  const taskSpecVersion = jobTaskVersion(job);
   const toPlace: TaskToPlace[] = [];
   const restarting = new Set<number>();
   const live: Task[] = [];
@@ -182,12 +180,12 @@ export function assessJob(job: Job, snapshot: CellSnapshot, nowMs: number, defau
     }
     let decision = restartDecision(kind, restartPolicy, task, defaults);
     // A newer task spec starts afresh: an older version's crash-loop backoff does not hold it back.
-    if (decision.restart && taskVersion(task) < taskSpecVersion) decision = { restart: true, notBeforeMs: 0 };
+    if (decision.restart && !runsCurrentTask(job, task)) decision = { restart: true, notBeforeMs: 0 };
     if (decision.restart) {
       if (decision.notBeforeMs <= nowMs) {
         toPlace.push({ taskId: id, index });
         // Nor is it held by the crash-loop cap: the loop was the older spec's.
-        if (!notAtFault(task) && taskVersion(task) >= taskSpecVersion) restarting.add(index);
+        if (!notAtFault(task) && runsCurrentTask(job, task)) restarting.add(index);
       } else nextRestartAtMs = Math.min(nextRestartAtMs ?? Infinity, decision.notBeforeMs);
       continue;
     }

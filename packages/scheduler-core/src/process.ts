@@ -23,13 +23,15 @@
  * it (a missing or wrong certificate file included).
  * The only place that creates a logger.
  */
-import { Cell, CellKeys, ETCD_DEFAULT_LIMITS, EtcdKv, FlagError, exitWithParent, hideTlsIpServernameWarning, isPermanentStoreError, logProcessSecurity, RetryState, retryUntilDone, type KvLease } from '@omega/cell-state';
+import { PrometheusMetrics, startMetricsServer, type MetricsServer } from '@omega/metrics';
+import { Cell, CellKeys, ETCD_DEFAULT_LIMITS, EtcdKv, FlagError, exitWithParent, exposeMirrorMetrics, hideTlsIpServernameWarning, isPermanentStoreError, logProcessSecurity, RetryState, retryUntilDone, type KvLease } from '@omega/cell-state';
 import pino from 'pino';
 import { systemClock } from './clock.js';
 import { parseSchedulerArgs, schedulerUsage, type SchedulerProcessConfig } from './flags.js';
 import type { PlacementPolicy } from './policy.js';
 import { seededRandom } from './random.js';
 import { Scheduler } from './scheduler.js';
+import { exposeSchedulerMetrics } from './scheduler-metrics.js';
 
 /** Longest wait for the lease revocation at shutdown; past it the lease just runs out its TTL. */
 const REVOKE_TIMEOUT_MS = 5_000;
@@ -77,6 +79,19 @@ export async function runSchedulerProcess(policy: PlacementPolicy, argv: readonl
   });
   const cell = new Cell(kv, config.cell, { logger });
   const mirror = cell.mirror();
+  // Served from the start, so a scheduler waiting for etcd can be seen waiting.
+  const metrics = config.metricsListen === undefined ? undefined : new PrometheusMetrics({ labels: { scheduler: config.name } });
+  let metricsServer: MetricsServer | undefined;
+  if (metrics !== undefined && config.metricsListen !== undefined) {
+    exposeMirrorMetrics(metrics, mirror, kv, cell.keys);
+    try {
+      metricsServer = await startMetricsServer(metrics, config.metricsListen);
+    } catch (error) {
+      process.stderr.write(`${program}: --metrics-listen ${config.metricsListen}: ${(error as Error).message}\n`);
+      process.exit(2);
+    }
+    logger.info({ url: metricsServer.url }, 'metrics served');
+  }
   const controller = new AbortController();
   let signals = 0;
   const onSignal = (signal: NodeJS.Signals): void => {
@@ -127,7 +142,9 @@ export async function runSchedulerProcess(policy: PlacementPolicy, argv: readonl
     logger,
     random: seededRandom(config.seed),
     settings: config.settings,
+    ...(metrics === undefined ? {} : { metrics }),
   });
+  if (metrics !== undefined) exposeSchedulerMetrics(metrics, () => scheduler.metrics());
 
   logger.info(
     {
@@ -154,6 +171,7 @@ export async function runSchedulerProcess(policy: PlacementPolicy, argv: readonl
   const held = scheduler.currentLease;
   if (held !== undefined) await revokeWithin(held, REVOKE_TIMEOUT_MS).catch((error: unknown) => logger.warn({ err: error }, 'lease revoke failed'));
   await kv.close().catch((error: unknown) => logger.warn({ err: error }, 'store close failed'));
+  await metricsServer?.close();
   logger.flush?.();
   process.exit(code);
 }

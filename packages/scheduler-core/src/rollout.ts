@@ -6,7 +6,8 @@
  * ```
  *  scale down   live task with index >= instances ──► killed, reason scaled-down (not a failure)
  *
- *  rolling update (service, job.taskVersion T > the version an instance was placed at)
+ *  rolling update (service, an instance placed at a version before job.taskVersion T, and not
+ *  at one of the versions a rollback returned to: see runsCurrentTask)
  *    healthy  = old instances running (and not failing their check)
  *             + new instances (placed at >= T) running, and passing their check if the job has
  *               one, for at least minHealthyTime
@@ -32,8 +33,8 @@ import {
   jobTaskVersion,
   jobVersion,
   resolveUpdateStrategy,
+  runsCurrentTask,
   taskId,
-  taskVersion,
   type Cell,
   type CellSnapshot,
   type ClaimId,
@@ -47,6 +48,7 @@ import type { Logger } from 'pino';
 import type { OwnedJob } from './job-book.js';
 import type { JobActions } from './job-actions.js';
 import { deploymentKey } from './job-status.js';
+import type { MetricsRecorder } from './metrics.js';
 
 /** Who stores an automatic rollback (its history entry says so). */
 export const ROLLBACK_BY = 'scheduler';
@@ -120,7 +122,7 @@ export function planRollout(job: Job, snapshot: CellSnapshot, nowMs: number, pre
   for (let index = 0; index < instances; index++) {
     const task = snapshot.task(taskId(job.id, index));
     const stopped = task === undefined || !live(task);
-    if (task !== undefined && taskVersion(task) >= T) {
+    if (task !== undefined && runsCurrentTask(job, task)) {
       updated++;
       const since = stopped ? undefined : healthySince(task, hasCheck);
       if (since !== undefined && nowMs - since >= strategy.minHealthyTimeMs) healthyNew++;
@@ -171,6 +173,7 @@ export interface RolloutsContext {
   /** The instance's lease now; throws when it holds none (nothing is written then). */
   readonly lease: () => KvLease;
   readonly actions: JobActions;
+  readonly recorder: MetricsRecorder;
   readonly logger: Logger;
 }
 
@@ -184,9 +187,6 @@ export class Rollouts {
   private readonly sent = new Map<JobId, Set<ClaimId>>();
   /** When to judge a job again though nothing changed. */
   private readonly wakes = new Map<JobId, number>();
-  /** Tasks stopped, by reason (for tests and metrics). */
-  readonly stopped = { updated: 0, scaledDown: 0, rollbacks: 0 };
-
   constructor(private readonly ctx: RolloutsContext) {}
 
   /** Jobs whose wake time has come (they are forgotten here: the caller judges them). */
@@ -234,8 +234,8 @@ export class Rollouts {
       plan.stop.forEach(({ task, reason }, i) => {
         if (outcomes[i] !== 'updated') return;
         mine.add(task.claimId);
-        if (reason === UPDATED_REASON) this.stopped.updated++;
-        else this.stopped.scaledDown++;
+        if (reason === UPDATED_REASON) this.ctx.recorder.counts.tasksUpdated++;
+        else this.ctx.recorder.counts.tasksScaledDown++;
       });
       this.sent.set(job.id, mine);
       writes++;
@@ -251,9 +251,15 @@ export class Rollouts {
     if (plan.rollbackTo !== undefined) {
       this.ctx.lease();
       const result = await this.ctx.cell.updateJob({ jobId: job.id, change: { kind: 'rollback', toVersion: plan.rollbackTo, why: AUTO_ROLLBACK }, by: ROLLBACK_BY, expectedVersion: jobVersion(job) });
-      if (result.kind === 'updated') this.stopped.rollbacks++;
       this.ctx.logger.warn({ jobId: job.id, to: plan.rollbackTo, outcome: result.kind }, 'rolling update failed; rolling back');
       writes++;
+      if (result.kind === 'updated') this.ctx.recorder.counts.jobsRolledBack++;
+      else if (entry.deployment !== undefined) {
+        // Not rolled back after all (the job changed meanwhile, or the version is no longer kept): say so.
+        const why = entry.deployment.reason.replace(/; rolled back to version \d+$/, '');
+        entry.deployment = { ...entry.deployment, state: 'failed', reason: `${why}; not rolled back to version ${plan.rollbackTo} (${result.kind})` };
+        writes += await this.ctx.actions.writeStatus(entry, entry.lastWords);
+      }
     }
     return writes;
   }

@@ -71,7 +71,9 @@ import { noFitReason, type OfferedMachines } from './job-status.js';
 import { proposePlacement, type Proposal } from './propose.js';
 import { OfferedMachinesCache } from './offered-cache.js';
 import { MachineLossWatch } from './machine-loss.js';
+import { NO_METRICS, type Metrics } from '@omega/metrics';
 import { CronRunner } from './cron.js';
+import { schedulerHistograms, type SchedulerHistograms } from './scheduler-metrics.js';
 import { DrainWatch } from './drain.js';
 import { Rollouts } from './rollout.js';
 import { MetricsRecorder, toSchedulerStats, type SchedulerMetrics } from './metrics.js';
@@ -109,6 +111,8 @@ export interface SchedulerOptions {
   readonly settings?: Partial<SchedulerSettings>;
   /** Claim ids; default {@link claimIdFactory} (unique across processes). */
   readonly claimIds?: () => ClaimId;
+  /** Where the loop records its latency histograms (scheduler-metrics.ts); default nowhere. */
+  readonly metrics?: Metrics;
 }
 
 /** What one attempt did. */
@@ -186,6 +190,7 @@ export class Scheduler {
   private readonly loss: MachineLossWatch;
   private readonly drain = new DrainWatch();
   private readonly cron: CronRunner;
+  private readonly histograms: SchedulerHistograms;
   private readonly recorder: MetricsRecorder;
   private readonly ownership: Ownership;
   private readonly actions: JobActions;
@@ -244,6 +249,7 @@ export class Scheduler {
     const lease = (): KvLease => this.leases.current();
     this.loss = new MachineLossWatch(this.settings.machineLossGraceMs);
     this.recorder = new MetricsRecorder(this.clock.now());
+    this.histograms = schedulerHistograms(options.metrics ?? NO_METRICS);
     this.ownership = new Ownership({
       cell: this.cell,
       lease,
@@ -267,7 +273,7 @@ export class Scheduler {
       recorder: this.recorder,
       logger: this.logger,
     });
-    this.rollouts = new Rollouts({ cell: this.cell, lease, actions: this.actions, logger: this.logger });
+    this.rollouts = new Rollouts({ cell: this.cell, lease, actions: this.actions, recorder: this.recorder, logger: this.logger });
     this.cron = new CronRunner({
       cell: this.cell,
       name: this.name,
@@ -677,6 +683,7 @@ export class Scheduler {
       entry.fullyPlacedAtMs = now;
       this.recorder.counts.jobsPlaced++;
       this.recorder.waitFullyPlaced.add(now - job.submittedAtMs);
+      this.histograms.timeToPlace.observe((now - job.submittedAtMs) / 1000);
     }
     const writes = await this.actions.writeStatus(entry, { state: 'running', reason: '', ruledOut: [] });
     // Fully placed: the attempt budget starts over for later restarts.
@@ -755,6 +762,7 @@ export class Scheduler {
     if (entry.firstAttemptAtMs === 0) {
       entry.firstAttemptAtMs = start;
       this.recorder.waitFirstAttempt.add(start - job.submittedAtMs);
+      this.histograms.timeToFirstAttempt.observe((start - job.submittedAtMs) / 1000);
     }
     const tasks = progress.toPlace;
     const mode: TransactionMode = job.spec.commitMode === 'default' ? this.defaultTransactionMode : job.spec.commitMode;
@@ -806,6 +814,7 @@ export class Scheduler {
       const result = await this.committer.commit(cell.transaction(this.settings.conflictMode, mode));
       busyMs = this.clock.now() - start;
       this.recorder.commitLatency.add(this.clock.now() - commitStart);
+      this.histograms.commitLatency.observe((this.clock.now() - commitStart) / 1000);
       committed = result.committed.length;
       conflicted = result.conflicted.length;
       this.restartLog.note(job.id, result.committed.filter((d) => progress.restarting.has(parseTaskId(d.claim.taskId)?.index ?? -1)).length, this.clock.now());

@@ -27,6 +27,7 @@ import {
   type UntypedServiceImplementation,
 } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
+import type { RpcMetrics } from '../rpc-metrics.js';
 import { toServiceError } from '../errors.js';
 import { decideRole, enforce, METHOD_ACTIONS, type Action, type Caller } from './policy.js';
 import { UnauthenticatedError, type Authenticate } from './token-auth.js';
@@ -56,6 +57,8 @@ export interface GuardOptions {
    * revoked or expired meanwhile ends it with UNAUTHENTICATED. Default 5 s.
    */
   readonly recheckMs?: number;
+  /** Where every call is counted (rpc-metrics.ts); absent: nowhere. */
+  readonly rpcMetrics?: RpcMetrics;
 }
 
 /** {@link GuardOptions.recheckMs}' default. */
@@ -123,6 +126,7 @@ export function guardService(definition: ServiceDefinition, implementation: Unty
     if (method.responseStream) {
       const serve = handler as handleServerStreamingCall<unknown, unknown>;
       guarded[name] = ((call: ServerWritableStream<unknown, unknown>) => {
+        options.rpcMetrics?.track(name, call);
         admit(call).then(
           (caller) => {
             if (caller.via === 'token') recheckWhileOpen(call, name, options);
@@ -137,9 +141,18 @@ export function guardService(definition: ServiceDefinition, implementation: Unty
     } else {
       const serve = handler as handleUnaryCall<unknown, unknown>;
       guarded[name] = ((call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>) => {
+        const metrics = options.rpcMetrics;
+        const startedAt = performance.now();
+        const answer: sendUnaryData<unknown> =
+          metrics === undefined
+            ? callback
+            : (error, value) => {
+                metrics.unaryDone(name, startedAt, error);
+                callback(error, value);
+              };
         admit(call).then(
-          () => serve(call, callback),
-          (error: unknown) => callback(refused(logger, name, error)),
+          () => serve(call, answer),
+          (error: unknown) => answer(refused(logger, name, error)),
         );
       }) satisfies handleUnaryCall<unknown, unknown>;
     }

@@ -120,7 +120,7 @@ export interface TestApiOptions {
    * does) for its client.
    */
   auth?: AuthMode;
-  server?: Pick<ApiServerOptions, 'storeTimeoutMs' | 'watchProbeMs' | 'mirrorRetry' | 'now'>;
+  server?: Pick<ApiServerOptions, 'storeTimeoutMs' | 'watchProbeMs' | 'mirrorRetry' | 'now' | 'metrics'>;
 }
 
 /** An API server on 127.0.0.1 (free port) over `kv` (default a fresh MemoryKv), and a client of it. */

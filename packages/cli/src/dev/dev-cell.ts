@@ -31,7 +31,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { chmod, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
-import { API_USER, HOLLOW_USER, PROTOS_DIR, SCHEDULER_USER, agentUser, formatBytes, formatCpu } from '@omega/cell-state';
+import { API_USER, HOLLOW_USER, PROTOS_DIR, SCHEDULER_USER, agentUser, formatBytes, formatCpu, freePort } from '@omega/cell-state';
 import type { PkiDirectory } from '@omega/pki';
 import { ApiClient } from '../api-client.js';
 import { DEFAULT_CONFIG_PATH, writeClientConfig, type ApiSecurity } from '../client-config.js';
@@ -203,6 +203,12 @@ export async function agentDataRoot(dataDir: string, isRoot = process.getuid?.()
     }
     if (dirname(dir) === dir) return dataDir;
   }
+}
+
+/** `spec` serving Prometheus metrics on a free loopback port (kept across its restarts). */
+async function withMetrics(spec: ChildSpec): Promise<ChildSpec> {
+  const port = await freePort();
+  return { ...spec, args: [...spec.args, '--metrics-listen', `127.0.0.1:${port}`], metricsUrl: `http://127.0.0.1:${port}/metrics` };
 }
 
 /** The children to start after the API, in order, with what each one is. */
@@ -409,13 +415,13 @@ export async function runDev(options: DevOptions, io: CliIo): Promise<void> {
     await writeFile(stateFile, `${JSON.stringify(state, null, 2)}\n`);
     const ui = uiUrl(state.uiPort, pki !== undefined);
     const api = await group.start(
-      {
+      await withMetrics({
         name: 'api',
         command: process.execPath,
         args: [join(REPO_ROOT, ENTRY_POINTS.api), ...common, ...credentials(API_USER), '--listen', options.listen, '--ui-listen', `${DEV_UI_HOST}:${state.uiPort}`],
         logFile: join(logs, 'api.log'),
         what: `gRPC API at ${options.listen}${pki === undefined ? ' (PLAINTEXT, no tokens)' : ' (TLS, tokens)'}; web UI at ${ui}`,
-      },
+      }),
       // Not while starting: an API that cannot start is the reason omega dev fails.
       { restart: false },
     );
@@ -435,19 +441,19 @@ export async function runDev(options: DevOptions, io: CliIo): Promise<void> {
     if (options.enforcementAutoOff) warn('not running as root: agents run tasks WITHOUT cgroup limits (--no-enforcement)');
     for (const spec of specs) {
       if (stopRequested) return;
-      await group.start(spec);
+      await group.start(await withMetrics(spec));
     }
 
     // "up" means the status file names every child already.
     await status.flush();
     const rows = [
-      ['etcd', etcd === undefined ? '-' : String(etcd.pid), '0', etcd === undefined ? `external ${etcdUrl}` : `${etcdUrl} (data ${shown(join(options.dataDir, 'etcd'))})`, '-'],
-      ...group.list().map((c) => [c.spec.name, String(c.pid), String(c.restarts), c.spec.what, shown(c.spec.logFile)]),
+      ['etcd', etcd === undefined ? '-' : String(etcd.pid), '0', etcd === undefined ? `external ${etcdUrl}` : `${etcdUrl} (data ${shown(join(options.dataDir, 'etcd'))})`, etcd === undefined ? '-' : `${etcdUrl}/metrics`, '-'],
+      ...group.list().map((c) => [c.spec.name, String(c.pid), String(c.restarts), c.spec.what, c.spec.metricsUrl ?? '-', shown(c.spec.logFile)]),
     ];
     // The CLI finds ./.omega/client.yaml by itself; any other data directory needs the export.
     const found = clientConfig === resolve(DEFAULT_CONFIG_PATH);
     say(`Omega dev cell "${options.cell}" is up. API: ${options.listen}${pki === undefined ? ' (PLAINTEXT: --insecure)' : ' (TLS; bearer token in the client config)'}\n`);
-    say(formatTable(['PROCESS', 'PID', 'RESTARTS', 'WHAT', 'LOG'], rows));
+    say(formatTable(['PROCESS', 'PID', 'RESTARTS', 'WHAT', 'METRICS', 'LOG'], rows));
     say(`\nUI: ${ui}${pki === undefined ? ' (PLAINTEXT, no login: --insecure)' : ''}`);
     if (pki !== undefined && security.kind === 'tls') {
       say(`  Its certificate is from this cell's own CA: trust ${shown(pki.caFile)} in the browser, or accept the warning once.`);
