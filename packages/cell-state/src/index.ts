@@ -221,3 +221,4 @@ export {
   type TokenRecord,
 } from './token-records.js';
 export { exposeMirrorMetrics } from './mirror-metrics.js';
+export { Progress, formatDuration } from './progress.js';

@@ -31,7 +31,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { chmod, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
-import { API_USER, HOLLOW_USER, PROTOS_DIR, SCHEDULER_USER, agentUser, formatBytes, formatCpu, freePort } from '@omega/cell-state';
+import { API_USER, HOLLOW_USER, PROTOS_DIR, Progress, SCHEDULER_USER, agentUser, formatBytes, formatCpu, freePort } from '@omega/cell-state';
 import type { PkiDirectory } from '@omega/pki';
 import { ApiClient } from '../api-client.js';
 import { DEFAULT_CONFIG_PATH, writeClientConfig, type ApiSecurity } from '../client-config.js';
@@ -377,16 +377,22 @@ export async function runDev(options: DevOptions, io: CliIo): Promise<void> {
     }
     const credentials = (identity: string): string[] => (pki === undefined ? ['--insecure'] : identityFlags(pki, identity));
 
+    // Every process it starts, said as it starts with an estimate: a start is not minutes of silence.
+    const processes = (options.etcd === undefined ? 1 : 0) + 1 + options.machines + (options.hollow > 0 ? 1 : 0) + options.batchSchedulers + options.serviceSchedulers;
+    const progress = new Progress(processes);
+    const starting = (what: string): void => say(`starting ${what} ${progress.starting()}`);
     let etcdUrl: string;
     if (options.etcd !== undefined) {
       etcdUrl = options.etcd;
     } else {
+      starting('etcd');
       etcd = await DevEtcd.start(join(options.dataDir, 'etcd'), state, {
         exited: (pid, upMs, restartInMs) => warn(`etcd (pid ${pid}) exited unexpectedly after ${duration(upMs)}; restarting it in ${duration(restartInMs)} on the same data directory and ports (restart ${(etcd?.restarts ?? 0) + 1})`),
         restarted: (pid) => warn(`etcd restarted (pid ${pid}, restart ${etcd?.restarts ?? 0})`),
         restartFailed: (error, retryInMs) => warn(`etcd could not be restarted (${error.message.split('\n')[0] ?? ''}); trying again in ${duration(retryInMs)}`),
         changed: () => status.update(),
       }, pki === undefined ? {} : { tls: filesOf(pki, ETCD_IDENTITY) });
+      progress.step();
       etcdUrl = etcd.clientUrl;
       state.etcdClientPort = etcd.clientPort;
       state.etcdPeerPort = etcd.peerPort;
@@ -414,6 +420,7 @@ export async function runDev(options: DevOptions, io: CliIo): Promise<void> {
     state.uiPort = await chooseUiPort(state.uiPort);
     await writeFile(stateFile, `${JSON.stringify(state, null, 2)}\n`);
     const ui = uiUrl(state.uiPort, pki !== undefined);
+    starting('api');
     const api = await group.start(
       await withMetrics({
         name: 'api',
@@ -433,6 +440,7 @@ export async function runDev(options: DevOptions, io: CliIo): Promise<void> {
     if (stopRequested) return;
     apiUp = true;
     api.restart = true;
+    progress.step();
 
     const agents = await agentDataRoot(options.dataDir);
     if (agents !== options.dataDir && options.machines > 0) warn(`tasks run as nobody, who cannot enter ${options.dataDir}: agents keep their task directories in ${agents}`);
@@ -441,7 +449,9 @@ export async function runDev(options: DevOptions, io: CliIo): Promise<void> {
     if (options.enforcementAutoOff) warn('not running as root: agents run tasks WITHOUT cgroup limits (--no-enforcement)');
     for (const spec of specs) {
       if (stopRequested) return;
+      starting(spec.name);
       await group.start(await withMetrics(spec));
+      progress.step();
     }
 
     // "up" means the status file names every child already.
