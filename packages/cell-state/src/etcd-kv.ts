@@ -104,6 +104,7 @@ const COMPARE_TARGETS = {
   create: 'Create',
   version: 'Version',
   value: 'Value',
+  lease: 'Lease',
 } as const satisfies Record<CompareTarget, keyof typeof EtcdCompareTarget>;
 
 const COMPARE_RESULTS = {
@@ -692,6 +693,8 @@ function toCompare(compare: Compare): ICompare {
       return { ...base, version: String(compare.value) };
     case 'value':
       return { ...base, value: toBuffer(compare.value) };
+    case 'lease':
+      return { ...base, lease: compare.value };
     default:
       return assertNever(compare);
   }
