@@ -6,6 +6,8 @@ import { defineConfig } from 'vitest/config';
 // depends on a stale build. Processes that tests spawn run the built `dist/` instead.
 const packagesDir = fileURLToPath(new URL('./packages/', import.meta.url));
 const alias = [
+  // The metrics seam alone (no prom-client): what libraries that only record import.
+  { find: '@omega/metrics/seam', replacement: `${packagesDir}metrics/src/metrics.ts` },
   ...readdirSync(packagesDir).flatMap((name) => [
     { find: `@omega/${name}/testing`, replacement: `${packagesDir}${name}/src/testing/index.ts` },
     { find: `@omega/${name}/client`, replacement: `${packagesDir}${name}/src/client.ts` },

@@ -7,25 +7,20 @@
  * 127.0.0.1 only and every process is stopped here.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { Cell, EtcdKv, nextScheduledAt, startEtcd, type CronSchedule, type Heartbeat, type Job, type JobId, type RunningEtcd } from '@omega/cell-state';
-import { freshCellName, jobSpec, machine } from '@omega/cell-state/testing';
+import { nextScheduledAt, type Cell, type CronSchedule, type Job, type JobId } from '@omega/cell-state';
+import { jobSpec, machine } from '@omega/cell-state/testing';
 import { readStoredCell } from '@omega/scheduler-core/testing';
+import { startEtcdCell, type EtcdCell } from './support/etcd-cell.js';
 import { eventually, repoPath, startNode, stopAll, type Started } from './support/processes.js';
 
 const BATCH = repoPath('packages/scheduler-batch/dist/main.js');
 
-let etcd: RunningEtcd | undefined;
-let kv: EtcdKv | undefined;
-let heartbeat: Heartbeat | undefined;
+let cluster: EtcdCell | undefined;
 
 afterEach(async () => {
   await stopAll();
-  await heartbeat?.stop().catch(() => undefined);
-  heartbeat = undefined;
-  await kv?.close();
-  kv = undefined;
-  await etcd?.stop();
-  etcd = undefined;
+  await cluster?.stop();
+  cluster = undefined;
 });
 
 function schedulerArgs(endpoint: string, cellName: string, name: string): string[] {
@@ -38,13 +33,8 @@ async function runsOf(cell: Cell, template: JobId): Promise<Job[]> {
 
 describe('a cron job on etcd', () => {
   it('gets exactly one run per scheduled time while the scheduler that owns it is SIGKILLed', async () => {
-    etcd = await startEtcd();
-    const cellName = freshCellName();
-    kv = new EtcdKv({ endpoints: etcd.endpoints, limits: etcd.limits });
-    const cell = new Cell(kv, cellName);
-    const regs = [machine('m0').cpu(4000).memory('8Gi').build()];
-    await cell.registerMachines(regs);
-    heartbeat = await cell.startHeartbeats(regs.map((r) => r.id), { ttlSeconds: 30, agent: 'cron-test' });
+    cluster = await startEtcdCell([machine('m0').cpu(4000).memory('8Gi').build()]);
+    const { etcd, cell, cellName } = cluster;
     const schedulers = new Map<string, Started>();
     for (const name of ['batch-a', 'batch-b']) schedulers.set(name, (await startNode(BATCH, schedulerArgs(etcd.clientUrl, cellName, name), /"msg":"scheduler started"/, 30_000)).started);
 

@@ -193,7 +193,14 @@ describe.sequential('omega dev driven by the omega CLI', () => {
     await eventually('both instances to run', async () => (await job(id)).taskCounts.running === 2);
     const victims = processesOf(id, 0);
     expect(victims.length).toBeGreaterThan(0);
-    for (const pid of victims) process.kill(pid, 'SIGKILL');
+    for (const pid of victims) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch (error) {
+        // A short-lived child (the loop's `sleep 1`) may have exited since it was listed.
+        if ((error as NodeJS.ErrnoException).code !== 'ESRCH') throw error;
+      }
+    }
     const replaced = await eventually('instance 0 to be replaced and both to run again', async () => {
       const view = await job(id);
       return view.taskCounts.running === 2 && (view.tasks[0]?.attempt ?? 0) >= 2 ? view : undefined;
@@ -286,6 +293,15 @@ describe.sequential('omega dev driven by the omega CLI', () => {
     expect(followed.code).toBe(0);
     expect(followed.stdout).toBe('first\nsecond\n');
     await eventually('the job to succeed', async () => (await job(id)).state === 'succeeded');
+  });
+
+  it.skipIf(!built)('serves Prometheus metrics from every process at the address its process table prints', async () => {
+    const urls = new Map([...(dev?.output() ?? '').matchAll(/^(api|agent-\d+|batch-\d+|service-\d+)\s+\d+\s.*?(http:\/\/127\.0\.0\.1:\d+\/metrics)/gm)].map((m) => [m[1] ?? '', m[2] ?? '']));
+    expect([...urls.keys()].sort()).toEqual(['agent-0', 'agent-1', 'api', 'batch-0', 'service-0']);
+    const text = async (name: string): Promise<string> => (await fetch(urls.get(name) ?? '')).text();
+    expect(await text('batch-0')).toMatch(/^omega_scheduler_claims_total\{result="committed",scheduler="batch-0"\} \d+$/m);
+    expect(await text('api')).toMatch(/^omega_api_requests_total\{method="ListMachines",code="OK",component="api"\} \d+$/m);
+    expect(await text('agent-0')).toMatch(/^omega_agent_up\{agent="dev-0"\} 1$/m);
   });
 
   it.skipIf(!built)('refuses invalid specs naming the field, from the file or from the server, and stores no job', async () => {

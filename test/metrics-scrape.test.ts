@@ -7,25 +7,21 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import parsePrometheusTextFormat from 'parse-prometheus-text-format';
-import { Cell, EtcdKv, freePort, startEtcd, type Heartbeat, type JobId, type RunningEtcd } from '@omega/cell-state';
-import { freshCellName, jobSpec, machine } from '@omega/cell-state/testing';
+import { freePort, type JobId } from '@omega/cell-state';
+import { jobSpec, machine } from '@omega/cell-state/testing';
 import { readStoredCell } from '@omega/scheduler-core/testing';
+import { startEtcdCell, type EtcdCell } from './support/etcd-cell.js';
 import { eventually, repoPath, startNode, stopAll } from './support/processes.js';
 
 const BATCH = repoPath('packages/scheduler-batch/dist/main.js');
+const AGENT = repoPath('packages/node-agent/dist/main.js');
 
-let etcd: RunningEtcd | undefined;
-let kv: EtcdKv | undefined;
-let heartbeat: Heartbeat | undefined;
+let cluster: EtcdCell | undefined;
 
 afterEach(async () => {
   await stopAll();
-  await heartbeat?.stop().catch(() => undefined);
-  heartbeat = undefined;
-  await kv?.close();
-  kv = undefined;
-  await etcd?.stop();
-  etcd = undefined;
+  await cluster?.stop();
+  cluster = undefined;
 });
 
 interface Family {
@@ -57,13 +53,8 @@ function value(families: Map<string, Family>, name: string, labels: Record<strin
 
 describe('a scheduler process scraped by Prometheus', () => {
   it('serves its transactions, claims and commit latency, agreeing with its published stats', async () => {
-    etcd = await startEtcd();
-    const cellName = freshCellName();
-    kv = new EtcdKv({ endpoints: etcd.endpoints, limits: etcd.limits });
-    const cell = new Cell(kv, cellName);
-    const regs = Array.from({ length: 20 }, (_, i) => machine(`m${i}`).cpu(4000).memory('16Gi').build());
-    await cell.registerMachines(regs);
-    heartbeat = await cell.startHeartbeats(regs.map((r) => r.id), { ttlSeconds: 30, agent: 'metrics-test' });
+    cluster = await startEtcdCell(Array.from({ length: 20 }, (_, i) => machine(`m${i}`).cpu(4000).memory('16Gi').build()));
+    const { etcd, cell, cellName } = cluster;
     const port = await freePort();
     const url = `http://127.0.0.1:${port}/metrics`;
     await startNode(BATCH, ['--insecure', '--etcd', etcd.clientUrl, '--cell', cellName, '--name', 'batch-m', '--stats-interval-ms', '200', '--metrics-listen', `127.0.0.1:${port}`, '--seed', '1'], /"msg":"scheduler started"/, 30_000);
@@ -102,5 +93,27 @@ describe('a scheduler process scraped by Prometheus', () => {
     expect(value(after, 'omega_mirror_relists_total')).toBe(0);
     expect(after.has('process_cpu_seconds_total')).toBe(true);
     expect((await fetch(`http://127.0.0.1:${port}/other`)).status).toBe(404);
+  }, 90_000);
+
+  it('a hollow agent serves its tasks, starts, endings and status writes', async () => {
+    cluster = await startEtcdCell([]);
+    const { etcd, cell, cellName } = cluster;
+    const agentPort = await freePort();
+    await startNode(AGENT, ['--insecure', '--etcd', etcd.clientUrl, '--cell', cellName, '--hollow', '4', '--cpu', '4', '--memory', '8Gi', '--metrics-listen', `127.0.0.1:${agentPort}`, '--log-listen', 'none'], /metrics on http/, 30_000);
+    await startNode(BATCH, ['--insecure', '--etcd', etcd.clientUrl, '--cell', cellName, '--name', 'batch-h', '--seed', '1'], /"msg":"scheduler started"/, 30_000);
+    const job = (await cell.createJob({ id: 'short' as JobId, spec: jobSpec('short').instances(6).cpu(100).duration(200).build() })).job.id;
+    await eventually('every task succeeded', async () => [...(await readStoredCell(cell)).tasksOf(job)].filter((t) => t.state === 'succeeded').length === 6, 30_000, 200);
+    const url = `http://127.0.0.1:${agentPort}/metrics`;
+    const families = await eventually('the agent to have flushed its reports', async () => {
+      const f = await scrape(url);
+      return value(f, 'omega_agent_status_updates_total') >= 12 ? f : undefined;
+    }, 10_000, 200);
+    expect(value(families, 'omega_agent_up')).toBe(1);
+    expect(value(families, 'omega_agent_task_starts_total')).toBe(6);
+    expect(value(families, 'omega_agent_task_endings_total', { reason: 'exited' })).toBe(6);
+    expect(value(families, 'omega_agent_tasks', { state: 'succeeded' })).toBe(6);
+    expect(value(families, 'omega_agent_status_writes_total', { kind: 'batch' })).toBeGreaterThan(0);
+    expect(value(families, 'omega_agent_supervision_reserved_bytes')).toBe(0);
+    expect(value(families, 'omega_mirror_revision')).toBeGreaterThan(0);
   }, 90_000);
 });

@@ -24,7 +24,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { freePort, type CellMirror, type JobId } from '@omega/cell-state';
+import { formatDuration, freePort, type CellMirror, type JobId } from '@omega/cell-state';
 import type { WireJobSpec } from '@omega/api/client';
 import { SubmitClient } from './submit-client.js';
 import { finalMetrics, waitForAnnouncements, type ChildHandle, type LiveCluster } from './live-cluster.js';
@@ -226,7 +226,7 @@ export async function runChurn(cluster: LiveCluster, options: ChurnOptions): Pro
       samples.push(s);
       const mib = (b: number): string => (b / 1024 ** 2).toFixed(0);
       print(
-        `  ${String(done).padStart(7)} done ${s.elapsedS.toFixed(0).padStart(5)} s  RSS MiB ${CHURN_PROCESSES.map((p) => `${p} ${mib(rss[p])}`).join(', ')}  etcd db ${mib(db.inUse)} in use / ${mib(db.total)} MiB  keys ${s.totalKeys} (jobs ${keys.job ?? 0}, tasks ${keys.task ?? 0}, requests ${keys.request ?? 0})`,
+        `  ${String(done).padStart(7)} done ${s.elapsedS.toFixed(0).padStart(5)} s (${Math.floor((done / options.jobs) * 100)}%${done > 0 && done < options.jobs ? `, about ${formatDuration(((s.elapsedS * 1000) / done) * (options.jobs - done))} left` : ''})  RSS MiB ${CHURN_PROCESSES.map((p) => `${p} ${mib(rss[p])}`).join(', ')}  etcd db ${mib(db.inUse)} in use / ${mib(db.total)} MiB  keys ${s.totalKeys} (jobs ${keys.job ?? 0}, tasks ${keys.task ?? 0}, requests ${keys.request ?? 0})`,
       );
     };
 

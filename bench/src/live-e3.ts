@@ -16,7 +16,7 @@
  * retry backoff and placement policies) for `simFactor` times as long, to keep its own sampling
  * error small.
  */
-import { jobId, type CellMirror, type ConflictMode, type JobKind, type MachineId, type TransactionMode } from '@omega/cell-state';
+import { Progress, jobId, type CellMirror, type ConflictMode, type JobKind, type MachineId, type TransactionMode } from '@omega/cell-state';
 import { hash32, seededRandom, type SchedulerMetrics } from '@omega/scheduler-core';
 import { PAPER_CELL, W_OMEGA_LIKE, arrivalJobSpec, arrivals, merge, prefillCell, runSimulation, scaledTo, type CellShape, type SimulationConfig, type SimulationResult, type Workload } from '@omega/simulator';
 import { finalMetrics, waitFor, waitForAnnouncements, type ChildHandle, type LiveCluster } from './live-cluster.js';
@@ -170,10 +170,11 @@ async function livePoint(cluster: LiveCluster, options: LiveE3Options, conflictM
 export async function runLiveE3(cluster: LiveCluster, options: LiveE3Options): Promise<LiveE3Point[]> {
   const points: LiveE3Point[] = [];
   let index = 0;
+  const progress = new Progress(options.tJobServiceS.length * E3_ARMS.length);
   for (const t of options.tJobServiceS) {
     for (const { conflictMode, transactionMode } of E3_ARMS) {
       const arm = modeArm(conflictMode, transactionMode);
-      options.print(`  E3 live: ${arm}, t_job(service) = ${t} s (${(t * 1000) / options.compression} ms compressed), ${options.seconds} s`);
+      options.print(`  ${progress.starting()} E3 live: ${arm}, t_job(service) = ${t} s (${(t * 1000) / options.compression} ms compressed), ${options.seconds} s`);
       const live = await livePoint(cluster, options, conflictMode, transactionMode, t, index++);
       const simConfig = simConfigFor(options, conflictMode, transactionMode, t);
       const result = await runSimulation(simConfig);
@@ -189,6 +190,7 @@ export async function runLiveE3(cluster: LiveCluster, options: LiveE3Options): P
         `    service conflict fraction live ${point.live.service.conflictFraction.toFixed(3)} (${point.live.service.failed}/${point.live.service.ok}) vs sim ${point.sim.service.conflictFraction.toFixed(3)} (${point.sim.service.failed}/${point.sim.service.ok}); batch live ${point.live.batch.conflictFraction.toFixed(3)} vs sim ${point.sim.batch.conflictFraction.toFixed(3)}`,
       );
       points.push(point);
+      progress.step();
     }
   }
   return points;

@@ -14,7 +14,7 @@
  *   as many machines per commit as the schedulers' commits wrote, values of the sizes they wrote)
  *   with no scheduling logic, for a fixed time right after the scheduled run, on the same etcd.
  */
-import { DEFAULT_NAMESPACE, KvCompactedError, isTerminal, jobId, type Cell, type CellMirror, type JobId } from '@omega/cell-state';
+import { Progress, DEFAULT_NAMESPACE, KvCompactedError, isTerminal, jobId, type Cell, type CellMirror, type JobId } from '@omega/cell-state';
 import type { SchedulerMetrics } from '@omega/scheduler-core';
 import { fileURLToPath } from 'node:url';
 import os from 'node:os';
@@ -329,9 +329,11 @@ function allStarted(mirror: CellMirror, ids: ReadonlySet<string>): boolean {
 /** The whole T1 sweep. */
 export async function runT1(cluster: LiveCluster, options: T1Options): Promise<T1Point[]> {
   const points: T1Point[] = [];
+  const progress = new Progress(options.schedulers.length);
   for (const k of options.schedulers) {
-    options.print(`  T1 with ${k} batch scheduler${k === 1 ? '' : 's'} on ${options.machines} hollow machines, ${options.tasks} tasks`);
+    options.print(`  ${progress.starting()} T1 with ${k} batch scheduler${k === 1 ? '' : 's'} on ${options.machines} hollow machines, ${options.tasks} tasks`);
     const p = await runT1Point(cluster, k, options);
+    progress.step();
     options.print(
       `    K=${k}: CPU in the window: etcd ${p.cpu.etcd.toFixed(1)} s, agent ${p.cpu.agent.toFixed(1)} s, schedulers ${p.cpu.schedulers.toFixed(1)} s, bench ${p.cpu.bench.toFixed(1)} s of ${p.cpu.available.toFixed(1)} s available`,
     );

@@ -2,6 +2,7 @@
  * `omega bench sim`: runs one simulated experiment, checks it, writes result.json, result.md and
  * the chart, and prints progress and the PASS/FAIL lines.
  */
+import { Progress } from '@omega/cell-state';
 import { join } from 'node:path';
 import { renderSvg } from './charts.js';
 import { checkLine, configHash, hostInfo, writeResult, type BenchResult } from './result.js';
@@ -37,11 +38,13 @@ export async function runSimCommand(options: SimCommandOptions, print: Print): P
   const experiment = simExperiment(options.experiment, options);
   const startedAt = new Date();
   print(`omega bench sim ${experiment.id}${options.quick ? ' --quick' : ''}: ${experiment.points.length} simulations, ${options.jobs} at a time, seed ${options.seed}`);
+  const progress = new Progress(experiment.points.length);
   const points = await runSimExperiment(experiment, {
     jobs: options.jobs,
-    onPoint: (done, total, p) => {
+    onPoint: (_done, _total, p) => {
+      progress.step();
       const s = p.result.schedulers.map((x) => `${x.name} busy ${x.metrics.busyness.toFixed(3)} cf ${x.metrics.conflictFraction.toFixed(3)}`).join(', ');
-      print(`  [${done}/${total}] ${p.id}: ${s} (${ms(p.result.wallMs)} wall)`);
+      print(`  ${progress.finished()} ${p.id}: ${s} (${ms(p.result.wallMs)} wall)`);
     },
   });
   const checks = simChecks(experiment, points);

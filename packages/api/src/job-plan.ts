@@ -41,7 +41,7 @@ import { requestJobId, type CellReader } from './cell-reader.js';
 import { ApiError, failedPrecondition, invalidArgument, notFound } from './errors.js';
 import { jobSpecFromWire, problemsMessage } from './job-spec-wire.js';
 import { deriveJob, jobFacts } from './job-view.js';
-import type { WireJobSpec } from './wire.js';
+import type { WireJobSpec, WirePlanJobReply } from './wire.js';
 
 export interface PlanJobRequest {
   job?: WireJobSpec | null;
@@ -49,19 +49,6 @@ export interface PlanJobRequest {
   instances?: number;
 }
 
-export interface PlanJobReply {
-  create: { index: number; machine: string }[];
-  replace: { index: number; machine: string }[];
-  stop: { index: number; machine: string; reason: string }[];
-  unplaced: number[];
-  ruled_out: { filter: string; machines: number }[];
-  reason: string;
-  preempt: { task_id: string; job_id: string; machine: string; priority: number }[];
-  replace_step: number;
-  change: string;
-  refused: string;
-  version: number;
-}
 
 /** The policies a plan runs: each kind's, with the options its scheduler defaults to. */
 export function defaultPolicies(): Readonly<Record<JobKind, PlacementPolicy>> {
@@ -83,7 +70,7 @@ function admissionRefusal(snapshot: CellSnapshot, spec: JobSpec): string {
   return excess === undefined ? '' : describeExcess(excess);
 }
 
-function toWire(plan: JobPlan): Omit<PlanJobReply, 'change' | 'refused' | 'version'> {
+function toWire(plan: JobPlan): Omit<WirePlanJobReply, 'change' | 'refused' | 'version'> {
   return {
     create: plan.create.map((t) => ({ index: t.index, machine: t.machineId ?? '' })),
     replace: plan.replace.map((t) => ({ index: t.index, machine: t.machineId ?? '' })),
@@ -100,7 +87,7 @@ function toWire(plan: JobPlan): Omit<PlanJobReply, 'change' | 'refused' | 'versi
 export function jobPlanHandler(reader: CellReader, options: { readonly policies?: Readonly<Record<JobKind, PlacementPolicy>>; readonly now?: () => number } = {}) {
   const policies = options.policies ?? defaultPolicies();
   const now = options.now ?? Date.now;
-  return async (request: PlanJobRequest, call: ServerUnaryCall<unknown, unknown>): Promise<PlanJobReply> => {
+  return async (request: PlanJobRequest, call: ServerUnaryCall<unknown, unknown>): Promise<WirePlanJobReply> => {
     const hasSpec = request.job !== null && request.job !== undefined;
     const id = request.job_id ?? '';
     let job: Job;

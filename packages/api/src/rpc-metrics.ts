@@ -9,7 +9,7 @@
  * | `omega_api_streams_open{method}` | gauge | WatchJob / GetTaskLogs streams open now |
  */
 import { status, type ServerWritableStream } from '@grpc/grpc-js';
-import { LATENCY_BUCKETS_SECONDS, type Counter, type Histogram, type Metrics } from '@omega/metrics';
+import { LATENCY_BUCKETS_SECONDS, type Counter, type Histogram, type Metrics } from '@omega/metrics/seam';
 
 const CODE_NAMES: Readonly<Record<number, string>> = Object.fromEntries(Object.entries(status).filter(([, v]) => typeof v === 'number').map(([k, v]) => [v as number, k]));
 

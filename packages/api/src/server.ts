@@ -16,7 +16,7 @@
  */
 import { ServerCredentials } from '@grpc/grpc-js';
 import { exposeMirrorMetrics, type Cell, type CellMirror, type JobId, type TlsIdentity } from '@omega/cell-state';
-import type { Metrics } from '@omega/metrics';
+import type { Metrics } from '@omega/metrics/seam';
 import type { Logger } from 'pino';
 import { pino } from 'pino';
 import { accessServiceImplementation } from './access-service.js';

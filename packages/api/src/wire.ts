@@ -195,6 +195,21 @@ export interface WireJobView {
   cron_run: { template_id: string; scheduled_at_ms: number } | null;
 }
 
+/** PlanJob's reply (see job-plan.ts). */
+export interface WirePlanJobReply {
+  create: { index: number; machine: string }[];
+  replace: { index: number; machine: string }[];
+  stop: { index: number; machine: string; reason: string }[];
+  unplaced: number[];
+  ruled_out: { filter: string; machines: number }[];
+  reason: string;
+  preempt: { task_id: string; job_id: string; machine: string; priority: number }[];
+  replace_step: number;
+  change: string;
+  refused: string;
+  version: number;
+}
+
 export interface WireMachineView {
   id: string;
   capacity: WireResources;

@@ -168,15 +168,16 @@ async function overviewPage() {
   const render = () => {
     if (view === undefined) return;
     document.getElementById('cell').textContent = `cell ${view.cell} · revision ${view.revision}`;
-    const alive = view.machines.filter((m) => m.alive).length;
+    const totals = view.machineTotals;
     fill(app,
       h('h1', {}, 'Cell overview'),
       h('div', { class: 'grid' },
-        h('div', { class: 'card' }, h('div', {}, 'Machines alive'), h('div', { id: 'alive-count' }, `${alive} of ${view.machines.length}`)),
+        h('div', { class: 'card' }, h('div', {}, 'Machines alive'), h('div', { id: 'alive-count' }, `${totals.alive} of ${totals.machines}`)),
         h('div', { class: 'card' }, h('div', {}, 'Jobs'), h('div', {}, String(view.jobs.length))),
         h('div', { class: 'card' }, h('div', {}, 'Running tasks'), h('div', {}, String(view.jobs.reduce((n, j) => n + j.task_counts.running, 0)))),
         h('div', { class: 'card' }, h('div', {}, 'Schedulers'), h('div', {}, String(view.schedulers.length)))),
       h('h2', {}, 'Machines'), machinesTable(view.machines),
+      totals.machines > view.machines.length ? h('p', { class: 'muted' }, `The first ${view.machines.length} of ${totals.machines} machines (by id); \`omega machines\` lists them all.`) : null,
       h('h2', {}, 'Jobs'), jobsTable(view.jobs, view.jobsTruncated),
       h('h2', {}, 'Schedulers'), schedulersTable(view.schedulers), h('div', { class: 'gap' }), charts(history));
   };

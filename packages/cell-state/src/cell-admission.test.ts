@@ -145,3 +145,63 @@ describe('Cell.submitJob', () => {
     expect(await jobCount(kv)).toBe(0);
   });
 });
+
+describe('Cell.submitJob judged on a recent snapshot', () => {
+  async function withRecent(kv: KvStore): Promise<{ cell: Cell; options: SubmitJobOptions; freeze: () => void; caughtUp: () => Promise<void> }> {
+    const { cell, options } = await cellOn(kv);
+    const mirror = cell.mirror();
+    await mirror.start();
+    opened.push({ cell, snapshotAtLeast: options.snapshotAtLeast, stop: () => mirror.stop() });
+    let frozen: ReturnType<typeof mirror.snapshot> | undefined;
+    return {
+      cell,
+      options: { ...options, recentSnapshot: () => frozen ?? mirror.snapshot() },
+      freeze: () => {
+        frozen = mirror.snapshot();
+      },
+      caughtUp: async () => mirror.waitForRevision((await kv.range({ key: cell.keys.root })).revision, 5_000),
+    };
+  }
+
+  it('stores a job in a namespace without a quota in one round trip, counting the admission in its record', async () => {
+    const kv = new MemoryKv();
+    const { cell, options, caughtUp } = await withRecent(kv);
+    let before = kv.counters.roundTrips;
+    expect(await cell.submitJob({ id: jobId('d1'), spec: jobSpec('d').build(), requestId: 'r-d' }, options)).toMatchObject({ kind: 'admitted', created: true, conflicts: 0 });
+    expect(kv.counters.roundTrips - before).toBe(1);
+    await createNamespace(kv, cell.keys, 'a', 1);
+    await caughtUp();
+    before = kv.counters.roundTrips;
+    expect(await cell.submitJob({ id: jobId('a1'), spec: spec(100) }, options)).toMatchObject({ kind: 'admitted', created: true, conflicts: 0 });
+    expect(kv.counters.roundTrips - before).toBe(1);
+    expect(await readNamespace(kv, cell.keys, 'a')).toMatchObject({ admissions: 1 });
+  });
+
+  it('judges again on the record the store returns when the snapshot is stale: a quota set since refuses, a deleted namespace is unknown', async () => {
+    const kv = new MemoryKv();
+    const { cell, options, freeze, caughtUp } = await withRecent(kv);
+    await createNamespace(kv, cell.keys, 'a', 1);
+    await caughtUp();
+    freeze();
+    await setQuota(kv, cell.keys, 'a', quota, { ...options, nowMs: 1 });
+    const result = await cell.submitJob({ id: jobId('a1'), spec: spec(2000) }, options);
+    expect(result).toMatchObject({ kind: 'over-quota', conflicts: 0 });
+    expect(await jobCount(kv)).toBe(0);
+    await kv.txn({ compare: [], success: [{ type: 'delete', key: cell.keys.namespace('a') }], failure: [] });
+    expect(await cell.submitJob({ id: jobId('a2'), spec: spec(10) }, options)).toEqual({ kind: 'unknown-namespace', namespace: 'a' });
+    expect(await jobCount(kv)).toBe(0);
+  });
+
+  it('answers a repeated request id with the job it created, also through a resent transaction', async () => {
+    const inner = new MemoryKv();
+    const replaying = replayingKv(inner);
+    const { cell, options } = await withRecent(replaying.kv);
+    const first = await cell.submitJob({ id: jobId('d1'), spec: jobSpec('d').build(), requestId: 'req-1' }, options);
+    expect(first).toMatchObject({ kind: 'admitted', created: true });
+    const again = await cell.submitJob({ id: jobId('d2'), spec: jobSpec('d').build(), requestId: 'req-1' }, options);
+    expect(again).toMatchObject({ kind: 'admitted', created: false, job: { id: 'd1' } });
+    await expect(cell.submitJob({ id: jobId('d3'), spec: jobSpec('other').build(), requestId: 'req-1' }, options)).rejects.toThrow(RequestIdReusedError);
+    expect(await jobCount(inner)).toBe(1);
+    expect(replaying.counters.replayed).toBeGreaterThan(0);
+  });
+});

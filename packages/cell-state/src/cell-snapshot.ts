@@ -20,6 +20,7 @@ import {
 } from './codec.js';
 import type { CellKeys, KeyKind } from './keys.js';
 import type { KeyValue } from './kv.js';
+import { RecallCache, type RecallLimits } from './recall-cache.js';
 import { isClaimLive, usedResources } from './resources.js';
 import type {
   Alive,
@@ -47,6 +48,12 @@ export interface MirrorFilter {
   key(kind: KeyKind, id: string): boolean;
   /** For a task record whose key passed: whether to hold this version of it (e.g. placed on one of our machines). */
   task?(task: Task): boolean;
+  /**
+   * Refused records of these kinds are remembered, undecoded, in a bounded {@link RecallCache}
+   * (newest version per key, as of the mirror's revision), so that {@link CellMirror.refilter}
+   * admitting one later holds it without a read from the store. Default: none.
+   */
+  readonly recall?: RecallLimits & { readonly kinds: readonly KeyKind[] };
 }
 
 /** The cell as it was at one revision. Immutable: safe to hold across awaits. */
@@ -202,16 +209,24 @@ export class CellStateMaps {
   private frozen: CellSnapshot | undefined;
   /** Records that failed to decode (counted, skipped: one bad record must not stop a mirror). */
   undecodable = 0;
+  /** Refused records remembered for a later admission (see {@link MirrorFilter.recall}). */
+  readonly recall: RecallCache | undefined;
+  private readonly recallKinds: ReadonlySet<KeyKind>;
 
   constructor(
     private readonly keys: CellKeys,
     public revision = 0,
     /** Holds only what this admits (see {@link MirrorFilter}); undefined: everything. */
     private readonly filter?: MirrorFilter,
-  ) {}
+  ) {
+    this.recall = filter?.recall === undefined ? undefined : new RecallCache(filter.recall);
+    this.recallKinds = new Set(filter?.recall?.kinds ?? []);
+  }
 
   /** Forgets everything (before a re-list). */
   clear(): void {
+    // A re-list may follow a compaction: deletes of refused keys may have been missed.
+    this.recall?.clear();
     for (const m of [this.machines, this.tasks, this.jobBuckets, this.jobs, this.statuses, this.owners, this.alive, this.stats, this.namespaces]) m.clear();
     this.applied.clear();
     this.tombstones = [];
@@ -265,7 +280,12 @@ export class CellStateMaps {
       }
       admitted = filter.task(task);
     }
+    const recall = this.recall !== undefined && this.recallKinds.has(kind) ? this.recall : undefined;
     if (!admitted) {
+      if (recall !== undefined) {
+        if (type === 'put') recall.remember(kv);
+        else recall.forget(kv.key);
+      }
       if (!this.holds(kind, id)) return false;
       this.applied.set(kv.key, kv.modRevision);
       this.remove(kind, id);
@@ -273,6 +293,7 @@ export class CellStateMaps {
       this.frozen = undefined;
       return true;
     }
+    recall?.forget(kv.key);
     this.applied.set(kv.key, kv.modRevision);
     try {
       if (task !== undefined) this.ownBucket(id as TaskId).set(id as TaskId, task);

@@ -35,7 +35,7 @@ import { jobSpecProblems, secretEnvNames, secretEnvProblems } from './job-spec.j
 import { deleteFinishedJob, type DeleteJobRequest, type DeleteJobResult } from './job-deletion.js';
 import { readJobHistory, updateJob, type UpdateJobRequest, type UpdateJobResult } from './job-versions.js';
 import { CellKeys, checkId } from './keys.js';
-import type { Compare, KeyValue, KvLease, KvStore, Op, OpResult } from './kv.js';
+import type { Compare, KeyValue, KvLease, KvStore, Op, OpResult, TxnRequest } from './kv.js';
 import { CellMirror, type MirrorOptions } from './mirror.js';
 import { implicitDefault } from './namespace-records.js';
 import { isUnlimited, jobDemand, namespaceUsage, quotaExcess, type QuotaExcess } from './quota.js';
@@ -54,6 +54,7 @@ import {
   type JobVersion,
   type Machine,
   type MachineId,
+  type Namespace,
   type Resources,
   type SchedulerStats,
   type SecretEnv,
@@ -129,6 +130,15 @@ export interface SubmitJobOptions {
    * `atLeast`, bounded by the call's deadline). Called only for namespaces with a quota.
    */
   readonly snapshotAtLeast: (revision: number) => Promise<CellSnapshot>;
+  /**
+   * A recent snapshot (the API passes its mirror's). When it holds the job's namespace without
+   * a quota ("default" also without a record), the submit is judged on that record and stored
+   * at once, the store transaction comparing the record's revision: one round trip instead of
+   * a read and a write. A stale record only costs that read (the guard fails, the transaction's
+   * failure branch returns the record as it is, and it is judged again). Namespaces with a
+   * quota, or none in the snapshot, take the read first, as without this.
+   */
+  readonly recentSnapshot?: () => CellSnapshot;
   /** Default {@link SUBMIT_ADMISSION_ATTEMPTS}. */
   readonly maxAttempts?: number;
   /** The pause before judging again after the `conflicts`-th conflict; default random, up to 4 ms x 2^conflicts, at most 100 ms. */
@@ -146,6 +156,24 @@ export type SubmitJobResult =
 function admissionPause(conflicts: number): Promise<void> {
   const ms = 1 + Math.floor(Math.random() * Math.min(100, 4 * 2 ** Math.min(conflicts, 5)));
   return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Jobs whose ownership one transaction of {@link Cell.acquireOwnerships} takes at most. */
+export const OWNERSHIPS_PER_TXN = 32;
+
+/** Whether one create of {@link Cell.acquireOwnerships} left the job owned by `scheduler` under `lease`. */
+function ownedBy(job: JobId, outcome: OpResult | undefined, scheduler: string, lease: KvLease): boolean {
+  if (outcome?.type !== 'txn') return false;
+  if (outcome.succeeded) return true;
+  const read = outcome.results[0];
+  const held = read?.type === 'range' ? read.kvs[0] : undefined;
+  if (held === undefined || held.lease !== lease.id) return false;
+  try {
+    return decodeOwner(job, held.value, held.lease, held.modRevision).scheduler === scheduler;
+  } catch {
+    // An undecodable record under our lease was not written by us: not ours.
+    return false;
+  }
 }
 
 function firstKv(result: OpResult | undefined): KeyValue | undefined {
@@ -461,8 +489,24 @@ export class Cell {
     const name = job.spec.namespace;
     const namespaceKey = this.keys.namespace(name);
     const requestKey = call.requestId !== undefined && call.requestId !== '' ? this.keys.request(call.requestId) : undefined;
+    const guard = (namespace: Namespace, hasRecord: boolean): AdmissionGuard => {
+      const { revision, ...record } = namespace;
+      return {
+        compare: [{ key: namespaceKey, target: 'mod', op: '==', value: revision }],
+        success: hasRecord ? [{ type: 'put', key: namespaceKey, value: encodeNamespace({ ...record, admissions: record.admissions + 1 }) }] : [],
+        failure: [{ type: 'range', key: namespaceKey }],
+      };
+    };
+    const recent = options.recentSnapshot?.().namespace(name);
+    if (recent === undefined ? name === DEFAULT_NAMESPACE && options.recentSnapshot !== undefined : recent.quota === undefined || isUnlimited(recent.quota)) {
+      // Nothing to judge but the record's revision: store at once. A request record already
+      // stored answers the call inside storeJob, before any quota, as step 1 says.
+      const stored = await this.storeJob(call, guard(recent ?? implicitDefault(), recent !== undefined));
+      if (!('guardFailed' in stored)) return { kind: 'admitted', ...stored, conflicts: 0 };
+      return this.admitJudged(call, firstKv(stored.guardFailed[0]), guard, options);
+    }
     const read = await this.kv.txn({ compare: [], success: [{ type: 'range', key: namespaceKey }, ...(requestKey === undefined ? [] : [{ type: 'range' as const, key: requestKey }])], failure: [] });
-    let namespaceKv = firstKv(read.results[0]);
+    const namespaceKv = firstKv(read.results[0]);
     if (requestKey !== undefined && firstKv(read.results[1]) !== undefined) {
       // Answered from the request record. The contradictory guard (the record must exist, and
       // the create compares that it does not) keeps this path from ever storing a job unjudged.
@@ -470,6 +514,18 @@ export class Cell {
       if (!('guardFailed' in answered)) return { kind: 'admitted', ...answered, conflicts: 0 };
       // The record expired in between: judged as a new submit below.
     }
+    return this.admitJudged(call, namespaceKv, guard, options);
+  }
+
+  /** Steps 2-4 of {@link submitJob}, from the namespace record as just read (`undefined`: none). */
+  private async admitJudged(
+    call: NewJob,
+    read: KeyValue | undefined,
+    guard: (namespace: Namespace, hasRecord: boolean) => AdmissionGuard,
+    options: SubmitJobOptions,
+  ): Promise<SubmitJobResult> {
+    const name = call.spec.namespace;
+    let namespaceKv = read;
     const maxAttempts = options.maxAttempts ?? SUBMIT_ADMISSION_ATTEMPTS;
     const pause = options.pause ?? admissionPause;
     let conflicts = 0;
@@ -479,15 +535,10 @@ export class Cell {
       const namespace = namespaceKv === undefined ? implicitDefault() : decodeNamespace(namespaceKv.value, namespaceKv.modRevision);
       if (namespace.quota !== undefined && !isUnlimited(namespace.quota)) {
         const snapshot = await options.snapshotAtLeast(namespace.revision);
-        const excess = quotaExcess(name, namespace.quota, namespaceUsage(snapshot, name), jobDemand(job.spec));
+        const excess = quotaExcess(name, namespace.quota, namespaceUsage(snapshot, name), jobDemand(call.spec));
         if (excess !== undefined) return { kind: 'over-quota', excess, conflicts };
       }
-      const { revision, ...record } = namespace;
-      const stored = await this.storeJob(call, {
-        compare: [{ key: namespaceKey, target: 'mod', op: '==', value: revision }],
-        success: namespaceKv === undefined ? [] : [{ type: 'put', key: namespaceKey, value: encodeNamespace({ ...record, admissions: record.admissions + 1 }) }],
-        failure: [{ type: 'range', key: namespaceKey }],
-      });
+      const stored = await this.storeJob(call, guard(namespace, namespaceKv !== undefined));
       if (!('guardFailed' in stored)) return { kind: 'admitted', ...stored, conflicts };
       conflicts++;
       namespaceKv = firstKv(stored.guardFailed[0]);
@@ -711,9 +762,21 @@ export class Cell {
 
   // ---- scheduler records ----------------------------------------------------------------
 
-  /** Writes what the owning scheduler says about a job. */
-  async putJobStatus(status: Omit<JobStatus, 'revision'>): Promise<void> {
-    await this.kv.put(this.keys.status(status.jobId), encodeJobStatus(status));
+  /**
+   * Writes what the owning scheduler says about a job. With `release`, the same transaction
+   * also gives up ownership of the job as {@link releaseOwnership} does (the owner record goes
+   * only if that lease still holds it): a finished job's last status and its release cost one
+   * round trip and one revision, which every watcher of the cell decodes once instead of twice.
+   * Idempotent: a resend rewrites the same status and finds the owner record gone.
+   */
+  async putJobStatus(status: Omit<JobStatus, 'revision'>, options: { readonly release?: KvLease } = {}): Promise<void> {
+    const key = this.keys.status(status.jobId);
+    const value = encodeJobStatus(status);
+    if (options.release === undefined) {
+      await this.kv.put(key, value);
+      return;
+    }
+    await this.kv.txn({ compare: [], success: [{ type: 'put', key, value }, { type: 'txn', txn: this.releaseTxn(status.jobId, options.release) }], failure: [] });
   }
 
   /**
@@ -726,34 +789,48 @@ export class Cell {
    * The failed branch reads the record in the same transaction: no extra round trip.
    */
   async acquireOwnership(job: JobId, scheduler: string, kind: string, lease: KvLease): Promise<boolean> {
-    const key = this.keys.owner(job);
-    const reply = await this.kv.txn({
-      compare: [{ key, target: 'create', op: '==', value: 0 }],
-      success: [{ type: 'put', key, value: encodeOwner({ scheduler, kind, sinceMs: this.now() }), lease: lease.id }],
-      failure: [{ type: 'range', key }],
-    });
-    if (reply.succeeded) return true;
-    const read = reply.results[0];
-    const held = read?.type === 'range' ? read.kvs[0] : undefined;
-    if (held === undefined || held.lease !== lease.id) return false;
-    try {
-      return decodeOwner(job, held.value, held.lease, held.modRevision).scheduler === scheduler;
-    } catch {
-      // An undecodable record under our lease was not written by us: not ours.
-      return false;
-    }
+    const [taken] = await this.acquireOwnerships([job], scheduler, kind, lease);
+    return taken === true;
   }
 
   /**
-   * Gives up ownership of a job, if `lease` still holds it. Idempotent: the delete is guarded by
-   * the record's revision, so a resent delete (or a release after the lease ended) changes nothing.
+   * {@link acquireOwnership} for several jobs: one transaction per {@link OWNERSHIPS_PER_TXN}
+   * jobs, each job's create an independent nested transaction (one job taken by someone else
+   * does not stop the others). Returns, per job in order, whether `scheduler` under `lease` owns
+   * it now. Idempotent as acquireOwnership is. A failed request throws: the jobs of that
+   * chunk and after are then unknown (their creates may have applied; the mirror will say).
+   */
+  async acquireOwnerships(jobs: readonly JobId[], scheduler: string, kind: string, lease: KvLease): Promise<boolean[]> {
+    const value = encodeOwner({ scheduler, kind, sinceMs: this.now() });
+    const taken: boolean[] = [];
+    const chunk = Math.max(1, Math.min(OWNERSHIPS_PER_TXN, Math.floor(this.kv.limits.maxTxnOps / 3)));
+    for (let start = 0; start < jobs.length; start += chunk) {
+      const part = jobs.slice(start, start + chunk);
+      const create = (job: JobId): TxnRequest => {
+        const key = this.keys.owner(job);
+        return { compare: [{ key, target: 'create', op: '==', value: 0 }], success: [{ type: 'put', key, value, lease: lease.id }], failure: [{ type: 'range', key }] };
+      };
+      // One job alone needs no nesting (and reads as it always did).
+      const reply = part.length === 1 ? await this.kv.txn(create(part[0] as JobId)) : await this.kv.txn({ compare: [], success: part.map((job) => ({ type: 'txn' as const, txn: create(job) })), failure: [] });
+      const outcomes = part.length === 1 ? [{ type: 'txn' as const, succeeded: reply.succeeded, results: reply.results }] : reply.results;
+      for (const [i, job] of part.entries()) taken.push(ownedBy(job, outcomes[i], scheduler, lease));
+    }
+    return taken;
+  }
+
+  /**
+   * Gives up ownership of a job, if `lease` still holds it. One round trip: the delete is
+   * guarded by the record's lease (etcd's lease compare), so a record of another instance is
+   * never deleted, and a resent delete (or a release after the lease ended) changes nothing.
    */
   async releaseOwnership(job: JobId, lease: KvLease): Promise<void> {
+    await this.kv.txn(this.releaseTxn(job, lease));
+  }
+
+  /** Deletes `owners/<job>` if it is bound to `lease`. */
+  private releaseTxn(job: JobId, lease: KvLease): TxnRequest {
     const key = this.keys.owner(job);
-    const { kvs } = await this.kv.range({ key });
-    const kv = kvs[0];
-    if (kv === undefined || kv.lease !== lease.id) return;
-    await this.kv.txn({ compare: [{ key, target: 'mod', op: '==', value: kv.modRevision }], success: [{ type: 'delete', key }], failure: [] });
+    return { compare: [{ key, target: 'lease', op: '==', value: lease.id }], success: [{ type: 'delete', key }], failure: [] };
   }
 
   /** Publishes a scheduler's metrics under `schedulers/<name>`, bound to its lease. */

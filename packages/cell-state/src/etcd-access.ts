@@ -28,7 +28,8 @@
  * component users are shared by every cell of one etcd.
  */
 import { X509Certificate, randomBytes } from 'node:crypto';
-import { Etcd3, EtcdRoleExistsError, EtcdUserExistsError, type IPermission } from 'etcd3';
+import type { Etcd3, IPermission } from 'etcd3';
+import { etcd3 } from './etcd3-module.js';
 import { pino, type Logger } from 'pino';
 import { CellKeys, checkId } from './keys.js';
 import type { TlsIdentity } from './tls-identity.js';
@@ -184,7 +185,7 @@ export async function setupCellAccess(target: CellAccessTarget, cell: string, op
     throw new CellAccessError('identity', `the administering certificate must have CN ${ROOT_USER}, got ${JSON.stringify(commonName)} (once auth is on, only root may change roles)`);
   }
   const timeoutMs = target.timeoutMs ?? 10_000;
-  const client = new Etcd3({
+  const client = new (etcd3().Etcd3)({
     hosts: [...target.endpoints],
     credentials: { rootCertificate: target.root.ca, certChain: target.root.cert, privateKey: target.root.key },
     dialTimeout: timeoutMs,
@@ -232,7 +233,7 @@ async function ensureRole(client: Etcd3, name: string, created: string[]): Promi
     await client.auth.roleAdd({ name });
     created.push(`role:${name}`);
   } catch (error) {
-    if (!(error instanceof EtcdRoleExistsError)) throw error;
+    if (!(error instanceof etcd3().EtcdRoleExistsError)) throw error;
   }
 }
 
@@ -243,7 +244,7 @@ async function ensureUser(client: Etcd3, name: string, created: string[]): Promi
     await client.auth.userAdd({ name, password: randomBytes(32).toString('base64url') });
     created.push(`user:${name}`);
   } catch (error) {
-    if (!(error instanceof EtcdUserExistsError)) throw error;
+    if (!(error instanceof etcd3().EtcdUserExistsError)) throw error;
   }
   // Granting a role the user already has succeeds.
   await client.auth.userGrantRole({ user: name, role: name });

@@ -18,24 +18,21 @@
  * {@link KvPermissionDeniedError} (not retryable), logged once per key range at error.
  */
 import { performance } from 'node:perf_hooks';
-import {
+import type {
   Etcd3,
-  EtcdAuthenticationFailedError,
-  EtcdLeaseInvalidError,
-  EtcdPermissionDeniedError,
-  isRecoverableError,
-  type CompareResult as EtcdCompareResult,
-  type CompareTarget as EtcdCompareTarget,
-  type ICompare,
-  type IKeyValue,
-  type IOptions,
-  type IRequestOp,
-  type IResponseOp,
-  type ITxnRequest,
-  type IWatchResponse,
-  type Lease,
-  type Watcher,
+  CompareResult as EtcdCompareResult,
+  CompareTarget as EtcdCompareTarget,
+  ICompare,
+  IKeyValue,
+  IOptions,
+  IRequestOp,
+  IResponseOp,
+  ITxnRequest,
+  IWatchResponse,
+  Lease,
+  Watcher,
 } from 'etcd3';
+import { etcd3 } from './etcd3-module.js';
 import { pino, type Logger } from 'pino';
 import {
   ETCD_DEFAULT_LIMITS,
@@ -104,6 +101,7 @@ const COMPARE_TARGETS = {
   create: 'Create',
   version: 'Version',
   value: 'Value',
+  lease: 'Lease',
 } as const satisfies Record<CompareTarget, keyof typeof EtcdCompareTarget>;
 
 const COMPARE_RESULTS = {
@@ -155,7 +153,7 @@ export class EtcdKv implements KvStore {
     const timeoutMs = options.dialTimeoutMs ?? 30_000;
     this.probeKey = options.probeKey === undefined || options.probeKey.length === 0 ? ZERO_KEY : Buffer.from(options.probeKey);
     const tls = options.tls;
-    this.client = new Etcd3({
+    this.client = new (etcd3().Etcd3)({
       hosts: [...options.endpoints],
       ...(tls === undefined ? {} : { credentials: { rootCertificate: tls.ca, certChain: tls.cert, privateKey: tls.key } }),
       dialTimeout: timeoutMs,
@@ -335,6 +333,7 @@ export class EtcdKv implements KvStore {
     if (invalid.some((text) => message.includes(text))) return new KvInvalidRequestError(message, cause);
     // "user name is empty": auth is on and the request carried no user (no certificate CN, no token).
     const refused = ['permission denied', 'PERMISSION_DENIED', 'user name is empty', 'authentication failed'];
+    const { EtcdAuthenticationFailedError, EtcdLeaseInvalidError, EtcdPermissionDeniedError, isRecoverableError } = etcd3();
     if (error instanceof EtcdPermissionDeniedError || error instanceof EtcdAuthenticationFailedError || refused.some((text) => message.includes(text))) {
       const keys = context.keys ?? [];
       this.logRefusal(keys, message);
@@ -692,6 +691,8 @@ function toCompare(compare: Compare): ICompare {
       return { ...base, version: String(compare.value) };
     case 'value':
       return { ...base, value: toBuffer(compare.value) };
+    case 'lease':
+      return { ...base, lease: compare.value };
     default:
       return assertNever(compare);
   }

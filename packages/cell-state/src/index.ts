@@ -64,6 +64,7 @@ export {
   type TaskLookup,
 } from './resources.js';
 export { CellStateMaps, type CellSnapshot, type MirrorFilter } from './cell-snapshot.js';
+export { RecallCache, type RecallLimits } from './recall-cache.js';
 export { CellMirror, MirrorStoppedError, type MirrorChange, type MirrorCounters, type MirrorOptions } from './mirror.js';
 export { PrivateCell, claimIdFactory, type ClaimOutcome, type ClaimRefusal, type PlacementRequest } from './private-cell.js';
 export {
@@ -222,3 +223,4 @@ export {
   type TokenRecord,
 } from './token-records.js';
 export { exposeMirrorMetrics } from './mirror-metrics.js';
+export { Progress, formatDuration } from './progress.js';

@@ -163,6 +163,19 @@ describe('job versions', () => {
     expect(shrink.kind).toBe('updated');
   });
 
+  it('replaces secret env values given with an update, and keeps them (and their names) when none are given', async () => {
+    const kv = new MemoryKv();
+    const cell = new Cell(kv, 'test', { now: () => 1_000 });
+    const sid = jobId('secretive');
+    await cell.createJob({ id: sid, spec: { ...service(), name: 'secretive' }, secretEnv: { TOKEN: 'one' } });
+    const replaced = await cell.updateJob({ jobId: sid, change: { kind: 'spec', spec: { ...service(), name: 'secretive' }, secretEnv: { TOKEN: 'two' } }, by: 'a' });
+    expect(replaced.kind === 'updated' && [replaced.change, replaced.job.spec.task.secretEnvNames]).toEqual(['secret env replaced', ['TOKEN']]);
+    expect(await cell.readSecretEnv(sid)).toEqual({ TOKEN: 'two' });
+    const kept = await cell.updateJob({ jobId: sid, change: { kind: 'spec', spec: { ...service(), name: 'secretive' } }, by: 'a' });
+    expect(kept.kind).toBe('unchanged');
+    expect((await cell.getJob(sid))?.spec.task.secretEnvNames).toEqual(['TOKEN']);
+  });
+
   it('deletes the history with the job', async () => {
     const kv = new MemoryKv();
     const { cell, mirror, ids } = await cellWithMachines(kv, 1);

@@ -25,8 +25,9 @@
  * - **Idempotent**: a resent transaction (etcd3 retries after a lost reply) finds the job already
  *   at the version it meant to write, with the spec it meant to write, and answers `updated`.
  * - **Secrets** are not versioned: an update that gives secret env values replaces the stored
- *   values (in the same transaction); one that gives none keeps them and their names; a rollback
- *   keeps the current ones.
+ *   values (in the same transaction; the values cannot be compared, so such an update always
+ *   makes a version); one that gives none keeps them and their names; a rollback keeps the
+ *   current ones. Running tasks see new values only when next started.
  */
 import { randomBytes } from 'node:crypto';
 import { decodeJob, decodeJobVersion, decodeNamespace, encodeJob, encodeJobVersion, encodeNamespace, encodeSecretEnv, InvalidRecordError } from './codec.js';
@@ -290,7 +291,9 @@ export async function updateJob(kv: KvStore, keys: CellKeys, request: UpdateJobR
       : returnedTo !== undefined && samePlacementSpec(next, returnedTo.spec)
         ? { from: Math.max(1, returnedTo.taskVersion), to: returnedTo.version }
         : undefined;
-    const what = rollbackNote + describeSpecChange(job.spec, next) + (replacesSecrets && rollbackNote === '' && samePlacementSpec(next, job.spec) ? '; secret env replaced' : '');
+    // Secret values cannot be compared (they are never read back): new ones always make a version.
+    const specChange = describeSpecChange(job.spec, next);
+    const what = rollbackNote + (replacesSecrets ? (specChange === 'nothing changed' ? 'secret env replaced' : `${specChange}; secret env replaced`) : specChange);
     // Every other field of the record (desired state, request id, a cron run's identity, ...) stays as it is.
     const { revision: _revision, sameTaskVersions: _before, ...kept } = job;
     const record: Omit<Job, 'revision'> = {

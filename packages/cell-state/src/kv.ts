@@ -27,16 +27,19 @@ export interface KeyValue {
 }
 
 /** What a compare looks at, as in etcd's `Compare.CompareTarget`. */
-export type CompareTarget = 'mod' | 'create' | 'version' | 'value';
+export type CompareTarget = 'mod' | 'create' | 'version' | 'value' | 'lease';
 export type CompareOp = '==' | '!=' | '<' | '>';
 
 /**
- * One guard of a transaction. A missing key compares as create = mod = version = 0 (as in
- * etcd), and a `value` compare against a missing key is false.
+ * One guard of a transaction. A missing key compares as create = mod = version = 0 and lease
+ * `'0'` (as in etcd), and a `value` compare against a missing key is false. A `lease` compare
+ * (etcd 3.3+) is `==` or `!=` of the key's lease id: "this key is still bound to my lease" in
+ * one guard, without reading the key first.
  */
 export type Compare =
   | { readonly key: string; readonly target: 'mod' | 'create' | 'version'; readonly op: CompareOp; readonly value: number }
-  | { readonly key: string; readonly target: 'value'; readonly op: CompareOp; readonly value: Uint8Array };
+  | { readonly key: string; readonly target: 'value'; readonly op: CompareOp; readonly value: Uint8Array }
+  | { readonly key: string; readonly target: 'lease'; readonly op: '==' | '!='; readonly value: string };
 
 /** A read inside a transaction or on its own. `prefix` ranges over every key starting with `key`. */
 export interface RangeOp {

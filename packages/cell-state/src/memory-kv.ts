@@ -33,6 +33,7 @@ import {
   KvUnavailableError,
   prefixEnd,
   type Compare,
+  type CompareOp,
   type KeyValue,
   type KvCounters,
   type KvLease,
@@ -333,11 +334,16 @@ export class MemoryKv implements KvStore {
     if (compare.target === 'value') {
       if (kv === undefined) return false; // etcd: a missing key has no value to compare
       order = compareBytes(kv.value, compare.value);
+    } else if (compare.target === 'lease') {
+      // Lease ids have no order: only == and != are allowed (the type says so, as etcd does).
+      const same = (kv?.lease ?? '0') === compare.value;
+      return compare.op === '==' ? same : !same;
     } else {
       const actual = kv === undefined ? 0 : compare.target === 'mod' ? kv.modRevision : compare.target === 'create' ? kv.createRevision : kv.version;
       order = Math.sign(actual - compare.value);
     }
-    switch (compare.op) {
+    const op: CompareOp = compare.op;
+    switch (op) {
       case '==':
         return order === 0;
       case '!=':
@@ -347,7 +353,7 @@ export class MemoryKv implements KvStore {
       case '>':
         return order > 0;
       default:
-        return assertNever(compare.op);
+        return assertNever(op);
     }
   }
 

@@ -95,4 +95,33 @@ describe('a filtered mirror', () => {
     await cell.createJob({ id: jobId('k'), spec: jobSpec('k').build() });
     expect(part.snapshot().jobCount).toBe(0);
   });
+
+  it('holds a refused job record from its recall cache when it becomes wanted, at its newest version, and reads one that was deleted', async () => {
+    const kv = new MemoryKv();
+    const cell = new Cell(kv, freshCellName());
+    const wanted = new Set<JobId>();
+    const part = cell.mirror({ filter: { key: (kind, id) => kind === 'job' && wanted.has(id as JobId), recall: { kinds: ['job'], maxEntries: 8, maxBytes: 1 << 20 } } });
+    await part.start();
+    cleanups.push(async () => {
+      await part.stop();
+      await kv.close();
+    });
+    await cell.createJob({ id: jobId('a'), spec: jobSpec('a').build() });
+    await cell.createJob({ id: jobId('gone'), spec: jobSpec('gone').build() });
+    await cell.setJobDesired(jobId('a'), 'killed');
+    const last = await kv.txn({ compare: [], success: [{ type: 'delete', key: cell.keys.job(jobId('gone')) }], failure: [] });
+    await part.waitForRevision(last.revision);
+    expect(part.snapshot().jobCount).toBe(0);
+    const reads = kv.counters.roundTrips;
+    wanted.add(jobId('a'));
+    await part.refilter('job', jobId('a'));
+    expect(part.snapshot().job(jobId('a'))?.desired).toBe('killed');
+    expect(part.counters.recalled).toBe(1);
+    expect(kv.counters.roundTrips).toBe(reads);
+    wanted.add(jobId('gone'));
+    await part.refilter('job', jobId('gone'));
+    expect(part.snapshot().job(jobId('gone'))).toBeUndefined();
+    expect(part.counters.recalled).toBe(1);
+    expect(kv.counters.roundTrips).toBe(reads + 1);
+  });
 });

@@ -49,6 +49,8 @@ export interface MirrorCounters {
   /** Events ignored because that key's revision was already applied. */
   duplicates: number;
   disconnects: number;
+  /** Records {@link CellMirror.refilter} held from the recall cache, without a read. */
+  recalled: number;
 }
 
 export class MirrorStoppedError extends Error {
@@ -59,7 +61,7 @@ export class MirrorStoppedError extends Error {
 }
 
 export class CellMirror {
-  readonly counters: MirrorCounters = { lists: 0, relistsAfterCompaction: 0, batches: 0, events: 0, duplicates: 0, disconnects: 0 };
+  readonly counters: MirrorCounters = { lists: 0, relistsAfterCompaction: 0, batches: 0, events: 0, duplicates: 0, disconnects: 0, recalled: 0 };
   private readonly state: CellStateMaps;
   private readonly logger: Logger;
   private readonly pageSize: number;
@@ -136,9 +138,11 @@ export class CellMirror {
 
   /**
    * For a filtered mirror, after the filter's answer for one key changed: a record the filter
-   * now refuses is dropped at once; one it now admits and that is not held is read from the
-   * store and held (so it may be newer than {@link revision}: a record of a later revision, as
-   * a watch event for it would have been). Listeners hear of a change with that one key.
+   * now refuses is dropped at once; one it now admits and that is not held is taken from the
+   * filter's recall cache when it is there (see {@link MirrorFilter.recall}: the version as of
+   * {@link revision}), else read from the store and held (so it may be newer than
+   * {@link revision}: a record of a later revision, as a watch event for it would have been).
+   * Listeners hear of a change with that one key, never from inside this call.
    * Rejects when the read fails (the store is unreachable); the caller retries.
    */
   async refilter(kind: KeyKind, id: string): Promise<void> {
@@ -150,6 +154,18 @@ export class CellMirror {
       return;
     }
     if (this.state.holds(kind, id)) return;
+    if (this.state.recall !== undefined) {
+      // Callers are often listeners of this mirror: the change is heard after theirs, not inside it.
+      await Promise.resolve();
+      if (this.stopped || this.state.holds(kind, id)) return;
+      // Seen and refused by the watch, and still its newest version: held without a read.
+      const recalled = this.state.recall.take(key);
+      if (recalled !== undefined) {
+        this.counters.recalled++;
+        if (this.state.apply('put', recalled)) this.notify({ revision: this.state.revision, full: false, changes: [{ kind, id, type: 'put' }] });
+        return;
+      }
+    }
     const { kvs } = await this.kv.range({ key });
     const kv = kvs[0];
     // Applied like a watch event: ignored if the watch already delivered this or a later version.

@@ -12,7 +12,7 @@
  * ```
  */
 import type { Logger } from 'pino';
-import { parseListen } from '@omega/metrics';
+import { parseListen } from '@omega/metrics/seam';
 import { FlagError } from './flag-error.js';
 import { loadTlsIdentity, type LoadedTlsIdentity, type TlsFiles } from './tls-identity.js';
 

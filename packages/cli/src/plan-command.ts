@@ -12,6 +12,7 @@
  * why (per filter, as `omega job` says of a pending job), and which lower-priority tasks would be
  * preempted. Secret env values of the file are not sent: a plan needs only their names.
  */
+import type { WirePlanJobReply } from '@omega/api/client';
 import { Command, InvalidArgumentError } from 'commander';
 import { type CommandContext, dnsLabel, nonNegativeInt, write } from './command-context.js';
 import { CliError, EXIT_USAGE } from './errors.js';
@@ -19,20 +20,8 @@ import { loadJobFile } from './job-file-input.js';
 import { json } from './output.js';
 import { submitSpecToWire } from './wire.js';
 
-/** PlanJobResponse as decoded. */
-export interface WirePlan {
-  create: { index: number; machine: string }[];
-  replace: { index: number; machine: string }[];
-  stop: { index: number; machine: string; reason: string }[];
-  unplaced: number[];
-  ruled_out: { filter: string; machines: number }[];
-  reason: string;
-  preempt: { task_id: string; job_id: string; machine: string; priority: number }[];
-  replace_step: number;
-  change: string;
-  refused: string;
-  version: number;
-}
+/** PlanJobResponse as decoded (the API's own wire shape). */
+export type WirePlan = WirePlanJobReply;
 
 /** Index lists as ranges: `0-3, 5`. */
 function indexes(list: readonly number[]): string {

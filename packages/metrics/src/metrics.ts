@@ -58,3 +58,11 @@ export const NO_METRICS: Metrics = Object.freeze({
 export const LATENCY_BUCKETS_SECONDS: readonly number[] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 /** Buckets in seconds for waits that last minutes: submit to placed, to running. */
 export const WAIT_BUCKETS_SECONDS: readonly number[] = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800];
+
+/** `127.0.0.1:9100`, `[::1]:9100`, `0.0.0.0:0` → host and port; throws naming the problem. */
+export function parseListen(value: string): { host: string; port: number } {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(value);
+  const port = Number(m?.[3]);
+  if (m === null || !Number.isInteger(port) || port > 65535) throw new Error(`${JSON.stringify(value)} is not host:port (e.g. 127.0.0.1:9100, [::1]:9100; port 0 picks a free one)`);
+  return { host: m[1] ?? m[2] ?? '', port };
+}

@@ -5,7 +5,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import client from 'prom-client';
-import type { Counter, Histogram, Labels, MetricDef, Metrics, Sample } from './metrics.js';
+import { parseListen, type Counter, type Histogram, type Labels, type MetricDef, type Metrics, type Sample } from './metrics.js';
 
 function labelled(labels: Labels | undefined): Record<string, string> {
   return labels === undefined ? {} : { ...labels };
@@ -123,12 +123,4 @@ export async function startMetricsServer(metrics: PrometheusMetrics, listen: str
         server.closeAllConnections();
       }),
   };
-}
-
-/** `127.0.0.1:9100`, `[::1]:9100`, `0.0.0.0:0` → host and port; throws naming the problem. */
-export function parseListen(value: string): { host: string; port: number } {
-  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(value);
-  const port = Number(m?.[3]);
-  if (m === null || !Number.isInteger(port) || port > 65535) throw new Error(`${JSON.stringify(value)} is not host:port (e.g. 127.0.0.1:9100, [::1]:9100; port 0 picks a free one)`);
-  return { host: m[1] ?? m[2] ?? '', port };
 }

@@ -336,12 +336,13 @@ describe('an agent whose store does not answer', () => {
     const cell = new Cell(store.kv, freshCellName());
     const direct = new Cell(inner, cell.keys.cell);
     const executor = new FakeExecutor();
+    // Stored before the agent lists the cell: its list drops the record, so nothing recalls it.
+    await direct.createJob({ id: jobId('meanwhile'), spec: jobSpec('meanwhile').build() });
     const agent = new Agent({ cell, machines: [machine('m1').build()], executor: () => executor, flushIntervalMs: 5, storeBackoff: { initialMs: 5, maxMs: 20 } });
     await agent.start();
     const mirror = direct.mirror();
     await mirror.start();
     try {
-      await direct.createJob({ id: jobId('meanwhile'), spec: jobSpec('meanwhile').build() });
       // Requests fail, the watch still delivers: the task appears, its job cannot be read yet.
       store.refuse();
       const refusedBefore = store.refused;
@@ -352,6 +353,35 @@ describe('an agent whose store does not answer', () => {
       await eventually('the task to start', () => executor.attempts.length === 1);
       expect(agent.mirror.snapshot().job(jobId('meanwhile'))).toMatchObject({ desired: 'running' });
     } finally {
+      await agent.stop();
+      await mirror.stop();
+      await inner.close();
+    }
+  });
+
+  it('starts a task whose job record the watch delivered before the task, without reading the job', async () => {
+    const inner = new MemoryKv();
+    const store = outageKv(inner);
+    const cell = new Cell(store.kv, freshCellName());
+    const direct = new Cell(inner, cell.keys.cell);
+    const executor = new FakeExecutor();
+    const agent = new Agent({ cell, machines: [machine('m1').build()], executor: () => executor, flushIntervalMs: 5, storeBackoff: { initialMs: 5, maxMs: 20 } });
+    await agent.start();
+    const mirror = direct.mirror();
+    await mirror.start();
+    try {
+      await direct.createJob({ id: jobId('recalled'), spec: jobSpec('recalled').build() });
+      await agent.mirror.waitForRevision(mirror.revision);
+      // Not wanted yet: the agent does not hold it.
+      expect(agent.mirror.snapshot().job(jobId('recalled'))).toBeUndefined();
+      // Every request of the agent fails from now on; only its watch still delivers.
+      store.refuse();
+      await placeTasks(direct, mirror, [{ taskId: taskId('recalled', 0), machineId: m1, resources: { cpuMillis: 100, memoryBytes: 64 * MiB } }]);
+      await eventually('the task to start', () => executor.attempts.length === 1);
+      expect(agent.mirror.snapshot().job(jobId('recalled'))).toMatchObject({ desired: 'running' });
+      expect(agent.mirror.counters.recalled).toBe(1);
+    } finally {
+      store.resume();
       await agent.stop();
       await mirror.stop();
       await inner.close();

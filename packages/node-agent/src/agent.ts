@@ -278,12 +278,14 @@ export class Agent {
 
   private onChange(change: MirrorChange): void {
     if (this.stopped) return;
-    const snapshot = this.mirror.snapshot();
-    // An empty change is a (re-)list: anything may have changed.
-    if (change.changes.length === 0) {
-      this.fullScan(snapshot);
+    // A (re-)list: anything may have changed.
+    if (change.full) {
+      this.fullScan(this.mirror.snapshot());
       return;
     }
+    // A batch of records the filter refused (other jobs' owners, statuses, requests): nothing of ours.
+    if (change.changes.length === 0) return;
+    const snapshot = this.mirror.snapshot();
     // Stops first, starts second: a preemption commits the victim's kill and the new claim in
     // one revision, and the new task must find the victim already stopping.
     for (const c of change.changes) if (c.kind === 'task') this.interest.taskChanged(snapshot, c.id as TaskId);

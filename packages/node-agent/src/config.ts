@@ -14,6 +14,7 @@ import {
   parseCpuMillis,
   parseEtcdConnection,
   parseLogLevel,
+  parseMetricsListen,
   securityUsage,
   type ProcessSecurity,
   type Resources,
@@ -89,6 +90,8 @@ ${securityUsage(26)}  --cell NAME             cell name (default "default")
   --log-listen HOST:PORT  serve task logs to the API here (default 127.0.0.1:0, a free port;
                           use an address the API servers can reach; none: serve no logs)
   --log-level LEVEL       trace, debug, info, warn, error, fatal, silent (default info)
+  --metrics-listen HOST:PORT
+                          serve Prometheus metrics at http://HOST:PORT/metrics (default: none)
   --help                  this text
 `;
 
@@ -147,6 +150,8 @@ export interface AgentConfig {
   /** Where to serve task logs; undefined with `--log-listen none`. */
   readonly logListen: { readonly host: string; readonly port: number } | undefined;
   readonly logLevel: string;
+  /** Where to serve Prometheus metrics; undefined: nowhere. */
+  readonly metricsListen: string | undefined;
   /** Things the entry point should log once it has a logger. */
   readonly notes: readonly string[];
 }
@@ -208,6 +213,7 @@ export function parseAgentArgs(argv: readonly string[], env: ConfigEnvironment =
         'heartbeat-ttl': { type: 'string' },
         'fence-after-ms': { type: 'string' },
         'log-level': { type: 'string' },
+        'metrics-listen': { type: 'string' },
         help: { type: 'boolean' },
       },
     }));
@@ -368,6 +374,8 @@ export function parseAgentArgs(argv: readonly string[], env: ConfigEnvironment =
   const log = parseLogLevel(values['log-level']);
   if ('problem' in log) throw new FlagError('--log-level', log.problem);
   const logLevel = log.level;
+  const metrics = parseMetricsListen(values['metrics-listen']);
+  if ('problem' in metrics) throw new FlagError('--metrics-listen', metrics.problem);
 
   const logListen = parseListen(values['log-listen'] ?? '127.0.0.1:0');
 
@@ -405,6 +413,7 @@ export function parseAgentArgs(argv: readonly string[], env: ConfigEnvironment =
     heartbeatTtlSeconds,
     fenceAfterMs,
     logLevel,
+    metricsListen: metrics.listen,
     logListen,
     notes,
   };

@@ -15,7 +15,8 @@
  * ```
  *
  * A job is wanted while a non-terminal task record of it is on one of our machines or one of
- * its attempts runs here; its record is read from the store when it becomes wanted (retried
+ * its attempts runs here; its record is taken from the mirror's recall cache of refused job
+ * records ({@link JOB_RECALL}) when it is there, else read from the store (retried
  * with backoff while the store is unreachable) and dropped when it stops being wanted. Until
  * the read is done the job is `loading`: the agent waits for it before starting the task (a
  * job that is gone once read is `job-missing`). All calls come from the agent's mirror
@@ -23,6 +24,14 @@
  */
 import pino, { type Logger } from 'pino';
 import { backoffDelayMs, isTerminal, parseTaskId, STORE_RETRY_BACKOFF, type BackoffPolicy, type CellMirror, type CellSnapshot, type JobId, type KeyKind, type MachineId, type MirrorFilter, type Task, type TaskId } from '@omega/cell-state';
+
+/**
+ * The job records refused (not wanted yet) that the mirror remembers, newest first kept: the
+ * records of jobs submitted since, whose first task here then starts without a read. 1,024
+ * records or 2 MiB of values, whichever comes first (~2.5 MiB of memory at most, whatever the
+ * cell's size); a job whose record fell out is read from the store, as without the cache.
+ */
+export const JOB_RECALL = { maxEntries: 1024, maxBytes: 2 * 1024 * 1024 } as const;
 
 export interface JobInterestOptions {
   /** The machines this agent serves. */
@@ -64,6 +73,8 @@ export class JobInterest {
         }
       },
       task: (task: Task) => machines.has(task.machineId),
+      // A job's record arrives before its first task is placed, while nobody here wants it yet.
+      recall: { kinds: ['job'], ...JOB_RECALL },
     };
   }
 

@@ -15,6 +15,8 @@ import { detectCgroupDriver } from './cgroup-detect.js';
 import { parseAgentArgs, USAGE, type AgentConfig } from './config.js';
 import { HollowExecutor, hollowMachines } from './hollow.js';
 import { startLogServer, type LogServer } from './log-server.js';
+import { exposeAgentMetrics } from './agent-metrics.js';
+import { PrometheusMetrics, startMetricsServer, type MetricsServer } from '@omega/metrics';
 import { taskLogPaths } from './task-paths.js';
 import { defaultSupervisorPath, SUPERVISOR_OVERHEAD_BYTES, SupervisorMissingError } from './supervisor-command.js';
 import { ProcessExecutor } from './task-runner.js';
@@ -147,6 +149,23 @@ async function main(): Promise<number> {
     logger.info({ machineId: id, capacity: config.capacity, dataDir: config.dataDir, taskUser: config.taskUids !== undefined ? `a uid per task from ${config.taskUids.first}-${config.taskUids.last}` : (config.taskUser?.name ?? 'agent user'), supervisor: supervisorPath, allowUsers: config.allowUsers, logCapBytes: config.logCapBytes, diskLimitBytes: config.diskLimitBytes, diskMaxEntries: config.diskMaxEntries, diskCheckIntervalMs: config.diskCheckIntervalMs, supervisorOverheadBytes: SUPERVISOR_OVERHEAD_BYTES }, 'starting agent');
   }
 
+  // Served before the agent starts: an agent waiting for etcd can be seen waiting.
+  let metricsServer: MetricsServer | undefined;
+  if (config.metricsListen !== undefined) {
+    const metrics = new PrometheusMetrics({ labels: { agent: config.hollow > 0 ? `${config.hollowPrefix}*` : config.machineId } });
+    exposeAgentMetrics(metrics, agent, cell, { hollow: config.hollow > 0 });
+    try {
+      metricsServer = await startMetricsServer(metrics, config.metricsListen);
+    } catch (error) {
+      logger.fatal({ err: error, listen: config.metricsListen }, 'could not serve metrics (--metrics-listen)');
+      await logServer?.close().catch(() => undefined);
+      await kv.close().catch(() => undefined);
+      return 2;
+    }
+    logger.info({ url: metricsServer.url }, 'metrics served');
+    process.stdout.write(`omega-agent metrics on ${metricsServer.url}\n`);
+  }
+
   // Signals are handled from the start: an agent still waiting for etcd stops cleanly too.
   const stopped = new Promise<number>((resolve) => {
     let stopping = false;
@@ -157,6 +176,7 @@ async function main(): Promise<number> {
       void shutdown(agent, kv, logger, config.drainOnExit)
         .then(async (code) => {
           await logServer?.close().catch(() => undefined);
+          await metricsServer?.close();
           return code;
         })
         .then(resolve);

@@ -57,6 +57,8 @@ export interface StatusReporterCounters {
   deferred: number;
   /** Flushes that failed and were retried. */
   failures: number;
+  /** Reports of an attempt's end, by reason (`oom-killed`, `disk-exceeded`, ...; `exited` when none). */
+  readonly endings: Map<string, number>;
 }
 
 /** The reporter was closed before the update could be written; it was not. */
@@ -87,7 +89,7 @@ function forRecord(task: Task, patch: TaskPatch): TaskPatch {
 const keyOf = (taskId: string, claimId: string): string => `${taskId}#${claimId}`;
 
 export class StatusReporter {
-  readonly counters: StatusReporterCounters = { reports: 0, updates: 0, batches: 0, solo: 0, deferred: 0, failures: 0 };
+  readonly counters: StatusReporterCounters = { reports: 0, updates: 0, batches: 0, solo: 0, deferred: 0, failures: 0, endings: new Map() };
   private readonly flushIntervalMs: number;
   private readonly maxBatch: number;
   private readonly logger: Logger;
@@ -120,6 +122,10 @@ export class StatusReporter {
     // Executors know one outcome of a stop the agent decided: `killed` with its reason. A fenced
     // task was stopped because its machine's lease lapsed: the cell must read `lost` (fence.ts).
     const patch: TaskPatch = reported.state === 'killed' && reported.reason === FENCED_REASON ? { ...reported, state: 'lost' } : reported;
+    if (patch.state !== undefined && isTerminal(patch.state)) {
+      const why = patch.reason === undefined || patch.reason === '' ? 'exited' : patch.reason;
+      this.counters.endings.set(why, (this.counters.endings.get(why) ?? 0) + 1);
+    }
     return new Promise((resolve, reject) => {
       const key = keyOf(taskId, claimId);
       const entry = this.pending.get(key);

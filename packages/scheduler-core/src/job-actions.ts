@@ -4,7 +4,7 @@
  * letting it go once finished, backing off after an attempt that committed nothing, and
  * abandoning it (the status then says why). Used by the Scheduler only.
  */
-import { isTerminal, type Cell, type CellSnapshot, type Job, type KvLease } from '@omega/cell-state';
+import { isTerminal, type Cell, type CellSnapshot, type Job, type JobStatus, type KvLease } from '@omega/cell-state';
 import type { Logger } from 'pino';
 import type { Clock } from './clock.js';
 import type { JobBook, OwnedJob } from './job-book.js';
@@ -44,17 +44,27 @@ export class JobActions {
     return 1;
   }
 
-  /** Writes the final status and lets the job go. */
+  /**
+   * Writes the final status and lets the job go. A new status and the release are one
+   * transaction (one round trip, one revision for every watcher); when it fails the job stays
+   * in the book, and the retry writes both again.
+   */
   async finish(entry: OwnedJob, words: StatusWords): Promise<number> {
-    const writes = await this.writeStatus(entry, words);
-    await this.release(entry);
-    return writes + 1;
+    const key = statusKey(words) + deploymentKey(entry.deployment);
+    if (key === entry.lastStatusKey) {
+      await this.release(entry);
+      return 1;
+    }
+    await this.ctx.cell.putJobStatus(this.statusRecord(entry, words), { release: this.ctx.lease() });
+    entry.lastStatusKey = key;
+    entry.lastWords = words;
+    this.forget(entry);
+    return 2;
   }
 
   /** Forgets the job and deletes its owner record (if this lease still holds it). */
   async release(entry: OwnedJob): Promise<void> {
-    if (entry.needsPlacement && !entry.abandoned) this.ctx.ownership.noteRoomFreed();
-    this.ctx.book.disown(entry.id);
+    this.forget(entry);
     try {
       await this.ctx.cell.releaseOwnership(entry.id, this.ctx.lease());
     } catch (error) {
@@ -69,7 +79,21 @@ export class JobActions {
     const key = statusKey(words) + deploymentKey(entry.deployment);
     if (key === entry.lastStatusKey) return 0;
     this.ctx.lease();
-    await this.ctx.cell.putJobStatus({
+    await this.ctx.cell.putJobStatus(this.statusRecord(entry, words));
+    entry.lastStatusKey = key;
+    entry.lastWords = words;
+    return 1;
+  }
+
+  /** Takes the job out of the book (its owner record is the caller's to delete). */
+  private forget(entry: OwnedJob): void {
+    if (entry.needsPlacement && !entry.abandoned) this.ctx.ownership.noteRoomFreed();
+    this.ctx.book.disown(entry.id);
+  }
+
+  /** The status record `words` make for the job now. */
+  private statusRecord(entry: OwnedJob, words: StatusWords): Omit<JobStatus, 'revision'> {
+    return {
       jobId: entry.id,
       state: words.state,
       reason: words.reason,
@@ -81,10 +105,7 @@ export class JobActions {
       fullyPlacedAtMs: entry.fullyPlacedAtMs,
       // A rolling update's progress goes with every status its owner writes.
       ...(entry.deployment === undefined ? {} : { deployment: entry.deployment }),
-    });
-    entry.lastStatusKey = key;
-    entry.lastWords = words;
-    return 1;
+    };
   }
 
   /** Nothing could be committed because nothing (or not the whole gang) fit. Returns whether the job was abandoned. */

@@ -106,6 +106,11 @@ export interface SchedulerMetrics {
   readonly tasksMarkedLost: number;
   /** Tasks this instance stopped on draining machines (drain.ts). */
   readonly tasksDrained: number;
+  /** Tasks this instance stopped for a job's version (rollout.ts): replaced by a rolling update, beyond a scaled-down count. */
+  readonly tasksUpdated: number;
+  readonly tasksScaledDown: number;
+  /** Failed rolling updates this instance rolled back (automatic rollbacks stored). */
+  readonly jobsRolledBack: number;
   /** Runs of cron jobs this instance created, and scheduled times it skipped (cron.ts). */
   readonly cronRunsCreated: number;
   readonly cronTimesSkipped: number;
@@ -156,6 +161,9 @@ export class MetricsRecorder {
     jobsInvalid: 0,
     tasksMarkedLost: 0,
     tasksDrained: 0,
+    tasksUpdated: 0,
+    tasksScaledDown: 0,
+    jobsRolledBack: 0,
     cronRunsCreated: 0,
     cronTimesSkipped: 0,
     storeErrors: 0,

@@ -7,7 +7,8 @@
  * - highest priority first, and only while fewer than `maxQueuedJobs` of its jobs wait for
  *   placement, so a busy instance leaves work to the others.
  *
- * Taking a job is `cell.acquireOwnership`, a create-if-absent bound to the instance's lease: two
+ * Taking a job is `cell.acquireOwnerships` (every job a pass takes, in one request), a
+ * create-if-absent per job bound to the instance's lease: two
  * instances never both own a job, whatever their views. Losing one is noticed here: when the
  * mirror shows the job's owner record gone or held by another lease, the book forgets the job.
  *
@@ -19,9 +20,9 @@
  * not change again to be noticed), and if the create applied after all (reply lost) the mirror
  * shows our record and the job is adopted; a release that failed is retried at the next pass.
  */
-import type { Cell, CellSnapshot, JobId, KvLease } from '@omega/cell-state';
+import type { Cell, CellSnapshot, Job, JobId, KvLease } from '@omega/cell-state';
 import type { Logger } from 'pino';
-import type { JobBook } from './job-book.js';
+import type { Candidate, JobBook } from './job-book.js';
 import { isFinished } from './job-status.js';
 import type { MetricsRecorder } from './metrics.js';
 import { liveMembers, rendezvousOwner } from './rendezvous.js';
@@ -168,8 +169,9 @@ export class Ownership {
       if (members === undefined) membersByKind.set(k, (members = liveMembers(snapshot, name, k)));
       return members;
     };
+    const chosen: { candidate: Candidate; job: Job }[] = [];
     for (const candidate of book.candidates()) {
-      if (room <= 0) break;
+      if (chosen.length >= room) break;
       const job = snapshot.job(candidate.id);
       if (job === undefined || snapshot.owner(candidate.id) !== undefined) {
         book.dropCandidate(candidate.id);
@@ -181,27 +183,41 @@ export class Ownership {
         nextGrace = Math.min(nextGrace ?? Infinity, graceEnds);
         continue;
       }
-      writes++;
-      book.dropCandidate(candidate.id);
-      let taken: boolean;
-      try {
-        taken = await cell.acquireOwnership(candidate.id, name, kind, this.ctx.lease());
-      } catch (error) {
-        // Keep it a candidate (its first-seen time too): the job may not change again, and a
-        // store error must not leave it unowned for good. If the create did apply, the mirror
-        // shows our record and reconcile adopts the job.
+      chosen.push({ candidate, job });
+    }
+    this.nextGraceAtMs = nextGrace;
+    if (chosen.length === 0) return { acquired, writes };
+    for (const { candidate } of chosen) book.dropCandidate(candidate.id);
+    // All of this pass's creates in one request (a backlog of submits is taken in one round trip).
+    let taken: boolean[];
+    try {
+      taken = await cell.acquireOwnerships(
+        chosen.map(({ candidate }) => candidate.id),
+        name,
+        kind,
+        this.ctx.lease(),
+      );
+    } catch (error) {
+      // Keep them candidates (their first-seen times too): the jobs may not change again, and a
+      // store error must not leave them unowned for good. If a create did apply, the mirror
+      // shows our record and reconcile adopts the job.
+      for (const { candidate } of chosen) {
         book.restoreCandidate(candidate);
         this.uncertain.add(candidate.id);
-        this.dirty++;
-        throw error;
       }
-      if (!taken) continue;
+      this.dirty++;
+      throw error;
+    }
+    writes += chosen.length;
+    for (const [i, { candidate, job }] of chosen.entries()) {
+      if (taken[i] !== true) continue;
       this.ctx.recorder.counts.jobsAcquired++;
       book.own(job, snapshot.status(candidate.id), now);
       acquired.push(candidate.id);
       room--;
     }
-    this.nextGraceAtMs = nextGrace;
+    // Some were taken by others: the room they left goes to the next candidates.
+    if (room > 0 && acquired.length < chosen.length && book.candidateCount > 0) this.dirty++;
     return { acquired, writes };
   }
 }

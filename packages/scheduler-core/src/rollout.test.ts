@@ -75,6 +75,7 @@ describe('rolling updates', () => {
     expect(tasks.map((t) => [t.state, taskVersion(t)])).toEqual([0, 1, 2, 3].map(() => ['running', 2]));
     expect(tasks.every((t) => t.restarts === 0)).toBe(true);
     expect(snapshot.status(job)?.deployment).toMatchObject({ version: 2, state: 'succeeded', healthy: 4, updated: 4, total: 4 });
+    expect(h.schedulers[0]?.metrics()).toMatchObject({ tasksUpdated: 4, tasksScaledDown: 0, jobsRolledBack: 0 });
   });
 
   it('replaces two at a time with maxUnavailable 2, never with fewer than 2 healthy', async () => {
@@ -125,6 +126,7 @@ describe('rolling updates', () => {
       [1, false],
       [1, false],
     ]);
+    expect(h.schedulers[0]?.metrics().jobsRolledBack).toBe(1);
     const history = await h.cell.jobHistory(job);
     expect(history.map((v) => [v.version, v.by])).toEqual([
       [3, 'scheduler'],
@@ -142,6 +144,23 @@ describe('rolling updates', () => {
     expect(snapshot.status(job)?.deployment).toMatchObject({ version: 2, state: 'failed', reason: 'instance 0 not healthy within 30s' });
     expect(jobVersion(snapshot.job(job) ?? {})).toBe(2);
     expect([...snapshot.tasksOf(job)].filter((t) => t.state === 'running' && taskVersion(t) === 1)).toHaveLength(3);
+  });
+});
+
+describe('automatic rollback out of reach', () => {
+  it('says the update failed and was not rolled back when the last good version is no longer kept', async () => {
+    const job = await startService(service(['good'], 4, { healthyDeadlineMs: 30_000 }));
+    await h.cell.updateJob({ jobId: job, change: { kind: 'spec', spec: service(['bad'], 4, { healthyDeadlineMs: 30_000 }) }, by: 'test' });
+    await run(job, 60, 'bad');
+    expect((await h.snapshot()).status(job)?.deployment).toMatchObject({ version: 2, state: 'failed' });
+    // Ten versions that change no instance push version 1 (the last good one) out of the history.
+    for (let p = 1; p <= 10; p++) await h.cell.updateJob({ jobId: job, change: { kind: 'spec', spec: { ...service(['bad'], 4, { healthyDeadlineMs: 30_000 }), priority: p } }, by: 'test' });
+    await h.cell.updateJob({ jobId: job, change: { kind: 'spec', spec: service(['worse'], 4, { healthyDeadlineMs: 30_000, autoRollback: true }) }, by: 'test' });
+    await run(job, 60, 'worse');
+    const deployment = (await h.snapshot()).status(job)?.deployment;
+    expect(deployment).toMatchObject({ version: 13, state: 'failed', lastGoodVersion: 1 });
+    expect(deployment?.reason).toMatch(/; not rolled back to version 1 \(unknown-version\)$/);
+    expect(jobVersion((await h.snapshot()).job(job) ?? {})).toBe(13);
   });
 });
 

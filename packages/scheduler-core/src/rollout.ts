@@ -48,6 +48,7 @@ import type { Logger } from 'pino';
 import type { OwnedJob } from './job-book.js';
 import type { JobActions } from './job-actions.js';
 import { deploymentKey } from './job-status.js';
+import type { MetricsRecorder } from './metrics.js';
 
 /** Who stores an automatic rollback (its history entry says so). */
 export const ROLLBACK_BY = 'scheduler';
@@ -172,6 +173,7 @@ export interface RolloutsContext {
   /** The instance's lease now; throws when it holds none (nothing is written then). */
   readonly lease: () => KvLease;
   readonly actions: JobActions;
+  readonly recorder: MetricsRecorder;
   readonly logger: Logger;
 }
 
@@ -185,9 +187,6 @@ export class Rollouts {
   private readonly sent = new Map<JobId, Set<ClaimId>>();
   /** When to judge a job again though nothing changed. */
   private readonly wakes = new Map<JobId, number>();
-  /** Tasks stopped, by reason (for tests and metrics). */
-  readonly stopped = { updated: 0, scaledDown: 0, rollbacks: 0 };
-
   constructor(private readonly ctx: RolloutsContext) {}
 
   /** Jobs whose wake time has come (they are forgotten here: the caller judges them). */
@@ -235,8 +234,8 @@ export class Rollouts {
       plan.stop.forEach(({ task, reason }, i) => {
         if (outcomes[i] !== 'updated') return;
         mine.add(task.claimId);
-        if (reason === UPDATED_REASON) this.stopped.updated++;
-        else this.stopped.scaledDown++;
+        if (reason === UPDATED_REASON) this.ctx.recorder.counts.tasksUpdated++;
+        else this.ctx.recorder.counts.tasksScaledDown++;
       });
       this.sent.set(job.id, mine);
       writes++;
@@ -252,9 +251,15 @@ export class Rollouts {
     if (plan.rollbackTo !== undefined) {
       this.ctx.lease();
       const result = await this.ctx.cell.updateJob({ jobId: job.id, change: { kind: 'rollback', toVersion: plan.rollbackTo, why: AUTO_ROLLBACK }, by: ROLLBACK_BY, expectedVersion: jobVersion(job) });
-      if (result.kind === 'updated') this.stopped.rollbacks++;
       this.ctx.logger.warn({ jobId: job.id, to: plan.rollbackTo, outcome: result.kind }, 'rolling update failed; rolling back');
       writes++;
+      if (result.kind === 'updated') this.ctx.recorder.counts.jobsRolledBack++;
+      else if (entry.deployment !== undefined) {
+        // Not rolled back after all (the job changed meanwhile, or the version is no longer kept): say so.
+        const why = entry.deployment.reason.replace(/; rolled back to version \d+$/, '');
+        entry.deployment = { ...entry.deployment, state: 'failed', reason: `${why}; not rolled back to version ${plan.rollbackTo} (${result.kind})` };
+        writes += await this.ctx.actions.writeStatus(entry, entry.lastWords);
+      }
     }
     return writes;
   }

@@ -23,7 +23,7 @@
  * | `omega_scheduler_time_to_first_attempt_seconds` | histogram | submit to the first attempt, per job |
  * | `omega_mirror_*` | see cell-state's mirror metrics | the instance's replica of the cell |
  */
-import { LATENCY_BUCKETS_SECONDS, WAIT_BUCKETS_SECONDS, type Histogram, type Metrics } from '@omega/metrics';
+import { LATENCY_BUCKETS_SECONDS, WAIT_BUCKETS_SECONDS, type Histogram, type Metrics } from '@omega/metrics/seam';
 import type { SchedulerMetrics } from './metrics.js';
 
 /** The histograms the loop records into. */
@@ -71,12 +71,15 @@ export function exposeSchedulerMetrics(metrics: Metrics, read: () => SchedulerMe
         ['killed', m.jobsKilled],
         ['invalid', m.jobsInvalid],
         ['deleted', m.jobsDeleted],
+        ['rolled_back', m.jobsRolledBack],
       ] as const
     ).map(([event, value]) => ({ labels: { event }, value })),
   );
-  counter('omega_scheduler_tasks_total', 'Tasks this instance stopped: marked lost with their machine, moved off a draining one.', ['event'], (m) => [
+  counter('omega_scheduler_tasks_total', 'Tasks this instance stopped: marked lost with their machine, moved off a draining one, replaced by a rolling update, scaled down.', ['event'], (m) => [
     { labels: { event: 'marked_lost' }, value: m.tasksMarkedLost },
     { labels: { event: 'drained' }, value: m.tasksDrained },
+    { labels: { event: 'updated' }, value: m.tasksUpdated },
+    { labels: { event: 'scaled_down' }, value: m.tasksScaledDown },
   ]);
   counter('omega_scheduler_cron_runs_total', 'Runs of cron jobs this instance created.', [], (m) => [{ value: m.cronRunsCreated }]);
   counter('omega_scheduler_cron_skipped_total', 'Scheduled times of cron jobs this instance skipped (past the deadline, forbid, quota).', [], (m) => [{ value: m.cronTimesSkipped }]);

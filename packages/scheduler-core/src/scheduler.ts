@@ -71,7 +71,7 @@ import { noFitReason, type OfferedMachines } from './job-status.js';
 import { proposePlacement, type Proposal } from './propose.js';
 import { OfferedMachinesCache } from './offered-cache.js';
 import { MachineLossWatch } from './machine-loss.js';
-import { NO_METRICS, type Metrics } from '@omega/metrics';
+import { NO_METRICS, type Metrics } from '@omega/metrics/seam';
 import { CronRunner } from './cron.js';
 import { schedulerHistograms, type SchedulerHistograms } from './scheduler-metrics.js';
 import { DrainWatch } from './drain.js';
@@ -153,6 +153,9 @@ export type Step =
 
 /** Longest single sleep of `run()` when nothing is scheduled (a wake-up costs one cheap step). */
 const MAX_IDLE_SLEEP_MS = 60_000;
+
+/** Owned jobs judged at once in a maintenance pass (bounds the writes in flight after a rescan of thousands). */
+export const ASSESS_CONCURRENCY = 32;
 
 /** The mirror did not show a commit's revision in time (the store or the watch is slow). Retryable. */
 export class MirrorLagError extends Error {
@@ -270,7 +273,7 @@ export class Scheduler {
       recorder: this.recorder,
       logger: this.logger,
     });
-    this.rollouts = new Rollouts({ cell: this.cell, lease, actions: this.actions, logger: this.logger });
+    this.rollouts = new Rollouts({ cell: this.cell, lease, actions: this.actions, recorder: this.recorder, logger: this.logger });
     this.cron = new CronRunner({
       cell: this.cell,
       name: this.name,
@@ -555,11 +558,20 @@ export class Scheduler {
     }
     for (const id of dirtyJobs) if (this.ownership.reconcile(id, snapshot, now)) this.toAssess.add(id);
 
-    const taken = await this.ownership.acquire(snapshot, now);
-    for (const id of taken.acquired) this.toAssess.add(id);
-    writes += taken.writes;
     for (const id of this.rollouts.due(now)) this.toAssess.add(id);
-    writes += await this.assessOwned(snapshot, now);
+    // Taking new jobs and judging owned ones touch different jobs: their writes go out together.
+    const [taken, assessed] = await Promise.allSettled([this.ownership.acquire(snapshot, now), this.assessOwned(snapshot, now)]);
+    if (taken.status === 'fulfilled') writes += taken.value.writes;
+    if (assessed.status === 'fulfilled') writes += assessed.value;
+    // A bug's error before a store error, as either alone would have been thrown.
+    const failures = [taken, assessed].flatMap((outcome) => (outcome.status === 'rejected' ? [outcome.reason as unknown] : []));
+    const failure = failures.find((error) => !isStoreError(error)) ?? failures[0];
+    if (failure !== undefined) throw failure;
+    if (taken.status === 'fulfilled' && taken.value.acquired.length > 0) {
+      // The jobs just taken are judged in this pass too (most write nothing: a new job only waits to be placed).
+      for (const id of taken.value.acquired) this.toAssess.add(id);
+      writes += await this.assessOwned(snapshot, now);
+    }
     writes += await this.markLostTasks(snapshot, now);
     writes += await this.stopDrainedTasks(snapshot, now);
     writes += await this.runCronJobs(snapshot, now);
@@ -569,26 +581,53 @@ export class Scheduler {
     return writes;
   }
 
-  /** Judges the owned jobs that changed: finished, killed, invalid, fully placed, or waiting. */
+  /**
+   * Judges the owned jobs that changed: finished, killed, invalid, fully placed, or waiting.
+   * Jobs are judged independently of each other, so up to {@link ASSESS_CONCURRENCY} at a time:
+   * their status writes are in flight together, and a pass costs a round trip of latency per
+   * group of jobs, not per job (under a backlog of one-task jobs that latency, not CPU, is what
+   * bounds the jobs a scheduler finishes per second). A job whose judging met a store error is
+   * judged again at the next pass; the error (a bug's before any store error) is thrown once
+   * its group has settled.
+   */
   private async assessOwned(snapshot: CellSnapshot, now: number): Promise<number> {
     let writes = 0;
     const ids = [...this.toAssess];
     this.toAssess.clear();
-    for (const id of ids) {
-      const entry = this.book.get(id);
-      if (entry === undefined) continue;
-      try {
-        writes += await this.assess(entry, snapshot, now);
-        // Still ours and running: stop what its current version no longer wants (scale down, rolling update).
-        const job = snapshot.job(id);
-        if (job !== undefined && this.book.get(id) === entry) writes += await this.rollouts.step(entry, job, snapshot, now);
-        else this.rollouts.forget(id);
-      } catch (error) {
-        if (!isStoreError(error)) throw error;
-        this.toAssess.add(id);
-        throw error;
+    for (let start = 0; start < ids.length; start += ASSESS_CONCURRENCY) {
+      const group = ids.slice(start, start + ASSESS_CONCURRENCY);
+      const outcomes = await Promise.allSettled(group.map((id) => this.assessOne(id, snapshot, now)));
+      let failure: { error: unknown } | undefined;
+      for (const [i, outcome] of outcomes.entries()) {
+        if (outcome.status === 'fulfilled') {
+          writes += outcome.value;
+          continue;
+        }
+        if (!isStoreError(outcome.reason)) {
+          if (failure === undefined || isStoreError(failure.error)) failure = { error: outcome.reason };
+          continue;
+        }
+        this.toAssess.add(group[i] as JobId);
+        failure ??= { error: outcome.reason };
+      }
+      if (failure !== undefined) {
+        // The rest were not judged: the next pass does.
+        for (const id of ids.slice(start + ASSESS_CONCURRENCY)) this.toAssess.add(id);
+        throw failure.error;
       }
     }
+    return writes;
+  }
+
+  /** {@link assessOwned} for one job: its writes. */
+  private async assessOne(id: JobId, snapshot: CellSnapshot, now: number): Promise<number> {
+    const entry = this.book.get(id);
+    if (entry === undefined) return 0;
+    let writes = await this.assess(entry, snapshot, now);
+    // Still ours and running: stop what its current version no longer wants (scale down, rolling update).
+    const job = snapshot.job(id);
+    if (job !== undefined && this.book.get(id) === entry) writes += await this.rollouts.step(entry, job, snapshot, now);
+    else this.rollouts.forget(id);
     return writes;
   }
 

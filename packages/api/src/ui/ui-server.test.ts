@@ -1,4 +1,4 @@
-import { createServer, type Server } from 'node:http';
+import { createServer, request as httpRequest, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Cell, createNamespace, createToken, machineId, MemoryKv, revokeToken, taskId, type JobId } from '@omega/cell-state';
 import { machine, plan } from '@omega/cell-state/testing';
@@ -197,6 +197,18 @@ describe('the web UI data', () => {
     expect((await get('/api/jobs/..%2Fx', cookie)).status).toBe(400);
   });
 
+  it('lists at most 500 machines (by id) on the overview, with totals over every machine', async () => {
+    await cell.registerMachines(Array.from({ length: 520 }, (_, i) => machine(`n${String(i).padStart(3, '0')}`).build()));
+    const heartbeat = await cell.startHeartbeat(machineId('n000'));
+    const cookie = await login(adminToken);
+    const overview = (await (await get('/api/overview', cookie)).json()) as { machines: { id: string }[]; machineTotals: { machines: number; alive: number } };
+    await heartbeat.stop();
+    expect(overview.machines).toHaveLength(500);
+    expect(overview.machines[0]?.id).toBe('m0');
+    expect(overview.machines.at(-1)?.id).toBe('n498');
+    expect(overview.machineTotals).toEqual({ machines: 521, alive: 1 });
+  });
+
   it('streams the overview as server-sent events and sends a new one when a job is placed and when it is killed', async () => {
     const cookie = await login(adminToken);
     const first = await submit('a');
@@ -273,6 +285,15 @@ describe('the web UI of an insecure server', () => {
       const page = await fetch(open.ui?.url ?? '', { redirect: 'manual' });
       expect(page.status).toBe(200);
       expect(await (await fetch(`${open.ui?.url ?? ''}api/session`)).json()).toEqual({ name: 'insecure', role: 'admin', namespaces: ['*'], insecure: true });
+      const rebound = await new Promise<number>((resolve, reject) => {
+        const ask = httpRequest({ host: '127.0.0.1', port: open.ui?.port, path: '/api/overview', headers: { host: `evil.example:${open.ui?.port ?? 0}` } }, (answer) => {
+          answer.resume();
+          resolve(answer.statusCode ?? 0);
+        });
+        ask.on('error', reject);
+        ask.end();
+      });
+      expect(rebound).toBe(421);
     } finally {
       await open.close();
     }
@@ -285,5 +306,13 @@ describe('the web UI of an insecure server', () => {
     } finally {
       await plain.close();
     }
+  });
+});
+
+describe('plainHostAllowed', () => {
+  it('lets plain HTTP answer IP addresses and localhost only, so a rebound DNS name cannot read an insecure cell', async () => {
+    const { plainHostAllowed } = await import('./ui-server.js');
+    expect(['127.0.0.1:8080', '10.1.2.3', '[::1]:80', 'localhost:7071', 'LOCALHOST'].map(plainHostAllowed)).toEqual([true, true, true, true, true]);
+    expect(['evil.example:8080', 'evil.example', '127.0.0.1.nip.io', '', undefined].map(plainHostAllowed)).toEqual([false, false, false, false, false]);
   });
 });

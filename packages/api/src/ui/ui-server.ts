@@ -187,6 +187,11 @@ export async function startUiServer(options: UiServerOptions): Promise<UiServer>
   }
 
   async function route(request: IncomingMessage, response: ServerResponse): Promise<void> {
+    // Plain HTTP (--insecure) asks for no login: a page of another site whose name was made to
+    // resolve to this address (DNS rebinding) could read the cell. Only addresses and localhost.
+    if (!secure && !plainHostAllowed(request.headers.host)) {
+      return sendJson(response, 421, { error: 'over plain HTTP the web UI answers only requests to an IP address or localhost (Host header)', code: 'PERMISSION_DENIED' });
+    }
     const url = new URL(request.url ?? '/', 'http://ui.invalid');
     const path = url.pathname;
     const method = request.method ?? 'GET';
@@ -307,4 +312,12 @@ export async function startUiServer(options: UiServerOptions): Promise<UiServer>
       server.closeAllConnections();
     }));
   return { address, port, url, close };
+}
+
+/** A Host header naming an IP address or localhost (with or without a port). */
+export function plainHostAllowed(host: string | undefined): boolean {
+  if (host === undefined) return false;
+  const name = /^(\[[0-9A-Fa-f:.]+\]|[^:]+)(:\d{1,5})?$/.exec(host)?.[1];
+  if (name === undefined) return false;
+  return name.startsWith('[') || /^\d{1,3}(\.\d{1,3}){3}$/.test(name) || name.toLowerCase() === 'localhost';
 }

@@ -6,13 +6,18 @@
  */
 import { jobId as toJobId, type CellSnapshot, type Job, type JobVersion } from '@omega/cell-state';
 import { allows, authorize, type Caller } from '../auth/policy.js';
-import { machineViews, schedulerStatsViews } from '../cell-service.js';
+import { machineView, schedulerStatsViews } from '../cell-service.js';
 import { notFound } from '../errors.js';
 import { deriveJob, jobView, jobViewToWire, type JobFacts } from '../job-view.js';
 import type { WireJobView, WireMachineView, WireSchedulerStatsView } from '../wire.js';
 
 /** Most jobs the overview lists (newest first); `jobsTruncated` says more exist. */
 export const OVERVIEW_MAX_JOBS = 500;
+/**
+ * Most machines the overview lists (by id): a cell of 100,000 hollow machines would otherwise
+ * send megabytes per update. The totals cover every machine.
+ */
+export const OVERVIEW_MAX_MACHINES = 500;
 
 /** Who the page is shown to (never the token itself). */
 export interface SessionView {
@@ -26,7 +31,10 @@ export interface SessionView {
 export interface OverviewView {
   readonly cell: string;
   readonly revision: number;
+  /** The first {@link OVERVIEW_MAX_MACHINES} machines by id, as ListMachines shows them. */
   readonly machines: WireMachineView[];
+  /** Every machine of the cell, listed or not. */
+  readonly machineTotals: { readonly machines: number; readonly alive: number };
   /** ListJobs' views without tasks (task_counts filled), newest first, of the namespaces the caller holds. */
   readonly jobs: WireJobView[];
   readonly jobsTruncated: boolean;
@@ -67,7 +75,19 @@ export function overviewView(snapshot: CellSnapshot, cell: string, caller: Calle
     const facts: JobFacts = { job, status: snapshot.status(job.id), owner: snapshot.owner(job.id)?.scheduler, tasks: [...snapshot.tasksOf(job.id)] };
     jobs.push(jobViewToWire(facts, deriveJob(facts), { includeTasks: false }));
   }
-  return { cell, revision: snapshot.revision, machines: machineViews(snapshot), jobs, jobsTruncated, schedulers: schedulerStatsViews(snapshot) };
+  const all = [...snapshot.machines()];
+  let alive = 0;
+  for (const m of all) if (snapshot.alive(m.id) !== undefined) alive++;
+  const listed = all.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)).slice(0, OVERVIEW_MAX_MACHINES);
+  return {
+    cell,
+    revision: snapshot.revision,
+    machines: listed.map((m) => machineView(snapshot, m)),
+    machineTotals: { machines: all.length, alive },
+    jobs,
+    jobsTruncated,
+    schedulers: schedulerStatsViews(snapshot),
+  };
 }
 
 /**

@@ -367,6 +367,29 @@ export function describeCellContract(name: string, open: () => Promise<OpenedSto
       await l2.revoke();
     });
 
+    it('takes several jobs in one call, each on its own: one held by another instance stays theirs, a repeat by the holder counts as taken', async () => {
+      const { cell, mirror } = await setup(0);
+      const l1 = await store.kv.grantLease(10, { autoKeepAlive: true });
+      const l2 = await store.kv.grantLease(10, { autoKeepAlive: true });
+      expect(await cell.acquireOwnership(jobId('theirs'), 'b2', 'batch', l2)).toBe(true);
+      const ids = [jobId('a'), jobId('theirs'), jobId('b')];
+      expect(await cell.acquireOwnerships(ids, 'b1', 'batch', l1)).toEqual([true, false, true]);
+      expect(await cell.acquireOwnerships(ids, 'b1', 'batch', l1)).toEqual([true, false, true]);
+      // More jobs than one transaction takes.
+      const many = Array.from({ length: 70 }, (_, i) => jobId(`m${i}`));
+      expect((await cell.acquireOwnerships(many, 'b1', 'batch', l1)).every((taken) => taken)).toBe(true);
+      await mirror.waitForRevision(await store.kv.currentRevision());
+      const snapshot = mirror.snapshot();
+      expect([snapshot.owner(jobId('a'))?.scheduler, snapshot.owner(jobId('theirs'))?.scheduler, snapshot.owner(jobId('m69'))?.scheduler]).toEqual(['b1', 'b2', 'b1']);
+      await cell.releaseOwnership(jobId('a'), l1);
+      await cell.releaseOwnership(jobId('theirs'), l1);
+      await mirror.waitForRevision(await store.kv.currentRevision());
+      expect(mirror.snapshot().owner(jobId('a'))).toBeUndefined();
+      expect(mirror.snapshot().owner(jobId('theirs'))?.scheduler).toBe('b2');
+      await l1.revoke();
+      await l2.revoke();
+    });
+
     describeJobDeletion(() => store.kv, setup);
   });
 }

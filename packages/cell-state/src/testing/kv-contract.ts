@@ -198,6 +198,30 @@ export function describeKvContract(name: string, open: () => Promise<OpenedKv>):
         expect(outcomes).toEqual(cases.map(([, expected]) => expected));
       });
 
+      it('compares a key\'s lease id with == and !=, a missing or lease-less key as lease 0', async () => {
+        const lease = await kv.grantLease(60);
+        const other = await kv.grantLease(60);
+        const bound = `${p}bound`;
+        const plain = `${p}plain`;
+        await kv.put(bound, bytes('v'), { lease: lease.id });
+        await kv.put(plain, bytes('v'));
+        const cases: [Compare, boolean][] = [
+          [{ key: bound, target: 'lease', op: '==', value: lease.id }, true],
+          [{ key: bound, target: 'lease', op: '==', value: other.id }, false],
+          [{ key: bound, target: 'lease', op: '!=', value: other.id }, true],
+          [{ key: bound, target: 'lease', op: '!=', value: lease.id }, false],
+          [{ key: plain, target: 'lease', op: '==', value: '0' }, true],
+          [{ key: plain, target: 'lease', op: '==', value: lease.id }, false],
+          [{ key: `${p}missing`, target: 'lease', op: '==', value: lease.id }, false],
+          [{ key: `${p}missing`, target: 'lease', op: '==', value: '0' }, true],
+        ];
+        const outcomes = [];
+        for (const [compare] of cases) outcomes.push(await holds(compare));
+        expect(outcomes).toEqual(cases.map(([, expected]) => expected));
+        await lease.revoke();
+        await other.revoke();
+      });
+
       it('requires every compare of a transaction to hold', async () => {
         const key = `${p}k`;
         const rev = await kv.put(key, bytes('v'));

@@ -31,7 +31,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { chmod, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
-import { API_USER, HOLLOW_USER, PROTOS_DIR, SCHEDULER_USER, agentUser, formatBytes, formatCpu } from '@omega/cell-state';
+import { API_USER, HOLLOW_USER, PROTOS_DIR, Progress, SCHEDULER_USER, agentUser, formatBytes, formatCpu, freePort } from '@omega/cell-state';
 import type { PkiDirectory } from '@omega/pki';
 import { ApiClient } from '../api-client.js';
 import { DEFAULT_CONFIG_PATH, writeClientConfig, type ApiSecurity } from '../client-config.js';
@@ -205,6 +205,12 @@ export async function agentDataRoot(dataDir: string, isRoot = process.getuid?.()
   }
 }
 
+/** `spec` serving Prometheus metrics on a free loopback port (kept across its restarts). */
+async function withMetrics(spec: ChildSpec): Promise<ChildSpec> {
+  const port = await freePort();
+  return { ...spec, args: [...spec.args, '--metrics-listen', `127.0.0.1:${port}`], metricsUrl: `http://127.0.0.1:${port}/metrics` };
+}
+
 /** The children to start after the API, in order, with what each one is. */
 function childSpecs(options: DevOptions, etcdUrl: string, maxTxnOps: number | undefined, dirs: { logs: string; agents: string }, built: (entry: string) => boolean, credentials: (identity: string) => string[]): { specs: ChildSpec[]; missing: string[] } {
   const node = process.execPath;
@@ -371,16 +377,22 @@ export async function runDev(options: DevOptions, io: CliIo): Promise<void> {
     }
     const credentials = (identity: string): string[] => (pki === undefined ? ['--insecure'] : identityFlags(pki, identity));
 
+    // Every process it starts, said as it starts with an estimate: a start is not minutes of silence.
+    const processes = (options.etcd === undefined ? 1 : 0) + 1 + options.machines + (options.hollow > 0 ? 1 : 0) + options.batchSchedulers + options.serviceSchedulers;
+    const progress = new Progress(processes);
+    const starting = (what: string): void => say(`starting ${what} ${progress.starting()}`);
     let etcdUrl: string;
     if (options.etcd !== undefined) {
       etcdUrl = options.etcd;
     } else {
+      starting('etcd');
       etcd = await DevEtcd.start(join(options.dataDir, 'etcd'), state, {
         exited: (pid, upMs, restartInMs) => warn(`etcd (pid ${pid}) exited unexpectedly after ${duration(upMs)}; restarting it in ${duration(restartInMs)} on the same data directory and ports (restart ${(etcd?.restarts ?? 0) + 1})`),
         restarted: (pid) => warn(`etcd restarted (pid ${pid}, restart ${etcd?.restarts ?? 0})`),
         restartFailed: (error, retryInMs) => warn(`etcd could not be restarted (${error.message.split('\n')[0] ?? ''}); trying again in ${duration(retryInMs)}`),
         changed: () => status.update(),
       }, pki === undefined ? {} : { tls: filesOf(pki, ETCD_IDENTITY) });
+      progress.step();
       etcdUrl = etcd.clientUrl;
       state.etcdClientPort = etcd.clientPort;
       state.etcdPeerPort = etcd.peerPort;
@@ -408,14 +420,15 @@ export async function runDev(options: DevOptions, io: CliIo): Promise<void> {
     state.uiPort = await chooseUiPort(state.uiPort);
     await writeFile(stateFile, `${JSON.stringify(state, null, 2)}\n`);
     const ui = uiUrl(state.uiPort, pki !== undefined);
+    starting('api');
     const api = await group.start(
-      {
+      await withMetrics({
         name: 'api',
         command: process.execPath,
         args: [join(REPO_ROOT, ENTRY_POINTS.api), ...common, ...credentials(API_USER), '--listen', options.listen, '--ui-listen', `${DEV_UI_HOST}:${state.uiPort}`],
         logFile: join(logs, 'api.log'),
         what: `gRPC API at ${options.listen}${pki === undefined ? ' (PLAINTEXT, no tokens)' : ' (TLS, tokens)'}; web UI at ${ui}`,
-      },
+      }),
       // Not while starting: an API that cannot start is the reason omega dev fails.
       { restart: false },
     );
@@ -427,6 +440,7 @@ export async function runDev(options: DevOptions, io: CliIo): Promise<void> {
     if (stopRequested) return;
     apiUp = true;
     api.restart = true;
+    progress.step();
 
     const agents = await agentDataRoot(options.dataDir);
     if (agents !== options.dataDir && options.machines > 0) warn(`tasks run as nobody, who cannot enter ${options.dataDir}: agents keep their task directories in ${agents}`);
@@ -435,19 +449,21 @@ export async function runDev(options: DevOptions, io: CliIo): Promise<void> {
     if (options.enforcementAutoOff) warn('not running as root: agents run tasks WITHOUT cgroup limits (--no-enforcement)');
     for (const spec of specs) {
       if (stopRequested) return;
-      await group.start(spec);
+      starting(spec.name);
+      await group.start(await withMetrics(spec));
+      progress.step();
     }
 
     // "up" means the status file names every child already.
     await status.flush();
     const rows = [
-      ['etcd', etcd === undefined ? '-' : String(etcd.pid), '0', etcd === undefined ? `external ${etcdUrl}` : `${etcdUrl} (data ${shown(join(options.dataDir, 'etcd'))})`, '-'],
-      ...group.list().map((c) => [c.spec.name, String(c.pid), String(c.restarts), c.spec.what, shown(c.spec.logFile)]),
+      ['etcd', etcd === undefined ? '-' : String(etcd.pid), '0', etcd === undefined ? `external ${etcdUrl}` : `${etcdUrl} (data ${shown(join(options.dataDir, 'etcd'))})`, etcd === undefined ? '-' : `${etcdUrl}/metrics`, '-'],
+      ...group.list().map((c) => [c.spec.name, String(c.pid), String(c.restarts), c.spec.what, c.spec.metricsUrl ?? '-', shown(c.spec.logFile)]),
     ];
     // The CLI finds ./.omega/client.yaml by itself; any other data directory needs the export.
     const found = clientConfig === resolve(DEFAULT_CONFIG_PATH);
     say(`Omega dev cell "${options.cell}" is up. API: ${options.listen}${pki === undefined ? ' (PLAINTEXT: --insecure)' : ' (TLS; bearer token in the client config)'}\n`);
-    say(formatTable(['PROCESS', 'PID', 'RESTARTS', 'WHAT', 'LOG'], rows));
+    say(formatTable(['PROCESS', 'PID', 'RESTARTS', 'WHAT', 'METRICS', 'LOG'], rows));
     say(`\nUI: ${ui}${pki === undefined ? ' (PLAINTEXT, no login: --insecure)' : ''}`);
     if (pki !== undefined && security.kind === 'tls') {
       say(`  Its certificate is from this cell's own CA: trust ${shown(pki.caFile)} in the browser, or accept the warning once.`);

@@ -36,6 +36,8 @@ export interface ChildSpec {
   readonly logFile: string;
   /** What the process is, for the table `omega dev` prints. */
   readonly what: string;
+  /** Where it serves Prometheus metrics (`http://127.0.0.1:PORT/metrics`), if it does. */
+  readonly metricsUrl?: string;
 }
 
 /** How one run of a child ended. */
