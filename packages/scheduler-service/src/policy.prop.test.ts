@@ -13,6 +13,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { ServicePolicyOptions } from './options.js';
 import { servicePolicy } from './policy.js';
+import { satisfiesConstraint } from '@omega/scheduler-core/testing';
 import { ServiceHarness } from './testing/index.js';
 
 function fcParams(numRuns: number): fc.Parameters<unknown> {
@@ -68,24 +69,6 @@ const optionsArb: fc.Arbitrary<ServicePolicyOptions> = fc.record({
   sampleAbove: fc.constantFrom(0, 3),
 });
 
-const attr = (m: Machine, name: string): string | undefined => (Object.hasOwn(m.attributes, name) ? m.attributes[name] : undefined);
-
-/** The constraint checks written again, independently of filters.ts. */
-function satisfies(m: Machine, c: Constraint): boolean {
-  const v = attr(m, c.attribute);
-  switch (c.operator) {
-    case 'equals':
-      return v === c.values[0];
-    case 'in':
-      return v !== undefined && c.values.includes(v);
-    case 'not-in':
-      return v === undefined || !c.values.includes(v);
-    case 'spread':
-      return c.values.length === 0 || c.values.includes(v ?? '');
-    case 'max-per-machine':
-      return true;
-  }
-}
 
 describe('service policy properties', () => {
   it('claims satisfy the constraints and fit, evictions are of strictly lower-priority live claims, and it all commits', async () => {
@@ -145,7 +128,7 @@ describe('service policy properties', () => {
             const evicted = new Set<string>();
             for (const d of cell.deltas) {
               const m = snapshot.machine(d.claim.machineId) as Machine;
-              for (const c of spec.constraints) expect(satisfies(m, c), `${d.claim.machineId} violates ${JSON.stringify(c)}`).toBe(true);
+              for (const c of spec.constraints) expect(satisfiesConstraint(m, c), `${d.claim.machineId} violates ${JSON.stringify(c)}`).toBe(true);
               expect(d.claim.priority).toBe(spec.priority);
               expect(d.claim.resources).toEqual(spec.task.resources);
               for (const e of d.evicts) {
@@ -177,7 +160,7 @@ describe('service policy properties', () => {
             if (outcome.placed < wanted.length) {
               const r = spec.task.resources;
               for (const m of offered) {
-                if (!spec.constraints.every((c) => satisfies(m, c))) continue;
+                if (!spec.constraints.every((c) => satisfiesConstraint(m, c))) continue;
                 const kept = m.claims.filter((c) => snapshot.isLive(c) && !evicted.has(c.id));
                 const mine = cell.deltas.filter((d) => d.claim.machineId === m.id);
                 const instances = kept.filter((c) => parseTaskId(c.taskId)?.jobId === 'web').length + mine.length;

@@ -6,7 +6,7 @@
 export { FakeClock, flushAsync } from './fake-clock.js';
 export { SchedulerHarness, type AddSchedulerOptions, type HarnessInstance, type HarnessOptions, type RunOptions } from './harness.js';
 export { interferingKv, type InterferenceCounters, type InterferenceOptions } from './interfering-kv.js';
-export { describePlacementProperties, type PlacementPropertyOptions } from './placement-properties.js';
+export { describePlacementProperties, satisfiesConstraint, type PlacementPropertyOptions } from './placement-properties.js';
 export { PlacementHarness, type OccupyingClaim, type PlaceOptions } from './placement-harness.js';
 export { firstFitPolicy, type TestPolicyOptions } from './test-policy.js';
 export { jobAnswers, lostJobs, placementViolations, readStoredCell, type JobAnswer } from './cell-checks.js';

@@ -94,8 +94,8 @@ const specArb = fc.record({
 
 const attr = (m: Machine, name: string): string | undefined => (Object.hasOwn(m.attributes, name) ? m.attributes[name] : undefined);
 
-/** The static constraint checks written again, independently of the filters. */
-function satisfies(m: Machine, c: Constraint): boolean {
+/** The static constraint checks written again, independently of the filters: the properties' oracle. */
+export function satisfiesConstraint(m: Machine, c: Constraint): boolean {
   const v = attr(m, c.attribute);
   switch (c.operator) {
     case 'equals':
@@ -163,7 +163,7 @@ export function describePlacementProperties(name: string, make: () => PlacementP
             const perMachine = new Map<MachineId, number>();
             for (const d of cell.deltas) {
               const m = snapshot.machine(d.claim.machineId) as Machine;
-              for (const c of spec.constraints) expect(satisfies(m, c), `${m.id} violates ${JSON.stringify(c)}`).toBe(true);
+              for (const c of spec.constraints) expect(satisfiesConstraint(m, c), `${m.id} violates ${JSON.stringify(c)}`).toBe(true);
               expect(d.claim.resources).toEqual(spec.task.resources);
               perMachine.set(m.id, (perMachine.get(m.id) ?? 0) + 1);
             }
@@ -183,7 +183,7 @@ export function describePlacementProperties(name: string, make: () => PlacementP
               if (options.preempts !== true) {
                 const r = spec.task.resources;
                 for (const m of offered) {
-                  if (!spec.constraints.every((c) => satisfies(m, c))) continue;
+                  if (!spec.constraints.every((c) => satisfiesConstraint(m, c))) continue;
                   const mine = perMachine.get(m.id) ?? 0;
                   if (spec.constraints.some((c) => c.operator === 'max-per-machine' && mine >= c.limit)) continue;
                   const free = snapshot.free(m.id);
