@@ -64,7 +64,7 @@ function runEnded(snapshot: CellSnapshot, run: Job): boolean {
 }
 
 /** The runs of `template` that have not ended. O(jobs): looked at only when a time is due. */
-export function liveRuns(snapshot: CellSnapshot, template: JobId): Job[] {
+function liveRuns(snapshot: CellSnapshot, template: JobId): Job[] {
   const out: Job[] = [];
   for (const job of snapshot.jobs()) if (job.cronRun?.templateId === template && !runEnded(snapshot, job)) out.push(job);
   return out;
