@@ -37,7 +37,7 @@ import type { Compare, KeyValue, KvStore, Op, OpResult } from './kv.js';
 import { jobSpecProblems, secretEnvNames, secretEnvProblems } from './job-spec.js';
 import { implicitDefault } from './namespace-records.js';
 import { addUsage, isUnlimited, jobDemand, jobUsage, namespaceUsage, quotaExcess, type QuotaExcess, type Usage } from './quota.js';
-import { specSha256 } from './request-records.js';
+import { canonical, specSha256 } from './request-records.js';
 import {
   DEFAULT_NAMESPACE,
   JOB_HISTORY_LIMIT,
@@ -123,19 +123,6 @@ export function describeSpecChange(before: JobSpec, after: JobSpec): string {
   for (const field of taskFields) if (differs(bt[field], at[field])) changed.push(`task.${field}`);
   if (changed.length > 0) parts.push(`${changed.join(', ')} changed`);
   return parts.length === 0 ? 'nothing changed' : parts.join('; ');
-}
-
-function canonical(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(canonical);
-  if (value !== null && typeof value === 'object') {
-    return Object.fromEntries(
-      Object.keys(value)
-        .sort()
-        .filter((k) => (value as Record<string, unknown>)[k] !== undefined)
-        .map((k) => [k, canonical((value as Record<string, unknown>)[k])]),
-    );
-  }
-  return value;
 }
 
 function firstKv(result: OpResult | undefined): KeyValue | undefined {

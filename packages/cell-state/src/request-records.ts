@@ -62,7 +62,7 @@ export class RequestJobGoneError extends Error {
 }
 
 /** The same value with object keys sorted at every level, so equal specs serialise equally. */
-function canonical(value: unknown): unknown {
+export function canonical(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(canonical);
   if (value !== null && typeof value === 'object') {
     return Object.fromEntries(
