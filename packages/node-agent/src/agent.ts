@@ -45,7 +45,8 @@ import type { Executor, TaskAttempt } from './executor.js';
 import { HeartbeatKeeper, markUnschedulable, registerAll } from './registration.js';
 import { StatusReporter } from './status-reporter.js';
 import { JobInterest } from './job-interest.js';
-import { DEFAULT_FENCE_AFTER_MS, FENCED_REASON, LeaseFence, type FenceClock } from './fence.js';
+import { DEFAULT_FENCE_AFTER_MS, FENCED_REASON, LeaseFence } from './fence.js';
+import type { TimerClock } from './timer-clock.js';
 
 export interface AgentOptions {
   readonly cell: Cell;
@@ -69,7 +70,7 @@ export interface AgentOptions {
    */
   readonly fenceAfterMs?: number;
   /** The fence's monotonic clock (a fake in tests). */
-  readonly fenceClock?: FenceClock;
+  readonly fenceClock?: TimerClock;
 }
 
 /** Longest a stop waits for the store to mark the machines unschedulable (it may be down). */

@@ -2,39 +2,12 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { Cell, jobId, machineId, MemoryKv, taskId, type CellMirror, type KvLease, type KvStore, type Task } from '@omega/cell-state';
 import { freshCellName, jobSpec, outageKv } from '@omega/cell-state/testing';
 import { Agent } from './agent.js';
-import { FENCED_REASON, LeaseFence, type FenceClock } from './fence.js';
+import { FENCED_REASON, LeaseFence } from './fence.js';
+import { FakeTimerClock } from './testing/fake-timer-clock.js';
 import { HollowExecutor } from './hollow.js';
 import { eventually, placeTasks } from './testing/index.js';
 
 /** A monotonic clock that moves only when told, firing its timers in order. */
-class FakeClock implements FenceClock {
-  private t = 0;
-  private nextId = 1;
-  private readonly timers = new Map<number, { at: number; fn: () => void }>();
-  now(): number {
-    return this.t;
-  }
-  setTimeout(fn: () => void, ms: number): unknown {
-    const id = this.nextId++;
-    this.timers.set(id, { at: this.t + ms, fn });
-    return id;
-  }
-  clearTimeout(handle: unknown): void {
-    this.timers.delete(handle as number);
-  }
-  advance(ms: number): void {
-    const end = this.t + ms;
-    for (;;) {
-      const due = [...this.timers].filter(([, x]) => x.at <= end).sort((a, b) => a[1].at - b[1].at)[0];
-      if (due === undefined) break;
-      this.timers.delete(due[0]);
-      this.t = due[1].at;
-      due[1].fn();
-    }
-    this.t = end;
-  }
-}
-
 /** A store whose leases report renewals when the test says so (MemoryKv's never lapse by themselves). */
 function renewingKv(inner: KvStore): { kv: KvStore; renew(sentAgoMs: number): void } {
   let listeners: ((sentAgoMs: number) => void)[] = [];
@@ -54,8 +27,8 @@ function renewingKv(inner: KvStore): { kv: KvStore; renew(sentAgoMs: number): vo
 }
 
 describe('the lease fence', () => {
-  function fence(afterMs = 5_000): { fence: LeaseFence; clock: FakeClock; events: string[] } {
-    const clock = new FakeClock();
+  function fence(afterMs = 5_000): { fence: LeaseFence; clock: FakeTimerClock; events: string[] } {
+    const clock = new FakeTimerClock();
     const events: string[] = [];
     const f = new LeaseFence({ afterMs, clock, onFence: () => events.push(`fenced@${clock.now()}`), onLifted: () => events.push(`lifted@${clock.now()}`) });
     return { fence: f, clock, events };
@@ -122,7 +95,7 @@ describe('an agent cut off from its store', () => {
     const outage = outageKv(memory);
     const leases = renewingKv(outage.kv);
     const name = freshCellName();
-    const clock = new FakeClock();
+    const clock = new FakeTimerClock();
     const agent = new Agent({
       cell: new Cell(leases.kv, name),
       machines: [{ id: m1, capacity: { cpuMillis: 8_000, memoryBytes: 8 * 1024 ** 3 } }],
@@ -197,7 +170,7 @@ describe('an agent cut off from its store', () => {
         };
       },
     });
-    const clock = new FakeClock();
+    const clock = new FakeTimerClock();
     const agent = new Agent({
       cell: new Cell(kv, freshCellName()),
       machines: [{ id: m1, capacity: { cpuMillis: 8_000, memoryBytes: 8 * 1024 ** 3 } }],

@@ -15,6 +15,7 @@
  *   pause() ─► no deadline (a lease that cannot report renewals; see HeartbeatKeeper)
  * ```
  */
+import { MONOTONIC_CLOCK, type TimerClock } from './timer-clock.js';
 import { performance } from 'node:perf_hooks';
 import pino, { type Logger } from 'pino';
 
@@ -44,20 +45,6 @@ export const DEFAULT_FENCE_AFTER_MS = DEFAULT_HEARTBEAT_TTL_MS + SCHEDULERS_DEFA
 /** The reason a fenced task is reported `lost` with. */
 export const FENCED_REASON = 'fenced';
 
-/** A monotonic millisecond clock and its timers (a fake in tests). */
-export interface FenceClock {
-  now(): number;
-  setTimeout(fn: () => void, ms: number): unknown;
-  clearTimeout(handle: unknown): void;
-}
-
-/** `performance.now()` and the global timers (unref'd: a fence never keeps a process alive). */
-export const MONOTONIC_CLOCK: FenceClock = {
-  now: () => performance.now(),
-  setTimeout: (fn, ms) => setTimeout(fn, ms).unref(),
-  clearTimeout: (handle) => clearTimeout(handle as NodeJS.Timeout),
-};
-
 /** What the heartbeat tells the fence. */
 export interface LeaseRenewals {
   /** A renewal (or a grant) etcd acknowledged, sent at `sentAtMs` on the fence's clock. */
@@ -73,12 +60,12 @@ export interface LeaseFenceOptions {
   readonly afterMs: number;
   readonly onFence: () => void;
   readonly onLifted: () => void;
-  readonly clock?: FenceClock;
+  readonly clock?: TimerClock;
   readonly logger?: Logger;
 }
 
 export class LeaseFence implements LeaseRenewals {
-  private readonly clock: FenceClock;
+  private readonly clock: TimerClock;
   private readonly logger: Logger;
   /** When the last acknowledged renewal was sent; undefined before the first. */
   private lastRenewalMs: number | undefined;

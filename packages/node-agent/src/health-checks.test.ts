@@ -2,44 +2,11 @@ import { createServer, type Server } from 'node:http';
 import { createServer as createTcpServer, type AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { resolveHealthCheck, type HealthCheck, type HealthState } from '@omega/cell-state';
-import { CheckSlots, HealthWatch, type HealthClock, type HealthProbe, type ProbeResult } from './health-checks.js';
+import { CheckSlots, HealthWatch, type HealthProbe, type ProbeResult } from './health-checks.js';
+import { FakeTimerClock } from './testing/fake-timer-clock.js';
 import { commandProbe, commandProbeArgv, httpProbe, tcpProbe } from './health-probes.js';
 
 /** A wall clock that moves only when told, firing its timers in order (awaiting what they start). */
-class FakeClock implements HealthClock {
-  private t = 1_000_000;
-  private nextId = 1;
-  private readonly timers = new Map<number, { at: number; fn: () => void }>();
-  now(): number {
-    return this.t;
-  }
-  setTimeout(fn: () => void, ms: number): unknown {
-    const id = this.nextId++;
-    this.timers.set(id, { at: this.t + ms, fn });
-    return id;
-  }
-  clearTimeout(handle: unknown): void {
-    this.timers.delete(handle as number);
-  }
-  async advance(ms: number): Promise<void> {
-    const end = this.t + ms;
-    for (;;) {
-      await flush();
-      const due = [...this.timers].filter(([, x]) => x.at <= end).sort((a, b) => a[1].at - b[1].at)[0];
-      if (due === undefined) break;
-      this.timers.delete(due[0]);
-      this.t = due[1].at;
-      due[1].fn();
-    }
-    this.t = end;
-    await flush();
-  }
-}
-
-async function flush(): Promise<void> {
-  for (let i = 0; i < 10; i++) await Promise.resolve();
-}
-
 /** A probe answering from a script of results; `hang` never answers until aborted. */
 function scripted(results: (boolean | 'hang')[]): { probe: HealthProbe; calls: number[]; aborted: number } {
   const state = { calls: [] as number[], aborted: 0 };
@@ -61,7 +28,7 @@ function scripted(results: (boolean | 'hang')[]): { probe: HealthProbe; calls: n
 }
 
 function watch(check: HealthCheck, probe: HealthProbe, options: { startedAgoMs?: number; initial?: HealthState; slots?: CheckSlots } = {}) {
-  const clock = new FakeClock();
+  const clock = new FakeTimerClock(1_000_000);
   const reports: { health: HealthState; healthSinceMs: number }[] = [];
   const thresholds: number[] = [];
   const w = new HealthWatch({
@@ -82,9 +49,9 @@ describe('a health watch', () => {
   it('reports passing once, at the first passing check, and writes nothing while it stays passing', async () => {
     const p = scripted([true]);
     const { clock, reports, w } = watch({ command: ['x'], intervalMs: 1000 }, p.probe);
-    await clock.advance(0);
+    await clock.advanceSettling(0);
     expect(reports).toEqual([{ health: 'passing', healthSinceMs: 1_000_000 }]);
-    await clock.advance(10_000);
+    await clock.advanceSettling(10_000);
     expect(p.calls.length).toBe(11);
     expect(reports.length).toBe(1);
     expect(w.counters).toMatchObject({ checks: 11, failures: 0, reports: 1 });
@@ -94,7 +61,7 @@ describe('a health watch', () => {
   it('reports failing at the first failure and passing again when a check passes, with the time each began', async () => {
     const p = scripted([true, false, true]);
     const { clock, reports, thresholds, w } = watch({ command: ['x'], intervalMs: 1000 }, p.probe);
-    await clock.advance(2_500);
+    await clock.advanceSettling(2_500);
     expect(reports).toEqual([
       { health: 'passing', healthSinceMs: 1_000_000 },
       { health: 'failing', healthSinceMs: 1_001_000 },
@@ -107,23 +74,23 @@ describe('a health watch', () => {
   it('calls the threshold once after failureThreshold consecutive failures and runs no check after it', async () => {
     const p = scripted([false, false, true, false, false, false]);
     const { clock, reports, thresholds } = watch({ command: ['x'], intervalMs: 1000, failureThreshold: 3 }, p.probe);
-    await clock.advance(4_500);
+    await clock.advanceSettling(4_500);
     // The pass after two failures reset the count: only the third failure in a row counts.
     expect(thresholds).toEqual([]);
-    await clock.advance(1_000);
+    await clock.advanceSettling(1_000);
     expect(thresholds).toEqual([3]);
     expect(reports.map((r) => r.health)).toEqual(['failing', 'passing', 'failing']);
     const calls = p.calls.length;
-    await clock.advance(10_000);
+    await clock.advanceSettling(10_000);
     expect(p.calls.length).toBe(calls);
   });
 
   it('runs no check during the grace period, counted from when the task started', async () => {
     const p = scripted([true]);
     const { clock, reports, w } = watch({ tcp: { port: 1 }, intervalMs: 1000, gracePeriodMs: 5000 }, p.probe, { startedAgoMs: 2000 });
-    await clock.advance(2_999);
+    await clock.advanceSettling(2_999);
     expect(p.calls.length).toBe(0);
-    await clock.advance(1);
+    await clock.advanceSettling(1);
     expect(p.calls.length).toBe(1);
     expect(reports).toEqual([{ health: 'passing', healthSinceMs: 1_003_000 }]);
     w.stop();
@@ -132,13 +99,13 @@ describe('a health watch', () => {
   it('fails a check that outlasts its timeout, aborting it', async () => {
     const p = scripted(['hang']);
     const { clock, reports, thresholds, w } = watch({ command: ['x'], intervalMs: 1000, timeoutMs: 300, failureThreshold: 2 }, p.probe);
-    await clock.advance(299);
+    await clock.advanceSettling(299);
     expect(p.aborted).toBe(0);
     expect(reports).toEqual([]);
-    await clock.advance(1);
+    await clock.advanceSettling(1);
     expect(p.aborted).toBe(1);
     expect(reports).toEqual([{ health: 'failing', healthSinceMs: 1_000_300 }]);
-    await clock.advance(1_000);
+    await clock.advanceSettling(1_000);
     expect(thresholds).toEqual([2]);
     expect(w.counters.timeouts).toBe(2);
   });
@@ -146,7 +113,7 @@ describe('a health watch', () => {
   it('writes nothing for an adopted attempt whose record already says what the check finds', async () => {
     const p = scripted([true]);
     const { clock, reports, w } = watch({ command: ['x'], intervalMs: 1000 }, p.probe, { initial: 'passing' });
-    await clock.advance(5_000);
+    await clock.advanceSettling(5_000);
     expect(p.calls.length).toBe(6);
     expect(reports).toEqual([]);
     w.stop();
@@ -155,11 +122,11 @@ describe('a health watch', () => {
   it('stops: no more checks, and a check in flight is aborted and its result dropped', async () => {
     const p = scripted(['hang']);
     const { clock, reports, w } = watch({ command: ['x'], intervalMs: 1000, timeoutMs: 1000 }, p.probe);
-    await clock.advance(100);
+    await clock.advanceSettling(100);
     w.stop();
-    await clock.advance(0);
+    await clock.advanceSettling(0);
     expect(p.aborted).toBe(1);
-    await clock.advance(10_000);
+    await clock.advanceSettling(10_000);
     expect(p.calls.length).toBe(1);
     expect(reports).toEqual([]);
   });
@@ -178,10 +145,10 @@ describe('a health watch', () => {
         }),
       );
     };
-    const clock = new FakeClock();
+    const clock = new FakeTimerClock(1_000_000);
     const watches = Array.from({ length: 6 }, () => new HealthWatch({ check: resolveHealthCheck({ command: ['x'], intervalMs: 1000 }), probe, startedAtMs: clock.now(), report: () => undefined, onThreshold: () => undefined, slots, clock }));
     for (const w of watches) w.start();
-    await clock.advance(0);
+    await clock.advanceSettling(0);
     await new Promise((resolve) => setTimeout(resolve, 50));
     expect(watches.every((w) => w.current === 'passing')).toBe(true);
     expect(most).toBe(2);

@@ -20,20 +20,7 @@
  */
 import pino, { type Logger } from 'pino';
 import type { HealthState, ResolvedHealthCheck } from '@omega/cell-state';
-
-/** Wall-clock milliseconds (task start times and `healthSinceMs` are wall-clock) and timers; a fake in tests. */
-export interface HealthClock {
-  now(): number;
-  setTimeout(fn: () => void, ms: number): unknown;
-  clearTimeout(handle: unknown): void;
-}
-
-/** `Date.now()` and unref'd timers: checks never keep the agent alive. */
-export const WALL_CLOCK: HealthClock = {
-  now: () => Date.now(),
-  setTimeout: (fn, ms) => setTimeout(fn, ms).unref(),
-  clearTimeout: (handle) => clearTimeout(handle as NodeJS.Timeout),
-};
+import { WALL_CLOCK, type TimerClock } from './timer-clock.js';
 
 /** What one check found: passed or not, and a short reason for the log (never the task's output in full). */
 export interface ProbeResult {
@@ -95,7 +82,7 @@ export interface HealthWatchOptions {
   /** Called once, when `failureThreshold` consecutive checks failed; no check runs after it. */
   readonly onThreshold: (failures: number, detail: string) => void;
   readonly slots: CheckSlots;
-  readonly clock?: HealthClock;
+  readonly clock?: TimerClock;
   readonly logger?: Logger;
 }
 
@@ -110,7 +97,7 @@ export interface HealthWatchCounters {
 /** One attempt's health check loop. Created stopped; {@link start} once, {@link stop} any time. */
 export class HealthWatch {
   readonly counters: HealthWatchCounters = { checks: 0, failures: 0, timeouts: 0, reports: 0 };
-  private readonly clock: HealthClock;
+  private readonly clock: TimerClock;
   private readonly log: Logger;
   private health: HealthState | undefined;
   private consecutiveFailures = 0;

@@ -19,11 +19,11 @@ export { CgroupV1Driver, V1_CONTROLLERS } from './cgroup-v1.js';
 export { CgroupV2Driver, V2_CONTROLLERS } from './cgroup-v2.js';
 export { DEFAULT_CGROUP_PARENT, DEFAULT_CGROUP_ROOT, defaultCgroupParent, detectCgroupDriver, type CgroupDetection } from './cgroup-detect.js';
 export { CGROUP_MARKERS_DIR, OwnedCgroupDriver, type CgroupMarker, type CgroupOwnerOptions } from './cgroup-owner.js';
-export { DEFAULT_FENCE_AFTER_MS, FENCED_REASON, SCHEDULERS_DEFAULT_MACHINE_LOSS_GRACE_MS, LeaseFence, MONOTONIC_CLOCK, type FenceClock, type LeaseFenceOptions, type LeaseRenewals } from './fence.js';
+export { DEFAULT_FENCE_AFTER_MS, FENCED_REASON, SCHEDULERS_DEFAULT_MACHINE_LOSS_GRACE_MS, LeaseFence, type LeaseFenceOptions, type LeaseRenewals } from './fence.js';
 export { DEFAULT_DISK_CHECK_MS, DEFAULT_DISK_LIMIT_BYTES, DEFAULT_DISK_MAX_ENTRIES, DISK_EXCEEDED, MIN_DISK_CHECK_MS, taskDiskBound, taskDiskLimit, type DiskBound } from './disk-limit.js';
 export { parseAgentArgs, USAGE, type AgentConfig, type ConfigEnvironment } from './config.js';
 export { HollowExecutor, hollowMachineIds, hollowMachines } from './hollow.js';
-export { CheckSlots, DEFAULT_MAX_CONCURRENT_CHECKS, HealthWatch, WALL_CLOCK, type HealthClock, type HealthProbe, type HealthWatchCounters, type HealthWatchOptions, type ProbeResult } from './health-checks.js';
+export { CheckSlots, DEFAULT_MAX_CONCURRENT_CHECKS, HealthWatch, type HealthProbe, type HealthWatchCounters, type HealthWatchOptions, type ProbeResult } from './health-checks.js';
 export { commandProbe, commandProbeArgv, httpProbe, namespacesApart, tcpProbe, type CommandProbeTarget } from './health-probes.js';
 export { defaultMachineId, detectCapacity, HeartbeatKeeper, markUnschedulable, memoryReserve, registerAll, type HeartbeatOptions } from './registration.js';
 export { MAX_DEFER_MS, ReporterClosedError, StatusReporter, type StatusReporterCounters, type StatusReporterOptions } from './status-reporter.js';
@@ -61,3 +61,4 @@ export { allowedUserAttributes, namedTaskUser, parseAllowUsers, removeAsUser, Ta
 export { IsolationUnavailableError, ISOLATION_UNAVAILABLE, NO_ISOLATION, taskIsolation, type HostIsolation } from './isolation.js';
 export { detectIsolation, ISOLATION_MODES, isolationAttributes, PID_ISOLATION_ATTRIBUTE, NETWORK_NONE_ATTRIBUTE, type IsolationDetection, type IsolationMode } from './isolation-detect.js';
 export { LOG_TRUNCATED_HEADER, startLogServer, type LogServer, type LogServerOptions, type LogStreamName } from './log-server.js';
+export { MONOTONIC_CLOCK, WALL_CLOCK, type TimerClock } from './timer-clock.js';

@@ -4,3 +4,4 @@
  */
 export { fakeCgroupV1, fakeCgroupV2, type FakeCgroupRoot } from './fake-cgroups.js';
 export { eventually, placeTasks, type Placement } from './place.js';
+export { FakeTimerClock } from './fake-timer-clock.js';
