@@ -170,3 +170,28 @@ describe('two agents sharing one cgroup parent', () => {
     await stray.remove();
   });
 });
+
+describe('an agent leaving its machine', () => {
+  const m = machineId('own-leaving');
+
+  /** The parent cgroup's directory in every hierarchy the driver uses. */
+  function parentDirs(driver: CgroupDriver): string[] {
+    return driver.version === 'v2' ? [join(driver.root, parent)] : ['cpu', 'memory', 'pids'].map((c) => join(driver.root, c, parent));
+  }
+
+  it.skipIf(skip)('keeps its parent cgroup while a detached task lives in it, and removes it once nothing is left', async () => {
+    const h = await newHost();
+    const dir = await dataDir(h, 'omega-own-leaving-');
+    const first = await startAgent(h, m, dir, true);
+    const task = await runSleeper(h, 'leaving', m);
+    await first.agent.stop();
+    expect(await processGone(task.pid)).toBe(false);
+    for (const d of parentDirs(first.driver)) expect(existsSync(d), d).toBe(true);
+
+    const second = await startAgent(h, m, dir, true);
+    expect(second.agent.counters.recovered).toBe(1);
+    await second.agent.stop({ drain: true });
+    expect(await processGone(task.pid)).toBe(true);
+    for (const d of parentDirs(second.driver)) expect(existsSync(d), d).toBe(false);
+  });
+});

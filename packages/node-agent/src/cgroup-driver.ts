@@ -74,7 +74,14 @@ export interface CgroupDriver {
   open(name: string): TaskCgroup;
   /** Names of the task cgroups under the parent now. */
   list(): Promise<string[]>;
+  /**
+   * Removes the parent cgroup if no task cgroup is left in it (an agent leaving with nothing
+   * running, so stopped cells leave no empty directories behind). A parent still in use, or
+   * already gone, stays as it is; any other failure rejects.
+   */
+  removeParentIfEmpty(): Promise<void>;
 }
+
 
 /** cgroups cannot be used for enforcement here: not mounted, a controller missing, or not writable. */
 export class CgroupUnavailableError extends Error {
@@ -201,4 +208,10 @@ export async function removeCgroupDir(dir: string): Promise<void> {
       await sleep(50);
     }
   }
+}
+/** rmdir that leaves a non-empty, busy or missing cgroup directory alone. */
+export async function removeCgroupDirIfEmpty(dir: string): Promise<void> {
+  await rmdir(dir).catch((error: NodeJS.ErrnoException) => {
+    if (error.code !== 'ENOENT' && error.code !== 'EBUSY' && error.code !== 'ENOTEMPTY') throw error;
+  });
 }

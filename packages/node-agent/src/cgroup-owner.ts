@@ -118,6 +118,11 @@ export class OwnedCgroupDriver implements CgroupDriver {
     return ours;
   }
 
+  /** The parent only: an earlier default parent is shared with whatever else is left there. */
+  removeParentIfEmpty(): Promise<void> {
+    return this.inner.removeParentIfEmpty();
+  }
+
   /** Whether this agent's marker is on the task cgroup `name`. */
   owns(name: string): boolean {
     return this.readMarker(name)?.parent === this.parentPath;

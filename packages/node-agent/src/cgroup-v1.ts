@@ -25,6 +25,7 @@ import {
   readControl,
   readPids,
   removeCgroupDir,
+  removeCgroupDirIfEmpty,
   signalPids,
   sleep,
   writeControl,
@@ -123,6 +124,10 @@ export class CgroupV1Driver implements CgroupDriver {
   async list(): Promise<string[]> {
     const entries = await readdir(this.dirOf('memory'), { withFileTypes: true }).catch(() => []);
     return entries.filter((e) => e.isDirectory()).map((e) => e.name);
+  }
+
+  async removeParentIfEmpty(): Promise<void> {
+    for (const h of this.hierarchies) await removeCgroupDirIfEmpty(h.parentDir);
   }
 }
 

@@ -22,6 +22,7 @@ import {
   readControl,
   readPids,
   removeCgroupDir,
+  removeCgroupDirIfEmpty,
   signalPids,
   sleep,
   writeControl,
@@ -100,6 +101,10 @@ export class CgroupV2Driver implements CgroupDriver {
   async list(): Promise<string[]> {
     const entries = await readdir(this.parentDir, { withFileTypes: true }).catch(() => []);
     return entries.filter((e) => e.isDirectory()).map((e) => e.name);
+  }
+
+  removeParentIfEmpty(): Promise<void> {
+    return removeCgroupDirIfEmpty(this.parentDir);
   }
 }
 

@@ -286,6 +286,8 @@ export class ProcessExecutor implements Executor {
     for (const attempt of this.live) attempt.detach();
     // EOF to the launcher: it exits; the supervisors it started keep running, for adoption.
     this.context.launcher?.close();
+    // Nothing left to adopt: leave no empty parent cgroup behind (a busy one stays).
+    if (this.live.size === 0) await this.context.options.cgroups?.removeParentIfEmpty().catch((error: unknown) => this.context.logger.warn({ err: error }, 'could not remove the empty parent cgroup'));
   }
 
   /** Removes finished tasks' directories once their retention has passed: now, then periodically. */
