@@ -1,0 +1,95 @@
+// The repository's lint: correctness and package boundaries, not style. It checks
+//   - promises: none left floating, none passed where a void callback is expected;
+//   - import cycles (runtime imports; `import type` has no runtime effect and is ignored);
+//   - package boundaries: another package only through its package.json "exports", never by a
+//     deep `@omega/x/src/...` specifier or a relative path that climbs into it; only
+//     packages/cell-state imports etcd3; schedulers never import the node agent.
+// Types come from tsconfig.eslint.json, one program over everything linted.
+import { readdirSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { defineConfig } from 'eslint/config';
+import tseslint from 'typescript-eslint';
+import importX from 'eslint-plugin-import-x';
+import { createTypeScriptImportResolver } from 'eslint-import-resolver-typescript';
+
+const root = fileURLToPath(new URL('.', import.meta.url));
+
+// Every specifier another package may import, read from each package.json's "exports" so a new
+// export is allowed as soon as it is published.
+const packageDirs = [...readdirSync(`${root}packages`).map((name) => `packages/${name}`), 'bench'];
+const publicSpecifiers = packageDirs.flatMap((dir) => {
+  const manifest = JSON.parse(readFileSync(`${root}${dir}/package.json`, 'utf8'));
+  return Object.keys(manifest.exports ?? { '.': null }).map((key) =>
+    key === '.' ? manifest.name : `${manifest.name}${key.slice(1)}`,
+  );
+});
+const escape = (text) => text.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+
+/** The options of no-restricted-imports for one part of the tree (flat config replaces, not merges). */
+function restrictedImports({ etcd3, nodeAgent }) {
+  const paths = [];
+  const patterns = [
+    {
+      regex: `^@omega/(?!(?:${publicSpecifiers.map((s) => escape(s.slice('@omega/'.length))).join('|')})$)`,
+      message: "Import another package through its public entry (its package.json \"exports\"), not a deep path.",
+    },
+  ];
+  if (etcd3) {
+    paths.push({ name: 'etcd3', message: 'Only packages/cell-state talks to etcd: use its Kv / store interfaces.' });
+  }
+  if (nodeAgent) {
+    patterns.push({
+      regex: '^@omega/node-agent(?:/|$)',
+      message: 'Schedulers never import the node agent: they see machines and tasks through cell-state.',
+    });
+  }
+  return ['error', { paths, patterns }];
+}
+
+export default defineConfig(
+  {
+    ignores: [
+      '**/node_modules/**',
+      '**/dist/**',
+      'coverage/**',
+      '.omega/**',
+      'bench/results/**',
+      'bench/figures/**',
+      'docs/**',
+      // Browser scripts served by the API's web UI: no Node types, not part of any program.
+      'packages/api/ui/**',
+      'packages/cli/bin/**',
+    ],
+  },
+  {
+    files: ['**/*.ts', '**/*.mjs', 'eslint.config.js'],
+    // Some files carry disable comments for rules this lint does not turn on (no-explicit-any).
+    linterOptions: { reportUnusedDisableDirectives: 'off' },
+    languageOptions: {
+      parser: tseslint.parser,
+      parserOptions: { project: './tsconfig.eslint.json', tsconfigRootDir: root },
+    },
+    plugins: { '@typescript-eslint': tseslint.plugin, 'import-x': importX },
+    settings: {
+      // import-x reads the modules a file imports to follow cycles; these say which it may parse.
+      'import-x/extensions': ['.ts', '.js', '.mjs'],
+      'import-x/parsers': { '@typescript-eslint/parser': ['.ts'] },
+      'import-x/resolver-next': [createTypeScriptImportResolver({ project: `${root}tsconfig.eslint.json` })],
+    },
+    rules: {
+      '@typescript-eslint/no-floating-promises': 'error',
+      '@typescript-eslint/no-misused-promises': 'error',
+      'import-x/no-cycle': 'error',
+      'import-x/no-relative-packages': 'error',
+      'no-restricted-imports': restrictedImports({ etcd3: true, nodeAgent: false }),
+    },
+  },
+  {
+    files: ['packages/cell-state/**'],
+    rules: { 'no-restricted-imports': restrictedImports({ etcd3: false, nodeAgent: false }) },
+  },
+  {
+    files: ['packages/scheduler-*/**'],
+    rules: { 'no-restricted-imports': restrictedImports({ etcd3: true, nodeAgent: true }) },
+  },
+);
