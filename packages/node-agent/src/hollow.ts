@@ -82,7 +82,7 @@ class HollowAttempt implements TaskAttempt {
     this.machineId = task.machineId;
     this.ended = new Promise((resolve) => (this.resolveEnded = resolve));
     this.done = new Promise((resolve) => (this.resolveDone = resolve));
-    this.send({ state: 'running', pid: 0, startedAtMs: Date.now() });
+    void this.send({ state: 'running', pid: 0, startedAtMs: Date.now() });
     const fail = job.spec.task.hollowFail;
     this.timer = setTimeout(() => {
       this.timer = undefined;
