@@ -4,16 +4,20 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Cell } from '../cell.js';
-import type { CellSnapshot } from '../cell-snapshot.js';
 import { InvalidRecordError } from '../codec.js';
 import { InvalidTransactionError, TransactionTooLargeError, type ClaimDelta, type Committer } from '../commit.js';
-import type { KvLimits, KvStore } from '../kv.js';
+import type { KvStore } from '../kv.js';
 import type { CellMirror } from '../mirror.js';
 import { PrivateCell, claimIdFactory } from '../private-cell.js';
 import { usedResources } from '../resources.js';
 import { jobId, machineId, taskId, type ConflictMode, type MachineId, type TaskId, type TransactionMode } from '../types.js';
 import { jobSpec, machine } from './builders.js';
 import { describeJobDeletion } from './job-deletion-contract.js';
+import { plan } from './plan.js';
+import { withLimits } from './with-limits.js';
+
+// Still exported from here, where the testing entry has always found them.
+export { plan, withLimits };
 
 export interface OpenedStore {
   readonly kv: KvStore;
@@ -42,29 +46,8 @@ export async function cellWithMachines(kv: KvStore, n: number, cpu = 4000): Prom
 
 const nextClaim = claimIdFactory();
 
-/** Claims `tasks` (task id → machine) on a private cell of `snapshot`. */
-export function plan(snapshot: CellSnapshot, claims: readonly [TaskId, MachineId, number?][], scheduler = 's1'): PrivateCell {
-  const pc = new PrivateCell(snapshot, scheduler, nextClaim);
-  for (const [task, m, cpu] of claims) {
-    const out = pc.claim(m, { taskId: task, resources: { cpuMillis: cpu ?? 1000, memoryBytes: (cpu ?? 1000) * 1024 ** 2 }, priority: 0 });
-    if (out.refused !== undefined) throw new Error(`test plan refused: ${JSON.stringify(out)}`);
-  }
-  return pc;
-}
-
 async function commitPlan(committer: Committer, pc: PrivateCell, c: ConflictMode, t: TransactionMode) {
   return committer.commit(pc.transaction(c, t));
-}
-
-/** The same store, declaring smaller server limits (to exercise splitting without a special server). */
-export function withLimits(kv: KvStore, limits: KvLimits): KvStore {
-  return new Proxy(kv, {
-    get(target, property, receiver) {
-      if (property === 'limits') return limits;
-      const value: unknown = Reflect.get(target, property, receiver);
-      return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
-    },
-  });
 }
 
 const tid = (job: string, i: number): TaskId => taskId(jobId(job), i);

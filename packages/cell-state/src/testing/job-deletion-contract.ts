@@ -9,7 +9,8 @@ import type { KvLimits, KvStore } from '../kv.js';
 import type { CellMirror } from '../mirror.js';
 import { jobId, taskId, type JobId, type MachineId, type TaskId } from '../types.js';
 import { jobSpec } from './builders.js';
-import { plan, withLimits } from './cell-contract.js';
+import { plan } from './plan.js';
+import { withLimits } from './with-limits.js';
 
 type Setup = (n: number) => Promise<{ cell: Cell; mirror: CellMirror; ids: MachineId[] }>;
 
