@@ -10,8 +10,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LOG_GRANT_TTL_MS, mintLogGrant, type LogGrantScope, type TlsIdentity } from '@omega/cell-state';
 import { createCa, issueCertificate, type CertificateAuthority, type CertifiedKey } from '@omega/pki';
-import { streamTaskLog } from '../packages/api/src/task-logs.js';
-import { parseLogPath, startLogServer, type LogServer } from '../packages/node-agent/src/log-server.js';
+import { streamTaskLog } from '@omega/api';
+import { parseLogPath, startLogServer, type LogServer } from '@omega/node-agent';
 
 let dataDir: string;
 let outsideDir: string;

@@ -12,9 +12,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Cell, MemoryKv, jobId, machineId, taskId, type Heartbeat, type TlsIdentity } from '@omega/cell-state';
 import { jobSpec, machine, plan } from '@omega/cell-state/testing';
 import { createCa, issueCertificate, type CertificateAuthority } from '@omega/pki';
-import { startApiServer, type ApiServer } from '../packages/api/src/server.js';
-import { loadApiDefinition } from '../packages/api/src/proto.js';
-import { startLogServer, type LogServer } from '../packages/node-agent/src/log-server.js';
+import { loadApiDefinition, startApiServer, type ApiServer } from '@omega/api';
+import { startLogServer, type LogServer } from '@omega/node-agent';
 
 const M1 = machineId('m1');
 const JOB = jobId('web-1');

@@ -60,5 +60,5 @@ export { checkTraversable, resolveTaskUser, TaskUserError, type TaskUser } from 
 export { allowedUserAttributes, namedTaskUser, parseAllowUsers, removeAsUser, TaskUserRefusedError, USER_NOT_ALLOWED, USER_UNKNOWN } from './named-users.js';
 export { IsolationUnavailableError, ISOLATION_UNAVAILABLE, NO_ISOLATION, taskIsolation, type HostIsolation } from './isolation.js';
 export { detectIsolation, ISOLATION_MODES, isolationAttributes, PID_ISOLATION_ATTRIBUTE, NETWORK_NONE_ATTRIBUTE, type IsolationDetection, type IsolationMode } from './isolation-detect.js';
-export { LOG_TRUNCATED_HEADER, startLogServer, type LogServer, type LogServerOptions, type LogStreamName } from './log-server.js';
+export { LOG_TRUNCATED_HEADER, parseLogPath, startLogServer, type LogRequest, type LogServer, type LogServerOptions, type LogStreamName } from './log-server.js';
 export { MONOTONIC_CLOCK, WALL_CLOCK, type TimerClock } from './timer-clock.js';
