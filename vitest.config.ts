@@ -8,6 +8,9 @@ const packagesDir = fileURLToPath(new URL('./packages/', import.meta.url));
 const alias = [
   // The metrics seam alone (no prom-client): what libraries that only record import.
   { find: '@omega/metrics/seam', replacement: `${packagesDir}metrics/src/metrics.ts` },
+  // Light entries for clients that must start fast (the omega command).
+  { find: '@omega/cell-state/vocabulary', replacement: `${packagesDir}cell-state/src/vocabulary.ts` },
+  { find: '@omega/api/wire', replacement: `${packagesDir}api/src/wire/index.ts` },
   ...readdirSync(packagesDir).flatMap((name) => [
     { find: `@omega/${name}/testing`, replacement: `${packagesDir}${name}/src/testing/index.ts` },
     { find: `@omega/${name}/client`, replacement: `${packagesDir}${name}/src/client.ts` },

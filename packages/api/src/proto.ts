@@ -1,12 +1,15 @@
 /**
- * Loads the public API (`protos/omega/v1/api.proto`) with `@grpc/proto-loader`, the way any
- * grpc-js client may: no generated code, field names as written in the .proto.
+ * The public API (`protos/omega/v1/api.proto`) as `@grpc/proto-loader` definitions for the
+ * server, built from the JSON descriptor generated from protos/ (wire/generated/api-descriptor.ts,
+ * by scripts/gen-wire.mjs): the same definitions as proto-loader's `loadSync` of the .proto files
+ * with {@link PROTO_LOADER_OPTIONS}, without parsing them at start.
  *
- * Loaded once per process (proto parsing is not free) and shared by the server and tests.
+ * Built once per process and shared by the server and tests.
  */
 import type { ServiceDefinition } from '@grpc/grpc-js';
 import protoLoader from '@grpc/proto-loader';
 import { PROTOS_DIR } from '@omega/cell-state';
+import { apiDescriptor } from './wire/generated/api-descriptor.js';
 
 /**
  * How the API's messages map to JavaScript objects, on both sides: snake_case field names as in
@@ -22,7 +25,7 @@ export const PROTO_LOADER_OPTIONS: protoLoader.Options = Object.freeze({
   includeDirs: [PROTOS_DIR],
 });
 
-/** The .proto file holding both services, relative to {@link PROTOS_DIR}. */
+/** The .proto file holding the services, relative to {@link PROTOS_DIR} (for clients that load the .proto files themselves). */
 export const API_PROTO_FILE = 'omega/v1/api.proto';
 
 export interface OmegaApiDefinition {
@@ -35,10 +38,10 @@ export interface OmegaApiDefinition {
 
 let loaded: OmegaApiDefinition | undefined;
 
-/** The API's service definitions (cached). Throws if the .proto files are missing or broken. */
+/** The API's service definitions (cached). Throws if the descriptor lacks a service. */
 export function loadApiDefinition(): OmegaApiDefinition {
   if (loaded !== undefined) return loaded;
-  const packageDefinition = protoLoader.loadSync(API_PROTO_FILE, PROTO_LOADER_OPTIONS);
+  const packageDefinition = protoLoader.fromJSON(apiDescriptor(), PROTO_LOADER_OPTIONS);
   const service = (name: string): ServiceDefinition => {
     const definition = packageDefinition[name];
     if (definition === undefined || !('SubmitJob' in definition || 'ListMachines' in definition || 'WhoAmI' in definition || 'SetQuota' in definition)) {

@@ -53,7 +53,7 @@ function streamOf(value: string | number): LogStream | undefined {
  * Finds where a request's log is served, from a snapshot. Throws {@link ApiError}. `https`:
  * the agents serve logs over TLS (the API has an identity); default false.
  */
-export function locateTaskLog(snapshot: CellSnapshot, request: GetTaskLogsRequest, options: { https?: boolean } = {}): LogLocation {
+export function locateTaskLog(snapshot: CellSnapshot, request: Omit<GetTaskLogsRequest, 'follow'>, options: { https?: boolean } = {}): LogLocation {
   try {
     checkId('job_id', request.job_id);
   } catch (error) {

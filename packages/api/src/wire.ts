@@ -1,11 +1,9 @@
 /**
- * The API's messages as `@grpc/proto-loader` hands them over and takes them back with
- * {@link PROTO_LOADER_OPTIONS}: field names as in the .proto (snake_case), enums as their names,
- * 64-bit integers as JavaScript numbers, absent scalars as their defaults and absent messages as
- * `null`. These types describe that shape for the server's own code; clients in other languages
- * need nothing from here (the .proto files are the contract).
- *
- * Also the one place that maps enum names to the vocabulary of @omega/cell-state and back.
+ * The one place that maps the API's enum names to the vocabulary of @omega/cell-state and back,
+ * typed by the wire types generated from protos/ (wire/generated/api-types.ts: the messages as
+ * `@grpc/proto-loader` hands them over with {@link PROTO_LOADER_OPTIONS}). The `Wire*` names
+ * below are the server's names for those generated messages. Imports no runtime code, so clients
+ * load it cheaply (through `@omega/api/wire`).
  */
 import type {
   CommitMode,
@@ -17,306 +15,59 @@ import type {
   RestartPolicyKind,
   TaskState,
 } from '@omega/cell-state';
+import type * as api from './wire/generated/api-types.js';
 
-export interface WireResources {
-  cpu_millis: number;
-  memory_bytes: number;
-}
+// The message shapes are generated from protos/ (wire/generated/api-types.ts); these are the
+// names the server's code has always used for them.
+export type WireResources = api.Resources;
+export type WireConstraint = api.Constraint;
+export type WireRestartPolicy = api.RestartPolicy;
+export type WireTaskSpec = api.TaskSpec;
+export type WireHealthCheck = api.HealthCheck;
+export type WireJobSpec = api.JobSpec;
+export type WireCronSchedule = api.CronSchedule;
+export type WireCronView = api.CronView;
+export type WireUpdateStrategy = api.UpdateStrategy;
+export type WireDeploymentView = api.DeploymentView;
+export type UpdateJobRequest = api.UpdateJobRequest;
+export type WireJobVersionView = api.JobVersionView;
+export type WireTaskView = api.TaskView;
+export type WireTaskCounts = api.TaskCounts;
+export type WireJobView = api.JobView;
+export type WirePlanJobReply = api.PlanJobResponse;
+export type WireMachineView = api.MachineView;
+export type WireSchedulerStatsView = api.SchedulerStatsView;
 
-export interface WireConstraint {
-  attribute: string;
-  operator: string | number;
-  values: string[];
-  limit: number;
-}
-
-export interface WireRestartPolicy {
-  kind: string | number;
-  max_restarts: number;
-  initial_backoff_ms: number;
-  max_backoff_ms: number;
-}
-
-export interface WireTaskSpec {
-  command: string[];
-  env: Record<string, string>;
-  resources: WireResources | null;
-  run_duration_ms: number;
-  hollow_fail: boolean;
-  pids_limit: number;
-  /** 0 or absent: the agent's log cap. */
-  log_limit_bytes?: number;
-  /** 0 or absent: the agent's work-dir disk limit. */
-  disk_limit_bytes?: number;
-  /** "" or absent, or "host": the machine's network; "none": only loopback. */
-  network?: string;
-  /** "" or absent: the agent's choice; else a named user of the machine (only where its agent allows it). */
-  user?: string;
-  /** Write-only: values given at submit; always empty in replies. */
-  secret_env?: Record<string, string>;
-  /** In replies: the names of the job's secret env entries (sorted). Ignored on submit. */
-  secret_env_names?: string[];
-  /** The task's health check; null or absent: none. */
-  health_check?: WireHealthCheck | null;
-}
-
-/** Exactly one of command (non-empty), http, tcp; timings 0: the defaults. */
-export interface WireHealthCheck {
-  command: string[];
-  http: { port: number; path: string } | null;
-  tcp: { port: number } | null;
-  interval_ms: number;
-  timeout_ms: number;
-  grace_period_ms: number;
-  failure_threshold: number;
-  hollow_failing: boolean;
-}
-
-export interface WireJobSpec {
-  name: string;
-  kind: string | number;
-  priority: number;
-  instances: number;
-  commit_mode: string | number;
-  task: WireTaskSpec | null;
-  constraints: WireConstraint[];
-  restart_policy: WireRestartPolicy | null;
-  /** 0 or absent: the cell's default retention. */
-  retention_ms?: number;
-  /** Empty or absent: the `default` namespace. */
-  namespace?: string;
-  /** A service's rolling update policy; null or absent: the defaults. */
-  update?: WireUpdateStrategy | null;
-  /** A cron job's schedule; null or absent: not a cron job. */
-  schedule?: WireCronSchedule | null;
-}
-
-export interface WireCronSchedule {
-  cron: string;
-  time_zone: string;
-  concurrency: string | number;
-  starting_deadline_ms: number | string;
-}
-
-export interface WireCronView {
-  next_run_at_ms: number;
-  last_scheduled_at_ms: number;
-  runs: number;
-  skipped: number;
-  last_skip_reason: string;
-}
-
-export interface WireUpdateStrategy {
-  max_unavailable: number;
-  max_surge: number;
-  min_healthy_time_ms: number;
-  healthy_deadline_ms: number;
-  auto_rollback: boolean;
-}
-
-export interface WireDeploymentView {
-  version: number;
-  state: string;
-  healthy: number;
-  updated: number;
-  total: number;
-  reason: string;
-  started_at_ms: number;
-}
-
-export interface UpdateJobRequest {
-  job_id: string;
-  job: WireJobSpec | null;
-  scale: boolean;
-  instances: number;
-  rollback: boolean;
-  rollback_to: number;
-  expected_version: number;
-}
-
-export interface WireJobVersionView {
-  version: number;
-  at_ms: number;
-  by: string;
-  change: string;
-  spec: WireJobSpec;
-  current: boolean;
-}
-
-export interface WireTaskView {
-  index: number;
-  state: string;
-  machine: string;
-  has_exit_code: boolean;
-  exit_code: number;
-  signal: string;
-  reason: string;
-  attempt: number;
-  restarts: number;
-  placed_at_ms: number;
-  started_at_ms: number;
-  finished_at_ms: number;
-  cpu_seconds: number;
-  peak_memory_bytes: number;
-  /** The job version the attempt runs (0: never placed). */
-  version: number;
-  /** `passing` / `failing`; empty: no check or no result yet. */
-  health: string;
-  health_since_ms: number;
-}
-
-export interface WireTaskCounts {
-  pending: number;
-  placed: number;
-  running: number;
-  succeeded: number;
-  failed: number;
-  killed: number;
-  lost: number;
-}
-
-export interface WireJobView {
-  id: string;
-  spec: WireJobSpec;
-  state: string;
-  reason: string;
-  ruled_out: { filter: string; machines: number }[];
-  kill_requested: boolean;
-  submitted_at_ms: number;
-  scheduler: string;
-  tasks: WireTaskView[];
-  task_counts: WireTaskCounts;
-  version: number;
-  /** null: no rolling update ran. */
-  deployment: WireDeploymentView | null;
-  /** A cron job: its runs so far and the next time; null for other jobs. */
-  cron: WireCronView | null;
-  /** A run of a cron job: its template and scheduled time; null for other jobs. */
-  cron_run: { template_id: string; scheduled_at_ms: number } | null;
-}
-
-/** PlanJob's reply (see job-plan.ts). */
-export interface WirePlanJobReply {
-  create: { index: number; machine: string }[];
-  replace: { index: number; machine: string }[];
-  stop: { index: number; machine: string; reason: string }[];
-  unplaced: number[];
-  ruled_out: { filter: string; machines: number }[];
-  reason: string;
-  preempt: { task_id: string; job_id: string; machine: string; priority: number }[];
-  replace_step: number;
-  change: string;
-  refused: string;
-  version: number;
-}
-
-export interface WireMachineView {
-  id: string;
-  capacity: WireResources;
-  allocated: WireResources;
-  tasks: number;
-  alive: boolean;
-  schedulable: boolean;
-  unschedulable_reason: string;
-  attributes: Record<string, string>;
-  hollow: boolean;
-  enforcement_disabled: boolean;
-  cordoned: boolean;
-  cordon_reason: string;
-  cordoned_at_ms: number;
-  drain_deadline_ms: number;
-}
-
-export interface WireSchedulerStatsView {
-  name: string;
-  kind: string;
-  conflict_mode: string;
-  transaction_mode: string;
-  transactions: number;
-  transactions_failed: number;
-  claims_committed: number;
-  claims_conflicted: number;
-  conflict_fraction: number;
-  busyness: number;
-  jobs_placed: number;
-  jobs_abandoned: number;
-  wait_first_attempt_mean_ms: number;
-  wait_fully_placed_mean_ms: number;
-  spurious_retries: number;
-  updated_at_ms: number;
-}
-
-// ---- requests, as decoded (defaults filled in) ----------------------------------------------
+// ---- enum names of the vocabulary ------------------------------------------------------------
 
 /** `omega.v1.Role` names of cell-state's roles. */
-export const ROLE_WIRE: Readonly<Record<Role, string>> = { read: 'ROLE_READ', submit: 'ROLE_SUBMIT', admin: 'ROLE_ADMIN' };
+export const ROLE_WIRE: Readonly<Record<Role, api.Role>> = { read: 'ROLE_READ', submit: 'ROLE_SUBMIT', admin: 'ROLE_ADMIN' };
 
-/** `omega.v1.TokenInfo`. */
-export interface WireTokenInfo {
-  name: string;
-  namespaces: string[];
-  role: string;
-  expires_at_ms: number;
-  created_at_ms: number;
-}
-
-/** `omega.v1.Quota` as proto-loader gives it (64-bit integers as numbers; 0: no limit). */
-export interface WireQuota {
-  cpu_millis: number;
-  memory_bytes: number;
-  tasks: number;
-}
-
-/** `omega.v1.NamespaceView`. */
-export interface WireNamespaceView {
-  name: string;
-  has_quota: boolean;
-  quota: WireQuota | null;
-  used: WireQuota | null;
-  created_at_ms: number;
-}
-
-export interface SubmitJobRequest {
-  job: WireJobSpec | null;
-  request_id: string;
-}
-export interface JobIdRequest {
-  job_id: string;
-}
-export interface ListJobsRequest {
-  states: (string | number)[];
-  limit: number;
-  include_tasks: boolean;
-  /** Empty: every namespace the caller may read. */
-  namespace: string;
-  /** Non-empty: only the runs of this cron job. */
-  cron_of?: string;
-}
-export interface GetTaskLogsRequest {
-  job_id: string;
-  index: number;
-  stream: string | number;
-  attempt: number;
-  follow?: boolean;
-}
+export type WireTokenInfo = api.TokenInfo;
+export type WireQuota = api.Quota;
+export type WireNamespaceView = api.NamespaceView;
+export type SubmitJobRequest = api.SubmitJobRequest;
+export type JobIdRequest = api.GetJobRequest;
+export type ListJobsRequest = api.ListJobsRequest;
+export type GetTaskLogsRequest = api.GetTaskLogsRequest;
 
 // ---- enum names ----------------------------------------------------------------------------
 
 /** Enum name → vocabulary value, for the values a request may carry (UNSPECIFIED handled by callers). */
-export const JOB_KIND_NAMES: Readonly<Record<string, JobKind>> = { JOB_KIND_BATCH: 'batch', JOB_KIND_SERVICE: 'service' };
-export const COMMIT_MODE_NAMES: Readonly<Record<string, CommitMode>> = {
+export const JOB_KIND_NAMES: Readonly<Partial<Record<api.JobKind, JobKind>>> = { JOB_KIND_BATCH: 'batch', JOB_KIND_SERVICE: 'service' };
+export const COMMIT_MODE_NAMES: Readonly<Partial<Record<api.CommitMode, CommitMode>>> = {
   COMMIT_MODE_UNSPECIFIED: 'default',
   COMMIT_MODE_INCREMENTAL: 'incremental',
   COMMIT_MODE_ALL_OR_NOTHING: 'all-or-nothing',
 };
-export const CONSTRAINT_OPERATOR_NAMES: Readonly<Record<string, ConstraintOperator>> = {
+export const CONSTRAINT_OPERATOR_NAMES: Readonly<Partial<Record<api.ConstraintOperator, ConstraintOperator>>> = {
   CONSTRAINT_OPERATOR_EQUALS: 'equals',
   CONSTRAINT_OPERATOR_IN: 'in',
   CONSTRAINT_OPERATOR_NOT_IN: 'not-in',
   CONSTRAINT_OPERATOR_SPREAD: 'spread',
   CONSTRAINT_OPERATOR_MAX_PER_MACHINE: 'max-per-machine',
 };
-export const RESTART_POLICY_KIND_NAMES: Readonly<Record<string, RestartPolicyKind>> = {
+export const RESTART_POLICY_KIND_NAMES: Readonly<Partial<Record<api.RestartPolicyKind, RestartPolicyKind>>> = {
   RESTART_POLICY_KIND_UNSPECIFIED: 'default',
   RESTART_POLICY_KIND_NEVER: 'never',
   RESTART_POLICY_KIND_ON_FAILURE: 'on-failure',
@@ -324,23 +75,23 @@ export const RESTART_POLICY_KIND_NAMES: Readonly<Record<string, RestartPolicyKin
 };
 
 /** The inverse of a name table: vocabulary value → enum name. */
-function inverse<V extends string>(table: Readonly<Record<string, V>>): Readonly<Record<V, string>> {
-  return Object.fromEntries(Object.entries(table).map(([name, value]) => [value, name])) as Record<V, string>;
+function inverse<N extends string, V extends string>(table: Readonly<Partial<Record<N, V>>>): Readonly<Record<V, N>> {
+  return Object.fromEntries(Object.entries(table).map(([name, value]) => [value, name])) as Record<V, N>;
 }
 
 export const JOB_KIND_WIRE = inverse(JOB_KIND_NAMES);
 export const COMMIT_MODE_WIRE = inverse(COMMIT_MODE_NAMES);
 export const CONSTRAINT_OPERATOR_WIRE = inverse(CONSTRAINT_OPERATOR_NAMES);
 export const RESTART_POLICY_KIND_WIRE = inverse(RESTART_POLICY_KIND_NAMES);
-export const CRON_CONCURRENCY_NAMES: Readonly<Record<string, CronConcurrency>> = {
+export const CRON_CONCURRENCY_NAMES: Readonly<Partial<Record<api.CronConcurrency, CronConcurrency>>> = {
   CRON_CONCURRENCY_UNSPECIFIED: 'allow',
   CRON_CONCURRENCY_ALLOW: 'allow',
   CRON_CONCURRENCY_FORBID: 'forbid',
   CRON_CONCURRENCY_REPLACE: 'replace',
 };
-export const CRON_CONCURRENCY_WIRE: Readonly<Record<CronConcurrency, string>> = { allow: 'CRON_CONCURRENCY_ALLOW', forbid: 'CRON_CONCURRENCY_FORBID', replace: 'CRON_CONCURRENCY_REPLACE' };
+export const CRON_CONCURRENCY_WIRE: Readonly<Record<CronConcurrency, api.CronConcurrency>> = { allow: 'CRON_CONCURRENCY_ALLOW', forbid: 'CRON_CONCURRENCY_FORBID', replace: 'CRON_CONCURRENCY_REPLACE' };
 
-export const JOB_VIEW_STATE_WIRE: Readonly<Record<JobState, string>> = {
+export const JOB_VIEW_STATE_WIRE: Readonly<Record<JobState, api.JobViewState>> = {
   pending: 'JOB_VIEW_STATE_PENDING',
   running: 'JOB_VIEW_STATE_RUNNING',
   succeeded: 'JOB_VIEW_STATE_SUCCEEDED',
@@ -353,7 +104,7 @@ export const JOB_VIEW_STATE_NAMES: Readonly<Record<string, JobState>> = Object.f
   Object.entries(JOB_VIEW_STATE_WIRE).map(([state, name]) => [name, state as JobState]),
 );
 
-export const TASK_VIEW_STATE_WIRE: Readonly<Record<TaskState, string>> = {
+export const TASK_VIEW_STATE_WIRE: Readonly<Record<TaskState, api.TaskViewState>> = {
   pending: 'TASK_VIEW_STATE_PENDING',
   placed: 'TASK_VIEW_STATE_PLACED',
   running: 'TASK_VIEW_STATE_RUNNING',
@@ -364,7 +115,7 @@ export const TASK_VIEW_STATE_WIRE: Readonly<Record<TaskState, string>> = {
 };
 
 /** The proto enum's numbering, for requests whose enum arrived as a number (proto-loader keeps unknown values numeric). */
-export const JOB_VIEW_STATE_NUMBERS: readonly string[] = [
+export const JOB_VIEW_STATE_NUMBERS: readonly api.JobViewState[] = [
   'JOB_VIEW_STATE_UNSPECIFIED',
   ...(['pending', 'running', 'succeeded', 'failed', 'killed', 'unschedulable', 'scheduled'] as const).map((s) => JOB_VIEW_STATE_WIRE[s]),
 ];

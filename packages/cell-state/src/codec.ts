@@ -6,6 +6,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import protobuf from 'protobufjs';
+import { recordsDescriptor } from './generated/records-descriptor.js';
 import {
   CONSTRAINT_OPERATORS,
   CRON_CONCURRENCY,
@@ -51,11 +52,10 @@ export const PROTOS_DIR: string = (() => {
   throw new Error(`protos not found at ${candidate}: the package must sit in <repo>/packages/`);
 })();
 
+// From the JSON descriptor generated from records.proto (scripts/gen-wire.mjs): no .proto
+// parsing at import.
 function loadRoot(): protobuf.Root {
-  const root = new protobuf.Root();
-  root.resolvePath = (_origin, target) => path.join(PROTOS_DIR, target);
-  root.loadSync('omega/v1/records.proto', { keepCase: false });
-  return root;
+  return protobuf.Root.fromJSON(recordsDescriptor());
 }
 
 const root = loadRoot();

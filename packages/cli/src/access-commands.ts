@@ -10,7 +10,8 @@ import { CliError, EXIT_USAGE } from './errors.js';
 import { parseDuration } from './job-file.js';
 import { type CommandContext, dnsLabel, write } from './command-context.js';
 import { formatTokens, formatWhoami, json } from './output.js';
-import { ROLE_WIRE, tokenOutput, type RoleName, type WireTokenInfo } from './wire.js';
+import type { Role } from '@omega/api/wire';
+import { ROLE_WIRE, tokenOutput, type RoleName } from './wire.js';
 
 const ALL_NAMESPACES = '*';
 const NAMESPACE = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
@@ -40,7 +41,7 @@ export function parseTtl(value: string): number {
  * read or submit token names its namespaces; an admin token covers every namespace, so naming
  * some would mislead. Throws a usage {@link CliError}.
  */
-export function createTokenRequest(name: string, options: { role: RoleName; namespaces?: string[]; ttl?: number }): { name: string; role: string; namespaces: string[]; ttl_ms: number } {
+export function createTokenRequest(name: string, options: { role: RoleName; namespaces?: string[]; ttl?: number }): { name: string; role: Role; namespaces: string[]; ttl_ms: number } {
   const namespaces = options.namespaces ?? [];
   if (options.role === 'admin') {
     if (namespaces.some((n) => n !== ALL_NAMESPACES)) throw new CliError('--namespaces: an admin token covers every namespace; leave --namespaces out (or give *)', EXIT_USAGE);
@@ -64,7 +65,8 @@ export function registerAccessCommands(program: Command, context: CommandContext
     .option('--ttl <duration>', 'expires after this long: 30d, 12h, 90m (default: never)', parseTtl)
     .action(async (name: string, options: { role: RoleName; namespaces?: string[]; ttl?: number }, command: Command) => {
       const request = createTokenRequest(name, options);
-      const reply = await context.withClient(command, (client) => client.call<{ token: WireTokenInfo; secret: string }>('access', 'CreateToken', request));
+      const reply = await context.withClient(command, (client) => client.access.createToken(request));
+      if (reply.token === null) throw new CliError('the API answered CreateToken without the token');
       const info = tokenOutput(reply.token);
       if (context.asJson(command)) await write(io.stdout, `${json({ token: info, secret: reply.secret })}\n`);
       else await write(io.stdout, `${reply.secret}\n`);
@@ -80,7 +82,7 @@ export function registerAccessCommands(program: Command, context: CommandContext
     .command('list')
     .description('every token: name, role, namespaces, expiry (never the secrets)')
     .action(async (_options: unknown, command: Command) => {
-      const reply = await context.withClient(command, (client) => client.call<{ tokens: WireTokenInfo[] }>('access', 'ListTokens', {}));
+      const reply = await context.withClient(command, (client) => client.access.listTokens({}));
       const tokens = reply.tokens.map(tokenOutput);
       await write(io.stdout, `${context.asJson(command) ? json(tokens) : formatTokens(tokens, io.now())}\n`);
     });
@@ -90,7 +92,7 @@ export function registerAccessCommands(program: Command, context: CommandContext
     .description('revoke a token: every API server refuses it from now on')
     .argument('<name>', 'the token name', dnsLabel('<name>'))
     .action(async (name: string, _options: unknown, command: Command) => {
-      await context.withClient(command, (client) => client.call('access', 'RevokeToken', { name }));
+      await context.withClient(command, (client) => client.access.revokeToken({ name }));
       await write(io.stdout, context.asJson(command) ? `${json({ revoked: name })}\n` : `revoked token ${name}\n`);
     });
 
@@ -98,7 +100,7 @@ export function registerAccessCommands(program: Command, context: CommandContext
     .command('whoami')
     .description("the caller's token: name, role, namespaces, expiry")
     .action(async (_options: unknown, command: Command) => {
-      const reply = await context.withClient(command, (client) => client.call<WireTokenInfo>('access', 'WhoAmI', {}));
+      const reply = await context.withClient(command, (client) => client.access.whoAmI({}));
       const info = tokenOutput(reply);
       await write(io.stdout, `${context.asJson(command) ? json(info) : formatWhoami(info, io.now())}\n`);
     });

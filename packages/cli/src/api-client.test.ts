@@ -82,9 +82,9 @@ describe('ApiClient over TLS', () => {
     const client = new ApiClient(tlsApi.address, 5_000, { kind: 'tls', ca: Buffer.from(ca.certPem), caPath: 'ca.pem', token: TOKEN });
     try {
       seen.length = 0;
-      await client.call('jobs', 'ListJobs', {});
+      await client.jobs.listJobs({});
       const events: unknown[] = [];
-      await client.stream('WatchJob', { job_id: 'a-1' }, (e) => {
+      await client.jobs.watchJob({ job_id: 'a-1' }, (e) => {
         events.push(e);
       });
       expect(events).toHaveLength(1);
@@ -101,7 +101,7 @@ describe('ApiClient over TLS', () => {
     const client = new ApiClient(plainApi.address, 5_000, { kind: 'insecure' });
     try {
       seen.length = 0;
-      await client.call('jobs', 'ListJobs', {});
+      await client.jobs.listJobs({});
       expect(seen).toEqual([{ method: 'ListJobs', authorization: undefined }]);
     } finally {
       client.close();
@@ -112,7 +112,7 @@ describe('ApiClient over TLS', () => {
     const client = new ApiClient(tlsApi.address, 5_000, { kind: 'tls', ca: Buffer.from(otherCa.certPem), caPath: 'ca.pem', token: TOKEN });
     try {
       seen.length = 0;
-      const error = await failure(client.call('jobs', 'ListJobs', {}));
+      const error = await failure(client.jobs.listJobs({}));
       expect(error.message).toMatch(new RegExp(`^cannot connect securely to the Omega API at ${tlsApi.address}: the server certificate is not signed by the configured CA`));
       expect(error.message).not.toContain(TOKEN);
       expect(seen).toEqual([]);
@@ -125,7 +125,7 @@ describe('ApiClient over TLS', () => {
     const client = new ApiClient(tlsApi.address, 5_000, { kind: 'insecure' });
     try {
       seen.length = 0;
-      const error = await failure(client.call('jobs', 'ListJobs', {}));
+      const error = await failure(client.jobs.listJobs({}));
       expect(error.message).toMatch(new RegExp(`^cannot connect to the Omega API at ${tlsApi.address}: the API may require TLS: use a client config with ca: and token:`));
       expect(seen).toEqual([]);
     } finally {
@@ -137,7 +137,7 @@ describe('ApiClient over TLS', () => {
     const client = new ApiClient(plainApi.address, 5_000, { kind: 'tls', ca: Buffer.from(ca.certPem), caPath: 'ca.pem', token: TOKEN });
     try {
       seen.length = 0;
-      const error = await failure(client.call('jobs', 'ListJobs', {}));
+      const error = await failure(client.jobs.listJobs({}));
       expect(error.message).toMatch(/does not speak TLS|may not speak TLS/);
       expect(error.message).toMatch(/pass --insecure/);
       expect(seen).toEqual([]);
@@ -157,7 +157,7 @@ describe('ApiClient over TLS', () => {
         ['NOT_FOUND', 1, /^refused with NOT_FOUND$/],
       ];
       for (const [code, exit, message] of cases) {
-        const error = await failure(client.call('jobs', 'GetJob', { job_id: code }));
+        const error = await failure(client.jobs.getJob({ job_id: code }));
         expect({ code, exit: error.exitCode, message: error.message }).toEqual({ code, exit, message: expect.stringMatching(message) });
       }
     } finally {

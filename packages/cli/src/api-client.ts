@@ -1,7 +1,8 @@
 /**
- * The CLI's gRPC client of the Omega API, built from the .proto files at run time (no generated
- * code), with the server's own proto-loader options (`@omega/api/client`): snake_case fields,
- * enums as names, 64-bit integers as numbers.
+ * The CLI's gRPC client of the Omega API: typed service clients (`client.jobs.listJobs(request)`)
+ * made from the wire code generated from protos/ (`@omega/api/wire`: the services' methods, their
+ * message types and a JSON descriptor, so nothing parses a .proto at start), with the server's
+ * own decoding (snake_case fields, enums as names, 64-bit integers as numbers).
  *
  * ```
  *   ApiClient ── one Channel ── TLS (the cell's CA) + `authorization: Bearer <token>` on every call
@@ -19,10 +20,23 @@
  * Every call fails fast when the API cannot be reached (`waitForReady: false`, a short deadline)
  * and every failure becomes a {@link CliError} whose message says what went wrong and whose exit
  * status tells the kind apart (see errors.ts); an unreachable server's message names the address.
+ *
+ * grpc-js is the heaviest thing the CLI loads: commands import this file only when they call the
+ * API (program.ts), so `omega --help` never pays for it.
  */
-import { Channel, Metadata, credentials, loadPackageDefinition, status, type ChannelCredentials, type Client, type ServiceError } from '@grpc/grpc-js';
-import protoLoader from '@grpc/proto-loader';
-import { API_PROTO_FILE, PROTO_LOADER_OPTIONS } from '@omega/api/client';
+import { Channel, Metadata, credentials, makeClientConstructor, status, type ChannelCredentials, type Client, type ServiceError } from '@grpc/grpc-js';
+import {
+  AccessService,
+  CellService,
+  JobService,
+  NamespaceService,
+  grpcServiceDefinition,
+  type AccessServiceClient,
+  type CellServiceClient,
+  type JobServiceClient,
+  type NamespaceServiceClient,
+  type ServiceDescriptor,
+} from '@omega/api/wire';
 import { DEFAULT_API_ADDRESS, checkApiAddress, type ApiSecurity } from './client-config.js';
 import { CliError, EXIT_FAILED_PRECONDITION, EXIT_PERMISSION_DENIED, EXIT_QUOTA_EXCEEDED, EXIT_UNAUTHENTICATED } from './errors.js';
 
@@ -39,29 +53,20 @@ export function resolveApiAddress(flag: string | undefined, env: NodeJS.ProcessE
   return DEFAULT_API_ADDRESS;
 }
 
-type Callback = (error: ServiceError | null, response: unknown) => void;
-type GrpcMethod = (request: unknown, metadataOrOptions?: unknown, optionsOrCallback?: unknown, callback?: Callback) => unknown;
-type ServiceClient = Client & Record<string, GrpcMethod>;
-type ServiceConstructor = new (address: string, creds: ChannelCredentials, options?: object) => ServiceClient;
+type GrpcMethod = (request: unknown, options: object, callback?: (error: ServiceError | null, response: unknown) => void) => unknown;
+type GrpcClient = Client & Record<string, GrpcMethod>;
+type GrpcClientConstructor = new (address: string, creds: ChannelCredentials, options?: object) => GrpcClient;
 
-/** The services a client talks to, by the short name call sites use. */
-export type ServiceName = 'jobs' | 'cells' | 'access' | 'namespaces';
-const PROTO_SERVICES: Readonly<Record<ServiceName, string>> = { jobs: 'JobService', cells: 'CellService', access: 'AccessService', namespaces: 'NamespaceService' };
+const constructors = new Map<string, GrpcClientConstructor>();
 
-let services: Record<ServiceName, ServiceConstructor> | undefined;
-
-function loadServices(): Record<ServiceName, ServiceConstructor> {
-  if (services !== undefined) return services;
-  const definition = protoLoader.loadSync(API_PROTO_FILE, PROTO_LOADER_OPTIONS);
-  const v1 = (loadPackageDefinition(definition) as unknown as { omega: { v1: Record<string, ServiceConstructor | undefined> } }).omega.v1;
-  const found = {} as Record<ServiceName, ServiceConstructor>;
-  for (const [name, protoName] of Object.entries(PROTO_SERVICES) as [ServiceName, string][]) {
-    const constructor = v1[protoName];
-    if (constructor === undefined) throw new Error(`${API_PROTO_FILE} lacks ${protoName}`);
-    found[name] = constructor;
+/** grpc-js' client class of `service` (made once per process). */
+function clientConstructor(service: ServiceDescriptor<unknown>): GrpcClientConstructor {
+  let constructor = constructors.get(service.name);
+  if (constructor === undefined) {
+    constructor = makeClientConstructor(grpcServiceDefinition(service), service.name) as unknown as GrpcClientConstructor;
+    constructors.set(service.name, constructor);
   }
-  services = found;
-  return services;
+  return constructor;
 }
 
 /** Channel credentials for `security`: TLS verified against the cell's CA, the token on every call. */
@@ -79,10 +84,14 @@ export function channelCredentials(security: ApiSecurity): ChannelCredentials {
 /** How long a unary call may take, connection included. */
 export const DEFAULT_DEADLINE_MS = 10_000;
 
-/** One open connection to the API. Call `close()` when done. */
+/** One open connection to the API, with a typed client per service. Call `close()` when done. */
 export class ApiClient {
+  readonly jobs: JobServiceClient;
+  readonly cells: CellServiceClient;
+  readonly access: AccessServiceClient;
+  readonly namespaces: NamespaceServiceClient;
   private readonly channel: Channel;
-  private readonly clients: Record<ServiceName, ServiceClient>;
+  private readonly grpcClients: GrpcClient[] = [];
 
   /**
    * `security` defaults to plaintext without a token (what `omega dev --insecure` serves); pass
@@ -93,43 +102,58 @@ export class ApiClient {
     private readonly deadlineMs = DEFAULT_DEADLINE_MS,
     readonly security: ApiSecurity = { kind: 'insecure' },
   ) {
-    const constructors = loadServices();
     const creds = channelCredentials(security);
     // Replies may list many tasks: accept more than grpc-js's 4 MiB default.
     const options = { 'grpc.max_receive_message_length': 64 * 1024 * 1024 };
     // One channel (one connection) shared by the four services.
     this.channel = new Channel(address, creds, options);
-    const make = (name: ServiceName): ServiceClient => new constructors[name](address, creds, { channelOverride: this.channel });
-    this.clients = { jobs: make('jobs'), cells: make('cells'), access: make('access'), namespaces: make('namespaces') };
+    this.jobs = this.service(JobService, creds);
+    this.cells = this.service(CellService, creds);
+    this.access = this.service(AccessService, creds);
+    this.namespaces = this.service(NamespaceService, creds);
   }
 
-  /** Calls a unary method. Rejects with a {@link CliError} explaining the failure. */
-  call<T>(service: ServiceName, method: string, request: unknown): Promise<T> {
-    const client = this.clients[service];
-    const fn = client[method];
-    if (fn === undefined) return Promise.reject(new Error(`the API has no method ${method}`));
-    return new Promise<T>((resolve, reject) => {
-      fn.call(client, request, { deadline: Date.now() + this.deadlineMs, waitForReady: false }, (error: ServiceError | null, response: unknown) => {
-        if (error === null) resolve(response as T);
+  close(): void {
+    for (const client of this.grpcClients) client.close();
+    this.channel.close();
+  }
+
+  /** The typed client of `service`: one promise-returning function per method of its descriptor. */
+  private service<C>(service: ServiceDescriptor<C>, creds: ChannelCredentials): C {
+    const grpc = new (clientConstructor(service))(this.address, creds, { channelOverride: this.channel });
+    this.grpcClients.push(grpc);
+    const typed: Record<string, unknown> = {};
+    for (const method of service.methods) {
+      const fn = grpc[method.name];
+      if (fn === undefined) throw new Error(`the API definition lacks ${service.name}.${method.name}`);
+      typed[method.key] = method.responseStream
+        ? (request: unknown, onMessage: (message: unknown) => void | Promise<void>) => this.stream(grpc, fn, request, onMessage)
+        : (request: unknown) => this.unary(grpc, fn, request);
+    }
+    return typed as C;
+  }
+
+  /** A unary call. Rejects with a {@link CliError} explaining the failure. */
+  private unary(grpc: GrpcClient, fn: GrpcMethod, request: unknown): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      fn.call(grpc, request, { deadline: Date.now() + this.deadlineMs, waitForReady: false }, (error: ServiceError | null, response: unknown) => {
+        if (error === null) resolve(response);
         else reject(this.explain(error));
       });
     });
   }
 
   /**
-   * Calls a server-streaming method, handing every message to `onMessage` (which may return a
-   * promise: the stream waits for it). Resolves at the stream's end; rejects with a CliError.
-   * No deadline: a watch lasts as long as the job (the first message is still awaited fail-fast).
+   * A server-streaming call, handing every message to `onMessage` (which may return a promise:
+   * the stream waits for it). Resolves at the stream's end; rejects with a CliError. No
+   * deadline: a watch lasts as long as the job (the first message is still awaited fail-fast).
    */
-  stream<T>(method: 'WatchJob' | 'GetTaskLogs', request: unknown, onMessage: (message: T) => void | Promise<void>): Promise<void> {
-    const jobs = this.clients.jobs;
-    const fn = jobs[method];
-    if (fn === undefined) return Promise.reject(new Error(`the API has no method ${method}`));
-    const call = fn.call(jobs, request, { waitForReady: false }) as NodeJS.ReadableStream & { cancel(): void };
+  private stream(grpc: GrpcClient, fn: GrpcMethod, request: unknown, onMessage: (message: unknown) => void | Promise<void>): Promise<void> {
+    const call = fn.call(grpc, request, { waitForReady: false }) as NodeJS.ReadableStream & { cancel(): void };
     return new Promise<void>((resolve, reject) => {
       let pending = Promise.resolve();
       let failed = false;
-      call.on('data', (message: T) => {
+      call.on('data', (message: unknown) => {
         call.pause();
         pending = pending
           .then(() => onMessage(message))
@@ -151,11 +175,6 @@ export class ApiClient {
         if (!failed) void pending.then(() => resolve());
       });
     });
-  }
-
-  close(): void {
-    for (const client of Object.values(this.clients)) client.close();
-    this.channel.close();
   }
 
   /** A gRPC failure as one line for the user, with the exit status of its kind. */

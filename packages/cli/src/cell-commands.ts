@@ -11,10 +11,10 @@
  * ```
  *
  * Every flag is checked before anything is read or written; a bad one is a usage error (exit 2)
- * naming it.
+ * naming it. The commands are declared in cell-program.ts, which loads this file (and with it
+ * @omega/pki and the store) only when one of them runs.
  */
 import { isAbsolute, join, resolve } from 'node:path';
-import { Command, InvalidArgumentError } from 'commander';
 import {
   CellAccessError,
   CellKeys,
@@ -45,16 +45,9 @@ import {
 } from '@omega/pki';
 import { checkApiAddress, DEFAULT_API_ADDRESS, DEFAULT_CONFIG_PATH, writeClientConfig } from './client-config.js';
 import { CliError, EXIT_USAGE } from './errors.js';
-import type { CliIo } from './program.js';
 
 function usage(flag: string, problem: string): CliError {
   return new CliError(`${flag}: ${problem}`, EXIT_USAGE);
-}
-
-/** `--valid-days`: a whole number of days, 1-36500. */
-function days(value: string): number {
-  if (!/^\d{1,5}$/.test(value) || Number(value) < 1 || Number(value) > 36_500) throw new InvalidArgumentError('must be a whole number of days from 1 to 36500');
-  return Number(value);
 }
 
 /** `--host a,b` (repeatable): the hosts, each checked, or a usage error naming the bad one. */
@@ -79,59 +72,40 @@ function pkiFailure(error: unknown): never {
   throw error;
 }
 
-const collect = (value: string, previous: string[] | undefined): string[] => [...(previous ?? []), value];
+/** `omega pki init`: a CA in `options.dir`, kept when one is there. */
+export async function pkiInit(options: { dir: string; name: string; validDays?: number }, say: (line: string) => void): Promise<void> {
+  const dir = directory('--dir', options.dir);
+  try {
+    const existing = await loadCa(dir);
+    if (existing !== undefined) {
+      say(`kept the CA in ${join(dir, 'ca.pem')} (there already; remove ca.pem and ca-key.pem to make a new one)`);
+      return;
+    }
+    const ca = await createCa({ commonName: options.name, validDays: options.validDays ?? DEFAULT_CA_VALID_DAYS });
+    await writePki(dir, ca);
+  } catch (error) {
+    if (error instanceof InvalidPkiRequestError) throw usage('--name', error.problem);
+    pkiFailure(error);
+  }
+  say(`created the CA: ${join(dir, 'ca.pem')} (give it to every process as --ca) and ca-key.pem (0600: keep it private; only \`omega pki issue\` needs it)`);
+}
 
-/** Adds `omega pki init` and `omega pki issue`. */
-function addPkiCommands(program: Command, io: CliIo): void {
-  const say = (line: string): void => void io.stdout.write(`${line}\n`);
-  const pki = program.command('pki').description("a cell's private certificate authority and its components' certificates");
-
-  pki
-    .command('init')
-    .description('create a CA in a directory (kept when one is there)')
-    .requiredOption('--dir <dir>', 'where the CA lives (created 0700)')
-    .option('--name <cn>', "the CA's common name", 'omega CA')
-    .option('--valid-days <n>', `how long the CA is valid (default ${DEFAULT_CA_VALID_DAYS})`, days)
-    .action(async (options: { dir: string; name: string; validDays?: number }) => {
-      const dir = directory('--dir', options.dir);
-      try {
-        const existing = await loadCa(dir);
-        if (existing !== undefined) {
-          say(`kept the CA in ${join(dir, 'ca.pem')} (there already; remove ca.pem and ca-key.pem to make a new one)`);
-          return;
-        }
-        const ca = await createCa({ commonName: options.name, validDays: options.validDays ?? DEFAULT_CA_VALID_DAYS });
-        await writePki(dir, ca);
-      } catch (error) {
-        if (error instanceof InvalidPkiRequestError) throw usage('--name', error.problem);
-        pkiFailure(error);
-      }
-      say(`created the CA: ${join(dir, 'ca.pem')} (give it to every process as --ca) and ca-key.pem (0600: keep it private; only \`omega pki issue\` needs it)`);
-    });
-
-  pki
-    .command('issue')
-    .description("issue a certificate and key for one identity, signed by the directory's CA (replaces that identity's files)")
-    .requiredOption('--dir <dir>', 'the directory of the CA (omega pki init)')
-    .requiredOption('--name <name>', 'the identity: root, omega-api, omega-scheduler, omega-agent-<machine>, omega-hollow, or your own; its CN (the etcd user) and file names')
-    .option('--host <hosts>', `DNS names or IPs the certificate is valid for, beyond ${LOOPBACK_HOSTS.join(', ')} (comma-separated, repeatable)`, collect)
-    .option('--valid-days <n>', `how long it is valid (default ${DEFAULT_CERT_VALID_DAYS}, never past the CA)`, days)
-    .action(async (options: { dir: string; name: string; host?: string[]; validDays?: number }) => {
-      const dir = directory('--dir', options.dir);
-      const nameProblem = identityNameProblem(options.name);
-      if (nameProblem !== undefined) throw usage('--name', nameProblem);
-      const hosts = [...new Set([...LOOPBACK_HOSTS, ...parseHosts(options.host)])];
-      const files = identityFiles(dir, options.name);
-      try {
-        const ca = await loadCa(dir);
-        if (ca === undefined) throw new CliError(`no CA in ${dir} (--dir): run omega pki init --dir ${dir} first`);
-        const issued = await issueCertificate(ca, { commonName: options.name, hosts, validDays: options.validDays ?? DEFAULT_CERT_VALID_DAYS });
-        await writePki(dir, undefined, { [options.name]: issued });
-      } catch (error) {
-        pkiFailure(error);
-      }
-      say(`issued ${options.name} (CN ${options.name}; hosts ${hosts.join(', ')}): --ca ${files.caFile} --cert ${files.certFile} --key ${files.keyFile}`);
-    });
+/** `omega pki issue`: a certificate and key for one identity, signed by the directory's CA. */
+export async function pkiIssue(options: { dir: string; name: string; host?: string[]; validDays?: number }, say: (line: string) => void): Promise<void> {
+  const dir = directory('--dir', options.dir);
+  const nameProblem = identityNameProblem(options.name);
+  if (nameProblem !== undefined) throw usage('--name', nameProblem);
+  const hosts = [...new Set([...LOOPBACK_HOSTS, ...parseHosts(options.host)])];
+  const files = identityFiles(dir, options.name);
+  try {
+    const ca = await loadCa(dir);
+    if (ca === undefined) throw new CliError(`no CA in ${dir} (--dir): run omega pki init --dir ${dir} first`);
+    const issued = await issueCertificate(ca, { commonName: options.name, hosts, validDays: options.validDays ?? DEFAULT_CERT_VALID_DAYS });
+    await writePki(dir, undefined, { [options.name]: issued });
+  } catch (error) {
+    pkiFailure(error);
+  }
+  say(`issued ${options.name} (CN ${options.name}; hosts ${hosts.join(', ')}): --ca ${files.caFile} --cert ${files.certFile} --key ${files.keyFile}`);
 }
 
 const CELL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
@@ -239,27 +213,4 @@ export async function cellInit(settings: CellInitSettings, say: (line: string) =
   say(`admin token ${settings.tokenName} created; it is shown only this once (also in ${settings.configFile}, mode 0600):`);
   say(`  ${created.token}`);
   say(`client config: export OMEGA_CONFIG=${settings.configFile}`);
-}
-
-/** Adds `omega pki init|issue` and `omega cell init`. */
-export function registerCellCommands(program: Command, io: CliIo): void {
-  addPkiCommands(program, io);
-  const cell = program.command('cell').description("set up a cell's etcd access and first admin token");
-  cell
-    .command('init')
-    .description("as etcd's root: one etcd user and role per component, auth on, the first admin token, a client config")
-    .option('--etcd <urls>', 'the https:// client URL(s) of etcd, comma-separated')
-    .option('--cert <file>', 'the root identity\'s certificate (CN root), signed by --ca')
-    .option('--key <file>', 'its private key')
-    .option('--cell <name>', 'cell name', 'default')
-    .option('--machines <ids>', 'machine ids of the real agents, comma-separated: a user omega-agent-<id> each')
-    .option('--hollow', 'also the hollow agent\'s user omega-hollow')
-    .option('--hollow-prefix <prefix>', "restrict omega-hollow to machines named <prefix>-* (its --hollow-prefix)")
-    .option('--token-name <name>', 'name of the admin token', 'admin')
-    .option('--write-config <file>', 'where to write the client config (api, ca, token)', DEFAULT_CONFIG_PATH)
-    .action(async (_options: unknown, command: Command) => {
-      // --ca and --api are the program's global flags: read them with the command's own.
-      const settings = cellInitSettings(command.optsWithGlobals(), io.cwd ?? process.cwd());
-      await cellInit(settings, (line) => void io.stdout.write(`${line}\n`));
-    });
 }

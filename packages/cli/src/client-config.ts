@@ -29,8 +29,8 @@
 import { X509Certificate } from 'node:crypto';
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, isAbsolute, relative, resolve } from 'node:path';
-import { parseToken } from '@omega/cell-state';
-import { parseDocument, stringify } from 'yaml';
+import { parseToken } from '@omega/cell-state/vocabulary';
+import { yaml } from './lazy-require.js';
 import { CliError, EXIT_USAGE } from './errors.js';
 
 /** Where the API is when nothing says. */
@@ -126,7 +126,7 @@ function readCa(path: string, source: string): Buffer {
 
 /** Parses a config file's text; `source` prefixes every problem. */
 export function parseClientConfig(text: string, source: string): ClientConfigFile {
-  const doc = parseDocument(text, { uniqueKeys: true });
+  const doc = yaml().parseDocument(text, { uniqueKeys: true });
   const syntax = doc.errors[0];
   if (syntax !== undefined) {
     const pos = syntax.linePos?.[0];
@@ -254,7 +254,7 @@ export function writeClientConfig(path: string, config: { api: string; ca: strin
     const inside = relative(dir, ca);
     body = { api: config.api, ca: inside.startsWith('..') || isAbsolute(inside) ? ca : inside, token: config.token };
   }
-  const text = `# Omega client config: omega reads it with --config FILE or OMEGA_CONFIG=FILE.\n# It holds a bearer token: keep it private.\n${stringify(body)}`;
+  const text = `# Omega client config: omega reads it with --config FILE or OMEGA_CONFIG=FILE.\n# It holds a bearer token: keep it private.\n${yaml().stringify(body)}`;
   const temporary = `${path}.${process.pid}.tmp`;
   writeFileSync(temporary, text, { mode: 0o600 });
   renameSync(temporary, path);

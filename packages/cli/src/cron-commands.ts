@@ -6,7 +6,7 @@
 import type { Command } from 'commander';
 import { type CommandContext, nonNegativeInt, write } from './command-context.js';
 import { formatJobs, json } from './output.js';
-import { jobOutput, type WireJobView } from './wire.js';
+import { jobOutput } from './wire.js';
 
 /** Registers `runs` on `program`. */
 export function registerCronCommands(program: Command, context: CommandContext): void {
@@ -19,7 +19,7 @@ export function registerCronCommands(program: Command, context: CommandContext):
     .action(async (id: string, options: { limit?: number }, command: Command) => {
       const asJson = context.asJson(command);
       const reply = await context.withClient(command, (client) =>
-        client.call<{ jobs: WireJobView[]; truncated: boolean }>('jobs', 'ListJobs', { states: [], limit: options.limit ?? 0, include_tasks: asJson, namespace: '', cron_of: id }),
+        client.jobs.listJobs({ states: [], limit: options.limit ?? 0, include_tasks: asJson, namespace: '', cron_of: id }),
       );
       const runs = reply.jobs.map(jobOutput);
       if (asJson) await write(io.stdout, `${json(runs)}\n`);

@@ -14,7 +14,7 @@
  * `command` may be. Only the shape is checked here; the rules (exactly one kind, ports, ranges,
  * `network: none` with http/tcp) are cell-state's, reported by the job file parser by file field.
  */
-import type { HealthCheck } from '@omega/cell-state';
+import type { HealthCheck } from '@omega/cell-state/vocabulary';
 
 const HEALTH_CHECK_KEYS = ['command', 'http', 'tcp', 'interval', 'timeout', 'gracePeriod', 'failureThreshold', 'hollowFailing'] as const;
 

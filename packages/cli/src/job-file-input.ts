@@ -6,7 +6,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
-import type { JobSpec } from '@omega/cell-state';
+import type { JobSpec } from '@omega/cell-state/vocabulary';
 import type { CliIo } from './command-context.js';
 import { CliError, EXIT_USAGE } from './errors.js';
 import { JobFileError, parseJobDocument } from './job-file.js';

@@ -33,8 +33,8 @@
  * Secret env values named by `fromEnv` / `fromFile` are not read here (parsing stays pure): the
  * parse returns where each value comes from, and `secret-env.ts` reads them just before a submit.
  */
-import { DEFAULT_NAMESPACE, jobSpecProblems, parseBytes, parseCpuMillis, secretEnvNames, secretEnvProblems, type Constraint, type CronConcurrency, type JobSpec, type RestartPolicyKind, type TaskNetwork } from '@omega/cell-state';
-import { parseDocument } from 'yaml';
+import { DEFAULT_NAMESPACE, jobSpecProblems, parseBytes, parseCpuMillis, secretEnvNames, secretEnvProblems, type Constraint, type CronConcurrency, type JobSpec, type RestartPolicyKind, type TaskNetwork } from '@omega/cell-state/vocabulary';
+import { yaml } from './lazy-require.js';
 import { parseHealthCheckBlock } from './health-check-file.js';
 
 /** A job file that cannot be used; `problems` are `<field>: <problem>`, every one found. */
@@ -213,7 +213,7 @@ export function parseJobFile(text: string, source = 'job file'): JobSpec {
  * environment variable and no file.
  */
 export function parseJobDocument(text: string, source = 'job file'): ParsedJobFile {
-  const doc = parseDocument(text, { uniqueKeys: true });
+  const doc = yaml().parseDocument(text, { uniqueKeys: true });
   const syntax = doc.errors[0];
   if (syntax !== undefined) {
     const pos = syntax.linePos?.[0];

@@ -13,7 +13,8 @@ import { Command, InvalidArgumentError } from 'commander';
 import { type CommandContext, write } from './command-context.js';
 import { parseDuration } from './job-file.js';
 import { formatMachines, json } from './output.js';
-import { machineOutput, type MachineOutput, type WireMachineView } from './wire.js';
+import type { CellServiceClient } from '@omega/api/wire';
+import { machineOutput, type MachineOutput } from './wire.js';
 
 function deadline(value: string): number {
   try {
@@ -38,8 +39,8 @@ function describe(verb: string, machine: MachineOutput): string {
 /** Registers `cordon`, `uncordon` and `drain` on `program`. */
 export function registerMachineCommands(program: Command, context: CommandContext): void {
   const { io } = context;
-  const call = async (command: Command, method: string, request: Record<string, unknown>, verb: string): Promise<void> => {
-    const view = await context.withClient(command, (client) => client.call<WireMachineView>('cells', method, request));
+  const call = async (command: Command, method: 'cordonMachine' | 'uncordonMachine' | 'drainMachine', request: { machine_id: string; reason?: string; deadline_ms?: number }, verb: string): Promise<void> => {
+    const view = await context.withClient(command, (client) => (client.cells[method] as CellServiceClient['drainMachine'])(request));
     const machine = machineOutput(view);
     await write(io.stdout, `${context.asJson(command) ? json(machine) : describe(verb, machine)}\n`);
   };
@@ -50,7 +51,7 @@ export function registerMachineCommands(program: Command, context: CommandContex
     .argument('<machine>', 'machine id')
     .option('--reason <text>', 'shown by omega machines', reason)
     .action(async (machine: string, options: { reason?: string }, command: Command) => {
-      await call(command, 'CordonMachine', { machine_id: machine, reason: options.reason ?? '' }, 'cordoned');
+      await call(command, 'cordonMachine', { machine_id: machine, reason: options.reason ?? '' }, 'cordoned');
     });
 
   program
@@ -58,7 +59,7 @@ export function registerMachineCommands(program: Command, context: CommandContex
     .description('let a cordoned or draining machine take placements again (admin)')
     .argument('<machine>', 'machine id')
     .action(async (machine: string, _options: unknown, command: Command) => {
-      await call(command, 'UncordonMachine', { machine_id: machine }, 'uncordoned');
+      await call(command, 'uncordonMachine', { machine_id: machine }, 'uncordoned');
     });
 
   program
@@ -68,6 +69,6 @@ export function registerMachineCommands(program: Command, context: CommandContex
     .option('--deadline <duration>', 'how long batch tasks may still run there: 30m, 2h (default 1h)', deadline)
     .option('--reason <text>', 'shown by omega machines', reason)
     .action(async (machine: string, options: { deadline?: number; reason?: string }, command: Command) => {
-      await call(command, 'DrainMachine', { machine_id: machine, reason: options.reason ?? '', deadline_ms: options.deadline ?? 0 }, 'draining');
+      await call(command, 'drainMachine', { machine_id: machine, reason: options.reason ?? '', deadline_ms: options.deadline ?? 0 }, 'draining');
     });
 }

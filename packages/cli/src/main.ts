@@ -2,7 +2,7 @@
 /**
  * `omega`: the command line's entry point. See README.md for the commands.
  */
-import { hideTlsIpServernameWarning } from '@omega/cell-state';
+import { hideTlsIpServernameWarning } from '@omega/cell-state/vocabulary';
 import { runCli } from './program.js';
 
 hideTlsIpServernameWarning();

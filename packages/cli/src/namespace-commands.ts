@@ -9,12 +9,12 @@
  * at the same instant may lose one change; admission itself (submits against the quota) is
  * guarded by the server's transactions and is not affected.
  */
-import { parseBytes, parseCpuMillis } from '@omega/cell-state';
+import { parseBytes, parseCpuMillis } from '@omega/cell-state/vocabulary';
 import { Command, InvalidArgumentError } from 'commander';
 import { CliError, EXIT_USAGE } from './errors.js';
 import { type CommandContext, dnsLabel, nonNegativeInt, write } from './command-context.js';
 import { formatNamespaces, formatQuota, json } from './output.js';
-import { namespaceOutput, type WireNamespaceView, type WireQuota } from './wire.js';
+import { namespaceOutput, type Quota } from './wire.js';
 
 /** `--cpu 4`, `--cpu 500m` → millicores (the job files' CPU quantities). */
 function cpuQuantity(value: string): number {
@@ -44,7 +44,7 @@ export interface QuotaChange {
  * The quota to store: `current` (null: none) with `change` applied. Throws a usage error when
  * `change` changes nothing, so `omega quota set NS` alone cannot silently remove a quota.
  */
-export function mergeQuota(current: WireQuota | null, change: QuotaChange): WireQuota {
+export function mergeQuota(current: Quota | null, change: QuotaChange): Quota {
   if (change.cpu === undefined && change.memory === undefined && change.tasks === undefined) {
     throw new CliError('quota set: give at least one of --cpu, --memory, --tasks (0 removes that limit)', EXIT_USAGE);
   }
@@ -65,7 +65,7 @@ export function registerNamespaceCommands(program: Command, context: CommandCont
     .description('create a namespace (admin); jobs name it with namespace: in their file')
     .argument('<name>', 'a DNS label', dnsLabel('<name>'))
     .action(async (name: string, _options: unknown, command: Command) => {
-      const view = await context.withClient(command, (client) => client.call<WireNamespaceView>('namespaces', 'CreateNamespace', { name }));
+      const view = await context.withClient(command, (client) => client.namespaces.createNamespace({ name }));
       const out = namespaceOutput(view);
       await write(io.stdout, context.asJson(command) ? `${json(out)}\n` : `created namespace ${out.name}\n`);
     });
@@ -74,7 +74,7 @@ export function registerNamespaceCommands(program: Command, context: CommandCont
     .command('list')
     .description('the namespaces this token may read, with use and quota')
     .action(async (_options: unknown, command: Command) => {
-      const reply = await context.withClient(command, (client) => client.call<{ namespaces: WireNamespaceView[] }>('namespaces', 'ListNamespaces', {}));
+      const reply = await context.withClient(command, (client) => client.namespaces.listNamespaces({}));
       const namespaces = reply.namespaces.map(namespaceOutput);
       await write(io.stdout, `${context.asJson(command) ? json(namespaces) : formatNamespaces(namespaces, io.now())}\n`);
     });
@@ -92,8 +92,8 @@ export function registerNamespaceCommands(program: Command, context: CommandCont
       // Checked before any call: a bare `quota set NS` is a mistake, not a request.
       mergeQuota(null, options);
       const view = await context.withClient(command, async (client) => {
-        const current = await client.call<WireNamespaceView>('namespaces', 'GetQuota', { namespace: name });
-        return client.call<WireNamespaceView>('namespaces', 'SetQuota', { namespace: name, quota: mergeQuota(current.has_quota ? current.quota : null, options) });
+        const current = await client.namespaces.getQuota({ namespace: name });
+        return client.namespaces.setQuota({ namespace: name, quota: mergeQuota(current.has_quota ? current.quota : null, options) });
       });
       const out = namespaceOutput(view);
       await write(io.stdout, `${context.asJson(command) ? json(out) : formatQuota(out)}\n`);
@@ -104,7 +104,7 @@ export function registerNamespaceCommands(program: Command, context: CommandCont
     .description("a namespace's quota and what its live jobs use")
     .argument('<namespace>', 'the namespace', dnsLabel('<namespace>'))
     .action(async (name: string, _options: unknown, command: Command) => {
-      const view = await context.withClient(command, (client) => client.call<WireNamespaceView>('namespaces', 'GetQuota', { namespace: name }));
+      const view = await context.withClient(command, (client) => client.namespaces.getQuota({ namespace: name }));
       const out = namespaceOutput(view);
       await write(io.stdout, `${context.asJson(command) ? json(out) : formatQuota(out)}\n`);
     });

@@ -3,13 +3,14 @@
  * objects of `wire.ts` (pretty for single answers, one object per line for `watch`). Pure
  * functions of their input (and of `now`, for ages), so they are tested without a server.
  */
-import { formatBytes, formatCpu } from '@omega/cell-state';
-import Table from 'cli-table3';
+import { formatBytes, formatCpu } from '@omega/cell-state/vocabulary';
+import type Table from 'cli-table3';
+import { tableConstructor } from './lazy-require.js';
 import type { DeploymentOutput, HealthCheckOutput, JobOutput, MachineOutput, NamespaceOutput, QuotaOutput, SchedulerOutput, TaskOutput, TaskState, TokenOutput, VersionOutput } from './wire.js';
 
 /** A table without borders, columns two spaces apart, like `ps` or `kubectl get`. */
 function table(head: string[]): InstanceType<typeof Table> {
-  return new Table({
+  return new (tableConstructor())({
     head,
     chars: {
       top: '', 'top-mid': '', 'top-left': '', 'top-right': '',

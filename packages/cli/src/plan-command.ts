@@ -12,7 +12,7 @@
  * why (per filter, as `omega job` says of a pending job), and which lower-priority tasks would be
  * preempted. Secret env values of the file are not sent: a plan needs only their names.
  */
-import type { WirePlanJobReply } from '@omega/api/client';
+import type { PlanJobRequestInput, PlanJobResponse } from '@omega/api/wire';
 import { Command, InvalidArgumentError } from 'commander';
 import { type CommandContext, dnsLabel, nonNegativeInt, write } from './command-context.js';
 import { CliError, EXIT_USAGE } from './errors.js';
@@ -21,7 +21,7 @@ import { json } from './output.js';
 import { submitSpecToWire } from './wire.js';
 
 /** PlanJobResponse as decoded (the API's own wire shape). */
-export type WirePlan = WirePlanJobReply;
+export type WirePlan = PlanJobResponse;
 
 /** Index lists as ranges: `0-3, 5`. */
 function indexes(list: readonly number[]): string {
@@ -79,7 +79,7 @@ export function registerPlanCommand(program: Command, context: CommandContext): 
     .action(async (id: string | undefined, options: { file?: string; instances?: number; namespace?: string }, command: Command) => {
       if ((options.file === undefined) === (options.instances === undefined)) throw new CliError('plan: give -f FILE (a submit, or with ID an update) or --instances N with ID (a scale)', EXIT_USAGE);
       if (options.instances !== undefined && id === undefined) throw new CliError('plan --instances: name the job to scale', EXIT_USAGE);
-      let request: Record<string, unknown>;
+      let request: PlanJobRequestInput;
       let what: string;
       if (options.file !== undefined) {
         const { spec } = await loadJobFile(options.file, options.namespace, io, cwd);
@@ -89,7 +89,7 @@ export function registerPlanCommand(program: Command, context: CommandContext): 
         request = { job_id: id, instances: options.instances };
         what = `scale ${id ?? ''} to ${options.instances ?? 0}`;
       }
-      const plan = await context.withClient(command, (client) => client.call<WirePlan>('jobs', 'PlanJob', request));
+      const plan = await context.withClient(command, (client) => client.jobs.planJob(request));
       await write(io.stdout, `${context.asJson(command) ? json(plan) : formatPlan(plan, what)}\n`);
     });
 }

@@ -11,11 +11,10 @@ import { randomUUID } from 'node:crypto';
 import { dirname, resolve } from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { registerAccessCommands } from './access-commands.js';
-import { ApiClient, isRetryable } from './api-client.js';
-import { registerCellCommands } from './cell-commands.js';
+import type { ApiClient } from './api-client.js';
+import { registerCellCommands } from './cell-program.js';
 import { resolveConnection, type ConnectionFlags } from './client-config.js';
 import { type CliIo, type CommandContext, dnsLabel, nonNegativeInt, write } from './command-context.js';
-import { runDev, devOptionsFrom } from './dev/dev-cell.js';
 import { CliError, EXIT_USAGE, errorLine } from './errors.js';
 import { JobFileError, parseJobDocument } from './job-file.js';
 import { readJobFile } from './job-file-input.js';
@@ -26,7 +25,9 @@ import { registerNamespaceCommands } from './namespace-commands.js';
 import { registerVersionCommands } from './version-commands.js';
 import { formatJob, formatJobs, formatMachines, formatStats, formatWatchEvent, json } from './output.js';
 import { resolveSecretEnv } from './secret-env.js';
-import { jobOutput, machineOutput, schedulerOutput, submitSpecToWire, type WireJobView, type WireMachineView, type WireSchedulerStatsView } from './wire.js';
+import { JOB_VIEW_STATE_WIRE } from '@omega/api/wire';
+import type { JobState } from '@omega/cell-state/vocabulary';
+import { jobOutput, machineOutput, schedulerOutput, submitSpecToWire } from './wire.js';
 
 export type { CliIo };
 
@@ -59,6 +60,8 @@ export function createProgram(io: CliIo): Command {
   /** Runs `work` with a client of the API, closing it afterwards. */
   const withClient = async <T>(command: Command, work: (client: ApiClient) => Promise<T>): Promise<T> => {
     const connection = resolveConnection(globals(command), io.env, cwd);
+    // Loaded only by the commands that call the API: grpc-js is the CLI's heaviest dependency.
+    const { ApiClient } = await import('./api-client.js');
     const client = new ApiClient(connection.address, undefined, connection.security);
     try {
       return await work(client);
@@ -99,10 +102,11 @@ export function createProgram(io: CliIo): Command {
       }
       const requestId = options.requestId ?? `cli-${randomUUID()}`;
       const reply = await withClient(command, async (client) => {
+        const { isRetryable } = await import('./api-client.js');
         // Retries reuse the request id, so a submit whose answer was lost never makes two jobs.
         for (let attempt = 1; ; attempt++) {
           try {
-            return await client.call<{ job_id: string; created: boolean }>('jobs', 'SubmitJob', { job: submitSpecToWire(spec, secretEnv), request_id: requestId });
+            return await client.jobs.submitJob({ job: submitSpecToWire(spec, secretEnv), request_id: requestId });
           } catch (error) {
             if (attempt < 3 && isRetryable(error)) continue;
             if (isRetryable(error)) throw new CliError(`${(error as Error).message} (to retry safely: --request-id ${requestId})`);
@@ -122,8 +126,8 @@ export function createProgram(io: CliIo): Command {
     .action(async (options: { state?: string[]; namespace?: string; limit?: number }, command: Command) => {
       const asJson = globals(command).json === true;
       const reply = await withClient(command, (client) =>
-        client.call<{ jobs: WireJobView[]; truncated: boolean }>('jobs', 'ListJobs', {
-          states: (options.state ?? []).map((s) => `JOB_VIEW_STATE_${s.toUpperCase()}`),
+        client.jobs.listJobs({
+          states: (options.state ?? []).map((s) => JOB_VIEW_STATE_WIRE[s as JobState]),
           limit: options.limit ?? 0,
           // JSON output lists every job's tasks, the same shape as `omega job ID --json`.
           include_tasks: asJson,
@@ -140,7 +144,7 @@ export function createProgram(io: CliIo): Command {
     .description('show one job and its tasks')
     .argument('<id>', 'job id')
     .action(async (id: string, _options: unknown, command: Command) => {
-      const view = await withClient(command, (client) => client.call<WireJobView>('jobs', 'GetJob', { job_id: id }));
+      const view = await withClient(command, (client) => client.jobs.getJob({ job_id: id }));
       const job = jobOutput(view);
       await write(io.stdout, `${globals(command).json === true ? json(job) : formatJob(job, io.now())}\n`);
     });
@@ -150,7 +154,8 @@ export function createProgram(io: CliIo): Command {
     .description('kill a job: every task is stopped')
     .argument('<id>', 'job id')
     .action(async (id: string, _options: unknown, command: Command) => {
-      const reply = await withClient(command, (client) => client.call<{ job: WireJobView }>('jobs', 'KillJob', { job_id: id }));
+      const reply = await withClient(command, (client) => client.jobs.killJob({ job_id: id }));
+      if (reply.job === null) throw new CliError(`the API answered KillJob without the job ${id}`);
       const job = jobOutput(reply.job);
       await write(io.stdout, globals(command).json === true ? `${json(job)}\n` : `kill requested for ${job.id} (${job.state})\n`);
     });
@@ -165,7 +170,7 @@ export function createProgram(io: CliIo): Command {
     .option('-f, --follow', 'keep printing what the task writes until its attempt has ended (Ctrl-C stops)')
     .action(async (id: string, index: number, options: { stderr?: boolean; attempt?: number; follow?: boolean }, command: Command) => {
       await withClient(command, (client) =>
-        client.stream<{ data: Buffer; truncated?: boolean }>('GetTaskLogs', { job_id: id, index, stream: options.stderr === true ? 'STREAM_STDERR' : 'STREAM_STDOUT', attempt: options.attempt ?? 0, follow: options.follow === true }, async (chunk) => {
+        client.jobs.getTaskLogs({ job_id: id, index, stream: options.stderr === true ? 'STREAM_STDERR' : 'STREAM_STDOUT', attempt: options.attempt ?? 0, follow: options.follow === true }, async (chunk) => {
           if (chunk.data.length > 0) await write(io.stdout, chunk.data);
           // On stderr: the output itself stays exactly the task's bytes.
           if (chunk.truncated === true) await write(io.stderr, `omega: the ${options.stderr === true ? 'stderr' : 'stdout'} of ${id}/${index} was truncated by the agent's log cap: only its newest part is shown\n`);
@@ -180,7 +185,8 @@ export function createProgram(io: CliIo): Command {
     .action(async (id: string, _options: unknown, command: Command) => {
       const asJson = globals(command).json === true;
       await withClient(command, (client) =>
-        client.stream<{ revision: number; job: WireJobView }>('WatchJob', { job_id: id }, (event) => {
+        client.jobs.watchJob({ job_id: id }, (event) => {
+          if (event.job === null) return;
           const job = jobOutput(event.job);
           return write(io.stdout, `${asJson ? JSON.stringify({ revision: event.revision, job }) : formatWatchEvent(job, io.now())}\n`);
         }),
@@ -191,7 +197,7 @@ export function createProgram(io: CliIo): Command {
     .command('machines')
     .description("list the cell's machines with what is allocated on them")
     .action(async (_options: unknown, command: Command) => {
-      const reply = await withClient(command, (client) => client.call<{ machines: WireMachineView[] }>('cells', 'ListMachines', {}));
+      const reply = await withClient(command, (client) => client.cells.listMachines({}));
       const machines = reply.machines.map(machineOutput);
       await write(io.stdout, `${globals(command).json === true ? json(machines) : formatMachines(machines)}\n`);
     });
@@ -200,7 +206,7 @@ export function createProgram(io: CliIo): Command {
     .command('stats')
     .description("the schedulers' transactions, conflicts and busyness")
     .action(async (_options: unknown, command: Command) => {
-      const reply = await withClient(command, (client) => client.call<{ schedulers: WireSchedulerStatsView[] }>('cells', 'GetSchedulerStats', {}));
+      const reply = await withClient(command, (client) => client.cells.getSchedulerStats({}));
       const schedulers = reply.schedulers.map(schedulerOutput);
       await write(io.stdout, `${globals(command).json === true ? json(schedulers) : formatStats(schedulers)}\n`);
     });
@@ -232,6 +238,7 @@ export function createProgram(io: CliIo): Command {
     .option('--insecure', 'the old plaintext cell: no TLS, no tokens, no etcd users (anyone reaching it can run anything)');
   dev.action(async (options: Record<string, unknown>, command: Command) => {
     // --insecure is also a global flag, which commander may hand to the program instead.
+    const { runDev, devOptionsFrom } = await import('./dev/dev-cell.js');
     const settings = devOptionsFrom({ ...options, insecure: command.optsWithGlobals().insecure }, command.getOptionValueSource('enforcement') === 'cli');
     await runDev(settings, io);
   });

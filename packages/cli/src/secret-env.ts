@@ -15,7 +15,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { secretEnvProblems, type JobSpec } from '@omega/cell-state';
+import { secretEnvProblems, type JobSpec } from '@omega/cell-state/vocabulary';
 import { JobFileError, fileField, type SecretEnvSource } from './job-file.js';
 
 /** Where relative `fromFile` paths start and which environment `fromEnv` reads. */

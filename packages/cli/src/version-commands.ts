@@ -17,7 +17,9 @@ import { Command, InvalidArgumentError } from 'commander';
 import { type CommandContext, nonNegativeInt, write, dnsLabel } from './command-context.js';
 import { loadJobFile } from './job-file-input.js';
 import { formatHistory, json } from './output.js';
-import { jobOutput, submitSpecToWire, versionOutput, type WireJobHistory, type WireUpdateJobReply } from './wire.js';
+import type { UpdateJobRequestInput } from '@omega/api/wire';
+import { CliError } from './errors.js';
+import { jobOutput, submitSpecToWire, versionOutput } from './wire.js';
 
 function positiveInt(name: string): (value: string) => number {
   const parse = nonNegativeInt(name);
@@ -34,8 +36,9 @@ export function registerVersionCommands(program: Command, context: CommandContex
   const cwd = io.cwd ?? process.cwd();
 
   /** Sends an UpdateJob and prints what it did: one line, or the job as JSON with `changed`, `version`, `change`. */
-  const update = async (command: Command, request: Record<string, unknown>, options: { expectVersion?: number }): Promise<void> => {
-    const reply = await context.withClient(command, (client) => client.call<WireUpdateJobReply>('jobs', 'UpdateJob', { ...request, expected_version: options.expectVersion ?? 0 }));
+  const update = async (command: Command, request: UpdateJobRequestInput, options: { expectVersion?: number }): Promise<void> => {
+    const reply = await context.withClient(command, (client) => client.jobs.updateJob({ ...request, expected_version: options.expectVersion ?? 0 }));
+    if (reply.job === null) throw new CliError('the API answered UpdateJob without the job');
     const job = jobOutput(reply.job);
     if (context.asJson(command)) {
       await write(io.stdout, `${json({ changed: reply.changed, version: reply.version, change: reply.change, job })}\n`);
@@ -84,7 +87,7 @@ export function registerVersionCommands(program: Command, context: CommandContex
     .description("list a job's versions, newest first: when, who, what changed")
     .argument('<id>', 'job id')
     .action(async (id: string, _options: unknown, command: Command) => {
-      const reply = await context.withClient(command, (client) => client.call<WireJobHistory>('jobs', 'GetJobHistory', { job_id: id }));
+      const reply = await context.withClient(command, (client) => client.jobs.getJobHistory({ job_id: id }));
       const versions = reply.versions.map(versionOutput);
       await write(io.stdout, `${context.asJson(command) ? json(versions) : formatHistory(versions)}\n`);
     });

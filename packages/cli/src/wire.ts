@@ -1,28 +1,40 @@
 /**
- * The API's messages as the CLI sends and receives them (proto-loader: snake_case fields, enum
- * names, 64-bit integers as numbers) and their conversion to and from the CLI's own shapes: a
- * JobSpec of @omega/cell-state going out, and the camelCase objects of `--json` coming back
- * (the stable, documented output; the wire shape stays an internal detail of the CLI).
+ * The conversion of the API's messages to and from the CLI's own shapes: a JobSpec of
+ * @omega/cell-state going out, and the camelCase objects of `--json` coming back (the stable,
+ * documented output; the wire shape stays an internal detail of the CLI). The messages' types are
+ * generated from protos/ (`@omega/api/wire`), as the server's are.
  */
-import { jobSpecToWire, ROLE_WIRE } from '@omega/api/client';
-import type { WireJobSpec, WireNamespaceView, WireQuota, WireResources, WireSchedulerStatsView, WireTaskView, WireTokenInfo } from '@omega/api/client';
-import { resolveHealthCheck, type JobSpec } from '@omega/cell-state';
+import {
+  jobSpecToWire,
+  ROLE_WIRE,
+  type GetJobHistoryResponse,
+  type HealthCheck as WireHealthCheck,
+  type JobSpecInput,
+  type JobVersionView,
+  type JobView,
+  type MachineView,
+  type NamespaceView,
+  type Quota,
+  type Resources,
+  type SchedulerStatsView,
+  type TaskView,
+  type TokenInfo,
+  type UpdateJobResponse,
+} from '@omega/api/wire';
+import { resolveHealthCheck, type JobSpec } from '@omega/cell-state/vocabulary';
 
 export { jobSpecToWire };
 export { ROLE_WIRE };
-export type { WireNamespaceView, WireQuota, WireResources, WireSchedulerStatsView, WireTaskView, WireTokenInfo };
+export type { GetJobHistoryResponse, JobView, MachineView, NamespaceView, Quota, SchedulerStatsView, TaskView, TokenInfo, UpdateJobResponse };
 
 // ---- going out ----------------------------------------------------------------------------------
-
-/** A submitted JobSpec: the stored spec's wire form, its namespace, and its secret env values (write-only). */
-export type WireSubmitSpec = WireJobSpec & { namespace: string };
 
 /**
  * The JobSpec of a SubmitJob: `spec` in wire form with its namespace and `secretEnv`'s values in
  * `task.secret_env` (the only place a secret value is ever put on the wire; the server stores it
  * apart and never returns it).
  */
-export function submitSpecToWire(spec: JobSpec, secretEnv: Readonly<Record<string, string>> = {}): WireSubmitSpec {
+export function submitSpecToWire(spec: JobSpec, secretEnv: Readonly<Record<string, string>> = {}): JobSpecInput {
   const wire = jobSpecToWire(spec);
   return { ...wire, namespace: spec.namespace, task: wire.task === null ? null : { ...wire.task, secret_env: { ...secretEnv } } };
 }
@@ -31,87 +43,6 @@ export function submitSpecToWire(spec: JobSpec, secretEnv: Readonly<Record<strin
 export type RoleName = keyof typeof ROLE_WIRE;
 
 // ---- coming back: responses as decoded (absent messages are null) ----------------------------
-
-export interface WireJobView {
-  id: string;
-  spec: {
-    name: string;
-    /** Empty from a server that predates namespaces: `default`. */
-    namespace?: string;
-    kind: string;
-    priority: number;
-    instances: number;
-    commit_mode: string;
-    task: {
-      command: string[];
-      env: Record<string, string>;
-      resources: WireResources | null;
-      run_duration_ms: number;
-      hollow_fail: boolean;
-      pids_limit: number;
-      log_limit_bytes?: number;
-      /** 0 or absent: the agent's --disk-limit. */
-      disk_limit_bytes?: number | string;
-      /** "" (host) or "none". */
-      network?: string;
-      /** "" (the agent's choice) or a named user of the machine. */
-      user?: string;
-      /** The names of the secret env entries only; the values never come back. */
-      secret_env_names?: string[];
-      /** null or absent: no health check. */
-      health_check?: {
-        command: string[];
-        http: { port: number; path: string } | null;
-        tcp: { port: number } | null;
-        interval_ms: number | string;
-        timeout_ms: number | string;
-        grace_period_ms: number | string;
-        failure_threshold: number;
-        hollow_failing: boolean;
-      } | null;
-    } | null;
-    constraints: { attribute: string; operator: string; values: string[]; limit: number }[];
-    restart_policy: { kind: string; max_restarts: number; initial_backoff_ms: number; max_backoff_ms: number } | null;
-    /** null or absent: not a cron job. */
-    schedule?: { cron: string; time_zone: string; concurrency: string; starting_deadline_ms: number | string } | null;
-  } | null;
-  state: string;
-  reason: string;
-  ruled_out: { filter: string; machines: number }[];
-  kill_requested: boolean;
-  submitted_at_ms: number;
-  scheduler: string;
-  tasks: WireTaskView[];
-  task_counts: Record<TaskState, number> | null;
-  /** 0 or absent from a server that predates versions: 1. */
-  version?: number;
-  deployment?: WireDeploymentView | null;
-  cron?: { next_run_at_ms: number | string; last_scheduled_at_ms: number | string; runs: number; skipped: number; last_skip_reason: string } | null;
-  cron_run?: { template_id: string; scheduled_at_ms: number | string } | null;
-}
-
-export interface WireDeploymentView {
-  version: number;
-  state: string;
-  healthy: number;
-  updated: number;
-  total: number;
-  reason: string;
-  started_at_ms: number | string;
-}
-
-/** UpdateJob's reply. */
-export interface WireUpdateJobReply {
-  job: WireJobView;
-  changed: boolean;
-  version: number;
-  change: string;
-}
-
-/** GetJobHistory's reply. */
-export interface WireJobHistory {
-  versions: { version: number; at_ms: number | string; by: string; change: string; current: boolean; spec: WireJobView['spec'] }[];
-}
 
 /** `history --json`: one version. */
 export interface VersionOutput {
@@ -122,7 +53,7 @@ export interface VersionOutput {
   current: boolean;
 }
 
-export function versionOutput(v: WireJobHistory['versions'][number]): VersionOutput {
+export function versionOutput(v: JobVersionView): VersionOutput {
   return { version: v.version, atMs: Number(v.at_ms), by: v.by, change: v.change, current: v.current };
 }
 
@@ -137,28 +68,13 @@ export interface DeploymentOutput {
   startedAtMs: number;
 }
 
-export interface WireMachineView {
-  id: string;
-  capacity: WireResources | null;
-  allocated: WireResources | null;
-  tasks: number;
-  alive: boolean;
-  schedulable: boolean;
-  unschedulable_reason: string;
-  attributes: Record<string, string>;
-  hollow: boolean;
-  enforcement_disabled: boolean;
-  cordoned?: boolean;
-  cordon_reason?: string;
-  cordoned_at_ms?: number | string;
-  drain_deadline_ms?: number | string;
-}
-
 export type TaskState = 'pending' | 'placed' | 'running' | 'succeeded' | 'failed' | 'killed' | 'lost';
 export type JobState = 'pending' | 'running' | 'succeeded' | 'failed' | 'killed' | 'unschedulable' | 'scheduled' | 'unknown';
 
 /** `JOB_VIEW_STATE_RUNNING` → `running`; `TASK_VIEW_STATE_LOST` → `lost`; `JOB_KIND_BATCH` → `batch`. */
-export function enumWord(name: string, prefix: string): string {
+export function enumWord(value: string | number, prefix: string): string {
+  // An unknown value (from a newer server) arrives as its number.
+  const name = String(value);
   return name.startsWith(prefix) ? name.slice(prefix.length).toLowerCase().replace(/_/g, '-') : name.toLowerCase();
 }
 
@@ -300,9 +216,9 @@ export interface SchedulerOutput {
   updatedAtMs: number;
 }
 
-const resources = (r: WireResources | null | undefined): { cpuMillis: number; memoryBytes: number } => ({ cpuMillis: r?.cpu_millis ?? 0, memoryBytes: r?.memory_bytes ?? 0 });
+const resources = (r: Resources | null | undefined): { cpuMillis: number; memoryBytes: number } => ({ cpuMillis: r?.cpu_millis ?? 0, memoryBytes: r?.memory_bytes ?? 0 });
 
-export function taskOutput(t: WireTaskView): TaskOutput {
+export function taskOutput(t: TaskView): TaskOutput {
   return {
     index: t.index,
     state: enumWord(t.state, 'TASK_VIEW_STATE_') as TaskState,
@@ -317,14 +233,14 @@ export function taskOutput(t: WireTaskView): TaskOutput {
     finishedAtMs: t.finished_at_ms,
     cpuSeconds: t.cpu_seconds,
     peakMemoryBytes: t.peak_memory_bytes,
-    version: (t as WireTaskView & { version?: number }).version ?? 0,
+    version: t.version ?? 0,
     // Empty (or absent, from a server that predates health checks): no check or no result yet.
     health: t.health === 'passing' || t.health === 'failing' ? t.health : null,
     healthSinceMs: Number(t.health_since_ms ?? 0),
   };
 }
 
-export function jobOutput(j: WireJobView): JobOutput {
+export function jobOutput(j: JobView): JobOutput {
   const spec = j.spec;
   const policy = spec?.restart_policy;
   const counts = { pending: 0, placed: 0, running: 0, succeeded: 0, failed: 0, killed: 0, lost: 0, ...(j.task_counts ?? {}) };
@@ -381,7 +297,7 @@ export function jobOutput(j: WireJobView): JobOutput {
   };
 }
 
-function healthCheckOutput(w: NonNullable<NonNullable<WireJobView['spec']>['task']>['health_check']): HealthCheckOutput | null {
+function healthCheckOutput(w: WireHealthCheck | null | undefined): HealthCheckOutput | null {
   if (w === null || w === undefined) return null;
   const check = resolveHealthCheck({
     ...(w.command.length > 0 ? { command: w.command } : {}),
@@ -395,7 +311,7 @@ function healthCheckOutput(w: NonNullable<NonNullable<WireJobView['spec']>['task
   return { kind: check.kind, command: [...check.command], port: check.port, path: check.path, intervalMs: check.intervalMs, timeoutMs: check.timeoutMs, gracePeriodMs: check.gracePeriodMs, failureThreshold: check.failureThreshold };
 }
 
-export function tokenOutput(t: WireTokenInfo): TokenOutput {
+export function tokenOutput(t: TokenInfo): TokenOutput {
   const role = enumWord(t.role, 'ROLE_');
   return {
     name: t.name,
@@ -406,13 +322,13 @@ export function tokenOutput(t: WireTokenInfo): TokenOutput {
   };
 }
 
-const quotaOutput = (q: WireQuota | null | undefined): QuotaOutput => ({ cpuMillis: q?.cpu_millis ?? 0, memoryBytes: q?.memory_bytes ?? 0, tasks: q?.tasks ?? 0 });
+const quotaOutput = (q: Quota | null | undefined): QuotaOutput => ({ cpuMillis: q?.cpu_millis ?? 0, memoryBytes: q?.memory_bytes ?? 0, tasks: q?.tasks ?? 0 });
 
-export function namespaceOutput(n: WireNamespaceView): NamespaceOutput {
+export function namespaceOutput(n: NamespaceView): NamespaceOutput {
   return { name: n.name, quota: n.has_quota ? quotaOutput(n.quota) : null, used: quotaOutput(n.used), createdAtMs: n.created_at_ms };
 }
 
-export function machineOutput(m: WireMachineView): MachineOutput {
+export function machineOutput(m: MachineView): MachineOutput {
   return {
     id: m.id,
     capacity: resources(m.capacity),
@@ -428,7 +344,7 @@ export function machineOutput(m: WireMachineView): MachineOutput {
   };
 }
 
-export function schedulerOutput(s: WireSchedulerStatsView): SchedulerOutput {
+export function schedulerOutput(s: SchedulerStatsView): SchedulerOutput {
   return {
     name: s.name,
     kind: s.kind,

@@ -3,7 +3,7 @@
  * them failing on purpose) and a service of two instances. Submitted with fixed request ids, so
  * starting the demo again on the same data directory does not submit it twice.
  */
-import { DEFAULT_NAMESPACE, type JobSpec } from '@omega/cell-state';
+import { DEFAULT_NAMESPACE, type JobSpec } from '@omega/cell-state/vocabulary';
 import type { ApiClient } from '../api-client.js';
 import { jobSpecToWire } from '../wire.js';
 
@@ -41,7 +41,7 @@ export interface SubmittedDemoJob {
 export async function submitDemo(client: ApiClient, runId: string): Promise<SubmittedDemoJob[]> {
   const submitted: SubmittedDemoJob[] = [];
   for (const job of DEMO_JOBS) {
-    const reply = await client.call<{ job_id: string }>('jobs', 'SubmitJob', { job: jobSpecToWire(job), request_id: `demo-${runId}-${job.name}` });
+    const reply = await client.jobs.submitJob({ job: jobSpecToWire(job), request_id: `demo-${runId}-${job.name}` });
     submitted.push({ id: reply.job_id, spec: job });
   }
   return submitted;

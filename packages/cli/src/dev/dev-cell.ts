@@ -146,7 +146,7 @@ async function waitForApi(client: ApiClient, api: ManagedChild, listen: string, 
     let problem = 'it has not said it listens';
     if (currentLog(api).includes(API_LISTENING)) {
       try {
-        await client.call('cells', 'ListMachines', {});
+        await client.cells.listMachines({});
         return;
       } catch (error) {
         problem = (error as Error).message;
@@ -177,7 +177,7 @@ function exitText(exit: Pick<ChildExit, 'code' | 'signal'>): string {
 async function waitForMachines(client: ApiClient, timeoutMs: number): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    const reply = await client.call<{ machines: { alive: boolean }[] }>('cells', 'ListMachines', {}).catch(() => ({ machines: [] }));
+    const reply = await client.cells.listMachines({}).catch(() => ({ machines: [] as { alive: boolean }[] }));
     if (reply.machines.some((m) => m.alive)) return true;
     await sleep(250);
   }
