@@ -8,19 +8,12 @@
  * that may see them, so the first change to a task after a snapshot copies one small bucket,
  * never a whole 10,000-task job nor every task of the cell.
  */
-import {
-  decodeAlive,
-  decodeJob,
-  decodeJobStatus,
-  decodeMachine,
-  decodeNamespace,
-  decodeOwner,
-  decodeSchedulerStats,
-  decodeTask,
-} from './codec.js';
+import { decodeAlive, decodeJob, decodeJobStatus, decodeNamespace, decodeOwner, decodeSchedulerStats } from './codec.js';
 import type { CellKeys, KeyKind } from './keys.js';
 import type { KeyValue } from './kv.js';
 import { RecallCache, type RecallLimits } from './recall-cache.js';
+// Tasks and machines change with every placement and report: their lean decoders (same results as codec.ts's).
+import { decodeMachineRecord as decodeMachine, decodeTaskRecord as decodeTask } from './record-wire.js';
 import { isClaimLive, usedResources } from './resources.js';
 import type {
   Alive,

@@ -33,6 +33,8 @@ import type {
   Watcher,
 } from 'etcd3';
 import { etcd3 } from './etcd3-module.js';
+import { encodeTxnRequest } from './etcd-wire-encode.js';
+import { decodeDeleteRangeResponse, decodePutResponse, decodeRangeResponse, decodeTxnResponse, decodeWatchResponse, isWireKeyValue } from './etcd-wire.js';
 import { pino, type Logger } from 'pino';
 import {
   ETCD_DEFAULT_LIMITS,
@@ -145,6 +147,8 @@ export class EtcdKv implements KvStore {
   private readonly refusalsLogged = new Set<string>();
   private readonly probeKey: Buffer;
   private closed = false;
+  /** etcd3's KV client takes {@link EncodedRequest}s and returns replies in final form (see installLeanDecoders). */
+  private readonly lean: boolean;
 
   constructor(options: EtcdKvOptions) {
     if (options.endpoints.length === 0) throw new RangeError('EtcdKv needs at least one endpoint');
@@ -170,6 +174,7 @@ export class EtcdKv implements KvStore {
       faultHandling: { watchBackoff: cappedBackoff(100, 2_000) },
     });
     interceptCompactions(this.client, this.compactedWatchers);
+    this.lean = installLeanDecoders(this.client);
   }
 
   async range(request: RangeRequest): Promise<RangeResult> {
@@ -194,7 +199,9 @@ export class EtcdKv implements KvStore {
   }
 
   async txn(request: TxnRequest): Promise<TxnResult> {
-    const response = await this.rpc(() => this.client.kv.txn(toTxnRequest(request)), { leases: leasesOf(request), keys: keysOf(request) });
+    // Encoded once, before the call: etcd3's retries resend the same bytes.
+    const body = this.lean ? (new EncodedRequest(encodeTxnRequest(request)) as unknown as ITxnRequest) : toTxnRequest(request);
+    const response = await this.rpc(() => this.client.kv.txn(body), { leases: leasesOf(request), keys: keysOf(request) });
     const results = this.fromResponses(response.succeeded ? request.success : request.failure, response.responses);
     return { succeeded: response.succeeded, revision: parseInt64(response.header.revision), results };
   }
@@ -609,6 +616,79 @@ function interceptCompactions(client: Etcd3, record: WeakMap<Watcher, number>): 
   };
 }
 
+/** The replies whose decoding {@link installLeanDecoders} replaces, by service and etcd3 method name. */
+const LEAN_DECODERS = {
+  KV: { range: decodeRangeResponse, txn: decodeTxnResponse, put: decodePutResponse, deleteRange: decodeDeleteRangeResponse },
+  Watch: { watch: decodeWatchResponse },
+} as const;
+
+/** A request already in wire form ({@link encodeTxnRequest}): the patched serializers send its bytes as they are. */
+class EncodedRequest {
+  constructor(readonly bytes: Buffer) {}
+}
+const LEAN = Symbol.for('omega.etcd-kv.lean-decoders');
+
+/**
+ * Replaces the reply decoders of etcd3's KV and Watch gRPC clients with the lean ones of
+ * `etcd-wire.ts` (replies come out with numeric revisions and {@link KeyValue}s, which
+ * {@link toKeyValue} and {@link parseInt64} pass through). etcd3 builds its clients from one
+ * proto-loader definition per process, so the methods are swapped on their shared prototype,
+ * once; only EtcdKv uses etcd3 (the repository's rule), and every reply field it or etcd3's
+ * watch manager reads is kept. If etcd3's or grpc-js's internals differ from what is checked
+ * here, nothing is patched and replies keep etcd3's own (slower, equivalent) form. The patched
+ * methods' serializers also accept an {@link EncodedRequest}. Returns whether the KV client is
+ * patched (then `txn` may be given encoded requests).
+ */
+function installLeanDecoders(client: Etcd3): boolean {
+  interface MethodAttrs {
+    (...args: unknown[]): unknown;
+    readonly path?: string;
+    readonly requestSerialize?: (value: unknown) => Buffer;
+    readonly responseStream?: boolean;
+    readonly requestStream?: boolean;
+  }
+  interface GrpcClient {
+    makeUnaryRequest(path: string, serialize: unknown, deserialize: unknown, ...args: unknown[]): unknown;
+    makeBidiStreamRequest(path: string, serialize: unknown, deserialize: unknown, ...args: unknown[]): unknown;
+  }
+  const host = (client as unknown as { pool?: { hosts?: { getServiceClient?(name: string): unknown }[] } }).pool?.hosts?.[0];
+  if (typeof host?.getServiceClient !== 'function') return false;
+  let kvPatched = false;
+  for (const [service, methods] of Object.entries(LEAN_DECODERS)) {
+    let proto: Record<string | symbol, unknown>;
+    try {
+      proto = Object.getPrototypeOf(host.getServiceClient(service)) as Record<string | symbol, unknown>;
+    } catch {
+      return kvPatched;
+    }
+    if (proto[LEAN] === true) {
+      kvPatched ||= service === 'KV';
+      continue;
+    }
+    const replacements: [string, MethodAttrs][] = [];
+    for (const [name, decode] of Object.entries(methods)) {
+      const original = proto[name] as MethodAttrs | undefined;
+      const given = original?.requestSerialize;
+      const path = original?.path;
+      if (typeof original !== 'function' || typeof given !== 'function' || typeof path !== 'string' || original.requestStream !== original.responseStream) return kvPatched;
+      const serialize = (value: unknown): Buffer => (value instanceof EncodedRequest ? value.bytes : given(value));
+      const bidi = original.responseStream === true;
+      const lean = bidi
+        ? function (this: GrpcClient, ...args: unknown[]): unknown {
+            return this.makeBidiStreamRequest(path, serialize, decode, ...args);
+          }
+        : function (this: GrpcClient, ...args: unknown[]): unknown {
+            return this.makeUnaryRequest(path, serialize, decode, ...args);
+          };
+      replacements.push([name, Object.assign(lean, original, { requestSerialize: serialize, responseDeserialize: decode })]);
+    }
+    for (const [name, lean] of replacements) proto[name] = lean;
+    proto[LEAN] = true;
+    kvPatched ||= service === 'KV';
+  }
+  return kvPatched;
+}
+
 /** Runs `onLost` listeners once, with an error resolved when the loss happened. */
 class LostSignal {
   fired = false;
@@ -634,13 +714,15 @@ class LostSignal {
  * Parses an etcd int64 (revision, version, count) sent as a decimal string; refuses values a
  * JavaScript number cannot hold exactly. Lease ids stay strings: etcd draws them from all of int64.
  */
-function parseInt64(text: string): number {
-  const value = Number(text);
+function parseInt64(text: string | number): number {
+  const value = typeof text === 'number' ? text : Number(text);
   if (!Number.isSafeInteger(value)) throw new KvError(`etcd sent ${JSON.stringify(text)}, not a safe integer`, false);
   return value;
 }
 
-function toKeyValue(kv: IKeyValue): KeyValue {
+function toKeyValue(kv: IKeyValue | KeyValue): KeyValue {
+  // Already in final form when the lean decoders are installed (see installLeanDecoders).
+  if (isWireKeyValue(kv)) return kv;
   return {
     key: kv.key.toString('utf8'),
     // A plain view (no copy): callers compare values as Uint8Array, not Buffer.
@@ -713,7 +795,8 @@ function toRequestOp(op: Op): IRequestOp {
   }
 }
 
-function toTxnRequest(request: TxnRequest): ITxnRequest {
+/** etcd3's request object for `request` (the path when the lean encoder is not installed; tests compare both). */
+export function toTxnRequest(request: TxnRequest): ITxnRequest {
   return {
     compare: request.compare.map(toCompare),
     success: request.success.map(toRequestOp),

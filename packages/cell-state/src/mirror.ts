@@ -18,7 +18,13 @@ import type { Logger } from 'pino';
 import pino from 'pino';
 import { CellStateMaps, type CellSnapshot, type MirrorFilter } from './cell-snapshot.js';
 import type { CellKeys, KeyKind } from './keys.js';
-import { KvCompactedError, type KvStore, type WatchBatch, type WatchHandle } from './kv.js';
+import { KvCompactedError, type KvStore, type RangeResult, type WatchBatch, type WatchHandle } from './kv.js';
+
+/**
+ * The prefixes a mirror lists: every kind {@link CellStateMaps} holds, the largest first (its
+ * first page fixes the list's revision). Request records and job history are never held.
+ */
+const LISTED_PREFIXES = ['tasks', 'machines', 'alive', 'jobs', 'status', 'owners', 'schedulers', 'namespaces'] as const;
 
 /** What changed in one applied batch. */
 export interface MirrorChange {
@@ -62,7 +68,8 @@ export class MirrorStoppedError extends Error {
 
 export class CellMirror {
   readonly counters: MirrorCounters = { lists: 0, relistsAfterCompaction: 0, batches: 0, events: 0, duplicates: 0, disconnects: 0, recalled: 0 };
-  private readonly state: CellStateMaps;
+  /** Replaced whole by each (re-)list, so a list is applied page by page without a half state showing. */
+  private state: CellStateMaps;
   private readonly logger: Logger;
   private readonly pageSize: number;
   private watch: WatchHandle | undefined;
@@ -199,6 +206,8 @@ export class CellMirror {
       }
     }
     if (this.stopped) return;
+    // The new watch's batches apply at once, even before the re-list's promise has settled.
+    this.relisting = undefined;
     this.watch = this.kv.watch(this.keys.root, this.state.revision + 1, {
       onBatch: (batch) => this.applyBatch(batch),
       onCompacted: (compactRevision) => this.relist(compactRevision),
@@ -210,25 +219,40 @@ export class CellMirror {
     });
   }
 
-  /** A paged list of the whole cell at one revision, replacing the state. */
+  /**
+   * A paged list of the mirrored kinds at one revision, replacing the state. The prefixes are
+   * listed at once (the first page of the largest, `tasks/`, fixes the revision), each page is
+   * applied while the next is in flight, and pages are applied into a fresh state that replaces
+   * the old one only when complete: the replica's peak is one page, not the whole cell in
+   * replies. Keys of no mirrored kind (`requests/`, `history/`) are not read at all.
+   */
   private async list(): Promise<void> {
     this.counters.lists++;
-    let revision = 0;
-    let fromKey: string | undefined;
-    const pages = [];
-    for (;;) {
-      const page = await this.kv.range({ key: this.keys.root, prefix: true, limit: this.pageSize, revision, ...(fromKey === undefined ? {} : { fromKey }) });
-      if (revision === 0) revision = page.revision;
-      // A filtered mirror keeps only what it will hold: its peak while listing is its part of the cell.
-      pages.push(this.filter === undefined ? page.kvs : page.kvs.filter((kv) => this.state.admits(kv)));
-      const last = page.kvs[page.kvs.length - 1];
-      if (!page.more || last === undefined) break;
-      fromKey = `${last.key}\0`;
-    }
-    this.state.clear();
-    for (const kvs of pages) for (const kv of kvs) this.state.apply('put', kv);
+    const next = new CellStateMaps(this.keys, 0, this.filter);
+    const [first, ...rest] = LISTED_PREFIXES.map((segment) => this.keys.prefix(segment));
+    const firstPage = await this.kv.range({ key: first as string, prefix: true, limit: this.pageSize });
+    const revision = firstPage.revision;
+    await Promise.all([this.listPrefix(next, first as string, revision, firstPage), ...rest.map((prefix) => this.listPrefix(next, prefix, revision))]);
+    if (this.stopped) return;
+    this.state = next;
     this.state.advance(revision);
     this.notify({ revision, full: true, changes: [] });
+  }
+
+  /** Lists one prefix at `revision` into `into`, page by page, the next page read while this one is applied. */
+  private async listPrefix(into: CellStateMaps, prefix: string, revision: number, firstPage?: RangeResult): Promise<void> {
+    let page = firstPage ?? (await this.kv.range({ key: prefix, prefix: true, limit: this.pageSize, revision }));
+    for (;;) {
+      const last = page.kvs[page.kvs.length - 1];
+      const following = page.more && last !== undefined ? this.kv.range({ key: prefix, prefix: true, limit: this.pageSize, revision, fromKey: `${last.key}\0` }) : undefined;
+      // Rejections of `following` are awaited below; nothing between here and there awaits.
+      for (const kv of page.kvs) {
+        // A filtered mirror keeps only what it will hold: its peak while listing is its part of the cell.
+        if (this.filter === undefined || into.admits(kv)) into.apply('put', kv);
+      }
+      if (following === undefined) return;
+      page = await following;
+    }
   }
 
   private applyBatch(batch: WatchBatch): void {

@@ -8,3 +8,5 @@ export { describeKvContract, type OpenedKv } from './kv-contract.js';
 export { keysWritten, replayingKv, type ReplayCounters, type ReplayOptions, type ReplayedWrite } from './replaying-kv.js';
 export { outageKv, type OutageKv } from './outage-kv.js';
 export { mirroredCell, type MirroredCell } from './mirrored-cell.js';
+/** Record encoders, for benchmarks that fill a store directly in big transactions (bench's cold sync). */
+export { encodeAlive, encodeJob, encodeJobStatus, encodeMachine, encodeTask } from '../codec.js';

@@ -1,0 +1,210 @@
+/**
+ * Lean decoders of the two records every replica decodes on every change: `TaskRecord` and
+ * `MachineRecord` (`protos/omega/v1/records.proto`). They read the wire in one pass with
+ * {@link ProtoReader} (no `Long` objects, no intermediate message) and return exactly what
+ * codec.ts's protobufjs decoders return, field for field: the test beside this file checks
+ * both on the same bytes. The field numbers here must follow records.proto.
+ */
+import { ProtoReader } from './proto-reader.js';
+import { HEALTH_STATES, TASK_STATES, type Claim, type ClaimId, type JobId, type Machine, type MachineId, type Resources, type Task, type TaskId } from './types.js';
+
+function resources(r: ProtoReader, end: number): Resources {
+  let cpuMillis = 0;
+  let memoryBytes = 0;
+  while (r.pos < end) {
+    const tag = r.uint();
+    if (tag === 0x08) cpuMillis = r.safeUint('cpu_millis');
+    else if (tag === 0x10) memoryBytes = r.safeUint('memory_bytes');
+    else r.skip(tag & 7);
+  }
+  return { cpuMillis, memoryBytes };
+}
+
+const NO_RESOURCES = (): Resources => ({ cpuMillis: 0, memoryBytes: 0 });
+
+/** Decodes a TaskRecord; `revision` is its key's mod revision. Throws on malformed bytes. */
+export function decodeTaskRecord(bytes: Uint8Array, revision: number): Task {
+  const r = new ProtoReader(bytes);
+  const end = r.end;
+  let jobId = '';
+  let index = 0;
+  let attempt = 0;
+  let claimId = '';
+  let machineId = '';
+  let scheduler = '';
+  let state = 0;
+  let reason = '';
+  let exitCode = 0;
+  let signal = '';
+  let pid = 0;
+  let placedAtMs = 0;
+  let startedAtMs = 0;
+  let finishedAtMs = 0;
+  let cpuSeconds = 0;
+  let peakMemoryBytes = 0;
+  let res: Resources | undefined;
+  let priority = 0;
+  let hasExitCode = false;
+  let restarts = 0;
+  let notBeforeMs = 0;
+  let version = 0;
+  let health = 0;
+  let healthSinceMs = 0;
+  while (r.pos < end) {
+    const tag = r.uint();
+    switch (tag) {
+      case 0x0a: jobId = r.string(); break; // 1
+      case 0x10: index = r.uint32(); break; // 2
+      case 0x18: attempt = r.uint32(); break; // 3
+      case 0x22: claimId = r.string(); break; // 4
+      case 0x2a: machineId = r.string(); break; // 5
+      case 0x32: scheduler = r.string(); break; // 6
+      case 0x38: state = r.int32(); break; // 7
+      case 0x42: reason = r.string(); break; // 8
+      case 0x48: exitCode = r.int32(); break; // 9
+      case 0x52: signal = r.string(); break; // 10
+      case 0x58: pid = r.uint32(); break; // 11
+      case 0x60: placedAtMs = r.safeUint('placed_at_ms'); break; // 12
+      case 0x68: startedAtMs = r.safeUint('started_at_ms'); break; // 13
+      case 0x70: finishedAtMs = r.safeUint('finished_at_ms'); break; // 14
+      case 0x79: cpuSeconds = r.double(); break; // 15
+      case 0x80: peakMemoryBytes = r.safeUint('peak_memory_bytes'); break; // 16 (two-byte tags from here)
+      case 0x8a: { const to = r.delimited(); res = resources(r, to); r.pos = to; break; } // 17
+      case 0x90: priority = r.int32(); break; // 18
+      case 0x98: hasExitCode = r.bool(); break; // 19
+      case 0xa0: restarts = r.uint32(); break; // 20
+      case 0xa8: notBeforeMs = r.safeUint('not_before_ms'); break; // 21
+      case 0xb0: version = r.uint32(); break; // 22
+      case 0xb8: health = r.int32(); break; // 23
+      case 0xc0: healthSinceMs = r.safeUint('health_since_ms'); break; // 24
+      default: r.skip(tag & 7);
+    }
+  }
+  const healthState = HEALTH_STATES[health - 1];
+  const task: { -readonly [K in keyof Task]: Task[K] } = {
+    id: `${jobId}/${index}` as TaskId,
+    jobId: jobId as JobId,
+    index,
+    attempt,
+    claimId: claimId as ClaimId,
+    machineId: machineId as MachineId,
+    scheduler,
+    state: TASK_STATES[state - 1] ?? 'pending',
+    reason,
+    signal,
+    pid,
+    placedAtMs,
+    startedAtMs,
+    finishedAtMs,
+    cpuSeconds,
+    peakMemoryBytes,
+    resources: res ?? NO_RESOURCES(),
+    priority,
+    restarts,
+    notBeforeMs,
+    revision,
+  };
+  // Optional fields stay absent as codec.ts leaves them, so both decoders' results compare equal.
+  if (hasExitCode) task.exitCode = exitCode;
+  if (healthState !== undefined) {
+    task.health = healthState;
+    task.healthSinceMs = healthSinceMs;
+  }
+  if (version > 0) task.version = version;
+  return task;
+}
+
+function claim(r: ProtoReader, end: number, machineId: MachineId): Claim {
+  let id = '';
+  let taskId = '';
+  let attempt = 0;
+  let res: Resources | undefined;
+  let priority = 0;
+  let scheduler = '';
+  while (r.pos < end) {
+    const tag = r.uint();
+    switch (tag) {
+      case 0x0a: id = r.string(); break;
+      case 0x12: taskId = r.string(); break;
+      case 0x18: attempt = r.uint32(); break;
+      case 0x22: { const to = r.delimited(); res = resources(r, to); r.pos = to; break; }
+      case 0x28: priority = r.int32(); break;
+      case 0x32: scheduler = r.string(); break;
+      default: r.skip(tag & 7);
+    }
+  }
+  return { id: id as ClaimId, taskId: taskId as TaskId, machineId, attempt, resources: res ?? NO_RESOURCES(), priority, scheduler };
+}
+
+/** Decodes a MachineRecord; `seq` is its key's mod revision. Throws on malformed bytes. */
+export function decodeMachineRecord(bytes: Uint8Array, seq: number): Machine {
+  const r = new ProtoReader(bytes);
+  const end = r.end;
+  let id = '';
+  let capacity: Resources | undefined;
+  const attributes: Record<string, string> = {};
+  let schedulable = false;
+  let unschedulableReason = '';
+  let enforcementDisabled = false;
+  let hollow = false;
+  /** Claims are decoded after the loop: each carries the machine's id, which may come later. */
+  const claimRanges: number[] = [];
+  let cordon: { reason: string; sinceMs: number; drainDeadlineMs: number } | undefined;
+  while (r.pos < end) {
+    const tag = r.uint();
+    switch (tag) {
+      case 0x0a: id = r.string(); break;
+      case 0x12: { const to = r.delimited(); capacity = resources(r, to); r.pos = to; break; }
+      case 0x1a: {
+        const to = r.delimited();
+        let key = '';
+        let value = '';
+        while (r.pos < to) {
+          const t = r.uint();
+          if (t === 0x0a) key = r.string();
+          else if (t === 0x12) value = r.string();
+          else r.skip(t & 7);
+        }
+        attributes[key] = value;
+        break;
+      }
+      case 0x20: schedulable = r.bool(); break;
+      case 0x2a: unschedulableReason = r.string(); break;
+      case 0x30: enforcementDisabled = r.bool(); break;
+      case 0x38: hollow = r.bool(); break;
+      case 0x42: { const to = r.delimited(); claimRanges.push(r.pos, to); r.pos = to; break; }
+      case 0x4a: {
+        const to = r.delimited();
+        const c = cordon ?? { reason: '', sinceMs: 0, drainDeadlineMs: 0 };
+        while (r.pos < to) {
+          const t = r.uint();
+          if (t === 0x0a) c.reason = r.string();
+          else if (t === 0x10) c.sinceMs = r.safeUint('since_ms');
+          else if (t === 0x18) c.drainDeadlineMs = r.safeUint('drain_deadline_ms');
+          else r.skip(t & 7);
+        }
+        cordon = c;
+        break;
+      }
+      default: r.skip(tag & 7);
+    }
+  }
+  const machineId = id as MachineId;
+  const claims: Claim[] = new Array<Claim>(claimRanges.length / 2);
+  for (let i = 0; i < claimRanges.length; i += 2) {
+    r.pos = claimRanges[i] as number;
+    claims[i / 2] = claim(r, claimRanges[i + 1] as number, machineId);
+  }
+  return {
+    id: machineId,
+    capacity: capacity ?? NO_RESOURCES(),
+    attributes,
+    schedulable,
+    unschedulableReason,
+    enforcementDisabled,
+    hollow,
+    ...(cordon === undefined ? {} : { cordon }),
+    claims,
+    seq,
+  };
+}
