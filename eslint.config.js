@@ -6,6 +6,7 @@
 //     packages/cell-state imports etcd3; schedulers never import the node agent.
 // Types come from tsconfig.eslint.json, one program over everything linted.
 import { readdirSync, readFileSync } from 'node:fs';
+import { dirname, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'eslint/config';
 import tseslint from 'typescript-eslint';
@@ -25,7 +26,56 @@ const publicSpecifiers = packageDirs.flatMap((dir) => {
 });
 const escape = (text) => text.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
 
-/** The options of no-restricted-imports for one part of the tree (flat config replaces, not merges). */
+/** The workspace package (`packages/<name>` or `bench`) a path lies in, or undefined (test/, scripts/). */
+function packageOf(file) {
+  const parts = relative(root, file).split(sep);
+  if (parts[0] === 'packages' && parts.length > 2) return `packages/${parts[1]}`;
+  return parts[0] === 'bench' && parts.length > 1 ? 'bench' : undefined;
+}
+
+/**
+ * A relative specifier that lands in another workspace package (`../packages/api/src/server.js`,
+ * `../../cell-state/src/...`): that package's sources are not its public API. Decided on the
+ * paths alone, so it needs no resolver; the repository's own test/ and scripts/ are no package.
+ */
+const noRelativeCrossPackage = {
+  meta: { type: 'problem', schema: [], messages: { cross: "'{{spec}}' reaches into {{target}}: import it by its package name (its package.json \"exports\")." } },
+  create(context) {
+    const from = packageOf(context.physicalFilename);
+    const check = (source) => {
+      if (source?.type !== 'Literal' || typeof source.value !== 'string' || !source.value.startsWith('.')) return;
+      const target = packageOf(resolve(dirname(context.physicalFilename), source.value));
+      if (target !== undefined && target !== from) context.report({ node: source, messageId: 'cross', data: { spec: source.value, target } });
+    };
+    return {
+      ImportDeclaration: (node) => check(node.source),
+      ExportNamedDeclaration: (node) => check(node.source),
+      ExportAllDeclaration: (node) => check(node.source),
+      ImportExpression: (node) => check(node.source),
+    };
+  },
+};
+
+/**
+ * no-restricted-imports for `import('...')`, which that rule does not look at (lazy loading makes
+ * dynamic imports common here). Takes the same `{ paths, patterns }` options, patterns by `regex`.
+ */
+const noRestrictedDynamicImports = {
+  meta: { type: 'problem', schema: [{ type: 'object' }], messages: { restricted: "'{{spec}}' import is restricted from being used. {{message}}" } },
+  create(context) {
+    const { paths = [], patterns = [] } = context.options[0] ?? {};
+    return {
+      ImportExpression(node) {
+        const spec = node.source.type === 'Literal' ? node.source.value : undefined;
+        if (typeof spec !== 'string') return;
+        const hit = paths.find((p) => p.name === spec) ?? patterns.find((p) => new RegExp(p.regex).test(spec));
+        if (hit !== undefined) context.report({ node: node.source, messageId: 'restricted', data: { spec, message: hit.message } });
+      },
+    };
+  },
+};
+
+/** The import restrictions of one part of the tree, static and dynamic (flat config replaces, not merges). */
 function restrictedImports({ etcd3, nodeAgent }) {
   const paths = [];
   const patterns = [
@@ -43,7 +93,7 @@ function restrictedImports({ etcd3, nodeAgent }) {
       message: 'Schedulers never import the node agent: they see machines and tasks through cell-state.',
     });
   }
-  return ['error', { paths, patterns }];
+  return { 'no-restricted-imports': ['error', { paths, patterns }], 'omega/no-restricted-dynamic-imports': ['error', { paths, patterns }] };
 }
 
 export default defineConfig(
@@ -69,7 +119,7 @@ export default defineConfig(
       parser: tseslint.parser,
       parserOptions: { project: './tsconfig.eslint.json', tsconfigRootDir: root },
     },
-    plugins: { '@typescript-eslint': tseslint.plugin, 'import-x': importX },
+    plugins: { '@typescript-eslint': tseslint.plugin, 'import-x': importX, omega: { rules: { 'no-relative-cross-package': noRelativeCrossPackage, 'no-restricted-dynamic-imports': noRestrictedDynamicImports } } },
     settings: {
       // import-x reads the modules a file imports to follow cycles; these say which it may parse.
       'import-x/extensions': ['.ts', '.js', '.mjs'],
@@ -81,16 +131,16 @@ export default defineConfig(
       '@typescript-eslint/no-misused-promises': 'error',
       // Cycles among our own modules (packages resolve to their sources); node_modules is not walked.
       'import-x/no-cycle': ['error', { ignoreExternal: true }],
-      'import-x/no-relative-packages': 'error',
-      'no-restricted-imports': restrictedImports({ etcd3: true, nodeAgent: false }),
+      'omega/no-relative-cross-package': 'error',
+      ...restrictedImports({ etcd3: true, nodeAgent: false }),
     },
   },
   {
     files: ['packages/cell-state/**'],
-    rules: { 'no-restricted-imports': restrictedImports({ etcd3: false, nodeAgent: false }) },
+    rules: restrictedImports({ etcd3: false, nodeAgent: false }),
   },
   {
     files: ['packages/scheduler-*/**'],
-    rules: { 'no-restricted-imports': restrictedImports({ etcd3: true, nodeAgent: true }) },
+    rules: restrictedImports({ etcd3: true, nodeAgent: true }),
   },
 );
