@@ -112,7 +112,7 @@ export default defineConfig(
     ],
   },
   {
-    files: ['**/*.ts', '**/*.mjs', 'eslint.config.js'],
+    files: ['**/*.ts', '**/*.mts', '**/*.mjs', 'eslint.config.js'],
     // Some files carry disable comments for rules this lint does not turn on (no-explicit-any).
     linterOptions: { reportUnusedDisableDirectives: 'off' },
     languageOptions: {
