@@ -17,6 +17,13 @@
  *
  * Rounds are bounded; a transaction larger than the server's limits is split (incremental) or
  * refused with {@link TransactionTooLargeError} (all-or-nothing).
+ *
+ * `commitMany(transactions)`: several incremental transactions made on one PrivateCell (one
+ * scheduler placing several jobs at once) go out as one commit: their claims are grouped per
+ * machine together (one write per machine for all of them), so N small jobs cost one round trip
+ * and one machine write instead of N. Claims stay independent as in any incremental commit, so
+ * each transaction's result is exactly what committing it alone against the same store state
+ * would have judged claim by claim; the results are split back per transaction.
  */
 import type { Logger } from 'pino';
 import type { CellSnapshot } from './cell-snapshot.js';
@@ -195,11 +202,87 @@ export class Committer {
    * failure other than unavailability. Safe to call concurrently.
    */
   async commit(tx: Transaction): Promise<CommitResult> {
-    const groups = this.validate(tx);
+    this.checkModes(tx, '');
+    const groups = this.validate(tx.deltas, tx.base, (i) => `deltas[${i}]`);
+    const outcome = await this.run(groups, tx);
+    this.count([outcome.committed], [outcome.conflicted], outcome.spurious.length, outcome.roundTrips);
+    return { committed: outcome.committed, conflicted: outcome.conflicted, revision: outcome.revision, spuriousRetries: outcome.spurious.length, roundTrips: outcome.roundTrips };
+  }
+
+  /**
+   * Commits several incremental transactions made on the same base snapshot with the same
+   * conflict mode (one PrivateCell's claims for several jobs) in one commit, and returns one
+   * result per transaction, in order. Each result partitions its own transaction's deltas, as
+   * {@link commit} would; `revision` and `roundTrips` are the shared commit's;
+   * `spuriousRetries` counts the machine-group retries that held claims of that transaction.
+   * The counters count each transaction as one (so the conflict fraction stays per job).
+   *
+   * Throws {@link InvalidTransactionError} (nothing written) when the list is empty, when one
+   * is all-or-nothing (a gang is committed on its own), when the bases or conflict modes differ,
+   * or when a task or claim appears in two of them; otherwise as {@link commit}.
+   */
+  async commitMany(transactions: readonly Transaction[]): Promise<CommitResult[]> {
+    const first = transactions[0];
+    if (first === undefined) throw new InvalidTransactionError('transactions', 'no transaction to commit');
+    if (transactions.length === 1) return [await this.commit(first)];
+    const owner = new Map<ClaimDelta, number>();
+    const deltas: ClaimDelta[] = [];
+    const field: string[] = [];
+    transactions.forEach((tx, t) => {
+      this.checkModes(tx, `transactions[${t}].`);
+      if (tx.transactionMode !== 'incremental') {
+        throw new InvalidTransactionError(`transactions[${t}].transactionMode`, 'must be incremental to share a commit with other transactions (commit an all-or-nothing one alone)');
+      }
+      if (tx.conflictMode !== first.conflictMode) {
+        throw new InvalidTransactionError(`transactions[${t}].conflictMode`, `must be the first transaction's (${first.conflictMode}), got ${tx.conflictMode}`);
+      }
+      if (tx.base !== first.base) throw new InvalidTransactionError(`transactions[${t}].base`, 'must be the same snapshot as the first transaction\'s (claims made on one PrivateCell)');
+      if (tx.deltas.length === 0) throw new InvalidTransactionError(`transactions[${t}].deltas`, 'transaction is empty');
+      tx.deltas.forEach((d, i) => {
+        owner.set(d, t);
+        deltas.push(d);
+        field.push(`transactions[${t}].deltas[${i}]`);
+      });
+    });
+    const groups = this.validate(deltas, first.base, (i) => field[i] ?? `deltas[${i}]`);
+    const outcome = await this.run(groups, first);
+    const committed = transactions.map((): ClaimDelta[] => []);
+    const conflicted = transactions.map((): Conflict[] => []);
+    const spurious = transactions.map(() => 0);
+    for (const d of outcome.committed) committed[owner.get(d) as number]?.push(d);
+    for (const c of outcome.conflicted) conflicted[owner.get(c.delta) as number]?.push(c);
+    for (const retried of outcome.spurious) for (const t of new Set(retried.map((d) => owner.get(d) as number))) spurious[t] = (spurious[t] ?? 0) + 1;
+    this.count(committed, conflicted, outcome.spurious.length, outcome.roundTrips);
+    return transactions.map((_, t) => ({
+      committed: committed[t] ?? [],
+      conflicted: conflicted[t] ?? [],
+      revision: outcome.revision,
+      spuriousRetries: spurious[t] ?? 0,
+      roundTrips: outcome.roundTrips,
+    }));
+  }
+
+  /** Adds one commit's outcome to the counters: each transaction (per job) counted as one. */
+  private count(committed: readonly (readonly ClaimDelta[])[], conflicted: readonly (readonly Conflict[])[], spurious: number, trips: number): void {
+    for (let t = 0; t < committed.length; t++) {
+      this.counters.transactions++;
+      if ((conflicted[t]?.length ?? 0) > 0) this.counters.transactionsFailed++;
+      this.counters.claimsCommitted += committed[t]?.length ?? 0;
+      this.counters.claimsConflicted += conflicted[t]?.length ?? 0;
+    }
+    this.counters.spuriousRetries += spurious;
+    this.counters.roundTrips += trips;
+  }
+
+  /**
+   * The commit's rounds over validated groups, in `tx`'s modes (its deltas are not read: the
+   * groups hold them). `spurious` lists, per resource-fit retry of a group, the deltas it retried.
+   */
+  private async run(groups: Group[], tx: Pick<Transaction, 'conflictMode' | 'transactionMode' | 'base'>): Promise<{ committed: ClaimDelta[]; conflicted: Conflict[]; revision: number; spurious: ClaimDelta[][]; roundTrips: number }> {
     const committed: ClaimDelta[] = [];
     const conflicted: Conflict[] = [];
     let revision = tx.base.revision;
-    let spurious = 0;
+    const spurious: ClaimDelta[][] = [];
     let trips = 0;
     let pending = groups;
 
@@ -257,7 +340,7 @@ export class Committer {
             }
           } else {
             conflicted.push(...v.conflicts);
-            if (v.spurious) spurious++;
+            if (v.spurious) spurious.push([...g.deltas]);
             if (g.deltas.length > 0 || g.later.length > 0) {
               if (g.deltas.length === 0) g.deltas = g.later.splice(0, g.later.length);
               next.push(g);
@@ -267,37 +350,35 @@ export class Committer {
       }
       pending = next;
     }
-
-    this.counters.transactions++;
-    if (conflicted.length > 0) this.counters.transactionsFailed++;
-    this.counters.claimsCommitted += committed.length;
-    this.counters.claimsConflicted += conflicted.length;
-    this.counters.spuriousRetries += spurious;
-    this.counters.roundTrips += trips;
-    return { committed, conflicted, revision, spuriousRetries: spurious, roundTrips: trips };
+    return { committed, conflicted, revision, spurious, roundTrips: trips };
   }
 
   // ---- validation and grouping ----------------------------------------------------------
 
-  private validate(tx: Transaction): Group[] {
+  /** Refuses unknown modes; `prefix` names the transaction in a list (`transactions[2].`). */
+  private checkModes(tx: Transaction, prefix: string): void {
     if (!CONFLICT_MODES.includes(tx.conflictMode)) {
-      throw new InvalidTransactionError('conflictMode', `must be one of ${CONFLICT_MODES.join(', ')}, got ${String(tx.conflictMode)}`);
+      throw new InvalidTransactionError(`${prefix}conflictMode`, `must be one of ${CONFLICT_MODES.join(', ')}, got ${String(tx.conflictMode)}`);
     }
     if (!TRANSACTION_MODES.includes(tx.transactionMode)) {
-      throw new InvalidTransactionError('transactionMode', `must be one of ${TRANSACTION_MODES.join(', ')}, got ${String(tx.transactionMode)}`);
+      throw new InvalidTransactionError(`${prefix}transactionMode`, `must be one of ${TRANSACTION_MODES.join(', ')}, got ${String(tx.transactionMode)}`);
     }
-    if (tx.deltas.length === 0) throw new InvalidTransactionError('deltas', 'transaction is empty');
+  }
+
+  /** Checks every delta against `base` and groups them per machine; `fieldOf(i)` names delta i in errors. */
+  private validate(deltas: readonly ClaimDelta[], base: CellSnapshot, fieldOf: (i: number) => string): Group[] {
+    if (deltas.length === 0) throw new InvalidTransactionError('deltas', 'transaction is empty');
     const tasks = new Set<TaskId>();
     const claims = new Set<ClaimId>();
     const groups = new Map<MachineId, Group>();
-    tx.deltas.forEach((d, i) => {
-      const field = `deltas[${i}]`;
+    deltas.forEach((d, i) => {
+      const field = fieldOf(i);
       const c = d.claim;
       checkResources(`${field}.claim.resources`, c.resources, { positive: true });
       if (parseTaskId(c.taskId) === undefined) throw new InvalidTransactionError(`${field}.claim.taskId`, `must be "<job>/<index>", got ${JSON.stringify(c.taskId)}`);
       if (!Number.isSafeInteger(c.attempt) || c.attempt < 1) throw new InvalidTransactionError(`${field}.claim.attempt`, `must be an integer >= 1, got ${c.attempt}`);
       if (c.id.length === 0) throw new InvalidTransactionError(`${field}.claim.id`, 'must not be empty');
-      const machine = tx.base.machine(c.machineId);
+      const machine = base.machine(c.machineId);
       if (machine === undefined) throw new InvalidTransactionError(`${field}.claim.machineId`, `unknown machine ${JSON.stringify(c.machineId)}`);
       for (const [what, id] of [['claim.taskId', c.taskId] as const, ...d.evicts.map((e, j) => [`evicts[${j}].claim.taskId`, e.claim.taskId] as const)]) {
         if (tasks.has(id)) throw new InvalidTransactionError(`${field}.${what}`, `task ${id} appears twice in the transaction`);
@@ -317,14 +398,14 @@ export class Committer {
         if (machine.seq !== d.machineSeq) {
           throw new InvalidTransactionError(`${field}.machineSeq`, `the base snapshot has machine ${c.machineId} at ${machine.seq}, the claim says ${d.machineSeq}: claims must be made on the transaction's base`);
         }
-        g = { machineId: c.machineId, seq: d.machineSeq, machine, deltas: [], tasks: new Map(), later: [], bytes: 0, base: tx.base };
+        g = { machineId: c.machineId, seq: d.machineSeq, machine, deltas: [], tasks: new Map(), later: [], bytes: 0, base: base };
         groups.set(c.machineId, g);
       } else if (g.seq !== d.machineSeq) {
         throw new InvalidTransactionError(`${field}.machineSeq`, `claims on machine ${c.machineId} were made at different sequence numbers (${g.seq}, ${d.machineSeq})`);
       }
       g.deltas.push(d);
-      g.tasks.set(c.taskId, { revision: d.taskRevision, task: tx.base.task(c.taskId) });
-      for (const e of d.evicts) g.tasks.set(e.claim.taskId, { revision: e.taskRevision, task: tx.base.task(e.claim.taskId) });
+      g.tasks.set(c.taskId, { revision: d.taskRevision, task: base.task(c.taskId) });
+      for (const e of d.evicts) g.tasks.set(e.claim.taskId, { revision: e.taskRevision, task: base.task(e.claim.taskId) });
     });
     return [...groups.values()];
   }

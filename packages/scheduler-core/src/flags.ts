@@ -61,6 +61,10 @@ ${securityUsage(33)}  --cell NAME                    cell name (default "default
   --machine-loss-grace-ms MS     absence of a machine's heartbeat before its tasks are lost (default 5000)
   --ownership-grace-ms MS        before taking a job hashed to another instance (default 1000)
   --max-queued-jobs N            owned jobs waiting for placement at most (default 256)
+  --max-jobs-per-commit N        incremental jobs placed and committed together in one attempt
+                                 (default 32 for the batch scheduler, 1 for the others)
+  --max-claims-per-commit N      tasks to place in one such attempt at most; the first job
+                                 always goes whole (default 1000)
   --stats-interval-ms MS         how often stats are published (default 1000)
   --job-retention DURATION       finished jobs are deleted this long after they ended, unless
                                  the job sets its own retention; 0 = never (default 24h)
@@ -90,6 +94,8 @@ const OPTIONS = {
   'machine-loss-grace-ms': { type: 'string' },
   'ownership-grace-ms': { type: 'string' },
   'max-queued-jobs': { type: 'string' },
+  'max-jobs-per-commit': { type: 'string' },
+  'max-claims-per-commit': { type: 'string' },
   'stats-interval-ms': { type: 'string' },
   'job-retention': { type: 'string' },
   'request-retention': { type: 'string' },
@@ -110,11 +116,16 @@ const SETTING_FLAGS: Partial<Record<keyof SchedulerSettings, string>> = {
   machineLossGraceMs: '--machine-loss-grace-ms',
   ownershipGraceMs: '--ownership-grace-ms',
   maxQueuedJobs: '--max-queued-jobs',
+  maxJobsPerCommit: '--max-jobs-per-commit',
+  maxClaimsPerCommit: '--max-claims-per-commit',
   statsIntervalMs: '--stats-interval-ms',
   jobRetentionMs: '--job-retention',
   requestRetentionMs: '--request-retention',
   maxRestartsPerJobPerMinute: '--max-restarts-per-job-per-minute',
 };
+
+/** The batch scheduler process's `--max-jobs-per-commit` (the library's default is 1: see settings.ts). */
+export const DEFAULT_PROCESS_BATCH_JOBS_PER_COMMIT = 32;
 
 const CELL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
@@ -186,6 +197,8 @@ export function parseSchedulerArgs(argv: readonly string[], kind: string): Sched
     machineLossGraceMs: number('--machine-loss-grace-ms', values['machine-loss-grace-ms']),
     ownershipGraceMs: number('--ownership-grace-ms', values['ownership-grace-ms']),
     maxQueuedJobs: number('--max-queued-jobs', values['max-queued-jobs'], { min: 1 }),
+    maxJobsPerCommit: number('--max-jobs-per-commit', values['max-jobs-per-commit'], { min: 1 }) ?? (kind === 'batch' ? DEFAULT_PROCESS_BATCH_JOBS_PER_COMMIT : undefined),
+    maxClaimsPerCommit: number('--max-claims-per-commit', values['max-claims-per-commit'], { min: 1 }),
     statsIntervalMs: number('--stats-interval-ms', values['stats-interval-ms']),
     jobRetentionMs: duration('--job-retention', values['job-retention']) ?? DEFAULT_PROCESS_JOB_RETENTION_MS,
     requestRetentionMs: duration('--request-retention', values['request-retention']) ?? DEFAULT_REQUEST_RETENTION_MS,

@@ -141,6 +141,20 @@ export class JobBook {
     return best;
   }
 
+  /**
+   * Up to `limit` owned jobs to attempt now, in attempt order (the first is {@link next}'s).
+   * What a multi-job attempt chooses from.
+   */
+  ready(nowMs: number, limit: number): OwnedJob[] {
+    if (limit <= 1) {
+      const first = this.next(nowMs);
+      return first === undefined ? [] : [first];
+    }
+    const ready: OwnedJob[] = [];
+    for (const job of this.owned.values()) if (job.needsPlacement && !job.abandoned && job.readyAtMs <= nowMs) ready.push(job);
+    return ready.sort(byAttemptOrder).slice(0, limit);
+  }
+
   /** The earliest future time an owned job becomes ready; undefined when none waits. */
   nextReadyAt(nowMs: number): number | undefined {
     let next: number | undefined;

@@ -20,10 +20,15 @@ export interface ProposalInput {
   /** The scheduler instance the claims are made by. */
   readonly scheduler: string;
   readonly claimIds: () => ClaimId;
+  /**
+   * Claim on this cell (made on `snapshot`, maybe holding other jobs' claims already: several
+   * jobs placed for one commit) instead of a fresh one. Its claims so far count against each machine's fit.
+   */
+  readonly cell?: PrivateCell;
 }
 
 export interface Proposal {
-  /** The claims (`cell.deltas`), ready to commit. */
+  /** The claims (`cell.deltas`, with those it held before when `input.cell` was given), ready to commit. */
   readonly cell: PrivateCell;
   readonly outcome: PlaceOutcome;
   /** The machines offered to this job's policy, and those withheld from it and why. */
@@ -35,7 +40,7 @@ export interface Proposal {
 /** Places `tasks` on a private cell of `snapshot`. Throws only if the policy throws. */
 export function proposePlacement(input: ProposalInput): Proposal {
   const offered = offeredForJob(input.offered, input.job.spec);
-  const cell = new PrivateCell(input.snapshot, input.scheduler, input.claimIds);
+  const cell = input.cell ?? new PrivateCell(input.snapshot, input.scheduler, input.claimIds);
   const outcome = input.policy.place({ job: input.job, tasks: input.tasks, cell, snapshot: input.snapshot, machines: offered.machines, random: input.random });
   return { cell, outcome, offered, ruledOut: mergeRuledOut(offered.withheld, outcome.ruledOut) };
 }

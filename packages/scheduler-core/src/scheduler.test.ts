@@ -216,4 +216,69 @@ describe('the scheduling loop', () => {
     await h.crash(s);
     expect([...(await h.snapshot()).schedulerStats()]).toEqual([]);
   });
+
+  describe('with several jobs per commit', () => {
+    async function untilAttempt(s: Awaited<ReturnType<SchedulerHarness['addScheduler']>>) {
+      for (let i = 0; i < 20; i++) {
+        const step = await h.step(s);
+        if (step.kind === 'attempt') return step;
+      }
+      throw new Error('no attempt in 20 steps');
+    }
+
+    it('places queued jobs together in one commit, each reported and counted as its own transaction', async () => {
+      h = await SchedulerHarness.open({ machines: 3 });
+      const s = await h.addScheduler(firstFitPolicy(), { settings: { maxJobsPerCommit: 4 } });
+      const jobs: JobId[] = [];
+      for (let i = 0; i < 5; i++) jobs.push(await h.submit(jobSpec('small').cpu(500)));
+      const step = await untilAttempt(s);
+      expect(step.attempts.map((a) => [a.jobId, a.outcome, a.committed])).toEqual(jobs.slice(0, 4).map((id) => [id, 'placed', 1]));
+      expect(step.attempt).toBe(step.attempts[0]);
+      expect(s.metrics()).toMatchObject({ attempts: 4, transactionsOk: 4, transactionsFailed: 0, claimsCommitted: 4 });
+      await h.runUntilIdle();
+      for (const id of jobs) expect(await statusOf(id)).toMatchObject({ state: 'running', attempts: 1 });
+      expect(s.metrics()).toMatchObject({ attempts: 5, transactionsOk: 5, jobsPlaced: 5 });
+      // The four jobs' claims on one machine went in one machine write, so the claims never over-commit it.
+      expect(await h.violations()).toEqual([]);
+    });
+
+    it('re-places only the conflicted job when a competitor takes its machine, and the others commit', async () => {
+      h = await SchedulerHarness.open({ machines: 3 });
+      const s = await h.addScheduler(firstFitPolicy(), { settings: { maxJobsPerCommit: 8 }, interference: { every: 1, how: 'fill', limit: 1 } });
+      const a = await h.submit(jobSpec('a').cpu(4000));
+      const b = await h.submit(jobSpec('b').cpu(4000));
+      // First fit on the shared cell: a on m0 (full), b on m1; the competitor fills m0 before the commit.
+      const first = await untilAttempt(s);
+      expect(first.attempts.map((r) => [r.jobId, r.outcome, r.committed, r.conflicted])).toEqual([
+        [a, 'conflicted', 0, 1],
+        [b, 'placed', 1, 0],
+      ]);
+      expect(s.metrics()).toMatchObject({ transactionsOk: 1, transactionsFailed: 1, claimsConflicted: 1, claimsCommitted: 1 });
+      await h.runUntilIdle();
+      const [ta] = await h.tasks(a);
+      const [tb] = await h.tasks(b);
+      expect([ta?.machineId, ta?.attempt, tb?.machineId, tb?.attempt]).toEqual(['m2', 1, 'm1', 1]);
+      expect(await h.violations()).toEqual([]);
+    });
+
+    it('attempts an all-or-nothing job alone and keeps the budget of tasks per commit', async () => {
+      h = await SchedulerHarness.open({ machines: 4 });
+      const s = await h.addScheduler(firstFitPolicy(), { settings: { maxJobsPerCommit: 8, maxClaimsPerCommit: 5 } });
+      const one = await h.submit(jobSpec('one').instances(2).cpu(100));
+      await h.advance(1);
+      const gang = await h.submit(jobSpec('gang').instances(2).cpu(100).gang());
+      await h.advance(1);
+      const two = await h.submit(jobSpec('two').instances(3).cpu(100));
+      await h.advance(1);
+      const three = await h.submit(jobSpec('three').instances(3).cpu(100));
+      const first = await untilAttempt(s);
+      // The gang waits for a step of its own; `three` would exceed 5 tasks.
+      expect(first.attempts.map((r) => r.jobId)).toEqual([one, two]);
+      const second = await untilAttempt(s);
+      expect(second.attempts.map((r) => [r.jobId, r.outcome])).toEqual([[gang, 'placed']]);
+      const third = await untilAttempt(s);
+      expect(third.attempts.map((r) => r.jobId)).toEqual([three]);
+      expect(await h.violations()).toEqual([]);
+    });
+  });
 });

@@ -5,8 +5,8 @@
  *  mirror.onChange ──► dirty jobs / machines ──► maintain(): take unowned jobs (rendezvous, grace),
  *                                                judge owned jobs (done? killed? restarts?),
  *                                                mark tasks of lost machines, publish stats
- *  runOnce() ──► maintain() ──► next owned job (priority, then age) ──► attempt:
- *      snapshot ─► PrivateCell ─► policy.place() ─► think time (clock) ─► commit ─► wait for mirror
+ *  runOnce() ──► maintain() ──► next owned jobs (priority, then age; up to maxJobsPerCommit) ──► attempt:
+ *      snapshot ─► PrivateCell ─► policy.place() per job ─► think time (clock) ─► one commit ─► wait for mirror
  *        │ nothing fit: say why, back off        │ conflicts: re-place only those, at once
  *        └─ 1,000 attempts or 100 without progress: abandon (status says why)
  * ```
@@ -32,6 +32,10 @@
  *   ```
  *   A commit already in flight when the loss is noticed finishes (it cannot be recalled); the
  *   commit path's task guard keeps it from placing anything twice.
+ * - An attempt covers one job, or with `maxJobsPerCommit` > 1 several incremental ones placed on
+ *   one PrivateCell and committed in one commit (`Committer.commitMany`); each job's outcome,
+ *   counters, backoff and status are its own, exactly as if it had been attempted alone on that
+ *   cell. An all-or-nothing job is always attempted alone.
  * - Conflicts and misfits are values; store errors come back as `{kind: 'error'}` steps (the job
  *   is retried later); a bad job record ends as a failed or unschedulable job; only bugs throw.
  */
@@ -57,6 +61,11 @@ import {
   type MachineId,
   type MirrorChange,
   type TransactionMode,
+  type ClaimDelta,
+  type CommitResult,
+  type Job,
+  type Transaction,
+  PrivateCell,
 } from '@omega/cell-state';
 import type { Logger } from 'pino';
 import pino from 'pino';
@@ -136,7 +145,8 @@ export interface AttemptReport {
 
 /** What one `runOnce()` did. */
 export type Step =
-  | { readonly kind: 'attempt'; readonly attempt: AttemptReport }
+  /** `attempts`: one report per job of the attempt (several with `maxJobsPerCommit` > 1); `attempt` is the first. */
+  | { readonly kind: 'attempt'; readonly attempt: AttemptReport; readonly attempts: readonly AttemptReport[] }
   /** Maintenance wrote to the store (took jobs, wrote statuses, marked tasks); call again. */
   | { readonly kind: 'maintenance'; readonly writes: number }
   /** Nothing to do until the mirror changes or the clock reaches `wakeAtMs`. */
@@ -150,6 +160,20 @@ export type Step =
   | { readonly kind: 'recovering'; readonly retryAtMs: number; readonly error: Error | undefined }
   /** `stop()` was called. */
   | { readonly kind: 'stopped' };
+
+/** One job of an attempt, from choosing it to its commit. */
+interface Prepared {
+  readonly entry: OwnedJob;
+  readonly job: Job;
+  readonly progress: ReturnType<RestartLog['throttle']>;
+  readonly mode: TransactionMode;
+  /** Tasks to place. */
+  readonly tasks: number;
+  thinkMs: number;
+  /** The job's own claims on the attempt's PrivateCell. */
+  deltas: readonly ClaimDelta[];
+  proposal: Proposal | undefined;
+}
 
 /** Longest single sleep of `run()` when nothing is scheduled (a wake-up costs one cheap step). */
 const MAX_IDLE_SLEEP_MS = 60_000;
@@ -407,10 +431,11 @@ export class Scheduler {
     const writes = await this.maintain();
     if (this.stopping) return { kind: 'stopped' };
     const now = this.clock.now();
-    const job = this.book.next(now);
-    if (job !== undefined) {
-      const attempt = await this.attempt(job);
-      if (attempt !== undefined) return { kind: 'attempt', attempt };
+    const jobs = this.book.ready(now, this.settings.maxJobsPerCommit);
+    if (jobs.length > 0) {
+      const attempts = await this.attempt(jobs);
+      const first = attempts[0];
+      if (first !== undefined) return { kind: 'attempt', attempt: first, attempts };
       return { kind: 'maintenance', writes };
     }
     if (writes > 0) return { kind: 'maintenance', writes };
@@ -742,43 +767,71 @@ export class Scheduler {
   }
 
   /**
-   * One attempt for one owned job: place what needs placing on a fresh snapshot, think, commit,
-   * wait for the mirror to show the commit. Returns undefined when there turned out to be
-   * nothing to place (the job is judged again at the next maintenance).
+   * One attempt for up to `maxJobsPerCommit` owned jobs (`entries`, in attempt order): place what
+   * each needs placing on one PrivateCell of one fresh snapshot (each job's policy sees the
+   * claims of the jobs placed before it), think (their think times summed), commit every job's
+   * claims in one commit (one incremental transaction per job: `Committer.commitMany`), wait
+   * once for the mirror to show it. Each job's outcome, counters and status are its own, as if
+   * attempted alone. Only incremental jobs share an attempt: an all-or-nothing first job is
+   * attempted alone, one later in the order waits for a step of its own; the jobs after the
+   * first are taken while their tasks to place stay within `maxClaimsPerCommit`. Returns one
+   * report per job attempted; empty when none turned out to have anything to place (each is
+   * judged again at the next maintenance).
    */
-  private async attempt(entry: OwnedJob): Promise<AttemptReport | undefined> {
+  private async attempt(entries: readonly OwnedJob[]): Promise<AttemptReport[]> {
     const generation = this.leases.generation;
     const snapshot = this.mirror.snapshot();
     const start = this.clock.now();
-    const job = snapshot.job(entry.id);
-    const progress = job === undefined ? undefined : this.restartLog.throttle(job, snapshot, assessJob(job, snapshot, start, this.settings), start);
-    if (job === undefined || progress === undefined || progress.toPlace.length === 0 || progress.outcome.kind !== 'active' || job.desired !== 'running') {
-      entry.readyAtMs = progress?.nextRestartAtMs ?? Infinity;
-      this.toAssess.add(entry.id);
-      return undefined;
+    const batch: Prepared[] = [];
+    let claimsBudget = this.settings.maxClaimsPerCommit;
+    for (const entry of entries) {
+      const job = snapshot.job(entry.id);
+      const progress = job === undefined ? undefined : this.restartLog.throttle(job, snapshot, assessJob(job, snapshot, start, this.settings), start);
+      if (job === undefined || progress === undefined || progress.toPlace.length === 0 || progress.outcome.kind !== 'active' || job.desired !== 'running') {
+        entry.readyAtMs = progress?.nextRestartAtMs ?? Infinity;
+        this.toAssess.add(entry.id);
+        continue;
+      }
+      const mode: TransactionMode = job.spec.commitMode === 'default' ? this.defaultTransactionMode : job.spec.commitMode;
+      if (batch.length > 0 && (mode !== 'incremental' || progress.toPlace.length > claimsBudget)) continue;
+      batch.push({ entry, job, progress, mode, tasks: progress.toPlace.length, thinkMs: 0, deltas: [], proposal: undefined });
+      claimsBudget -= progress.toPlace.length;
+      // A gang, or a first job that fills the budget, goes alone.
+      if (mode !== 'incremental' || claimsBudget <= 0) break;
     }
-    entry.attempts++;
-    this.recorder.counts.attempts++;
-    if (entry.firstAttemptAtMs === 0) {
-      entry.firstAttemptAtMs = start;
-      this.recorder.waitFirstAttempt.add(start - job.submittedAtMs);
-      this.histograms.timeToFirstAttempt.observe((start - job.submittedAtMs) / 1000);
+    if (batch.length === 0) return [];
+
+    const reports: AttemptReport[] = [];
+    // One cell for the batch: a later job's policy sees the earlier jobs' claims.
+    const cell = new PrivateCell(snapshot, this.name, this.claimIds);
+    for (const p of [...batch]) {
+      const { entry, job } = p;
+      entry.attempts++;
+      this.recorder.counts.attempts++;
+      if (entry.firstAttemptAtMs === 0) {
+        entry.firstAttemptAtMs = start;
+        this.recorder.waitFirstAttempt.add(start - job.submittedAtMs);
+        this.histograms.timeToFirstAttempt.observe((start - job.submittedAtMs) / 1000);
+      }
+      const before = cell.deltas.length;
+      try {
+        p.proposal = proposePlacement({ job, tasks: p.progress.toPlace, snapshot, offered: this.offered(snapshot), policy: this.policy, random: this.random, scheduler: this.name, claimIds: this.claimIds, cell });
+      } catch (error) {
+        // A policy that throws on some job must not take the scheduler down: give the job up, say why.
+        this.logger.error({ err: error, jobId: job.id }, 'placement policy failed on a job');
+        const reason = `placement failed: ${error instanceof Error ? error.message : String(error)}`;
+        batch.splice(batch.indexOf(p), 1);
+        await this.actions.abandon(entry, reason, []);
+        reports.push(this.report(entry, p.tasks, 0, 0, 0, 0, 0, 'no-fit', true));
+        // Whatever it claimed before throwing stays in the cell (a little room held back for the
+        // jobs after it) but is in no transaction: each job commits only its own slice.
+        continue;
+      }
+      p.deltas = cell.deltas.slice(before);
+      const think = this.settings.thinkTimeByKind[job.spec.kind] ?? { jobMs: this.settings.thinkTimeJobMs, taskMs: this.settings.thinkTimeTaskMs };
+      p.thinkMs = think.jobMs + think.taskMs * p.tasks;
     }
-    const tasks = progress.toPlace;
-    const mode: TransactionMode = job.spec.commitMode === 'default' ? this.defaultTransactionMode : job.spec.commitMode;
-    let proposal: Proposal;
-    try {
-      proposal = proposePlacement({ job, tasks, snapshot, offered: this.offered(snapshot), policy: this.policy, random: this.random, scheduler: this.name, claimIds: this.claimIds });
-    } catch (error) {
-      // A policy that throws on some job must not take the scheduler down: give the job up, say why.
-      this.logger.error({ err: error, jobId: job.id }, 'placement policy failed on a job');
-      const reason = `placement failed: ${error instanceof Error ? error.message : String(error)}`;
-      await this.actions.abandon(entry, reason, []);
-      return this.report(entry, tasks.length, 0, 0, 0, 0, 0, 'no-fit', true);
-    }
-    const { cell, offered, ruledOut } = proposal;
-    const think = this.settings.thinkTimeByKind[job.spec.kind] ?? { jobMs: this.settings.thinkTimeJobMs, taskMs: this.settings.thinkTimeTaskMs };
-    const thinkMs = think.jobMs + think.taskMs * tasks.length;
+    const thinkMs = batch.reduce((sum, p) => sum + p.thinkMs, 0);
     if (thinkMs > 0) {
       const thinking = new AbortController();
       this.thinkController = thinking;
@@ -788,70 +841,111 @@ export class Scheduler {
         this.thinkController = undefined;
       }
     }
-    // Stopped, or the lease was lost while thinking: the placement is dropped, nothing committed.
+    // Stopped, or the lease was lost while thinking: the placements are dropped, nothing committed.
     if (this.stopping || this.leases.generation !== generation) {
-      this.recorder.counts.interruptedAttempts++;
-      return this.report(entry, tasks.length, cell.deltas.length, 0, 0, thinkMs, this.clock.now() - start, 'interrupted', false);
+      for (const p of batch) {
+        this.recorder.counts.interruptedAttempts++;
+        reports.push(this.report(p.entry, p.tasks, p.deltas.length, 0, 0, p.thinkMs, this.clock.now() - start, 'interrupted', false));
+      }
+      return reports;
     }
 
-    const claimed = cell.deltas.length;
-    const gang = mode === 'all-or-nothing';
-    if (claimed === 0 || (gang && claimed < tasks.length)) {
-      const busyMs = this.clock.now() - start;
-      this.recorder.counts.noFitAttempts++;
-      this.recorder.counts.busyNoFitMs += busyMs;
-      const abandoned = await this.actions.noFit(entry, job, snapshot, tasks.length, claimed, gang, ruledOut, offered.machines.length);
-      return this.report(entry, tasks.length, claimed, 0, 0, thinkMs, busyMs, 'no-fit', abandoned);
-    }
+    // Jobs without a claim to commit (nothing fit, or a gang not whole) are judged apart.
+    const noFit = batch.filter((p) => p.deltas.length === 0 || (p.mode === 'all-or-nothing' && p.deltas.length < p.tasks));
+    const commit = batch.filter((p) => !noFit.includes(p));
+    // The attempt's busy time is shared among its jobs in proportion to their tasks to place, so
+    // busyness and the useful / wasted / no-fit split stay what they measure.
+    const tasks = batch.reduce((sum, p) => sum + p.tasks, 0);
+    const share = (p: Prepared, busyMs: number): number => (batch.length === 1 ? busyMs : (busyMs * p.tasks) / tasks);
+    if (commit.length > 0) reports.push(...(await this.commitBatch(commit, snapshot, start, generation, share)));
+    const noFitBusyMs = this.clock.now() - start;
+    // Each job's status write is its own: they go out together.
+    const judged = await Promise.all(
+      noFit.map(async (p) => {
+        const busyMs = share(p, noFitBusyMs);
+        this.recorder.counts.noFitAttempts++;
+        this.recorder.counts.busyNoFitMs += busyMs;
+        const offered = p.proposal?.offered.machines.length ?? 0;
+        const abandoned = await this.actions.noFit(p.entry, p.job, snapshot, p.tasks, p.deltas.length, p.mode === 'all-or-nothing', p.proposal?.ruledOut ?? [], offered);
+        return this.report(p.entry, p.tasks, p.deltas.length, 0, 0, p.thinkMs, noFitBusyMs, 'no-fit', abandoned);
+      }),
+    );
+    reports.push(...judged);
+    return reports;
+  }
 
-    let committed: number;
-    let conflicted: number;
+  /**
+   * Commits the claims of `batch` (each job's own slice of one PrivateCell) in one commit and
+   * waits for the mirror to show it; then each job's bookkeeping, as after an attempt of it alone.
+   * `share` gives a job its part of the attempt's busy time.
+   */
+  private async commitBatch(batch: readonly Prepared[], snapshot: CellSnapshot, start: number, generation: number, share: (p: Prepared, busyMs: number) => number): Promise<AttemptReport[]> {
+    const transactions: Transaction[] = batch.map((p) => ({ deltas: p.deltas, conflictMode: this.settings.conflictMode, transactionMode: p.mode, base: snapshot }));
+    let results: readonly CommitResult[];
     let busyMs: number;
     try {
       // The last moment a lost lease can stop the commit (it throws NoLeaseError).
       this.leases.current();
       const commitStart = this.clock.now();
-      const result = await this.committer.commit(cell.transaction(this.settings.conflictMode, mode));
+      results = transactions.length === 1 ? [await this.committer.commit(transactions[0] as Transaction)] : await this.committer.commitMany(transactions);
       busyMs = this.clock.now() - start;
-      this.recorder.commitLatency.add(this.clock.now() - commitStart);
-      this.histograms.commitLatency.observe((this.clock.now() - commitStart) / 1000);
-      committed = result.committed.length;
-      conflicted = result.conflicted.length;
-      this.restartLog.note(job.id, result.committed.filter((d) => progress.restarting.has(parseTaskId(d.claim.taskId)?.index ?? -1)).length, this.clock.now());
-      this.recorder.recordCommit(committed, conflicted, result.spuriousRetries, busyMs);
-      await this.mirror.waitForRevision(result.revision).catch((error: unknown) => {
-        throw error instanceof MirrorStoppedError ? error : new MirrorLagError(result.revision, { cause: error });
+      const latencyMs = this.clock.now() - commitStart;
+      batch.forEach((p, i) => {
+        // Per job, as the transactions are counted: each job's transaction took the shared commit's time.
+        this.recorder.commitLatency.add(latencyMs);
+        this.histograms.commitLatency.observe(latencyMs / 1000);
+        const result = results[i] as CommitResult;
+        const restarted = result.committed.filter((d) => p.progress.restarting.has(parseTaskId(d.claim.taskId)?.index ?? -1)).length;
+        this.restartLog.note(p.job.id, restarted, this.clock.now());
+        this.recorder.recordCommit(result.committed.length, result.conflicted.length, result.spuriousRetries, share(p, busyMs));
+      });
+      const revision = results.reduce((max, r) => Math.max(max, r.revision), 0);
+      await this.mirror.waitForRevision(revision).catch((error: unknown) => {
+        throw error instanceof MirrorStoppedError ? error : new MirrorLagError(revision, { cause: error });
       });
     } catch (error) {
-      if (!(error instanceof TransactionTooLargeError)) {
-        entry.retryAtMs = entry.readyAtMs = this.clock.now() + this.settings.errorBackoffMs;
+      if (!(error instanceof TransactionTooLargeError) || batch.length !== 1) {
+        for (const p of batch) p.entry.retryAtMs = p.entry.readyAtMs = this.clock.now() + this.settings.errorBackoffMs;
         throw error;
       }
-      await this.actions.abandon(entry, error.message, []);
-      return this.report(entry, tasks.length, claimed, 0, 0, thinkMs, this.clock.now() - start, 'no-fit', true);
+      // Only an all-or-nothing transaction is refused as too large, and a gang is committed alone.
+      const p = batch[0] as Prepared;
+      await this.actions.abandon(p.entry, error.message, []);
+      return [this.report(p.entry, p.tasks, p.deltas.length, 0, 0, p.thinkMs, this.clock.now() - start, 'no-fit', true)];
     }
-    const kind = conflicted > 0 ? 'conflicted' : committed === tasks.length ? 'placed' : 'partial';
-    if (this.leases.generation !== generation) {
-      // The lease was lost while the commit was in flight: what it committed stands (counted
-      // above); the job is no longer ours to write about. The rebuild judges it afresh.
-      return this.report(entry, tasks.length, claimed, committed, conflicted, thinkMs, busyMs, kind, false);
-    }
-    this.toAssess.add(entry.id);
-    let abandoned = false;
-    if (committed > 0) {
-      // Progress: conflicted tasks are re-placed at once against a fresh snapshot.
-      entry.attemptsWithoutProgress = 0;
-      entry.retryAtMs = entry.readyAtMs = this.clock.now();
-      if (claimed < tasks.length) {
-        await this.actions.writeStatus(entry, { state: 'unschedulable', reason: noFitReason(tasks.length, claimed, false, ruledOut, offered.machines.length), ruledOut });
-      }
-      if (entry.attempts >= this.settings.maxAttempts) {
-        abandoned = await this.actions.abandon(entry, `still ${tasks.length - committed} tasks to place`, ruledOut);
-      }
-    } else {
-      abandoned = await this.actions.noProgress(entry, `every claim conflicted (${conflicted} at the last attempt)`, []);
-    }
-    return this.report(entry, tasks.length, claimed, committed, conflicted, thinkMs, busyMs, kind, abandoned);
+    // Each job's bookkeeping (and status write, if any) is its own: they go out together.
+    return Promise.all(
+      batch.map(async (p, i): Promise<AttemptReport> => {
+        const { entry, tasks } = p;
+        const claimed = p.deltas.length;
+        const result = results[i] as CommitResult;
+        const committed = result.committed.length;
+        const conflicted = result.conflicted.length;
+        const kind = conflicted > 0 ? 'conflicted' : committed === tasks ? 'placed' : 'partial';
+        if (this.leases.generation !== generation) {
+          // The lease was lost while the commit was in flight: what it committed stands (counted
+          // above); the job is no longer ours to write about. The rebuild judges it afresh.
+          return this.report(entry, tasks, claimed, committed, conflicted, p.thinkMs, busyMs, kind, false);
+        }
+        this.toAssess.add(entry.id);
+        let abandoned = false;
+        const ruledOut = p.proposal?.ruledOut ?? [];
+        if (committed > 0) {
+          // Progress: conflicted tasks are re-placed at once against a fresh snapshot.
+          entry.attemptsWithoutProgress = 0;
+          entry.retryAtMs = entry.readyAtMs = this.clock.now();
+          if (claimed < tasks) {
+            await this.actions.writeStatus(entry, { state: 'unschedulable', reason: noFitReason(tasks, claimed, false, ruledOut, p.proposal?.offered.machines.length ?? 0), ruledOut });
+          }
+          if (entry.attempts >= this.settings.maxAttempts) {
+            abandoned = await this.actions.abandon(entry, `still ${tasks - committed} tasks to place`, ruledOut);
+          }
+        } else {
+          abandoned = await this.actions.noProgress(entry, `every claim conflicted (${conflicted} at the last attempt)`, []);
+        }
+        return this.report(entry, tasks, claimed, committed, conflicted, p.thinkMs, busyMs, kind, abandoned);
+      }),
+    );
   }
 
   private report(

@@ -83,6 +83,16 @@ export interface SchedulerSettings {
   readonly statsIntervalMs: number;
   /** Pause after a store error before `run()` tries again. Default 1 s. */
   readonly errorBackoffMs: number;
+  /**
+   * Most jobs one attempt places and commits together (one PrivateCell, one commit of one
+   * incremental transaction per job, one wait for the mirror): under a queue of small jobs the
+   * per-commit round trips, not placement, bound the rate. Only incremental jobs share an
+   * attempt; an all-or-nothing job is always attempted alone. Default 1 (a job per attempt, as
+   * in Omega's simulator); the scheduler processes default to 32.
+   */
+  readonly maxJobsPerCommit: number;
+  /** ...and at most this many tasks to place among them (the first job always goes, whatever its size). Default 1,000. */
+  readonly maxClaimsPerCommit: number;
 }
 
 export const DEFAULT_SETTINGS: SchedulerSettings = Object.freeze({
@@ -108,6 +118,8 @@ export const DEFAULT_SETTINGS: SchedulerSettings = Object.freeze({
   maxDeletionsPerStep: 100,
   statsIntervalMs: 1_000,
   errorBackoffMs: 1_000,
+  maxJobsPerCommit: 1,
+  maxClaimsPerCommit: 1_000,
 });
 
 type NumericSetting = {
@@ -115,7 +127,7 @@ type NumericSetting = {
 }[keyof SchedulerSettings];
 
 /** Settings that must be integers >= 1 (the others are integers >= 0). */
-const AT_LEAST_ONE: ReadonlySet<NumericSetting> = new Set(['maxQueuedJobs', 'maxAttempts', 'maxAttemptsWithoutProgress', 'maxDeletionsPerStep', 'maxRestartsPerJobPerMinute']);
+const AT_LEAST_ONE: ReadonlySet<NumericSetting> = new Set(['maxQueuedJobs', 'maxAttempts', 'maxAttemptsWithoutProgress', 'maxDeletionsPerStep', 'maxRestartsPerJobPerMinute', 'maxJobsPerCommit', 'maxClaimsPerCommit']);
 
 /**
  * Fills defaults and validates. Throws {@link SettingsError} naming the first bad setting.

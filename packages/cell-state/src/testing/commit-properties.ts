@@ -4,7 +4,10 @@
  *   task endings and random interleavings of snapshots and commits;
  * - all-or-nothing is atomic (a failed one changes nothing, not even a sequence number);
  * - incremental results partition the input;
- * - invariant 3: on the same history, resource-fit conflicts ⊆ sequence-numbers conflicts.
+ * - invariant 3: on the same history, resource-fit conflicts ⊆ sequence-numbers conflicts;
+ * - multi-job commits (`commitMany`: one PrivateCell's claims for several jobs in one commit)
+ *   keep all of the above per job: each job's result partitions its own claims, and a conflict
+ *   on one job's machine neither loses nor double-places another job's tasks.
  *
  * A failing run prints its seed; replay it with `FC_SEED=<seed> FC_PATH=<path>`.
  */
@@ -12,7 +15,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { Cell } from '../cell.js';
 import { decodeMachine, decodeTask } from '../codec.js';
-import type { CommitResult } from '../commit.js';
+import type { ClaimDelta, CommitResult, Committer, Transaction } from '../commit.js';
 import type { KvStore } from '../kv.js';
 import type { CellMirror } from '../mirror.js';
 import { PrivateCell, claimIdFactory } from '../private-cell.js';
@@ -51,7 +54,37 @@ const modes = fc.record({
   transaction: fc.constantFrom<TransactionMode>('incremental', 'all-or-nothing'),
 });
 
-const tid = (i: number): TaskId => taskId(jobId('p'), i);
+/** Task `i` belongs to one of three jobs, so one plan holds claims of several jobs. */
+const JOBS = 3;
+const tid = (i: number): TaskId => taskId(jobId(`p${i % JOBS}`), i);
+
+/** A PrivateCell's claims as one incremental transaction per job (what a scheduler placing several jobs at once commits). */
+function perJob(pc: PrivateCell, conflictMode: ConflictMode): Transaction[] {
+  const byJob = new Map<string, ClaimDelta[]>();
+  for (const d of pc.deltas) {
+    const job = d.claim.taskId.slice(0, d.claim.taskId.indexOf('/'));
+    byJob.set(job, [...(byJob.get(job) ?? []), d]);
+  }
+  return [...byJob.values()].map((deltas) => ({ deltas, conflictMode, transactionMode: 'incremental', base: pc.base }));
+}
+
+/** Commits `pc` as one transaction, or (batched, incremental) as one transaction per job through commitMany; checks the partitions. */
+async function commitPlan(committer: Committer, pc: PrivateCell, conflictMode: ConflictMode, transactionMode: TransactionMode, batched: boolean): Promise<CommitResult[]> {
+  if (!batched || transactionMode !== 'incremental') {
+    const result = await committer.commit(pc.transaction(conflictMode, transactionMode));
+    checkPartition(result, pc.deltas.length, transactionMode);
+    return [result];
+  }
+  const txs = perJob(pc, conflictMode);
+  const results = await committer.commitMany(txs);
+  expect(results.length).toBe(txs.length);
+  results.forEach((r, i) => {
+    const own = new Set(txs[i]!.deltas);
+    checkPartition(r, own.size, 'incremental');
+    for (const d of [...r.committed, ...r.conflicted.map((c) => c.delta)]) expect(own.has(d), `claim ${d.claim.id} reported in another job's result`).toBe(true);
+  });
+  return results;
+}
 
 /** Reads every machine and task of the cell straight from the store. */
 async function readCell(kv: KvStore, cell: Cell): Promise<{ machines: Map<MachineId, ReturnType<typeof decodeMachine>>; tasks: Map<TaskId, Task> }> {
@@ -152,10 +185,17 @@ export function describeCommitProperties(name: string, open: () => Promise<Opene
             fc.array(fc.integer({ min: 2, max: 8 }).map((n) => n * 500), { minLength: 2, maxLength: 6 }),
             fc.array(modes, { minLength: 4, maxLength: 4 }),
             fc.array(step, { minLength: 5, maxLength: 30 }),
-            async (capacities, committerModes, steps) => {
+            fc.array(fc.boolean(), { minLength: 4, maxLength: 4 }),
+            async (capacities, committerModes, steps, batched) => {
               const { cell, mirror, ids } = await newCell(store.kv, capacities);
               const ids2 = claimIdFactory();
-              const committers = committerModes.map((m, i) => ({ ...m, committer: cell.committer({ latest: () => mirror.snapshot() }), name: `s${i}`, plan: undefined as PrivateCell | undefined }));
+              const committers = committerModes.map((m, i) => ({
+                ...m,
+                batched: batched[i] === true,
+                committer: cell.committer({ latest: () => mirror.snapshot() }),
+                name: `s${i}`,
+                plan: undefined as PrivateCell | undefined,
+              }));
               const inFlight: Promise<void>[] = [];
               try {
                 for (const s of steps) {
@@ -172,9 +212,7 @@ export function describeCommitProperties(name: string, open: () => Promise<Opene
                     const pc = c.plan;
                     if (pc === undefined) continue;
                     c.plan = undefined;
-                    inFlight.push(
-                      c.committer.commit(pc.transaction(c.conflict, c.transaction)).then((r) => checkPartition(r, pc.deltas.length, c.transaction)),
-                    );
+                    inFlight.push(commitPlan(c.committer, pc, c.conflict, c.transaction, c.batched).then(() => undefined));
                   } else if (s.kind === 'end-task') {
                     const t = await cell.getTask(tid(s.task));
                     if (t !== undefined && !isTerminal(t.state)) await cell.updateTask(t.id, t.claimId, { state: s.state });
@@ -265,6 +303,80 @@ export function describeCommitProperties(name: string, open: () => Promise<Opene
           ),
           fcParams(options.numRuns),
         );
+      } finally {
+        await store.close();
+      }
+    });
+
+    it('a commit of several jobs at once judges every claim as one incremental transaction of them all would, and reports it in its own job', async () => {
+      const store = await open();
+      try {
+        await fc.assert(
+          fc.asyncProperty(
+            fc.array(fc.integer({ min: 2, max: 8 }).map((n) => n * 500), { minLength: 2, maxLength: 5 }),
+            fc.array(claimPlan, { minLength: 0, maxLength: 8 }),
+            fc.array(claimPlan, { minLength: 2, maxLength: 10 }),
+            fc.constantFrom<ConflictMode>('sequence-numbers', 'resource-fit'),
+            async (capacities, interference, mine, conflictMode) => {
+              // Two cells with the same history; the last commit is one transaction or one per job.
+              const outcome: { committed: Set<TaskId>; conflicted: Set<TaskId> }[] = [];
+              for (const batched of [false, true]) {
+                const { cell, mirror, pc } = await interfered(store.kv, capacities, interference, mine);
+                try {
+                  if (pc.deltas.length === 0) return;
+                  const committer = cell.committer();
+                  const txs = perJob(pc, conflictMode);
+                  // The same claims in the same order (job by job), as one transaction or one per job.
+                  const results = batched ? await committer.commitMany(txs) : [await committer.commit({ ...pc.transaction(conflictMode, 'incremental'), deltas: txs.flatMap((t) => t.deltas) })];
+                  results.forEach((r, i) => checkPartition(r, batched ? txs[i]!.deltas.length : pc.deltas.length, 'incremental'));
+                  expect(committer.counters.transactions).toBe(results.length);
+                  expect(committer.counters.transactionsFailed).toBe(results.filter((r) => r.conflicted.length > 0).length);
+                  const after = await readCell(store.kv, cell);
+                  for (const r of results) {
+                    for (const d of r.committed) expect(after.tasks.get(d.claim.taskId)?.claimId).toBe(d.claim.id);
+                    for (const c of r.conflicted) expect(after.tasks.get(c.delta.claim.taskId)?.claimId).not.toBe(c.delta.claim.id);
+                  }
+                  outcome.push({
+                    committed: new Set(results.flatMap((r) => r.committed.map((d) => d.claim.taskId))),
+                    conflicted: new Set(results.flatMap((r) => r.conflicted.map((c) => c.delta.claim.taskId))),
+                  });
+                  await checkInvariants(store.kv, cell);
+                } finally {
+                  await mirror.stop();
+                }
+              }
+              expect([...outcome[1]!.committed].sort()).toEqual([...outcome[0]!.committed].sort());
+              expect([...outcome[1]!.conflicted].sort()).toEqual([...outcome[0]!.conflicted].sort());
+            },
+          ),
+          fcParams(options.numRuns),
+        );
+      } finally {
+        await store.close();
+      }
+    });
+
+    it('a multi-job commit refuses an all-or-nothing transaction, mixed bases or mixed conflict modes and writes nothing', async () => {
+      const store = await open();
+      try {
+        const { cell, mirror, pc } = await interfered(store.kv, [2000, 2000], [], [
+          { task: 0, machine: 0, cpu: 100 },
+          { task: 1, machine: 1, cpu: 100 },
+        ]);
+        try {
+          const [a, b] = perJob(pc, 'resource-fit') as [Transaction, Transaction];
+          const revision = await store.kv.currentRevision();
+          const committer = cell.committer();
+          await expect(committer.commitMany([a, { ...b, transactionMode: 'all-or-nothing' }])).rejects.toThrow(/transactions\[1\]\.transactionMode/);
+          await expect(committer.commitMany([a, { ...b, conflictMode: 'sequence-numbers' }])).rejects.toThrow(/transactions\[1\]\.conflictMode/);
+          await expect(committer.commitMany([a, { ...b, base: Object.create(b.base) as Transaction["base"] }])).rejects.toThrow(/transactions\[1\]\.base/);
+          await expect(committer.commitMany([a, a])).rejects.toThrow(/appears twice/);
+          await expect(committer.commitMany([])).rejects.toThrow(/transactions/);
+          expect(await store.kv.currentRevision()).toBe(revision);
+          expect(committer.counters.transactions).toBe(0);
+        } finally {
+          await mirror.stop();
+        }
       } finally {
         await store.close();
       }
