@@ -14,6 +14,7 @@ import os from 'node:os';
 import { parseArgs } from 'node:util';
 import { FlagError } from '@omega/cell-state';
 import { SERVICE_PLACEMENTS, type ServicePlacement } from '@omega/simulator';
+import { CLI_BENCH_USAGE, parseCliBenchArgs, runCliBench, type CliBenchOptions } from './cli-bench.js';
 import { LIVE_EXPERIMENTS, runLiveCommand, type LiveExperimentId } from './live-command.js';
 import { runReportCommand } from './report-command.js';
 import { runSimCommand, type Print } from './sim-command.js';
@@ -25,6 +26,7 @@ export const BENCH_USAGE = `usage: omega bench sim  --experiment E1|E2|E3|E4 --o
        omega bench live --experiment T1|E3|churn|agent --out DIR [--quick] [--seed N] [--machines N]
                         [--tasks N] [--schedulers 1,2,4,8] [--jobs N] [--instances N] [--clients N]
        omega bench report --out DIR
+       omega bench cli [--quick] [--runs N] [--bin FILE]
 
   sim   the Omega paper's experiments, simulated: the real schedulers against the in-memory
         store on a virtual clock (10,000 machines; --quick: a reduced sweep, about a minute)
@@ -36,6 +38,8 @@ export const BENCH_USAGE = `usage: omega bench sim  --experiment E1|E2|E3|E4 --o
         real node agent of 64 CPUs, tasks/s end to end and each supervisor's memory and CPU;
         needs root and writable cgroups)
   report  rewrite DIR/result.md, the chart and the checks from DIR/result.json (no new run)
+  cli   the omega command's start: wall time and CPU of omega --help, jobs and submit beside
+        node -e 0, against a local etcd and API server (see omega bench cli --help)
 
   --out DIR                 where result.json, result.md and the chart go
   --quick                   the reduced sweep
@@ -93,11 +97,17 @@ function oneOf<T extends string>(flag: string, raw: string | undefined, allowed:
 export function parseBenchArgs(argv: readonly string[]):
   | { readonly command: 'help' }
   | { readonly command: 'report'; readonly out: string }
+  | { readonly command: 'cli'; readonly options: CliBenchOptions }
+  | { readonly command: 'cli-help' }
   | { readonly command: 'sim'; readonly options: Parameters<typeof runSimCommand>[0] }
   | { readonly command: 'live'; readonly options: Parameters<typeof runLiveCommand>[0] } {
   const [mode, ...rest] = argv;
   if (mode === undefined || mode === '--help' || mode === '-h' || mode === 'help') return { command: 'help' };
-  if (mode !== 'sim' && mode !== 'live' && mode !== 'report') throw new FlagError('mode', `must be sim, live or report, got ${JSON.stringify(mode)}`);
+  if (mode === 'cli') {
+    const options = parseCliBenchArgs(rest);
+    return options === 'help' ? { command: 'cli-help' } : { command: 'cli', options };
+  }
+  if (mode !== 'sim' && mode !== 'live' && mode !== 'report') throw new FlagError('mode', `must be sim, live, report or cli, got ${JSON.stringify(mode)}`);
   let values: { [K in keyof typeof OPTIONS]?: (typeof OPTIONS)[K]['type'] extends 'boolean' ? boolean : string };
   try {
     ({ values } = parseArgs({ args: rest, options: OPTIONS, strict: true, allowPositionals: false }));
@@ -195,6 +205,11 @@ export async function runBench(argv: string[], print: Print = (l) => process.std
         return await runLiveCommand(parsed.options, print);
       case 'report':
         return await runReportCommand(parsed.out, print);
+      case 'cli':
+        return await runCliBench(parsed.options, print);
+      case 'cli-help':
+        print(CLI_BENCH_USAGE);
+        return 0;
     }
   } catch (error) {
     printError(`omega bench: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
