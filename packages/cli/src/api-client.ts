@@ -86,12 +86,10 @@ export const DEFAULT_DEADLINE_MS = 10_000;
 
 /** One open connection to the API, with a typed client per service. Call `close()` when done. */
 export class ApiClient {
-  readonly jobs: JobServiceClient;
-  readonly cells: CellServiceClient;
-  readonly access: AccessServiceClient;
-  readonly namespaces: NamespaceServiceClient;
   private readonly channel: Channel;
+  private readonly creds: ChannelCredentials;
   private readonly grpcClients: GrpcClient[] = [];
+  private readonly typed = new Map<string, unknown>();
 
   /**
    * `security` defaults to plaintext without a token (what `omega dev --insecure` serves); pass
@@ -102,15 +100,28 @@ export class ApiClient {
     private readonly deadlineMs = DEFAULT_DEADLINE_MS,
     readonly security: ApiSecurity = { kind: 'insecure' },
   ) {
-    const creds = channelCredentials(security);
+    this.creds = channelCredentials(security);
     // Replies may list many tasks: accept more than grpc-js's 4 MiB default.
     const options = { 'grpc.max_receive_message_length': 64 * 1024 * 1024 };
     // One channel (one connection) shared by the four services.
-    this.channel = new Channel(address, creds, options);
-    this.jobs = this.service(JobService, creds);
-    this.cells = this.service(CellService, creds);
-    this.access = this.service(AccessService, creds);
-    this.namespaces = this.service(NamespaceService, creds);
+    this.channel = new Channel(address, this.creds, options);
+  }
+
+  // Each service's client is made on first use: a command pays only for the messages it sends.
+  get jobs(): JobServiceClient {
+    return this.service(JobService);
+  }
+
+  get cells(): CellServiceClient {
+    return this.service(CellService);
+  }
+
+  get access(): AccessServiceClient {
+    return this.service(AccessService);
+  }
+
+  get namespaces(): NamespaceServiceClient {
+    return this.service(NamespaceService);
   }
 
   close(): void {
@@ -118,9 +129,11 @@ export class ApiClient {
     this.channel.close();
   }
 
-  /** The typed client of `service`: one promise-returning function per method of its descriptor. */
-  private service<C>(service: ServiceDescriptor<C>, creds: ChannelCredentials): C {
-    const grpc = new (clientConstructor(service))(this.address, creds, { channelOverride: this.channel });
+  /** The typed client of `service` (made once): one promise-returning function per method of its descriptor. */
+  private service<C>(service: ServiceDescriptor<C>): C {
+    const made = this.typed.get(service.name);
+    if (made !== undefined) return made as C;
+    const grpc = new (clientConstructor(service))(this.address, this.creds, { channelOverride: this.channel });
     this.grpcClients.push(grpc);
     const typed: Record<string, unknown> = {};
     for (const method of service.methods) {
@@ -130,6 +143,7 @@ export class ApiClient {
         ? (request: unknown, onMessage: (message: unknown) => void | Promise<void>) => this.stream(grpc, fn, request, onMessage)
         : (request: unknown) => this.unary(grpc, fn, request);
     }
+    this.typed.set(service.name, typed);
     return typed as C;
   }
 
