@@ -48,6 +48,19 @@ export function t1Checks(points: readonly T1Point[]): CheckResult[] {
     { name: `T1 ≥ ${int(T1_TARGET.placementsPerSecond)} committed placements/s`, pass: p.placementsPerSecond >= T1_TARGET.placementsPerSecond, detail: `${int(p.placementsPerSecond)}/s (${at})` },
     { name: 'T1 ≥ half of the raw etcd ceiling', pass: p.shareOfCeiling >= T1_TARGET.shareOfCeiling, detail: `${int(p.placementsPerSecond)}/s of ${int(p.rawClaimsPerSecond)}/s = ${(p.shareOfCeiling * 100).toFixed(0)}%` },
     { name: 'T1 conflict fraction < 0.1', pass: p.conflictFraction < T1_TARGET.conflictFraction, detail: `${frac(p.conflictFraction)} (${p.transactions} transactions)` },
+    ...halfLoadChecks(points),
+  ];
+}
+
+/** Latency at half load: p99 submit-to-placed and submit-to-running ≤ 1 s, every task placed and running. */
+function halfLoadChecks(points: readonly T1Point[]): CheckResult[] {
+  const h = points.find((p) => p.halfLoad !== undefined)?.halfLoad;
+  if (h === undefined) return [];
+  const at = `${int(h.offeredPerSecond)} tasks/s offered (${(h.share * 100).toFixed(0)}% of ${int(h.maxPlacementsPerSecond)}/s) as ${h.tasksPerJob}-task jobs for ${h.seconds.toFixed(0)} s, ${h.schedulers} schedulers`;
+  const missing = h.unplaced + h.notRunning > 0 ? `; ${h.unplaced} tasks never placed, ${h.notRunning} never running` : '';
+  return [
+    { name: 'T1 half load: submit-to-placed p99 ≤ 1 s', pass: h.submitToPlaced.p99Ms <= 1000 && h.unplaced === 0, detail: `p99 ${int(h.submitToPlaced.p99Ms)} ms, p50 ${int(h.submitToPlaced.p50Ms)} ms (${at})${missing}` },
+    { name: 'T1 half load: submit-to-running p99 ≤ 1 s', pass: h.submitToRunning.p99Ms <= 1000 && h.notRunning === 0, detail: `p99 ${int(h.submitToRunning.p99Ms)} ms, p50 ${int(h.submitToRunning.p50Ms)} ms (${at})${missing}` },
   ];
 }
 
@@ -100,6 +113,25 @@ function t1Markdown(result: BenchResult<T1Point>): string {
     table(['batch schedulers', 'placements/s', 'raw etcd ceiling (claims/s)', 'share of ceiling', 'conflict fraction', 'spurious retries', 'commit latency p50 / p99', 'submit-to-running p50 / p99', 'etcd txn/s', 'etcd bytes in', 'machine records per 1,000 placements x size / task record'], rows),
     '',
     'Commit latency: request to reply of each commit (resource-fit retries inside it included), p50 weighted over the schedulers by commits, p99 the worst scheduler. Submit-to-running: every task, from its job\'s submission (all jobs at once) to the agent\'s `running` report, so it includes the queue.',
+    ...result.points.flatMap((p) => {
+      const h = p.halfLoad;
+      if (h === undefined) return [];
+      return [
+        '',
+        `Latency at ${(h.share * 100).toFixed(0)}% load (${h.schedulers} batch schedulers, ${int(h.machines)} machines): ${int(h.offeredPerSecond)} tasks/s offered (of ${h.maxFrom === 'measured' ? 'the measured' : 'a given'} maximum ${int(h.maxPlacementsPerSecond)}/s), ${int(h.submittedPerSecond)}/s submitted, as ${int(h.jobs)} jobs of ${h.tasksPerJob} tasks over ${h.seconds.toFixed(1)} s, each when due.`,
+        '',
+        table(
+          ['per task', 'p50', 'p99', 'max'],
+          [
+            ['submit-to-placed (commit)', ms(h.submitToPlaced.p50Ms), ms(h.submitToPlaced.p99Ms), ms(h.submitToPlaced.maxMs)],
+            ['submit-to-running (agent)', ms(h.submitToRunning.p50Ms), ms(h.submitToRunning.p99Ms), ms(h.submitToRunning.maxMs)],
+            ['placed-to-running', ms(h.placedToRunning.p50Ms), ms(h.placedToRunning.p99Ms), ms(h.placedToRunning.maxMs)],
+          ],
+        ),
+        '',
+        `Commit latency p50 / p99 ${h.commitLatencyP50Ms.toFixed(0)} / ${h.commitLatencyP99Ms.toFixed(0)} ms, submit-to-first-attempt p99 ${int(h.firstAttemptP99Ms)} ms, ${int(h.transactions)} transactions, conflict fraction ${frac(h.conflictFraction)}; ${h.unplaced} tasks never placed, ${h.notRunning} never running.`,
+      ];
+    }),
   ].join('\n');
 }
 
@@ -217,6 +249,28 @@ export function liveReport(result: BenchResult): { markdown: string; chart: Char
 }
 
 /** Runs a live experiment; returns the exit code (0: all checks passed). */
+/**
+ * T1's half-load point, from the environment: `OMEGA_T1_HALF_LOAD_S` seconds of stream (default
+ * 15 quick, 30 full; 0 = no half-load point), `OMEGA_T1_HALF_LOAD_K` schedulers (default 4 when
+ * the sweep has it, else its first K), `OMEGA_T1_MAX_RATE` the maximum rate to take half of
+ * (default: measured by the sweep at that K).
+ */
+function halfLoadOptions(options: LiveCommandOptions): T1Options['halfLoad'] {
+  const env = (name: string): number | undefined => {
+    const raw = process.env[name];
+    if (raw === undefined || raw === '') return undefined;
+    const value = Number(raw);
+    if (!Number.isFinite(value) || value < 0) throw new Error(`${name}: must be a number >= 0, got ${JSON.stringify(raw)}`);
+    return value;
+  };
+  const seconds = env('OMEGA_T1_HALF_LOAD_S') ?? (options.quick ? 15 : 30);
+  if (seconds === 0) return undefined;
+  const sweep = options.schedulers ?? [1, 2, 4, 8];
+  const schedulers = env('OMEGA_T1_HALF_LOAD_K') ?? (sweep.includes(4) ? 4 : (sweep[0] ?? 4));
+  const max = env('OMEGA_T1_MAX_RATE');
+  return { schedulers, seconds, share: 0.5, tasksPerJob: 100, ...(max === undefined ? {} : { maxPlacementsPerSecond: max }) };
+}
+
 export async function runLiveCommand(options: LiveCommandOptions, print: Print): Promise<number> {
   const startedAt = new Date();
   const cluster = await LiveCluster.start();
@@ -232,6 +286,7 @@ export async function runLiveCommand(options: LiveCommandOptions, print: Print):
         seed: options.seed,
         rawSeconds: options.quick ? 8 : 15,
         taskDurationMs: Number(process.env.OMEGA_T1_TASK_MS ?? 5_000),
+        halfLoad: halfLoadOptions(options),
         print,
       };
       const points = await runT1(cluster, t1);

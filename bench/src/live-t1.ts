@@ -13,6 +13,14 @@
  * - the raw etcd ceiling: K processes sending the same request shape (1,000 claims grouped over
  *   as many machines per commit as the schedulers' commits wrote, values of the sizes they wrote)
  *   with no scheduling logic, for a fixed time right after the scheduled run, on the same etcd.
+ *
+ * Then latency at half load (`halfLoad`, one point): on a fresh cell with the same K, machines
+ * and schedulers, half the maximum placement rate (the sweep's at that K, or given) offered as a
+ * steady stream of 100-task jobs for a fixed time, each job submitted when due (not in a burst).
+ * Per task, from the task record after the window: submit-to-placed (`placedAtMs`, stamped by the
+ * committing scheduler's commit) and submit-to-running (`startedAtMs`, the agent's report), both
+ * against the job's `submittedAtMs`; and placed-to-running, to tell the schedulers' part from the
+ * agent's. The bench holds no mirror during the window (it would be one more replica to feed).
  */
 import { Progress, DEFAULT_NAMESPACE, KvCompactedError, isTerminal, jobId, type Cell, type CellMirror, type JobId } from '@omega/cell-state';
 import type { SchedulerMetrics } from '@omega/scheduler-core';
@@ -30,7 +38,52 @@ export interface T1Options {
   readonly rawSeconds: number;
   /** Hollow task duration: long enough to be seen running, short enough that claims get pruned. */
   readonly taskDurationMs: number;
+  /** The half-load point; undefined: none. */
+  readonly halfLoad?: HalfLoadOptions;
   readonly print: (line: string) => void;
+}
+
+export interface HalfLoadOptions {
+  /** Batch schedulers (the sweep's point with this K gives the maximum rate unless `maxPlacementsPerSecond` is set). */
+  readonly schedulers: number;
+  /** How long the stream is offered. */
+  readonly seconds: number;
+  /** The maximum placement rate to take half of; undefined: the sweep's at `schedulers` (measured first if the sweep lacks it). */
+  readonly maxPlacementsPerSecond?: number;
+  /** Share of the maximum offered (0.5). */
+  readonly share: number;
+  readonly tasksPerJob: number;
+}
+
+/** Latency at a fraction of the maximum placement rate (see the file header). */
+export interface HalfLoadPoint {
+  readonly schedulers: number;
+  readonly machines: number;
+  readonly maxPlacementsPerSecond: number;
+  readonly maxFrom: 'measured' | 'given';
+  readonly share: number;
+  /** Tasks per second offered (target) and submitted (what the bench managed). */
+  readonly offeredPerSecond: number;
+  readonly submittedPerSecond: number;
+  readonly seconds: number;
+  readonly tasksPerJob: number;
+  readonly jobs: number;
+  readonly tasks: number;
+  /** Tasks never placed / never seen running by the end of the wait. */
+  readonly unplaced: number;
+  readonly notRunning: number;
+  readonly submitToPlaced: Percentiles;
+  readonly submitToRunning: Percentiles;
+  readonly placedToRunning: Percentiles;
+  /** How late the bench's own submit calls returned (createJob round trip), which submit-to-* includes none of. */
+  readonly submitCall: Percentiles;
+  /** The schedulers' commit latency (worst p99) and their jobs' wait from submit to first attempt (worst p99). */
+  readonly commitLatencyP50Ms: number;
+  readonly commitLatencyP99Ms: number;
+  readonly firstAttemptP99Ms: number;
+  readonly transactions: number;
+  readonly conflictFraction: number;
+  readonly cpu: { readonly etcd: number; readonly agent: number; readonly schedulers: number; readonly bench: number; readonly available: number };
 }
 
 export interface Percentiles {
@@ -73,6 +126,8 @@ export interface T1Point {
    */
   readonly cpu: { readonly etcd: number; readonly agent: number; readonly schedulers: number; readonly bench: number; readonly available: number };
   readonly schedulerMetrics: readonly { readonly name: string; readonly metrics: SchedulerMetrics | undefined; readonly exitCode: number | null }[];
+  /** Latency at half this point's rate (on the point with the half-load's K only). */
+  readonly halfLoad?: HalfLoadPoint;
 }
 
 const RAW_COMMITTER = fileURLToPath(new URL('./raw-committer.js', import.meta.url));
@@ -213,20 +268,7 @@ export async function runT1Point(cluster: LiveCluster, k: number, options: T1Opt
     const t0 = Date.now();
     await Promise.all(
       [...ids].map((id) =>
-        cell.createJob({
-          id: jobId(id),
-          spec: {
-            name: 't1',
-            namespace: DEFAULT_NAMESPACE,
-            kind: 'batch',
-            priority: 0,
-            instances: options.tasksPerJob,
-            commitMode: 'default',
-            task: { command: ['hollow'], env: {}, resources: { cpuMillis: 100, memoryBytes: 64 * 1024 ** 2 }, runDurationMs: options.taskDurationMs, hollowFail: false, pidsLimit: 0 },
-            constraints: [],
-            restartPolicy: { kind: 'never', maxRestarts: 0, initialBackoffMs: 0, maxBackoffMs: 0 },
-          },
-        }),
+        cell.createJob({ id: jobId(id), spec: t1Spec(options.tasksPerJob, options.taskDurationMs) }),
       ),
     );
     const total = jobs * options.tasksPerJob;
@@ -306,6 +348,140 @@ export async function runT1Point(cluster: LiveCluster, k: number, options: T1Opt
   }
 }
 
+/** A job spec of the T1 shape (hollow tasks, 100 millicores each). */
+function t1Spec(instances: number, taskDurationMs: number) {
+  return {
+    name: 't1',
+    namespace: DEFAULT_NAMESPACE,
+    kind: 'batch' as const,
+    priority: 0,
+    instances,
+    commitMode: 'default' as const,
+    task: { command: ['hollow'], env: {}, resources: { cpuMillis: 100, memoryBytes: 64 * 1024 ** 2 }, runDurationMs: taskDurationMs, hollowFail: false, pidsLimit: 0 },
+    constraints: [],
+    restartPolicy: { kind: 'never' as const, maxRestarts: 0, initialBackoffMs: 0, maxBackoffMs: 0 },
+  };
+}
+
+/**
+ * The half-load point: `share` of `maxPerSecond` offered as a steady stream of
+ * `tasksPerJob`-task jobs for `seconds` on a fresh cell with K schedulers (see the file header).
+ */
+export async function runHalfLoadPoint(cluster: LiveCluster, options: T1Options, half: HalfLoadOptions, maxPerSecond: number, maxFrom: 'measured' | 'given'): Promise<HalfLoadPoint> {
+  const k = half.schedulers;
+  const cellName = `t1-half-k${k}`;
+  const cell = cluster.cell(cellName);
+  const agent = cluster.startAgents(cellName, options.machines, { cpu: '64', memory: '256Gi' });
+  const mirror = cell.mirror();
+  await mirror.start();
+  const schedulers: ChildHandle[] = [];
+  try {
+    await waitFor(mirror, () => countAlive(mirror) >= options.machines, 120_000, `${options.machines} hollow machines alive`);
+    for (let i = 0; i < k; i++) {
+      schedulers.push(cluster.startScheduler('batch', cellName, `batch-${i}`, ['--t-job-ms', '0', '--t-task-ms', '0', '--seed', String(options.seed + i)]));
+    }
+    await waitForAnnouncements(mirror, schedulers);
+    await mirror.stop();
+    const offeredPerSecond = maxPerSecond * half.share;
+    const jobsPerSecond = offeredPerSecond / half.tasksPerJob;
+    const total = Math.max(1, Math.round(jobsPerSecond * half.seconds));
+    const cpuOf = (): { etcd: number; agent: number; schedulers: number; bench: number } => ({
+      etcd: cpuSeconds(cluster.etcd.pid),
+      agent: cpuSeconds(agent.child.pid),
+      schedulers: schedulers.reduce((a, h) => a + cpuSeconds(h.child.pid), 0),
+      bench: (process.cpuUsage().user + process.cpuUsage().system) / 1e6,
+    });
+    const cpuBefore = cpuOf();
+    const ids: JobId[] = [];
+    const calls: number[] = [];
+    const inFlight = new Set<Promise<void>>();
+    const t0 = Date.now();
+    // Each job goes when it is due (t0 + j / jobsPerSecond), not before: a steady stream. The
+    // timer wakes every few ms; all jobs due by then go at once (at 50 jobs/s: one or two).
+    for (let j = 0; j < total; ) {
+      const due = Math.min(total, Math.floor(((Date.now() - t0) / 1000) * jobsPerSecond) + 1);
+      for (; j < due; j++) {
+        const id = jobId(`half-${j}`);
+        ids.push(id);
+        const start = Date.now();
+        const call: Promise<void> = cell.createJob({ id, spec: t1Spec(half.tasksPerJob, options.taskDurationMs) }).then(() => {
+          calls.push(Date.now() - start);
+          inFlight.delete(call);
+        });
+        inFlight.add(call);
+      }
+      if (j < total) await new Promise((resolve) => setTimeout(resolve, Math.max(1, Math.min(5, (j / jobsPerSecond) * 1000 - (Date.now() - t0)))));
+    }
+    await Promise.all(inFlight);
+    const submitSeconds = (Date.now() - t0) / 1000;
+    const cpuAfter = cpuOf();
+    const observer = cell.mirror();
+    await observer.start();
+    const tasks = total * half.tasksPerJob;
+    await waitFor(observer, () => allStarted(observer, new Set(ids)), 120_000, 'every half-load task reported running').catch((error: unknown) => options.print(`    ${String(error)}`));
+    const snapshot = observer.snapshot();
+    await observer.stop();
+    const s2p: number[] = [];
+    const s2r: number[] = [];
+    const p2r: number[] = [];
+    for (const id of ids) {
+      const job = snapshot.job(id);
+      if (job === undefined) continue;
+      for (const t of snapshot.tasksOf(id)) {
+        if (t.placedAtMs > 0) s2p.push(t.placedAtMs - job.submittedAtMs);
+        if (t.startedAtMs > 0) s2r.push(t.startedAtMs - job.submittedAtMs);
+        if (t.startedAtMs > 0 && t.placedAtMs > 0) p2r.push(t.startedAtMs - t.placedAtMs);
+      }
+    }
+    const stopped = await Promise.all(schedulers.map(async (h) => ({ exitCode: await cluster.stopProcess(h), metrics: finalMetrics(h) })));
+    await cluster.stopProcess(agent);
+    const ms = stopped.map((x) => x.metrics).filter((m): m is SchedulerMetrics => m !== undefined);
+    const sum = (f: (m: SchedulerMetrics) => number): number => ms.reduce((a, m) => a + f(m), 0);
+    const worst = (f: (m: SchedulerMetrics) => number | undefined): number => Math.max(...ms.map((m) => f(m) ?? NaN));
+    const ok = sum((m) => m.transactionsOk);
+    const failed = sum((m) => m.transactionsFailed);
+    await cell.kv.delete(cell.keys.root, { prefix: true });
+    await cluster.kv.compact((await cluster.kv.range({ key: cell.keys.root, limit: 1 })).revision).catch((error: unknown) => {
+      if (!(error instanceof KvCompactedError)) throw error;
+    });
+    return {
+      schedulers: k,
+      machines: options.machines,
+      maxPlacementsPerSecond: maxPerSecond,
+      maxFrom,
+      share: half.share,
+      offeredPerSecond,
+      submittedPerSecond: tasks / submitSeconds,
+      seconds: submitSeconds,
+      tasksPerJob: half.tasksPerJob,
+      jobs: total,
+      tasks,
+      unplaced: tasks - s2p.length,
+      notRunning: tasks - s2r.length,
+      submitToPlaced: percentiles(s2p),
+      submitToRunning: percentiles(s2r),
+      placedToRunning: percentiles(p2r),
+      submitCall: percentiles(calls),
+      commitLatencyP50Ms: weightedMedian(ms.map((m) => ({ p50Ms: m.commitLatency?.p50Ms ?? NaN, count: m.commitLatency?.count ?? 0 }))),
+      commitLatencyP99Ms: worst((m) => m.commitLatency?.p99Ms),
+      firstAttemptP99Ms: worst((m) => m.waitFirstAttempt?.p99Ms),
+      transactions: ok + failed,
+      conflictFraction: ok > 0 ? failed / ok : failed,
+      cpu: {
+        etcd: cpuAfter.etcd - cpuBefore.etcd,
+        agent: cpuAfter.agent - cpuBefore.agent,
+        schedulers: cpuAfter.schedulers - cpuBefore.schedulers,
+        bench: cpuAfter.bench - cpuBefore.bench,
+        available: os.availableParallelism() * submitSeconds,
+      },
+    };
+  } finally {
+    for (const h of schedulers) await cluster.stopProcess(h);
+    await cluster.stopProcess(agent);
+    await mirror.stop();
+  }
+}
+
 /** The schedulers' p50s weighted by their commit counts (their histograms are not merged). */
 function weightedMedian(latencies: readonly { p50Ms: number; count: number }[]): number {
   const n = latencies.reduce((a, l) => a + l.count, 0);
@@ -342,6 +518,29 @@ export async function runT1(cluster: LiveCluster, options: T1Options): Promise<T
     );
     points.push(p);
   }
+  const half = options.halfLoad;
+  if (half === undefined) return points;
+  let at = points.findIndex((p) => p.schedulers === half.schedulers);
+  if (half.maxPlacementsPerSecond === undefined && at === -1) {
+    options.print(`  measuring the maximum rate with ${half.schedulers} batch schedulers for the half-load point`);
+    points.push(await runT1Point(cluster, half.schedulers, options));
+    at = points.length - 1;
+  }
+  const max = half.maxPlacementsPerSecond ?? (points[at] as T1Point).placementsPerSecond;
+  const from = half.maxPlacementsPerSecond === undefined ? 'measured' : 'given';
+  options.print(
+    `  latency at ${(half.share * 100).toFixed(0)}% load: ${(max * half.share).toFixed(0)} tasks/s (of ${from === 'measured' ? 'the measured' : 'a given'} ${max.toFixed(0)}/s) as ${half.tasksPerJob}-task jobs for ${half.seconds} s, ${half.schedulers} batch schedulers`,
+  );
+  const h = await runHalfLoadPoint(cluster, options, half, max, from);
+  options.print(
+    `    half load: ${h.tasks} tasks in ${h.jobs} jobs submitted at ${h.submittedPerSecond.toFixed(0)}/s (offered ${h.offeredPerSecond.toFixed(0)}/s); submit-to-placed p50/p99 ${h.submitToPlaced.p50Ms.toFixed(0)}/${h.submitToPlaced.p99Ms.toFixed(0)} ms, submit-to-running p50/p99 ${h.submitToRunning.p50Ms.toFixed(0)}/${h.submitToRunning.p99Ms.toFixed(0)} ms, placed-to-running p50/p99 ${h.placedToRunning.p50Ms.toFixed(0)}/${h.placedToRunning.p99Ms.toFixed(0)} ms`,
+  );
+  options.print(
+    `    half load: commit p50/p99 ${h.commitLatencyP50Ms.toFixed(0)}/${h.commitLatencyP99Ms.toFixed(0)} ms, submit-to-first-attempt p99 ${h.firstAttemptP99Ms.toFixed(0)} ms, ${h.transactions} transactions, conflict fraction ${h.conflictFraction.toFixed(4)}, unplaced ${h.unplaced}, not running ${h.notRunning}; submit call p99 ${h.submitCall.p99Ms.toFixed(0)} ms; CPU etcd ${h.cpu.etcd.toFixed(1)} s, agent ${h.cpu.agent.toFixed(1)} s, schedulers ${h.cpu.schedulers.toFixed(1)} s, bench ${h.cpu.bench.toFixed(1)} s of ${h.cpu.available.toFixed(1)} s`,
+  );
+  // Kept on the sweep's point with the same K (or, with a given rate and no such point, the last one: the point names its own K).
+  const on = at === -1 ? points.length - 1 : at;
+  if (on >= 0) points[on] = { ...(points[on] as T1Point), halfLoad: h };
   return points;
 }
 
