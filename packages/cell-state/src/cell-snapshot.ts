@@ -9,7 +9,7 @@
  * never a whole 10,000-task job nor every task of the cell.
  */
 import { decodeAlive, decodeJob, decodeJobStatus, decodeNamespace, decodeOwner, decodeSchedulerStats } from './codec.js';
-import type { CellKeys, KeyKind } from './keys.js';
+import type { CellKeys, KeyKind, ParsedKey } from './keys.js';
 import type { KeyValue } from './kv.js';
 import { RecallCache, type RecallLimits } from './recall-cache.js';
 // Tasks and machines change with every placement and report: their lean decoders (same results as codec.ts's).
@@ -164,7 +164,17 @@ const TASKS_PER_BUCKET = 64;
 function bucketOf(id: TaskId): { job: JobId; bucket: string } {
   const slash = id.lastIndexOf('/');
   const job = id.slice(0, slash) as JobId;
-  return { job, bucket: `${job}#${Math.floor(Number(id.slice(slash + 1)) / TASKS_PER_BUCKET)}` };
+  // The index read in place (this runs for every task event and lookup): the value Number() would give.
+  let index = 0;
+  for (let i = slash + 1; i < id.length; i++) {
+    const digit = id.charCodeAt(i) - 0x30;
+    if (digit < 0 || digit > 9) {
+      index = Number(id.slice(slash + 1));
+      break;
+    }
+    index = index * 10 + digit;
+  }
+  return { job, bucket: `${job}#${Math.floor(index / TASKS_PER_BUCKET)}` };
 }
 
 /** How many revisions a deleted key's tombstone is kept (see `CellStateMaps`). */
@@ -231,13 +241,12 @@ export class CellStateMaps {
   /**
    * Applies a put (value present) or delete of `kv.key` at `kv.modRevision`. Idempotent per key
    * revision: an event at or below what was applied for that key is ignored. Returns whether it
-   * changed anything.
+   * changed anything. `parsed` is `keys.parse(kv.key)` when the caller has it already.
    */
-  apply(type: 'put' | 'delete', kv: KeyValue): boolean {
+  apply(type: 'put' | 'delete', kv: KeyValue, parsed: ParsedKey | undefined = this.keys.parse(kv.key)): boolean {
+    if (parsed === undefined) return false;
     const last = this.applied.get(kv.key);
     if (last !== undefined && kv.modRevision <= last) return false;
-    const parsed = this.keys.parse(kv.key);
-    if (parsed === undefined) return false;
     if (this.filter !== undefined) return this.applyFiltered(type, kv, parsed.kind, parsed.id, this.filter);
     this.applied.set(kv.key, kv.modRevision);
     if (type === 'delete') {
@@ -266,7 +275,7 @@ export class CellStateMaps {
     let admitted = type === 'put' && filter.key(kind, id);
     if (admitted && kind === 'task' && filter.task !== undefined) {
       try {
-        task = decodeTask(kv.value, kv.modRevision);
+        task = decodeTask(kv.value, kv.modRevision, id);
       } catch {
         this.undecodable++;
         return false;
@@ -359,7 +368,7 @@ export class CellStateMaps {
         this.machines.set(id as MachineId, decodeMachine(kv.value, kv.modRevision));
         return;
       case 'task': {
-        const task = decodeTask(kv.value, kv.modRevision);
+        const task = decodeTask(kv.value, kv.modRevision, id);
         this.ownBucket(id as TaskId).set(id as TaskId, task);
         return;
       }

@@ -16,7 +16,7 @@
  * Field numbers are those of etcd's `rpc.proto` and `kv.proto` (stable since etcd 3.0).
  */
 import { KvError, type KeyValue } from './kv.js';
-import { ProtoReader as Reader } from './proto-reader.js';
+import { ProtoReader as Reader, utf8 } from './proto-reader.js';
 
 /** `ResponseHeader` with the one field Omega reads. */
 export interface WireHeader {
@@ -99,7 +99,7 @@ function keyValue(r: Reader, end: number): KeyValue {
     switch (tag) {
       case 0x0a: {
         const to = r.delimited();
-        key = buf.toString('utf8', r.pos, to);
+        key = utf8(buf, r.pos, to);
         r.pos = to;
         break;
       }

@@ -269,7 +269,7 @@ export class CellMirror {
         this.counters.duplicates++;
         continue;
       }
-      if (this.state.apply(event.type, event.kv)) {
+      if (this.state.apply(event.type, event.kv, parsed)) {
         if (parsed === undefined) continue;
         // A filtered mirror drops a record whose new version its filter refuses: for the
         // listener that is a delete.

@@ -14,6 +14,17 @@ export class MalformedMessageError extends Error {
 }
 
 const TWO_28 = 2 ** 28;
+
+/**
+ * UTF-8 text of `buf[start, end)`. `Buffer#utf8Slice` is what `toString('utf8', start, end)`
+ * ends in, without its argument handling: it runs for every string of every record a replica
+ * decodes. Falls back to `toString` where a Buffer lacks it.
+ */
+export const utf8: (buf: Buffer, start: number, end: number) => string = (() => {
+  const slice = (Buffer.prototype as unknown as { utf8Slice?: (start: number, end: number) => string }).utf8Slice;
+  if (typeof slice !== 'function') return (buf: Buffer, start: number, end: number): string => buf.toString('utf8', start, end);
+  return (buf: Buffer, start: number, end: number): string => slice.call(buf, start, end);
+})();
 const TWO_35 = 2 ** 35;
 
 export class ProtoReader {
@@ -118,7 +129,7 @@ export class ProtoReader {
 
   string(): string {
     const end = this.delimited();
-    const text = this.buf.toString('utf8', this.pos, end);
+    const text = utf8(this.buf, this.pos, end);
     this.pos = end;
     return text;
   }

@@ -90,6 +90,22 @@ describe('the lean record decoders', () => {
     }
   });
 
+  it("take the task's id from its key only when the key names the same task", () => {
+    const bytes = encodeTask({ ...someTask(random(6)), jobId: 'web' as Task['jobId'], index: 12 });
+    expect(decodeTaskRecord(bytes, 1, 'web/12').id).toBe('web/12');
+    for (const other of ['web/13', 'web/012', 'we/12', 'web12', 'web/1x']) expect(decodeTaskRecord(bytes, 1, other).id).toBe('web/12');
+  });
+
+  it('share equal resources and repeated ids between records, without changing what they decode to', () => {
+    const rnd = random(7);
+    const spec = { ...someTask(rnd), jobId: 'batch' as Task['jobId'], resources: { cpuMillis: 100, memoryBytes: 64 * 1024 ** 2 } };
+    const a = decodeTaskRecord(encodeTask({ ...spec, index: 1 }), 1);
+    const b = decodeTaskRecord(encodeTask({ ...spec, index: 2 }), 2);
+    expect(b.resources).toBe(a.resources);
+    expect(b.resources).toEqual({ cpuMillis: 100, memoryBytes: 64 * 1024 ** 2 });
+    expect(Object.isFrozen(a.resources)).toBe(true);
+  });
+
   it('read an empty record as the defaults, as protobufjs does', () => {
     const empty = new Uint8Array(0);
     expect(decodeTaskRecord(empty, 7)).toStrictEqual(decodeTask(empty, 7));

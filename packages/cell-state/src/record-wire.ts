@@ -8,6 +8,34 @@
 import { ProtoReader } from './proto-reader.js';
 import { HEALTH_STATES, TASK_STATES, type Claim, type ClaimId, type JobId, type Machine, type MachineId, type Resources, type Task, type TaskId } from './types.js';
 
+/**
+ * A replica holds every task and claim of the cell, and most of their strings and resource
+ * requests repeat (a job's id and request in each of its tasks, a machine's id in each task
+ * placed there, a handful of scheduler names): decoded values are shared, so a replica of
+ * 100,000 tasks holds a few thousand copies, not hundreds of thousands (memory, and the GC's
+ * work, which grows with the objects that survive). Records are immutable, so sharing is safe.
+ */
+const INTERNED_MAX = 65_536;
+let interned = new Map<string, string>();
+
+/** The one copy of `text` (bounded: the table starts over when full). */
+function intern(text: string): string {
+  if (text.length === 0) return '';
+  const known = interned.get(text);
+  if (known !== undefined) return known;
+  if (interned.size >= INTERNED_MAX) interned = new Map();
+  interned.set(text, text);
+  return text;
+}
+
+/** The last resources decoded: tasks of one job, and their claims, ask for the same. */
+let lastResources: Resources = Object.freeze({ cpuMillis: 0, memoryBytes: 0 });
+
+function shared(cpuMillis: number, memoryBytes: number): Resources {
+  if (lastResources.cpuMillis !== cpuMillis || lastResources.memoryBytes !== memoryBytes) lastResources = Object.freeze({ cpuMillis, memoryBytes });
+  return lastResources;
+}
+
 function resources(r: ProtoReader, end: number): Resources {
   let cpuMillis = 0;
   let memoryBytes = 0;
@@ -17,13 +45,29 @@ function resources(r: ProtoReader, end: number): Resources {
     else if (tag === 0x10) memoryBytes = r.safeUint('memory_bytes');
     else r.skip(tag & 7);
   }
-  return { cpuMillis, memoryBytes };
+  return shared(cpuMillis, memoryBytes);
 }
 
-const NO_RESOURCES = (): Resources => ({ cpuMillis: 0, memoryBytes: 0 });
+const NO_RESOURCES = (): Resources => shared(0, 0);
 
-/** Decodes a TaskRecord; `revision` is its key's mod revision. Throws on malformed bytes. */
-export function decodeTaskRecord(bytes: Uint8Array, revision: number): Task {
+/** Whether `id` is `<jobId>/<index>` (the key's own id string can then be the task's). */
+function isTaskId(id: string, jobId: string, index: number): boolean {
+  if (id.length <= jobId.length + 1 || !id.startsWith(jobId) || id.charCodeAt(jobId.length) !== 0x2f) return false;
+  let n = 0;
+  for (let i = jobId.length + 1; i < id.length; i++) {
+    const c = id.charCodeAt(i) - 0x30;
+    if (c < 0 || c > 9 || (c === 0 && n === 0 && i + 1 < id.length)) return false;
+    n = n * 10 + c;
+  }
+  return n === index;
+}
+
+/**
+ * Decodes a TaskRecord; `revision` is its key's mod revision. `keyId`, the id in the record's
+ * key, is used as the task's id when it is the same text (it is, for every record Omega writes),
+ * instead of a new string. Throws on malformed bytes.
+ */
+export function decodeTaskRecord(bytes: Uint8Array, revision: number, keyId?: string): Task {
   const r = new ProtoReader(bytes);
   const end = r.end;
   let jobId = '';
@@ -53,16 +97,16 @@ export function decodeTaskRecord(bytes: Uint8Array, revision: number): Task {
   while (r.pos < end) {
     const tag = r.uint();
     switch (tag) {
-      case 0x0a: jobId = r.string(); break; // 1
+      case 0x0a: jobId = intern(r.string()); break; // 1
       case 0x10: index = r.uint32(); break; // 2
       case 0x18: attempt = r.uint32(); break; // 3
       case 0x22: claimId = r.string(); break; // 4
-      case 0x2a: machineId = r.string(); break; // 5
-      case 0x32: scheduler = r.string(); break; // 6
+      case 0x2a: machineId = intern(r.string()); break; // 5
+      case 0x32: scheduler = intern(r.string()); break; // 6
       case 0x38: state = r.int32(); break; // 7
-      case 0x42: reason = r.string(); break; // 8
+      case 0x42: reason = intern(r.string()); break; // 8
       case 0x48: exitCode = r.int32(); break; // 9
-      case 0x52: signal = r.string(); break; // 10
+      case 0x52: signal = intern(r.string()); break; // 10
       case 0x58: pid = r.uint32(); break; // 11
       case 0x60: placedAtMs = r.safeUint('placed_at_ms'); break; // 12
       case 0x68: startedAtMs = r.safeUint('started_at_ms'); break; // 13
@@ -82,7 +126,7 @@ export function decodeTaskRecord(bytes: Uint8Array, revision: number): Task {
   }
   const healthState = HEALTH_STATES[health - 1];
   const task: { -readonly [K in keyof Task]: Task[K] } = {
-    id: `${jobId}/${index}` as TaskId,
+    id: (keyId !== undefined && isTaskId(keyId, jobId, index) ? keyId : `${jobId}/${index}`) as TaskId,
     jobId: jobId as JobId,
     index,
     attempt,
@@ -129,7 +173,7 @@ function claim(r: ProtoReader, end: number, machineId: MachineId): Claim {
       case 0x18: attempt = r.uint32(); break;
       case 0x22: { const to = r.delimited(); res = resources(r, to); r.pos = to; break; }
       case 0x28: priority = r.int32(); break;
-      case 0x32: scheduler = r.string(); break;
+      case 0x32: scheduler = intern(r.string()); break;
       default: r.skip(tag & 7);
     }
   }
@@ -153,7 +197,7 @@ export function decodeMachineRecord(bytes: Uint8Array, seq: number): Machine {
   while (r.pos < end) {
     const tag = r.uint();
     switch (tag) {
-      case 0x0a: id = r.string(); break;
+      case 0x0a: id = intern(r.string()); break;
       case 0x12: { const to = r.delimited(); capacity = resources(r, to); r.pos = to; break; }
       case 0x1a: {
         const to = r.delimited();
