@@ -15,6 +15,7 @@ import { parseArgs } from 'node:util';
 import { FlagError } from '@omega/cell-state';
 import { SERVICE_PLACEMENTS, type ServicePlacement } from '@omega/simulator';
 import { CLI_BENCH_USAGE, parseCliBenchArgs, runCliBench, type CliBenchOptions } from './cli-bench.js';
+import { COLD_SYNC_USAGE, parseColdSyncArgs, runColdSync, type ColdSyncOptions } from './cold-sync.js';
 import { LIVE_EXPERIMENTS, runLiveCommand, type LiveExperimentId } from './live-command.js';
 import { runReportCommand } from './report-command.js';
 import { runSimCommand, type Print } from './sim-command.js';
@@ -26,6 +27,7 @@ export const BENCH_USAGE = `usage: omega bench sim  --experiment E1|E2|E3|E4 --o
        omega bench live --experiment T1|E3|churn|agent --out DIR [--quick] [--seed N] [--machines N]
                         [--tasks N] [--schedulers 1,2,4,8] [--jobs N] [--instances N] [--clients N]
        omega bench report --out DIR
+       omega bench sync [--quick] [--machines N] [--tasks N] [--repeats N]
        omega bench cli [--quick] [--runs N] [--bin FILE]
 
   sim   the Omega paper's experiments, simulated: the real schedulers against the in-memory
@@ -38,6 +40,8 @@ export const BENCH_USAGE = `usage: omega bench sim  --experiment E1|E2|E3|E4 --o
         real node agent of 64 CPUs, tasks/s end to end and each supervisor's memory and CPU;
         needs root and writable cgroups)
   report  rewrite DIR/result.md, the chart and the checks from DIR/result.json (no new run)
+  sync  cold sync: a fresh replica joining a cell of 10,000 machines and 100,000 live tasks
+        (see omega bench sync --help)
   cli   the omega command's start: wall time and CPU of omega --help, jobs and submit beside
         node -e 0, against a local etcd and API server (see omega bench cli --help)
 
@@ -97,6 +101,8 @@ function oneOf<T extends string>(flag: string, raw: string | undefined, allowed:
 export function parseBenchArgs(argv: readonly string[]):
   | { readonly command: 'help' }
   | { readonly command: 'report'; readonly out: string }
+  | { readonly command: 'sync'; readonly options: ColdSyncOptions }
+  | { readonly command: 'sync-help' }
   | { readonly command: 'cli'; readonly options: CliBenchOptions }
   | { readonly command: 'cli-help' }
   | { readonly command: 'sim'; readonly options: Parameters<typeof runSimCommand>[0] }
@@ -107,7 +113,11 @@ export function parseBenchArgs(argv: readonly string[]):
     const options = parseCliBenchArgs(rest);
     return options === 'help' ? { command: 'cli-help' } : { command: 'cli', options };
   }
-  if (mode !== 'sim' && mode !== 'live' && mode !== 'report') throw new FlagError('mode', `must be sim, live, report or cli, got ${JSON.stringify(mode)}`);
+  if (mode === 'sync') {
+    const options = parseColdSyncArgs(rest);
+    return options === 'help' ? { command: 'sync-help' } : { command: 'sync', options };
+  }
+  if (mode !== 'sim' && mode !== 'live' && mode !== 'report') throw new FlagError('mode', `must be sim, live, report, sync or cli, got ${JSON.stringify(mode)}`);
   let values: { [K in keyof typeof OPTIONS]?: (typeof OPTIONS)[K]['type'] extends 'boolean' ? boolean : string };
   try {
     ({ values } = parseArgs({ args: rest, options: OPTIONS, strict: true, allowPositionals: false }));
@@ -205,6 +215,11 @@ export async function runBench(argv: string[], print: Print = (l) => process.std
         return await runLiveCommand(parsed.options, print);
       case 'report':
         return await runReportCommand(parsed.out, print);
+      case 'sync':
+        return await runColdSync(parsed.options, print);
+      case 'sync-help':
+        print(COLD_SYNC_USAGE);
+        return 0;
       case 'cli':
         return await runCliBench(parsed.options, print);
       case 'cli-help':
