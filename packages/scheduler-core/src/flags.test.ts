@@ -22,13 +22,17 @@ describe('scheduler process flags', () => {
     expect(config.settings).toMatchObject({ conflictMode: 'resource-fit', transactionMode: undefined, thinkTimeJobMs: 0, machineLossGraceMs: 5000 });
   });
 
-  it('let the batch scheduler commit 32 jobs at once by default, the others one, and take both per-commit bounds', () => {
+  it('let the batch scheduler commit 32 jobs at once by default (one with a think time), the others one, and take both per-commit bounds', () => {
     const batch = parseSchedulerArgs(['--insecure'], 'batch');
     const service = parseSchedulerArgs(['--insecure'], 'service');
     const set = parseSchedulerArgs(['--insecure', '--max-jobs-per-commit', '4', '--max-claims-per-commit', '200'], 'service');
     if (batch === 'help' || service === 'help' || set === 'help') throw new Error('unexpected help');
     expect([batch.settings.maxJobsPerCommit, batch.settings.maxClaimsPerCommit]).toEqual([32, 1000]);
     expect(service.settings.maxJobsPerCommit).toBe(1);
+    // A think time is the Omega model: one job, then its own transaction.
+    const thinking = parseSchedulerArgs(['--insecure', '--t-job-ms', '5'], 'batch');
+    if (thinking === 'help') throw new Error('unexpected help');
+    expect(thinking.settings.maxJobsPerCommit).toBe(1);
     expect([set.settings.maxJobsPerCommit, set.settings.maxClaimsPerCommit]).toEqual([4, 200]);
     expect(() => parseSchedulerArgs(['--insecure', '--max-jobs-per-commit', '0'], 'batch')).toThrow(/--max-jobs-per-commit: must be an integer >= 1/);
   });

@@ -62,7 +62,7 @@ ${securityUsage(33)}  --cell NAME                    cell name (default "default
   --ownership-grace-ms MS        before taking a job hashed to another instance (default 1000)
   --max-queued-jobs N            owned jobs waiting for placement at most (default 256)
   --max-jobs-per-commit N        incremental jobs placed and committed together in one attempt
-                                 (default 32 for the batch scheduler, 1 for the others)
+                                 (default 32 for the batch scheduler without a think time, else 1)
   --max-claims-per-commit N      tasks to place in one such attempt at most; the first job
                                  always goes whole (default 1000)
   --stats-interval-ms MS         how often stats are published (default 1000)
@@ -126,6 +126,16 @@ const SETTING_FLAGS: Partial<Record<keyof SchedulerSettings, string>> = {
 
 /** The batch scheduler process's `--max-jobs-per-commit` (the library's default is 1: see settings.ts). */
 export const DEFAULT_PROCESS_BATCH_JOBS_PER_COMMIT = 32;
+
+/**
+ * `--max-jobs-per-commit` when not given: 32 for the batch scheduler, 1 for the others, and 1
+ * whenever an artificial think time is set: that is the Omega model (a think time per job, then
+ * its own transaction), which the live-vs-simulated comparisons rely on.
+ */
+function defaultJobsPerCommit(kind: string, tJobMs: string | undefined, tTaskMs: string | undefined): number | undefined {
+  const thinks = [tJobMs, tTaskMs].some((raw) => raw !== undefined && Number(raw) > 0);
+  return kind === 'batch' && !thinks ? DEFAULT_PROCESS_BATCH_JOBS_PER_COMMIT : undefined;
+}
 
 const CELL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
@@ -197,7 +207,7 @@ export function parseSchedulerArgs(argv: readonly string[], kind: string): Sched
     machineLossGraceMs: number('--machine-loss-grace-ms', values['machine-loss-grace-ms']),
     ownershipGraceMs: number('--ownership-grace-ms', values['ownership-grace-ms']),
     maxQueuedJobs: number('--max-queued-jobs', values['max-queued-jobs'], { min: 1 }),
-    maxJobsPerCommit: number('--max-jobs-per-commit', values['max-jobs-per-commit'], { min: 1 }) ?? (kind === 'batch' ? DEFAULT_PROCESS_BATCH_JOBS_PER_COMMIT : undefined),
+    maxJobsPerCommit: number('--max-jobs-per-commit', values['max-jobs-per-commit'], { min: 1 }) ?? defaultJobsPerCommit(kind, values['t-job-ms'], values['t-task-ms']),
     maxClaimsPerCommit: number('--max-claims-per-commit', values['max-claims-per-commit'], { min: 1 }),
     statsIntervalMs: number('--stats-interval-ms', values['stats-interval-ms']),
     jobRetentionMs: duration('--job-retention', values['job-retention']) ?? DEFAULT_PROCESS_JOB_RETENTION_MS,
