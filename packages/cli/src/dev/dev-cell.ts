@@ -30,6 +30,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { chmod, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { fileURLToPath } from 'node:url';
 import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { API_USER, HOLLOW_USER, PROTOS_DIR, Progress, SCHEDULER_USER, agentUser, formatBytes, formatCpu, freePort } from '@omega/cell-state';
 import type { PkiDirectory } from '@omega/pki';
@@ -473,7 +474,9 @@ export async function runDev(options: DevOptions, io: CliIo): Promise<void> {
     say(`Current pids, states and restart counts: ${shown(join(options.dataDir, STATUS_FILE))}`);
     say(`\nClient config (API address, ${pki === undefined ? 'plaintext' : 'CA certificate, admin token: keep it private'}): ${shown(clientConfig)}`);
     say(`export OMEGA_CONFIG=${clientConfig}`);
-    say(`\n${found ? 'Try (here, or with the export anywhere)' : 'After the export, try'}: npx omega machines | npx omega jobs | npx omega submit -f job.yaml`);
+    say(`\n${found ? 'Try (here, or with the export anywhere)' : 'After the export, try'}: omega machines | omega jobs | omega submit -f job.yaml`);
+    const bin = omegaBinHint();
+    if (bin !== undefined) say(`  (omega is not on PATH: export PATH="${bin}:$PATH")`);
     say(`Ctrl-C stops everything; \`omega dev\` on ${shown(options.dataDir)} again resumes the cell.`);
 
     if (options.demo) {
@@ -486,7 +489,7 @@ export async function runDev(options: DevOptions, io: CliIo): Promise<void> {
       say('\nDemo jobs submitted:');
       for (const job of jobs) say(`  ${job.id}  ${job.spec.kind}, ${job.spec.instances} task(s): ${job.spec.task.command.slice(2).join(' ')}`);
       const first = jobs[0]?.id ?? '<job id>';
-      say(`\nWatch them${found ? '' : ' (after the export above)'}:\n  npx omega jobs\n  npx omega watch ${first}\n  npx omega logs ${first} 0\n  npx omega machines\n  npx omega stats`);
+      say(`\nWatch them${found ? '' : ' (after the export above)'}:\n  omega jobs\n  omega watch ${first}\n  omega logs ${first} 0\n  omega machines\n  omega stats`);
     }
 
     await stop;
@@ -503,4 +506,16 @@ export async function runDev(options: DevOptions, io: CliIo): Promise<void> {
     process.off('SIGTERM', onSignal);
     if (signals > 0) say('omega dev: stopped');
   }
+}
+
+/**
+ * The directory to put on PATH for the `omega` command (the repository's `node_modules/.bin`),
+ * when no `omega` is on PATH yet; undefined when one is (or the link cannot be found).
+ */
+function omegaBinHint(): string | undefined {
+  const onPath = (process.env['PATH'] ?? '').split(':').some((dir) => dir !== '' && existsSync(join(dir, 'omega')));
+  if (onPath) return undefined;
+  // dist/dev/dev-cell.js -> the repository root holding node_modules/.bin/omega.
+  const bin = resolve(dirname(fileURLToPath(import.meta.url)), '../../../../node_modules/.bin');
+  return existsSync(join(bin, 'omega')) ? bin : undefined;
 }
