@@ -2,7 +2,7 @@
  * CellMirror: a full replica of one cell's state in this process, fed by the store.
  *
  * ```
- *   list /omega/<cell>/ (paged, at one revision R) ──► CellStateMaps ──► snapshot()
+ *   list /omega/<cell>/<kind>/ x 8 at once (paged, at one revision R) ──► CellStateMaps ──► snapshot()
  *   watch from R+1 ─────────── batches ──────────────┘        │
  *          ▲  compacted: re-list (logged)                       └─► onChange listeners, waiters
  * ```
