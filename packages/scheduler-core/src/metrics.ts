@@ -78,6 +78,11 @@ export interface SchedulerMetrics {
   readonly interruptedAttempts: number;
   readonly transactionsOk: number;
   readonly transactionsFailed: number;
+  /**
+   * Commit calls: one per transaction, except that several jobs committed together
+   * (`maxJobsPerCommit` > 1) share one; transactions (per job) / commits is the jobs per commit.
+   */
+  readonly commits: number;
   /** Claims sent to commit; always `claimsCommitted + claimsConflicted`. */
   readonly claimsAttempted: number;
   readonly claimsCommitted: number;
@@ -145,6 +150,7 @@ export class MetricsRecorder {
     interruptedAttempts: 0,
     transactionsOk: 0,
     transactionsFailed: 0,
+    commits: 0,
     claimsAttempted: 0,
     claimsCommitted: 0,
     claimsConflicted: 0,

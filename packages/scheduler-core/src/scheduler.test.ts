@@ -234,7 +234,7 @@ describe('the scheduling loop', () => {
       const step = await untilAttempt(s);
       expect(step.attempts.map((a) => [a.jobId, a.outcome, a.committed])).toEqual(jobs.slice(0, 4).map((id) => [id, 'placed', 1]));
       expect(step.attempt).toBe(step.attempts[0]);
-      expect(s.metrics()).toMatchObject({ attempts: 4, transactionsOk: 4, transactionsFailed: 0, claimsCommitted: 4 });
+      expect(s.metrics()).toMatchObject({ attempts: 4, transactionsOk: 4, transactionsFailed: 0, claimsCommitted: 4, commits: 1 });
       await h.runUntilIdle();
       for (const id of jobs) expect(await statusOf(id)).toMatchObject({ state: 'running', attempts: 1 });
       expect(s.metrics()).toMatchObject({ attempts: 5, transactionsOk: 5, jobsPlaced: 5 });

@@ -889,6 +889,7 @@ export class Scheduler {
       const commitStart = this.clock.now();
       results = transactions.length === 1 ? [await this.committer.commit(transactions[0] as Transaction)] : await this.committer.commitMany(transactions);
       busyMs = this.clock.now() - start;
+      this.recorder.counts.commits++;
       const latencyMs = this.clock.now() - commitStart;
       batch.forEach((p, i) => {
         // Per job, as the transactions are counted: each job's transaction took the shared commit's time.
