@@ -3,7 +3,7 @@
  * format or output: the program itself, the job file parser and the formatters.
  */
 export { createProgram, runCli, type CliIo } from './program.js';
-export { ApiClient, DEFAULT_API_ADDRESS, channelCredentials, resolveApiAddress } from './api-client.js';
+export { ApiClient, DEFAULT_API_ADDRESS, resolveApiAddress } from './api-client.js';
 export {
   ClientConfigError,
   DEFAULT_CONFIG_PATH,
