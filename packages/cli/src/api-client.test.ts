@@ -33,6 +33,10 @@ function jobService(): { definition: ServiceDefinition; implementation: Record<s
         const code = status[call.request.job_id as keyof typeof status] as number;
         callback({ code, details: `refused with ${call.request.job_id}` }, null);
       },
+      // Never answers: for the deadline.
+      KillJob: (call: ServerUnaryCall<unknown, unknown>) => {
+        record('KillJob', call.metadata);
+      },
       WatchJob: (call: ServerWritableStream<unknown, unknown>) => {
         record('WatchJob', call.metadata);
         call.write({ revision: 1, job: { id: 'a-1' } });
@@ -160,6 +164,51 @@ describe('ApiClient over TLS', () => {
         const error = await failure(client.jobs.getJob({ job_id: code }));
         expect({ code, exit: error.exitCode, message: error.message }).toEqual({ code, exit, message: expect.stringMatching(message) });
       }
+    } finally {
+      client.close();
+    }
+  });
+});
+
+describe('ApiClient calls', () => {
+  let api: { address: string; stop: () => Promise<void> };
+
+  beforeAll(async () => {
+    api = await serve(ServerCredentials.createInsecure());
+  });
+  afterAll(async () => {
+    await api?.stop();
+  });
+
+  it('gives up on a call the server never answers at the deadline, as a retryable error', async () => {
+    const client = new ApiClient(api.address, 300, { kind: 'insecure' });
+    try {
+      const error = await failure(client.jobs.killJob({ job_id: 'a-1' }));
+      expect(error.message).toBe(`the Omega API at ${api.address} did not answer within 300 ms`);
+      expect(error.retryable).toBe(true);
+    } finally {
+      client.close();
+    }
+  });
+
+  it('ends a stream with the handler’s own error when the handler fails, and the connection still serves calls', async () => {
+    const client = new ApiClient(api.address, 5_000, { kind: 'insecure' });
+    try {
+      const failed = new Error('the handler failed');
+      await expect(client.jobs.watchJob({ job_id: 'a-1' }, () => Promise.reject(failed))).rejects.toBe(failed);
+      await expect(client.jobs.listJobs({})).resolves.toMatchObject({ jobs: [], truncated: false });
+    } finally {
+      client.close();
+    }
+  });
+
+  it('says the API cannot be reached when nothing listens at the address', async () => {
+    const closed = await serve(ServerCredentials.createInsecure());
+    await closed.stop();
+    const client = new ApiClient(closed.address, 5_000, { kind: 'insecure' });
+    try {
+      const error = await failure(client.jobs.listJobs({}));
+      expect(error.message).toMatch(new RegExp(`^cannot reach the Omega API at ${closed.address}: ECONNREFUSED`));
     } finally {
       client.close();
     }
