@@ -8,7 +8,7 @@ import { renderSvg } from './charts.js';
 import { checkLine, configHash, hostInfo, writeResult, type BenchResult } from './result.js';
 import { simChecks } from './sim-checks.js';
 import { simExperiment, type SimExperimentId, type SimExperimentOptions } from './sim-experiments.js';
-import { simChart, simMarkdown, paperReferences } from './sim-report.js';
+import { simChart, simMarkdown, paperReferences, wallPerSimulatedDayMs } from './sim-report.js';
 import { runSimExperiment, type SimPointResult } from './sim-runner.js';
 import { ms } from './markdown.js';
 
@@ -44,7 +44,7 @@ export async function runSimCommand(options: SimCommandOptions, print: Print): P
     onPoint: (_done, _total, p) => {
       progress.step();
       const s = p.result.schedulers.map((x) => `${x.name} busy ${x.metrics.busyness.toFixed(3)} cf ${x.metrics.conflictFraction.toFixed(3)}`).join(', ');
-      print(`  ${progress.finished()} ${p.id}: ${s} (${ms(p.result.wallMs)} wall)`);
+      print(`  ${progress.finished()} ${p.id}: ${s} (${ms(p.result.wallMs)} wall, ${ms(wallPerSimulatedDayMs(p))} per simulated day)`);
     },
   });
   const checks = simChecks(experiment, points);

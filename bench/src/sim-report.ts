@@ -189,6 +189,51 @@ function pointTables(points: readonly SimPointResult[]): string {
   ].join('\n');
 }
 
+const DAY_MS = 86_400_000;
+
+/** Wall time per simulated day of a point (the simulator's speed; the only machine-dependent number). */
+export function wallPerSimulatedDayMs(p: SimPointResult): number {
+  return (p.result.wallMs / p.result.simulatedMs) * DAY_MS;
+}
+
+/** What each point cost to simulate. */
+function costTable(points: readonly SimPointResult[]): string {
+  const rows = points.map((p) => [p.id, ms(p.result.simulatedMs), ms(p.result.wallMs), ms(wallPerSimulatedDayMs(p)), int(p.result.store.revision), int(p.result.tasksEnded)]);
+  return table(['point', 'simulated', 'wall', 'wall per simulated day', 'store revisions', 'tasks ended'], rows);
+}
+
+const rate = (failed: number, n: number): string => (n === 0 ? '–' : `${frac(failed / n)} (${int(failed)}/${int(n)})`);
+
+/**
+ * Per scheduler: its jobs' first transactions and their retries apart (a gang and an incremental
+ * job send the same first transaction; they differ in what they send again), the claims and
+ * machines a transaction touches, and on how many machines a failed one conflicted.
+ */
+function transactionTable(points: readonly SimPointResult[]): string {
+  const rows: string[][] = [];
+  for (const p of points) {
+    for (const s of p.result.schedulers) {
+      const t = s.transactions as SimPointResult['result']['schedulers'][number]['transactions'] | undefined;
+      // Results recorded before the transaction log have none.
+      if (t === undefined) continue;
+      const firstClaims = t.first.claims;
+      rows.push([
+        p.id,
+        s.name,
+        rate(t.first.failed, t.first.transactions),
+        rate(t.retry.failed, t.retry.transactions),
+        firstClaims === 0 ? '–' : frac(t.first.ownConflicts / firstClaims),
+        `${t.claimsPerTransaction.mean.toFixed(1)} / ${t.claimsPerTransaction.p90} / ${t.claimsPerTransaction.max}`,
+        `${t.machinesPerTransaction.mean.toFixed(1)} / ${t.machinesPerTransaction.p90}`,
+        Object.entries(t.failedByMachines)
+          .map(([k, v]) => `${k}: ${v}`)
+          .join(', '),
+      ]);
+    }
+  }
+  return table(['point', 'scheduler', 'first transactions failed', 'retries failed', 'claims conflicted in first transactions', 'claims per transaction mean / p90 / max', 'machines per transaction mean / p90', 'failed transactions by machines conflicted'], rows);
+}
+
 /** result.md of a simulated experiment. */
 export function simMarkdown(result: BenchResult<SimPointResult>, experiment: SimExperiment, chartFile: string): string {
   const points = result.points;
@@ -215,6 +260,14 @@ export function simMarkdown(result: BenchResult<SimPointResult>, experiment: Sim
     '## Every run',
     '',
     pointTables(points),
+    '',
+    '### Transactions (first ones and retries apart)',
+    '',
+    transactionTable(points),
+    '',
+    '### Simulator cost',
+    '',
+    costTable(points),
   ];
   return `${lines.join('\n')}\n`;
 }

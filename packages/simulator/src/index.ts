@@ -20,10 +20,11 @@ export {
   type Workload,
 } from './workload.js';
 export { analyticBusyness, analyticTolerance, arrivalRatePerMs, expectedTasks, realizedDemand, saturationJobMs, type ThinkTime, type ThinkTimes } from './analytic.js';
-export { PREFILL_JOB, buildSimCell, prefillCell, prefillTaskCount, sequentialClaimIds, simMachineIds, type SimCell } from './sim-cell.js';
+export { PREFILL_JOB, SIM_STORE_HISTORY, buildSimCell, prefillCell, prefillTaskCount, sequentialClaimIds, simMachineIds, type SimCell } from './sim-cell.js';
 export { SimAgent } from './sim-agent.js';
 export { SimJanitor } from './sim-janitor.js';
 export { AttemptLog, SERVICE_PLACEMENTS, monolithicPolicy, probePolicy, simServicePolicy, type KindAttempts, type ServicePlacement } from './policies.js';
+export { TransactionLog, type SizeSummary, type TransactionCounts, type TransactionSummary } from './transaction-log.js';
 export { WorkloadMetrics, utilization, type UtilizationSummary, type WorkloadSummary } from './workload-metrics.js';
 export {
   SIM_EPOCH_MS,

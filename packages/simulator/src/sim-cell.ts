@@ -31,6 +31,14 @@ import type { CellShape } from './workload.js';
 /** The id of the prefill job (never submitted by a workload: workload ids are `batch-N`, `service-N`). */
 export const PREFILL_JOB: JobId = jobId('prefill');
 
+/**
+ * Store revisions kept readable (MemoryKv's `historyLimit`). Every watcher of a simulation is
+ * current before virtual time moves, so none ever reads history: a short one only keeps the
+ * store's memory small, and with it the garbage collector's work (100 instead of 2,000: a third
+ * less heap over a simulated hour, identical results, asserted in simulation.test.ts).
+ */
+export const SIM_STORE_HISTORY = 100;
+
 /** Claims per prefill commit: large requests are cheap in memory, but keep each one moderate. */
 const PREFILL_CHUNK = 4096;
 
@@ -60,9 +68,8 @@ export function sequentialClaimIds(prefix: string): () => ClaimId {
  * Builds the cell on `clock`: machines registered and alive, prefill committed. Resolves with the
  * store at a quiet revision (nothing pending). `random` only shuffles the prefill.
  */
-export async function buildSimCell(shape: CellShape, clock: VirtualClock, random: Random, cellName = 'sim'): Promise<SimCell> {
-  // Watchers here are always current: a short history keeps the store's memory (and GC) small.
-  const kv = new MemoryKv({ clock, historyLimit: 2_000 });
+export async function buildSimCell(shape: CellShape, clock: VirtualClock, random: Random, cellName = 'sim', historyLimit = SIM_STORE_HISTORY): Promise<SimCell> {
+  const kv = new MemoryKv({ clock, historyLimit });
   const cell = new Cell(kv, cellName, { now: () => clock.now() });
   const machineIds = simMachineIds(shape.machines);
   const regs: MachineRegistration[] = machineIds.map((id) => ({ id, capacity: { cpuMillis: shape.cpuMillis, memoryBytes: shape.memoryBytes }, hollow: true }));

@@ -86,6 +86,36 @@ describe('the simulation', () => {
     expect(sweptRest).toEqual(keptRest);
   });
 
+  it('decides the same with a short store history as with a long one (the history only costs memory)', async () => {
+    const short = await runSimulation(omega({ storeHistory: 100 }));
+    const long = await runSimulation(omega({ storeHistory: 5_000 }));
+    expect(deterministic(short)).toEqual(deterministic(long));
+  });
+
+  it("logs every transaction the schedulers count, first ones and retries apart", async () => {
+    const r = await runSimulation(omega({ schedulers: [...omega().schedulers.slice(0, 2), { name: 'service-0', role: 'service', thinkTimes: { service: { jobMs: 20_000, taskMs: 100 } }, conflictMode: 'sequence-numbers', transactionMode: 'all-or-nothing' }] }));
+    for (const s of r.schedulers) {
+      const { first, retry } = s.transactions;
+      expect(first.transactions + retry.transactions).toBe(s.metrics.transactionsOk + s.metrics.transactionsFailed);
+      expect(first.failed + retry.failed).toBe(s.metrics.transactionsFailed);
+      expect(first.claims + retry.claims).toBe(s.metrics.claimsAttempted);
+      expect(first.ownConflicts + retry.ownConflicts + first.gangConflicts + retry.gangConflicts).toBe(s.metrics.claimsConflicted);
+      // One first transaction per job that committed anything or conflicted.
+      expect(first.transactions).toBeLessThanOrEqual(s.metrics.jobsAcquired);
+      expect(Object.values(s.transactions.failedByMachines).reduce((a, n) => a + n, 0)).toBe(s.metrics.transactionsFailed);
+      expect(s.transactions.machinesPerTransaction.mean).toBeLessThanOrEqual(s.transactions.claimsPerTransaction.mean);
+    }
+    const service = r.schedulers.find((s) => s.name === 'service-0');
+    // The gang conflicts: every failed all-or-nothing transaction has its own conflicts and, unless it had one claim, gang ones.
+    expect(service?.transactions.first.failed).toBeGreaterThan(0);
+    expect((service?.transactions.first.gangConflicts ?? 0) + (service?.transactions.retry.gangConflicts ?? 0)).toBeGreaterThan(0);
+    expect(service?.transactions.reasons['machine-changed']).toBeGreaterThan(0);
+  });
+
+  it('refuses a store history below one revision, naming the field', async () => {
+    await expect(runSimulation(omega({ storeHistory: 0 }))).rejects.toThrow(/storeHistory: must be an integer >= 1/);
+  });
+
   it('has metrics that add up: schedulers, store and workloads agree', async () => {
     const r = await runSimulation(omega());
     const sum = (f: (s: (typeof r.schedulers)[number]) => number): number => r.schedulers.reduce((a, s) => a + f(s), 0);

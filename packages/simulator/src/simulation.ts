@@ -25,9 +25,10 @@ import { batchPolicy } from '@omega/scheduler-batch';
 import { Scheduler, hash32, seededRandom, type PlacementPolicy, type SchedulerMetrics, type SchedulerSettings } from '@omega/scheduler-core';
 import { analyticBusyness, realizedDemand, type ThinkTime, type ThinkTimes } from './analytic.js';
 import { AttemptLog, monolithicPolicy, probePolicy, simServicePolicy, type ServicePlacement } from './policies.js';
-import { buildSimCell, sequentialClaimIds } from './sim-cell.js';
+import { SIM_STORE_HISTORY, buildSimCell, sequentialClaimIds } from './sim-cell.js';
 import { SimAgent } from './sim-agent.js';
 import { SimJanitor } from './sim-janitor.js';
+import { TransactionLog, type TransactionSummary } from './transaction-log.js';
 import { VirtualClock } from './virtual-clock.js';
 import { WorkloadMetrics, type UtilizationSummary, type WorkloadSummary } from './workload-metrics.js';
 import { arrivalJobSpec, arrivals, merge, type Arrival, type CellShape, type Workload } from './workload.js';
@@ -70,6 +71,8 @@ export interface SimulationConfig {
   readonly utilizationSamples?: number;
   /** How often finished jobs' records are deleted (sim-janitor.ts); 0: never. Default 10 min. */
   readonly janitorPeriodMs?: number;
+  /** Store revisions kept readable; changes memory only, never a result. Default {@link SIM_STORE_HISTORY} (100). */
+  readonly storeHistory?: number;
 }
 
 export interface SimSchedulerResult {
@@ -84,6 +87,8 @@ export interface SimSchedulerResult {
   readonly analyticBusyness: number;
   /** The same from the arrivals this run drew. */
   readonly realizedDemand: number;
+  /** The shape and outcome of its transactions, first ones and retries apart (transaction-log.ts). */
+  readonly transactions: TransactionSummary;
 }
 
 export interface SimulationResult {
@@ -122,6 +127,9 @@ const KINDS_OF: Record<SchedulerRole, readonly JobKind[]> = { batch: ['batch'], 
 
 function validate(config: SimulationConfig): void {
   if (!(config.durationMs > 0)) throw new SimulationConfigError('durationMs', `must be > 0, got ${config.durationMs}`);
+  if (config.storeHistory !== undefined && !(Number.isSafeInteger(config.storeHistory) && config.storeHistory >= 1)) {
+    throw new SimulationConfigError('storeHistory', `must be an integer >= 1, got ${config.storeHistory}`);
+  }
   if (config.schedulers.length === 0) throw new SimulationConfigError('schedulers', 'at least one is needed');
   const names = new Set<string>();
   config.schedulers.forEach((s, i) => {
@@ -163,7 +171,7 @@ export async function runSimulation(config: SimulationConfig): Promise<Simulatio
   const wallStart = performance.now();
   const clock = new VirtualClock(SIM_EPOCH_MS);
   const random = seededRandom(config.seed);
-  const sim = await buildSimCell(config.cell, clock, random);
+  const sim = await buildSimCell(config.cell, clock, random, 'sim', config.storeHistory ?? SIM_STORE_HISTORY);
   const { cell, kv } = sim;
   const shared = config.mirror !== 'own';
   const mirrors: CellMirror[] = [];
@@ -176,6 +184,7 @@ export async function runSimulation(config: SimulationConfig): Promise<Simulatio
   const observer = await newMirror();
 
   const log = new AttemptLog();
+  const transactions = new TransactionLog();
   const service = simServicePolicy(config.servicePlacement ?? 'careful');
   const policyFor = (role: SchedulerRole): PlacementPolicy => (role === 'batch' ? batchPolicy({ choice: 'first-fit' }) : role === 'service' ? service : monolithicPolicy(service));
   const schedulers: Scheduler[] = [];
@@ -184,7 +193,7 @@ export async function runSimulation(config: SimulationConfig): Promise<Simulatio
     const lease = await kv.grantLease(60, { autoKeepAlive: true });
     schedulers.push(
       new Scheduler({
-        cell,
+        cell: transactions.probeCell(cell, s.name),
         mirror,
         policy: probePolicy(policyFor(s.role), log, clock),
         name: s.name,
@@ -251,6 +260,7 @@ export async function runSimulation(config: SimulationConfig): Promise<Simulatio
       metrics: scheduler.metrics(),
       analyticBusyness: analyticBusyness(config.workload, shareOf(thinkTimes, s, config.schedulers), config.batchRateFactor ?? 1),
       realizedDemand: realizedDemand(fed, thinkTimes, config.durationMs) * shareFraction(s, config.schedulers),
+      transactions: transactions.summary(s.name),
     };
   });
   const workloads = { batch: metrics.summary('batch'), service: metrics.summary('service') };
