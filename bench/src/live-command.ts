@@ -11,7 +11,7 @@ import { renderSvg } from './charts.js';
 import { runChurn, type ChurnOptions, type ChurnSample } from './churn.js';
 import { churnChart, churnChecks, churnMarkdown } from './churn-report.js';
 import { LiveCluster } from './live-cluster.js';
-import { runLiveE3, type LiveE3Options, type LiveE3Point } from './live-e3.js';
+import { LIVE_E3_SERVICE_DENSITY, e3Checks, runLiveE3, type LiveE3Options, type LiveE3Point } from './live-e3.js';
 import { runT1, type T1Options, type T1Point } from './live-t1.js';
 import { frac, int, ms, table } from './markdown.js';
 import { checkLine, configHash, hostInfo, writeResult, type BenchResult, type CheckResult, type PaperReference } from './result.js';
@@ -64,35 +64,12 @@ function halfLoadChecks(points: readonly T1Point[]): CheckResult[] {
   ];
 }
 
-/**
- * Standard error of a conflict fraction F/S from Poisson counts (delta method). A count of 0 is
- * taken as 1: seeing no conflict in a short run does not mean the rate is known to be 0.
- */
-function stderr(failed: number, ok: number): number {
-  const f = Math.max(1, failed);
-  const s = Math.max(1, ok);
-  return Math.sqrt(f / s ** 2 + f ** 2 / s ** 3);
-}
-
-/** Absolute slack on top of the statistical tolerance: commit latency widens live windows slightly. */
-export const E3_AGREEMENT_SLACK = 0.05;
-
+/** The E3 live = sim checks (live-e3.ts: a stratified test of the failure rates, with the difference it can detect). */
 export function e3AgreementChecks(points: readonly LiveE3Point[]): CheckResult[] {
-  return E3_ARMS.map(({ conflictMode, transactionMode }) => {
-    const arm = modeArm(conflictMode, transactionMode);
-    const ps = points.filter((p) => p.arm === arm);
-    const sum = (f: (p: LiveE3Point) => number): number => ps.reduce((a, p) => a + f(p), 0);
-    const live = { failed: sum((p) => p.live.service.failed), ok: sum((p) => p.live.service.ok) };
-    const sim = { failed: sum((p) => p.sim.service.failed), ok: sum((p) => p.sim.service.ok) };
-    const cf = (c: { failed: number; ok: number }): number => (c.ok > 0 ? c.failed / c.ok : c.failed);
-    const tolerance = E3_AGREEMENT_SLACK + 3 * Math.hypot(stderr(live.failed, live.ok), stderr(sim.failed, sim.ok));
-    const diff = Math.abs(cf(live) - cf(sim));
-    return {
-      name: `E3 live = sim, service conflict fraction, ${arm}`,
-      pass: ps.length > 0 && diff <= tolerance,
-      detail: `live ${frac(cf(live))} (${live.failed}/${live.ok}) vs sim ${frac(cf(sim))} (${sim.failed}/${sim.ok}), |diff| ${frac(diff)} ≤ tolerance ${frac(tolerance)} = ${E3_AGREEMENT_SLACK} + 3 standard errors (Poisson counts, a zero count taken as 1, live and sim combined)`,
-    };
-  });
+  return e3Checks(
+    points,
+    E3_ARMS.map(({ conflictMode, transactionMode }) => modeArm(conflictMode, transactionMode)),
+  );
 }
 
 function t1Markdown(result: BenchResult<T1Point>): string {
@@ -359,7 +336,7 @@ export async function runLiveCommand(options: LiveCommandOptions, print: Print):
       const checks = e3AgreementChecks(points);
       const config = { experiment: 'E3', quick: options.quick, ...e3, print: undefined };
       result = envelope('E3', 'E3: conflict detection x transaction mode, live vs simulated', options, config, points, checks, [], [
-        `W-omega-like scaled to ${e3.machines} machines (4 CPU, 16 GiB, prefilled to 60% CPU) and time compressed ${e3.compression}x (arrival gaps, durations and think times divided by ${e3.compression}); ${e3.seconds} s of arrivals per point live, ${e3.simFactor}x as long simulated at the identical settings (careful service policy, live retry backoff 10 ms → 1 s).`,
+        `W-omega-like scaled to ${e3.machines} machines (4 CPU, 16 GiB, prefilled to 60% CPU) and time compressed ${e3.compression}x (arrival gaps, durations and think times divided by ${e3.compression}); service jobs ${LIVE_E3_SERVICE_DENSITY}x as often and ${LIVE_E3_SERVICE_DENSITY}x as short (the same service load, ${LIVE_E3_SERVICE_DENSITY}x the service transactions); ${e3.seconds} s of arrivals per point live, ${e3.simFactor}x as long simulated at the identical settings (careful service policy, live retry backoff 10 ms → 1 s).`,
       ], cluster.etcdVersion, startedAt);
     }
   } finally {

@@ -9,6 +9,13 @@
  * cover hours of the workload. What cannot be compressed is the store's own latency (a few ms
  * per commit), which widens each live think window a little: the tolerance allows for it.
  *
+ * Service density: W-omega-like sends a service job a minute to 10,000 machines, so a scaled-down
+ * cell sees a handful per live minute: too few transactions for a check that could fail. Service
+ * jobs arrive `serviceDensity` times as often and last as many times less, which keeps the
+ * service load on the cell (jobs x tasks x duration) and multiplies the service transactions.
+ * The agreement check ({@link agreement}) states the difference in conflict fraction it can
+ * detect from the transaction counts it saw.
+ *
  * Per point: a fresh cell, a hollow agent (machines of 4 CPU / 16 GiB), the prefill (same code as
  * the simulator's), one batch and one service scheduler process with the arm's modes and the
  * compressed think times, and the workload fed from the same seeded arrival stream for
@@ -20,6 +27,8 @@ import { Progress, jobId, type CellMirror, type ConflictMode, type JobKind, type
 import { hash32, seededRandom, type SchedulerMetrics } from '@omega/scheduler-core';
 import { PAPER_CELL, W_OMEGA_LIKE, arrivalJobSpec, arrivals, merge, prefillCell, runSimulation, scaledTo, type CellShape, type SimulationConfig, type SimulationResult, type Workload } from '@omega/simulator';
 import { finalMetrics, waitFor, waitForAnnouncements, type ChildHandle, type LiveCluster } from './live-cluster.js';
+import { frac, pct } from './markdown.js';
+import type { CheckResult } from './result.js';
 import { E3_ARMS, modeArm } from './sim-experiments.js';
 
 export interface LiveE3Options {
@@ -29,6 +38,8 @@ export interface LiveE3Options {
   readonly tJobServiceS: readonly number[];
   readonly seconds: number;
   readonly simFactor: number;
+  /** Service jobs this many times as often, lasting this many times less (see above). Default {@link LIVE_E3_SERVICE_DENSITY}. */
+  readonly serviceDensity?: number;
   readonly seed: number;
   readonly print: (line: string) => void;
 }
@@ -49,11 +60,119 @@ export interface LiveE3Point {
   readonly simConfig: SimulationConfig;
 }
 
-/** The scaled, compressed workload. */
-export function compressedWorkload(machines: number, compression: number): Workload {
+/** The scaled, compressed workload, its service jobs `serviceDensity` times as dense and as short. */
+export function compressedWorkload(machines: number, compression: number, serviceDensity = 1): Workload {
   const w = scaledTo(W_OMEGA_LIKE, machines);
-  const squeeze = (c: Workload['batch']): Workload['batch'] => ({ ...c, interArrivalMeanMs: c.interArrivalMeanMs / compression, durationMeanMs: c.durationMeanMs / compression });
-  return { name: w.name, batch: squeeze(w.batch), service: squeeze(w.service) };
+  const squeeze = (c: Workload['batch'], f: number): Workload['batch'] => ({ ...c, interArrivalMeanMs: c.interArrivalMeanMs / (compression * f), durationMeanMs: c.durationMeanMs / (compression * f) });
+  return { name: w.name, batch: squeeze(w.batch, 1), service: squeeze(w.service, serviceDensity) };
+}
+
+/** Service jobs of the live E3 come this many times as often as W-omega-like's, and last as many times less. */
+export const LIVE_E3_SERVICE_DENSITY = 10;
+
+/** Failed and successful transactions. */
+export interface TransactionTally {
+  readonly failed: number;
+  readonly ok: number;
+}
+
+/** One stratum of an agreement test: the same settings run live and simulated. */
+export interface Stratum {
+  readonly live: TransactionTally;
+  readonly sim: TransactionTally;
+}
+
+export interface Agreement {
+  /** Live failed transactions, and as many as the simulated failure rates predict for the live counts. */
+  readonly observed: number;
+  readonly expected: number;
+  /** (observed - expected) / its standard deviation (binomial, live and simulated sampling both). */
+  readonly z: number;
+  /** Two-sided p-value of `z`. */
+  readonly pValue: number;
+  /**
+   * The smallest relative difference in conflict fraction (live = (1 + d) x sim, at every stratum)
+   * that this test detects at {@link AGREEMENT_ALPHA} with power {@link AGREEMENT_POWER}
+   * (the larger of the upward and downward one); Infinity when none is.
+   */
+  readonly detectable: number;
+}
+
+/** Significance of the agreement test (two-sided). */
+export const AGREEMENT_ALPHA = 0.05;
+/** Power at which the detectable difference is stated. */
+export const AGREEMENT_POWER = 0.8;
+/** The difference in conflict fraction a check must be able to detect to count. */
+export const AGREEMENT_REQUIRED_DIFFERENCE = 0.3;
+
+/** Standard normal CDF (Abramowitz-Stegun 7.1.26 through erf; |error| < 1.5e-7). */
+export function normalCdf(x: number): number {
+  const t = 1 / (1 + (0.3275911 * Math.abs(x)) / Math.SQRT2);
+  const poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))));
+  const erf = 1 - poly * Math.exp(-(x * x) / 2);
+  return x >= 0 ? (1 + erf) / 2 : (1 - erf) / 2;
+}
+
+/** The standard normal quantile, by bisection on {@link normalCdf}. */
+export function normalQuantile(p: number): number {
+  let lo = -10;
+  let hi = 10;
+  for (let i = 0; i < 100; i++) {
+    const mid = (lo + hi) / 2;
+    if (normalCdf(mid) < p) lo = mid;
+    else hi = mid;
+  }
+  return (lo + hi) / 2;
+}
+
+/**
+ * Whether live and simulated failure rates agree, stratum by stratum (Mantel-Haenszel style): the
+ * live failed transactions against those the simulated rate of each stratum predicts for its live
+ * transactions, a binomial variance for each side. The conflict fraction is failed / ok, so a
+ * rate q = failed / (failed + ok) and cf = q / (1 - q) carry the same information; a stratum whose
+ * simulation saw no failure is taken at half of one (an unseen rate is not known to be zero).
+ */
+export function agreement(strata: readonly Stratum[]): Agreement {
+  const rows = strata
+    .map((s) => {
+      const n = s.live.failed + s.live.ok;
+      const m = s.sim.failed + s.sim.ok;
+      const q = m === 0 ? 0 : Math.max(s.sim.failed, 0.5) / m;
+      return { n, m, q, failed: s.live.failed };
+    })
+    .filter((r) => r.n > 0 && r.m > 0);
+  const observed = rows.reduce((a, r) => a + r.failed, 0);
+  const variance = (qOf: (q: number) => number): number => rows.reduce((a, r) => a + r.n * qOf(r.q) * (1 - qOf(r.q)) + (r.n * r.n * r.q * (1 - r.q)) / r.m, 0);
+  const expectedAt = (qOf: (q: number) => number): number => rows.reduce((a, r) => a + r.n * qOf(r.q), 0);
+  const expected = expectedAt((q) => q);
+  const sd0 = Math.sqrt(variance((q) => q));
+  const z = sd0 === 0 ? (observed === expected ? 0 : Infinity) : (observed - expected) / sd0;
+  const pValue = Number.isFinite(z) ? 2 * (1 - normalCdf(Math.abs(z))) : 0;
+  // The live rate if the conflict fraction were (1 + d) times the simulated one.
+  const shifted = (d: number) => (q: number): number => {
+    const cf = (q / (1 - q)) * (1 + d);
+    return cf / (1 + cf);
+  };
+  const zAlpha = normalQuantile(1 - AGREEMENT_ALPHA / 2);
+  const zPower = normalQuantile(AGREEMENT_POWER);
+  const powered = (d: number): boolean => {
+    const q = shifted(d);
+    const gap = Math.abs(expectedAt(q) - expected);
+    return gap >= zAlpha * sd0 + zPower * Math.sqrt(variance(q));
+  };
+  const smallest = (sign: 1 | -1): number => {
+    const limit = sign === 1 ? 100 : 0.999;
+    if (rows.length === 0 || !powered(sign * limit)) return Infinity;
+    let lo = 0;
+    let hi = limit;
+    for (let i = 0; i < 60; i++) {
+      const mid = (lo + hi) / 2;
+      if (powered(sign * mid)) hi = mid;
+      else lo = mid;
+    }
+    return hi;
+  };
+  return { observed, expected, z, pValue, detectable: Math.max(smallest(1), smallest(-1)) };
 }
 
 /** The simulation config matching one live point (live retry defaults: 10 ms doubling to 1 s). */
@@ -63,7 +182,7 @@ export function simConfigFor(options: LiveE3Options, conflictMode: ConflictMode,
   return {
     seed: options.seed,
     cell,
-    workload: compressedWorkload(options.machines, c),
+    workload: compressedWorkload(options.machines, c, options.serviceDensity ?? LIVE_E3_SERVICE_DENSITY),
     durationMs: options.seconds * 1000 * options.simFactor,
     schedulers: [
       { name: 'batch-0', role: 'batch', thinkTimes: { batch: { jobMs: 100 / c, taskMs: 5 / c } }, conflictMode, transactionMode },
@@ -194,4 +313,42 @@ export async function runLiveE3(cluster: LiveCluster, options: LiveE3Options): P
     }
   }
   return points;
+}
+
+/** What a detectable difference reads as. */
+function detectableText(a: Agreement): string {
+  return Number.isFinite(a.detectable) ? `±${pct(a.detectable)}` : 'no difference';
+}
+
+function cfText(t: TransactionTally): string {
+  return `${frac(t.ok > 0 ? t.failed / t.ok : t.failed)} (${t.failed}/${t.ok})`;
+}
+
+/**
+ * The E3 live = sim checks: per mode pair (its points pooled as strata) and over every point,
+ * the service scheduler's failure rate live against the simulated one ({@link agreement}). A pair
+ * passes when the difference is not significant at 1%; the pooled check also needs the power to
+ * see a {@link AGREEMENT_REQUIRED_DIFFERENCE} difference in conflict fraction, so a run too short to
+ * tell fails instead of passing. Each states the difference it could detect.
+ */
+export function e3Checks(points: readonly LiveE3Point[], arms: readonly string[]): CheckResult[] {
+  const stratum = (p: LiveE3Point): Stratum => ({ live: p.live.service, sim: p.sim.service });
+  const sum = (ps: readonly LiveE3Point[], side: 'live' | 'sim'): TransactionTally => ({ failed: ps.reduce((a, p) => a + p[side].service.failed, 0), ok: ps.reduce((a, p) => a + p[side].service.ok, 0) });
+  const describe = (ps: readonly LiveE3Point[], a: Agreement): string =>
+    `live ${cfText(sum(ps, 'live'))} vs sim ${cfText(sum(ps, 'sim'))}: ${a.observed} live failed transactions where the simulated rates predict ${a.expected.toFixed(1)}, z ${a.z.toFixed(2)}, p ${a.pValue.toFixed(3)}; detects ${detectableText(a)} in conflict fraction (alpha ${AGREEMENT_ALPHA}, power ${AGREEMENT_POWER})`;
+  const perArm = arms.map((arm): CheckResult => {
+    const ps = points.filter((p) => p.arm === arm);
+    const a = agreement(ps.map(stratum));
+    return { name: `E3 live = sim, service conflict fraction, ${arm}`, pass: ps.length > 0 && a.pValue >= 0.01, detail: `${describe(ps, a)}; passes when p ≥ 0.01` };
+  });
+  const all = agreement(points.map(stratum));
+  const powered = all.detectable <= AGREEMENT_REQUIRED_DIFFERENCE;
+  return [
+    ...perArm,
+    {
+      name: `E3 live = sim over every point, with the power to see a ${pct(AGREEMENT_REQUIRED_DIFFERENCE)} difference`,
+      pass: points.length > 0 && all.pValue >= 0.01 && powered,
+      detail: `${describe(points, all)}; passes when p ≥ 0.01 and a ${pct(AGREEMENT_REQUIRED_DIFFERENCE)} difference is detectable${powered ? '' : ' (it is not: too few transactions)'}`,
+    },
+  ];
 }
