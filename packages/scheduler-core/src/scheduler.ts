@@ -175,6 +175,9 @@ interface Prepared {
   proposal: Proposal | undefined;
 }
 
+/** Why an idle wait ends early: the mirror changed. */
+const WOKEN = 'mirror changed';
+
 /** Longest single sleep of `run()` when nothing is scheduled (a wake-up costs one cheap step). */
 const MAX_IDLE_SLEEP_MS = 60_000;
 
@@ -523,7 +526,8 @@ export class Scheduler {
       }
     }
     this.changed = true;
-    this.idleWaiter?.abort();
+    // A constant reason: abort() without one builds a DOMException (a stack trace) per mirror batch.
+    this.idleWaiter?.abort(WOKEN);
   }
 
   private nextWake(now: number): number | undefined {
