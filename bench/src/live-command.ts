@@ -328,7 +328,7 @@ export async function runLiveCommand(options: LiveCommandOptions, print: Print):
         compression: 200,
         tJobServiceS: options.quick ? [10, 100] : [1, 10, 100],
         seconds: options.quick ? 60 : 180,
-        simFactor: 10,
+        simFactor: options.quick ? 4 : 10,
         seed: options.seed,
         print,
       };

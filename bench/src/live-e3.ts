@@ -253,7 +253,8 @@ async function livePoint(cluster: LiveCluster, options: LiveE3Options, conflictM
           String(think?.jobMs ?? 0),
           '--t-task-ms',
           String(think?.taskMs ?? 0),
-          ...(kind === 'batch' ? ['--choice', 'first-fit'] : []),
+          // A job per commit, as the simulated schedulers (the batch process would commit up to 32 at once).
+          ...(kind === 'batch' ? ['--choice', 'first-fit', '--max-jobs-per-commit', '1'] : []),
           '--ownership-grace-ms',
           String(365 * 24 * 3600_000),
           '--seed',
