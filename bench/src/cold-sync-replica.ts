@@ -7,8 +7,9 @@
  *
  * Connects, starts a {@link CellMirror} and waits for it to be complete; then takes a snapshot
  * and asks every machine's free resources (which reads every claim's task record: what a
- * scheduler's first placement pass does). Prints one JSON line: wall and CPU milliseconds of
- * both phases, what the replica holds, and the heap and RSS it grew by (after a full GC).
+ * scheduler's first placement pass does); then reads every task. Prints one JSON line: wall and
+ * CPU milliseconds of both phases, what the replica holds, the heap (after a full GC) and RSS it
+ * grew by once synced, and the heap once every task was read.
  */
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
@@ -25,8 +26,9 @@ export interface ReplicaSample {
   readonly machines: number;
   readonly tasks: number;
   readonly jobs: number;
-  /** Heap used after a full GC, minus before connecting. */
+  /** Heap used after a full GC, minus before connecting: once synced, and after every task was read. */
   readonly heapDeltaBytes: number;
+  readonly heapReadDeltaBytes: number;
   readonly rssDeltaBytes: number;
 }
 
@@ -57,6 +59,8 @@ async function main(): Promise<void> {
   await mirror.start();
   const syncMs = performance.now() - t0;
   const syncCpuMs = cpuMs(cpu0);
+  gc();
+  const synced = process.memoryUsage();
 
   const cpu1 = process.cpuUsage();
   const t1 = performance.now();
@@ -69,7 +73,7 @@ async function main(): Promise<void> {
   let tasks = 0;
   for (const job of snapshot.jobs()) for (const _ of snapshot.tasksOf(job.id)) tasks++;
   gc();
-  const memory = process.memoryUsage();
+  const read = process.memoryUsage();
   const sample: ReplicaSample = {
     syncMs,
     syncCpuMs,
@@ -78,8 +82,9 @@ async function main(): Promise<void> {
     machines: snapshot.machineCount,
     tasks,
     jobs: snapshot.jobCount,
-    heapDeltaBytes: memory.heapUsed - heap0,
-    rssDeltaBytes: memory.rss - rss0,
+    heapDeltaBytes: synced.heapUsed - heap0,
+    heapReadDeltaBytes: read.heapUsed - heap0,
+    rssDeltaBytes: synced.rss - rss0,
   };
   process.stdout.write(`${JSON.stringify({ ...sample, free })}\n`);
   await mirror.stop();

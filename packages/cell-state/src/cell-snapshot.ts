@@ -13,8 +13,8 @@ import type { CellKeys, KeyKind, ParsedKey } from './keys.js';
 import type { KeyValue } from './kv.js';
 import { RecallCache, type RecallLimits } from './recall-cache.js';
 // Tasks and machines change with every placement and report: their lean decoders (same results as codec.ts's).
-import { decodeMachineRecord as decodeMachine, decodeTaskRecord as decodeTask } from './record-wire.js';
-import { isClaimLive, usedResources } from './resources.js';
+import { checkTaskRecord, decodeMachineRecord as decodeMachine, decodeTaskRecord as decodeTask, RawTask } from './record-wire.js';
+import { isClaimLive } from './resources.js';
 import type {
   Alive,
   Claim,
@@ -367,11 +367,11 @@ export class CellStateMaps {
       case 'machine':
         this.machines.set(id as MachineId, decodeMachine(kv.value, kv.modRevision));
         return;
-      case 'task': {
-        const task = decodeTask(kv.value, kv.modRevision, id);
-        this.ownBucket(id as TaskId).set(id as TaskId, task);
+      case 'task':
+        // Checked now (an undecodable record is refused here, as before), decoded when read.
+        checkTaskRecord(kv.value);
+        this.ownBucket(id as TaskId).set(id as TaskId, RawTask.of(kv.value, kv.modRevision));
         return;
-      }
       case 'job':
         this.jobs.set(id as JobId, decodeJob(kv.value, kv.modRevision));
         return;
@@ -437,7 +437,7 @@ export class CellStateMaps {
   }
 
   /** A job's task map, safe to change: copied first when a snapshot may see it. */
-  private ownBucket(id: TaskId): Map<TaskId, Task> {
+  private ownBucket(id: TaskId): Map<TaskId, HeldTask> {
     const { job, bucket: key } = bucketOf(id);
     const bucket = this.tasks.get(key);
     if (bucket !== undefined && bucket.generation === this.generation) return bucket.tasks;
@@ -497,9 +497,30 @@ export class CellStateMaps {
   }
 }
 
+/** A task as held: decoded, or its record's bytes until first read (see {@link RawTask}). */
+type HeldTask = Task | RawTask;
+
 interface TaskBucket {
   readonly generation: number;
-  readonly tasks: Map<TaskId, Task>;
+  /**
+   * A {@link RawTask} is replaced by its decoded task when first read, in place: every snapshot
+   * sharing this map holds that same record, so none sees a change.
+   */
+  readonly tasks: Map<TaskId, HeldTask>;
+}
+
+/** The decoded task of a held entry (decoding a raw one in place). */
+function decoded(tasks: Map<TaskId, HeldTask>, id: TaskId, held: HeldTask | undefined): Task | undefined {
+  if (!(held instanceof RawTask)) return held;
+  let task: Task;
+  try {
+    task = held.decode(id);
+  } catch {
+    // Not reached: the record was checked when it arrived. Unknown, as a task not seen yet.
+    return undefined;
+  }
+  tasks.set(id, task);
+  return task;
 }
 
 class FrozenSnapshot implements CellSnapshot {
@@ -532,12 +553,18 @@ class FrozenSnapshot implements CellSnapshot {
     return this.machineMap.values();
   }
   task(id: TaskId): Task | undefined {
-    return this.taskMap.get(bucketOf(id).bucket)?.tasks.get(id);
+    const tasks = this.taskMap.get(bucketOf(id).bucket)?.tasks;
+    return tasks === undefined ? undefined : decoded(tasks, id, tasks.get(id));
   }
   *tasksOf(job: JobId): IterableIterator<Task> {
     for (const key of this.jobBucketMap.get(job) ?? []) {
       const bucket = this.taskMap.get(key);
-      if (bucket !== undefined) yield* bucket.tasks.values();
+      if (bucket === undefined) continue;
+      // Replacing a raw entry by its decoded task keeps the map's order and its keys.
+      for (const [id, held] of bucket.tasks) {
+        const task = decoded(bucket.tasks, id, held);
+        if (task !== undefined) yield task;
+      }
     }
   }
   job(id: JobId): Job | undefined {
@@ -577,10 +604,36 @@ class FrozenSnapshot implements CellSnapshot {
     let used = this.usedCache.get(id);
     if (used === undefined) {
       const machine = this.machineMap.get(id);
-      used = machine === undefined ? ZERO : usedResources(machine, this.lookup);
+      used = machine === undefined ? ZERO : this.usedOn(machine);
       this.usedCache.set(id, used);
     }
     return used;
+  }
+  /**
+   * `usedResources` with each claim judged by `isClaimLive` on what it reads of the claim's task
+   * (attempt, claim id, state), taken from an undecoded record without decoding it: a batch
+   * scheduler asks this of every machine it considers, and most of those tasks are never read
+   * otherwise.
+   */
+  private usedOn(machine: Machine): Resources {
+    let claim: Claim | undefined;
+    const view = (taskId: TaskId): Task | undefined => {
+      const tasks = this.taskMap.get(bucketOf(taskId).bucket)?.tasks;
+      const held = tasks?.get(taskId);
+      if (!(held instanceof RawTask)) return held;
+      // isClaimLive reads only these three fields of the task.
+      const lean = claim === undefined ? undefined : (held.liveness(claim.id) as Task | undefined);
+      return lean ?? decoded(tasks as Map<TaskId, HeldTask>, taskId, held);
+    };
+    let cpuMillis = 0;
+    let memoryBytes = 0;
+    for (const c of machine.claims) {
+      claim = c;
+      if (!isClaimLive(c, view)) continue;
+      cpuMillis += c.resources.cpuMillis;
+      memoryBytes += c.resources.memoryBytes;
+    }
+    return { cpuMillis, memoryBytes };
   }
   free(id: MachineId): Resources {
     const machine = this.machineMap.get(id);

@@ -2,7 +2,7 @@
  * CellMirror: a full replica of one cell's state in this process, fed by the store.
  *
  * ```
- *   list /omega/<cell>/<kind>/ x 8 at once (paged, at one revision R) ──► CellStateMaps ──► snapshot()
+ *   list /omega/<cell>/, then its kinds' prefixes at once (paged, at one revision R) ──► CellStateMaps ──► snapshot()
  *   watch from R+1 ─────────── batches ──────────────┘        │
  *          ▲  compacted: re-list (logged)                       └─► onChange listeners, waiters
  * ```
@@ -18,11 +18,11 @@ import type { Logger } from 'pino';
 import pino from 'pino';
 import { CellStateMaps, type CellSnapshot, type MirrorFilter } from './cell-snapshot.js';
 import type { CellKeys, KeyKind } from './keys.js';
-import { KvCompactedError, type KvStore, type RangeResult, type WatchBatch, type WatchHandle } from './kv.js';
+import { KvCompactedError, prefixEnd, type KeyValue, type KvStore, type WatchBatch, type WatchHandle } from './kv.js';
 
 /**
- * The prefixes a mirror lists: every kind {@link CellStateMaps} holds, the largest first (its
- * first page fixes the list's revision). Request records and job history are never held.
+ * The prefixes a mirror lists past its first page: every kind {@link CellStateMaps} holds.
+ * Request records and job history are never held.
  */
 const LISTED_PREFIXES = ['tasks', 'machines', 'alive', 'jobs', 'status', 'owners', 'schedulers', 'namespaces'] as const;
 
@@ -220,38 +220,54 @@ export class CellMirror {
   }
 
   /**
-   * A paged list of the mirrored kinds at one revision, replacing the state. The prefixes are
-   * listed at once (the first page of the largest, `tasks/`, fixes the revision), each page is
-   * applied while the next is in flight, and pages are applied into a fresh state that replaces
-   * the old one only when complete: the replica's peak is one page, not the whole cell in
-   * replies. Keys of no mirrored kind (`requests/`, `history/`) are not read at all.
+   * A paged list of the cell at one revision, replacing the state. The first page, of the whole
+   * cell, fixes the revision; a cell that fits in it costs one request. Past it, the prefixes of
+   * the kinds the state holds are listed at once from where that page ended (`requests/` and
+   * `history/` are not read further), each page applied while the next is read. Pages go into a
+   * fresh state that replaces the old one only when complete: the replica's peak is one page,
+   * not the whole cell in replies.
    */
   private async list(): Promise<void> {
     this.counters.lists++;
     const next = new CellStateMaps(this.keys, 0, this.filter);
-    const [first, ...rest] = LISTED_PREFIXES.map((segment) => this.keys.prefix(segment));
-    const firstPage = await this.kv.range({ key: first as string, prefix: true, limit: this.pageSize });
-    const revision = firstPage.revision;
-    await Promise.all([this.listPrefix(next, first as string, revision, firstPage), ...rest.map((prefix) => this.listPrefix(next, prefix, revision))]);
+    const first = await this.kv.range({ key: this.keys.root, prefix: true, limit: this.pageSize });
+    const revision = first.revision;
+    this.applyPage(next, first.kvs);
+    const last = first.kvs[first.kvs.length - 1];
+    if (first.more && last !== undefined) {
+      const after = `${last.key}\0`;
+      await Promise.all(
+        LISTED_PREFIXES.map((segment) => {
+          const prefix = this.keys.prefix(segment);
+          // Keys are ASCII: string order is etcd's byte order.
+          if (prefixEnd(prefix) <= after) return undefined; // wholly in the first page
+          return this.listPrefix(next, prefix, revision, after > prefix ? after : undefined);
+        }),
+      );
+    }
     if (this.stopped) return;
     this.state = next;
     this.state.advance(revision);
     this.notify({ revision, full: true, changes: [] });
   }
 
-  /** Lists one prefix at `revision` into `into`, page by page, the next page read while this one is applied. */
-  private async listPrefix(into: CellStateMaps, prefix: string, revision: number, firstPage?: RangeResult): Promise<void> {
-    let page = firstPage ?? (await this.kv.range({ key: prefix, prefix: true, limit: this.pageSize, revision }));
+  /** Lists one prefix at `revision` (from `fromKey` on) into `into`, the next page read while this one is applied. */
+  private async listPrefix(into: CellStateMaps, prefix: string, revision: number, fromKey: string | undefined): Promise<void> {
+    let page = await this.kv.range({ key: prefix, prefix: true, limit: this.pageSize, revision, ...(fromKey === undefined ? {} : { fromKey }) });
     for (;;) {
       const last = page.kvs[page.kvs.length - 1];
       const following = page.more && last !== undefined ? this.kv.range({ key: prefix, prefix: true, limit: this.pageSize, revision, fromKey: `${last.key}\0` }) : undefined;
       // Rejections of `following` are awaited below; nothing between here and there awaits.
-      for (const kv of page.kvs) {
-        // A filtered mirror keeps only what it will hold: its peak while listing is its part of the cell.
-        if (this.filter === undefined || into.admits(kv)) into.apply('put', kv);
-      }
+      this.applyPage(into, page.kvs);
       if (following === undefined) return;
       page = await following;
+    }
+  }
+
+  private applyPage(into: CellStateMaps, kvs: readonly KeyValue[]): void {
+    for (const kv of kvs) {
+      // A filtered mirror keeps only what it will hold: its peak while listing is its part of the cell.
+      if (this.filter === undefined || into.admits(kv)) into.apply('put', kv);
     }
   }
 

@@ -252,3 +252,121 @@ export function decodeMachineRecord(bytes: Uint8Array, seq: number): Machine {
     seq,
   };
 }
+
+function checkResources(r: ProtoReader, end: number): void {
+  while (r.pos < end) {
+    const tag = r.uint();
+    if (tag === 0x08) r.safeUint('cpu_millis');
+    else if (tag === 0x10) r.safeUint('memory_bytes');
+    else r.skip(tag & 7);
+  }
+}
+
+/**
+ * Throws exactly when {@link decodeTaskRecord} would, without building anything: the structure
+ * and the 64-bit fields that must be exact. Lets a replica accept a record now and decode it
+ * when it is read ({@link RawTask}), with an undecodable one refused at once as before.
+ */
+export function checkTaskRecord(bytes: Uint8Array): void {
+  const r = new ProtoReader(bytes);
+  while (r.pos < r.end) {
+    const tag = r.uint();
+    switch (tag) {
+      case 0x60: case 0x68: case 0x70: case 0x80: case 0xa8: case 0xc0:
+        r.safeUint('task time or size');
+        break;
+      case 0x79:
+        r.double();
+        break;
+      case 0x8a: { const to = r.delimited(); checkResources(r, to); r.pos = to; break; }
+      default:
+        r.skip(tag & 7);
+    }
+  }
+}
+
+/**
+ * A task record held undecoded: its bytes as a one-byte string (one small heap object that pins
+ * no reply buffer) and its revision. Most versions of a task a replica receives (placed, running,
+ * succeeded) are never read; one that is read is decoded then, once ({@link decodeRawTask}).
+ */
+export class RawTask {
+  constructor(
+    readonly bytes: string,
+    readonly revision: number,
+  ) {}
+
+  /** Holds `bytes` (checked with {@link checkTaskRecord} first) for a later decode. */
+  static of(bytes: Uint8Array, revision: number): RawTask {
+    const buf = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    return new RawTask(buf.toString('latin1'), revision);
+  }
+
+  decode(keyId: string): Task {
+    return decodeTaskRecord(Buffer.from(this.bytes, 'latin1'), this.revision, keyId);
+  }
+
+  /**
+   * What a claim's liveness needs (see `isClaimLive`), read from the bytes without decoding the
+   * record: the attempt, the state, and as claim id `claimId` when the record's is that one (else
+   * a different string). Undefined
+   * when it cannot tell exactly here (a non-ASCII claim id, an out-of-range number): the caller
+   * decodes the record instead.
+   */
+  liveness(claimId: string): Pick<Task, 'attempt' | 'claimId' | 'state'> | undefined {
+    for (let i = 0; i < claimId.length; i++) if (claimId.charCodeAt(i) > 0x7f) return undefined;
+    const s = this.bytes;
+    const end = s.length;
+    let pos = 0;
+    let attempt = 0;
+    let state = 0;
+    let sameClaim = claimId.length === 0;
+    // A varint of up to 32 bits; -1 for a longer one (then the record is decoded instead).
+    const varint = (): number => {
+      let value = 0;
+      for (let shift = 0; shift < 35; shift += 7) {
+        if (pos >= end) return -1;
+        const byte = s.charCodeAt(pos++);
+        value += (byte & 0x7f) * 2 ** shift;
+        if ((byte & 0x80) === 0) return value < 2 ** 32 ? value : -1;
+      }
+      return -1;
+    };
+    while (pos < end) {
+      const tag = varint();
+      if (tag < 0) return undefined;
+      switch (tag & 7) {
+        case 0: {
+          const value = varint();
+          if (value < 0 && (tag === 0x18 || tag === 0x38)) return undefined;
+          if (value < 0) {
+            // Some other field's long varint (a time): skip its bytes.
+            while (pos < end && (s.charCodeAt(pos - 1) & 0x80) !== 0) pos++;
+            break;
+          }
+          if (tag === 0x18) attempt = value;
+          else if (tag === 0x38) state = value;
+          break;
+        }
+        case 1:
+          pos += 8;
+          break;
+        case 2: {
+          const length = varint();
+          if (length < 0) return undefined;
+          // The claim id (field 4) compared in place: an ASCII id's characters are its bytes.
+          if (tag === 0x22) sameClaim = length === claimId.length && s.startsWith(claimId, pos);
+          pos += length;
+          break;
+        }
+        case 5:
+          pos += 4;
+          break;
+        default:
+          return undefined;
+      }
+    }
+    // The record's claim id itself is not needed: only whether it is `claimId`.
+    return { attempt, state: TASK_STATES[state - 1] ?? 'pending', claimId: (sameClaim ? claimId : `${claimId}\0`) as ClaimId };
+  }
+}
