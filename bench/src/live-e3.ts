@@ -96,6 +96,9 @@ export interface Agreement {
    * (the larger of the upward and downward one); Infinity when none is.
    */
   readonly detectable: number;
+  /** The same for a live conflict fraction above the simulated one, and below it. */
+  readonly detectableUp: number;
+  readonly detectableDown: number;
 }
 
 /** Significance of the agreement test (two-sided). */
@@ -172,7 +175,9 @@ export function agreement(strata: readonly Stratum[]): Agreement {
     }
     return hi;
   };
-  return { observed, expected, z, pValue, detectable: Math.max(smallest(1), smallest(-1)) };
+  const up = smallest(1);
+  const down = smallest(-1);
+  return { observed, expected, z, pValue, detectable: Math.max(up, down), detectableUp: up, detectableDown: down };
 }
 
 /** The simulation config matching one live point (live retry defaults: 10 ms doubling to 1 s). */
@@ -318,7 +323,8 @@ export async function runLiveE3(cluster: LiveCluster, options: LiveE3Options): P
 
 /** What a detectable difference reads as. */
 function detectableText(a: Agreement): string {
-  return Number.isFinite(a.detectable) ? `±${pct(a.detectable)}` : 'no difference';
+  const side = (d: number, sign: string): string => (Number.isFinite(d) ? `${sign}${pct(d)}` : `no ${sign === '+' ? 'rise' : 'fall'}`);
+  return `${side(a.detectableUp, '+')} / ${side(a.detectableDown, '−')}`;
 }
 
 function cfText(t: TransactionTally): string {
