@@ -331,6 +331,7 @@ describe('the node agent running tasks in cgroups of a real unified hierarchy', 
           },
           open: (name) => v2.open(name),
           list: () => v2.list(),
+          removeParentIfEmpty: () => v2.removeParentIfEmpty(),
         };
     dataDir = await mkdtemp(join(tmpdir(), 'omega-agent-cg2-'));
     // mkdtemp makes 0700: the task user must be able to reach its working directory.
