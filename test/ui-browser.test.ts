@@ -15,6 +15,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findChromium, launchChromium } from './support/chromium.js';
 import { eventually, repoPath, runNode, startNode, stopAll, type Started } from './support/processes.js';
 
+// What the callbacks given to page.evaluate use of the browser's globals: they run in the page,
+// and this program (Node's) has no DOM types.
+declare const window: unknown;
+declare const document: { querySelector(selector: string): unknown; getElementById(id: string): { textContent: string | null } | null };
+interface HTMLAnchorElement {
+  click(): void;
+}
+type HTMLButtonElement = HTMLAnchorElement;
+
 const CLI = repoPath('packages/cli/dist/main.js');
 const chromium = findChromium();
 const built = existsSync(CLI) && existsSync(repoPath('packages/api/dist/ui/ui-server.js'));

@@ -11,9 +11,13 @@ function wireSpec(health_check: WireHealthCheck | null): WireJobSpec {
     priority: 0,
     instances: 1,
     commit_mode: 'COMMIT_MODE_UNSPECIFIED',
-    task: { command: ['sleep', '300'], env: {}, resources: { cpu_millis: 100, memory_bytes: 64 * 1024 * 1024 }, run_duration_ms: 0, hollow_fail: false, pids_limit: 0, health_check },
+    task: { command: ['sleep', '300'], env: {}, resources: { cpu_millis: 100, memory_bytes: 64 * 1024 * 1024 }, run_duration_ms: 0, hollow_fail: false, pids_limit: 0, secret_env: {}, secret_env_names: [], log_limit_bytes: 0, network: '', user: '', disk_limit_bytes: 0, health_check },
     constraints: [],
     restart_policy: null,
+    retention_ms: 0,
+    namespace: '',
+    update: null,
+    schedule: null,
   };
 }
 

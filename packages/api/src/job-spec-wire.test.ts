@@ -12,9 +12,13 @@ function wireSpec(overrides: Partial<WireJobSpec> = {}): WireJobSpec {
     priority: 0,
     instances: 2,
     commit_mode: 'COMMIT_MODE_UNSPECIFIED',
-    task: { command: ['sh', '-c', 'echo hi'], env: {}, resources: { cpu_millis: 500, memory_bytes: 64 * 1024 * 1024 }, run_duration_ms: 0, hollow_fail: false, pids_limit: 0 },
+    task: { command: ['sh', '-c', 'echo hi'], env: {}, resources: { cpu_millis: 500, memory_bytes: 64 * 1024 * 1024 }, run_duration_ms: 0, hollow_fail: false, pids_limit: 0, secret_env: {}, secret_env_names: [], log_limit_bytes: 0, network: '', user: '', disk_limit_bytes: 0, health_check: null },
     constraints: [],
     restart_policy: null,
+    retention_ms: 0,
+    namespace: '',
+    update: null,
+    schedule: null,
     ...overrides,
   };
 }
@@ -107,7 +111,7 @@ describe('jobSpecFromWire', () => {
 
   it('refuses a spec whose encoding is over the size limit', () => {
     const values = Array.from({ length: 250 }, (_, i) => `${i}-${'v'.repeat(250)}`);
-    const constraints = Array.from({ length: 10 }, () => ({ attribute: 'zone', operator: 'CONSTRAINT_OPERATOR_IN', values, limit: 0 }));
+    const constraints = Array.from({ length: 10 }, () => ({ attribute: 'zone', operator: 'CONSTRAINT_OPERATOR_IN' as const, values, limit: 0 }));
     expect(problems(wireSpec({ constraints }))).toEqual([expect.stringMatching(new RegExp(`^job: is \\d+ bytes encoded, over the limit of ${API_LIMITS.maxJobSpecBytes}$`))]);
   });
 

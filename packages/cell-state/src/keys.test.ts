@@ -16,6 +16,7 @@ describe('CellKeys', () => {
     owner: [j, keys.owner(j)],
     scheduler: ['batch-1', keys.scheduler('batch-1')],
     request: ['r1', keys.request('r1')],
+    namespace: ['team-a', keys.namespace('team-a')],
   };
 
   it('builds with of() the same key as each kind’s own builder, and parse() reads it back', () => {

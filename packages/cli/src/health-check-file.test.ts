@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { JobFileError, parseJobFile } from './job-file.js';
 import { formatJob } from './output.js';
-import { jobOutput, jobSpecToWire, type WireJobView, type WireTaskView } from './wire.js';
+import { jobOutput, jobSpecToWire, type JobView as WireJobView, type TaskView as WireTaskView } from './wire.js';
 
 const NOW = Date.parse('2025-01-01T12:00:00Z');
 const base = 'name: web\nkind: service\ncommand: [python3, -m, http.server, "8080"]\ncpu: 100m\nmemory: 64Mi\n';
@@ -52,6 +52,7 @@ describe('omega job with health checks', () => {
     spec: jobSpecToWire(parseJobFile(`${base}instances: 3\nhealthCheck: {http: {port: 8080, path: /healthz}, gracePeriod: 30s}\n`)) as unknown as WireJobView['spec'],
     state: 'JOB_VIEW_STATE_RUNNING', reason: '', ruled_out: [], kill_requested: false, submitted_at_ms: NOW - 200_000, scheduler: 'service-0', tasks,
     task_counts: { pending: 0, placed: 0, running: 3, succeeded: 0, failed: 0, killed: 0, lost: 0 },
+    version: 1, deployment: null, cron: null, cron_run: null,
   });
 
   it('shows each instance\'s health and since when, and the check itself', () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { age, expiry, formatHistory, formatJob, formatJobs, formatMachines, formatNamespaces, formatQuota, formatStats, formatTokens, formatWatchEvent, formatWhoami, taskSummary } from './output.js';
-import { jobOutput, jobSpecToWire, machineOutput, namespaceOutput, schedulerOutput, submitSpecToWire, tokenOutput, type WireJobView, type WireTaskView } from './wire.js';
+import { jobOutput, jobSpecToWire, machineOutput, namespaceOutput, schedulerOutput, submitSpecToWire, tokenOutput, type JobView as WireJobView, type TaskView as WireTaskView } from './wire.js';
 import { parseJobFile } from './job-file.js';
 
 const NOW = Date.parse('2025-01-01T12:00:00Z');
@@ -21,6 +21,9 @@ function wireTask(index: number, overrides: Partial<WireTaskView> = {}): WireTas
     finished_at_ms: 0,
     cpu_seconds: 0,
     peak_memory_bytes: 0,
+    version: 0,
+    health: '',
+    health_since_ms: 0,
     ...overrides,
   };
 }
@@ -41,6 +44,10 @@ function wireJob(overrides: Partial<WireJobView> = {}): WireJobView {
       wireTask(1, { state: 'TASK_VIEW_STATE_RUNNING', machine: 'dev-1', attempt: 2, restarts: 1 }),
     ],
     task_counts: { pending: 0, placed: 0, running: 1, succeeded: 0, failed: 1, killed: 0, lost: 0 },
+    version: 0,
+    deployment: null,
+    cron: null,
+    cron_run: null,
     ...overrides,
   };
 }
@@ -69,6 +76,10 @@ describe('--json output', () => {
       attributes: { rack: 'rack-0' },
       hollow: false,
       enforcement_disabled: false,
+      cordoned: false,
+      cordon_reason: '',
+      cordoned_at_ms: 0,
+      drain_deadline_ms: 0,
     });
     expect(machine).toMatchObject({ id: 'dev-0', capacity: { cpuMillis: 2000, memoryBytes: 4 * 1024 ** 3 }, allocated: { cpuMillis: 500, memoryBytes: 64 * 1024 ** 2 }, tasks: 1, alive: true });
   });
@@ -163,7 +174,7 @@ describe('tables', () => {
   });
 
   it('shows machines with allocation as used/capacity', () => {
-    const text = formatMachines([machineOutput({ id: 'dev-0', capacity: { cpu_millis: 2000, memory_bytes: 1024 ** 3 }, allocated: { cpu_millis: 500, memory_bytes: 256 * 1024 ** 2 }, tasks: 2, alive: false, schedulable: true, unschedulable_reason: '', attributes: {}, hollow: true, enforcement_disabled: false })]);
+    const text = formatMachines([machineOutput({ id: 'dev-0', capacity: { cpu_millis: 2000, memory_bytes: 1024 ** 3 }, allocated: { cpu_millis: 500, memory_bytes: 256 * 1024 ** 2 }, tasks: 2, alive: false, schedulable: true, unschedulable_reason: '', attributes: {}, hollow: true, enforcement_disabled: false, cordoned: false, cordon_reason: '', cordoned_at_ms: 0, drain_deadline_ms: 0 })]);
     expect(text.split('\n')[1]).toMatch(/^dev-0\s+no\s+yes\s+500m\/2 \(25%\)\s+256Mi\/1Gi \(25%\)\s+2\s+hollow$/);
   });
 

@@ -12,6 +12,7 @@ const machine = (id: string, attributes: Record<string, string> = {}): Machine =
   enforcementDisabled: false,
   hollow: false,
   claims: [],
+  seq: 0,
 });
 
 describe('the machines offered to a job', () => {
