@@ -239,18 +239,7 @@ function delta(a: EtcdCounters, b: EtcdCounters): EtcdCounters {
 
 /** One point of the sweep: K batch schedulers placing `options.tasks` tasks. */
 export async function runT1Point(cluster: LiveCluster, k: number, options: T1Options): Promise<T1Point> {
-  const cellName = `t1-k${k}`;
-  const cell = cluster.cell(cellName);
-  const agent = cluster.startAgents(cellName, options.machines, { cpu: '64', memory: '256Gi' });
-  const mirror = cell.mirror();
-  await mirror.start();
-  const schedulers: ChildHandle[] = [];
-  try {
-    await waitFor(mirror, () => countAlive(mirror) >= options.machines, 120_000, `${options.machines} hollow machines alive`);
-    for (let i = 0; i < k; i++) {
-      schedulers.push(cluster.startScheduler('batch', cellName, `batch-${i}`, ['--t-job-ms', '0', '--t-task-ms', '0', '--seed', String(options.seed + i)]));
-    }
-    await waitForAnnouncements(mirror, schedulers);
+  return withPointCell(cluster, `t1-k${k}`, k, options, async ({ cellName, cell, agent, mirror, schedulers }) => {
     const jobs = Math.ceil(options.tasks / options.tasksPerJob);
     const ids = new Set<string>(Array.from({ length: jobs }, (_, j) => `t1-${j}`));
     // The bench's mirror sleeps through the measured window (see placementCounter).
@@ -341,6 +330,35 @@ export async function runT1Point(cluster: LiveCluster, k: number, options: T1Opt
       },
       schedulerMetrics: stopped,
     };
+  });
+}
+
+/** What a point runs on: a fresh cell, its hollow agent process, the bench's mirror and K batch schedulers. */
+interface PointCell {
+  readonly cellName: string;
+  readonly cell: Cell;
+  readonly agent: ChildHandle;
+  readonly mirror: CellMirror;
+  readonly schedulers: readonly ChildHandle[];
+}
+
+/**
+ * Starts a point's cell (M hollow machines, all alive, and K batch schedulers with no think
+ * time, all announced), runs `run` on it, and stops every process it started, whatever happens.
+ */
+async function withPointCell<T>(cluster: LiveCluster, cellName: string, k: number, options: T1Options, run: (point: PointCell) => Promise<T>): Promise<T> {
+  const cell = cluster.cell(cellName);
+  const agent = cluster.startAgents(cellName, options.machines, { cpu: '64', memory: '256Gi' });
+  const mirror = cell.mirror();
+  await mirror.start();
+  const schedulers: ChildHandle[] = [];
+  try {
+    await waitFor(mirror, () => countAlive(mirror) >= options.machines, 120_000, `${options.machines} hollow machines alive`);
+    for (let i = 0; i < k; i++) {
+      schedulers.push(cluster.startScheduler('batch', cellName, `batch-${i}`, ['--t-job-ms', '0', '--t-task-ms', '0', '--seed', String(options.seed + i)]));
+    }
+    await waitForAnnouncements(mirror, schedulers);
+    return await run({ cellName, cell, agent, mirror, schedulers });
   } finally {
     for (const h of schedulers) await cluster.stopProcess(h);
     await cluster.stopProcess(agent);
@@ -369,18 +387,7 @@ function t1Spec(instances: number, taskDurationMs: number) {
  */
 export async function runHalfLoadPoint(cluster: LiveCluster, options: T1Options, half: HalfLoadOptions, maxPerSecond: number, maxFrom: 'measured' | 'given'): Promise<HalfLoadPoint> {
   const k = half.schedulers;
-  const cellName = `t1-half-k${k}`;
-  const cell = cluster.cell(cellName);
-  const agent = cluster.startAgents(cellName, options.machines, { cpu: '64', memory: '256Gi' });
-  const mirror = cell.mirror();
-  await mirror.start();
-  const schedulers: ChildHandle[] = [];
-  try {
-    await waitFor(mirror, () => countAlive(mirror) >= options.machines, 120_000, `${options.machines} hollow machines alive`);
-    for (let i = 0; i < k; i++) {
-      schedulers.push(cluster.startScheduler('batch', cellName, `batch-${i}`, ['--t-job-ms', '0', '--t-task-ms', '0', '--seed', String(options.seed + i)]));
-    }
-    await waitForAnnouncements(mirror, schedulers);
+  return withPointCell(cluster, `t1-half-k${k}`, k, options, async ({ cellName, cell, agent, mirror, schedulers }) => {
     await mirror.stop();
     const offeredPerSecond = maxPerSecond * half.share;
     const jobsPerSecond = offeredPerSecond / half.tasksPerJob;
@@ -475,11 +482,7 @@ export async function runHalfLoadPoint(cluster: LiveCluster, options: T1Options,
         available: os.availableParallelism() * submitSeconds,
       },
     };
-  } finally {
-    for (const h of schedulers) await cluster.stopProcess(h);
-    await cluster.stopProcess(agent);
-    await mirror.stop();
-  }
+  });
 }
 
 /** The schedulers' p50s weighted by their commit counts (their histograms are not merged). */
