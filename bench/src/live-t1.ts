@@ -292,12 +292,6 @@ export async function runT1Point(cluster: LiveCluster, k: number, options: T1Opt
     const failed = sum((m) => m.transactionsFailed);
     const latencies = stopped.map((s) => ({ scheduler: s.name, p50Ms: s.metrics?.commitLatency?.p50Ms ?? NaN, p99Ms: s.metrics?.commitLatency?.p99Ms ?? NaN, count: s.metrics?.commitLatency?.count ?? 0 }));
     const placementsPerSecond = total / seconds;
-    await cell.kv.delete(cell.keys.root, { prefix: true });
-    // The point and its ceiling wrote up to a million keys: compact their history now, not during the next point.
-    // (Auto-compaction may have got there first: then there is nothing left to do.)
-    await cluster.kv.compact((await cluster.kv.range({ key: cell.keys.root, limit: 1 })).revision).catch((error: unknown) => {
-      if (!(error instanceof KvCompactedError)) throw error;
-    });
     return {
       schedulers: k,
       machines: options.machines,
@@ -344,7 +338,8 @@ interface PointCell {
 
 /**
  * Starts a point's cell (M hollow machines, all alive, and K batch schedulers with no think
- * time, all announced), runs `run` on it, and stops every process it started, whatever happens.
+ * time, all announced), runs `run` on it, deletes the cell's keys and compacts etcd's history
+ * when it succeeds, and stops every process it started, whatever happens.
  */
 async function withPointCell<T>(cluster: LiveCluster, cellName: string, k: number, options: T1Options, run: (point: PointCell) => Promise<T>): Promise<T> {
   const cell = cluster.cell(cellName);
@@ -358,7 +353,14 @@ async function withPointCell<T>(cluster: LiveCluster, cellName: string, k: numbe
       schedulers.push(cluster.startScheduler('batch', cellName, `batch-${i}`, ['--t-job-ms', '0', '--t-task-ms', '0', '--seed', String(options.seed + i)]));
     }
     await waitForAnnouncements(mirror, schedulers);
-    return await run({ cellName, cell, agent, mirror, schedulers });
+    const result = await run({ cellName, cell, agent, mirror, schedulers });
+    await cell.kv.delete(cell.keys.root, { prefix: true });
+    // A point (and T1's ceiling) writes up to a million keys: compact their history now, not during
+    // the next point. (Auto-compaction may have got there first: then there is nothing left to do.)
+    await cluster.kv.compact((await cluster.kv.range({ key: cell.keys.root, limit: 1 })).revision).catch((error: unknown) => {
+      if (!(error instanceof KvCompactedError)) throw error;
+    });
+    return result;
   } finally {
     for (const h of schedulers) await cluster.stopProcess(h);
     await cluster.stopProcess(agent);
@@ -447,10 +449,6 @@ export async function runHalfLoadPoint(cluster: LiveCluster, options: T1Options,
     const worst = (f: (m: SchedulerMetrics) => number | undefined): number => Math.max(...ms.map((m) => f(m) ?? NaN));
     const ok = sum((m) => m.transactionsOk);
     const failed = sum((m) => m.transactionsFailed);
-    await cell.kv.delete(cell.keys.root, { prefix: true });
-    await cluster.kv.compact((await cluster.kv.range({ key: cell.keys.root, limit: 1 })).revision).catch((error: unknown) => {
-      if (!(error instanceof KvCompactedError)) throw error;
-    });
     return {
       schedulers: k,
       machines: options.machines,
