@@ -34,6 +34,8 @@ function fcParams(numRuns: number): fc.Parameters<unknown> {
   return { numRuns, ...(seed === undefined ? {} : { seed: Number(seed) }), ...(path === undefined ? {} : { path }), verbose: 1 };
 }
 
+/** Machine capacities (CPU millis, in steps of 500), `maxLength` machines at most. */
+const capacitiesOf = (maxLength: number): fc.Arbitrary<number[]> => fc.array(fc.integer({ min: 2, max: 8 }).map((n) => n * 500), { minLength: 2, maxLength });
 const claimPlan = fc.record({ task: fc.nat(11), machine: fc.nat(5), cpu: fc.integer({ min: 1, max: 20 }).map((n) => n * 100) });
 
 type Step =
@@ -182,7 +184,7 @@ export function describeCommitProperties(name: string, open: () => Promise<Opene
       try {
         await fc.assert(
           fc.asyncProperty(
-            fc.array(fc.integer({ min: 2, max: 8 }).map((n) => n * 500), { minLength: 2, maxLength: 6 }),
+            capacitiesOf(6),
             fc.array(modes, { minLength: 4, maxLength: 4 }),
             fc.array(step, { minLength: 5, maxLength: 30 }),
             fc.array(fc.boolean(), { minLength: 4, maxLength: 4 }),
@@ -242,7 +244,7 @@ export function describeCommitProperties(name: string, open: () => Promise<Opene
       try {
         await fc.assert(
           fc.asyncProperty(
-            fc.array(fc.integer({ min: 2, max: 8 }).map((n) => n * 500), { minLength: 2, maxLength: 5 }),
+            capacitiesOf(5),
             fc.array(claimPlan, { minLength: 0, maxLength: 8 }),
             fc.array(claimPlan, { minLength: 1, maxLength: 8 }),
             modes,
@@ -281,7 +283,7 @@ export function describeCommitProperties(name: string, open: () => Promise<Opene
       try {
         await fc.assert(
           fc.asyncProperty(
-            fc.array(fc.integer({ min: 2, max: 8 }).map((n) => n * 500), { minLength: 2, maxLength: 5 }),
+            capacitiesOf(5),
             fc.array(claimPlan, { minLength: 0, maxLength: 8 }),
             fc.array(claimPlan, { minLength: 1, maxLength: 8 }),
             fc.constantFrom<TransactionMode>('incremental', 'all-or-nothing'),
@@ -313,7 +315,7 @@ export function describeCommitProperties(name: string, open: () => Promise<Opene
       try {
         await fc.assert(
           fc.asyncProperty(
-            fc.array(fc.integer({ min: 2, max: 8 }).map((n) => n * 500), { minLength: 2, maxLength: 5 }),
+            capacitiesOf(5),
             fc.array(claimPlan, { minLength: 0, maxLength: 8 }),
             fc.array(claimPlan, { minLength: 2, maxLength: 10 }),
             fc.constantFrom<ConflictMode>('sequence-numbers', 'resource-fit'),
