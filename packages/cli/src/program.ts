@@ -60,7 +60,7 @@ export function createProgram(io: CliIo): Command {
   /** Runs `work` with a client of the API, closing it afterwards. */
   const withClient = async <T>(command: Command, work: (client: ApiClient) => Promise<T>): Promise<T> => {
     const connection = resolveConnection(globals(command), io.env, cwd);
-    // Loaded only by the commands that call the API: grpc-js is the CLI's heaviest dependency.
+    // Loaded only by the commands that call the API (the client, its wire definitions and protobufjs).
     const { ApiClient } = await import('./api-client.js');
     const client = new ApiClient(connection.address, undefined, connection.security);
     try {
