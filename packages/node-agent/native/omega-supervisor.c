@@ -11,8 +11,8 @@
  *                                   | fork
  *                                   v
  *                                child: blocked reading the "go" pipe (no user code yet)
- *   supervisor writes the child's pid into the cgroup's procs file(s), writes started.json,
- *   then writes "go": the child takes the task's uid/gid, enters its work dir and execs the
+ *   supervisor writes the child's pid into the cgroup's procs file(s), fsyncs the agent's
+ *   meta.json, writes started.json, then writes "go": the child takes the task's uid/gid, enters its work dir and execs the
  *   task's argv (same pid, now in the cgroup, limits already applied)
  *                                   v
  *   child exits --> supervisor drains the pipes, writes exit.json (atomic) --> exits
@@ -199,6 +199,24 @@ static int write_record(const char *name, const char *text) {
         close(dfd);
     }
     return 0;
+}
+
+/*
+ * fsync of <task dir>/<name>, the agent's record of who this attempt is (meta.json): the agent
+ * writes it without syncing, so that a start does not wait on its event loop's threads for the
+ * disk; it is synced here, before started.json (whose directory fsync also persists its name),
+ * so it is on disk before any user code runs. 0 when synced or absent (a supervisor started by
+ * hand), -1 (and a complaint) on failure.
+ */
+static int sync_record(const char *name) {
+    char path[PATH_MAX];
+    if (dir_path(path, name) != 0) return -1;
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) return errno == ENOENT ? 0 : (complain("open %s: %s", path, strerror(errno)), -1);
+    int ok = fsync(fd) == 0;
+    if (!ok) complain("fsync %s: %s", path, strerror(errno));
+    close(fd);
+    return ok ? 0 : -1;
 }
 
 /* ---- the environment from stdin --------------------------------------------------------- */
@@ -1054,6 +1072,7 @@ int main(int argc, char **argv) {
             }
         }
     }
+    if (failure == NULL && sync_record("meta.json") != 0) failure = "could not sync meta.json";
     if (failure == NULL) {
         char started[128];
         snprintf(started, sizeof started, "{\"pid\":%d,\"startedAtMs\":%lld}\n", (int)child, now_ms());

@@ -15,6 +15,7 @@
  * found by resolving each controller's directory: one cgroup directory and one `cgroup.procs`
  * write per distinct hierarchy. The freezer is optional.
  */
+import { mkdirSync } from 'node:fs';
 import { mkdir, readdir, realpath } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
@@ -98,10 +99,13 @@ export class CgroupV1Driver implements CgroupDriver {
 
   async create(name: string, limits: CgroupLimits): Promise<TaskCgroup> {
     const cgroup = this.open(name) as CgroupV1;
+    // Synchronous, as every interface file access (see cgroup-driver.ts): cgroupfs is memory.
     for (const dir of cgroup.dirs) {
-      await mkdir(dir, { recursive: false }).catch((error: NodeJS.ErrnoException) => {
-        if (error.code !== 'EEXIST') throw error;
-      });
+      try {
+        mkdirSync(dir);
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      }
     }
     const cpu = insideRoot(this.dirOf('cpu'), name);
     await writeControl(join(cpu, 'cpu.cfs_period_us'), String(limits.cpuPeriodUs));

@@ -12,6 +12,7 @@
  * Optional files (`memory.swap.max` without swap accounting, `memory.oom.group`, `cgroup.kill`
  * before 5.14, `memory.peak` before 5.19) are detected once on the parent cgroup.
  */
+import { mkdirSync } from 'node:fs';
 import { mkdir, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
@@ -81,9 +82,12 @@ export class CgroupV2Driver implements CgroupDriver {
 
   async create(name: string, limits: CgroupLimits): Promise<TaskCgroup> {
     const dir = insideRoot(this.parentDir, name);
-    await mkdir(dir, { recursive: false }).catch((error: NodeJS.ErrnoException) => {
-      if (error.code !== 'EEXIST') throw error;
-    });
+    // Synchronous, as every interface file access (see cgroup-driver.ts): cgroupfs is memory.
+    try {
+      mkdirSync(dir);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    }
     await writeControl(join(dir, 'cpu.max'), `${limits.cpuQuotaUs ?? 'max'} ${limits.cpuPeriodUs}`);
     await writeControl(join(dir, 'cpu.weight'), String(limits.cpuWeight));
     await writeControl(join(dir, 'memory.max'), limits.memoryBytes === undefined ? 'max' : String(limits.memoryBytes));

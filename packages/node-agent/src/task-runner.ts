@@ -28,8 +28,8 @@
  * (a process that leaves the group escapes: that is what enforcement is for).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, openSync, readdirSync, readFileSync, constants as fsc } from 'node:fs';
-import { chown, mkdir, readdir, rm } from 'node:fs/promises';
+import { chownSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, constants as fsc } from 'node:fs';
+import { mkdir, readdir, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import pino, { type Logger } from 'pino';
 import { isTerminal, parseTaskId, type CellSnapshot, type Job, type JobId, type MachineId, type SecretEnv, type Task, type TaskId, type TaskPatch } from '@omega/cell-state';
@@ -40,7 +40,7 @@ import { ReporterClosedError, type StatusReporter } from './status-reporter.js';
 import { LaunchFailedError, launcherPathFor, SupervisorLauncher } from './supervisor-launcher.js';
 import { DEFAULT_DISK_CHECK_MS, DEFAULT_DISK_LIMIT_BYTES, DEFAULT_DISK_MAX_ENTRIES, DISK_EXCEEDED, taskDiskBound, type DiskBound } from './disk-limit.js';
 import { DEFAULT_LOG_CAP_BYTES, defaultSupervisorPath, encodeSupervisorEnv, supervisorArgs, taskLogCap, taskMemoryLimit, type SupervisorCommand } from './supervisor-command.js';
-import { MAX_SUPERVISOR_ENV_BYTES, readJson, TASK_FILES, writeJsonDurable, writeJsonVolatile, writeJsonVolatileAsync, type ExitRecord, type ReportedRecord, type StartedRecord, type SupervisorEnv, type SupervisorRecord, type TaskMeta } from './task-files.js';
+import { MAX_SUPERVISOR_ENV_BYTES, readJson, TASK_FILES, writeJsonVolatile, writeJsonVolatileAsync, type ExitRecord, type ReportedRecord, type StartedRecord, type SupervisorEnv, type SupervisorRecord, type TaskMeta } from './task-files.js';
 import { insideRoot, isTaskInstanceName, taskInstanceName, tasksRoot } from './task-paths.js';
 import { DEFAULT_KEEP_ATTEMPTS, DEFAULT_TASK_RETENTION_MS, removeExpiredTasks, removeOldAttempts, sweepIntervalMs } from './task-retention.js';
 import { TaskUidPool, type UidRange } from './task-uids.js';
@@ -548,8 +548,10 @@ class ProcessAttempt implements TaskAttempt {
     const secrets = await this.readSecretEnv(job);
     // A directory of this attempt left by a previous agent that never ran it (recover removes
     // those too; this covers a crash in between): start clean.
-    await rm(this.dir, { recursive: true, force: true });
-    await mkdir(this.dir, { mode: 0o755 });
+    // Synchronous, as the work dir below: a few metadata syscalls in the page cache, where each
+    // through fs/promises would queue behind other tasks' fsyncs on libuv's four threads.
+    rmSync(this.dir, { recursive: true, force: true });
+    mkdirSync(this.dir, { mode: 0o755 });
     const user = this.namedUser ?? this.taskUser();
     if (user !== undefined) this.runAs = { uid: user.uid, gid: user.gid };
     if (spec.healthCheck !== undefined) {
@@ -558,22 +560,14 @@ class ProcessAttempt implements TaskAttempt {
       this.healthSpec = { check: spec.healthCheck, env: healthEnv };
     }
     const meta: TaskMeta = { ...this.id, cgroup: options.cgroups === undefined ? '' : this.name, createdAtMs: Date.now(), ...(user === undefined ? {} : { uid: user.uid, gid: user.gid }), ...(this.namedUser === undefined ? {} : { user: this.namedUser.name }), ...(this.healthSpec === undefined ? {} : { healthCheck: this.healthSpec.check, healthEnv: this.healthSpec.env }) };
-    // Durable before the supervisor starts (see task-files.ts: what a restart after a crash needs),
-    // written while the work dir and cgroup are made: the three overlap.
-    const metaWritten = writeJsonDurable(this.file('meta'), meta);
+    // Not fsynced here: the supervisor syncs it before it writes started.json, so it is on disk
+    // before any user code runs (see task-files.ts: what a restart after a crash needs) and no
+    // start waits for the disk on libuv's threads.
+    writeJsonVolatile(this.file('meta'), meta);
     const work = this.file('work');
-    const workMade = (async () => {
-      await mkdir(work, { mode: 0o700 });
-      if (user !== undefined) await chown(work, user.uid, user.gid);
-    })();
-    const cgroupMade =
-      options.cgroups === undefined
-        ? Promise.resolve(undefined)
-        : options.cgroups.create(this.name, cgroupLimits({ ...task.resources, memoryBytes: taskMemoryLimit(task.resources.memoryBytes) }, spec.pidsLimit));
-    // Every one settled before a failure is thrown, so a cgroup made is known (and removed).
-    const [metaResult, workResult, cgroupResult] = await Promise.allSettled([metaWritten, workMade, cgroupMade]);
-    if (cgroupResult.status === 'fulfilled') this.cgroup = cgroupResult.value;
-    for (const result of [metaResult, workResult, cgroupResult]) if (result.status === 'rejected') throw result.reason;
+    mkdirSync(work, { mode: 0o700 });
+    if (user !== undefined) chownSync(work, user.uid, user.gid);
+    if (options.cgroups !== undefined) this.cgroup = await options.cgroups.create(this.name, cgroupLimits({ ...task.resources, memoryBytes: taskMemoryLimit(task.resources.memoryBytes) }, spec.pidsLimit));
     const env: SupervisorEnv = {
       PATH: DEFAULT_TASK_PATH,
       HOME: work,
@@ -642,11 +636,15 @@ class ProcessAttempt implements TaskAttempt {
       .then(
         (launched) => {
           pid = launched;
-          // Off the event loop: should the agent die before it lands, the next one finds the
-          // supervisor in /proc by its directory (see recover). No fsync: the page cache
-          // outlives the agent, and after a machine crash no pid is alive.
+          // Should the agent die before it lands, the next one finds the supervisor in /proc by
+          // its directory (see recover). No fsync: the page cache outlives the agent, and after a
+          // machine crash no pid is alive. Synchronous: four syscalls in the page cache.
           if (!this.detached) {
-            writeJsonVolatileAsync(this.file('supervisor'), { pid } satisfies SupervisorRecord).catch((error: unknown) => this.log.warn({ err: error }, 'could not write supervisor.json'));
+            try {
+              writeJsonVolatile(this.file('supervisor'), { pid } satisfies SupervisorRecord);
+            } catch (error) {
+              this.log.warn({ err: error }, 'could not write supervisor.json');
+            }
           }
         },
         (error: unknown) => {
@@ -837,7 +835,7 @@ class ProcessAttempt implements TaskAttempt {
     if (outcome !== undefined && this.dir !== '') {
       try {
         // No fsync: lost in a crash, it is rebuilt by recovery (see task-files.ts).
-        await writeJsonVolatileAsync(this.file('reported'), { state: patch.state ?? '', outcome, atMs: Date.now() } satisfies ReportedRecord);
+        writeJsonVolatile(this.file('reported'), { state: patch.state ?? '', outcome, atMs: Date.now() } satisfies ReportedRecord);
         // Its processes are gone (killed with the cgroup) and no other process has its uid, so
         // nothing can swap a link into the tree while it is removed. A named user's uid may be
         // other live tasks' too: removed as that user instead.
