@@ -55,7 +55,10 @@ export const DEFAULT_KEEP_ATTEMPTS = 3;
  */
 export async function removeOldAttempts(tasksRoot: string, taskId: string, attempt: number, keep: number, logger: Logger): Promise<number> {
   const slash = taskId.lastIndexOf('/');
-  if (slash <= 0 || keep < 1) return 0;
+  // Attempts count from 0: fewer than `keep` older ones can exist, so none is over the bound,
+  // and the tasks directory (one entry per attempt kept, thousands on a busy machine) is not
+  // read at every start.
+  if (slash <= 0 || keep < 1 || attempt < keep) return 0;
   // Names are `<job>~<index>~<attempt>` (task-paths.ts); `~` is in no job id.
   const prefix = `${taskId.slice(0, slash)}~${taskId.slice(slash + 1)}~`;
   const names = await readdir(tasksRoot).catch(() => [] as string[]);

@@ -28,7 +28,7 @@
  * (a process that leaves the group escapes: that is what enforcement is for).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chownSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, constants as fsc } from 'node:fs';
+import { chownSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmdirSync, rmSync, constants as fsc } from 'node:fs';
 import { mkdir, readdir, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import pino, { type Logger } from 'pino';
@@ -347,6 +347,20 @@ function sameName(meta: TaskMeta, name: string): boolean {
   }
 }
 
+/**
+ * Removes `dir` if it is an empty directory (the usual work dir of a finished task: one rmdir,
+ * no walk through libuv's threads); false when it is not (non-empty, gone, a file), for a full
+ * removal. rmdir never follows a link.
+ */
+function removedIfEmpty(dir: string): boolean {
+  try {
+    rmdirSync(dir);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 function safeRead<T>(path: string): T | undefined {
   try {
     return readJson<T>(path);
@@ -550,7 +564,8 @@ class ProcessAttempt implements TaskAttempt {
     // those too; this covers a crash in between): start clean.
     // Synchronous, as the work dir below: a few metadata syscalls in the page cache, where each
     // through fs/promises would queue behind other tasks' fsyncs on libuv's four threads.
-    rmSync(this.dir, { recursive: true, force: true });
+    // (existsSync first: rmSync's `force` still builds and drops an ENOENT error per start.)
+    if (existsSync(this.dir)) rmSync(this.dir, { recursive: true, force: true });
     mkdirSync(this.dir, { mode: 0o755 });
     const user = this.namedUser ?? this.taskUser();
     if (user !== undefined) this.runAs = { uid: user.uid, gid: user.gid };
@@ -721,7 +736,9 @@ class ProcessAttempt implements TaskAttempt {
     void this.supervisorGone.then(() => (gone = true));
     for (;;) {
       if (this.detached) return;
-      const started = safeRead<StartedRecord>(this.file('started'));
+      // existsSync first: a read of a missing file throws, and this is polled every 10 ms.
+      const path = this.file('started');
+      const started = existsSync(path) ? safeRead<StartedRecord>(path) : undefined;
       if (started !== undefined) {
         this.pid = started.pid;
         if (reportRunning) {
@@ -840,7 +857,7 @@ class ProcessAttempt implements TaskAttempt {
         // nothing can swap a link into the tree while it is removed. A named user's uid may be
         // other live tasks' too: removed as that user instead.
         if (this.namedUser !== undefined) await removeAsUser(this.file('work'), this.namedUser);
-        else await rm(this.file('work'), { recursive: true, force: true });
+        else if (!removedIfEmpty(this.file('work'))) await rm(this.file('work'), { recursive: true, force: true });
         this.context.uids?.release(this.name);
       } catch (error) {
         this.log.warn({ err: error }, 'could not mark the task reported');
