@@ -121,8 +121,15 @@ export class MemoryKv implements KvStore {
   private readonly keys = new Map<string, KeyValue[]>();
   /** Every key in `keys`, sorted, for ranges and paging. */
   private readonly sortedKeys = new SortedKeys();
-  /** Keys holding history that compaction may trim (more than one version, or a tombstone). */
-  private readonly trimmable = new Set<string>();
+  /**
+   * Writes that may leave history to trim (a put over an earlier version, every delete), as
+   * key and revision, in revision order from `trimHead`. Compaction to R only needs the keys
+   * written in (previous compaction, R]: any other key's history was trimmed as far as it can be
+   * when its last write at or below R was compacted, so the cost follows the writes, not the
+   * number of keys that ever had history.
+   */
+  private trimQueue: { readonly key: string; readonly revision: number }[] = [];
+  private trimHead = 0;
   /** Events of each revision from `logStart` to `revision` (revision 1 has none). */
   private log: WatchEvent[][] = [[]];
   private logStart = 1;
@@ -418,7 +425,7 @@ export class MemoryKv implements KvStore {
     if (live !== undefined && live.lease !== '0' && live.lease !== lease) this.leases.get(live.lease)?.keys.delete(key);
     if (lease !== '0') this.leases.get(lease)?.keys.add(key);
     history.push(kv);
-    if (history.length > 1) this.trimmable.add(key);
+    if (history.length > 1) this.trimQueue.push({ key, revision: rev });
     events.push({ type: 'put', kv });
     this.counters.bytesWritten += byteLength(key) + value.length;
   }
@@ -445,7 +452,7 @@ export class MemoryKv implements KvStore {
       // one version per revision: the tombstone replaces the put, as etcd's higher sub-revision wins.
       if (live.modRevision === rev) history[history.length - 1] = tombstone;
       else history.push(tombstone);
-      this.trimmable.add(key);
+      this.trimQueue.push({ key, revision: rev });
       events.push({ type: 'delete', kv: tombstone });
     }
     return doomed.length;
@@ -469,21 +476,29 @@ export class MemoryKv implements KvStore {
    */
   private compactTo(revision: number): void {
     const removed = new Set<string>();
-    for (const key of this.trimmable) {
-      const history = this.keys.get(key) as KeyValue[];
+    const queue = this.trimQueue;
+    let head = this.trimHead;
+    for (; head < queue.length; head++) {
+      const write = queue[head] as { readonly key: string; readonly revision: number };
+      if (write.revision > revision) break;
+      const history = this.keys.get(write.key);
+      // Removed by an earlier entry of this compaction (a key written several times).
+      if (history === undefined) continue;
       let i = history.length - 1;
       while (i >= 0 && (history[i] as KeyValue).modRevision > revision) i--;
       if (i < 0) continue;
       const drop = (history[i] as KeyValue).version === 0 ? i + 1 : i;
       if (drop > 0) history.splice(0, drop);
       if (history.length === 0) {
-        this.keys.delete(key);
-        this.trimmable.delete(key);
-        removed.add(key);
-      } else if (history.length === 1 && (history[0] as KeyValue).version > 0) {
-        this.trimmable.delete(key);
+        this.keys.delete(write.key);
+        removed.add(write.key);
       }
     }
+    if (head > 1024 && head * 2 > queue.length) {
+      this.trimQueue = queue.slice(head);
+      head = 0;
+    }
+    this.trimHead = head;
     if (removed.size > 0) this.sortedKeys.removeAll(removed);
     const dropRevisions = revision - this.logStart;
     if (dropRevisions > 0) {
@@ -747,8 +762,19 @@ class SortedKeys {
     }
   }
 
+  /** Removes keys that are present; touches only the blocks that hold them. */
   removeAll(keys: ReadonlySet<string>): void {
-    this.blocks = this.blocks.map((block) => block.filter((key) => !keys.has(key))).filter((block) => block.length > 0);
+    const touched = new Set<number>();
+    for (const key of keys) touched.add(this.blockFor(key));
+    let emptied = false;
+    for (const b of touched) {
+      const block = this.blocks[b];
+      if (block === undefined) continue;
+      const kept = block.filter((key) => !keys.has(key));
+      this.blocks[b] = kept;
+      if (kept.length === 0) emptied = true;
+    }
+    if (emptied) this.blocks = this.blocks.filter((block) => block.length > 0);
   }
 
   /** Index of the first block whose last key is >= `key` (the block count when there is none). */
