@@ -51,6 +51,30 @@ export function claimsShortage(capacity: Resources, claims: readonly Claim[]): S
 }
 
 /**
+ * The commit's re-check of claims tried one after another on one machine: for each candidate in
+ * order, whether it fits on `capacity` next to `claims` and the candidates accepted before it.
+ * Exactly `claimsShortage(capacity, [...claims, ...accepted, candidate]) === undefined` for each
+ * (the same sums, added in the same order, judged by {@link resourceShortage}), but with a
+ * running sum: linear in claims plus candidates instead of quadratic.
+ */
+export function fitInOrder(capacity: Resources, claims: readonly Claim[], candidates: readonly Resources[]): boolean[] {
+  let cpuMillis = 0;
+  let memoryBytes = 0;
+  for (const c of claims) {
+    cpuMillis += c.resources.cpuMillis;
+    memoryBytes += c.resources.memoryBytes;
+  }
+  return candidates.map((r) => {
+    const cpu = cpuMillis + r.cpuMillis;
+    const memory = memoryBytes + r.memoryBytes;
+    if (resourceShortage(cpu, memory, capacity.cpuMillis, capacity.memoryBytes) !== undefined) return false;
+    cpuMillis = cpu;
+    memoryBytes = memory;
+    return true;
+  });
+}
+
+/**
  * Validates resources: integers, not negative, within safe range. `positive` also requires at
  * least one resource above zero (a claim must ask for something).
  */
