@@ -76,10 +76,10 @@ export async function stopAll(): Promise<void> {
 }
 
 /** Runs `node <script> <args>` to its end. */
-export function runNode(script: string, args: readonly string[], timeoutMs = 60_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
+export function runNode(script: string, args: readonly string[], timeoutMs = 60_000, env: NodeJS.ProcessEnv = process.env): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
     const command = dieWithParent(process.execPath, [script, ...args]);
-    const child = spawn(command.command, command.args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(command.command, command.args, { stdio: ['ignore', 'pipe', 'pipe'], env });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));

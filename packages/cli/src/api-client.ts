@@ -28,16 +28,17 @@ import {
   CellService,
   JobService,
   NamespaceService,
-  grpcServiceDefinition,
+  methodCodec,
   type AccessServiceClient,
   type CellServiceClient,
   type JobServiceClient,
+  type MethodCodec,
   type NamespaceServiceClient,
   type ServiceDescriptor,
 } from '@omega/api/wire';
 import { DEFAULT_API_ADDRESS, checkApiAddress, type ApiSecurity } from './client-config.js';
 import { CliError, EXIT_FAILED_PRECONDITION, EXIT_PERMISSION_DENIED, EXIT_QUOTA_EXCEEDED, EXIT_UNAUTHENTICATED } from './errors.js';
-import { GRPC_STATUS, GrpcFailure, H2Channel, grpcStatusName, type MethodCodec } from './grpc-h2.js';
+import { GRPC_STATUS, GrpcFailure, H2Channel, grpcStatusName } from './grpc-h2.js';
 
 export { DEFAULT_API_ADDRESS };
 
@@ -105,15 +106,14 @@ export class ApiClient {
   private service<C>(service: ServiceDescriptor<C>): C {
     const made = this.typed.get(service.name);
     if (made !== undefined) return made as C;
-    const definition = grpcServiceDefinition(service);
     const typed: Record<string, unknown> = {};
     for (const method of service.methods) {
-      const found = definition[method.name];
-      if (found === undefined) throw new Error(`the API definition lacks ${service.name}.${method.name}`);
-      const codec: MethodCodec = { path: found.path, serialize: found.requestSerialize as MethodCodec['serialize'], deserialize: found.responseDeserialize as MethodCodec['deserialize'] };
+      // Built on the method's first call, from only the types it uses.
+      let made: MethodCodec | undefined;
+      const codec = (): MethodCodec => (made ??= methodCodec(method));
       typed[method.key] = method.responseStream
-        ? (request: unknown, onMessage: (message: unknown) => void | Promise<void>) => this.channel.stream(codec, request, onMessage).catch((error: unknown) => Promise.reject(this.explain(error)))
-        : (request: unknown) => this.channel.unary(codec, request, this.deadlineMs).catch((error: unknown) => Promise.reject(this.explain(error)));
+        ? (request: unknown, onMessage: (message: unknown) => void | Promise<void>) => this.channel.stream(codec(), request, onMessage).catch((error: unknown) => Promise.reject(this.explain(error)))
+        : (request: unknown) => this.channel.unary(codec(), request, this.deadlineMs).catch((error: unknown) => Promise.reject(this.explain(error)));
     }
     this.typed.set(service.name, typed);
     return typed as C;

@@ -17,6 +17,7 @@
  * a connection that fails (refused, TLS, protocol) is UNAVAILABLE with the socket's words in
  * `details`; a deadline is DEADLINE_EXCEEDED; a reply over the size limit RESOURCE_EXHAUSTED.
  */
+import type { MethodCodec } from '@omega/api/wire';
 import http2, { type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders, type IncomingHttpStatusHeader } from 'node:http2';
 
 /** gRPC's status codes (https://grpc.github.io/grpc/core/md_doc_statuscodes.html). */
@@ -68,12 +69,6 @@ export interface H2ChannelOptions {
   readonly maxReceiveBytes: number;
 }
 
-/** How one method's messages become bytes and back (the generated definitions' functions). */
-export interface MethodCodec {
-  readonly path: string;
-  readonly serialize: (value: unknown) => Buffer;
-  readonly deserialize: (bytes: Buffer) => unknown;
-}
 
 /** One HTTP/2 connection to a gRPC server, opened on the first call. */
 export class H2Channel {

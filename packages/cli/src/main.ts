@@ -2,10 +2,6 @@
 /**
  * `omega`: the command line's entry point. See README.md for the commands.
  */
-import { hideTlsIpServernameWarning } from '@omega/cell-state/vocabulary';
-import { runCli } from './program.js';
+import { main } from './entry.js';
 
-hideTlsIpServernameWarning();
-
-const code = await runCli(process.argv, { stdout: process.stdout, stderr: process.stderr, env: process.env, now: Date.now });
-process.exitCode = code;
+await main();
