@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import protobuf from 'protobufjs';
 import { recordsDescriptor } from './generated/records-descriptor.js';
+import { leanEncodeMachine, leanEncodeTask } from './record-encode.js';
 import {
   CONSTRAINT_OPERATORS,
   CRON_CONCURRENCY,
@@ -101,11 +102,7 @@ function num(value: unknown): number {
 }
 
 function encode(type: protobuf.Type, what: string, object: Record<string, unknown>): Uint8Array {
-  const bytes = type.encode(type.fromObject(object)).finish();
-  if (bytes.length > MAX_RECORD_BYTES) {
-    throw new InvalidRecordError(what, `record is ${bytes.length} bytes, over the limit of ${MAX_RECORD_BYTES}`);
-  }
-  return bytes;
+  return checkSize(what, type.encode(type.fromObject(object)).finish());
 }
 
 const resourcesToWire = (r: Resources): Wire => ({ cpuMillis: r.cpuMillis, memoryBytes: r.memoryBytes });
@@ -113,7 +110,21 @@ const resourcesFromWire = (w: Wire): Resources => ({ cpuMillis: num(w?.cpuMillis
 
 // ---- machines ----------------------------------------------------------------------------
 
+function checkSize(what: string, bytes: Uint8Array): Uint8Array {
+  if (bytes.length > MAX_RECORD_BYTES) {
+    throw new InvalidRecordError(what, `record is ${bytes.length} bytes, over the limit of ${MAX_RECORD_BYTES}`);
+  }
+  return bytes;
+}
+
 export function encodeMachine(m: Omit<Machine, 'seq'>): Uint8Array {
+  // The same bytes without protobufjs for every record Omega writes (record-encode.ts).
+  const lean = leanEncodeMachine(m);
+  return lean === undefined ? protobufEncodeMachine(m) : checkSize(`machines/${m.id}`, lean);
+}
+
+/** {@link encodeMachine} through protobufjs alone: the reference the lean encoder is tested against. */
+export function protobufEncodeMachine(m: Omit<Machine, 'seq'>): Uint8Array {
   return encode(T.machine, `machines/${m.id}`, {
     id: m.id,
     capacity: resourcesToWire(m.capacity),
@@ -164,6 +175,12 @@ export function decodeMachine(bytes: Uint8Array, seq: number): Machine {
 // ---- tasks -------------------------------------------------------------------------------
 
 export function encodeTask(t: Omit<Task, 'revision' | 'id'>): Uint8Array {
+  const lean = leanEncodeTask(t);
+  return lean === undefined ? protobufEncodeTask(t) : checkSize(`tasks/${t.jobId}/${t.index}`, lean);
+}
+
+/** {@link encodeTask} through protobufjs alone: the reference the lean encoder is tested against. */
+export function protobufEncodeTask(t: Omit<Task, 'revision' | 'id'>): Uint8Array {
   return encode(T.task, `tasks/${t.jobId}/${t.index}`, {
     jobId: t.jobId,
     index: t.index,
