@@ -161,6 +161,9 @@ function admissionPause(conflicts: number): Promise<void> {
 /** Jobs whose ownership one transaction of {@link Cell.acquireOwnerships} takes at most. */
 export const OWNERSHIPS_PER_TXN = 32;
 
+/** Most job statuses {@link Cell.putJobStatuses} writes in one transaction (each a put and maybe a nested release). */
+export const STATUSES_PER_TXN = 32;
+
 /** Whether one create of {@link Cell.acquireOwnerships} left the job owned by `scheduler` under `lease`. */
 function ownedBy(job: JobId, outcome: OpResult | undefined, scheduler: string, lease: KvLease): boolean {
   if (outcome?.type !== 'txn') return false;
@@ -777,6 +780,23 @@ export class Cell {
       return;
     }
     await this.kv.txn({ compare: [], success: [{ type: 'put', key, value }, { type: 'txn', txn: this.releaseTxn(status.jobId, options.release) }], failure: [] });
+  }
+
+  /**
+   * {@link putJobStatus} for several jobs at once: one transaction per {@link STATUSES_PER_TXN}
+   * of them, each status a put and each release (where given) its own nested transaction, so an
+   * owner record held by another lease keeps only that one record. An owning scheduler judging
+   * many jobs at a time writes their `running` and final statuses in one round trip and one
+   * revision, which every watcher decodes as one batch. Idempotent as putJobStatus is. A failed
+   * request throws: the statuses of that chunk and after are then unknown.
+   */
+  async putJobStatuses(items: readonly { readonly status: Omit<JobStatus, 'revision'>; readonly release?: KvLease }[]): Promise<void> {
+    const ops: Op[][] = items.map(({ status, release }) => {
+      const put: Op = { type: 'put', key: this.keys.status(status.jobId), value: encodeJobStatus(status) };
+      return release === undefined ? [put] : [put, { type: 'txn', txn: this.releaseTxn(status.jobId, release) }];
+    });
+    const chunk = Math.max(1, Math.min(STATUSES_PER_TXN, Math.floor(this.kv.limits.maxTxnOps / 2)));
+    for (let i = 0; i < ops.length; i += chunk) await this.kv.txn({ compare: [], success: ops.slice(i, i + chunk).flat(), failure: [] });
   }
 
   /**

@@ -14,6 +14,7 @@ import type { MetricsRecorder } from './metrics.js';
 import type { Ownership } from './ownership.js';
 import type { Random } from './random.js';
 import type { SchedulerSettings } from './settings.js';
+import { StatusWrites } from './status-writes.js';
 
 export interface JobActionsContext {
   readonly cell: Cell;
@@ -33,7 +34,12 @@ export interface JobActionsContext {
 }
 
 export class JobActions {
-  constructor(private readonly ctx: JobActionsContext) {}
+  /** Statuses of many jobs judged at once go out in one transaction (status-writes.ts). */
+  private readonly statusWrites: StatusWrites;
+
+  constructor(private readonly ctx: JobActionsContext) {
+    this.statusWrites = new StatusWrites(ctx.cell);
+  }
 
   /** Marks the job's non-terminal tasks killed (CAS-guarded per task). */
   async killTasks(job: Job, snapshot: CellSnapshot, now: number, reason: string): Promise<number> {
@@ -55,7 +61,7 @@ export class JobActions {
       await this.release(entry);
       return 1;
     }
-    await this.ctx.cell.putJobStatus(this.statusRecord(entry, words), { release: this.ctx.lease() });
+    await this.statusWrites.put(this.statusRecord(entry, words), this.ctx.lease());
     entry.lastStatusKey = key;
     entry.lastWords = words;
     this.forget(entry);
@@ -79,7 +85,7 @@ export class JobActions {
     const key = statusKey(words) + deploymentKey(entry.deployment);
     if (key === entry.lastStatusKey) return 0;
     this.ctx.lease();
-    await this.ctx.cell.putJobStatus(this.statusRecord(entry, words));
+    await this.statusWrites.put(this.statusRecord(entry, words));
     entry.lastStatusKey = key;
     entry.lastWords = words;
     return 1;
