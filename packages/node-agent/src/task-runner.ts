@@ -28,8 +28,8 @@
  * (a process that leaves the group escapes: that is what enforcement is for).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chownSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmdirSync, rmSync, constants as fsc } from 'node:fs';
-import { mkdir, readdir, rm } from 'node:fs/promises';
+import { chownSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, constants as fsc } from 'node:fs';
+import { mkdir, readdir, rm, rmdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import pino, { type Logger } from 'pino';
 import { isTerminal, parseTaskId, type CellSnapshot, type Job, type JobId, type MachineId, type SecretEnv, type Task, type TaskId, type TaskPatch } from '@omega/cell-state';
@@ -349,12 +349,13 @@ function sameName(meta: TaskMeta, name: string): boolean {
 
 /**
  * Removes `dir` if it is an empty directory (the usual work dir of a finished task: one rmdir,
- * no walk through libuv's threads); false when it is not (non-empty, gone, a file), for a full
- * removal. rmdir never follows a link.
+ * not the lstat, readdir and rmdir of a recursive removal); false when it is not (non-empty,
+ * gone, a file), for a full removal. rmdir never follows a link. Off the event loop: freeing an
+ * inode waits for ext4's journal, milliseconds while tasks and etcd fsync.
  */
-function removedIfEmpty(dir: string): boolean {
+async function removedIfEmpty(dir: string): Promise<boolean> {
   try {
-    rmdirSync(dir);
+    await rmdir(dir);
     return true;
   } catch {
     return false;
@@ -651,15 +652,11 @@ class ProcessAttempt implements TaskAttempt {
       .then(
         (launched) => {
           pid = launched;
-          // Should the agent die before it lands, the next one finds the supervisor in /proc by
-          // its directory (see recover). No fsync: the page cache outlives the agent, and after a
-          // machine crash no pid is alive. Synchronous: four syscalls in the page cache.
+          // Off the event loop: should the agent die before it lands, the next one finds the
+          // supervisor in /proc by its directory (see recover). No fsync: the page cache
+          // outlives the agent, and after a machine crash no pid is alive.
           if (!this.detached) {
-            try {
-              writeJsonVolatile(this.file('supervisor'), { pid } satisfies SupervisorRecord);
-            } catch (error) {
-              this.log.warn({ err: error }, 'could not write supervisor.json');
-            }
+            writeJsonVolatileAsync(this.file('supervisor'), { pid } satisfies SupervisorRecord).catch((error: unknown) => this.log.warn({ err: error }, 'could not write supervisor.json'));
           }
         },
         (error: unknown) => {
@@ -852,12 +849,12 @@ class ProcessAttempt implements TaskAttempt {
     if (outcome !== undefined && this.dir !== '') {
       try {
         // No fsync: lost in a crash, it is rebuilt by recovery (see task-files.ts).
-        writeJsonVolatile(this.file('reported'), { state: patch.state ?? '', outcome, atMs: Date.now() } satisfies ReportedRecord);
+        await writeJsonVolatileAsync(this.file('reported'), { state: patch.state ?? '', outcome, atMs: Date.now() } satisfies ReportedRecord);
         // Its processes are gone (killed with the cgroup) and no other process has its uid, so
         // nothing can swap a link into the tree while it is removed. A named user's uid may be
         // other live tasks' too: removed as that user instead.
         if (this.namedUser !== undefined) await removeAsUser(this.file('work'), this.namedUser);
-        else if (!removedIfEmpty(this.file('work'))) await rm(this.file('work'), { recursive: true, force: true });
+        else if (!(await removedIfEmpty(this.file('work')))) await rm(this.file('work'), { recursive: true, force: true });
         this.context.uids?.release(this.name);
       } catch (error) {
         this.log.warn({ err: error }, 'could not mark the task reported');
