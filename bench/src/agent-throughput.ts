@@ -776,11 +776,25 @@ const mib = (b: number): string => (b / 1024 ** 2).toFixed(2);
 const ms = (v: number, digits = 2): string => (Number.isFinite(v) ? `${v.toFixed(digits)} ms` : 'n/a');
 const seg = (s: { p50: number; p99: number }): string => `${s.p50.toFixed(0)} / ${s.p99.toFixed(0)}`;
 
+/**
+ * The CPU the whole cell spent per task (every process of it on this host, the bench too), and
+ * how many of the host's cores that is at the phase's rate: near the host's core count, the
+ * rate is bound by CPU, whoever's processes wait for it.
+ */
+function cellCpuLine(r: AgentPhase): string {
+  const c = r.cpu;
+  const perTask = (seconds: number): number => (seconds * 1000) / Math.max(1, r.tasks);
+  const launcher = r.launcherCpuPerTaskMs + r.supervisedCpuPerTaskMs;
+  const total = perTask(c.agent + c.agentChildren + c.scheduler + c.api + c.etcd + c.bench) + launcher;
+  return `cell CPU per task ${total.toFixed(1)} ms = agent ${perTask(c.agent + c.agentChildren).toFixed(1)} + launcher and its children ${launcher.toFixed(1)} + scheduler ${perTask(c.scheduler).toFixed(1)} + API ${perTask(c.api).toFixed(1)} + etcd ${perTask(c.etcd).toFixed(1)} + bench ${perTask(c.bench).toFixed(1)}: ${((total * r.tasksPerSecond) / 1000).toFixed(2)} cores at ${r.tasksPerSecond.toFixed(0)} tasks/s`;
+}
+
 /** One progress line of a phase. */
 export function phaseLine(r: AgentPhase): string {
   const s = r.supervisors;
   const parts = [
-    `  ${r.phase}: ${r.succeeded}/${r.tasks} succeeded in ${r.seconds.toFixed(1)} s = ${r.tasksPerSecond.toFixed(1)} tasks/s; submit→succeeded p50 ${r.latencyP50Ms.toFixed(0)} ms, p99 ${r.latencyP99Ms.toFixed(0)} ms`,
+    `  ${r.phase}: ${r.succeeded}/${r.tasks} succeeded in ${r.seconds.toFixed(1)} s = ${r.tasksPerSecond.toFixed(1)} tasks/s; submit→succeeded p50 ${r.latencyP50Ms.toFixed(0)} ms, p99 ${r.latencyP99Ms.toFixed(0)} ms; the last submit answered after ${r.submitSeconds.toFixed(1)} s`,
+    cellCpuLine(r),
     `agent CPU ${r.cpu.agent.toFixed(1)} s + reaped children ${r.cpu.agentChildren.toFixed(1)} s = ${r.agentCpuPerTaskMs.toFixed(1)} ms/task, RSS max ${mib(r.agentRssMaxBytes)} MiB; launcher own ${ms(r.launcherCpuPerTaskMs, 3)}/task, reaped by it (supervisor + init + task) ${ms(r.supervisedCpuPerTaskMs)}/task; scheduler ${r.cpu.scheduler.toFixed(1)} s, API ${r.cpu.api.toFixed(1)} s, etcd ${r.cpu.etcd.toFixed(1)} s`,
     `where a task's time went (p50 / p99 ms): submit→placed ${seg(r.segments.submitToPlacedMs)}, placed→started ${seg(r.segments.placedToStartedMs)}, started→exited ${seg(r.segments.startedToExitedMs)}, exited→succeeded seen ${seg(r.segments.exitedToSucceededMs)}; a task holds its CPU ${r.segments.slotMeanMs.toFixed(0)} ms on average`,
     `CPU of the bench itself ${r.cpu.bench.toFixed(1)} s; keys written per task: ${Object.entries(r.writesPerTask).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(', ')}`,
