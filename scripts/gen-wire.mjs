@@ -9,6 +9,10 @@
  *   packages/cell-state/src/generated/records-descriptor.ts
  *                                                      records.proto + types.proto as protobufjs JSON
  *                                                      (camelCase field names, as the codec reads them)
+ *   packages/api/generated/api-codecs.cjs              api.proto's messages as static code (protobufjs-cli's
+ *                                                      pbjs, static-module: each message's encode, decode,
+ *                                                      fromObject and toObject written out, what protobufjs
+ *                                                      otherwise generates with new Function at run time)
  *
  * The messages' types describe what `@grpc/proto-loader` (and `@omega/api/wire`'s definitions)
  * hand over with the API's options { keepCase, longs: Number, enums: String, defaults: true,
@@ -20,7 +24,9 @@
  * and the test command run it before tsc); `--check` writes nothing and exits 1 naming every
  * stale file. A unit test (packages/api/src/wire/generated.test.ts) checks them too.
  */
+import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import protobuf from 'protobufjs';
@@ -201,6 +207,20 @@ export interface ServiceDescriptor<Client> {
   return out;
 }
 
+/**
+ * The API's messages as static code, by pbjs of the protobufjs-cli that @omega/api installs (its
+ * protobufjs, 7.x, is the one the code runs on). Field names as written (keepCase), no verify,
+ * no length-delimited variants, no services: what the clients' codecs use.
+ */
+function staticCodecsModule() {
+  const requireFromApi = createRequire(path.join(REPO, 'packages/api/package.json'));
+  const pbjs = path.join(path.dirname(requireFromApi.resolve('protobufjs-cli/package.json')), 'bin/pbjs');
+  const args = ['-t', 'static-module', '-w', 'commonjs', '-r', 'omega_api', '--keep-case', '--no-verify', '--no-delimited', '--no-typeurl', '--no-service', '--no-comments', '-p', PROTOS, path.join(PROTOS, 'omega/v1/api.proto')];
+  const run = spawnSync(process.execPath, [pbjs, ...args], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+  if (run.status !== 0) throw new Error(`gen-wire: pbjs failed (exit ${run.status ?? run.signal}): ${run.stderr}`);
+  return `${HEADER}${run.stdout}`;
+}
+
 // ---- main ---------------------------------------------------------------------------------------
 
 /** Every generated file: path (from the repository root) → content. */
@@ -211,6 +231,7 @@ export function generate() {
     'packages/api/src/wire/generated/api-types.ts': typesModule(api),
     'packages/api/src/wire/generated/api-descriptor.ts': descriptorModule(api, 'apiDescriptor', 'protos/omega/v1/api.proto and types.proto, field names as written (proto-loader\'s keepCase).'),
     'packages/cell-state/src/generated/records-descriptor.ts': descriptorModule(records, 'recordsDescriptor', 'protos/omega/v1/records.proto and types.proto, field names in camelCase (protobufjs\' default).'),
+    'packages/api/generated/api-codecs.cjs': staticCodecsModule(),
   };
 }
 

@@ -1,5 +1,5 @@
 // The bundled `omega` (packages/cli/scripts/bundle.mjs: dist/bundle/omega.cjs and its code cache, run by
-// packages/cli/bin/omega.js) against an API server: it does what the unbundled build does,
+// packages/cli/bin/omega.cjs) against an API server: it does what the unbundled build does,
 // reaches the commands left outside the bundle, and is not run once a file it was built from
 // changes.
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
@@ -9,14 +9,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestApi, type TestApi } from '@omega/api/testing';
 import { repoPath, runNode } from './support/processes.js';
 
-const BIN = repoPath('packages/cli/bin/omega.js');
+const BIN = repoPath('packages/cli/bin/omega.cjs');
 const BUNDLE_DIR = repoPath('packages/cli/dist/bundle');
-const RUN_BUNDLE = repoPath('packages/cli/bin/run-bundle.js');
+const RUN_BUNDLE = repoPath('packages/cli/bin/run-bundle.cjs');
 
 const unbundled = { ...process.env, OMEGA_CLI_UNBUNDLED: '1' };
 const bundled = { ...process.env, OMEGA_CLI_UNBUNDLED: '' };
 
-/** `bundleIsFresh()` of run-bundle.js, asked in a fresh process. */
+/** `bundleIsFresh()` of run-bundle.cjs, asked in a fresh process. */
 async function bundleIsFresh(): Promise<boolean> {
   const run = await runNode('--input-type=module', ['-e', `import { bundleIsFresh } from ${JSON.stringify(RUN_BUNDLE)}; process.stdout.write(String(bundleIsFresh()));`]);
   expect(run.stderr).toBe('');

@@ -16,7 +16,7 @@
  *
  * The job file is a one-task batch job; the cell has no machines or schedulers, so the submitted
  * jobs stay pending and `omega jobs` lists at most N of them. The CLI runs as installed: the
- * built `packages/cli/dist/main.js` through its bin, `packages/cli/bin/omega.js`.
+ * built `packages/cli/dist/main.js` through its bin, `packages/cli/bin/omega.cjs`.
  */
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
@@ -33,7 +33,7 @@ import { SubmitClient } from './submit-client.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 /** The installed `omega` bin (what `node_modules/.bin/omega` links to). */
-export const CLI_BIN = `${ROOT}packages/cli/bin/omega.js`;
+export const CLI_BIN = `${ROOT}packages/cli/bin/omega.cjs`;
 
 /** The goal the figures are checked against: every command's median wall time at most this. */
 export const CLI_WALL_TARGET_MS = 150;
@@ -54,7 +54,7 @@ export const CLI_BENCH_USAGE = `usage: omega bench cli [--runs N] [--quick] [--b
 
   --runs N    runs of each command (default 20; at most 200)
   --quick     5 runs of each
-  --bin FILE  the omega entry to run (default: this checkout's packages/cli/bin/omega.js),
+  --bin FILE  the omega entry to run (default: this checkout's packages/cli/bin/omega.cjs),
               e.g. another checkout's, to compare two builds against the same cell
 `;
 

@@ -4,7 +4,7 @@
  * loads one script, most of it already compiled, instead of ~150 ES and CommonJS modules: the
  * module loader's per-file cost and V8's compiling were most of `omega jobs`' start.
  *
- *   packages/cli/dist/entry.js ──esbuild──► dist/bundle/omega.cjs    what the bin runs (run-bundle.js)
+ *   packages/cli/dist/entry.js ──esbuild──► dist/bundle/omega.cjs    what the bin runs (run-bundle.cjs)
  *                                           dist/bundle/inputs.json   the files it was built from
  *   warm-up: --help, jobs, submit, ... ──► dist/bundle/omega.cache  V8's code cache after them
  *
@@ -13,7 +13,7 @@
  * What stays outside the bundle, imported from the unbundled build at run time: `omega dev`,
  * `omega bench` and the cell commands (`omega pki|cell ...`). They start servers from paths
  * relative to their own files and load etcd3 and grpc-js; bundled, they would be large and those
- * paths would move. Their `import()` calls become `__omegaImport()`, which run-bundle.js provides
+ * paths would move. Their `import()` calls become `__omegaImport()`, which run-bundle.cjs provides
  * (a script run through node:vm has no import() of its own).
  *
  * Packages loaded on first use with `createRequire(import.meta.url)` (yaml, cli-table3,
@@ -97,6 +97,7 @@ const result = await esbuild.build({
   platform: 'node',
   target: 'node20',
   metafile: true,
+  // Names kept (whitespace and syntax only): stack traces stay readable; full minifying measured no faster.
   minifyWhitespace: true,
   minifySyntax: true,
   sourcemap: 'linked',
