@@ -447,6 +447,20 @@ export class CellStateMaps {
     return fresh.tasks;
   }
 
+  /**
+   * A task as held now: what `snapshot().task(id)` returns, without freezing a snapshot (whose
+   * maps every later change would then have to copy first). Decodes in place as snapshots do.
+   */
+  task(id: TaskId): Task | undefined {
+    const tasks = this.tasks.get(bucketOf(id).bucket)?.tasks;
+    return tasks === undefined ? undefined : decoded(tasks, id, tasks.get(id));
+  }
+
+  /** A job as held now (see {@link task}). */
+  job(id: JobId): Job | undefined {
+    return this.jobs.get(id);
+  }
+
   /** The state as of now, frozen. Repeated calls without changes return the same snapshot. */
   snapshot(): CellSnapshot {
     if (this.frozen !== undefined) return this.frozen;

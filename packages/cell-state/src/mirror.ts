@@ -18,6 +18,7 @@ import type { Logger } from 'pino';
 import pino from 'pino';
 import { CellStateMaps, type CellSnapshot, type MirrorFilter } from './cell-snapshot.js';
 import type { CellKeys, KeyKind } from './keys.js';
+import type { Job, JobId, Task, TaskId } from './types.js';
 import { KvCompactedError, prefixEnd, type KeyValue, type KvStore, type WatchBatch, type WatchHandle } from './kv.js';
 
 /**
@@ -103,6 +104,21 @@ export class CellMirror {
   /** The state at the mirror's current revision. Cheap; immutable. */
   snapshot(): CellSnapshot {
     return this.state.snapshot();
+  }
+
+  /**
+   * A task's record as the mirror holds it now: what `snapshot().task(id)` returns, without
+   * freezing a snapshot. For a change listener reading the records it was told of: each frozen
+   * snapshot makes the next change to every part of the state copy that part first, so a
+   * listener that froze one per batch would double the copying.
+   */
+  task(id: TaskId): Task | undefined {
+    return this.state.task(id);
+  }
+
+  /** A job's record as the mirror holds it now (see {@link task}). */
+  job(id: JobId): Job | undefined {
+    return this.state.job(id);
   }
 
   /** Records that could not be decoded and were skipped. */

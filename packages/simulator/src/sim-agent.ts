@@ -23,15 +23,17 @@ export class SimAgent {
 
   start(): void {
     this.unsubscribe = this.mirror.onChange((change) => {
-      const snapshot = this.mirror.snapshot();
-      const ids = change.full ? [...snapshot.jobs()].flatMap((j) => [...snapshot.tasksOf(j.id)].map((t) => t.id)) : change.changes.filter((c) => c.kind === 'task' && c.type === 'put').map((c) => c.id as TaskId);
+      // The records as held now, read without freezing a snapshot per batch (see CellMirror.task).
+      const mirror = this.mirror;
+      const snapshot = change.full ? mirror.snapshot() : undefined;
+      const ids = snapshot !== undefined ? [...snapshot.jobs()].flatMap((j) => [...snapshot.tasksOf(j.id)].map((t) => t.id)) : change.changes.filter((c) => c.kind === 'task' && c.type === 'put').map((c) => c.id as TaskId);
       for (const id of ids) {
-        const task = snapshot.task(id);
+        const task = mirror.task(id);
         if (task === undefined || task.state !== 'placed') continue;
         const key = `${task.id}#${task.claimId}`;
         if (this.scheduled.has(key)) continue;
         this.scheduled.add(key);
-        const duration = snapshot.job(task.jobId)?.spec.task.runDurationMs ?? 0;
+        const duration = mirror.job(task.jobId)?.spec.task.runDurationMs ?? 0;
         this.endAt(this.clock.now() + duration, task.id);
       }
     });

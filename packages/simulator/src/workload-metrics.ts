@@ -102,10 +102,10 @@ export class WorkloadMetrics {
     }
     this.unsubscribe = this.mirror.onChange((change) => {
       if (change.full) return;
-      const snapshot = this.mirror.snapshot();
       for (const c of change.changes) {
         if (c.kind !== 'task' || c.type !== 'put') continue;
-        const task = snapshot.task(c.id as Parameters<CellSnapshot['task']>[0]);
+        // As held now, without freezing a snapshot per batch (see CellMirror.task).
+        const task = this.mirror.task(c.id as Parameters<CellSnapshot['task']>[0]);
         if (task === undefined) continue;
         if (task.state === 'placed') {
           this.cpuUsed += task.resources.cpuMillis;
