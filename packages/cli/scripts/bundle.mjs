@@ -70,7 +70,7 @@ const bundledRequire = {
 /** A dynamic import of the unbundled build, as esbuild writes it, and what it becomes. */
 function handImportsToLoader(code) {
   let count = 0;
-  const out = code.replace(/\bimport\((".*?")\)/g, (call, specifier) => {
+  const out = code.replace(/\bimport\((".*?")\)/g, (_call, specifier) => {
     const target = JSON.parse(specifier);
     if (!target.startsWith('../') && !UNBUNDLED.has(target)) throw new Error(`bundle: unexpected dynamic import of ${specifier} in the bundle`);
     count += 1;
