@@ -8,6 +8,7 @@
  * that may see them, so the first change to a task after a snapshot copies one small bucket,
  * never a whole 10,000-task job nor every task of the cell.
  */
+import { CowMap, type FrozenMap } from './cow-map.js';
 import { decodeAlive, decodeJob, decodeJobStatus, decodeNamespace, decodeOwner, decodeSchedulerStats } from './codec.js';
 import type { CellKeys, KeyKind, ParsedKey } from './keys.js';
 import type { KeyValue } from './kv.js';
@@ -81,81 +82,6 @@ export interface CellSnapshot {
 }
 
 const ZERO: Resources = Object.freeze({ cpuMillis: 0, memoryBytes: 0 });
-
-/** A read-only view of a map frozen into a snapshot. */
-interface FrozenMap<K, V> {
-  readonly size: number;
-  get(key: K): V | undefined;
-  values(): IterableIterator<V>;
-}
-
-/** Chunks per CowMap: a change copies one chunk (size/CHUNKS entries), a freeze copies CHUNKS references. */
-const CHUNKS = 128;
-
-function chunkOf(key: string): number {
-  let h = 0;
-  for (let i = 0; i < key.length; i++) h = (Math.imul(h, 31) + key.charCodeAt(i)) | 0;
-  return h & (CHUNKS - 1);
-}
-
-/**
- * A string-keyed map that snapshots cheaply: `freeze()` hands out the current chunks, and the
- * first change to a chunk after a freeze copies that chunk only. Iteration order is stable
- * (by chunk, then insertion), not global insertion order.
- */
-class CowMap<K extends string, V> {
-  private chunks: Map<K, V>[] = Array.from({ length: CHUNKS }, () => new Map<K, V>());
-  /** The freeze generation each chunk was copied in; a chunk from an older one may be shared. */
-  private owned: number[] = new Array<number>(CHUNKS).fill(0);
-  private generation = 0;
-  private count = 0;
-
-  get size(): number {
-    return this.count;
-  }
-  get(key: K): V | undefined {
-    return this.chunks[chunkOf(key)]?.get(key);
-  }
-  set(key: K, value: V): void {
-    const chunk = this.own(chunkOf(key));
-    const before = chunk.size;
-    chunk.set(key, value);
-    this.count += chunk.size - before;
-  }
-  delete(key: K): boolean {
-    const i = chunkOf(key);
-    if (this.chunks[i]?.has(key) !== true) return false;
-    this.own(i).delete(key);
-    this.count--;
-    return true;
-  }
-  clear(): void {
-    this.chunks = Array.from({ length: CHUNKS }, () => new Map<K, V>());
-    this.owned = new Array<number>(CHUNKS).fill(++this.generation);
-    this.count = 0;
-  }
-  /** The current contents, never changed afterwards. */
-  freeze(): FrozenMap<K, V> {
-    this.generation++;
-    const chunks = this.chunks.slice();
-    const size = this.count;
-    return {
-      size,
-      get: (key) => chunks[chunkOf(key)]?.get(key),
-      values: function* () {
-        for (const chunk of chunks) yield* chunk.values();
-      },
-    };
-  }
-  private own(i: number): Map<K, V> {
-    const chunk = this.chunks[i] as Map<K, V>;
-    if (this.owned[i] === this.generation) return chunk;
-    const copy = new Map(chunk);
-    this.chunks[i] = copy;
-    this.owned[i] = this.generation;
-    return copy;
-  }
-}
 
 /** Tasks per copy-on-write bucket: small enough to copy on every change, large enough to keep the outer map small. */
 const TASKS_PER_BUCKET = 64;
