@@ -645,9 +645,11 @@ function checkTxnRequest(request: TxnRequest, budget: number): void {
   const used = Math.max(request.compare.length, request.success.length, request.failure.length);
   if (used > budget) throw new KvInvalidRequestError('too many operations in txn request');
   for (const compare of request.compare) requireKey(compare.key);
-  for (const op of [...request.success, ...request.failure]) {
-    if (op.type === 'txn') checkTxnRequest(op.txn, budget - used);
-    else if (op.type === 'put' || op.prefix !== true) requireKey(op.key);
+  for (const ops of [request.success, request.failure]) {
+    for (const op of ops) {
+      if (op.type === 'txn') checkTxnRequest(op.txn, budget - used);
+      else if (op.type === 'put' || op.prefix !== true) requireKey(op.key);
+    }
   }
 }
 
@@ -682,6 +684,16 @@ function checkIntervals(ops: readonly Op[]): Writes {
   }
   for (const op of ops) {
     if (op.type !== 'txn') continue;
+    if (putsOnly(op.txn.success) && readsOnly(op.txn.failure)) {
+      // A commit's machine group (puts if the guards hold, reads if not): the rules below for
+      // that shape, without a Writes per branch. A key put twice in the branch is caught too.
+      for (const put of op.txn.success) {
+        if (put.type !== 'put') continue;
+        if (writes.puts.has(put.key) || deleted(put.key)) duplicate();
+        writes.puts.add(put.key);
+      }
+      continue;
+    }
     const then = checkIntervals(op.txn.success);
     const otherwise = checkIntervals(op.txn.failure);
     for (const key of then.puts) {
@@ -706,15 +718,29 @@ function checkIntervals(ops: readonly Op[]): Writes {
   return writes;
 }
 
+/** Whether a branch only puts and reads (no deletes, no nested transactions). */
+function putsOnly(ops: readonly Op[]): boolean {
+  for (const op of ops) if (op.type !== 'put' && op.type !== 'range') return false;
+  return true;
+}
+
+/** Whether a branch only reads. */
+function readsOnly(ops: readonly Op[]): boolean {
+  for (const op of ops) if (op.type !== 'range') return false;
+  return true;
+}
+
 /** Approximates the encoded request size by its key and value bytes, both branches, all levels. */
 function txnBytes(request: TxnRequest): number {
   let size = 0;
   for (const compare of request.compare) {
     size += byteLength(compare.key) + (compare.target === 'value' ? compare.value.length : 8);
   }
-  for (const op of [...request.success, ...request.failure]) {
-    if (op.type === 'txn') size += txnBytes(op.txn);
-    else size += byteLength(op.key) + (op.type === 'put' ? op.value.length : 0);
+  for (const ops of [request.success, request.failure]) {
+    for (const op of ops) {
+      if (op.type === 'txn') size += txnBytes(op.txn);
+      else size += byteLength(op.key) + (op.type === 'put' ? op.value.length : 0);
+    }
   }
   return size;
 }

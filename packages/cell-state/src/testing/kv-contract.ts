@@ -353,6 +353,16 @@ export function describeKvContract(name: string, open: () => Promise<OpenedKv>):
             { type: 'delete', key: p, prefix: true },
             { type: 'put', key: k, value: bytes('1') },
           ],
+          // The shape of a commit's machine groups (puts if the guards hold, reads if not).
+          [
+            { type: 'txn', txn: { compare: [], success: [{ type: 'put', key: k, value: bytes('1') }], failure: [{ type: 'range', key: k }] } },
+            { type: 'txn', txn: { compare: [], success: [{ type: 'put', key: k, value: bytes('2') }], failure: [{ type: 'range', key: k }] } },
+          ],
+          [{ type: 'txn', txn: { compare: [], success: [{ type: 'put', key: k, value: bytes('1') }, { type: 'put', key: k, value: bytes('2') }], failure: [] } }],
+          [
+            { type: 'delete', key: p, prefix: true },
+            { type: 'txn', txn: { compare: [], success: [{ type: 'put', key: k, value: bytes('1') }], failure: [{ type: 'range', key: k }] } },
+          ],
         ] as const;
         for (const success of rejected) {
           await expect(kv.txn({ compare: [], success, failure: [] })).rejects.toBeInstanceOf(KvInvalidRequestError);
