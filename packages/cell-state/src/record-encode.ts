@@ -63,7 +63,7 @@ function begin(): void {
   bail = false;
 }
 
-/** What was written since {@link begin}, in a buffer of its own; undefined if a string was not ASCII. */
+/** What was written since {@link begin}, in a buffer of its own; undefined if a value was not one the lean path handles. */
 function finish(): Buffer | undefined {
   if (bail) return undefined;
   const out = Buffer.allocUnsafe(pos);
@@ -127,67 +127,69 @@ function resources(tag: number, r: Resources): void {
 
 type TaskFields = Omit<Task, 'revision' | 'id'>;
 
-function leanTask(t: TaskFields): boolean {
-  return (
-    isAscii(t.jobId) &&
-    isU32(t.index) &&
-    isU32(t.attempt) &&
-    isAscii(t.claimId) &&
-    isAscii(t.machineId) &&
-    isAscii(t.scheduler) &&
-    isAscii(t.reason) &&
-    (t.exitCode === undefined || isI32(t.exitCode)) &&
-    isAscii(t.signal) &&
-    isU32(t.pid) &&
-    isU64(t.placedAtMs) &&
-    isU64(t.startedAtMs) &&
-    isU64(t.finishedAtMs) &&
-    typeof t.cpuSeconds === 'number' &&
-    isU64(t.peakMemoryBytes) &&
-    leanResources(t.resources) &&
-    isI32(t.priority) &&
-    isU32(t.restarts) &&
-    isU64(t.notBeforeMs) &&
-    (t.version === undefined || isU32(t.version)) &&
-    (t.healthSinceMs === undefined || isU64(t.healthSinceMs))
-  );
+/* Each field read once, checked as it is written: a value the lean path does not handle sets `bail`. */
+
+function u32(tag: number, n: unknown): void {
+  if (isU32(n)) num(tag, n);
+  else bail = true;
+}
+
+function u64(tag: number, n: unknown): void {
+  if (isU64(n)) num(tag, n);
+  else bail = true;
+}
+
+function i32(tag: number, n: unknown): void {
+  if (isI32(n)) num(tag, n);
+  else bail = true;
+}
+
+function text(tag: number, s: unknown): void {
+  if (typeof s === 'string') str(tag, s);
+  else bail = true;
 }
 
 function task(t: TaskFields): void {
-  str(0x0a, t.jobId);
-  num(0x10, t.index);
-  num(0x18, t.attempt);
-  str(0x22, t.claimId);
-  str(0x2a, t.machineId);
-  str(0x32, t.scheduler);
+  text(0x0a, t.jobId);
+  u32(0x10, t.index);
+  u32(0x18, t.attempt);
+  text(0x22, t.claimId);
+  text(0x2a, t.machineId);
+  text(0x32, t.scheduler);
   num(0x38, TASK_STATES.indexOf(t.state) + 1);
-  str(0x42, t.reason);
-  num(0x48, t.exitCode ?? 0);
-  str(0x52, t.signal);
-  num(0x58, t.pid);
-  num(0x60, t.placedAtMs);
-  num(0x68, t.startedAtMs);
-  num(0x70, t.finishedAtMs);
-  // protobufjs writes a double unless it is +0 (so -0 and NaN are written).
-  if (!Object.is(t.cpuSeconds, 0)) {
+  text(0x42, t.reason);
+  const exitCode = t.exitCode;
+  if (exitCode !== undefined) i32(0x48, exitCode);
+  text(0x52, t.signal);
+  u32(0x58, t.pid);
+  u64(0x60, t.placedAtMs);
+  u64(0x68, t.startedAtMs);
+  u64(0x70, t.finishedAtMs);
+  const cpuSeconds = t.cpuSeconds;
+  if (typeof cpuSeconds !== 'number') bail = true;
+  else if (!Object.is(cpuSeconds, 0)) {
+    // protobufjs writes a double unless it is +0 (so -0 and NaN are written).
     varint(0x79);
     reserve(8);
-    pos = scratch.writeDoubleLE(t.cpuSeconds, pos);
+    pos = scratch.writeDoubleLE(cpuSeconds, pos);
   }
-  num(0x80, t.peakMemoryBytes);
-  resources(0x8a, t.resources);
-  num(0x90, t.priority);
-  bool(0x98, t.exitCode !== undefined);
-  num(0xa0, t.restarts);
-  num(0xa8, t.notBeforeMs);
-  num(0xb0, t.version ?? 0);
+  u64(0x80, t.peakMemoryBytes);
+  const r = t.resources;
+  if (leanResources(r)) resources(0x8a, r);
+  else bail = true;
+  i32(0x90, t.priority);
+  bool(0x98, exitCode !== undefined);
+  u32(0xa0, t.restarts);
+  u64(0xa8, t.notBeforeMs);
+  const version = t.version;
+  if (version !== undefined) u32(0xb0, version);
   num(0xb8, t.health === undefined ? 0 : HEALTH_STATES.indexOf(t.health) + 1);
-  num(0xc0, t.healthSinceMs ?? 0);
+  const healthSinceMs = t.healthSinceMs;
+  if (healthSinceMs !== undefined) u64(0xc0, healthSinceMs);
 }
 
 /** The TaskRecord bytes codec.ts's `encodeTask` writes, or `undefined` when the lean path does not handle a value. */
 export function leanEncodeTask(t: TaskFields): Buffer | undefined {
-  if (!leanTask(t)) return undefined;
   begin();
   task(t);
   return finish();
