@@ -554,6 +554,8 @@ export async function runAgentThroughput(cluster: LiveCluster, options: AgentOpt
     {
       const spec = trueSpec('true', 1, options.taskMemoryBytes, ['/bin/true']);
       const submittedAt = new Map<JobId, number>();
+      // Their tasks, as submitted: polled every 50 ms, so not rebuilt from submittedAt each time.
+      const taskIds: TaskId[] = [];
       let next = 0;
       const sampler = new Sampler(p, 1000, false);
       const before = await mark(cluster, p, watch);
@@ -564,6 +566,7 @@ export async function runAgentThroughput(cluster: LiveCluster, options: AgentOpt
           const at = Date.now();
           const id = (await client.submit(spec, `bench-${runId}-jobs-${i}`)) as JobId;
           submittedAt.set(id, at);
+          taskIds.push(`${id}/0` as TaskId);
         }
       };
       const submitting = Promise.all(clients.map((c) => submitter(c)));
@@ -576,7 +579,7 @@ export async function runAgentThroughput(cluster: LiveCluster, options: AgentOpt
         },
       );
       const ids = (): TaskId[] => [...submittedAt.keys()].map((j) => `${j}/0` as TaskId);
-      const finished = (): number => endedCount(watch, ids());
+      const finished = (): number => endedCount(watch, taskIds);
       await until(
         p,
         () => {
