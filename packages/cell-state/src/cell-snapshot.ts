@@ -15,7 +15,7 @@ import type { KeyValue } from './kv.js';
 import { RecallCache, type RecallLimits } from './recall-cache.js';
 // Tasks and machines change with every placement and report: their lean decoders (same results as codec.ts's).
 import { checkTaskRecord, decodeMachineRecord as decodeMachine, decodeTaskRecord as decodeTask, RawTask } from './record-wire.js';
-import { isClaimLive } from './resources.js';
+import { isClaimLive, isClaimLiveGiven } from './resources.js';
 import type {
   Alive,
   Claim,
@@ -556,20 +556,14 @@ class FrozenSnapshot implements CellSnapshot {
    * otherwise.
    */
   private usedOn(machine: Machine): Resources {
-    let claim: Claim | undefined;
-    const view = (taskId: TaskId): Task | undefined => {
-      const tasks = this.taskMap.get(bucketOf(taskId).bucket)?.tasks;
-      const held = tasks?.get(taskId);
-      if (!(held instanceof RawTask)) return held;
-      // isClaimLive reads only these three fields of the task.
-      const lean = claim === undefined ? undefined : (held.liveness(claim.id) as Task | undefined);
-      return lean ?? decoded(tasks as Map<TaskId, HeldTask>, taskId, held);
-    };
     let cpuMillis = 0;
     let memoryBytes = 0;
     for (const c of machine.claims) {
-      claim = c;
-      if (!isClaimLive(c, view)) continue;
+      const tasks = this.taskMap.get(bucketOf(c.taskId).bucket)?.tasks;
+      const held = tasks?.get(c.taskId);
+      // isClaimLive reads only the task's attempt, claim id and state: read from the bytes when undecoded.
+      const task = held instanceof RawTask ? (held.liveness(c.id) ?? decoded(tasks as Map<TaskId, HeldTask>, c.taskId, held)) : held;
+      if (!isClaimLiveGiven(c, task)) continue;
       cpuMillis += c.resources.cpuMillis;
       memoryBytes += c.resources.memoryBytes;
     }

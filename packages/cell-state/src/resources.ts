@@ -103,7 +103,14 @@ export type TaskLookup = (id: TaskId) => Task | undefined;
  * tasks count as live: the view may not have seen the claim's task record yet.
  */
 export function isClaimLive(claim: Claim, lookup: TaskLookup): boolean {
-  const task = lookup(claim.taskId);
+  return isClaimLiveGiven(claim, lookup(claim.taskId));
+}
+
+/**
+ * {@link isClaimLive}'s judgement given what is known of the claim's task (undefined: nothing),
+ * for a caller that has looked the task up itself. Reads only its attempt, claim id and state.
+ */
+export function isClaimLiveGiven(claim: Claim, task: Pick<Task, 'attempt' | 'claimId' | 'state'> | undefined): boolean {
   if (task === undefined) return true;
   if (task.attempt > claim.attempt) return false;
   if (task.attempt === claim.attempt && task.claimId === claim.id && isTerminal(task.state)) return false;
