@@ -67,6 +67,22 @@ const bundledRequire = {
   },
 };
 
+/**
+ * commander requires node:child_process when it loads, for executable subcommands, which omega
+ * has none of; loading it (and dgram, which it loads) costs milliseconds of every start. In the
+ * bundle commander gets it on first use instead.
+ */
+const lazyChildProcess = {
+  name: 'omega-lazy-child-process',
+  setup(build) {
+    build.onResolve({ filter: /^(node:)?child_process$/ }, (args) => (args.importer.includes(`${path.sep}node_modules${path.sep}commander${path.sep}`) ? { path: 'child_process', namespace: 'omega-lazy' } : undefined));
+    build.onLoad({ filter: /^child_process$/, namespace: 'omega-lazy' }, () => ({
+      contents: "let loaded; module.exports = new Proxy({}, { get: (_target, key) => (loaded ??= require('node:child_process'))[key] });",
+      loader: 'js',
+    }));
+  },
+};
+
 /** A dynamic import of the unbundled build, as esbuild writes it, and what it becomes. */
 function handImportsToLoader(code) {
   let count = 0;
@@ -103,7 +119,7 @@ const result = await esbuild.build({
   sourcemap: 'linked',
   write: false,
   logLevel: 'error',
-  plugins: [unbundled, bundledRequire],
+  plugins: [unbundled, bundledRequire, lazyChildProcess],
 });
 // `import.meta` has no meaning in a CommonJS bundle: a module of the client side that needs its
 // own location (a path to a file beside it) cannot be bundled, and must be listed in UNBUNDLED.
