@@ -38,7 +38,7 @@ export class JobActions {
   private readonly statusWrites: StatusWrites;
 
   constructor(private readonly ctx: JobActionsContext) {
-    this.statusWrites = new StatusWrites(ctx.cell);
+    this.statusWrites = new StatusWrites(ctx.cell, ctx.clock);
   }
 
   /** Marks the job's non-terminal tasks killed (CAS-guarded per task). */

@@ -1,6 +1,7 @@
 import { Cell, CellKeys, MemoryKv, jobId, type JobStatus } from '@omega/cell-state';
 import { freshCellName } from '@omega/cell-state/testing';
 import { describe, expect, it } from 'vitest';
+import { systemClock } from './clock.js';
 import { StatusWrites } from './status-writes.js';
 
 const status = (id: string, state: JobStatus['state']): Omit<JobStatus, 'revision'> => ({ jobId: jobId(id), state, reason: '', ruledOut: [], attempts: 1, scheduler: 's', updatedAtMs: 1, firstAttemptAtMs: 1, fullyPlacedAtMs: 1 });
@@ -14,7 +15,7 @@ async function setup() {
 describe('StatusWrites', () => {
   it('writes the statuses of several jobs asked for in one turn in one request', async () => {
     const { kv, cell, keys } = await setup();
-    const writes = new StatusWrites(cell);
+    const writes = new StatusWrites(cell, systemClock);
     const before = kv.counters.roundTrips;
     await Promise.all(['a', 'b', 'c'].map((id) => writes.put(status(id, 'running'))));
     expect(kv.counters.roundTrips - before).toBe(1);
@@ -25,7 +26,7 @@ describe('StatusWrites', () => {
     const { kv, cell, keys } = await setup();
     const lease = await kv.grantLease(30);
     expect(await cell.acquireOwnership(jobId('a'), 's', 'batch', lease)).toBe(true);
-    const writes = new StatusWrites(cell);
+    const writes = new StatusWrites(cell, systemClock);
     const before = kv.counters.roundTrips;
     await Promise.all([writes.put(status('a', 'running')), writes.put(status('a', 'succeeded'), lease), writes.put(status('b', 'running'))]);
     expect(kv.counters.roundTrips - before).toBe(2);
@@ -40,7 +41,7 @@ describe('StatusWrites', () => {
 
   it('rejects every put of a request that failed and writes the next ones', async () => {
     const { kv, cell, keys } = await setup();
-    const writes = new StatusWrites(cell);
+    const writes = new StatusWrites(cell, systemClock);
     const original = kv.txn.bind(kv);
     let fail = true;
     kv.txn = async (request) => {

@@ -7,9 +7,14 @@
  * one {@link Cell.putJobStatuses} transaction (a few, for many jobs).
  *
  * ```
- *   put(status, release?) ─► pending ─► setImmediate ─► putJobStatuses(all pending, one per job)
- *                                                      ─► each put's promise settles with it
+ *   put(status, release?) ─► pending ─► clock.sleep(0) ─► putJobStatuses(all pending, one per job)
+ *                                                        ─► each put's promise settles with it
  * ```
+ *
+ * The wait goes through the scheduler's clock (a timer of 0 ms: a real one live, a virtual one
+ * in the simulator), not setImmediate: under simulation a turn of the macrotask queue may come
+ * after the virtual clock has moved on, so the writes would land at a time that depends on what
+ * else the simulation runs; a virtual timer due now wakes at this very instant, in its order.
  *
  * One request is in flight at a time; what is asked meanwhile goes in the next (group commit).
  * A job asked for twice before a flush (a status, then its final one) is written in order: the
@@ -17,6 +22,7 @@
  * request rejects every put it carried, each caller handling its own as before.
  */
 import type { Cell, JobStatus, KvLease } from '@omega/cell-state';
+import type { Clock } from './clock.js';
 
 interface PendingStatus {
   readonly status: Omit<JobStatus, 'revision'>;
@@ -31,7 +37,10 @@ export class StatusWrites {
   /** One request in flight at a time: a job's second status never overtakes its first. */
   private flushing = false;
 
-  constructor(private readonly cell: Cell) {}
+  constructor(
+    private readonly cell: Cell,
+    private readonly clock: Clock,
+  ) {}
 
   /** Writes the job's status (and releases its owner record under `release`); resolves once written. */
   put(status: Omit<JobStatus, 'revision'>, release?: KvLease): Promise<void> {
@@ -44,9 +53,9 @@ export class StatusWrites {
   private schedule(): void {
     if (this.scheduled || this.flushing) return;
     this.scheduled = true;
-    setImmediate(() => {
+    void this.clock.sleep(0).then(() => {
       this.scheduled = false;
-      void this.flush();
+      return this.flush();
     });
   }
 
