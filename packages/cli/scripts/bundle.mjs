@@ -31,6 +31,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as esbuild from 'esbuild-wasm';
+import { bundleIsFresh } from '../bin/run-bundle.cjs';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 const CLI_DIST = path.join(REPO, 'packages/cli/dist');
@@ -130,10 +131,13 @@ for (const file of result.outputFiles) writeFileSync(file.path, file.path.endsWi
 // The files the bin checks: the workspace's own, and for every installed package npm's record of
 // the install (npm rewrites node_modules/.package-lock.json on each install, while the packages'
 // files keep the tarballs' fixed times).
-const built = Object.keys(result.metafile.inputs).map((input) => path.resolve(REPO, input));
+// (Modules of a plugin's own namespace, `omega-lazy:child_process`, are no files.)
+const built = Object.keys(result.metafile.inputs).filter((input) => !/^[a-z-]+:/.test(input)).map((input) => path.resolve(REPO, input));
 const own = built.filter((file) => !file.includes(`${path.sep}node_modules${path.sep}`));
 const installRecord = path.join(REPO, 'node_modules/.package-lock.json');
 const inputs = [...own, ...(existsSync(installRecord) ? [installRecord] : [])].map((file) => path.relative(OUT, file)).sort();
 writeFileSync(path.join(OUT, 'inputs.json'), `${JSON.stringify({ builtAtMs: startedAtMs, inputs }, null, 1)}\n`);
 warmUp();
+// What the bin will judge: a bundle it would not run is a failed build.
+if (!bundleIsFresh()) throw new Error('bundle: the bundle is not fresh by its own inputs.json (an input that is no file, or one changed during the build)');
 process.stdout.write(`bundle: ${path.relative(REPO, OUT)}/omega.cjs from ${built.length} files, with its code cache\n`);
