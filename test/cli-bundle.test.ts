@@ -60,6 +60,13 @@ describe('the bundled omega command', () => {
     expect(mine).toEqual({ code: 0, stdout: theirs.stdout, stderr: '' });
     const listed = JSON.parse(mine.stdout) as { id: string; name: string }[];
     expect(listed.map((job) => [job.id, job.name])).toEqual([[id, 'bundled']]);
+    // The table too (cli-table3 measures its cells through the bundle's own string-width), its
+    // AGE column aside, which may tick between the two runs.
+    const [myTable, theirTable] = await Promise.all([runNode(BIN, ['jobs', ...flags], 60_000, bundled), runNode(BIN, ['jobs', ...flags], 60_000, unbundled)]);
+    const ageless = (text: string): string => text.replace(/\b\d+s\b/g, 'Ns');
+    expect(myTable.code).toBe(0);
+    expect(ageless(myTable.stdout)).toBe(ageless(theirTable.stdout));
+    expect(myTable.stdout).toContain(id);
   });
 
   it('says which address it could not reach, as the unbundled build does', async () => {
