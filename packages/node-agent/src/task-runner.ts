@@ -53,6 +53,11 @@ import { CheckSlots, DEFAULT_MAX_CONCURRENT_CHECKS, type HealthWatch } from './h
 /** PATH given to tasks that do not set their own. */
 export const DEFAULT_TASK_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 export const DEFAULT_KILL_GRACE_MS = 10_000;
+/**
+ * How long a start waits for a uid when every uid of --task-uids is in use but some are held by
+ * attempts that have ended and are cleaning up (report, then work dir removal: milliseconds).
+ */
+const UID_WAIT_MS = 5_000;
 
 export interface ProcessExecutorOptions {
   readonly dataDir: string;
@@ -568,7 +573,7 @@ class ProcessAttempt implements TaskAttempt {
     // (existsSync first: rmSync's `force` still builds and drops an ENOENT error per start.)
     if (existsSync(this.dir)) rmSync(this.dir, { recursive: true, force: true });
     mkdirSync(this.dir, { mode: 0o755 });
-    const user = this.namedUser ?? this.taskUser();
+    const user = this.namedUser ?? (await this.taskUser());
     if (user !== undefined) this.runAs = { uid: user.uid, gid: user.gid };
     if (spec.healthCheck !== undefined) {
       // The task's environment without its secret values: a check's command line and env may end up in logs.
@@ -833,10 +838,10 @@ class ProcessAttempt implements TaskAttempt {
    * Who this attempt runs as: its own uid from `--task-uids` (taken here, given back in
    * {@link conclude}), else the configured task user, else undefined (the agent's own user).
    */
-  private taskUser(): TaskUser | undefined {
+  private async taskUser(): Promise<TaskUser | undefined> {
     const pool = this.context.uids;
     if (pool === undefined) return this.context.options.taskUser;
-    const uid = pool.take(this.name);
+    const uid = await pool.takeSoon(this.name, UID_WAIT_MS);
     if (uid === undefined) throw new Error(`every uid of --task-uids ${pool.range.first}-${pool.range.last} is in use by a task on this machine`);
     return { name: `uid ${uid}`, uid, gid: uid };
   }
@@ -844,6 +849,9 @@ class ProcessAttempt implements TaskAttempt {
   /** Ends the attempt: the terminal report, then the marker that nothing is left to do. */
   private async conclude(patch: TaskPatch): Promise<void> {
     this.resolveEnded();
+    // Its uid comes back below, after the report and the work dir's removal: a start meanwhile
+    // that finds the range used up waits for it (TaskUidPool.takeSoon).
+    this.context.uids?.ended(this.name);
     this.log.info({ state: patch.state, reason: patch.reason, exitCode: patch.exitCode, signal: patch.signal }, 'task ended');
     const outcome = await this.send(patch);
     if (outcome !== undefined && this.dir !== '') {
@@ -857,8 +865,12 @@ class ProcessAttempt implements TaskAttempt {
         else if (!(await removedIfEmpty(this.file('work')))) await rm(this.file('work'), { recursive: true, force: true });
         this.context.uids?.release(this.name);
       } catch (error) {
+        this.context.uids?.stayHeld(this.name);
         this.log.warn({ err: error }, 'could not mark the task reported');
       }
+    } else {
+      // Not reported (the reporter closed: the agent is stopping): the next agent cleans up.
+      this.context.uids?.stayHeld(this.name);
     }
     this.resolveDone();
   }

@@ -39,4 +39,22 @@ describe('TaskUidPool', () => {
     expect(pool.take('new~0~1')).toBe(2001);
     expect(pool.take('newer~0~1')).toBeUndefined();
   });
+
+  it('makes a start on a used-up range wait for the uid of an attempt that has ended, and only for such a one', async () => {
+    const pool = new TaskUidPool({ first: 2000, last: 2000 });
+    expect(pool.take('a~0~1')).toBe(2000);
+    // Held by a live attempt: no wait, none.
+    expect(await pool.takeSoon('b~0~1', 5_000)).toBeUndefined();
+    pool.ended('a~0~1');
+    const waited = pool.takeSoon('b~0~1', 5_000);
+    pool.release('a~0~1');
+    expect(await waited).toBe(2000);
+    // An ended attempt whose cleanup failed keeps its uid, and nobody waits for it.
+    pool.ended('b~0~1');
+    pool.stayHeld('b~0~1');
+    expect(await pool.takeSoon('c~0~1', 5_000)).toBeUndefined();
+    // Bounded: an ended attempt that never gives its uid back makes a start wait only so long.
+    pool.ended('b~0~1');
+    expect(await pool.takeSoon('c~0~1', 20)).toBeUndefined();
+  });
 });

@@ -43,6 +43,10 @@ export function parseUidRange(text: string): UidRange | { readonly problem: stri
 export class TaskUidPool {
   private readonly byUid = new Map<number, string>();
   private readonly byName = new Map<string, number>();
+  /** Attempts that have ended and hold their uid only until their cleanup gives it back. */
+  private readonly ending = new Set<string>();
+  /** Callers of {@link takeSoon} waiting for a release. */
+  private readonly waiting = new Set<() => void>();
   private cursor: number;
 
   constructor(readonly range: UidRange) {
@@ -88,11 +92,50 @@ export class TaskUidPool {
     return true;
   }
 
+  /**
+   * {@link take}, but when every uid is in use and some are held by attempts that have ended
+   * (their uid comes back once their report is written and their work dir removed, see
+   * {@link ended}), waits up to `waitMs` for one of those to be given back instead of answering
+   * undefined at once: a task placed just after another's end on a full range still gets a uid.
+   */
+  async takeSoon(name: string, waitMs: number): Promise<number | undefined> {
+    const deadline = Date.now() + waitMs;
+    for (;;) {
+      const uid = this.take(name);
+      const left = deadline - Date.now();
+      if (uid !== undefined || this.ending.size === 0 || left <= 0) return uid;
+      await new Promise<void>((resolve) => {
+        const done = (): void => {
+          clearTimeout(timer);
+          this.waiting.delete(done);
+          resolve();
+        };
+        const timer = setTimeout(done, left);
+        this.waiting.add(done);
+      });
+    }
+  }
+
+  /**
+   * Marks attempt `name` as ended: its uid is still held (its work dir is still there) but will
+   * be given back by {@link release} once the cleanup is done, or kept by {@link stayHeld}.
+   */
+  ended(name: string): void {
+    if (this.byName.has(name)) this.ending.add(name);
+  }
+
+  /** The ended attempt's cleanup failed: its uid stays held (never reused over its files). */
+  stayHeld(name: string): void {
+    this.ending.delete(name);
+  }
+
   /** Gives attempt `name`'s uid back (its processes are gone and its work dir removed). */
   release(name: string): void {
+    this.ending.delete(name);
     const uid = this.byName.get(name);
     if (uid === undefined) return;
     this.byName.delete(name);
     this.byUid.delete(uid);
+    for (const wake of [...this.waiting]) wake();
   }
 }
