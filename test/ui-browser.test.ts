@@ -69,14 +69,24 @@ beforeAll(async () => {
   // Tasks run as nobody when the agents are root: they must be able to enter the data directory.
   await chmod(dataDir, 0o755);
   await mkdir(join(dataDir, 'jobs'));
-  const api = `127.0.0.1:${await freePort()}`;
-  const { started } = await startNode(
-    CLI,
-    ['dev', '--data-dir', dataDir, '--listen', api, '--machines', '2', '--machine-cpu', '1', '--machine-memory', '1Gi', '--batch-schedulers', '1', '--service-schedulers', '1'],
-    /is up[\s\S]*?Ctrl-C/,
-    120_000,
-  );
-  dev = started;
+  // A free port can be taken by another process between freePort() and omega dev's bind (an
+  // outgoing connection's local port, another test's server): omega dev then starts nothing and
+  // says so, and the start is tried again on another port.
+  for (let attempt = 1; ; attempt++) {
+    const api = `127.0.0.1:${await freePort()}`;
+    try {
+      ({ started: dev } = await startNode(
+        CLI,
+        ['dev', '--data-dir', dataDir, '--listen', api, '--machines', '2', '--machine-cpu', '1', '--machine-memory', '1Gi', '--batch-schedulers', '1', '--service-schedulers', '1'],
+        /is up[\s\S]*?Ctrl-C/,
+        120_000,
+      ));
+      break;
+    } catch (error) {
+      if (attempt >= 3 || !/is already in use by another process/.test(String(error))) throw error;
+    }
+  }
+  const started = dev;
   uiUrl = /^UI: (https:\/\/127\.0\.0\.1:\d+\/)$/m.exec(started.output())?.[1] ?? '';
   loginLink = /Log in as admin.*?private\): (https:\/\/\S+)$/m.exec(started.output())?.[1] ?? '';
   expect(uiUrl, started.output()).not.toBe('');
