@@ -32,7 +32,7 @@ function apiRoot(): protobuf.Root {
 }
 
 /** A message type of the API by full name (`omega.v1.JobSpec`); throws if the descriptor lacks it. */
-export function apiMessageType(fullName: string): protobuf.Type {
+function apiMessageType(fullName: string): protobuf.Type {
   return apiRoot().lookupType(fullName);
 }
 

@@ -7,7 +7,7 @@
  */
 export * from './generated/api-types.js';
 export { apiDescriptor } from './generated/api-descriptor.js';
-export { DECODE_OPTIONS, apiMessageType, grpcServiceDefinition, methodCodec, type MethodCodec } from './definitions.js';
+export { DECODE_OPTIONS, grpcServiceDefinition, methodCodec, type MethodCodec } from './definitions.js';
 export {
   COMMIT_MODE_NAMES,
   COMMIT_MODE_WIRE,
