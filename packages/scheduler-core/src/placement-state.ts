@@ -20,9 +20,25 @@
 import type { CellSnapshot, Machine, PrivateCell } from '@omega/cell-state';
 import { compileJobFilters, type JobFilters } from './constraint-filters.js';
 import { SpreadGroups } from './filter-spread.js';
-import { firstFailing, PASS, type DynamicFilter, type PlacementView } from './filter.js';
+import { firstFailing, PASS, schedulableFilter, type DynamicFilter, type PlacementView, type StaticFilter } from './filter.js';
 import { liveInstances } from './job-instances.js';
 import type { PlaceInput } from './policy.js';
+
+/** What the static pass found for a list of machines: the candidates and the count ruled out per reason. */
+interface StaticPass {
+  readonly candidates: readonly Machine[];
+  readonly ruledOut: readonly (readonly [string, number])[];
+}
+
+/**
+ * The static pass of jobs without constraints (their only static filter is `schedulableFilter`),
+ * per machines list: every job placed on the same offered list gets the same answer, and a
+ * scheduler places many jobs on one list (the offered list changes only when machine records
+ * do), so the walk over every machine is made once per list instead of once per job. Lists
+ * passed as `PlaceInput.machines` are never changed once handed out (the scheduler's offered
+ * lists are replaced, not edited); weakly held, so a list no longer offered goes.
+ */
+const schedulableOnly = new WeakMap<readonly Machine[], StaticPass>();
 
 export interface PlacementStateOptions {
   /** Count the job's live instances per candidate even when no filter needs them (anti-affinity scoring). */
@@ -80,6 +96,19 @@ export class PlacementState implements PlacementView {
   /** The machines passing every static filter; counts the others under the first that failed. Allocates only when one fails. */
   private staticPass(machines: readonly Machine[]): readonly Machine[] {
     const filters = this.filters.staticFilters;
+    if (filters.length !== 1 || filters[0] !== schedulableFilter) return this.walk(machines, filters);
+    let pass = schedulableOnly.get(machines);
+    if (pass === undefined) {
+      const candidates = this.walk(machines, filters);
+      pass = { candidates, ruledOut: [...this.staticRuledOut] };
+      schedulableOnly.set(machines, pass);
+      return candidates;
+    }
+    for (const [reason, n] of pass.ruledOut) this.staticRuledOut.set(reason, n);
+    return pass.candidates;
+  }
+
+  private walk(machines: readonly Machine[], filters: readonly StaticFilter[]): readonly Machine[] {
     let out: Machine[] | undefined;
     for (let i = 0; i < machines.length; i++) {
       const m = machines[i] as Machine;
