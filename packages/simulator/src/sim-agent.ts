@@ -58,13 +58,15 @@ export class SimAgent {
   }
 
   private async finish(ids: readonly TaskId[]): Promise<void> {
-    const snapshot = this.mirror.snapshot();
+    // The records as held now (what a snapshot frozen here would show), without freezing one:
+    // a snapshot makes the next change to every part of the replica copy that part first.
+    const mirror = this.mirror;
     const updates: { task: Task; patch: { state: 'succeeded' | 'failed'; exitCode: number; finishedAtMs: number } }[] = [];
     for (const id of ids) {
-      const task = snapshot.task(id);
+      const task = mirror.task(id);
       if (task === undefined || isTerminal(task.state)) continue;
       this.scheduled.delete(`${task.id}#${task.claimId}`);
-      const fail = snapshot.job(task.jobId)?.spec.task.hollowFail === true;
+      const fail = mirror.job(task.jobId)?.spec.task.hollowFail === true;
       updates.push({ task, patch: { state: fail ? 'failed' : 'succeeded', exitCode: fail ? 1 : 0, finishedAtMs: this.clock.now() } });
     }
     if (updates.length === 0) return;
