@@ -30,34 +30,26 @@ describe('PlacementState', () => {
     expect(state.candidates).toBe(machines);
   });
 
-  it('gives every job without constraints placed on one machines list the candidates and counts of its own walk, and walks a new list again', async () => {
+  it('gives a job without constraints the machines accepting placements and counts the others as a constrained job does', async () => {
     const c = await cell();
     const snapshot = c.snapshot();
     const [m0, m1, m2] = c.machines() as [Machine, Machine, Machine];
-    // Offered lists hold schedulable machines only; a list given by hand may hold any.
-    const machines = [m0, { ...m1, schedulable: false }, m2];
     const place = (name: string, list: readonly Machine[]): PlacementState =>
       new PlacementState({ job: c.job(name, jobSpec(name).cpu(500).build()), tasks: [], cell: new PrivateCell(snapshot, 't', claimIdFactory()), snapshot, machines: list, random: seededRandom(1) });
-    const first = place('a', machines);
-    const second = place('b', machines);
-    expect(first.candidates.map((m) => m.id)).toEqual(['m0', 'm2']);
-    expect(second.candidates).toBe(first.candidates);
-    expect(second.ruledOut()).toEqual(new Map([['unschedulable', 1]]));
-    expect(first.ruledOut()).toEqual(new Map([['unschedulable', 1]]));
-    // A job with a constraint walks the same list itself.
-    const constrained = new PlacementState({
-      job: c.job('c', jobSpec('c').cpu(500).constraint({ operator: 'not-in', attribute: 'rack', values: ['rack-0'] }).build()),
-      tasks: [],
-      cell: new PrivateCell(snapshot, 't', claimIdFactory()),
-      snapshot,
-      machines,
-      random: seededRandom(1),
-    });
-    expect(constrained.candidates.map((m) => m.id)).toEqual(['m2']);
-    expect(constrained.ruledOut()).toEqual(new Map([['unschedulable', 1], ['attribute rack not-in [rack-0]', 1]]));
     const all = [m0, m1, m2];
-    expect(place('d', all).candidates).toBe(all);
-    expect(place('e', all).ruledOut()).toEqual(new Map());
+    expect(place('a', all).candidates).toBe(all);
+    expect(place('a', all).ruledOut()).toEqual(new Map());
+    // Offered lists hold machines accepting placements only; a list given by hand may hold any.
+    const cordon = { by: 'ops', reason: 'disk', atMs: 1 } as unknown as NonNullable<Machine['cordon']>;
+    for (const [at, odd, reason] of [
+      [0, { ...m0, schedulable: false }, 'unschedulable'],
+      [2, { ...m2, cordon }, 'cordoned'],
+    ] as const) {
+      const list = all.map((m, i) => (i === at ? odd : m));
+      const state = place(`b${at}`, list);
+      expect(state.candidates.map((m) => m.id)).toEqual(all.filter((_, i) => i !== at).map((m) => m.id));
+      expect(state.ruledOut()).toEqual(new Map([[reason, 1]]));
+    }
   });
 
   it('reads free resources from the PrivateCell and again after a recorded claim', async () => {
