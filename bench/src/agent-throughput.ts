@@ -45,7 +45,6 @@
  * the task's exec, so that is what starting it cost them.
  */
 import { chmod, mkdtemp, readdir, rm, rmdir } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { freePort, type CellMirror, type JobId, type MachineId, type Task, type TaskId } from '@omega/cell-state';
 import type { WireJobSpec } from '@omega/api/client';
@@ -499,7 +498,7 @@ export async function runAgentThroughput(cluster: LiveCluster, options: AgentOpt
   const { print } = options;
   if (options.holdTasks > options.cpus) throw new Error(`holdTasks (${options.holdTasks}) must be at most the agent's CPUs (${options.cpus}): every sleep task must run at once`);
   const cell = cluster.cell(CELL);
-  const dataDir = await mkdtemp(join(tmpdir(), 'omega-bench-agent-'));
+  const dataDir = await mkdtemp(join(cluster.dataRoot, 'omega-bench-agent-'));
   // The task user must be able to enter it (the agent checks at start).
   await chmod(dataDir, 0o755);
   const cgroupParent = `omega-bench-${process.pid}`;

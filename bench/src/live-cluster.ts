@@ -17,6 +17,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Cell, EtcdKv, findEtcd, startEtcd, type CellMirror, type RunningEtcd } from '@omega/cell-state';
 import type { SchedulerMetrics } from '@omega/scheduler-core';
@@ -98,13 +99,18 @@ export class LiveCluster {
     readonly etcd: RunningEtcd,
     readonly kv: EtcdKv,
     readonly etcdVersion: string,
+    /** Where etcd's data directory is, and any other process's that keeps data (the real agent's). */
+    readonly dataRoot: string,
   ) {}
 
-  /** Starts etcd (max-txn-ops 10,000, 8 MiB requests, revision auto-compaction). */
-  static async start(): Promise<LiveCluster> {
-    const etcd = await startEtcd({ maxTxnOps: 10_000, maxRequestBytes: 8 * 1024 * 1024, autoCompactionRetention: '10000' });
+  /**
+   * Starts etcd (max-txn-ops 10,000, 8 MiB requests, revision auto-compaction) with its data in
+   * a fresh directory under `dataRoot` (default the OS temp directory), removed by close().
+   */
+  static async start(dataRoot: string = tmpdir()): Promise<LiveCluster> {
+    const etcd = await startEtcd({ maxTxnOps: 10_000, maxRequestBytes: 8 * 1024 * 1024, autoCompactionRetention: '10000', tempParent: dataRoot });
     const kv = new EtcdKv({ endpoints: etcd.endpoints, limits: etcd.limits });
-    return new LiveCluster(etcd, kv, await etcdVersion());
+    return new LiveCluster(etcd, kv, await etcdVersion(), dataRoot);
   }
 
   cell(name: string): Cell {

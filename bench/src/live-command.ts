@@ -10,6 +10,7 @@ import type { ChartSpec } from './charts.js';
 import { renderSvg } from './charts.js';
 import { runChurn, type ChurnOptions, type ChurnSample } from './churn.js';
 import { churnChart, churnChecks, churnMarkdown } from './churn-report.js';
+import { dataDisk, describeDataDisk } from './data-disk.js';
 import { LiveCluster } from './live-cluster.js';
 import { LIVE_E3_SERVICE_DENSITY, e3Checks, runLiveE3, type LiveE3Options, type LiveE3Point } from './live-e3.js';
 import { runT1, type T1Options, type T1Point } from './live-t1.js';
@@ -35,6 +36,8 @@ export interface LiveCommandOptions {
   readonly instances?: number;
   /** agent: parallel gRPC clients submitting the one-task jobs (default 8). */
   readonly clients?: number;
+  /** Where etcd and the real agent keep their data (a fresh directory each, removed after); default the OS temp directory. */
+  readonly dataDir?: string;
 }
 
 /** BENCH.md's T1 target, for 4 batch schedulers on 2,000 hollow machines. */
@@ -250,8 +253,9 @@ function halfLoadOptions(options: LiveCommandOptions): T1Options['halfLoad'] {
 
 export async function runLiveCommand(options: LiveCommandOptions, print: Print): Promise<number> {
   const startedAt = new Date();
-  const cluster = await LiveCluster.start();
-  print(`omega bench live ${options.experiment}${options.quick ? ' --quick' : ''}: etcd ${cluster.etcdVersion} at ${cluster.etcd.clientUrl}`);
+  const cluster = await LiveCluster.start(options.dataDir);
+  const disk = describeDataDisk(dataDisk(cluster.dataRoot));
+  print(`omega bench live ${options.experiment}${options.quick ? ' --quick' : ''}: etcd ${cluster.etcdVersion} at ${cluster.etcd.clientUrl}; data under ${cluster.dataRoot}: ${disk}`);
   let result: BenchResult;
   try {
     if (options.experiment === 'T1') {
@@ -342,6 +346,7 @@ export async function runLiveCommand(options: LiveCommandOptions, print: Print):
   } finally {
     await cluster.close();
   }
+  result = { ...result, notes: [...result.notes, `etcd's data${options.experiment === 'agent' ? ' and the agent\'s' : ''} under ${cluster.dataRoot}: ${disk} (\`--data-dir\` chooses).`] };
   const report = liveReport(result);
   const svg = await renderSvg(report.chart);
   const written = await writeResult(options.out, result, report.markdown, new Map([[report.chartFile, svg]]));

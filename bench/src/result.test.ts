@@ -84,6 +84,11 @@ describe('the command line', () => {
     expect(parsed).toMatchObject({ command: 'sim', options: { experiment: 'E3', quick: true, seed: 1, jobs: 1, out: '/tmp/x' } });
   });
 
+  it('takes a live run\'s data directory as an absolute path', () => {
+    const parsed = parseBenchArgs(['live', '--experiment', 'agent', '--out', '/tmp/x', '--data-dir', '.']);
+    expect(parsed).toMatchObject({ command: 'live', options: { experiment: 'agent', dataDir: process.cwd() } });
+  });
+
   it.each([
     [['sim', '--experiment', 'E9', '--out', 'x'], '--experiment'],
     [['sim', '--experiment', 'E1'], '--out'],
@@ -93,6 +98,9 @@ describe('the command line', () => {
     [['sim', '--experiment', 'E1', '--out', 'x', '--bogus'], '--bogus'],
     [['live', '--experiment', 'E1', '--out', 'x'], '--experiment'],
     [['live', '--experiment', 'T1', '--out', 'x', '--schedulers', '1,0'], '--schedulers'],
+    [['live', '--experiment', 'agent', '--out', 'x', '--data-dir', '/nonexistent/omega-bench'], '--data-dir'],
+    [['live', '--experiment', 'agent', '--out', 'x', '--data-dir', '/etc/hostname'], '--data-dir'],
+    [['sim', '--experiment', 'E1', '--out', 'x', '--data-dir', '/tmp'], '--data-dir'],
     [['fly'], 'mode'],
     [['report', '--out', 'x', '--quick'], '--quick'],
   ])('refuses %j naming %s', (argv, flag) => {

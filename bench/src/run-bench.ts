@@ -7,10 +7,13 @@
  *        [--hours H] [--service-placement first-fit|careful] [--mirror shared|own]
  *   live --experiment T1|E3|churn|agent [--quick] [--seed N] --out DIR [--machines N] [--tasks N]
  *        [--schedulers 1,2,4,8] [--jobs N (churn, agent)] [--instances N] [--clients N] (agent)
+ *        [--data-dir DIR]
  *
  * Exit codes: 0 every check passed; 1 a check failed or the run failed; 2 bad flags.
  */
+import { accessSync, constants, statSync } from 'node:fs';
 import os from 'node:os';
+import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { FlagError } from '@omega/cell-state';
 import { SERVICE_PLACEMENTS, type ServicePlacement } from '@omega/simulator';
@@ -26,6 +29,7 @@ export const BENCH_USAGE = `usage: omega bench sim  --experiment E1|E2|E3|E4 --o
                         [--mirror shared|own]
        omega bench live --experiment T1|E3|churn|agent --out DIR [--quick] [--seed N] [--machines N]
                         [--tasks N] [--schedulers 1,2,4,8] [--jobs N] [--instances N] [--clients N]
+                        [--data-dir DIR]
        omega bench report --out DIR
        omega bench sync [--quick] [--machines N] [--tasks N] [--repeats N]
        omega bench cli [--quick] [--runs N] [--bin FILE]
@@ -59,6 +63,9 @@ export const BENCH_USAGE = `usage: omega bench sim  --experiment E1|E2|E3|E4 --o
   --schedulers LIST         live T1: batch scheduler counts (default 1,2,4,8)
   --instances N             live agent: instances of the one big job (default 1,000, quick 100)
   --clients N               live agent: parallel gRPC clients submitting (default 8)
+  --data-dir DIR            live: where etcd and the agent keep their data, a fresh directory each,
+                            removed after (default the OS temp directory); the output names its
+                            file system, which is part of what is measured
 `;
 
 
@@ -76,11 +83,12 @@ const OPTIONS = {
   schedulers: { type: 'string' },
   instances: { type: 'string' },
   clients: { type: 'string' },
+  'data-dir': { type: 'string' },
   help: { type: 'boolean' },
 } as const;
 
 const SIM_ONLY = ['jobs', 'hours', 'service-placement', 'mirror'] as const;
-const LIVE_ONLY = ['tasks', 'schedulers', 'instances', 'clients'] as const;
+const LIVE_ONLY = ['tasks', 'schedulers', 'instances', 'clients', 'data-dir'] as const;
 
 function positive(flag: string, raw: string | undefined, integer: boolean): number | undefined {
   if (raw === undefined) return undefined;
@@ -168,6 +176,7 @@ export function parseBenchArgs(argv: readonly string[]):
   const clients = positive('--clients', values.clients, true);
   if ((instances !== undefined || clients !== undefined) && experiment !== 'agent') throw new FlagError(instances !== undefined ? '--instances' : '--clients', 'only applies to omega bench live --experiment agent');
   if (clients !== undefined && clients > 64) throw new FlagError('--clients', 'at most 64 clients');
+  const dataDir = values['data-dir'] === undefined ? undefined : writableDir('--data-dir', values['data-dir']);
   let schedulers: number[] | undefined;
   if (values.schedulers !== undefined) {
     schedulers = values.schedulers.split(',').map((s) => positive('--schedulers', s.trim(), true) as number);
@@ -186,8 +195,28 @@ export function parseBenchArgs(argv: readonly string[]):
       ...(jobs === undefined ? {} : { jobs }),
       ...(instances === undefined ? {} : { instances }),
       ...(clients === undefined ? {} : { clients }),
+      ...(dataDir === undefined ? {} : { dataDir }),
     },
   };
+}
+
+/** An existing directory this process may create entries in, as an absolute path. */
+function writableDir(flag: string, raw: string): string {
+  if (raw === '') throw new FlagError(flag, 'must name a directory');
+  const path = resolve(raw);
+  let stat;
+  try {
+    stat = statSync(path);
+  } catch (error) {
+    throw new FlagError(flag, `${path} cannot be used: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
+  }
+  if (!stat.isDirectory()) throw new FlagError(flag, `${path} is not a directory`);
+  try {
+    accessSync(path, constants.W_OK | constants.X_OK);
+  } catch {
+    throw new FlagError(flag, `${path} is not writable by this user`);
+  }
+  return path;
 }
 
 /**

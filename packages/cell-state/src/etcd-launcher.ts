@@ -65,6 +65,8 @@ export class EtcdStartError extends Error {
 export interface StartEtcdOptions {
   /** Data directory to use and keep; default a fresh temporary one, removed by `stop()`. */
   readonly dataDir?: string;
+  /** Where that fresh temporary data directory is made; default the OS's (`TMPDIR`, else /tmp). */
+  readonly tempParent?: string;
   /** `--max-txn-ops`; default 10,000 (etcd's own default is 128). */
   readonly maxTxnOps?: number;
   /** `--max-request-bytes`; default 8 MiB (etcd's own default is 1.5 MiB). */
@@ -147,7 +149,7 @@ export async function startEtcd(options: StartEtcdOptions = {}): Promise<Running
   const attempts = fixedPorts ? 1 : START_ATTEMPTS;
   for (let attempt = 1; ; attempt++) {
     const ownDataDir = options.dataDir === undefined;
-    const dataDir = options.dataDir ?? (await mkdtemp(join(tmpdir(), 'omega-etcd-')));
+    const dataDir = options.dataDir ?? (await mkdtemp(join(options.tempParent ?? tmpdir(), 'omega-etcd-')));
     const clientPort = options.clientPort ?? (await freePort());
     const peerPort = options.peerPort ?? (await freePort());
     try {

@@ -1,0 +1,102 @@
+/**
+ * The disk a live benchmark keeps its data on (etcd's data directory, the node agent's), named
+ * in its output: the same cell runs at different speeds on different file systems. etcd syncs
+ * its log on every commit, and the agent creates, syncs and removes a handful of small files per
+ * task, so the file system is part of what is measured. One case matters on cloud images: ext4
+ * without a journal, where the kernel checks every free inode it considers for a recent delete
+ * before it reuses it (`recently_deleted` in fs/ext4/ialloc.c, only without a journal), so a
+ * file created while many were just removed costs a scan of the inode table.
+ */
+import { existsSync, readdirSync, readFileSync, realpathSync } from 'node:fs';
+import { basename, resolve } from 'node:path';
+
+/** The mount holding a path, as /proc/self/mountinfo says. */
+export interface DataDisk {
+  readonly path: string;
+  readonly mountPoint: string;
+  readonly fsType: string;
+  readonly source: string;
+  /** ext4 only: whether it has a journal (a jbd2 entry for its device); undefined elsewhere or unknown. */
+  readonly journal?: boolean;
+}
+
+/** One mountinfo line's mount point, type and source (fields 5, and after the `-`). */
+interface MountLine {
+  readonly mountPoint: string;
+  readonly fsType: string;
+  readonly source: string;
+}
+
+/** Undoes mountinfo's octal escapes (`\040` for a space). */
+function unescape(field: string): string {
+  return field.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8)));
+}
+
+/** The lines of /proc/self/mountinfo (see proc(5)); malformed lines are skipped. */
+export function parseMountInfo(text: string): MountLine[] {
+  const mounts: MountLine[] = [];
+  for (const line of text.split('\n')) {
+    const fields = line.split(' ');
+    const dash = fields.indexOf('-');
+    const mountPoint = fields[4];
+    const fsType = fields[dash + 1];
+    const source = fields[dash + 2];
+    if (dash < 6 || mountPoint === undefined || fsType === undefined || source === undefined) continue;
+    mounts.push({ mountPoint: unescape(mountPoint), fsType, source: unescape(source) });
+  }
+  return mounts;
+}
+
+/** The mount a path is on: the last listed among those with the longest mount point containing it. */
+export function mountOf(mounts: readonly MountLine[], path: string): MountLine | undefined {
+  let best: MountLine | undefined;
+  for (const m of mounts) {
+    const inside = m.mountPoint === '/' || path === m.mountPoint || path.startsWith(`${m.mountPoint}/`);
+    if (inside && (best === undefined || m.mountPoint.length >= best.mountPoint.length)) best = m;
+  }
+  return best;
+}
+
+/** Whether an ext4 device has a journal: jbd2 lists `<device>-<inode>` for each journal it runs. */
+export function hasJournal(source: string, jbd2Dir = '/proc/fs/jbd2'): boolean | undefined {
+  let device: string;
+  try {
+    device = basename(realpathSync(source));
+  } catch {
+    device = basename(source);
+  }
+  try {
+    return readdirSync(jbd2Dir).some((name) => name.startsWith(`${device}-`));
+  } catch {
+    // No jbd2 directory: no ext4 journal runs at all (or /proc is not Linux's).
+    return existsSync('/proc/fs/ext4') ? false : undefined;
+  }
+}
+
+/** Describes the disk holding `path` (Linux; undefined where /proc/self/mountinfo is missing). */
+export function dataDisk(path: string): DataDisk | undefined {
+  let text: string;
+  try {
+    text = readFileSync('/proc/self/mountinfo', 'utf8');
+  } catch {
+    return undefined;
+  }
+  let real: string;
+  try {
+    real = realpathSync(path);
+  } catch {
+    real = resolve(path);
+  }
+  const mount = mountOf(parseMountInfo(text), real);
+  if (mount === undefined) return undefined;
+  const journal = mount.fsType === 'ext4' ? hasJournal(mount.source) : undefined;
+  return { path, ...mount, ...(journal === undefined ? {} : { journal }) };
+}
+
+/** "ext4 without a journal (/dev/vda at /)", "tmpfs (at /mnt/x)", or "unknown". */
+export function describeDataDisk(disk: DataDisk | undefined): string {
+  if (disk === undefined) return 'file system unknown';
+  const journal = disk.journal === undefined ? '' : disk.journal ? ' with a journal' : ' without a journal';
+  const device = disk.source.startsWith('/dev/') ? `${disk.source} at ${disk.mountPoint}` : `at ${disk.mountPoint}`;
+  return `${disk.fsType}${journal} (${device})`;
+}
