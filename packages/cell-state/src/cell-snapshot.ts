@@ -463,8 +463,22 @@ function decoded(tasks: Map<TaskId, HeldTask>, id: TaskId, held: HeldTask | unde
   return task;
 }
 
+/**
+ * The live claims of machine `id` as `snapshot` judges them (`isClaimLive` on its own task
+ * records, in the record's order), when it holds the task of every claim on it: then they are
+ * what filtering the claims with a lookup that asks this snapshot first would keep. Undefined
+ * when some claim's task is unknown to it, for an unknown machine, or for a snapshot not frozen
+ * by {@link CellStateMaps}. Counted with its used resources and cached with them, so a commit
+ * re-checking a machine the placement just looked at judges no claim again.
+ */
+export function knownLiveClaims(snapshot: CellSnapshot, id: MachineId): readonly Claim[] | undefined {
+  return snapshot instanceof FrozenSnapshot ? snapshot.knownLive(id) : undefined;
+}
+
 class FrozenSnapshot implements CellSnapshot {
   private readonly usedCache = new Map<MachineId, Resources>();
+  /** Per machine counted by `usedOn` whose every claim's task is held: its live claims. */
+  private readonly liveCache = new Map<MachineId, readonly Claim[]>();
   private readonly lookup = (id: TaskId): Task | undefined => this.task(id);
 
   constructor(
@@ -558,16 +572,35 @@ class FrozenSnapshot implements CellSnapshot {
   private usedOn(machine: Machine): Resources {
     let cpuMillis = 0;
     let memoryBytes = 0;
-    for (const c of machine.claims) {
+    const claims = machine.claims;
+    // The live claims, copied only once one is found dead (most machines have none).
+    let live: Claim[] | undefined;
+    let known = true;
+    for (let i = 0; i < claims.length; i++) {
+      const c = claims[i] as Claim;
       const tasks = this.taskMap.get(bucketOf(c.taskId).bucket)?.tasks;
       const held = tasks?.get(c.taskId);
       // isClaimLive reads only the task's attempt, claim id and state: read from the bytes when undecoded.
       const task = held instanceof RawTask ? (held.liveness(c.id) ?? decoded(tasks as Map<TaskId, HeldTask>, c.taskId, held)) : held;
-      if (!isClaimLiveGiven(c, task)) continue;
+      if (task === undefined) known = false;
+      if (!isClaimLiveGiven(c, task)) {
+        live ??= claims.slice(0, i);
+        continue;
+      }
+      live?.push(c);
       cpuMillis += c.resources.cpuMillis;
       memoryBytes += c.resources.memoryBytes;
     }
+    if (known) this.liveCache.set(machine.id, live ?? claims);
     return { cpuMillis, memoryBytes };
+  }
+
+  /** See {@link knownLiveClaims}. */
+  knownLive(id: MachineId): readonly Claim[] | undefined {
+    const live = this.liveCache.get(id);
+    if (live !== undefined || this.usedCache.has(id)) return live;
+    this.used(id);
+    return this.liveCache.get(id);
   }
   free(id: MachineId): Resources {
     const machine = this.machineMap.get(id);

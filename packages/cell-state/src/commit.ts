@@ -26,7 +26,7 @@
  * would have judged claim by claim; the results are split back per transaction.
  */
 import type { Logger } from 'pino';
-import type { CellSnapshot } from './cell-snapshot.js';
+import { knownLiveClaims, type CellSnapshot } from './cell-snapshot.js';
 import { decodeMachine, decodeTask, encodeMachine, encodeTask } from './codec.js';
 import type { CellKeys } from './keys.js';
 import { KvUnavailableError, type Compare, type KeyValue, type KvStore, type Op, type OpResult, type TxnRequest } from './kv.js';
@@ -420,8 +420,7 @@ export class Committer {
   // ---- building requests ------------------------------------------------------------------
 
   /** Task records as freshly as known: read by this commit, else the latest view, else the base. */
-  private lookupFor(g: Group): TaskLookup {
-    const latest = this.options.latest?.();
+  private lookupFor(g: Group, latest: CellSnapshot | undefined = this.options.latest?.()): TaskLookup {
     return (id) => {
       const known = g.tasks.get(id);
       if (known?.task !== undefined) return known.task;
@@ -684,12 +683,13 @@ export class Committer {
    * as conflicts. The same fit code as the PrivateCell's.
    */
   private refit(g: Group): Conflict[] {
-    const lookup = this.lookupFor(g);
+    const latest = this.options.latest?.();
+    const lookup = this.lookupFor(g, latest);
     const candidates = g.deltas;
     const conflicts: Conflict[] = [];
     g.deltas = [];
     g.kept = undefined;
-    if (candidates.every((d) => d.evicts.length === 0)) return this.refitWithoutEvictions(g, candidates, lookup);
+    if (candidates.every((d) => d.evicts.length === 0)) return this.refitWithoutEvictions(g, candidates, lookup, latest);
     for (const d of candidates) {
       g.deltas.push(d);
       const misfit = this.fitCheck(g, lookup);
@@ -707,9 +707,9 @@ export class Committer {
    * ({@link fitInOrder}: the same verdicts as {@link fitCheck}'s recount per candidate), for one
    * liveness lookup per claim instead of one per claim per candidate.
    */
-  private refitWithoutEvictions(g: Group, candidates: readonly ClaimDelta[], lookup: TaskLookup): Conflict[] {
+  private refitWithoutEvictions(g: Group, candidates: readonly ClaimDelta[], lookup: TaskLookup, latest: CellSnapshot | undefined): Conflict[] {
     if (!acceptsPlacements(g.machine)) return candidates.map((delta): Conflict => ({ delta, reason: 'machine-unschedulable' }));
-    const kept = g.machine.claims.filter((c) => isClaimLive(c, lookup));
+    const kept = this.liveAsViewed(g, latest) ?? g.machine.claims.filter((c) => isClaimLive(c, lookup));
     const fits = fitInOrder(
       g.machine.capacity,
       kept,
@@ -722,6 +722,21 @@ export class Committer {
     });
     g.kept = { machine: g.machine, claims: kept };
     return conflicts;
+  }
+
+  /**
+   * The live claims of the group's machine as `lookupFor(g, latest)` judges them, taken from the
+   * view it asks after the group's own tasks (`latest`, else the base) when that view holds this
+   * very machine record and the task of every claim on it (see `knownLiveClaims`: judged when
+   * the placement looked at the machine, so usually not again here), and no claim is of a task
+   * the group read itself (the lookup answers those from the group first). Undefined otherwise:
+   * the caller judges each claim through the lookup.
+   */
+  private liveAsViewed(g: Group, latest: CellSnapshot | undefined): readonly Claim[] | undefined {
+    const view = latest ?? g.base;
+    if (view.machine(g.machineId) !== g.machine) return undefined;
+    for (const c of g.machine.claims) if (g.tasks.get(c.taskId)?.task !== undefined) return undefined;
+    return knownLiveClaims(view, g.machineId);
   }
 
   /** The task ids a group guards, in the order groupOps emits them. */
