@@ -77,6 +77,19 @@ describe('task records held undecoded until read', () => {
     }
   });
 
+  it('give the same liveness asked again, for the same claim or another in any order (seed 24)', () => {
+    const rnd = random(24);
+    for (let i = 0; i < 300; i++) {
+      const bytes = encodeTask(record(rnd, 'web', i, `c-${Math.floor(rnd() * 3)}`));
+      const raw = RawTask.of(bytes, i + 1);
+      const task = decodeTask(bytes, i + 1);
+      for (let k = 0; k < 6; k++) {
+        const asked: Claim = { id: claimId(`c-${Math.floor(rnd() * 3)}`), taskId: task.id, machineId: task.machineId, attempt: Math.floor(rnd() * 4), resources: task.resources, priority: 0, scheduler: 'batch-1' };
+        expect(isClaimLive(asked, () => raw.liveness(asked.id) as Task)).toBe(isClaimLive(asked, () => task));
+      }
+    }
+  });
+
   it('leave a snapshot showing what it showed, and give each machine the free resources an eager replica gives (seed 23)', () => {
     const rnd = random(23);
     const keys = new CellKeys('lazy');

@@ -291,6 +291,14 @@ export function checkTaskRecord(bytes: Uint8Array): void {
  * succeeded) are never read; one that is read is decoded then, once ({@link decodeRawTask}).
  */
 export class RawTask {
+  /**
+   * The last {@link liveness} asked and its answer: a task is asked about its one claim again by
+   * every placement and commit that counts its machine while it stays undecoded, and the bytes
+   * never change.
+   */
+  private asked: string | undefined;
+  private answer: Pick<Task, 'attempt' | 'claimId' | 'state'> | undefined;
+
   constructor(
     readonly bytes: string,
     readonly revision: number,
@@ -314,6 +322,14 @@ export class RawTask {
    * decodes the record instead.
    */
   liveness(claimId: string): Pick<Task, 'attempt' | 'claimId' | 'state'> | undefined {
+    if (claimId === this.asked) return this.answer;
+    const answer = this.readLiveness(claimId);
+    this.asked = claimId;
+    this.answer = answer;
+    return answer;
+  }
+
+  private readLiveness(claimId: string): Pick<Task, 'attempt' | 'claimId' | 'state'> | undefined {
     for (let i = 0; i < claimId.length; i++) if (claimId.charCodeAt(i) > 0x7f) return undefined;
     const s = this.bytes;
     const end = s.length;
