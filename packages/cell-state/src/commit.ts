@@ -42,6 +42,7 @@ import {
   type ConflictMode,
   type Machine,
   type MachineId,
+  type Resources,
   type Task,
   type TaskId,
   type TransactionMode,
@@ -180,6 +181,12 @@ type Verdict =
   | { readonly kind: 'committed'; readonly deltas: ClaimDelta[] }
   | { readonly kind: 'failed'; readonly conflicts: Conflict[]; readonly spurious: boolean };
 
+/** Whether `checkResources(field, r, { positive: true })` passes (it throws exactly when this is false). */
+function validResources(r: Resources): boolean {
+  const ok = (v: unknown): boolean => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+  return ok(r.cpuMillis) && ok(r.memoryBytes) && (r.cpuMillis !== 0 || r.memoryBytes !== 0);
+}
+
 export class Committer {
   readonly counters: CommitCounters = {
     transactions: 0,
@@ -234,7 +241,8 @@ export class Committer {
     if (transactions.length === 1) return [await this.commit(first)];
     const owner = new Map<ClaimDelta, number>();
     const deltas: ClaimDelta[] = [];
-    const field: string[] = [];
+    // Where each delta came from, named only in an error (a name built per delta cost more than the check).
+    const from: number[] = [];
     transactions.forEach((tx, t) => {
       this.checkModes(tx, `transactions[${t}].`);
       if (tx.transactionMode !== 'incremental') {
@@ -248,10 +256,10 @@ export class Committer {
       tx.deltas.forEach((d, i) => {
         owner.set(d, t);
         deltas.push(d);
-        field.push(`transactions[${t}].deltas[${i}]`);
+        from.push(t, i);
       });
     });
-    const groups = this.validate(deltas, first.base, (i) => field[i] ?? `deltas[${i}]`);
+    const groups = this.validate(deltas, first.base, (i) => (from[2 * i] === undefined ? `deltas[${i}]` : `transactions[${from[2 * i]}].deltas[${from[2 * i + 1]}]`));
     const outcome = await this.run(groups, first);
     const committed = transactions.map((): ClaimDelta[] => []);
     const conflicted = transactions.map((): Conflict[] => []);
@@ -379,36 +387,38 @@ export class Committer {
     const claims = new Set<ClaimId>();
     const groups = new Map<MachineId, Group>();
     deltas.forEach((d, i) => {
-      const field = fieldOf(i);
       const c = d.claim;
-      checkResources(`${field}.claim.resources`, c.resources, { positive: true });
-      if (parseTaskId(c.taskId) === undefined) throw new InvalidTransactionError(`${field}.claim.taskId`, `must be "<job>/<index>", got ${JSON.stringify(c.taskId)}`);
-      if (!Number.isSafeInteger(c.attempt) || c.attempt < 1) throw new InvalidTransactionError(`${field}.claim.attempt`, `must be an integer >= 1, got ${c.attempt}`);
-      if (c.id.length === 0) throw new InvalidTransactionError(`${field}.claim.id`, 'must not be empty');
+      // Checked first, named when one fails: the field names are built only for an error.
+      if (!validResources(c.resources)) checkResources(`${fieldOf(i)}.claim.resources`, c.resources, { positive: true });
+      if (parseTaskId(c.taskId) === undefined) throw new InvalidTransactionError(`${fieldOf(i)}.claim.taskId`, `must be "<job>/<index>", got ${JSON.stringify(c.taskId)}`);
+      if (!Number.isSafeInteger(c.attempt) || c.attempt < 1) throw new InvalidTransactionError(`${fieldOf(i)}.claim.attempt`, `must be an integer >= 1, got ${c.attempt}`);
+      if (c.id.length === 0) throw new InvalidTransactionError(`${fieldOf(i)}.claim.id`, 'must not be empty');
       const machine = base.machine(c.machineId);
-      if (machine === undefined) throw new InvalidTransactionError(`${field}.claim.machineId`, `unknown machine ${JSON.stringify(c.machineId)}`);
-      for (const [what, id] of [['claim.taskId', c.taskId] as const, ...d.evicts.map((e, j) => [`evicts[${j}].claim.taskId`, e.claim.taskId] as const)]) {
-        if (tasks.has(id)) throw new InvalidTransactionError(`${field}.${what}`, `task ${id} appears twice in the transaction`);
+      if (machine === undefined) throw new InvalidTransactionError(`${fieldOf(i)}.claim.machineId`, `unknown machine ${JSON.stringify(c.machineId)}`);
+      for (let j = -1; j < d.evicts.length; j++) {
+        const id = j < 0 ? c.taskId : (d.evicts[j] as Eviction).claim.taskId;
+        if (tasks.has(id)) throw new InvalidTransactionError(`${fieldOf(i)}.${j < 0 ? 'claim.taskId' : `evicts[${j}].claim.taskId`}`, `task ${id} appears twice in the transaction`);
         tasks.add(id);
       }
-      for (const [what, id] of [['claim.id', c.id] as const, ...d.evicts.map((e, j) => [`evicts[${j}].claim.id`, e.claim.id] as const)]) {
-        if (claims.has(id)) throw new InvalidTransactionError(`${field}.${what}`, `claim ${id} appears twice in the transaction`);
+      for (let j = -1; j < d.evicts.length; j++) {
+        const id = j < 0 ? c.id : (d.evicts[j] as Eviction).claim.id;
+        if (claims.has(id)) throw new InvalidTransactionError(`${fieldOf(i)}.${j < 0 ? 'claim.id' : `evicts[${j}].claim.id`}`, `claim ${id} appears twice in the transaction`);
         claims.add(id);
       }
       d.evicts.forEach((e, j) => {
         if (e.claim.machineId !== c.machineId) {
-          throw new InvalidTransactionError(`${field}.evicts[${j}].claim.machineId`, `evicted claim is on ${e.claim.machineId}, not on the claim's machine ${c.machineId}`);
+          throw new InvalidTransactionError(`${fieldOf(i)}.evicts[${j}].claim.machineId`, `evicted claim is on ${e.claim.machineId}, not on the claim's machine ${c.machineId}`);
         }
       });
       let g = groups.get(c.machineId);
       if (g === undefined) {
         if (machine.seq !== d.machineSeq) {
-          throw new InvalidTransactionError(`${field}.machineSeq`, `the base snapshot has machine ${c.machineId} at ${machine.seq}, the claim says ${d.machineSeq}: claims must be made on the transaction's base`);
+          throw new InvalidTransactionError(`${fieldOf(i)}.machineSeq`, `the base snapshot has machine ${c.machineId} at ${machine.seq}, the claim says ${d.machineSeq}: claims must be made on the transaction's base`);
         }
         g = { machineId: c.machineId, seq: d.machineSeq, machine, deltas: [], tasks: new Map(), later: [], bytes: 0, base: base };
         groups.set(c.machineId, g);
       } else if (g.seq !== d.machineSeq) {
-        throw new InvalidTransactionError(`${field}.machineSeq`, `claims on machine ${c.machineId} were made at different sequence numbers (${g.seq}, ${d.machineSeq})`);
+        throw new InvalidTransactionError(`${fieldOf(i)}.machineSeq`, `claims on machine ${c.machineId} were made at different sequence numbers (${g.seq}, ${d.machineSeq})`);
       }
       g.deltas.push(d);
       g.tasks.set(c.taskId, { revision: d.taskRevision, task: base.task(c.taskId) });

@@ -244,7 +244,10 @@ export function describeCellContract(name: string, open: () => Promise<OpenedSto
       const good = plan(snap, [[tid('v', 0), ids[0]!]]).transaction('resource-fit', 'incremental');
       const delta = good.deltas[0]!;
       const withClaim = (claim: Partial<ClaimDelta['claim']>) => ({ ...good, deltas: [{ ...delta, claim: { ...delta.claim, ...claim } }] });
-      await expect(committer.commit(withClaim({ resources: { cpuMillis: -1, memoryBytes: 1 } }))).rejects.toThrow(/cpuMillis: must be >= 0/);
+      await expect(committer.commit(withClaim({ resources: { cpuMillis: -1, memoryBytes: 1 } }))).rejects.toThrow(/^deltas\[0\]\.claim\.resources\.cpuMillis: must be >= 0/);
+      await expect(committer.commit(withClaim({ resources: { cpuMillis: 0, memoryBytes: 0 } }))).rejects.toThrow(/^deltas\[0\]\.claim\.resources: must ask for some/);
+      const again = plan(snap, [[tid('v', 0), ids[0]!]]).transaction('resource-fit', 'incremental');
+      await expect(committer.commitMany([good, again])).rejects.toThrow(/^transactions\[1\]\.deltas\[0\]\.claim\.taskId: task v\/0 appears twice/);
       await expect(committer.commit(withClaim({ resources: { cpuMillis: 0.5, memoryBytes: 1 } }))).rejects.toThrow(/cpuMillis: must be an integer/);
       await expect(committer.commit(withClaim({ machineId: machineId('nowhere') }))).rejects.toThrow(InvalidTransactionError);
       await expect(committer.commit(withClaim({ machineId: machineId('nowhere') }))).rejects.toThrow(/unknown machine "nowhere"/);
