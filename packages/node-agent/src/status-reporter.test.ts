@@ -13,7 +13,7 @@ describe('the status reporter', () => {
     for (const c of cleanups.splice(0).reverse()) await c();
   });
 
-  async function setup(tasks: number): Promise<{ kv: MemoryKv; cell: Cell; mirror: CellMirror; reporter: StatusReporter; ids: TaskId[] }> {
+  async function setup(tasks: number, maxBatch?: number): Promise<{ kv: MemoryKv; cell: Cell; mirror: CellMirror; reporter: StatusReporter; ids: TaskId[] }> {
     const kv = new MemoryKv();
     const cell = new Cell(kv, freshCellName());
     await cell.registerMachine(machine('m1').cpu(100_000).memory('64Gi').build());
@@ -23,7 +23,7 @@ describe('the status reporter', () => {
     const ids = Array.from({ length: tasks }, (_, i) => taskId('j', i));
     await placeTasks(cell, mirror, ids.map((id) => ({ taskId: id, machineId: m1, resources: { cpuMillis: 100, memoryBytes: 64 * MiB } })));
     // A long window: the test flushes by hand, so nothing depends on timing.
-    const reporter = new StatusReporter(cell, mirror, { flushIntervalMs: 60_000 });
+    const reporter = new StatusReporter(cell, mirror, { flushIntervalMs: 60_000, ...(maxBatch === undefined ? {} : { maxBatch }) });
     cleanups.push(async () => {
       await reporter.close();
       await mirror.stop();
@@ -43,6 +43,24 @@ describe('the status reporter', () => {
     expect(kv.counters.roundTrips - before).toBe(1);
     expect(await cell.getTask(ids[7]!)).toMatchObject({ state: 'running', pid: 1007 });
     expect(reporter.counters).toMatchObject({ reports: 50, updates: 50, batches: 1, solo: 0 });
+  });
+
+  it('writes a backlog larger than one batch oldest first, one batch per flush, keeping the rest queued', async () => {
+    const { cell, mirror, reporter, ids } = await setup(7, 3);
+    const outcomes = ids.map((id, i) => reporter.report(id, claimOf(mirror, id), { state: 'running', pid: 100 + i, startedAtMs: 1 }));
+    const running = async (): Promise<number[]> => (await Promise.all(ids.map((id) => cell.getTask(id)))).flatMap((t, i) => (t?.state === 'running' ? [i] : []));
+    await reporter.flush();
+    expect(await running()).toEqual([0, 1, 2]);
+    expect(reporter.backlog).toBe(4);
+    // A later report of a queued task merges into its queued entry, in place.
+    void reporter.report(ids[4]!, claimOf(mirror, ids[4]!), { pid: 999 });
+    await reporter.flush();
+    expect(await running()).toEqual([0, 1, 2, 3, 4, 5]);
+    expect(await cell.getTask(ids[4]!)).toMatchObject({ pid: 999 });
+    await reporter.flush();
+    expect(reporter.backlog).toBe(0);
+    expect(await Promise.all(outcomes)).toEqual(ids.map(() => 'updated'));
+    expect(reporter.counters).toMatchObject({ batches: 3, updates: 7 });
   });
 
   it('merges running and succeeded of one task reported in the same window into one write', async () => {

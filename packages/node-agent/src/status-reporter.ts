@@ -185,9 +185,14 @@ export class StatusReporter {
 
   private async flushOnce(force: boolean): Promise<void> {
     if (this.pending.size === 0) return;
-    const all = [...this.pending.values()];
-    const taken = all.slice(0, this.maxBatch);
-    this.pending = new Map(all.slice(this.maxBatch).map((e) => [keyOf(e.taskId, e.claimId), e]));
+    // The oldest maxBatch, taken out in place: copying the whole backlog per flush made a
+    // reporter that fell behind spend its time copying what it could not send yet.
+    const taken: Pending[] = [];
+    for (const [key, entry] of this.pending) {
+      if (taken.length >= this.maxBatch) break;
+      taken.push(entry);
+      this.pending.delete(key);
+    }
     const snapshot = this.mirror.snapshot();
     const now = Date.now();
     const batch: { entry: Pending; task: NonNullable<ReturnType<typeof snapshot.task>> }[] = [];
@@ -214,7 +219,10 @@ export class StatusReporter {
         this.counters.updates += batch.length;
         const outcomes = await this.cell.updateTasks(batch.map(({ entry, task }) => ({ task, patch: forRecord(task, entry.patch) })));
         for (const [i, { entry, task }] of batch.entries()) {
-          this.lastBase.set(keyOf(entry.taskId, entry.claimId), { revision: task.revision, atMs: now });
+          const key = keyOf(entry.taskId, entry.claimId);
+          // Deleted first, so the map stays in the order of `atMs` (prune reads it from the front).
+          this.lastBase.delete(key);
+          this.lastBase.set(key, { revision: task.revision, atMs: now });
           done.push([entry, outcomes[i] ?? 'updated']);
         }
       }
@@ -249,6 +257,11 @@ export class StatusReporter {
 
   private prune(now: number): void {
     if (this.lastBase.size < 10_000) return;
-    for (const [key, base] of this.lastBase) if (now - base.atMs > MAX_DEFER_MS) this.lastBase.delete(key);
+    // Oldest first: stop at the first one still young. A full pass per flush was most of a
+    // flush at thousands of reports a second (the map then holds more than 10,000 all along).
+    for (const [key, base] of this.lastBase) {
+      if (now - base.atMs <= MAX_DEFER_MS) break;
+      this.lastBase.delete(key);
+    }
   }
 }
