@@ -115,13 +115,6 @@ export class CellStateMaps {
   private readonly machines = new CowMap<MachineId, Machine>();
   /** bucket key (see bucketOf) → those tasks. */
   private readonly tasks = new CowMap<string, TaskBucket>();
-  /**
-   * Every task entry held now, by id, kept with `tasks` (the same entry, or the raw record a
-   * bucket has since replaced by its decoding): for the snapshot frozen with nothing changed
-   * since, one lookup instead of a bucket key built and two maps searched. Judging the claims on
-   * every machine a placement looks at is where a scheduler looks tasks up most.
-   */
-  private readonly current = new Map<TaskId, HeldTask>();
   /** job id → bucket keys holding its tasks. */
   private readonly jobBuckets = new CowMap<JobId, readonly string[]>();
   /** Snapshot generation: buckets stamped with an older one may be seen by a snapshot. */
@@ -165,7 +158,6 @@ export class CellStateMaps {
     this.recall?.clear();
     for (const m of [this.machines, this.tasks, this.jobBuckets, this.jobs, this.statuses, this.owners, this.alive, this.stats, this.namespaces]) m.clear();
     this.applied.clear();
-    this.current.clear();
     this.tombstones = [];
     this.tombstoneHead = 0;
     this.frozen = undefined;
@@ -232,10 +224,7 @@ export class CellStateMaps {
     recall?.forget(kv.key);
     this.applied.set(kv.key, kv.modRevision);
     try {
-      if (task !== undefined) {
-        this.ownBucket(id as TaskId).set(id as TaskId, task);
-        this.current.set(id as TaskId, task);
-      }
+      if (task !== undefined) this.ownBucket(id as TaskId).set(id as TaskId, task);
       else this.store(kind, id, kv);
     } catch {
       this.undecodable++;
@@ -307,9 +296,7 @@ export class CellStateMaps {
       case 'task':
         // Checked now (an undecodable record is refused here, as before), decoded when read.
         checkTaskRecord(kv.value);
-        const held = RawTask.of(kv.value, kv.modRevision);
-        this.ownBucket(id as TaskId).set(id as TaskId, held);
-        this.current.set(id as TaskId, held);
+        this.ownBucket(id as TaskId).set(id as TaskId, RawTask.of(kv.value, kv.modRevision));
         return;
       case 'job':
         this.jobs.set(id as JobId, decodeJob(kv.value, kv.modRevision));
@@ -344,7 +331,6 @@ export class CellStateMaps {
         if (this.tasks.get(key) === undefined) return;
         const bucket = this.ownBucket(id as TaskId);
         bucket.delete(id as TaskId);
-        this.current.delete(id as TaskId);
         if (bucket.size === 0) {
           this.tasks.delete(key);
           const rest = (this.jobBuckets.get(job) ?? []).filter((k) => k !== key);
@@ -374,15 +360,6 @@ export class CellStateMaps {
       default:
         return;
     }
-  }
-
-  /**
-   * The task entries held now, when `snapshot` is the state as it is now (frozen, nothing
-   * changed since): then each is the entry `snapshot` holds (or the raw record of its decoded
-   * one). Undefined for any other snapshot.
-   */
-  currentTasks(snapshot: CellSnapshot): ReadonlyMap<TaskId, HeldTask> | undefined {
-    return this.frozen === snapshot ? this.current : undefined;
   }
 
   /** A job's task map, safe to change: copied first when a snapshot may see it. */
@@ -415,7 +392,6 @@ export class CellStateMaps {
     if (this.frozen !== undefined) return this.frozen;
     this.generation++;
     this.frozen = new FrozenSnapshot(
-      this,
       this.revision,
       this.machines.freeze(),
       this.tasks.freeze(),
@@ -499,11 +475,6 @@ export function knownLiveClaims(snapshot: CellSnapshot, id: MachineId): readonly
   return snapshot instanceof FrozenSnapshot ? snapshot.knownLive(id) : undefined;
 }
 
-/** What a snapshot asks of the state it was frozen from. */
-interface FrozenFrom {
-  currentTasks(snapshot: CellSnapshot): ReadonlyMap<TaskId, HeldTask> | undefined;
-}
-
 class FrozenSnapshot implements CellSnapshot {
   private readonly usedCache = new Map<MachineId, Resources>();
   /** Per machine counted by `usedOn` whose every claim's task is held: its live claims. */
@@ -511,7 +482,6 @@ class FrozenSnapshot implements CellSnapshot {
   private readonly lookup = (id: TaskId): Task | undefined => this.task(id);
 
   constructor(
-    private readonly from: FrozenFrom,
     readonly revision: number,
     private readonly machineMap: FrozenMap<MachineId, Machine>,
     private readonly taskMap: FrozenMap<string, TaskBucket>,
@@ -606,18 +576,12 @@ class FrozenSnapshot implements CellSnapshot {
     // The live claims, copied only once one is found dead (most machines have none).
     let live: Claim[] | undefined;
     let known = true;
-    // While nothing changed since this snapshot, its task entries are the state's, by id.
-    const current = this.from.currentTasks(this);
     for (let i = 0; i < claims.length; i++) {
       const c = claims[i] as Claim;
-      let held = current?.get(c.taskId);
+      const tasks = this.taskMap.get(bucketOf(c.taskId).bucket)?.tasks;
+      const held = tasks?.get(c.taskId);
       // isClaimLive reads only the task's attempt, claim id and state: read from the bytes when undecoded.
-      let task = held instanceof RawTask ? held.liveness(c.id) : held;
-      if (task === undefined && (current === undefined || held !== undefined)) {
-        const tasks = this.taskMap.get(bucketOf(c.taskId).bucket)?.tasks;
-        held = tasks?.get(c.taskId);
-        task = held instanceof RawTask ? (held.liveness(c.id) ?? decoded(tasks as Map<TaskId, HeldTask>, c.taskId, held)) : held;
-      }
+      const task = held instanceof RawTask ? (held.liveness(c.id) ?? decoded(tasks as Map<TaskId, HeldTask>, c.taskId, held)) : held;
       if (task === undefined) known = false;
       if (!isClaimLiveGiven(c, task)) {
         live ??= claims.slice(0, i);
