@@ -30,7 +30,7 @@ import { knownLiveClaims, type CellSnapshot } from './cell-snapshot.js';
 import { decodeMachine, decodeTask, encodeMachine, encodeTask } from './codec.js';
 import type { CellKeys } from './keys.js';
 import { KvUnavailableError, type Compare, type KeyValue, type KvStore, type Op, type OpResult, type TxnRequest } from './kv.js';
-import { checkResources, claimsShortage, fitInOrder, isClaimLive, type TaskLookup } from './resources.js';
+import { checkResources, claimsShortage, fitInOrder, isClaimLive, resourcesProblem, type TaskLookup } from './resources.js';
 import {
   acceptsPlacements,
   CONFLICT_MODES,
@@ -42,7 +42,6 @@ import {
   type ConflictMode,
   type Machine,
   type MachineId,
-  type Resources,
   type Task,
   type TaskId,
   type TransactionMode,
@@ -180,12 +179,6 @@ interface Group {
 type Verdict =
   | { readonly kind: 'committed'; readonly deltas: ClaimDelta[] }
   | { readonly kind: 'failed'; readonly conflicts: Conflict[]; readonly spurious: boolean };
-
-/** Whether `checkResources(field, r, { positive: true })` passes (it throws exactly when this is false). */
-function validResources(r: Resources): boolean {
-  const ok = (v: unknown): boolean => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
-  return ok(r.cpuMillis) && ok(r.memoryBytes) && (r.cpuMillis !== 0 || r.memoryBytes !== 0);
-}
 
 export class Committer {
   readonly counters: CommitCounters = {
@@ -389,7 +382,7 @@ export class Committer {
     deltas.forEach((d, i) => {
       const c = d.claim;
       // Checked first, named when one fails: the field names are built only for an error.
-      if (!validResources(c.resources)) checkResources(`${fieldOf(i)}.claim.resources`, c.resources, { positive: true });
+      if (resourcesProblem(c.resources, { positive: true }) !== undefined) checkResources(`${fieldOf(i)}.claim.resources`, c.resources, { positive: true });
       if (parseTaskId(c.taskId) === undefined) throw new InvalidTransactionError(`${fieldOf(i)}.claim.taskId`, `must be "<job>/<index>", got ${JSON.stringify(c.taskId)}`);
       if (!Number.isSafeInteger(c.attempt) || c.attempt < 1) throw new InvalidTransactionError(`${fieldOf(i)}.claim.attempt`, `must be an integer >= 1, got ${c.attempt}`);
       if (c.id.length === 0) throw new InvalidTransactionError(`${fieldOf(i)}.claim.id`, 'must not be empty');

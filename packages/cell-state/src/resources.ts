@@ -74,23 +74,31 @@ export function fitInOrder(capacity: Resources, claims: readonly Claim[], candid
   });
 }
 
+/** What is wrong with some resources: the field below them (`''` for the whole) and the problem. */
+export interface ResourcesProblem {
+  readonly field: '' | 'cpuMillis' | 'memoryBytes';
+  readonly problem: string;
+}
+
 /**
- * Validates resources: integers, not negative, within safe range. `positive` also requires at
- * least one resource above zero (a claim must ask for something).
+ * The first problem of some resources (integers, not negative, within safe range; `positive`
+ * also requires at least one above zero: a claim must ask for something), or undefined. Builds
+ * no string when there is none: the commit asks it of every claim it is given.
  */
+export function resourcesProblem(r: Resources, options: { positive?: boolean } = {}): ResourcesProblem | undefined {
+  for (const name of ['cpuMillis', 'memoryBytes'] as const) {
+    const value = r[name];
+    if (typeof value !== 'number' || !Number.isSafeInteger(value)) return { field: name, problem: `must be an integer, got ${String(value)}` };
+    if (value < 0) return { field: name, problem: `must be >= 0, got ${value}` };
+  }
+  if (options.positive === true && r.cpuMillis === 0 && r.memoryBytes === 0) return { field: '', problem: 'must ask for some cpuMillis or memoryBytes' };
+  return undefined;
+}
+
+/** Throws {@link InvalidRecordError} naming `field` (and the resource) for {@link resourcesProblem}'s problem. */
 export function checkResources(field: string, r: Resources, options: { positive?: boolean } = {}): void {
-  for (const [name, value] of [
-    ['cpuMillis', r.cpuMillis],
-    ['memoryBytes', r.memoryBytes],
-  ] as const) {
-    if (typeof value !== 'number' || !Number.isSafeInteger(value)) {
-      throw new InvalidRecordError(`${field}.${name}`, `must be an integer, got ${String(value)}`);
-    }
-    if (value < 0) throw new InvalidRecordError(`${field}.${name}`, `must be >= 0, got ${value}`);
-  }
-  if (options.positive === true && r.cpuMillis === 0 && r.memoryBytes === 0) {
-    throw new InvalidRecordError(field, 'must ask for some cpuMillis or memoryBytes');
-  }
+  const found = resourcesProblem(r, options);
+  if (found !== undefined) throw new InvalidRecordError(found.field === '' ? field : `${field}.${found.field}`, found.problem);
 }
 
 /** Looks up the current record of a task; `undefined` when not known. */
