@@ -22,9 +22,9 @@ describe('the disk a live benchmark keeps its data on', () => {
   });
 
   it('says whether an ext4 disk has a journal, and names the device and mount', () => {
-    expect(describeDataDisk({ path: '/tmp', mountPoint: '/', fsType: 'ext4', source: '/dev/vda', journal: false })).toBe('ext4 without a journal (/dev/vda at /)');
-    expect(describeDataDisk({ path: '/x', mountPoint: '/x', fsType: 'ext4', source: '/dev/loop0', journal: true })).toBe('ext4 with a journal (/dev/loop0 at /x)');
-    expect(describeDataDisk({ path: '/x', mountPoint: '/x', fsType: 'tmpfs', source: 'tmpfs' })).toBe('tmpfs (at /x)');
+    expect(describeDataDisk({ mountPoint: '/', fsType: 'ext4', source: '/dev/vda', journal: false })).toBe('ext4 without a journal (/dev/vda at /)');
+    expect(describeDataDisk({ mountPoint: '/x', fsType: 'ext4', source: '/dev/loop0', journal: true })).toBe('ext4 with a journal (/dev/loop0 at /x)');
+    expect(describeDataDisk({ mountPoint: '/x', fsType: 'tmpfs', source: 'tmpfs' })).toBe('tmpfs (at /x)');
     expect(describeDataDisk(undefined)).toBe('file system unknown');
   });
 

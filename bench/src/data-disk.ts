@@ -10,21 +10,17 @@
 import { existsSync, readdirSync, readFileSync, realpathSync } from 'node:fs';
 import { basename, resolve } from 'node:path';
 
-/** The mount holding a path, as /proc/self/mountinfo says. */
-export interface DataDisk {
-  readonly path: string;
-  readonly mountPoint: string;
-  readonly fsType: string;
-  readonly source: string;
-  /** ext4 only: whether it has a journal (a jbd2 entry for its device); undefined elsewhere or unknown. */
-  readonly journal?: boolean;
-}
-
-/** One mountinfo line's mount point, type and source (fields 5, and after the `-`). */
+/** One mountinfo line's mount point, type and source (field 5, and the two after the `-`). */
 interface MountLine {
   readonly mountPoint: string;
   readonly fsType: string;
   readonly source: string;
+}
+
+/** The mount holding a path, as /proc/self/mountinfo says. */
+export interface DataDisk extends MountLine {
+  /** ext4 only: whether it has a journal (a jbd2 entry for its device); undefined elsewhere or unknown. */
+  readonly journal?: boolean;
 }
 
 /** Undoes mountinfo's octal escapes (`\040` for a space). */
@@ -58,7 +54,7 @@ export function mountOf(mounts: readonly MountLine[], path: string): MountLine |
 }
 
 /** Whether an ext4 device has a journal: jbd2 lists `<device>-<inode>` for each journal it runs. */
-export function hasJournal(source: string, jbd2Dir = '/proc/fs/jbd2'): boolean | undefined {
+function hasJournal(source: string): boolean | undefined {
   let device: string;
   try {
     device = basename(realpathSync(source));
@@ -66,7 +62,7 @@ export function hasJournal(source: string, jbd2Dir = '/proc/fs/jbd2'): boolean |
     device = basename(source);
   }
   try {
-    return readdirSync(jbd2Dir).some((name) => name.startsWith(`${device}-`));
+    return readdirSync('/proc/fs/jbd2').some((name) => name.startsWith(`${device}-`));
   } catch {
     // No jbd2 directory: no ext4 journal runs at all (or /proc is not Linux's).
     return existsSync('/proc/fs/ext4') ? false : undefined;
@@ -90,7 +86,7 @@ export function dataDisk(path: string): DataDisk | undefined {
   const mount = mountOf(parseMountInfo(text), real);
   if (mount === undefined) return undefined;
   const journal = mount.fsType === 'ext4' ? hasJournal(mount.source) : undefined;
-  return { path, ...mount, ...(journal === undefined ? {} : { journal }) };
+  return { ...mount, ...(journal === undefined ? {} : { journal }) };
 }
 
 /** "ext4 without a journal (/dev/vda at /)", "tmpfs (at /mnt/x)", or "unknown". */
