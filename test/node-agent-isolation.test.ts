@@ -1,14 +1,15 @@
 /**
  * Tasks in namespaces of their own under a real agent on real cgroups (the native supervisor's
  * `-i`/`-N`, what `--isolation auto` gives on a host that allows them): a task sees only its own
- * processes in /proc, has a private /tmp, and with `network: none` only loopback (it cannot reach
+ * processes in /proc, has a private /tmp and /dev/shm (its work dir bound back where a data dir
+ * lies under either, also through a link), and with `network: none` only loopback (it cannot reach
  * a listener on the host's 127.0.0.1); its exit code and the signal that killed it are its own,
  * not its init's; OOM is still `oom-killed`; a kill leaves no process. A job asking `network:
  * none` of an agent without isolation is refused (`isolation-unavailable`). Needs root, writable
  * cgroups and a host that allows the namespaces; skipped loudly otherwise. Runs the agent in this
  * process on a MemoryKv.
  */
-import { mkdir, mkdtemp, readdir, readFile, rm, chmod, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, chmod, stat, symlink } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,6 +21,8 @@ import { eventually, placeTasks } from '@omega/node-agent/testing';
 
 const m1 = machineId('iso-m1');
 const m2 = machineId('iso-m2');
+/** Its data dir is a link (in /var/tmp) that leads into /dev/shm, which a task's own /dev/shm hides. */
+const m3 = machineId('iso-m3');
 const parent = `omega-test-iso-${process.pid}`;
 
 const isRoot = process.getuid?.() === 0;
@@ -51,7 +54,10 @@ describe('tasks in namespaces of their own', () => {
   let mirror: CellMirror;
   let agent: Agent;
   let plainAgent: Agent;
+  let shmAgent: Agent;
   let dataDir: string;
+  let shmDir: string;
+  let shmLink: string;
   let driver: CgroupDriver;
   let listener: Server;
   let listenerPort = 0;
@@ -63,6 +69,11 @@ describe('tasks in namespaces of their own', () => {
     dataDir = await mkdtemp(join(tmpdir(), 'omega-agent-iso-'));
     await chmod(dataDir, 0o755);
     for (const id of [m1, m2]) await mkdir(join(dataDir, id), { mode: 0o755 });
+    shmDir = await mkdtemp('/dev/shm/omega-agent-iso-');
+    await chmod(shmDir, 0o755);
+    await mkdir(join(shmDir, m3), { mode: 0o755 });
+    shmLink = `/var/tmp/omega-agent-iso-${process.pid}-${m3}`;
+    await symlink(join(shmDir, m3), shmLink);
     kv = new MemoryKv();
     cell = new Cell(kv, freshCellName());
     const agentFor = (id: typeof m1, use: HostIsolation): Agent =>
@@ -70,7 +81,7 @@ describe('tasks in namespaces of their own', () => {
         cell,
         machines: [{ id, capacity: { cpuMillis: 64_000, memoryBytes: 64 * 1024 ** 3 } }],
         executor: async ({ reporter }) => {
-          const executor = new ProcessExecutor({ dataDir: join(dataDir, id), machineId: id, reporter, cgroups: driver, taskUids: id === m1 ? { first: 230_000, last: 230_499 } : { first: 230_500, last: 230_999 }, killGraceMs: 500, isolation: use });
+          const executor = new ProcessExecutor({ dataDir: id === m3 ? shmLink : join(dataDir, id), machineId: id, reporter, cgroups: driver, taskUids: { first: 230_000 + 500 * [m1, m2, m3].indexOf(id), last: 230_499 + 500 * [m1, m2, m3].indexOf(id) }, killGraceMs: 500, isolation: use });
           await executor.init();
           return executor;
         },
@@ -78,8 +89,10 @@ describe('tasks in namespaces of their own', () => {
       });
     agent = agentFor(m1, (isolation as { use: HostIsolation }).use);
     plainAgent = agentFor(m2, { pid: false, networkNone: false });
+    shmAgent = agentFor(m3, (isolation as { use: HostIsolation }).use);
     await plainAgent.start();
     await agent.start();
+    await shmAgent.start();
     mirror = cell.mirror();
     await mirror.start();
     listener = createServer((socket) => {
@@ -96,6 +109,7 @@ describe('tasks in namespaces of their own', () => {
     await new Promise<void>((resolve) => (listener === undefined ? resolve() : listener.close(() => resolve())));
     await agent?.stop({ drain: true });
     await plainAgent?.stop({ drain: true });
+    await shmAgent?.stop({ drain: true });
     await mirror?.stop();
     await kv?.close();
     const { rmdir } = await import('node:fs/promises');
@@ -103,6 +117,8 @@ describe('tasks in namespaces of their own', () => {
       await rmdir(join(driver.root, controller, parent)).catch(() => undefined);
     }
     await rm(dataDir, { recursive: true, force: true });
+    await rm(shmDir, { recursive: true, force: true });
+    await rm(shmLink, { force: true });
   });
 
   async function run(name: string, spec: JobSpec, machine = m1): Promise<void> {
@@ -140,6 +156,19 @@ describe('tasks in namespaces of their own', () => {
     expect(await stdout('tmp')).toBe(`/tmp/${marker}\n${work}\n${work}\n`);
     await expect(stat(join(tmpdir(), marker))).rejects.toThrow(/ENOENT/);
     expect((await readdir(tmpdir())).includes(marker)).toBe(false);
+    await expect(stat(join('/dev/shm', marker))).rejects.toThrow(/ENOENT/);
+  });
+
+  it.skipIf(skip)('a work dir reached through a link into /dev/shm is still the cwd under the private /dev/shm', async () => {
+    const marker = `omega-iso-shm-${process.pid}`;
+    await run('shm', jobSpec('shm').cpu(100).memory('32Mi').command('/bin/sh', '-c', `echo y > /dev/shm/${marker} && /bin/pwd && echo "$HOME" && touch here`).build(), m3);
+    await eventually('the task to end', () => ended('shm'));
+    expect(record('shm')).toMatchObject({ state: 'succeeded', exitCode: 0 });
+    // The kernel's cwd is the resolved work dir (writable: `touch` succeeded); HOME is the path as
+    // the agent named it.
+    const resolved = join(taskLogPaths(join(shmDir, m3), taskId('shm', 0), 1).dir, 'work');
+    const named = join(taskLogPaths(shmLink, taskId('shm', 0), 1).dir, 'work');
+    expect(await readFile(taskLogPaths(shmLink, taskId('shm', 0), 1).stdout, 'utf8')).toBe(`${resolved}\n${named}\n`);
     await expect(stat(join('/dev/shm', marker))).rejects.toThrow(/ENOENT/);
   });
 

@@ -731,7 +731,8 @@ function phaseResult(
     const f = watch.failed.get(t);
     if (f !== undefined && !watch.succeededAt.has(t)) failures[f] = (failures[f] ?? 0) + 1;
   }
-  const seconds = (end - firstSubmit) / 1000;
+  // Nothing succeeded: no end to measure to (NaN, which no check passes).
+  const seconds = succeeded === 0 ? NaN : (end - firstSubmit) / 1000;
   const cpu = {
     agent: after.agent.self - before.agent.self,
     agentChildren: after.agent.children - before.agent.children,

@@ -27,7 +27,7 @@
  *   -i  a new PID and mount namespace. The supervisor unshares CLONE_NEWPID before its fork, so
  *       its child is pid 1 of the new namespace: a tiny init that makes / private, mounts a
  *       fresh /proc (nosuid,nodev,noexec) and a private tmpfs on /tmp (-t bytes, default 256
- *       MiB, one inode per 4 KiB of it, mode 1777; the same on /dev/shm; a work dir under /tmp is bound back at its own path), and after "go"
+ *       MiB, one inode per 4 KiB of it, mode 1777; the same on /dev/shm; a work dir under either is bound back at its own path), and after "go"
  *       forks the task, writes the task's pid (as its namespace sees it: that is how the
  *       kernel reads it) into the procs files before releasing it to take its ids and exec,
  *       and reaps every orphan until the task exits. The task's exact wait status (exit code or signal) reaches the supervisor on a
@@ -587,38 +587,62 @@ static int make_dirs(const char *path) {
     }
 }
 
+/* Whether `path` is `dir` itself or lies below it. */
+static int is_under(const char *path, const char *dir) {
+    size_t n = strlen(dir);
+    return strncmp(path, dir, n) == 0 && (path[n] == '/' || path[n] == '\0');
+}
+
+/*
+ * A private tmpfs on `dir` (an existing directory; none is made where there is none). The work
+ * dir, named by each of `paths` (as given, and resolved where a link is on the way), would be
+ * hidden by it where a path lies under `dir`: it is bound back there. NULL on success, else the
+ * stage that failed (errno set).
+ */
+static const char *private_tmpfs(const char *dir, const char *const paths[], int npaths, const char *opts, const char *mount_stage) {
+    struct stat st;
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) return NULL;
+    int fds[2] = {-1, -1};
+    for (int i = 0; i < npaths; i++) {
+        if (!is_under(paths[i], dir)) continue;
+        fds[i] = open(paths[i], O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (fds[i] < 0) return "open the work dir";
+    }
+    if (mount("tmpfs", dir, "tmpfs", MS_NOSUID | MS_NODEV, opts) != 0) return mount_stage;
+    for (int i = 0; i < npaths; i++) {
+        if (fds[i] < 0) continue;
+        char from[64];
+        snprintf(from, sizeof from, "/proc/self/fd/%d", fds[i]);
+        if (make_dirs(paths[i]) != 0) return "make the work dir's path in a private tmpfs";
+        if (mount(from, paths[i], NULL, MS_BIND | MS_REC, NULL) != 0) return "bind the work dir into a private tmpfs";
+        close(fds[i]);
+    }
+    return NULL;
+}
+
 /*
  * In the new mount namespace, as pid 1 of the new PID namespace: / private (nothing mounted
  * here reaches the host, nor the host's later mounts here), a fresh /proc showing only this
- * namespace's processes, a private tmpfs on /tmp. A work dir under /tmp would be hidden by the
- * tmpfs: it is bound back at its own path, so the task's cwd and HOME stay what they are.
- * NULL on success, else the stage that failed (errno set).
+ * namespace's processes, a private tmpfs on /tmp and one on /dev/shm. A work dir under either
+ * (a data dir there, or one reached through a link into one) is bound back at its own path, so
+ * the task's cwd and HOME stay what they are. NULL on success, else the stage that failed
+ * (errno set).
  */
 static const char *setup_mounts(const char *work_dir, long long tmp_bytes) {
     if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) return "make / private";
     if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) != 0) return "mount /proc";
-    int under_tmp = strncmp(work_dir, "/tmp/", 5) == 0;
-    int work_fd = -1;
-    if (under_tmp) {
-        work_fd = open(work_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
-        if (work_fd < 0) return "open the work dir";
-    }
+    char resolved[PATH_MAX];
+    if (realpath(work_dir, resolved) == NULL) return "resolve the work dir's path";
+    const char *const paths[2] = {work_dir, resolved};
+    int npaths = strcmp(work_dir, resolved) == 0 ? 1 : 2;
     /* Bytes and inodes both bounded: one inode per 4 KiB of size (at least 4096), so empty files
      * cannot pile up kernel memory past what the size allows. */
     char opts[96];
     snprintf(opts, sizeof opts, "size=%lld,nr_inodes=%lld,mode=1777", tmp_bytes, tmp_bytes / 4096 > 4096 ? tmp_bytes / 4096 : 4096);
-    if (mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, opts) != 0) return "mount a tmpfs on /tmp";
+    const char *stage = private_tmpfs("/tmp", paths, npaths, opts, "mount a tmpfs on /tmp");
     /* The host's /dev/shm is one tmpfs every process shares: the task gets its own, like /tmp. */
-    struct stat shm;
-    if (stat("/dev/shm", &shm) == 0 && S_ISDIR(shm.st_mode) && mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, opts) != 0) return "mount a tmpfs on /dev/shm";
-    if (under_tmp) {
-        char from[64];
-        snprintf(from, sizeof from, "/proc/self/fd/%d", work_fd);
-        if (make_dirs(work_dir) != 0) return "make the work dir's path in the private /tmp";
-        if (mount(from, work_dir, NULL, MS_BIND | MS_REC, NULL) != 0) return "bind the work dir into the private /tmp";
-        close(work_fd);
-    }
-    return NULL;
+    if (stage == NULL) stage = private_tmpfs("/dev/shm", paths, npaths, opts, "mount a tmpfs on /dev/shm");
+    return stage;
 }
 
 /* Takes the task's ids (groups first: after setuid the process may no longer change them). */
