@@ -10,7 +10,7 @@ import type { ChartSpec } from './charts.js';
 import { renderSvg } from './charts.js';
 import { runChurn, type ChurnOptions, type ChurnSample } from './churn.js';
 import { churnChart, churnChecks, churnMarkdown } from './churn-report.js';
-import { dataDisk, describeDataDisk } from './data-disk.js';
+import { dataDisk, describeDataDisk } from '@omega/node-agent';
 import { LiveCluster } from './live-cluster.js';
 import { LIVE_E3_SERVICE_DENSITY, e3Checks, runLiveE3, type LiveE3Options, type LiveE3Point } from './live-e3.js';
 import { runT1, type T1Options, type T1Point } from './live-t1.js';

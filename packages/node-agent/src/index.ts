@@ -20,6 +20,7 @@ export { CgroupV2Driver, V2_CONTROLLERS } from './cgroup-v2.js';
 export { DEFAULT_CGROUP_PARENT, DEFAULT_CGROUP_ROOT, defaultCgroupParent, detectCgroupDriver, type CgroupDetection } from './cgroup-detect.js';
 export { CGROUP_MARKERS_DIR, OwnedCgroupDriver, type CgroupMarker, type CgroupOwnerOptions } from './cgroup-owner.js';
 export { DEFAULT_FENCE_AFTER_MS, FENCED_REASON, SCHEDULERS_DEFAULT_MACHINE_LOSS_GRACE_MS, LeaseFence, type LeaseFenceOptions, type LeaseRenewals } from './fence.js';
+export { dataDisk, describeDataDisk, isJournalLessExt4, type DataDisk } from './data-disk.js';
 export { DEFAULT_DISK_CHECK_MS, DEFAULT_DISK_LIMIT_BYTES, DEFAULT_DISK_MAX_ENTRIES, DISK_EXCEEDED, MIN_DISK_CHECK_MS, taskDiskBound, taskDiskLimit, type DiskBound } from './disk-limit.js';
 export { parseAgentArgs, USAGE, type AgentConfig, type ConfigEnvironment } from './config.js';
 export { HollowExecutor, hollowMachineIds, hollowMachines } from './hollow.js';

@@ -22,6 +22,7 @@ import { defaultSupervisorPath, SUPERVISOR_OVERHEAD_BYTES, SupervisorMissingErro
 import { ProcessExecutor } from './task-runner.js';
 import { detectIsolation, isolationAttributes } from './isolation-detect.js';
 import { allowedUserAttributes } from './named-users.js';
+import { dataDisk, describeDataDisk, isJournalLessExt4 } from './data-disk.js';
 
 async function main(): Promise<number> {
   let config: AgentConfig;
@@ -53,6 +54,14 @@ async function main(): Promise<number> {
   const logger = pino({ level: config.logLevel, base: { pid: process.pid, cell: config.cell } });
   logProcessSecurity(logger, config.security);
   for (const note of config.notes) logger.warn(note);
+
+  if (config.hollow === 0) {
+    // Where every task start creates its files: named, and the one slow kind called out.
+    const disk = dataDisk(config.dataDir);
+    const fields = { dataDir: config.dataDir, fileSystem: describeDataDisk(disk) };
+    if (isJournalLessExt4(disk)) logger.warn(fields, 'the data dir is on ext4 without a journal: each file a task start creates scans recently deleted inodes, which costs CPU per task under churn; put --data-dir on a journaled file system');
+    else logger.info(fields, 'data dir');
+  }
 
   let cgroups: CgroupDriver | undefined;
   if (config.hollow === 0) {

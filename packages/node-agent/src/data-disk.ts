@@ -1,11 +1,12 @@
 /**
- * The disk a live benchmark keeps its data on (etcd's data directory, the node agent's), named
- * in its output: the same cell runs at different speeds on different file systems. etcd syncs
- * its log on every commit, and the agent creates, syncs and removes a handful of small files per
- * task, so the file system is part of what is measured. One case matters on cloud images: ext4
- * without a journal, where the kernel checks every free inode it considers for a recent delete
- * before it reuses it (`recently_deleted` in fs/ext4/ialloc.c, only without a journal), so a
- * file created while many were just removed costs a scan of the inode table.
+ * The disk a data directory is on: the node agent names it in its log at start and warns about
+ * the one case that slows every task start, and a live benchmark names the disk under etcd and
+ * the agent in its output (the same cell runs at different speeds on different file systems:
+ * etcd syncs its log on every commit, the agent creates, syncs and removes a handful of small
+ * files per task). The case: ext4 without a journal (some cloud images make their root so),
+ * where the kernel checks every free inode it considers for a recent delete before it reuses it
+ * (`recently_deleted` in fs/ext4/ialloc.c, only without a journal), so a file created while many
+ * were just removed costs a scan of the inode table.
  */
 import { existsSync, readdirSync, readFileSync, realpathSync } from 'node:fs';
 import { basename, resolve } from 'node:path';
@@ -87,6 +88,11 @@ export function dataDisk(path: string): DataDisk | undefined {
   if (mount === undefined) return undefined;
   const journal = mount.fsType === 'ext4' ? hasJournal(mount.source) : undefined;
   return { ...mount, ...(journal === undefined ? {} : { journal }) };
+}
+
+/** Whether `disk` is an ext4 known to run without a journal (see the file header). */
+export function isJournalLessExt4(disk: DataDisk | undefined): boolean {
+  return disk?.fsType === 'ext4' && disk.journal === false;
 }
 
 /** "ext4 without a journal (/dev/vda at /)", "tmpfs (at /mnt/x)", or "unknown". */

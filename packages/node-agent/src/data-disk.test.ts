@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { dataDisk, describeDataDisk, mountOf, parseMountInfo } from './data-disk.js';
+import { dataDisk, describeDataDisk, isJournalLessExt4, mountOf, parseMountInfo } from './data-disk.js';
 
 const MOUNTINFO = [
   '22 1 254:0 / / rw,relatime shared:1 - ext4 /dev/vda rw,discard',
@@ -10,7 +10,7 @@ const MOUNTINFO = [
   'not a mountinfo line',
 ].join('\n');
 
-describe('the disk a live benchmark keeps its data on', () => {
+describe('the disk a data directory is on', () => {
   it('finds the innermost mount holding a path, octal escapes undone', () => {
     const mounts = parseMountInfo(MOUNTINFO);
     expect(mounts).toHaveLength(5);
@@ -26,6 +26,15 @@ describe('the disk a live benchmark keeps its data on', () => {
     expect(describeDataDisk({ mountPoint: '/x', fsType: 'ext4', source: '/dev/loop0', journal: true })).toBe('ext4 with a journal (/dev/loop0 at /x)');
     expect(describeDataDisk({ mountPoint: '/x', fsType: 'tmpfs', source: 'tmpfs' })).toBe('tmpfs (at /x)');
     expect(describeDataDisk(undefined)).toBe('file system unknown');
+  });
+
+  it('singles out ext4 without a journal, the disk that slows every task start', () => {
+    expect(isJournalLessExt4({ mountPoint: '/', fsType: 'ext4', source: '/dev/vda', journal: false })).toBe(true);
+    expect(isJournalLessExt4({ mountPoint: '/', fsType: 'ext4', source: '/dev/vda', journal: true })).toBe(false);
+    // Unknown (no /proc/fs/jbd2, no /proc/fs/ext4): not claimed either way.
+    expect(isJournalLessExt4({ mountPoint: '/', fsType: 'ext4', source: '/dev/vda' })).toBe(false);
+    expect(isJournalLessExt4({ mountPoint: '/x', fsType: 'xfs', source: '/dev/loop0' })).toBe(false);
+    expect(isJournalLessExt4(undefined)).toBe(false);
   });
 
   it('describes the disk of this process\'s working directory from the live mount table', () => {
