@@ -60,7 +60,8 @@ describe("a task's work dir bounded on disk", () => {
     // A forked writer keeps going in the background: the kill must take the whole task.
     await run('hog', '(while :; do sleep 0.05; done) & head -c 8388608 /dev/zero > big; sleep 30; echo survived', 2 * MiB);
     await eventually('the task to end', () => ended('hog'), 20_000);
-    expect(record('hog')).toMatchObject({ state: 'failed', reason: DISK_EXCEEDED, signal: 'SIGKILL' });
+    // The record says what the supervisor measured, as the task's stderr does.
+    expect(record('hog')).toMatchObject({ state: 'failed', reason: DISK_EXCEEDED, signal: 'SIGKILL', message: expect.stringContaining(`over its limit of ${2 * MiB} bytes`) });
     const logs = taskLogPaths(dataDir, taskId('hog', 0), 1);
     expect(await readFile(logs.stderr, 'utf8')).toContain(`over its limit of ${2 * MiB} bytes`);
     expect(await readFile(logs.stdout, 'utf8')).not.toContain('survived');

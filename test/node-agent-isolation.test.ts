@@ -4,7 +4,8 @@
  * processes in /proc, has a private /tmp and /dev/shm (its work dir bound back where a data dir
  * lies under either, also through a link), and with `network: none` only loopback (it cannot reach
  * a listener on the host's 127.0.0.1); its exit code and the signal that killed it are its own,
- * not its init's; OOM is still `oom-killed`; a kill leaves no process. A job asking `network:
+ * not its init's; a program that does not exist is `start-failed` with the failed exec as its
+ * message; OOM is still `oom-killed`; a kill leaves no process. A job asking `network:
  * none` of an agent without isolation is refused (`isolation-unavailable`). Needs root, writable
  * cgroups and a host that allows the namespaces; skipped loudly otherwise. Runs the agent in this
  * process on a MemoryKv.
@@ -224,10 +225,16 @@ describe('tasks in namespaces of their own', () => {
     expect(await cgroup.exists()).toBe(false);
   });
 
+  it.skipIf(skip)('an isolated task whose program does not exist ends start-failed, its record naming the program', async () => {
+    await run('iso-nosuch', jobSpec('iso-nosuch').cpu(100).memory('32Mi').command('/nonexistent/binary').build());
+    await eventually('the task to end', () => ended('iso-nosuch'));
+    expect(record('iso-nosuch')).toMatchObject({ state: 'failed', reason: 'start-failed', exitCode: 127, message: 'could not start the task: exec /nonexistent/binary: No such file or directory' });
+  });
+
   it.skipIf(skip)('a job asking network: none of an agent that cannot give it fails with reason isolation-unavailable and runs nothing', async () => {
     await run('no-net', withNetwork(jobSpec('no-net').cpu(100).memory('32Mi').command('/bin/sh', '-c', 'echo ran').build(), 'none'), m2);
     await eventually('the task to end', () => ended('no-net'));
-    expect(record('no-net')).toMatchObject({ state: 'failed', reason: 'isolation-unavailable' });
+    expect(record('no-net')).toMatchObject({ state: 'failed', reason: 'isolation-unavailable', message: expect.stringContaining('network: none') });
     await expect(stdout('no-net', m2)).rejects.toThrow(/ENOENT/);
   });
 });

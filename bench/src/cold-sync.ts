@@ -219,6 +219,7 @@ export async function fillColdCell(kv: EtcdKv, options: Pick<ColdSyncOptions, 'm
           scheduler: 'batch-1',
           state: 'running',
           reason: '',
+          message: '',
           signal: '',
           pid: 10_000 + (n % 50_000),
           placedAtMs: now - 50_000,

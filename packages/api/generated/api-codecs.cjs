@@ -3786,6 +3786,7 @@ $root.omega = (function() {
             TaskView.prototype.version = 0;
             TaskView.prototype.health = "";
             TaskView.prototype.health_since_ms = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
+            TaskView.prototype.message = "";
 
             TaskView.create = function create(properties) {
                 return new TaskView(properties);
@@ -3832,6 +3833,8 @@ $root.omega = (function() {
                     writer.uint32(130).string(message.health);
                 if (message.health_since_ms != null && Object.hasOwnProperty.call(message, "health_since_ms"))
                     writer.uint32(136).uint64(message.health_since_ms);
+                if (message.message != null && Object.hasOwnProperty.call(message, "message"))
+                    writer.uint32(146).string(message.message);
                 return writer;
             };
 
@@ -3924,6 +3927,10 @@ $root.omega = (function() {
                         }
                     case 17: {
                             message.health_since_ms = reader.uint64();
+                            break;
+                        }
+                    case 18: {
+                            message.message = reader.string();
                             break;
                         }
                     default:
@@ -4056,6 +4063,8 @@ $root.omega = (function() {
                         message.health_since_ms = object.health_since_ms;
                     else if (typeof object.health_since_ms === "object")
                         message.health_since_ms = new $util.LongBits(object.health_since_ms.low >>> 0, object.health_since_ms.high >>> 0).toNumber(true);
+                if (object.message != null)
+                    message.message = String(object.message);
                 return message;
             };
 
@@ -4105,6 +4114,7 @@ $root.omega = (function() {
                         object.health_since_ms = options.longs === String ? long.toString() : options.longs === Number ? long.toNumber() : typeof BigInt !== "undefined" && options.longs === BigInt ? long.toBigInt() : long;
                     } else
                         object.health_since_ms = options.longs === String ? "0" : typeof BigInt !== "undefined" && options.longs === BigInt ? BigInt("0") : 0;
+                    object.message = "";
                 }
                 if (message.index != null && Object.hasOwnProperty.call(message, "index"))
                     object.index = message.index;
@@ -4165,6 +4175,8 @@ $root.omega = (function() {
                         object.health_since_ms = options.longs === String ? String(message.health_since_ms) : message.health_since_ms;
                     else
                         object.health_since_ms = options.longs === String ? $util.Long.prototype.toString.call(message.health_since_ms) : options.longs === Number ? new $util.LongBits(message.health_since_ms.low >>> 0, message.health_since_ms.high >>> 0).toNumber(true) : message.health_since_ms;
+                if (message.message != null && Object.hasOwnProperty.call(message, "message"))
+                    object.message = message.message;
                 return object;
             };
 

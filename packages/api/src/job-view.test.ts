@@ -18,6 +18,7 @@ function task(index: number, state: TaskState, extra: Partial<Task> = {}): Task 
     scheduler: 'batch-1',
     state,
     reason: '',
+    message: '',
     signal: '',
     pid: 0,
     placedAtMs: 2000,
@@ -114,7 +115,7 @@ describe('deriveJob', () => {
 
 describe('jobViewToWire', () => {
   it('fills every task view field from the task record', () => {
-    const f = facts(job(), [task(0, 'failed', { exitCode: 137, signal: 'SIGKILL', reason: 'oom-killed', attempt: 2, restarts: 1, startedAtMs: 2100, finishedAtMs: 2500, cpuSeconds: 0.25, peakMemoryBytes: 4096, health: 'failing', healthSinceMs: 2300 })], status('running'));
+    const f = facts(job(), [task(0, 'failed', { exitCode: 137, signal: 'SIGKILL', reason: 'oom-killed', message: 'the kernel counted 1 OOM kill', attempt: 2, restarts: 1, startedAtMs: 2100, finishedAtMs: 2500, cpuSeconds: 0.25, peakMemoryBytes: 4096, health: 'failing', healthSinceMs: 2300 })], status('running'));
     const view = jobViewToWire(f, deriveJob(f));
     expect(view).toMatchObject({
       id: 'j',
@@ -144,8 +145,14 @@ describe('jobViewToWire', () => {
         version: 1,
         health: 'failing',
         health_since_ms: 2300,
+        message: 'the kernel counted 1 OOM kill',
       },
     ]);
+  });
+
+  it('gives an instance without a message, or never placed, an empty one', () => {
+    const f = facts(job((b) => b.instances(2)), [task(0, 'running')], status('running'));
+    expect(jobViewToWire(f, deriveJob(f)).tasks.map((t) => [t.index, t.message])).toEqual([[0, ''], [1, '']]);
   });
 
   it('leaves tasks out but keeps the counts when asked to', () => {

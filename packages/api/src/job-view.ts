@@ -157,6 +157,7 @@ function taskViewToWire(slot: TaskSlot): WireTaskView {
     version: t === undefined ? 0 : taskVersion(t),
     health: t?.health ?? '',
     health_since_ms: t?.healthSinceMs ?? 0,
+    message: t?.message ?? '',
   };
 }
 

@@ -57,6 +57,7 @@ function taskRecord(t: number, attempt: number, claim: number, state: TaskState)
     scheduler: 'b',
     state,
     reason: '',
+    message: '',
     signal: '',
     pid: 0,
     placedAtMs: 0,

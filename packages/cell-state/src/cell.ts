@@ -86,8 +86,12 @@ export interface Heartbeat {
   stop(): Promise<void>;
 }
 
-/** A task update from an agent: fields of the observed state. */
-export type TaskPatch = Partial<Pick<Task, 'state' | 'reason' | 'exitCode' | 'signal' | 'pid' | 'startedAtMs' | 'finishedAtMs' | 'cpuSeconds' | 'peakMemoryBytes' | 'health' | 'healthSinceMs'>>;
+/**
+ * A task update from an agent: fields of the observed state. A `message` is the agent's to keep
+ * within `MAX_TASK_MESSAGE_LENGTH` (types.ts; it cuts a longer one before it reports, as a report is
+ * never refused for how it explains itself).
+ */
+export type TaskPatch = Partial<Pick<Task, 'state' | 'reason' | 'message' | 'exitCode' | 'signal' | 'pid' | 'startedAtMs' | 'finishedAtMs' | 'cpuSeconds' | 'peakMemoryBytes' | 'health' | 'healthSinceMs'>>;
 
 export type TaskUpdateOutcome = 'updated' | 'stale' | 'missing';
 
@@ -216,8 +220,9 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
 const CAS_ATTEMPTS = 16;
 
 /**
- * A patch applied to a task record. Once the record is terminal its state and reason are final
- * (a task preempted while it exited stays `preempted`), and so is how the process ended: the
+ * A patch applied to a task record. Once the record is terminal its state, reason and message
+ * are final (a task preempted while it exited stays `preempted`, without the agent's words on
+ * how it ended), and so is how the process ended: the
  * first report of an exit code or signal (with its usage and finish time) wins, so an agent can
  * still record how a killed task really ended, but a late or racing report never rewrites it.
  */

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { decodeJob, decodeSchedulerStats, encodeJob, encodeSchedulerStats } from './codec.js';
+import { decodeJob, decodeSchedulerStats, decodeTask, encodeJob, encodeSchedulerStats, encodeTask, protobufEncodeTask } from './codec.js';
+import { decodeTaskRecord } from './record-wire.js';
 import { jobSpec } from './testing/builders.js';
-import { jobId, type SchedulerStats } from './types.js';
+import { claimId, jobId, machineId, type SchedulerStats, type Task } from './types.js';
 
 describe('job records', () => {
   it('keep the namespace of a job, and store the default one as absent so older records read as default', () => {
@@ -76,5 +77,48 @@ describe('scheduler stats records', () => {
       updatedAtMs: 16,
     };
     expect(decodeSchedulerStats(encodeSchedulerStats(stats))).toEqual(stats);
+  });
+});
+
+describe('a task record message', () => {
+  const ended: Omit<Task, 'revision' | 'id'> = {
+    jobId: jobId('web'),
+    index: 3,
+    attempt: 2,
+    claimId: claimId('c-1'),
+    machineId: machineId('m-1'),
+    scheduler: 'batch-1',
+    state: 'failed',
+    reason: 'start-failed',
+    message: 'could not start the task: exec /nonexistent/binary: No such file or directory',
+    exitCode: 127,
+    signal: '',
+    pid: 0,
+    placedAtMs: 1_000,
+    startedAtMs: 0,
+    finishedAtMs: 2_000,
+    cpuSeconds: 0,
+    peakMemoryBytes: 0,
+    resources: { cpuMillis: 100, memoryBytes: 1 << 20 },
+    priority: 0,
+    restarts: 1,
+    notBeforeMs: 0,
+  };
+
+  it('is kept through an encode and decode, by both decoders, ASCII or not', () => {
+    for (const message of [ended.message, 'the work dir holds 2.1 GiB, over its 2 GiB (über)', 'x'.repeat(512)]) {
+      const bytes = encodeTask({ ...ended, message });
+      expect(decodeTask(bytes, 5).message).toBe(message);
+      expect(decodeTaskRecord(bytes, 5).message).toBe(message);
+    }
+  });
+
+  it('reads as empty in a record written before messages (no field 25), and an empty one is not written', () => {
+    // protobufjs leaves out a field it is not given: the bytes an older writer wrote.
+    const old = protobufEncodeTask({ ...ended, message: undefined as unknown as string });
+    expect(old.length).toBeLessThan(encodeTask(ended).length);
+    expect(decodeTask(old, 5)).toMatchObject({ reason: 'start-failed', message: '' });
+    expect(decodeTaskRecord(old, 5)).toMatchObject({ reason: 'start-failed', message: '' });
+    expect(encodeTask({ ...ended, message: '' })).toEqual(old);
   });
 });

@@ -206,6 +206,7 @@ export function protobufEncodeTask(t: Omit<Task, 'revision' | 'id'>): Uint8Array
     health: t.health === undefined ? 0 : HEALTH_STATES.indexOf(t.health) + 1,
     healthSinceMs: t.healthSinceMs ?? 0,
     version: t.version ?? 0,
+    message: t.message,
   });
 }
 
@@ -224,6 +225,7 @@ export function decodeTask(bytes: Uint8Array, revision: number): Task {
     scheduler: w.scheduler ?? '',
     state,
     reason: w.reason ?? '',
+    message: w.message ?? '',
     ...(w.hasExitCode ? { exitCode: w.exitCode ?? 0 } : {}),
     signal: w.signal ?? '',
     pid: w.pid ?? 0,

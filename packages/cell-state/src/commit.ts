@@ -477,6 +477,7 @@ export class Committer {
           scheduler: c.scheduler,
           state: 'placed',
           reason: '',
+          message: '',
           signal: '',
           pid: 0,
           placedAtMs: now,
@@ -493,7 +494,7 @@ export class Committer {
       );
       for (const e of d.evicts) {
         const victim = this.liveVictim(g, e);
-        if (victim !== undefined) guardTask(e.claim.taskId, encodeTask({ ...victim, state: 'killed', reason: 'preempted', finishedAtMs: now }));
+        if (victim !== undefined) guardTask(e.claim.taskId, encodeTask({ ...victim, state: 'killed', reason: 'preempted', message: '', finishedAtMs: now }));
       }
     }
     g.bytes = bytes;

@@ -68,7 +68,7 @@ describe('a health check in a job spec', () => {
 
 describe('a task record health', () => {
   const task: Omit<Task, 'revision' | 'id'> = {
-    jobId: jobId('j'), index: 0, attempt: 1, claimId: claimId('c'), machineId: machineId('m'), scheduler: 's', state: 'running', reason: '', signal: '', pid: 1,
+    jobId: jobId('j'), index: 0, attempt: 1, claimId: claimId('c'), machineId: machineId('m'), scheduler: 's', state: 'running', reason: '', message: '', signal: '', pid: 1,
     placedAtMs: 1, startedAtMs: 2, finishedAtMs: 0, cpuSeconds: 0, peakMemoryBytes: 0, resources: { cpuMillis: 1, memoryBytes: 1 }, priority: 0, restarts: 0, notBeforeMs: 0,
   };
 

@@ -30,6 +30,7 @@ function record(rnd: () => number, job: string, index: number, claim: string): O
     scheduler: 'batch-1',
     state: pick(rnd, TASK_STATES),
     reason: '',
+    message: '',
     signal: '',
     pid: Math.floor(rnd() * 1e6),
     placedAtMs: 1_750_000_000_000 - Math.floor(rnd() * 1e6),

@@ -31,6 +31,7 @@ async function openCell() {
       scheduler: 's',
       state,
       reason,
+      message: '',
       signal: '',
       pid: 0,
       placedAtMs: 1,

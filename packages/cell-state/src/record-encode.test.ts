@@ -21,6 +21,7 @@ const task: fc.Arbitrary<Omit<Task, 'revision' | 'id'>> = fc
     scheduler: text,
     state: fc.constantFrom(...TASK_STATES),
     reason: text,
+    message: fc.oneof({ weight: 3, arbitrary: text }, { weight: 1, arbitrary: fc.string({ maxLength: 512 }) }),
     exitCode: fc.option(i32, { nil: undefined }),
     signal: text,
     pid: u32,
@@ -127,6 +128,7 @@ describe('the lean record encoders', () => {
       scheduler: 'batch-0',
       state: 'placed',
       reason: '',
+      message: '',
       signal: '',
       pid: 0,
       placedAtMs: 1_735_689_600_000,
@@ -143,5 +145,7 @@ describe('the lean record encoders', () => {
     expect(leanEncodeTask(placed)).toEqual(Buffer.from(protobufEncodeTask(placed)));
     const ended = { ...placed, state: 'succeeded' as const, exitCode: 0, finishedAtMs: 1_735_689_700_000 };
     expect(leanEncodeTask(ended)).toEqual(Buffer.from(protobufEncodeTask(ended)));
+    const startFailed = { ...placed, state: 'failed' as const, reason: 'start-failed', message: 'could not start the task: exec /nonexistent/binary: No such file or directory', exitCode: 127, finishedAtMs: 1_735_689_700_000 };
+    expect(leanEncodeTask(startFailed)).toEqual(Buffer.from(protobufEncodeTask(startFailed)));
   });
 });

@@ -186,6 +186,7 @@ function task(t: TaskFields): void {
   num(0xb8, t.health === undefined ? 0 : HEALTH_STATES.indexOf(t.health) + 1);
   const healthSinceMs = t.healthSinceMs;
   if (healthSinceMs !== undefined) u64(0xc0, healthSinceMs);
+  text(0xca, t.message);
 }
 
 /** The TaskRecord bytes codec.ts's `encodeTask` writes, or `undefined` when the lean path does not handle a value. */

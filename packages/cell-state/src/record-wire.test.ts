@@ -32,6 +32,7 @@ function someTask(rnd: () => number): Omit<Task, 'revision' | 'id'> {
     scheduler: rnd() < 0.2 ? '' : 'batch-1',
     state: pick(rnd, TASK_STATES),
     reason: rnd() < 0.5 ? '' : 'oom-killed',
+    message: pick(rnd, ['', '', 'could not start the task: exec /nonexistent/binary: No such file or directory', 'work dir über 1 GiB']),
     ...(rnd() < 0.5 ? {} : { exitCode: Math.floor(rnd() * 512) - 256 }),
     signal: rnd() < 0.7 ? '' : 'SIGKILL',
     pid: Math.floor(rnd() * 4_000_000),

@@ -94,6 +94,7 @@ export function decodeTaskRecord(bytes: Uint8Array, revision: number, keyId?: st
   let version = 0;
   let health = 0;
   let healthSinceMs = 0;
+  let message = '';
   while (r.pos < end) {
     const tag = r.uint();
     switch (tag) {
@@ -121,6 +122,7 @@ export function decodeTaskRecord(bytes: Uint8Array, revision: number, keyId?: st
       case 0xb0: version = r.uint32(); break; // 22
       case 0xb8: health = r.int32(); break; // 23
       case 0xc0: healthSinceMs = r.safeUint('health_since_ms'); break; // 24
+      case 0xca: message = r.string(); break; // 25
       default: r.skip(tag & 7);
     }
   }
@@ -135,6 +137,7 @@ export function decodeTaskRecord(bytes: Uint8Array, revision: number, keyId?: st
     scheduler,
     state: TASK_STATES[state - 1] ?? 'pending',
     reason,
+    message,
     signal,
     pid,
     placedAtMs,

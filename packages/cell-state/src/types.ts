@@ -125,6 +125,9 @@ export function isReplacedTask(task: Pick<Task, 'state' | 'reason'>): boolean {
   return task.state === 'killed' && TASK_REPLACED_REASONS.includes(task.reason);
 }
 
+/** Longest {@link Task.message}: an agent cuts a longer explanation to this many characters before it reports. */
+export const MAX_TASK_MESSAGE_LENGTH = 512;
+
 /** Terminal states are final for an attempt: the claim of that attempt never counts again. */
 export function isTerminal(state: TaskState): boolean {
   return state === 'succeeded' || state === 'failed' || state === 'killed' || state === 'lost';
@@ -142,6 +145,13 @@ export interface Task {
   readonly state: TaskState;
   /** Why it ended or is waiting: `oom-killed`, `disk-exceeded`, `preempted`, `machine-lost`, `health-check-failed`, ... */
   readonly reason: string;
+  /**
+   * Why it ended, in words, when its agent can say more than `reason` (`could not start the
+   * task: exec /bin/nosuch: No such file or directory` for `start-failed`): at most {@link MAX_TASK_MESSAGE_LENGTH}
+   * characters, never an env or secret value; `''` when there is nothing to add. Final with
+   * `reason`: a terminal record keeps both, and a new attempt starts with `''`.
+   */
+  readonly message: string;
   /** Set when the process exited with a code. */
   readonly exitCode?: number;
   readonly signal: string;

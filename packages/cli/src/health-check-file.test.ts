@@ -44,7 +44,7 @@ describe('a job file healthCheck block', () => {
 
 describe('omega job with health checks', () => {
   const task = (index: number, overrides: Partial<WireTaskView>): WireTaskView => ({
-    index, state: 'TASK_VIEW_STATE_RUNNING', machine: 'dev-0', has_exit_code: false, exit_code: 0, signal: '', reason: '', attempt: 1, restarts: 0,
+    index, state: 'TASK_VIEW_STATE_RUNNING', machine: 'dev-0', has_exit_code: false, exit_code: 0, signal: '', reason: '', message: '', attempt: 1, restarts: 0,
     placed_at_ms: NOW - 120_000, started_at_ms: NOW - 100_000, finished_at_ms: 0, cpu_seconds: 0, peak_memory_bytes: 0, version: 1, health: '', health_since_ms: 0, ...overrides,
   });
   const view = (tasks: WireTaskView[]): WireJobView => ({

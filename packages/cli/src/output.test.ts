@@ -14,6 +14,7 @@ function wireTask(index: number, overrides: Partial<WireTaskView> = {}): WireTas
     exit_code: 0,
     signal: '',
     reason: '',
+    message: '',
     attempt: 0,
     restarts: 0,
     placed_at_ms: 0,
@@ -145,6 +146,25 @@ describe('tables', () => {
     expect(text).toContain('Command:    sh -c "echo hi"');
     expect(text).toMatch(/\n0\s+failed\s+dev-0\s+1\s+-\s+0\s+137\s+oom-killed\s+60s ago\s+-\s+64Mi\n/);
     expect(text).toContain('Version:    1');
+    expect(text).not.toContain('Messages:');
+  });
+
+  it("shows under the task table, in full, the agent's message on why an attempt ended, and gives it in --json", () => {
+    const why = `could not start the task: exec /nonexistent/binary: No such file or directory${' (more)'.repeat(40)}`;
+    const wire = wireJob({
+      tasks: [
+        wireTask(0, { state: 'TASK_VIEW_STATE_FAILED', machine: 'dev-0', has_exit_code: true, exit_code: 127, reason: 'start-failed', message: why, attempt: 1 }),
+        wireTask(1, { state: 'TASK_VIEW_STATE_RUNNING', machine: 'dev-1', attempt: 2, restarts: 1 }),
+      ],
+    });
+    const text = formatJob(jobOutput(wire), NOW);
+    // The table row keeps its columns: the message is not in it.
+    expect(text).toMatch(/\n0\s+failed\s+dev-0\s+1\s+-\s+0\s+127\s+start-failed\s+-\s+-\s+-\n/);
+    expect(text.endsWith(`\n\nMessages:\n  0  start-failed: ${why}`)).toBe(true);
+    expect(jobOutput(wire).tasks.map((t) => t.message)).toEqual([why, '']);
+    // From a server that predates messages: none.
+    const { message: _dropped, ...old } = wireTask(0);
+    expect(jobOutput(wireJob({ tasks: [old as WireTaskView] })).tasks[0]?.message).toBe('');
   });
 
   it('shows the version of a service, its last rolling update, and the version of each task', () => {

@@ -139,7 +139,9 @@ export function formatJob(job: JobOutput, now: number): string {
       task.peakMemoryBytes > 0 ? formatBytes(task.peakMemoryBytes) : '-',
     ]);
   }
-  return `${lines.join('\n')}\n\n${render(t)}`;
+  // The agents' words on why attempts ended, in full under the table (up to 512 characters each).
+  const messages = job.tasks.filter((task) => task.message !== '').map((task) => `  ${task.index}  ${task.reason === '' ? task.state : task.reason}: ${task.message}`);
+  return `${lines.join('\n')}\n\n${render(t)}${messages.length === 0 ? '' : `\n\nMessages:\n${messages.join('\n')}`}`;
 }
 
 function share(used: number, total: number, format: (n: number) => string): string {

@@ -86,6 +86,8 @@ export interface TaskOutput {
   exitCode: number | null;
   signal: string;
   reason: string;
+  /** Why the attempt ended, in words (its agent's, at most 512 characters); '': nothing to add to the reason. */
+  message: string;
   attempt: number;
   restarts: number;
   placedAtMs: number;
@@ -226,6 +228,8 @@ export function taskOutput(t: TaskView): TaskOutput {
     exitCode: t.has_exit_code ? t.exit_code : null,
     signal: t.signal,
     reason: t.reason,
+    // Absent from a server that predates messages.
+    message: t.message ?? '',
     attempt: t.attempt,
     restarts: t.restarts,
     placedAtMs: t.placed_at_ms,

@@ -17,6 +17,10 @@
  *                                   v
  *   child exits --> supervisor drains the pipes, writes exit.json (atomic) --> exits
  *
+ * An exec that fails (no such program, not runnable) exits 127 / 126 as sh does, says so on the
+ * task's stderr, and tells the supervisor on a close-on-exec status pipe: exit.json's "error"
+ * is then "could not start the task: exec <argv[0]>: <strerror>" (the agent's start-failed).
+ *
  * Usage:
  *   omega-supervisor [-u uid -g gid] [-p procs-file]... [-c cap-bytes] [-i [-t tmp-bytes]] [-N]
  *                    [-d disk-bytes] [-e entries] [-s check-ms] -w work-dir <task dir> -- <argv...>
@@ -655,6 +659,26 @@ static const char *take_ids(int have_ids, uid_t uid, gid_t gid) {
 }
 
 /*
+ * Execs the task's argv (PATH lookup as sh does, from the task's own PATH: execvp reads
+ * environ). Never returns. When the exec fails: says why on the task's stderr, as sh would,
+ * and on status_fd as "E<message>\n" (close-on-exec: a task that runs never holds it), so
+ * exit.json's "error" names the program; exits 127 (not found) or 126 (not runnable).
+ */
+static void exec_task(char **argv, char **envp, int status_fd) {
+    environ = envp;
+    execvp(argv[0], argv);
+    int e = errno;
+    dprintf(STDERR_FILENO, "omega-task: %s: %s\n", argv[0], strerror(e));
+    /* One line, bounded: the reader splits the pipe at newlines, and the status may follow. */
+    char name[201];
+    size_t i = 0;
+    for (; argv[0][i] != '\0' && i < sizeof name - 1; i++) name[i] = (unsigned char)argv[0][i] < 0x20 ? '?' : argv[0][i];
+    name[i] = '\0';
+    dprintf(status_fd, "Ecould not start the task: exec %s%s: %s\n", name, argv[0][i] != '\0' ? "..." : "", strerror(e));
+    _exit(e == ENOENT ? 127 : 126);
+}
+
+/*
  * pid 1 of the task's PID namespace, after "go" (it is in the cgroup): forks the task, which
  * takes its ids, enters the work dir and execs; reaps every process until the task's own exit;
  * sends its exact wait status on status_fd; exits, which ends the namespace. Never returns.
@@ -684,11 +708,7 @@ static void run_init(char **argv, char **envp, const char *work_dir, int have_id
             dprintf(status_fd, "Ecould not start the task: %s: %s\n", stage, strerror(errno));
             _exit(EXIT_SETUP);
         }
-        environ = envp;
-        execvp(argv[0], argv);
-        int e = errno;
-        dprintf(STDERR_FILENO, "omega-task: %s: %s\n", argv[0], strerror(e));
-        _exit(e == ENOENT ? 127 : 126);
+        exec_task(argv, envp, status_fd);
     }
     close(release[0]);
     /*
@@ -820,13 +840,7 @@ static void run_child(char **argv, char **envp, const char *work_dir, int have_i
     close(go_fd);
     close(report_fd);
     if (pid_ns) run_init(argv, envp, work_dir, have_ids, uid, gid, status_fd, procs, nprocs);
-
-    /* PATH lookup as sh does, from the task's own PATH (execvp reads environ). */
-    environ = envp;
-    execvp(argv[0], argv);
-    int e = errno;
-    dprintf(STDERR_FILENO, "omega-task: %s: %s\n", argv[0], strerror(e));
-    _exit(e == ENOENT ? 127 : 126);
+    exec_task(argv, envp, status_fd);
 
 fail:
     snprintf(msg, sizeof msg, "E%s: %s", stage, strerror(errno));
@@ -1005,10 +1019,11 @@ int main(int argc, char **argv) {
         finish(0, 0, msg, NULL, NULL);
     }
 
-    /* Pipes: the task's stdout and stderr, the go byte, and the child's setup report. */
+    /* Pipes: the task's stdout and stderr, the go byte, the child's setup report, and the status
+     * pipe (a failed exec's message; with -i also the init's setup errors and the task's status). */
     int out_pipe[2], err_pipe[2], go_pipe[2], report_pipe[2], status_pipe[2] = { -1, -1 };
     if (pipe2(out_pipe, O_CLOEXEC) != 0 || pipe2(err_pipe, O_CLOEXEC) != 0 || pipe2(go_pipe, O_CLOEXEC) != 0 || pipe2(report_pipe, O_CLOEXEC) != 0 ||
-        (pid_ns && pipe2(status_pipe, O_CLOEXEC) != 0)) {
+        pipe2(status_pipe, O_CLOEXEC) != 0) {
         char msg[256];
         snprintf(msg, sizeof msg, "could not start the task: pipe: %s", strerror(errno));
         finish(0, 0, msg, &out, &err);
@@ -1037,7 +1052,7 @@ int main(int argc, char **argv) {
     if (child == 0) {
         /* O_CLOEXEC keeps these out of the task: its ends are dup2'ed onto 1 and 2. */
         const int parent_ends[] = { go_pipe[1], report_pipe[0], out_pipe[0], err_pipe[0], sig_fd, out.file_fd, err.file_fd, status_pipe[0] };
-        run_child(task_argv, envp, work_dir, have_uid, (uid_t)uid, (gid_t)gid, go_pipe[0], report_pipe[1], out_pipe[1], err_pipe[1], parent_ends, pid_ns ? 8 : 7,
+        run_child(task_argv, envp, work_dir, have_uid, (uid_t)uid, (gid_t)gid, go_pipe[0], report_pipe[1], out_pipe[1], err_pipe[1], parent_ends, 8,
                   pid_ns, net_ns, tmp_bytes, status_pipe[1], procs, nprocs);
     }
     /* Only the child needs the environment (up to 1 MiB): give it back. */
@@ -1182,8 +1197,8 @@ int main(int argc, char **argv) {
         while (s->pipe_fd >= 0 && pump(s, &out, &err) == 1) {
         }
     }
-    if (pid_ns && status_pipe[0] >= 0) {
-        /* The init is gone, and with it every holder of the pipe's write end: read what it said. */
+    if (status_pipe[0] >= 0) {
+        /* The child (with -i the init) is gone, and with it every holder of the pipe's write end: read what it said. */
         char said[512];
         size_t n = 0;
         int fl = fcntl(status_pipe[0], F_GETFL);

@@ -94,16 +94,16 @@ describe('the status reporter', () => {
     expect(await cell.getTask(id)).toMatchObject({ state: 'failed', exitCode: 3, pid: 42 });
   });
 
-  it('keeps the reason of a terminal record: a preempted task stays preempted while its exit is added', async () => {
+  it('keeps the reason and message of a terminal record: a preempted task stays preempted while its exit is added', async () => {
     const { cell, mirror, reporter, ids } = await setup(1);
     const id = ids[0]!;
     const claim = claimOf(mirror, id);
     await cell.updateTask(id, claim, { state: 'killed', reason: 'preempted', finishedAtMs: 5 });
     await mirror.waitForRevision((await cell.getTask(id))!.revision);
-    const outcome = reporter.report(id, claim, { state: 'failed', reason: 'signaled', signal: 'SIGTERM', finishedAtMs: 9, cpuSeconds: 0.5 });
+    const outcome = reporter.report(id, claim, { state: 'failed', reason: 'disk-exceeded', message: 'the work dir holds 3 GiB, over its 2 GiB', signal: 'SIGTERM', finishedAtMs: 9, cpuSeconds: 0.5 });
     await reporter.flush();
     expect(await outcome).toBe('updated');
-    expect(await cell.getTask(id)).toMatchObject({ state: 'killed', reason: 'preempted', signal: 'SIGTERM', finishedAtMs: 9, cpuSeconds: 0.5 });
+    expect(await cell.getTask(id)).toMatchObject({ state: 'killed', reason: 'preempted', message: '', signal: 'SIGTERM', finishedAtMs: 9, cpuSeconds: 0.5 });
   });
 
   it('refuses as stale an update for a claim the task no longer has', async () => {

@@ -14,7 +14,7 @@
  *
  * Guarantees: updates for one task attempt are written in the order they were reported (one
  * flush at a time; merged patches keep the later value of each field); a terminal state is never
- * changed (cell-state merges) and a terminal record keeps its reason; an update is only applied
+ * changed (cell-state merges) and a terminal record keeps its reason and message; an update is only applied
  * to the record while it is at the reported claim id (`stale` otherwise). Writes that failed
  * (etcd unavailable) stay pending and are retried with backoff (100 ms doubling to 5 s) until
  * `close()`, however long the outage: memory stays bounded by the number of task attempts with
@@ -77,12 +77,13 @@ interface Pending {
 }
 
 /**
- * A terminal record keeps the reason it ended with (e.g. `preempted`): an agent reporting how
- * the process really ended adds exit code, signal and usage, not a second reason.
+ * A terminal record keeps the reason it ended with (e.g. `preempted`) and its message: an agent
+ * reporting how the process really ended adds exit code, signal and usage, not a second reason
+ * nor words about one.
  */
 function forRecord(task: Task, patch: TaskPatch): TaskPatch {
-  if (!isTerminal(task.state) || patch.reason === undefined) return patch;
-  const { reason: _ignored, ...rest } = patch;
+  if (!isTerminal(task.state) || (patch.reason === undefined && patch.message === undefined)) return patch;
+  const { reason: _reason, message: _message, ...rest } = patch;
   return rest;
 }
 

@@ -86,9 +86,11 @@ describe('the omega-supervisor binary', () => {
     expect(supervise(['sh', '-c', 'kill -TERM $$'], encodeSupervisorEnv({ PATH: '/bin' })).exit).toMatchObject({ exitCode: null, signal: 'SIGTERM' });
   });
 
-  it('ends a missing program with 127 and says why on the task stderr, like sh', async () => {
-    expect(supervise(['no-such-program-omega'], encodeSupervisorEnv({ PATH: '/bin' })).exit).toMatchObject({ exitCode: 127, signal: null });
+  it('ends a missing program with 127, says why on the task stderr like sh, and records the failed exec as its error', async () => {
+    expect(supervise(['no-such-program-omega'], encodeSupervisorEnv({ PATH: '/bin' })).exit).toMatchObject({ exitCode: 127, signal: null, error: 'could not start the task: exec no-such-program-omega: No such file or directory' });
     expect(await readFile(join(dir, 'stderr.log'), 'utf8')).toMatch(/no-such-program-omega: No such file or directory/);
+    // A program that ran and exited 127 itself did start: no error.
+    expect(supervise(['sh', '-c', 'exit 127'], encodeSupervisorEnv({ PATH: '/bin' })).exit).not.toHaveProperty('error');
   });
 
   it('does not start the task when the environment is cut short (no end record)', async () => {

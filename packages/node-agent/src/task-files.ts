@@ -92,11 +92,11 @@ export interface ExitRecord {
   /** Signal name (`SIGKILL`) or null. */
   readonly signal: string | null;
   readonly finishedAtMs: number;
-  /** The task could not be started (spawn or cgroup join failed): what went wrong. */
+  /** The task could not be started (spawn, setup, cgroup join or its exec failed): what went wrong (the record's message). */
   readonly error?: string;
   /** Set when the supervisor itself killed the task for a bound it enforces: `disk-exceeded`. */
   readonly reason?: string;
-  /** What the bound was and what was measured (for the agent's log). */
+  /** What the bound was and what was measured (the agent's log and the record's message). */
   readonly reasonMessage?: string;
   /** The stream lost its oldest bytes to the log cap. */
   readonly stdoutTruncated?: boolean;

@@ -49,6 +49,7 @@ import { namedTaskUser, removeAsUser, TaskUserRefusedError } from './named-users
 import { HEALTH_CHECK_FAILED, type HealthCheck, type HealthState } from '@omega/cell-state';
 import { watchAttemptHealth } from './attempt-health.js';
 import { CheckSlots, DEFAULT_MAX_CONCURRENT_CHECKS, type HealthWatch } from './health-checks.js';
+import { taskMessage } from './task-message.js';
 
 /** PATH given to tasks that do not set their own. */
 export const DEFAULT_TASK_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -454,6 +455,8 @@ class ProcessAttempt implements TaskAttempt {
   private health: HealthWatch | undefined;
   /** When the health check's threshold stopped the task (wall clock). */
   private healthStopAtMs: number | undefined;
+  /** Why the supervisor could not be run (the launcher's or spawn's error), for the record's message. */
+  private supervisorError: string | undefined;
 
   constructor(
     private readonly context: Context,
@@ -508,7 +511,8 @@ class ProcessAttempt implements TaskAttempt {
     } catch (error) {
       this.log.error({ err: error }, 'could not start task');
       await this.cgroup?.remove().catch(() => undefined);
-      return this.conclude({ state: 'failed', reason: error instanceof SecretEnvError || error instanceof IsolationUnavailableError || error instanceof TaskUserRefusedError ? error.reason : 'start-failed', finishedAtMs: Date.now() });
+      const reason = error instanceof SecretEnvError || error instanceof IsolationUnavailableError || error instanceof TaskUserRefusedError ? error.reason : 'start-failed';
+      return this.conclude({ state: 'failed', reason, ...messageField(error instanceof Error ? error.message : String(error)), finishedAtMs: Date.now() });
     }
     await this.waitForStart(task.state === 'placed');
     this.startHealth(undefined);
@@ -667,6 +671,7 @@ class ProcessAttempt implements TaskAttempt {
         (error: unknown) => {
           if (error instanceof LaunchFailedError) {
             this.log.error({ err: error }, 'could not run the task supervisor');
+            this.supervisorError = error.message;
             this.resolveSupervisorGone();
           } else this.watchByPolling(undefined);
         },
@@ -693,6 +698,7 @@ class ProcessAttempt implements TaskAttempt {
     child.once('exit', () => this.resolveSupervisorGone());
     child.once('error', (error) => {
       this.log.error({ err: error }, 'could not run the task supervisor');
+      this.supervisorError = error.message;
       this.resolveSupervisorGone();
     });
     if (child.pid !== undefined) {
@@ -819,10 +825,11 @@ class ProcessAttempt implements TaskAttempt {
     const endedFirst = this.stopRequest?.reason === HEALTH_CHECK_FAILED && exit !== undefined && this.healthStopAtMs !== undefined && exit.finishedAtMs < this.healthStopAtMs;
     if (this.stopRequest?.reason === HEALTH_CHECK_FAILED && !endedFirst) return { state: 'failed', reason: HEALTH_CHECK_FAILED, ...ended };
     if (this.stopRequest !== undefined && !endedFirst) return { state: 'killed', ...this.stopReasonField(), ...ended };
-    if (exit === undefined) return { state: 'failed', reason: 'exit-status-lost', ...ended };
-    if (exit.error !== undefined) return { state: 'failed', reason: 'start-failed', ...ended };
-    // The supervisor killed it for a bound it enforces (its work dir's disk use).
-    if (exit.reason === DISK_EXCEEDED) return { state: 'failed', reason: DISK_EXCEEDED, ...ended };
+    if (exit === undefined) return { state: 'failed', reason: 'exit-status-lost', ...messageField(this.supervisorError === undefined ? undefined : `could not run the task supervisor: ${this.supervisorError}`), ...ended };
+    // The supervisor's own words: what failed before the task's program ran (a failed exec too).
+    if (exit.error !== undefined) return { state: 'failed', reason: 'start-failed', ...messageField(exit.error), ...ended };
+    // The supervisor killed it for a bound it enforces (its work dir's disk use): what it measured.
+    if (exit.reason === DISK_EXCEEDED) return { state: 'failed', reason: DISK_EXCEEDED, ...messageField(exit.reasonMessage), ...ended };
     if (exit.exitCode === 0) return { state: 'succeeded', ...ended };
     // From the kernel's count, not guessed from SIGKILL: only the cgroup knows why it was killed.
     if (usage !== undefined && usage.oomKills > 0) return { state: 'failed', reason: 'oom-killed', ...ended };
@@ -889,6 +896,12 @@ class ProcessAttempt implements TaskAttempt {
   private file(which: keyof typeof TASK_FILES): string {
     return insideRoot(this.dir, TASK_FILES[which]);
   }
+}
+
+/** A record's message from `text` (nothing when there is none to add). */
+function messageField(text: string | undefined): { message?: string } {
+  const message = text === undefined ? '' : taskMessage(text);
+  return message === '' ? {} : { message };
 }
 
 function safeName(id: Identity): string {

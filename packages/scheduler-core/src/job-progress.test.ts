@@ -9,7 +9,7 @@ const defaults = { restartBackoffInitialMs: 1000, restartBackoffMaxMs: 60_000 };
 function task(state: TaskState, more: Partial<Task> = {}): Task {
   return {
     id: taskId(jobId('j'), 0), jobId: jobId('j'), index: 0, attempt: 1, claimId: 'c' as Task['claimId'], machineId: 'm0' as Task['machineId'], scheduler: 's',
-    state, reason: '', signal: '', pid: 0, placedAtMs: 0, startedAtMs: 0, finishedAtMs: 10_000, cpuSeconds: 0, peakMemoryBytes: 0,
+    state, reason: '', message: '', signal: '', pid: 0, placedAtMs: 0, startedAtMs: 0, finishedAtMs: 10_000, cpuSeconds: 0, peakMemoryBytes: 0,
     resources: { cpuMillis: 1, memoryBytes: 1 }, priority: 0, restarts: 0, notBeforeMs: 0, revision: 1, ...more,
   };
 }

@@ -245,6 +245,10 @@ const TEXT = String.raw`{
                   "type": "uint64",
                   "id": 24,
                   "protoName": "health_since_ms"
+                },
+                "message": {
+                  "type": "string",
+                  "id": 25
                 }
               }
             },

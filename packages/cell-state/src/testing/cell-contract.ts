@@ -223,6 +223,23 @@ export function describeCellContract(name: string, open: () => Promise<OpenedSto
       expect(await cell.getTask(tid('r', 0))).toMatchObject({ attempt: 2, restarts: 1, state: 'placed' });
     });
 
+    it("a task's message is final with its reason, and its next attempt starts without one", async () => {
+      const { cell, mirror, ids } = await setup(1);
+      const id = tid('msg', 0);
+      const r = await commitPlan(cell.committer(), plan(mirror.snapshot(), [[id, ids[0]!, 1000]]), 'resource-fit', 'incremental');
+      const claim = r.committed[0]!.claim.id;
+      expect(await cell.getTask(id)).toMatchObject({ state: 'placed', reason: '', message: '' });
+      const why = 'could not start the task: exec /nonexistent/binary: No such file or directory';
+      await cell.updateTask(id, claim, { state: 'failed', reason: 'start-failed', message: why, finishedAtMs: 5 });
+      // A late report, batched or not, adds how the process ended but neither a reason nor words of its own.
+      expect(await cell.updateTasks([{ task: (await cell.getTask(id))!, patch: { state: 'killed', reason: 'job-killed', message: 'stopped by the agent', exitCode: 127 } }])).toEqual(['updated']);
+      await cell.updateTask(id, claim, { reason: 'nonzero-exit', message: '' });
+      expect(await cell.getTask(id)).toMatchObject({ state: 'failed', reason: 'start-failed', message: why, exitCode: 127 });
+      await mirror.waitForRevision(await store.kv.currentRevision());
+      await commitPlan(cell.committer(), plan(mirror.snapshot(), [[id, ids[0]!, 1000]]), 'resource-fit', 'incremental');
+      expect(await cell.getTask(id)).toMatchObject({ attempt: 2, state: 'placed', reason: '', message: '' });
+    });
+
     it('splits an incremental transaction larger than the server allows and commits all of it', async () => {
       const { cell, mirror, ids } = await setup(1, 1_000_000);
       const limited = withLimits(store.kv, { maxTxnOps: 8, maxRequestBytes: store.kv.limits.maxRequestBytes });

@@ -597,6 +597,10 @@ const TEXT = String.raw`{
                 "health_since_ms": {
                   "type": "uint64",
                   "id": 17
+                },
+                "message": {
+                  "type": "string",
+                  "id": 18
                 }
               }
             },

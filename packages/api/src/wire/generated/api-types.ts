@@ -469,6 +469,7 @@ export interface TaskView {
   version: number;
   health: string;
   health_since_ms: number;
+  message: string;
 }
 /** `omega.v1.TaskView` as sent: any field may be left out (its default). */
 export interface TaskViewInput {
@@ -489,6 +490,7 @@ export interface TaskViewInput {
   version?: number;
   health?: string;
   health_since_ms?: number | string;
+  message?: string;
 }
 
 /** `omega.v1.TaskCounts` as received: every field present (absent messages null). */
