@@ -17,7 +17,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { getPriority, setPriority, tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Cell, EtcdKv, findEtcd, startEtcd, type CellMirror, type RunningEtcd } from '@omega/cell-state';
 import type { SchedulerMetrics } from '@omega/scheduler-core';
@@ -56,6 +56,21 @@ const live = new Set<ChildProcess>();
 process.once('exit', () => {
   for (const c of live) c.kill('SIGKILL');
 });
+
+/**
+ * Sets a child's niceness (-20..19; below the current one needs root). Undefined when set (or
+ * already so), else why not.
+ */
+export function setNice(handle: ChildHandle, nice: number): string | undefined {
+  const pid = handle.child.pid;
+  if (pid === undefined) return 'the process did not start';
+  try {
+    if (getPriority(pid) !== nice) setPriority(pid, nice);
+    return undefined;
+  } catch (error) {
+    return (error as Error).message;
+  }
+}
 
 function track(name: string, child: ChildProcess): ChildHandle {
   live.add(child);

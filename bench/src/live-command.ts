@@ -251,6 +251,20 @@ function halfLoadOptions(options: LiveCommandOptions): T1Options['halfLoad'] {
   return { schedulers, seconds, share: 0.5, tasksPerJob: 100, ...(max === undefined ? {} : { maxPlacementsPerSecond: max }) };
 }
 
+/**
+ * The hollow agent's niceness in T1 (`OMEGA_T1_AGENT_NICE`, an integer from -20 to 19; default
+ * 0: it shares the CPUs equally with the schedulers and etcd). It stands in for every machine's
+ * agent, each of which would have its own CPUs: below 0 it runs first when both want the CPU,
+ * which tells the agent's share of placed-to-running from the control plane's (see live-t1.ts).
+ */
+function t1AgentNice(): number {
+  const raw = process.env.OMEGA_T1_AGENT_NICE;
+  if (raw === undefined || raw === '') return 0;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < -20 || value > 19) throw new Error(`OMEGA_T1_AGENT_NICE: must be an integer from -20 to 19, got ${JSON.stringify(raw)}`);
+  return value;
+}
+
 export async function runLiveCommand(options: LiveCommandOptions, print: Print): Promise<number> {
   const startedAt = new Date();
   const cluster = await LiveCluster.start(options.dataDir);
@@ -267,6 +281,7 @@ export async function runLiveCommand(options: LiveCommandOptions, print: Print):
         seed: options.seed,
         rawSeconds: options.quick ? 8 : 15,
         taskDurationMs: Number(process.env.OMEGA_T1_TASK_MS ?? 5_000),
+        agentNice: t1AgentNice(),
         halfLoad: halfLoadOptions(options),
         print,
       };
@@ -281,6 +296,7 @@ export async function runLiveCommand(options: LiveCommandOptions, print: Print):
       result = envelope('T1', 'T1: placement throughput (live)', options, config, points, checks, paper, [
         `Jobs of ${t1.tasksPerJob} tasks (0.1 CPU, 64 MiB, ${t1.taskDurationMs / 1000} s) submitted at once straight into the cell; machines of 64 CPU / 256 GiB so nothing misfits; batch schedulers with their default placement (pack), no think time and --max-txn-ops ${cluster.etcd.limits.maxTxnOps}.`,
         `The raw ceiling runs ${t1.rawSeconds} s per point with as many processes as schedulers, right after the scheduled run, on the same etcd.`,
+        `The hollow agent (${t1.machines} machines' agents in one process) runs at nice ${t1.agentNice} (OMEGA_T1_AGENT_NICE)${t1.agentNice < 0 ? ': ahead of the schedulers and etcd when both want the CPU, as if each machine\'s agent had its machine\'s CPUs to itself' : ', sharing the CPUs equally with the schedulers and etcd'}.`,
       ], cluster.etcdVersion, startedAt);
     } else if (options.experiment === 'agent') {
       const agent: AgentOptions = {

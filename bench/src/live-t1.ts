@@ -26,7 +26,7 @@ import { Progress, DEFAULT_NAMESPACE, KvCompactedError, isTerminal, jobId, type 
 import type { SchedulerMetrics } from '@omega/scheduler-core';
 import { fileURLToPath } from 'node:url';
 import os from 'node:os';
-import { cpuSeconds, finalMetrics, waitFor, waitForAnnouncements, type ChildHandle, type EtcdCounters, type LiveCluster } from './live-cluster.js';
+import { cpuSeconds, finalMetrics, setNice, waitFor, waitForAnnouncements, type ChildHandle, type EtcdCounters, type LiveCluster } from './live-cluster.js';
 
 export interface T1Options {
   readonly machines: number;
@@ -38,6 +38,14 @@ export interface T1Options {
   readonly rawSeconds: number;
   /** Hollow task duration: long enough to be seen running, short enough that claims get pruned. */
   readonly taskDurationMs: number;
+  /**
+   * The hollow agent's niceness (-20..19; 0 by default). Its process stands in for every
+   * machine's agent, and each of those would have its own CPUs; on one host shared with the
+   * schedulers and etcd it waits for their CPU before it reacts to a placement. Below 0 it runs
+   * first when both want the CPU (root only; elsewhere the bench says it shares them), which
+   * tells the agent's part of placed-to-running from the control plane's.
+   */
+  readonly agentNice: number;
   /** The half-load point; undefined: none. */
   readonly halfLoad?: HalfLoadOptions;
   readonly print: (line: string) => void;
@@ -344,6 +352,8 @@ interface PointCell {
 async function withPointCell<T>(cluster: LiveCluster, cellName: string, k: number, options: T1Options, run: (point: PointCell) => Promise<T>): Promise<T> {
   const cell = cluster.cell(cellName);
   const agent = cluster.startAgents(cellName, options.machines, { cpu: '64', memory: '256Gi' });
+  const niceProblem = setNice(agent, options.agentNice);
+  if (niceProblem !== undefined) options.print(`    the hollow agent shares the CPUs equally: could not set its nice to ${options.agentNice} (${niceProblem})`);
   const mirror = cell.mirror();
   await mirror.start();
   const schedulers: ChildHandle[] = [];
