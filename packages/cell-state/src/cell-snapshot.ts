@@ -14,7 +14,7 @@ import type { CellKeys, KeyKind, ParsedKey } from './keys.js';
 import type { KeyValue } from './kv.js';
 import { RecallCache, type RecallLimits } from './recall-cache.js';
 // Tasks and machines change with every placement and report: their lean decoders (same results as codec.ts's).
-import { checkTaskRecord, decodeMachineRecord as decodeMachine, decodeTaskRecord as decodeTask, RawTask } from './record-wire.js';
+import { checkTaskRecord, decodeMachineRecord as decodeMachine, decodeTaskRecord as decodeTask, RawTask, taskRecordMachineId } from './record-wire.js';
 import { isClaimLive, isClaimLiveGiven } from './resources.js';
 import type {
   Alive,
@@ -40,8 +40,13 @@ import type {
 export interface MirrorFilter {
   /** Whether records under this key may be held; called before decoding, for every put and listed key. */
   key(kind: KeyKind, id: string): boolean;
-  /** For a task record whose key passed: whether to hold this version of it (e.g. placed on one of our machines). */
-  task?(task: Task): boolean;
+  /**
+   * For a task record whose key passed: whether to hold this version of it, by the machine it is
+   * placed on (read from the record without decoding it: a node agent's mirror sees every task
+   * record of the cell and holds the few on its machines, undecoded until read like any
+   * replica's). Absent: every task record whose key passed.
+   */
+  taskMachine?(machineId: MachineId): boolean;
   /**
    * Refused records of these kinds are remembered, undecoded, in a bounded {@link RecallCache}
    * (newest version per key, as of the mirror's revision), so that {@link CellMirror.refilter}
@@ -197,16 +202,14 @@ export class CellStateMaps {
    * cost no memory at all.
    */
   private applyFiltered(type: 'put' | 'delete', kv: KeyValue, kind: KeyKind, id: string, filter: MirrorFilter): boolean {
-    let task: Task | undefined;
     let admitted = type === 'put' && filter.key(kind, id);
-    if (admitted && kind === 'task' && filter.task !== undefined) {
+    if (admitted && kind === 'task' && filter.taskMachine !== undefined) {
       try {
-        task = decodeTask(kv.value, kv.modRevision, id);
+        admitted = filter.taskMachine(taskRecordMachineId(kv.value) as MachineId);
       } catch {
         this.undecodable++;
         return false;
       }
-      admitted = filter.task(task);
     }
     const recall = this.recall !== undefined && this.recallKinds.has(kind) ? this.recall : undefined;
     if (!admitted) {
@@ -224,8 +227,7 @@ export class CellStateMaps {
     recall?.forget(kv.key);
     this.applied.set(kv.key, kv.modRevision);
     try {
-      if (task !== undefined) this.ownBucket(id as TaskId).set(id as TaskId, task);
-      else this.store(kind, id, kv);
+      this.store(kind, id, kv);
     } catch {
       this.undecodable++;
       return false;
@@ -243,9 +245,9 @@ export class CellStateMaps {
     if (filter === undefined) return true;
     const parsed = this.keys.parse(kv.key);
     if (parsed === undefined || !filter.key(parsed.kind, parsed.id)) return false;
-    if (parsed.kind !== 'task' || filter.task === undefined) return true;
+    if (parsed.kind !== 'task' || filter.taskMachine === undefined) return true;
     try {
-      return filter.task(decodeTask(kv.value, kv.modRevision));
+      return filter.taskMachine(taskRecordMachineId(kv.value) as MachineId);
     } catch {
       // Counted as undecodable when applied.
       return true;

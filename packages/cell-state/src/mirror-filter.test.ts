@@ -27,7 +27,7 @@ describe('a filtered mirror', () => {
     const wanted = new Set<JobId>();
     const filter: MirrorFilter = {
       key: (kind, id) => (kind === 'machine' ? id === m1 : kind === 'task' ? true : kind === 'job' ? wanted.has(id as JobId) : false),
-      task: (task) => task.machineId === m1,
+      taskMachine: (machine) => machine === m1,
     };
     const full = cell.mirror();
     const part = cell.mirror({ filter });

@@ -266,6 +266,23 @@ function checkResources(r: ProtoReader, end: number): void {
 }
 
 /**
+ * The machine a task record is placed on (field 5; '' when absent, the last one when repeated,
+ * as a full decode reads it), without decoding the rest: what a node agent's mirror asks of
+ * every task record in the cell before it holds the few on its own machines. Throws
+ * {@link MalformedMessageError} for bytes that are no message.
+ */
+export function taskRecordMachineId(bytes: Uint8Array): string {
+  const r = new ProtoReader(bytes);
+  let machineId = '';
+  while (r.pos < r.end) {
+    const tag = r.uint();
+    if (tag === 0x2a) machineId = r.string();
+    else r.skip(tag & 7);
+  }
+  return machineId;
+}
+
+/**
  * Throws exactly when {@link decodeTaskRecord} would, without building anything: the structure
  * and the 64-bit fields that must be exact. Lets a replica accept a record now and decode it
  * when it is read ({@link RawTask}), with an undecodable one refused at once as before.

@@ -23,7 +23,7 @@
  * listener, synchronously and in revision order.
  */
 import pino, { type Logger } from 'pino';
-import { backoffDelayMs, isTerminal, parseTaskId, STORE_RETRY_BACKOFF, type BackoffPolicy, type CellMirror, type CellSnapshot, type JobId, type KeyKind, type MachineId, type MirrorFilter, type Task, type TaskId } from '@omega/cell-state';
+import { backoffDelayMs, isTerminal, parseTaskId, STORE_RETRY_BACKOFF, type BackoffPolicy, type CellMirror, type CellSnapshot, type JobId, type KeyKind, type MachineId, type MirrorFilter, type TaskId } from '@omega/cell-state';
 
 /**
  * The job records refused (not wanted yet) that the mirror remembers, newest first kept: the
@@ -72,7 +72,7 @@ export class JobInterest {
             return false;
         }
       },
-      task: (task: Task) => machines.has(task.machineId),
+      taskMachine: (machine: MachineId) => machines.has(machine),
       // A job's record arrives before its first task is placed, while nobody here wants it yet.
       recall: { kinds: ['job'], ...JOB_RECALL },
     };
