@@ -606,9 +606,12 @@ static int is_under(const char *path, const char *dir) {
 static const char *private_tmpfs(const char *dir, const char *const paths[], int npaths, const char *opts, const char *mount_stage) {
     struct stat st;
     if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) return NULL;
+    /* Where the tmpfs really lands: `dir` may itself be a link (/dev/shm -> /run/shm). */
+    char real_dir[PATH_MAX];
+    if (realpath(dir, real_dir) == NULL) return "resolve a private tmpfs's path";
     int fds[2] = {-1, -1};
     for (int i = 0; i < npaths; i++) {
-        if (!is_under(paths[i], dir)) continue;
+        if (!is_under(paths[i], dir) && !is_under(paths[i], real_dir)) continue;
         fds[i] = open(paths[i], O_PATH | O_DIRECTORY | O_CLOEXEC);
         if (fds[i] < 0) return "open the work dir";
     }
