@@ -5,6 +5,7 @@
  * not restarted. Uses real cgroups when this machine has writable ones, else runs the agent with
  * --no-enforcement (adoption works the same).
  */
+import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { chmod, mkdtemp, readdir, readFile, rm, rmdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -62,9 +63,10 @@ describe('the node agent across restarts', () => {
     // Let any task still waiting end, and stop any agent still running.
     await writeFile(join(gates, 'a'), '').catch(() => undefined);
     await writeFile(join(gates, 'b'), '').catch(() => undefined);
+    await writeFile(join(gates, 'c'), '').catch(() => undefined);
     for (const a of agents) if (a.child.exitCode === null && a.child.signalCode === null) a.child.kill('SIGKILL');
     await Promise.all(agents.map((a) => a.exited));
-    await eventually('the tasks to exit', () => ['a', 'b'].every((job) => existsSync(join(taskLogPaths(dataDir, taskId(job, 0), 1).dir, 'exit.json'))), 10_000).catch(() => undefined);
+    await eventually('the tasks to exit', () => ['a', 'b', 'c'].every((job) => existsSync(join(taskLogPaths(dataDir, taskId(job, 0), 1).dir, 'exit.json'))), 10_000).catch(() => undefined);
     // A task that did not end (a failed test) must not outlive the run: its supervisor names the
     // data dir on its command line, and with cgroups every process of the task is in one.
     await killTaskProcesses();
@@ -169,5 +171,48 @@ describe('the node agent across restarts', () => {
     expect(await third.exited).toBe(0);
     expect((await cell.getTask(taskId('a', 0)))!.revision).toBe(revisions.a);
     expect((await cell.getTask(taskId('b', 0)))!.revision).toBe(revisions.b);
+  });
+
+  it.skipIf(skip || !isRoot)("adopts a task whose supervisor.json is gone by finding its supervisor in /proc: not its init, not another user's process naming its directory", async () => {
+    const first = startAgent();
+    await started(first);
+    await cell.createJob({ id: jobId('c'), spec: gated('c', 0) });
+    await placeTasks(cell, mirror, [{ taskId: taskId('c', 0), machineId: m1, resources: { cpuMillis: 100, memoryBytes: 32 * 1024 ** 2 } }]);
+    await eventually('task c to run', () => task('c')?.state === 'running');
+    const before = task('c')!;
+    // The agent dies as if right after the spawn: no record of the supervisor's pid.
+    first.child.kill('SIGKILL');
+    await first.exited;
+    const dir = taskLogPaths(dataDir, taskId('c', 0), 1).dir;
+    await rm(join(dir, 'supervisor.json'), { force: true });
+    // A process of another user whose command line names c's directory as a supervisor's does
+    // (what a hostile task could run); newer than c's supervisor and its init.
+    // Its own process group, killed whole: the shell's sleep must not outlive the test.
+    const impostor = spawn('/bin/sh', ['-c', 'sleep 60; :', dir, '--', 'x'], { stdio: 'ignore', uid: 65534, gid: 65534, detached: true });
+    const killImpostor = (): void => {
+      try {
+        process.kill(-(impostor.pid as number), 'SIGKILL');
+      } catch {
+        // gone already
+      }
+    };
+    const impostorGone = new Promise((resolve) => impostor.once('exit', resolve));
+    try {
+      const second = startAgent();
+      await started(second);
+      await eventually('task c to be adopted', () => second.messages.includes('adopting running task'));
+      // Had the agent taken the impostor for c's supervisor, its end would end c's attempt.
+      killImpostor();
+      await impostorGone;
+      await new Promise((r) => setTimeout(r, 1_000));
+      expect(task('c')).toMatchObject({ state: 'running', pid: before.pid, startedAtMs: before.startedAtMs });
+      await writeFile(join(gates, 'c'), '');
+      await eventually('task c to be reported', () => task('c')?.state === 'succeeded');
+      expect(task('c')).toMatchObject({ state: 'succeeded', exitCode: 0, pid: before.pid });
+      second.child.kill('SIGTERM');
+      expect(await second.exited).toBe(0);
+    } finally {
+      killImpostor();
+    }
   });
 });

@@ -10,8 +10,9 @@
  *   stdin: NAME=value\0 ... NAME=value\0 \0   (the empty record ends it; then EOF)
  * ```
  *
- * The task dir is a whole argument of its own: a restarted agent recognises a live supervisor by
- * its command line naming the directory (`supervisorAlive`).
+ * The task dir is a whole argument of its own, right before `--`: a restarted agent recognises a
+ * live supervisor by its command line naming the directory and its user being the agent's
+ * (supervisor-processes.ts).
  */
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';

@@ -28,7 +28,7 @@
  * (a process that leaves the group escapes: that is what enforcement is for).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chownSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, constants as fsc } from 'node:fs';
+import { chownSync, closeSync, existsSync, mkdirSync, openSync, rmSync, constants as fsc } from 'node:fs';
 import { mkdir, readdir, rm, rmdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import pino, { type Logger } from 'pino';
@@ -50,6 +50,7 @@ import { HEALTH_CHECK_FAILED, type HealthCheck, type HealthState } from '@omega/
 import { watchAttemptHealth } from './attempt-health.js';
 import { CheckSlots, DEFAULT_MAX_CONCURRENT_CHECKS, type HealthWatch } from './health-checks.js';
 import { taskMessage } from './task-message.js';
+import { supervisorAlive, supervisorsUnder } from './supervisor-processes.js';
 
 /** PATH given to tasks that do not set their own. */
 export const DEFAULT_TASK_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -376,45 +377,9 @@ function safeRead<T>(path: string): T | undefined {
   }
 }
 
-/**
- * Whether `pid` is still the supervisor of the attempt in `dir`: alive, not a zombie (a zombie's
- * cmdline is empty), and not a reused pid (its command line names the directory).
- */
-export function supervisorAlive(pid: number, dir: string): boolean {
-  try {
-    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').includes(dir);
-  } catch {
-    return false;
-  }
-}
-
-/**
- * The supervisors of attempts under `tasksRoot`, by the attempt directory their command line
- * names (the argument right before `--`), from one pass over /proc. Zombies (empty command
- * line) are left out.
- */
+/** The supervisors of attempts under `tasksRoot`, by attempt directory (supervisor-processes.ts). */
 function supervisorsByDir(tasksRoot: string): Map<string, number> {
-  const found = new Map<string, number>();
-  let entries: string[];
-  try {
-    entries = readdirSync('/proc');
-  } catch {
-    return found;
-  }
-  const prefix = `${resolve(tasksRoot)}/`;
-  for (const entry of entries) {
-    if (!/^[0-9]+$/.test(entry)) continue;
-    let args: string[];
-    try {
-      args = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
-    } catch {
-      continue;
-    }
-    const end = args.indexOf('--');
-    const dir = end > 0 ? args[end - 1] : undefined;
-    if (dir !== undefined && dir.startsWith(prefix)) found.set(dir, Number(entry));
-  }
-  return found;
+  return supervisorsUnder(`${resolve(tasksRoot)}/`);
 }
 
 function signalGroup(pid: number, signal: NodeJS.Signals): void {
