@@ -1,6 +1,6 @@
 /**
  * Secret env values reach the task's environment and nothing else: not the agent's logs, not a
- * file in the agent's data directory (meta.json, supervisor.json, anything). Runs the agent in this
+ * file in the agent's data directory (meta.json, started.json, anything). Runs the agent in this
  * process on a MemoryKv with real task processes (the built supervisor: `tsc -b` first), without
  * cgroups (not what is under test here).
  */

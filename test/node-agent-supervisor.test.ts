@@ -9,7 +9,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { jobId, machineId, taskId, type Cell, type CellMirror, type JobSpec, type Task } from '@omega/cell-state';
 import { jobSpec } from '@omega/cell-state/testing';
@@ -19,6 +19,7 @@ import {
   resolveTaskUser,
   startLogServer,
   SUPERVISOR_OVERHEAD_BYTES,
+  supervisorsUnder,
   taskInstanceName,
   taskLogPaths,
   type CgroupDriver,
@@ -160,7 +161,8 @@ describe('the native task supervisor', () => {
     await run('held', jobSpec('held').cpu(100).memory('16Mi').command('sleep', '30').build());
     await eventually('the task to run', () => record('held')?.state === 'running');
     const dir = taskLogPaths(dataDir, taskId('held', 0), 1).dir;
-    const { pid } = JSON.parse(await readFile(join(dir, 'supervisor.json'), 'utf8')) as { pid: number };
+    const pid = supervisorsUnder(`${dirname(dir)}/`).get(dir) as number;
+    expect(pid).toBeGreaterThan(0);
     const status = await readFile(`/proc/${pid}/status`, 'utf8');
     const rollup = await readFile(`/proc/${pid}/smaps_rollup`, 'utf8');
     const rss = procKb(status, 'VmRSS');

@@ -50,13 +50,12 @@ export {
   type ReportedRecord,
   type StartedRecord,
   type SupervisorEnv,
-  type SupervisorRecord,
   type TaskMeta,
   type TruncatedRecord,
 } from './task-files.js';
 export { cgroupParentSegments, insideRoot, isTaskInstanceName, taskDir, taskInstanceName, taskLogPaths, tasksRoot, TASKS_DIR, UnsafePathError, type TaskLogPaths } from './task-paths.js';
 export { DEFAULT_KILL_GRACE_MS, DEFAULT_TASK_PATH, ProcessExecutor, type ProcessExecutorOptions } from './task-runner.js';
-export { supervisorAlive } from './supervisor-processes.js';
+export { supervisorAlive, supervisorsUnder } from './supervisor-processes.js';
 export { DEFAULT_TASK_UIDS, parseUidRange, TaskUidPool, type UidRange } from './task-uids.js';
 export { checkTraversable, resolveTaskUser, TaskUserError, type TaskUser } from './task-user.js';
 export { allowedUserAttributes, namedTaskUser, parseAllowUsers, removeAsUser, TaskUserRefusedError, USER_NOT_ALLOWED, USER_UNKNOWN } from './named-users.js';

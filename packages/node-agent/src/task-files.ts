@@ -16,9 +16,6 @@
  *   agent does not wait for the disk itself: an fsync on its event loop's four libuv threads
  *   queued every other file operation of every starting task behind it (170 ms per start
  *   measured at ~100 starts/s on a disk etcd also syncs to).
- * - `supervisor.json`: not fsynced ({@link writeJsonVolatile}): a pid means nothing after a
- *   crash (every process died); written in the spawn's tick so a killed agent's successor finds
- *   every supervisor that may run.
  * - `reported.json`: not fsynced: if a crash loses it, recovery either sees the record terminal
  *   with the exit's own finish time (marks it, no second report) or reports again at the same
  *   claim, which the cell takes as a repeat.
@@ -33,7 +30,6 @@ import type { HealthCheck } from '@omega/cell-state';
 /** File names inside a task attempt's directory (see the layout above). */
 export const TASK_FILES = Object.freeze({
   meta: 'meta.json',
-  supervisor: 'supervisor.json',
   started: 'started.json',
   exit: 'exit.json',
   reported: 'reported.json',
@@ -107,10 +103,6 @@ export interface ExitRecord {
 export interface TruncatedRecord {
   readonly stdout: boolean;
   readonly stderr: boolean;
-}
-
-export interface SupervisorRecord {
-  readonly pid: number;
 }
 
 /** The terminal report was accepted by the cell (or was refused as stale): nothing left to do. */

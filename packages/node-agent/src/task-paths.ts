@@ -6,9 +6,6 @@
  *   tasks/
  *     <job id>~<index>~<attempt>/      one directory per task attempt (root-owned, 0755)
  *       meta.json                     who this attempt is (task id, claim id, cgroup): written first
- *       supervisor.json               the supervisor's pid, written by the agent right after spawn
- *                                     (what it runs is on its command line; the env, which may
- *                                     hold secrets, reaches it on its stdin: never on disk)
  *       started.json                  { pid, startedAtMs }: the user process is in its cgroup
  *       exit.json                     { exitCode | signal, finishedAtMs }: written by the supervisor
  *       reported.json                 the agent's terminal report was accepted: nothing left to do

@@ -40,7 +40,7 @@ import { ReporterClosedError, type StatusReporter } from './status-reporter.js';
 import { LaunchFailedError, launcherPathFor, SupervisorLauncher } from './supervisor-launcher.js';
 import { DEFAULT_DISK_CHECK_MS, DEFAULT_DISK_LIMIT_BYTES, DEFAULT_DISK_MAX_ENTRIES, DISK_EXCEEDED, taskDiskBound, type DiskBound } from './disk-limit.js';
 import { DEFAULT_LOG_CAP_BYTES, defaultSupervisorPath, encodeSupervisorEnv, supervisorArgs, taskLogCap, taskMemoryLimit, type SupervisorCommand } from './supervisor-command.js';
-import { MAX_SUPERVISOR_ENV_BYTES, readJson, TASK_FILES, writeJsonVolatile, writeJsonVolatileAsync, type ExitRecord, type ReportedRecord, type StartedRecord, type SupervisorEnv, type SupervisorRecord, type TaskMeta } from './task-files.js';
+import { MAX_SUPERVISOR_ENV_BYTES, readJson, TASK_FILES, writeJsonVolatile, writeJsonVolatileAsync, type ExitRecord, type ReportedRecord, type StartedRecord, type SupervisorEnv, type TaskMeta } from './task-files.js';
 import { insideRoot, isTaskInstanceName, taskInstanceName, tasksRoot } from './task-paths.js';
 import { DEFAULT_KEEP_ATTEMPTS, DEFAULT_TASK_RETENTION_MS, removeExpiredTasks, removeOldAttempts, sweepIntervalMs } from './task-retention.js';
 import { TaskUidPool, type UidRange } from './task-uids.js';
@@ -205,8 +205,8 @@ export class ProcessExecutor implements Executor {
     const adopted: ProcessAttempt[] = [];
     const seen = new Set<string>();
     const names = await readdir(this.context.tasksRoot).catch(() => [] as string[]);
-    // Supervisors by the directory on their command line, read from /proc once if needed: one
-    // started just before the previous agent died may have no supervisor.json yet.
+    // Supervisors by the directory on their command line, read from /proc once if needed
+    // (supervisor-processes.ts: the process table, not a file, says which supervisor runs).
     let byDir: Map<string, number> | undefined;
     for (const name of names) {
       if (!isTaskInstanceName(name)) {
@@ -249,9 +249,7 @@ export class ProcessExecutor implements Executor {
       }
       const started = safeRead<StartedRecord>(join(dir, TASK_FILES.started));
       const exited = exit !== undefined;
-      const supervisor = safeRead<SupervisorRecord>(join(dir, TASK_FILES.supervisor));
-      let supervisorPid = supervisor !== undefined && supervisorAlive(supervisor.pid, dir) ? supervisor.pid : undefined;
-      if (supervisorPid === undefined && !exited) supervisorPid = (byDir ??= supervisorsByDir(this.context.tasksRoot)).get(dir);
+      const supervisorPid = (byDir ??= supervisorsByDir(this.context.tasksRoot)).get(dir);
       const alive = supervisorPid !== undefined;
       if (started === undefined && !exited && !alive) {
         // It never got to run user code: start from scratch if it is still placed.
@@ -625,13 +623,8 @@ class ProcessAttempt implements TaskAttempt {
       })
       .then(
         (launched) => {
+          // A restarted agent finds the supervisor in /proc by its directory (see recover).
           pid = launched;
-          // Off the event loop: should the agent die before it lands, the next one finds the
-          // supervisor in /proc by its directory (see recover). No fsync: the page cache
-          // outlives the agent, and after a machine crash no pid is alive.
-          if (!this.detached) {
-            writeJsonVolatileAsync(this.file('supervisor'), { pid } satisfies SupervisorRecord).catch((error: unknown) => this.log.warn({ err: error }, 'could not write supervisor.json'));
-          }
         },
         (error: unknown) => {
           if (error instanceof LaunchFailedError) {
@@ -666,11 +659,6 @@ class ProcessAttempt implements TaskAttempt {
       this.supervisorError = error.message;
       this.resolveSupervisorGone();
     });
-    if (child.pid !== undefined) {
-      // Same tick as the spawn: a restarted agent must find every supervisor that may be running.
-      // No fsync: the page cache outlives the agent, and after a machine crash no pid is alive.
-      writeJsonVolatile(this.file('supervisor'), { pid: child.pid } satisfies SupervisorRecord);
-    }
     child.unref();
   }
 
