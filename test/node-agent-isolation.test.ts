@@ -77,12 +77,17 @@ describe('tasks in namespaces of their own', () => {
     await symlink(join(shmDir, m3), shmLink);
     kv = new MemoryKv();
     cell = new Cell(kv, freshCellName());
+    // 500 uids per machine, none shared: tasks of different machines never share a uid.
+    const uidsOf = (id: typeof m1): { first: number; last: number } => {
+      const first = 230_000 + 500 * [m1, m2, m3].indexOf(id);
+      return { first, last: first + 499 };
+    };
     const agentFor = (id: typeof m1, use: HostIsolation): Agent =>
       new Agent({
         cell,
         machines: [{ id, capacity: { cpuMillis: 64_000, memoryBytes: 64 * 1024 ** 3 } }],
         executor: async ({ reporter }) => {
-          const executor = new ProcessExecutor({ dataDir: id === m3 ? shmLink : join(dataDir, id), machineId: id, reporter, cgroups: driver, taskUids: { first: 230_000 + 500 * [m1, m2, m3].indexOf(id), last: 230_499 + 500 * [m1, m2, m3].indexOf(id) }, killGraceMs: 500, isolation: use });
+          const executor = new ProcessExecutor({ dataDir: id === m3 ? shmLink : join(dataDir, id), machineId: id, reporter, cgroups: driver, taskUids: uidsOf(id), killGraceMs: 500, isolation: use });
           await executor.init();
           return executor;
         },

@@ -14,7 +14,7 @@ import type { CellKeys, KeyKind, ParsedKey } from './keys.js';
 import type { KeyValue } from './kv.js';
 import { RecallCache, type RecallLimits } from './recall-cache.js';
 // Tasks and machines change with every placement and report: their lean decoders (same results as codec.ts's).
-import { checkTaskRecord, decodeMachineRecord as decodeMachine, decodeTaskRecord as decodeTask, RawTask, taskRecordMachineId } from './record-wire.js';
+import { checkTaskRecord, decodeMachineRecord as decodeMachine, RawTask, taskRecordMachineId } from './record-wire.js';
 import { isClaimLive, isClaimLiveGiven } from './resources.js';
 import type {
   Alive,

@@ -55,16 +55,13 @@ async function main(): Promise<number> {
   logProcessSecurity(logger, config.security);
   for (const note of config.notes) logger.warn(note);
 
+  let cgroups: CgroupDriver | undefined;
   if (config.hollow === 0) {
     // Where every task start creates its files: named, and the one slow kind called out.
     const disk = dataDisk(config.dataDir);
     const fields = { dataDir: config.dataDir, fileSystem: describeDataDisk(disk) };
     if (isJournalLessExt4(disk)) logger.warn(fields, 'the data dir is on ext4 without a journal: each file a task start creates scans recently deleted inodes, which costs CPU per task under churn; put --data-dir on a journaled file system');
     else logger.info(fields, 'data dir');
-  }
-
-  let cgroups: CgroupDriver | undefined;
-  if (config.hollow === 0) {
     if (!config.enforcement) {
       logger.warn({ enforcementDisabled: true }, 'ENFORCEMENT DISABLED (--no-enforcement): tasks run WITHOUT cpu, memory or pids limits; the machine record says enforcementDisabled');
     } else {

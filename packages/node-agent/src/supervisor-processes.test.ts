@@ -20,10 +20,11 @@ describe('which processes are supervisors', () => {
       { pid: 101, ppid: 100, uid: 0, dir: a }, // its init (a fork: the same command line)
       { pid: 200, ppid: 50, uid: 230_001, dir: a }, // a task of another job naming a's directory
       { pid: 300, ppid: 1, uid: 0, dir: b }, // b's supervisor
-      { pid: 301, ppid: 300, uid: 0, dir: a }, // b's child naming a: not a fork of a's supervisor
+      { pid: 301, ppid: 300, uid: 0, dir: b }, // its task before the exec
     ];
-    expect(supervisorsOf(candidates, 0)).toEqual(new Map([[a, 301], [b, 300]]));
-    expect(supervisorsOf(candidates.slice(0, 4), 0)).toEqual(new Map([[a, 100], [b, 300]]));
+    expect(supervisorsOf(candidates, 0)).toEqual(new Map([[a, 100], [b, 300]]));
+    // Run by another user, the agent would find only that user's processes.
+    expect(supervisorsOf(candidates, 230_001)).toEqual(new Map([[a, 200]]));
     // Without the supervisor, its init alone still names the attempt (its parent is gone).
     expect(supervisorsOf([{ pid: 101, ppid: 1, uid: 0, dir: a }], 0)).toEqual(new Map([[a, 101]]));
     expect(supervisorsOf([{ pid: 200, ppid: 50, uid: 230_001, dir: a }], 0).size).toBe(0);
