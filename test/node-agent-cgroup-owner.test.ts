@@ -7,7 +7,7 @@
  * cgroups; skipped loudly otherwise. Agents run in this process on a MemoryKv (the store is not
  * under test) with the built supervisor (`tsc -b` first).
  */
-import { chmod, mkdtemp, readFile, rm, rmdir } from 'node:fs/promises';
+import { chmod, mkdtemp, rm, rmdir } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,6 +16,7 @@ import { Cell, jobId, machineId, MemoryKv, taskId, type CellMirror, type Machine
 import { freshCellName, jobSpec } from '@omega/cell-state/testing';
 import { Agent, CGROUP_MARKERS_DIR, cgroupLimits, detectCgroupDriver, ProcessExecutor, resolveTaskUser, taskInstanceName, type CgroupDriver } from '@omega/node-agent';
 import { eventually, placeTasks } from '@omega/node-agent/testing';
+import { processGone } from './support/real-agent.js';
 
 const parent = `omega-test-owner-${process.pid}`;
 const isRoot = process.getuid?.() === 0;
@@ -23,15 +24,6 @@ const probe = isRoot ? await detectCgroupDriver({ parent }) : { problem: 'the te
 const skipWhy = !isRoot ? 'the tests do not run as root' : probe.driver === undefined ? `cgroups are not writable here: ${probe.problem}` : undefined;
 if (skipWhy !== undefined) console.warn(`SKIPPED: cgroup ownership tests on real cgroups because ${skipWhy}`);
 const skip = skipWhy !== undefined;
-
-async function processGone(pid: number): Promise<boolean> {
-  try {
-    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
-  } catch {
-    return true;
-  }
-}
 
 interface Host {
   readonly kv: MemoryKv;

@@ -25,6 +25,7 @@ import { Agent, cgroupLimits, CgroupV2Driver, detectCgroupDriver, ProcessExecuto
 import { eventually, placeTasks } from '@omega/node-agent/testing';
 import { repoPath, runNode } from './support/processes.js';
 import { mountPrivateCgroup2, type PrivateCgroup2 } from './support/private-cgroup2.js';
+import { processGone } from './support/real-agent.js';
 
 const MiB = 1024 ** 2;
 const top = `omega-v2-test-${process.pid}`;
@@ -63,16 +64,6 @@ function start(command: string, args: readonly string[]): ChildProcess & { pid: 
 function exitOf(child: ChildProcess): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve({ code: child.exitCode, signal: child.signalCode });
   return new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
-}
-
-/** Whether a process is gone (or a zombie: dead, waiting to be reaped). */
-async function processGone(pid: number): Promise<boolean> {
-  try {
-    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
-  } catch {
-    return true;
-  }
 }
 
 const root = (): string => (hierarchy as PrivateCgroup2).root;

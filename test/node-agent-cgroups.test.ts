@@ -12,7 +12,7 @@ import { jobId, machineId, taskId, type Cell, type CellMirror, type JobSpec, typ
 import { jobSpec } from '@omega/cell-state/testing';
 import { resolveTaskUser, taskInstanceName, taskLogPaths, type CgroupDriver } from '@omega/node-agent';
 import { eventually, placeTasks } from '@omega/node-agent/testing';
-import { detectRealCgroups, processGone, startRealAgent, type RealAgent } from './support/real-agent.js';
+import { attemptEnded, detectRealCgroups, processGone, type RealAgent, startRealAgent } from './support/real-agent.js';
 
 const MiB = 1024 ** 2;
 const m1 = machineId('cg-m1');
@@ -50,10 +50,7 @@ describe('the node agent on real cgroups', () => {
   }
 
   const record = (name: string, i = 0): Task | undefined => mirror.snapshot().task(taskId(name, i));
-  const ended = (name: string, i = 0): boolean => {
-    const t = record(name, i);
-    return t !== undefined && t.finishedAtMs > 0 && ['succeeded', 'failed', 'killed'].includes(t.state);
-  };
+  const ended = (name: string, i = 0): boolean => attemptEnded(record(name, i));
 
   it.skipIf(skip)('a task asking for 32 MiB that allocates 256 MiB ends failed with reason oom-killed', async () => {
     await run('oom', jobSpec('oom').cpu(500).memory('32Mi').command('dd', 'if=/dev/zero', 'of=/dev/null', 'bs=256M', 'count=1').build());

@@ -12,7 +12,7 @@ import { jobId, machineId, taskId, type Cell, type CellMirror, type JobSpec, typ
 import { jobSpec } from '@omega/cell-state/testing';
 import { DISK_EXCEEDED, taskLogPaths, type CgroupDriver } from '@omega/node-agent';
 import { eventually, placeTasks } from '@omega/node-agent/testing';
-import { detectRealCgroups, startRealAgent, type RealAgent } from './support/real-agent.js';
+import { attemptEnded, detectRealCgroups, type RealAgent, startRealAgent } from './support/real-agent.js';
 
 const MiB = 1024 ** 2;
 const m1 = machineId('disk-m1');
@@ -51,10 +51,7 @@ describe("a task's work dir bounded on disk", () => {
     await placeTasks(cell, mirror, [{ taskId: taskId(name, 0), machineId: m1, resources: spec.task.resources }]);
   }
   const record = (name: string): Task | undefined => mirror.snapshot().task(taskId(name, 0));
-  const ended = (name: string): boolean => {
-    const t = record(name);
-    return t !== undefined && t.finishedAtMs > 0 && ['succeeded', 'failed', 'killed'].includes(t.state);
-  };
+  const ended = (name: string): boolean => attemptEnded(record(name));
 
   it.skipIf(skip)('a job with a 2 MiB disk limit whose task writes 8 MiB ends failed with disk-exceeded, and its stderr says what was measured', async () => {
     // A forked writer keeps going in the background: the kill must take the whole task.

@@ -19,6 +19,7 @@ import { Cell, jobId, machineId, MemoryKv, taskId, type CellMirror, type JobSpec
 import { freshCellName, jobSpec } from '@omega/cell-state/testing';
 import { Agent, defaultSupervisorPath, detectCgroupDriver, detectIsolation, ProcessExecutor, taskInstanceName, taskLogPaths, type CgroupDriver, type HostIsolation } from '@omega/node-agent';
 import { eventually, placeTasks } from '@omega/node-agent/testing';
+import { attemptEnded, processGone } from './support/real-agent.js';
 
 const m1 = machineId('iso-m1');
 const m2 = machineId('iso-m2');
@@ -38,16 +39,6 @@ const skipWhy = !isRoot
       : undefined;
 if (skipWhy !== undefined) console.warn(`SKIPPED: task isolation tests because ${skipWhy}`);
 const skip = skipWhy !== undefined;
-
-/** Whether a process is gone (or a zombie). */
-async function processGone(pid: number): Promise<boolean> {
-  try {
-    const st = await readFile(`/proc/${pid}/stat`, 'utf8');
-    return st.slice(st.lastIndexOf(')') + 2).startsWith('Z');
-  } catch {
-    return true;
-  }
-}
 
 describe('tasks in namespaces of their own', () => {
   let kv: MemoryKv;
@@ -132,10 +123,7 @@ describe('tasks in namespaces of their own', () => {
     await placeTasks(cell, mirror, [{ taskId: taskId(name, 0), machineId: machine, resources: spec.task.resources }]);
   }
   const record = (name: string): Task | undefined => mirror.snapshot().task(taskId(name, 0));
-  const ended = (name: string): boolean => {
-    const t = record(name);
-    return t !== undefined && t.finishedAtMs > 0 && ['succeeded', 'failed', 'killed'].includes(t.state);
-  };
+  const ended = (name: string): boolean => attemptEnded(record(name));
   const stdout = (name: string, machine = m1): Promise<string> => readFile(taskLogPaths(join(dataDir, machine), taskId(name, 0), 1).stdout, 'utf8');
   const withNetwork = (spec: JobSpec, network: 'host' | 'none'): JobSpec => ({ ...spec, task: { ...spec.task, network } });
 

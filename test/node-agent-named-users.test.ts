@@ -19,6 +19,7 @@ import { Cell, jobId, machineId, MemoryKv, taskId, type CellMirror, type JobSpec
 import { freshCellName, jobSpec } from '@omega/cell-state/testing';
 import { Agent, detectCgroupDriver, ProcessExecutor, taskLogPaths, type CgroupDriver } from '@omega/node-agent';
 import { eventually, placeTasks } from '@omega/node-agent/testing';
+import { attemptEnded } from './support/real-agent.js';
 
 const m1 = machineId('named-user-m1');
 const parent = `omega-test-named-user-${process.pid}`;
@@ -107,10 +108,7 @@ describe('a job naming the user its tasks run as', () => {
   }
   const asUser = (spec: JobSpec, user: string): JobSpec => ({ ...spec, task: { ...spec.task, user } });
   const record = (name: string): Task | undefined => mirror.snapshot().task(taskId(name, 0));
-  const ended = (name: string): boolean => {
-    const t = record(name);
-    return t !== undefined && t.finishedAtMs > 0 && ['succeeded', 'failed', 'killed'].includes(t.state);
-  };
+  const ended = (name: string): boolean => attemptEnded(record(name));
   const paths = (name: string) => taskLogPaths(dataDir, taskId(name, 0), 1);
 
   it.skipIf(skip)('runs as the allowed user in a 0700 work dir it owns, which is removed without following the links the task planted', async () => {

@@ -26,7 +26,7 @@ import {
   type LogServer,
 } from '@omega/node-agent';
 import { eventually, placeTasks } from '@omega/node-agent/testing';
-import { detectRealCgroups, startRealAgent, type RealAgent } from './support/real-agent.js';
+import { attemptEnded, detectRealCgroups, type RealAgent, startRealAgent } from './support/real-agent.js';
 
 const KiB = 1024;
 const MiB = 1024 ** 2;
@@ -89,10 +89,7 @@ describe('the native task supervisor', () => {
     await placeTasks(cell, mirror, [{ taskId: taskId(name, 0), machineId: m1, resources: spec.task.resources }]);
   }
   const record = (name: string): Task | undefined => mirror.snapshot().task(taskId(name, 0));
-  const ended = (name: string): boolean => {
-    const t = record(name);
-    return t !== undefined && t.finishedAtMs > 0 && ['succeeded', 'failed', 'killed'].includes(t.state);
-  };
+  const ended = (name: string): boolean => attemptEnded(record(name));
 
   it.skipIf(skip)('a task that writes three times the log cap keeps the newest bytes in two files, and the log server says the output was truncated', async () => {
     // 40,000 numbered lines: 229 KiB, about 3.5 caps.

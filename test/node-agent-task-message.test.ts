@@ -13,7 +13,7 @@ import { jobId, machineId, taskId, type Cell, type CellMirror, type JobSpec, typ
 import { jobSpec } from '@omega/cell-state/testing';
 import { type CgroupDriver } from '@omega/node-agent';
 import { eventually, placeTasks } from '@omega/node-agent/testing';
-import { detectRealCgroups, startRealAgent, type RealAgent } from './support/real-agent.js';
+import { attemptEnded, detectRealCgroups, type RealAgent, startRealAgent } from './support/real-agent.js';
 
 const m1 = machineId('msg-m1');
 const parent = `omega-test-msg-${process.pid}`;
@@ -43,10 +43,7 @@ describe("a task record's message", () => {
     await placeTasks(cell, mirror, [{ taskId: taskId(name, 0), machineId: m1, resources: spec.task.resources }]);
   }
   const record = (name: string): Task | undefined => mirror.snapshot().task(taskId(name, 0));
-  const ended = (name: string): boolean => {
-    const t = record(name);
-    return t !== undefined && t.finishedAtMs > 0 && ['succeeded', 'failed', 'killed'].includes(t.state);
-  };
+  const ended = (name: string): boolean => attemptEnded(record(name));
 
   it.skipIf(skip)('names the program of a task whose command does not exist, which ends failed / start-failed, and the job view shows it', async () => {
     await run('nosuch', jobSpec('nosuch').cpu(100).memory('32Mi').env('SOME_SETTING', ENV_VALUE).command('/nonexistent/binary', '--flag').build());

@@ -12,7 +12,7 @@ import { jobId, machineId, taskId, type Cell, type CellMirror, type JobSpec, typ
 import { jobSpec } from '@omega/cell-state/testing';
 import { taskLogPaths, type CgroupDriver } from '@omega/node-agent';
 import { eventually, placeTasks } from '@omega/node-agent/testing';
-import { detectRealCgroups, startRealAgent, type RealAgent } from './support/real-agent.js';
+import { attemptEnded, detectRealCgroups, type RealAgent, startRealAgent } from './support/real-agent.js';
 
 const m1 = machineId('uid-m1');
 const parent = `omega-test-uid-${process.pid}`;
@@ -42,10 +42,7 @@ describe('a uid per task', () => {
     await placeTasks(cell, mirror, [{ taskId: taskId(name, 0), machineId: m1, resources: spec.task.resources }]);
   }
   const record = (name: string): Task | undefined => mirror.snapshot().task(taskId(name, 0));
-  const ended = (name: string): boolean => {
-    const t = record(name);
-    return t !== undefined && t.finishedAtMs > 0 && ['succeeded', 'failed', 'killed'].includes(t.state);
-  };
+  const ended = (name: string): boolean => attemptEnded(record(name));
   const work = (name: string): string => join(taskLogPaths(dataDir, taskId(name, 0), 1).dir, 'work');
 
   it.skipIf(skip)("tasks of two jobs run as two uids of the range and cannot read, signal or write into each other", async () => {

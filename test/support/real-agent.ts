@@ -7,7 +7,7 @@
 import { chmod, mkdtemp, readFile, rm, rmdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Cell, MemoryKv, type CellMirror, type MachineId } from '@omega/cell-state';
+import { Cell, MemoryKv, type CellMirror, type MachineId, type Task } from '@omega/cell-state';
 import { freshCellName } from '@omega/cell-state/testing';
 import { Agent, detectCgroupDriver, ProcessExecutor, type CgroupDriver, type ProcessExecutorOptions } from '@omega/node-agent';
 
@@ -32,6 +32,11 @@ export async function detectRealCgroups(parent: string, what: string): Promise<R
   const skipWhy = !isRoot ? 'the tests do not run as root' : detection.driver === undefined ? `cgroups are not writable here: ${detection.problem}` : undefined;
   if (skipWhy !== undefined) console.warn(`SKIPPED: ${what} because ${skipWhy}`);
   return { driver: detection.driver, skipWhy, skip: skipWhy !== undefined };
+}
+
+/** Whether a task attempt's record says it ended the way an agent reports it (a finish time, a terminal state). */
+export function attemptEnded(t: Task | undefined): boolean {
+  return t !== undefined && t.finishedAtMs > 0 && ['succeeded', 'failed', 'killed'].includes(t.state);
 }
 
 /** Whether a process is gone (or a zombie: dead, waiting for a parent that never reaps). */
