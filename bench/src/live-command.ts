@@ -10,7 +10,7 @@ import type { ChartSpec } from './charts.js';
 import { renderSvg } from './charts.js';
 import { runChurn, type ChurnOptions, type ChurnSample } from './churn.js';
 import { churnChart, churnChecks, churnMarkdown } from './churn-report.js';
-import { dataDisk, describeDataDisk } from '@omega/node-agent';
+import { dataDisk, describeDataDisk, isJournalLessExt4 } from '@omega/node-agent';
 import { LiveCluster } from './live-cluster.js';
 import { LIVE_E3_SERVICE_DENSITY, e3Checks, runLiveE3, type LiveE3Options, type LiveE3Point } from './live-e3.js';
 import { runT1, type T1Options, type T1Point } from './live-t1.js';
@@ -265,11 +265,22 @@ function t1AgentNice(): number {
   return value;
 }
 
+/**
+ * Printed when the data is on ext4 without a journal: there a file created soon after many were
+ * deleted scans them (see node-agent's data-disk.ts), and each run deletes its data directory
+ * (tens of thousands of files) when it ends, so a run started within minutes of another measures
+ * the earlier run's deletes as well as itself.
+ */
+const JOURNAL_LESS_WARNING =
+  'warning: ext4 without a journal: for minutes after many files were deleted on it (an earlier run removing its data dir, for one) every file created scans them, which slows the agent and etcd; leave 5 minutes between runs, or give --data-dir a fresh or journaled file system';
+
 export async function runLiveCommand(options: LiveCommandOptions, print: Print): Promise<number> {
   const startedAt = new Date();
   const cluster = await LiveCluster.start(options.dataDir);
-  const disk = describeDataDisk(dataDisk(cluster.dataRoot));
+  const dataRootDisk = dataDisk(cluster.dataRoot);
+  const disk = describeDataDisk(dataRootDisk);
   print(`omega bench live ${options.experiment}${options.quick ? ' --quick' : ''}: etcd ${cluster.etcdVersion} at ${cluster.etcd.clientUrl}; data under ${cluster.dataRoot}: ${disk}`);
+  if (isJournalLessExt4(dataRootDisk)) print(JOURNAL_LESS_WARNING);
   let result: BenchResult;
   try {
     if (options.experiment === 'T1') {

@@ -60,7 +60,7 @@ async function main(): Promise<number> {
     // Where every task start creates its files: named, and the one slow kind called out.
     const disk = dataDisk(config.dataDir);
     const fields = { dataDir: config.dataDir, fileSystem: describeDataDisk(disk) };
-    if (isJournalLessExt4(disk)) logger.warn(fields, 'the data dir is on ext4 without a journal: each file a task start creates scans recently deleted inodes, which costs CPU per task under churn; put --data-dir on a journaled file system');
+    if (isJournalLessExt4(disk)) logger.warn(fields, 'the data dir is on ext4 without a journal: each file a task start creates scans the inodes deleted in the minutes before (ended tasks\' files, expired task directories), which costs CPU per task under churn; put --data-dir on a journaled file system');
     else logger.info(fields, 'data dir');
     if (!config.enforcement) {
       logger.warn({ enforcementDisabled: true }, 'ENFORCEMENT DISABLED (--no-enforcement): tasks run WITHOUT cpu, memory or pids limits; the machine record says enforcementDisabled');
