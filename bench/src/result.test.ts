@@ -20,7 +20,8 @@ describe('result writing', () => {
   });
 
   it('writes result.json, result.md and the charts into a new directory', async () => {
-    const dir = join(await mkdtemp(join(tmpdir(), 'omega-bench-')), 'nested', 'out');
+    const root = await mkdtemp(join(tmpdir(), 'omega-bench-'));
+    const dir = join(root, 'nested', 'out');
     try {
       const result: BenchResult = {
         schema: 'omega-bench/1',
@@ -49,7 +50,7 @@ describe('result writing', () => {
       expect(json.host.node).toBe(process.version);
       expect(await readFile(join(dir, 'e9.svg'), 'utf8')).toMatch(/^<svg[^>]+>/);
     } finally {
-      await rm(dir, { recursive: true, force: true });
+      await rm(root, { recursive: true, force: true });
     }
   });
 

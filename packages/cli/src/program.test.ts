@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,11 +7,12 @@ import { Server, ServerCredentials, loadPackageDefinition, type ServerWritableSt
 import protoLoader from '@grpc/proto-loader';
 import { API_PROTO_FILE, PROTO_LOADER_OPTIONS } from '@omega/api/client';
 import { createCa } from '@omega/pki';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { runCli } from './program.js';
 
 /** An empty working directory: no ./.omega/client.yaml is found by accident. */
 const CWD = mkdtempSync(join(tmpdir(), 'omega-program-'));
+afterAll(() => rmSync(CWD, { recursive: true, force: true }));
 
 /** Runs the program in-process; returns its exit status and what it printed. */
 async function run(args: string[], env: NodeJS.ProcessEnv = {}, cwd = CWD): Promise<{ code: number; stdout: string; stderr: string }> {
