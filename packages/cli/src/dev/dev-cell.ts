@@ -445,7 +445,7 @@ export async function runDev(options: DevOptions, io: CliIo): Promise<void> {
 
     // Only real machines run tasks as nobody: hollow machines alone need no directory outside the data dir.
     const agents = options.machines > 0 ? await agentDataRoot(options.dataDir) : options.dataDir;
-    if (agents !== options.dataDir && options.machines > 0) warn(`tasks run as nobody, who cannot enter ${options.dataDir}: agents keep their task directories in ${agents}`);
+    if (agents !== options.dataDir) warn(`tasks run as nobody, who cannot enter ${options.dataDir}: agents keep their task directories in ${agents}`);
     const { specs, missing } = childSpecs(options, etcdUrl, etcd?.maxTxnOps, { logs, agents }, built, credentials);
     for (const line of missing) warn(`${line} (build it, then restart omega dev)`);
     if (options.enforcementAutoOff) warn('not running as root: agents run tasks WITHOUT cgroup limits (--no-enforcement)');
