@@ -139,8 +139,6 @@ export class JobActions {
   /** An attempt committed nothing: back off (doubling, jittered) or give up. Returns whether abandoned. */
   async noProgress(entry: OwnedJob, reason: string, ruledOut: FilterCount[]): Promise<boolean> {
     entry.attemptsWithoutProgress++;
-    const woken = entry.wokenForRoom;
-    entry.wokenForRoom = false;
     if (entry.attemptsWithoutProgress >= this.ctx.settings.maxAttemptsWithoutProgress || entry.attempts >= this.ctx.settings.maxAttempts) {
       return this.abandon(entry, reason, ruledOut);
     }
@@ -148,12 +146,6 @@ export class JobActions {
     const delay = Math.min(max, initial * 2 ** (entry.attemptsWithoutProgress - 1));
     // Jitter so instances that conflicted with each other do not retry in lockstep.
     entry.retryAtMs = entry.readyAtMs = this.ctx.clock.now() + delay * (0.5 + 0.5 * this.ctx.random.next());
-    if (woken) {
-      // Woken for room and found none: the wake-up goes to the next job waiting, and this one
-      // is not woken again before its backoff ends (job-book.ts).
-      entry.roomWakeAtMs = entry.retryAtMs;
-      this.ctx.book.noteRoomFreed(1);
-    }
     return false;
   }
 

@@ -14,16 +14,6 @@
  * each retried every second with a think time, keep an instance busy forever and starve every
  * lower-priority job of even a first attempt (the integration test met exactly that); a job that
  * cannot make progress yields to those that might.
- *
- * Room freed: that rule alone is last-come first-served in a full cell. Every job arriving
- * there is tried before the ones already waiting, whose backoff has grown meanwhile, so a
- * stream of equal jobs keeps its oldest waiting until the stream stops (one-task jobs on a full
- * machine waited 5 s at the 99th percentile while the median waited 0.2 s). So each time the
- * owner sees room freed (a task of one of its jobs ended), {@link JobBook.wakeForRoom} wakes the
- * oldest stalled jobs, one per task ended: they are tried at once and ahead of jobs that have not
- * stalled, in priority and age order. A job woken that still finds no room passes the wake-up on
- * to the next and is not woken again before its own backoff ends, so one that never fits costs at
- * most an attempt per backoff and holds the room from no job behind it.
  */
 import type { Deployment, Job, JobId, JobStatus } from '@omega/cell-state';
 import { storedStatusKey, type StatusWords } from './job-status.js';
@@ -43,12 +33,6 @@ export interface OwnedJob {
   retryAtMs: number;
   attempts: number;
   attemptsWithoutProgress: number;
-  /** Woken because room was freed: tried ahead of jobs that have not stalled (see the header). */
-  wokenForRoom: boolean;
-  /** Not woken for room before this clock time (a wake-up that found no room waits its backoff). */
-  roomWakeAtMs: number;
-  /** Tasks of the job the last judgement found holding claims: fewer at the next means room freed. */
-  liveTasks: number;
   /** Given up: never attempted again by this instance (status says why). */
   abandoned: boolean;
   firstAttemptAtMs: number;
@@ -78,19 +62,16 @@ export function byPriorityThenAge(a: { priority: number; submittedAtMs: number; 
   return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
 }
 
-/** Whether the job's last attempt made no progress and nothing has woken it since. */
-const stalled = (job: OwnedJob): boolean => job.attemptsWithoutProgress > 0 && !job.wokenForRoom;
-
-/** Attempt order: not stalled before stalled (no progress at the last attempt, not woken for room), then priority and age. */
+/** Attempt order: not stalled before stalled (no progress at the last attempt), then priority and age. */
 function byAttemptOrder(a: OwnedJob, b: OwnedJob): number {
-  return Number(stalled(a)) - Number(stalled(b)) || byPriorityThenAge(a, b);
+  const stalledA = a.attemptsWithoutProgress > 0 ? 1 : 0;
+  const stalledB = b.attemptsWithoutProgress > 0 ? 1 : 0;
+  return stalledA - stalledB || byPriorityThenAge(a, b);
 }
 
 export class JobBook {
   private readonly owned = new Map<JobId, OwnedJob>();
   private readonly candidateMap = new Map<JobId, Candidate>();
-  /** Freeings of room not yet spent by {@link wakeForRoom}. */
-  private roomFreed = 0;
 
   get ownedCount(): number {
     return this.owned.size;
@@ -124,9 +105,6 @@ export class JobBook {
       retryAtMs: nowMs,
       attempts: 0,
       attemptsWithoutProgress: 0,
-      wokenForRoom: false,
-      roomWakeAtMs: 0,
-      liveTasks: 0,
       abandoned: false,
       firstAttemptAtMs: status?.firstAttemptAtMs ?? 0,
       fullyPlacedAtMs: status?.fullyPlacedAtMs ?? 0,
@@ -151,7 +129,6 @@ export class JobBook {
   clear(): void {
     this.owned.clear();
     this.candidateMap.clear();
-    this.roomFreed = 0;
   }
 
   /** The owned job to attempt now: ready, needing placement, not abandoned, first in attempt order (see above). */
@@ -176,36 +153,6 @@ export class JobBook {
     const ready: OwnedJob[] = [];
     for (const job of this.owned.values()) if (job.needsPlacement && !job.abandoned && job.readyAtMs <= nowMs) ready.push(job);
     return ready.sort(byAttemptOrder).slice(0, limit);
-  }
-
-  /**
-   * Room was freed `count` times: tasks of owned jobs stopped holding claims, or a job woken for
-   * room found none and passes its wake-up on. {@link wakeForRoom} spends them.
-   */
-  noteRoomFreed(count: number): void {
-    this.roomFreed += count;
-  }
-
-  /**
-   * Spends the room freed since the last call: wakes one stalled job per freeing, oldest first in
-   * priority order, among those that wait for nothing but their retry backoff (not a restart
-   * backoff) and may be woken now. They become ready at once, ahead of jobs that have not stalled.
-   * Freeings no job waits for are dropped. Returns how many jobs were woken.
-   */
-  wakeForRoom(nowMs: number): number {
-    const count = this.roomFreed;
-    this.roomFreed = 0;
-    if (count <= 0) return 0;
-    const waiting: OwnedJob[] = [];
-    for (const job of this.owned.values()) {
-      if (job.needsPlacement && !job.abandoned && stalled(job) && job.readyAtMs <= job.retryAtMs && job.roomWakeAtMs <= nowMs) waiting.push(job);
-    }
-    const woken = waiting.sort(byPriorityThenAge).slice(0, count);
-    for (const job of woken) {
-      job.wokenForRoom = true;
-      job.retryAtMs = job.readyAtMs = nowMs;
-    }
-    return woken.length;
   }
 
   /** The earliest future time an owned job becomes ready; undefined when none waits. */

@@ -61,63 +61,27 @@ describe('the scheduling loop', () => {
     expect(order).toEqual(['high-stuck', 'high-stuck', 'hog', 'low-new']);
   });
 
-  it('gives room freed on a full machine to the jobs waiting for it in age order, ahead of new jobs, without waiting for their backoff', async () => {
-    h = await SchedulerHarness.open({ machines: [machine('m0').cpu(1000).memory('4Gi')] });
-    // A backoff far longer than the test: only a wake-up for room can retry a job that found none.
-    const s = await h.addScheduler(firstFitPolicy(), { settings: { retryBackoffInitialMs: 60_000, retryBackoffMaxMs: 60_000 } });
-    const settle = () => h.runUntilIdle({ untilMs: h.clock.now() + 10 });
-    const first = await h.submit(jobSpec('first').cpu(1000));
-    await settle();
-    await h.advance(1);
-    const second = await h.submit(jobSpec('second').cpu(1000));
-    await h.advance(1);
-    const third = await h.submit(jobSpec('third').cpu(1000));
-    await settle();
-    // The machine frees as a new job arrives: the oldest waiting job gets the room, not the new one.
-    await h.advance(1);
-    await h.endTasks(first, 'succeeded');
-    const fourth = await h.submit(jobSpec('fourth').cpu(1000));
-    const holder = async (): Promise<JobId[]> => {
-      const snapshot = await h.snapshot();
-      return [first, second, third, fourth].filter((job) => [...snapshot.tasksOf(job)].some((t) => t.state === 'placed'));
-    };
-    await settle();
-    expect(await holder()).toEqual([second]);
-    await h.endTasks(second, 'succeeded');
-    await settle();
-    expect(await holder()).toEqual([third]);
-    await h.endTasks(third, 'succeeded');
-    await settle();
-    expect(await holder()).toEqual([fourth]);
-    expect(s.metrics().jobsAbandoned).toBe(0);
-    expect(await h.violations()).toEqual([]);
-  });
-
-  it('passes a wake-up for room on when the woken job still does not fit, and wakes that job again only after its backoff', async () => {
-    h = await SchedulerHarness.open({ machines: [machine('m0').cpu(1000).memory('4Gi')] });
+  it('gives a new job its first attempt while tasks keep ending and high-priority jobs that never fit wait, each attempt thinking 1 s', async () => {
+    // What a wake-up of waiting jobs on every task end (ranked ahead of new jobs) broke: the
+    // waiting jobs' attempts, each thinking, took every step while tasks kept ending.
+    h = await SchedulerHarness.open({ machines: [machine('m0').cpu(2000).memory('8Gi')] });
     const order: string[] = [];
-    await h.addScheduler(firstFitPolicy({ onPlace: (input) => order.push(input.job.spec.name) }), { settings: { retryBackoffInitialMs: 60_000, retryBackoffMaxMs: 60_000 } });
-    const settle = () => h.runUntilIdle({ untilMs: h.clock.now() + 10 });
-    const small = [await h.submit(jobSpec('small').cpu(500)), await h.submit(jobSpec('small').cpu(500))];
-    await settle();
-    await h.advance(1);
-    // Older than `half`, and it fits only on the empty machine.
-    await h.submit(jobSpec('whole').cpu(1000));
-    await h.advance(1);
-    const half = await h.submit(jobSpec('half').cpu(500));
-    await settle();
-    expect(order).toEqual(['small', 'small', 'whole', 'half']);
-
+    await h.addScheduler(firstFitPolicy({ onPlace: (input) => order.push(input.job.spec.name) }), { settings: { thinkTimeJobMs: 1_000, retryBackoffInitialMs: 1_000, retryBackoffMaxMs: 1_000 } });
+    const fillers: JobId[] = [];
+    for (let i = 0; i < 20; i++) fillers.push(await h.submit(jobSpec('filler').cpu(100)));
+    await h.runUntilIdle({ untilMs: h.clock.now() + 30_000 });
+    // Each needs the whole machine: never fits while a filler runs.
+    for (let i = 0; i < 5; i++) await h.submit(jobSpec('big').cpu(2000).priority(9));
+    await h.runUntilIdle({ untilMs: h.clock.now() + 3_000 });
     order.length = 0;
-    await h.endTasks(small[0] as JobId, 'succeeded');
-    await settle();
-    // The oldest waiting job was woken and did not fit; the one behind it took the room at once.
-    expect(order).toEqual(['whole', 'half']);
-    expect((await h.tasks(half)).map((t) => t.state)).toEqual(['placed']);
-    await h.endTasks(small[1] as JobId, 'succeeded');
-    await settle();
-    // Its wake-up spent, `whole` waits for its backoff (it would not fit beside `half` anyway).
-    expect(order).toEqual(['whole', 'half']);
+    await h.submit(jobSpec('new').cpu(100).priority(0));
+    // A filler ends every 500 ms.
+    for (const filler of fillers) {
+      if (order.includes('new')) break;
+      await h.endTasks(filler, 'succeeded');
+      await h.runUntilIdle({ untilMs: h.clock.now() + 500 });
+    }
+    expect(order).toContain('new');
   });
 
   it('commits an all-or-nothing job whole or not at all, and says why not', async () => {

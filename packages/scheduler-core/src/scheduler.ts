@@ -601,7 +601,6 @@ export class Scheduler {
       for (const id of taken.value.acquired) this.toAssess.add(id);
       writes += await this.assessOwned(snapshot, now);
     }
-    this.book.wakeForRoom(now);
     writes += await this.markLostTasks(snapshot, now);
     writes += await this.stopDrainedTasks(snapshot, now);
     writes += await this.runCronJobs(snapshot, now);
@@ -689,7 +688,6 @@ export class Scheduler {
       return writes + (await this.actions.finish(entry, { state: 'killed', reason: 'killed by request', ruledOut: [] }));
     }
     const progress = this.restartLog.throttle(job, snapshot, assessJob(job, snapshot, now, this.settings), now);
-    this.noteLiveTasks(entry, progress.live.length);
     if (progress.outcome.kind === 'failed') {
       this.recorder.counts.jobsFailed++;
       const writes = await this.actions.killTasks(job, snapshot, now, 'job-failed');
@@ -720,19 +718,8 @@ export class Scheduler {
     // Fully placed: the attempt budget starts over for later restarts.
     entry.attempts = 0;
     entry.attemptsWithoutProgress = 0;
-    entry.wokenForRoom = false;
     entry.abandoned = false;
     return writes;
-  }
-
-  /**
-   * The job's tasks holding claims in the snapshot judged: fewer than at its last judgement is
-   * room freed (job-book.ts). Only what the snapshot shows counts: the tasks of a job killed now
-   * end at a later revision, when the job is no longer in the book, and free nothing seen here.
-   */
-  private noteLiveTasks(entry: OwnedJob, live: number): void {
-    if (live < entry.liveTasks) this.book.noteRoomFreed(entry.liveTasks - live);
-    entry.liveTasks = live;
   }
 
   private async markLostTasks(snapshot: CellSnapshot, now: number): Promise<number> {
@@ -951,7 +938,6 @@ export class Scheduler {
         if (committed > 0) {
           // Progress: conflicted tasks are re-placed at once against a fresh snapshot.
           entry.attemptsWithoutProgress = 0;
-          entry.wokenForRoom = false;
           entry.retryAtMs = entry.readyAtMs = this.clock.now();
           if (claimed < tasks) {
             await this.actions.writeStatus(entry, { state: 'unschedulable', reason: noFitReason(tasks, claimed, false, ruledOut, p.proposal?.offered.machines.length ?? 0), ruledOut });
