@@ -62,8 +62,8 @@ describe('the scheduling loop', () => {
   });
 
   it('gives a new job its first attempt while tasks keep ending and high-priority jobs that never fit wait, each attempt thinking 1 s', async () => {
-    // What a wake-up of waiting jobs on every task end (ranked ahead of new jobs) broke: the
-    // waiting jobs' attempts, each thinking, took every step while tasks kept ending.
+    // Why waiting jobs are not woken ahead of new ones whenever a task ends: their attempts,
+    // each thinking, would take every step for as long as tasks keep ending.
     h = await SchedulerHarness.open({ machines: [machine('m0').cpu(2000).memory('8Gi')] });
     const order: string[] = [];
     await h.addScheduler(firstFitPolicy({ onPlace: (input) => order.push(input.job.spec.name) }), { settings: { thinkTimeJobMs: 1_000, retryBackoffInitialMs: 1_000, retryBackoffMaxMs: 1_000 } });
