@@ -69,19 +69,22 @@ describe('the scheduling loop', () => {
     await h.addScheduler(firstFitPolicy({ onPlace: (input) => order.push(input.job.spec.name) }), { settings: { thinkTimeJobMs: 1_000, retryBackoffInitialMs: 1_000, retryBackoffMaxMs: 1_000 } });
     const fillers: JobId[] = [];
     for (let i = 0; i < 20; i++) fillers.push(await h.submit(jobSpec('filler').cpu(100)));
+    const placed = async (job: JobId) => (await h.tasks(job)).filter((t) => t.state === 'placed').length;
     await h.runUntilIdle({ untilMs: h.clock.now() + 30_000 });
     // Each needs the whole machine: never fits while a filler runs.
     for (let i = 0; i < 5; i++) await h.submit(jobSpec('big').cpu(2000).priority(9));
     await h.runUntilIdle({ untilMs: h.clock.now() + 3_000 });
     order.length = 0;
-    await h.submit(jobSpec('new').cpu(100).priority(0));
-    // A filler ends every 500 ms.
+    const fresh = await h.submit(jobSpec('new').cpu(100).priority(0));
+    // A filler ends every 500 ms: room for the new job from the first one on.
     for (const filler of fillers) {
       if (order.includes('new')) break;
+      expect(await placed(filler)).toBe(1);
       await h.endTasks(filler, 'succeeded');
       await h.runUntilIdle({ untilMs: h.clock.now() + 500 });
     }
     expect(order).toContain('new');
+    expect(await placed(fresh)).toBe(1);
   });
 
   it('commits an all-or-nothing job whole or not at all, and says why not', async () => {
