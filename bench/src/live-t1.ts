@@ -79,6 +79,8 @@ export interface HalfLoadPoint {
   readonly tasks: number;
   /** Tasks never placed / never seen running by the end of the wait. */
   readonly unplaced: number;
+  /** The first few jobs with a task never placed, with what the records say. */
+  readonly unplacedJobs: readonly string[];
   readonly notRunning: number;
   readonly submitToPlaced: Percentiles;
   readonly submitToRunning: Percentiles;
@@ -443,13 +445,25 @@ export async function runHalfLoadPoint(cluster: LiveCluster, options: T1Options,
     const s2p: number[] = [];
     const s2r: number[] = [];
     const p2r: number[] = [];
+    const unplacedJobs: string[] = [];
     for (const id of ids) {
       const job = snapshot.job(id);
-      if (job === undefined) continue;
+      if (job === undefined) {
+        unplacedJobs.push(`${id} (no job record)`);
+        continue;
+      }
+      const states = new Map<string, number>();
+      let seen = 0;
       for (const t of snapshot.tasksOf(id)) {
+        if (t.placedAtMs === 0) states.set(t.state, (states.get(t.state) ?? 0) + 1);
         if (t.placedAtMs > 0) s2p.push(t.placedAtMs - job.submittedAtMs);
         if (t.startedAtMs > 0) s2r.push(t.startedAtMs - job.submittedAtMs);
         if (t.startedAtMs > 0 && t.placedAtMs > 0) p2r.push(t.startedAtMs - t.placedAtMs);
+        seen++;
+      }
+      if (states.size > 0 || seen < half.tasksPerJob) {
+        const unplaced = [...states].map(([state, n]) => `${n} ${state}`).join(', ');
+        unplacedJobs.push(`${id} (desired ${job.desired}, ${seen} task records${unplaced === '' ? '' : `, never placed: ${unplaced}`})`);
       }
     }
     const stopped = await Promise.all(schedulers.map(async (h) => ({ exitCode: await cluster.stopProcess(h), metrics: finalMetrics(h) })));
@@ -472,6 +486,7 @@ export async function runHalfLoadPoint(cluster: LiveCluster, options: T1Options,
       jobs: total,
       tasks,
       unplaced: tasks - s2p.length,
+      unplacedJobs: unplacedJobs.slice(0, 5),
       notRunning: tasks - s2r.length,
       submitToPlaced: percentiles(s2p),
       submitToRunning: percentiles(s2r),
@@ -549,6 +564,7 @@ export async function runT1(cluster: LiveCluster, options: T1Options): Promise<T
   options.print(
     `    half load: commit p50/p99 ${h.commitLatencyP50Ms.toFixed(0)}/${h.commitLatencyP99Ms.toFixed(0)} ms, submit-to-first-attempt p99 ${h.firstAttemptP99Ms.toFixed(0)} ms, ${h.transactions} transactions, conflict fraction ${h.conflictFraction.toFixed(4)}, unplaced ${h.unplaced}, not running ${h.notRunning}; submit call p99 ${h.submitCall.p99Ms.toFixed(0)} ms; CPU etcd ${h.cpu.etcd.toFixed(1)} s, agent ${h.cpu.agent.toFixed(1)} s, schedulers ${h.cpu.schedulers.toFixed(1)} s, bench ${h.cpu.bench.toFixed(1)} s of ${h.cpu.available.toFixed(1)} s`,
   );
+  for (const line of h.unplacedJobs) options.print(`    half load: not placed: ${line}`);
   // Kept on the sweep's point with the same K (or, with a given rate and no such point, the last one: the point names its own K).
   const on = at === -1 ? points.length - 1 : at;
   if (on >= 0) points[on] = { ...(points[on] as T1Point), halfLoad: h };
