@@ -79,6 +79,13 @@ describe('agent benchmark checks', () => {
     expect(cpu?.detail).toBe('5.16 ms = agent 3.00 ms + launcher 0.060 ms per start + supervisor 1.50 ms (mean of 64) + init 0.60 ms (mean of 64)');
   });
 
+  it('report the warm-up without judging its rate, but still require every task to succeed', () => {
+    const checks = agentChecks([phase({ phase: 'warm-up', tasksPerSecond: 90 }), phase({}), phase({ phase: 'warm-up', succeeded: 9, failures: { 'failed:nonzero-exit': 1 } })]);
+    expect(checks.map((c) => c.name)).toEqual(['agent warm-up: every task succeeded', 'agent jobs: every task succeeded', 'agent warm-up: every task succeeded', 'agent jobs: ≥ 120 tasks/s end to end']);
+    expect(checks.map((c) => c.pass)).toEqual([true, true, false, true]);
+    expect(agentMarkdown([phase({ phase: 'warm-up', tasksPerSecond: 90 })])).toContain('| warm-up |');
+  });
+
   it('fail a phase with a task that did not succeed, naming its end', () => {
     const [done] = agentChecks([phase({ succeeded: 9, failures: { 'failed:nonzero-exit': 1 } })]);
     expect(done?.pass).toBe(false);
@@ -97,11 +104,21 @@ describe('omega bench live --experiment agent flags', () => {
     expect(parsed).toMatchObject({ command: 'live', options: { experiment: 'agent', quick: true, jobs: 20, instances: 30, clients: 4 } });
   });
 
+  it('takes --warm-up-jobs, 0 for none', () => {
+    expect(parseBenchArgs(['live', '--experiment', 'agent', '--out', 'x', '--warm-up-jobs', '0'])).toMatchObject({ options: { warmUpJobs: 0 } });
+    expect(parseBenchArgs(['live', '--experiment', 'agent', '--out', 'x', '--warm-up-jobs', '500'])).toMatchObject({ options: { warmUpJobs: 500 } });
+    expect(parseBenchArgs(['live', '--experiment', 'agent', '--out', 'x'])).not.toHaveProperty('options.warmUpJobs');
+  });
+
   it.each([
     [['live', '--experiment', 'churn', '--out', 'x', '--instances', '5'], '--instances'],
     [['live', '--experiment', 'T1', '--out', 'x', '--clients', '2'], '--clients'],
     [['live', '--experiment', 'agent', '--out', 'x', '--clients', '0'], '--clients'],
     [['live', '--experiment', 'agent', '--out', 'x', '--clients', '65'], '--clients'],
+    [['live', '--experiment', 'agent', '--out', 'x', '--warm-up-jobs', '-1'], '--warm-up-jobs'],
+    [['live', '--experiment', 'agent', '--out', 'x', '--warm-up-jobs', '1.5'], '--warm-up-jobs'],
+    [['live', '--experiment', 'T1', '--out', 'x', '--warm-up-jobs', '10'], '--warm-up-jobs'],
+    [['sim', '--experiment', 'E1', '--out', 'x', '--warm-up-jobs', '10'], '--warm-up-jobs'],
     [['sim', '--experiment', 'E1', '--out', 'x', '--instances', '5'], '--instances'],
   ])('refuses %j naming %s', (argv, flag) => {
     expect(() => parseBenchArgs(argv)).toThrow(FlagError);

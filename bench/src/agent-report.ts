@@ -1,6 +1,7 @@
 /**
  * The agent throughput benchmark's checks, result.md body and chart. The targets are the node
- * agent's: at least 120 tasks/s end to end in both throughput phases, and supervision (the
+ * agent's: at least 120 tasks/s end to end in both throughput phases (`jobs` and `instances`;
+ * the `warm-up` before them is reported, not judged), and supervision (the
  * supervisor and, with namespaces, its init: both live while the task runs) that holds a running
  * task in at most 2 MiB of PSS and starts it in at most 5 ms of CPU (agent + launcher per start +
  * supervisor + init). The launcher is one process per agent: reported beside, not per task.
@@ -23,7 +24,7 @@ export function agentChecks(phases: readonly AgentPhase[]): CheckResult[] {
     pass: p.succeeded === p.tasks && Object.keys(p.failures).length === 0,
     detail: `${p.succeeded}/${p.tasks} succeeded${Object.keys(p.failures).length > 0 ? `; ended otherwise: ${JSON.stringify(p.failures)}` : ''}`,
   }));
-  for (const p of phases.filter((x) => x.phase !== 'hold')) {
+  for (const p of phases.filter((x) => x.phase === 'jobs' || x.phase === 'instances')) {
     checks.push({ name: `agent ${p.phase}: ≥ ${AGENT_TARGET.tasksPerSecond} tasks/s end to end`, pass: p.tasksPerSecond >= AGENT_TARGET.tasksPerSecond, detail: `${p.tasksPerSecond.toFixed(1)} tasks/s (${p.succeeded} tasks in ${p.seconds.toFixed(1)} s)` });
   }
   const hold = phases.find((x) => x.phase === 'hold');

@@ -11,8 +11,13 @@
  *        /proc of the agent and every supervisor      per task, tasks as the task user)
  * ```
  *
- * Three phases, one after the other on the same cell:
+ * Four phases, one after the other on the same cell:
  *
+ * - `warm-up`: W one-task jobs, as phase `jobs` runs them, on the cell just started. A fresh
+ *   Node process spends its first thousand tasks compiling its hot paths (V8's optimizing
+ *   compiler, on background threads that take the same two cores): about a quarter more CPU
+ *   per task than later. The phase is reported apart and not judged: a cell runs for months,
+ *   and this is the cost of its first minute after a restart;
  * - `jobs`: J one-task jobs of `/bin/true` (1 CPU each) submitted by C parallel clients;
  * - `instances`: one job of I instances of `/bin/true` (1 CPU each);
  * - `hold`: one job of H instances of `sleep S`, to look at the supervisors while they hold
@@ -54,6 +59,8 @@ import { descendants, percentile, procCgroups, procCpu, processTable, procRunSec
 import { SubmitClient } from './submit-client.js';
 
 export interface AgentOptions {
+  /** Phase `warm-up`: one-task jobs run first, on the cell just started, as phase `jobs` runs them (0: no warm-up). */
+  readonly warmUpJobs: number;
   /** Phase `jobs`: one-task jobs in all. */
   readonly jobs: number;
   /** Phase `instances`: instances of the one job. */
@@ -73,7 +80,7 @@ export interface AgentOptions {
   readonly print: (line: string) => void;
 }
 
-export type AgentPhaseName = 'jobs' | 'instances' | 'hold';
+export type AgentPhaseName = 'warm-up' | 'jobs' | 'instances' | 'hold';
 
 /** Memory of one kind of process, over every sighting with a readable smaps_rollup (bytes; NaN when none). */
 export interface ProcessMemory {
@@ -549,8 +556,8 @@ export async function runAgentThroughput(cluster: LiveCluster, options: AgentOpt
     print(`agent: one real agent (--cpu ${options.cpus}, --memory ${memory}, cgroups under ${cgroupParent}), one batch scheduler, the API server; all with --insecure (plaintext, no tokens)`);
     const runId = Date.now().toString(36);
 
-    // Phase jobs: J one-task jobs from C clients.
-    {
+    // Phase warm-up, then phase jobs: J one-task jobs from C clients each.
+    const jobsPhase = async (phase: 'warm-up' | 'jobs', jobs: number, description: string): Promise<void> => {
       const spec = trueSpec('true', 1, options.taskMemoryBytes, ['/bin/true']);
       const submittedAt = new Map<JobId, number>();
       // Their tasks, as submitted: polled every 50 ms, so not rebuilt from submittedAt each time.
@@ -560,10 +567,10 @@ export async function runAgentThroughput(cluster: LiveCluster, options: AgentOpt
       const before = await mark(cluster, p, watch);
       sampler.start();
       const submitter = async (client: SubmitClient): Promise<void> => {
-        while (next < options.jobs) {
+        while (next < jobs) {
           const i = next++;
           const at = Date.now();
-          const id = (await client.submit(spec, `bench-${runId}-jobs-${i}`)) as JobId;
+          const id = (await client.submit(spec, `bench-${runId}-${phase}-${i}`)) as JobId;
           submittedAt.set(id, at);
           taskIds.push(`${id}/0` as TaskId);
         }
@@ -577,16 +584,15 @@ export async function runAgentThroughput(cluster: LiveCluster, options: AgentOpt
           return NaN;
         },
       );
-      const ids = (): TaskId[] => [...submittedAt.keys()].map((j) => `${j}/0` as TaskId);
       const finished = (): number => endedCount(watch, taskIds);
       await until(
         p,
         () => {
           if (submitFailure !== undefined) throw new Error(`a submit failed: ${String(submitFailure)}`);
-          return submittedAt.size === options.jobs && finished() === options.jobs;
+          return submittedAt.size === jobs && finished() === jobs;
         },
         finished,
-        'phase jobs',
+        `phase ${phase}`,
       );
       const submitEnd = await submitDone;
       const supervision = sampler.stop();
@@ -595,11 +601,14 @@ export async function runAgentThroughput(cluster: LiveCluster, options: AgentOpt
         const done = watch.succeededAt.get(`${job}/0` as TaskId);
         return done === undefined ? [] : [done - at];
       });
-      const end = Math.max(...ids().map((t) => watch.succeededAt.get(t) ?? 0));
+      const end = Math.max(...taskIds.map((t) => watch.succeededAt.get(t) ?? 0));
       const jobOf = (t: TaskId): JobId => t.slice(0, t.lastIndexOf('/')) as JobId;
-      phases.push(phaseResult('jobs', `${options.jobs} one-task jobs of /bin/true (1 CPU, ${options.taskMemoryBytes / 1024 ** 2} MiB), submitted by ${options.clients} parallel gRPC clients`, ids(), watch, before, after, before.at, submitEnd, end, latencies, supervision, (t) => submittedAt.get(jobOf(t)) ?? NaN));
+      phases.push(phaseResult(phase, description, taskIds, watch, before, after, before.at, submitEnd, end, latencies, supervision, (t) => submittedAt.get(jobOf(t)) ?? NaN));
       print(phaseLine(phases[phases.length - 1] as AgentPhase));
-    }
+    };
+    const jobsWhat = (jobs: number): string => `${jobs} one-task jobs of /bin/true (1 CPU, ${options.taskMemoryBytes / 1024 ** 2} MiB), submitted by ${options.clients} parallel gRPC clients`;
+    if (options.warmUpJobs > 0) await jobsPhase('warm-up', options.warmUpJobs, `${jobsWhat(options.warmUpJobs)}, on the cell just started: its processes' JIT compiles the hot paths meanwhile (reported, not checked)`);
+    await jobsPhase('jobs', options.jobs, jobsWhat(options.jobs));
 
     // Phase instances: one job of I instances.
     {

@@ -34,6 +34,8 @@ export interface LiveCommandOptions {
   readonly jobs?: number;
   /** agent: instances of the one big job (default 1,000; quick 100). */
   readonly instances?: number;
+  /** agent: one-task jobs run before the measured ones, reported apart (default as many as `jobs`; 0: none). */
+  readonly warmUpJobs?: number;
   /** agent: parallel gRPC clients submitting the one-task jobs (default 8). */
   readonly clients?: number;
   /** Where etcd and the real agent keep their data (a fresh directory each, removed after); default the OS temp directory. */
@@ -310,8 +312,10 @@ export async function runLiveCommand(options: LiveCommandOptions, print: Print):
         `The hollow agent (${t1.machines} machines' agents in one process) runs at nice ${t1.agentNice} (OMEGA_T1_AGENT_NICE)${t1.agentNice < 0 ? ': ahead of the schedulers and etcd when both want the CPU, as if each machine\'s agent had its machine\'s CPUs to itself' : ', sharing the CPUs equally with the schedulers and etcd'}.`,
       ], cluster.etcdVersion, startedAt);
     } else if (options.experiment === 'agent') {
+      const jobs = options.jobs ?? (options.quick ? 100 : 1000);
       const agent: AgentOptions = {
-        jobs: options.jobs ?? (options.quick ? 100 : 1000),
+        warmUpJobs: options.warmUpJobs ?? jobs,
+        jobs,
         instances: options.instances ?? (options.quick ? 100 : 1000),
         clients: options.clients ?? 8,
         holdTasks: options.quick ? 16 : 64,

@@ -29,7 +29,7 @@ export const BENCH_USAGE = `usage: omega bench sim  --experiment E1|E2|E3|E4 --o
                         [--mirror shared|own]
        omega bench live --experiment T1|E3|churn|agent --out DIR [--quick] [--seed N] [--machines N]
                         [--tasks N] [--schedulers 1,2,4,8] [--jobs N] [--instances N] [--clients N]
-                        [--data-dir DIR]
+                        [--warm-up-jobs N] [--data-dir DIR]
        omega bench report --out DIR
        omega bench sync [--quick] [--machines N] [--tasks N] [--repeats N]
        omega bench cli [--quick] [--runs N] [--bin FILE]
@@ -63,6 +63,9 @@ export const BENCH_USAGE = `usage: omega bench sim  --experiment E1|E2|E3|E4 --o
   --schedulers LIST         live T1: batch scheduler counts (default 1,2,4,8)
   --instances N             live agent: instances of the one big job (default 1,000, quick 100)
   --clients N               live agent: parallel gRPC clients submitting (default 8)
+  --warm-up-jobs N          live agent: one-task jobs run first, as the measured ones, while the
+                            cell's freshly started processes compile their hot paths; reported
+                            apart, not checked (default as many as --jobs; 0: none)
   --data-dir DIR            live: where etcd and the agent keep their data, a fresh directory each,
                             removed after (default the OS temp directory); the output names its
                             file system, which is part of what is measured
@@ -83,12 +86,13 @@ const OPTIONS = {
   schedulers: { type: 'string' },
   instances: { type: 'string' },
   clients: { type: 'string' },
+  'warm-up-jobs': { type: 'string' },
   'data-dir': { type: 'string' },
   help: { type: 'boolean' },
 } as const;
 
 const SIM_ONLY = ['jobs', 'hours', 'service-placement', 'mirror'] as const;
-const LIVE_ONLY = ['tasks', 'schedulers', 'instances', 'clients', 'data-dir'] as const;
+const LIVE_ONLY = ['tasks', 'schedulers', 'instances', 'clients', 'warm-up-jobs', 'data-dir'] as const;
 
 function positive(flag: string, raw: string | undefined, integer: boolean): number | undefined {
   if (raw === undefined) return undefined;
@@ -96,6 +100,13 @@ function positive(flag: string, raw: string | undefined, integer: boolean): numb
   if (raw.trim() === '' || !Number.isFinite(v) || v <= 0 || (integer && !Number.isSafeInteger(v))) {
     throw new FlagError(flag, `must be ${integer ? 'a positive integer' : 'a positive number'}, got ${JSON.stringify(raw)}`);
   }
+  return v;
+}
+
+function nonNegativeInteger(flag: string, raw: string | undefined): number | undefined {
+  if (raw === undefined) return undefined;
+  const v = Number(raw);
+  if (raw.trim() === '' || !Number.isSafeInteger(v) || v < 0) throw new FlagError(flag, `must be an integer >= 0, got ${JSON.stringify(raw)}`);
   return v;
 }
 
@@ -174,7 +185,9 @@ export function parseBenchArgs(argv: readonly string[]):
   const jobs = positive('--jobs', values.jobs, true);
   const instances = positive('--instances', values.instances, true);
   const clients = positive('--clients', values.clients, true);
-  if ((instances !== undefined || clients !== undefined) && experiment !== 'agent') throw new FlagError(instances !== undefined ? '--instances' : '--clients', 'only applies to omega bench live --experiment agent');
+  const warmUpJobs = nonNegativeInteger('--warm-up-jobs', values['warm-up-jobs']);
+  const agentOnly = instances !== undefined ? '--instances' : clients !== undefined ? '--clients' : warmUpJobs !== undefined ? '--warm-up-jobs' : undefined;
+  if (agentOnly !== undefined && experiment !== 'agent') throw new FlagError(agentOnly, 'only applies to omega bench live --experiment agent');
   if (clients !== undefined && clients > 64) throw new FlagError('--clients', 'at most 64 clients');
   const dataDir = values['data-dir'] === undefined ? undefined : writableDir('--data-dir', values['data-dir']);
   let schedulers: number[] | undefined;
@@ -195,6 +208,7 @@ export function parseBenchArgs(argv: readonly string[]):
       ...(jobs === undefined ? {} : { jobs }),
       ...(instances === undefined ? {} : { instances }),
       ...(clients === undefined ? {} : { clients }),
+      ...(warmUpJobs === undefined ? {} : { warmUpJobs }),
       ...(dataDir === undefined ? {} : { dataDir }),
     },
   };
