@@ -46,7 +46,7 @@ describe('omega bench live --experiment agent (quick, tiny)', () => {
     dir = await mkdtemp(join(tmpdir(), 'omega-bench-agent-test-'));
     const out = join(dir, 'agent');
     const lines: string[] = [];
-    const code = await runBench(['live', '--experiment', 'agent', '--quick', '--jobs', '20', '--instances', '30', '--clients', '4', '--out', out], (l) => lines.push(l), (l) => lines.push(`stderr: ${l}`));
+    const code = await runBench(['live', '--experiment', 'agent', '--quick', '--jobs', '20', '--instances', '30', '--clients', '4', '--warm-up-jobs', '10', '--out', out], (l) => lines.push(l), (l) => lines.push(`stderr: ${l}`));
     expect(lines.filter((l) => l.startsWith('stderr'))).toEqual([]);
     // 1: the throughput and supervision targets may fail on this machine; the run itself must not.
     expect([0, 1]).toContain(code);
@@ -55,6 +55,7 @@ describe('omega bench live --experiment agent (quick, tiny)', () => {
     expect(result.mode).toBe('live');
     expect(result.experiment).toBe('agent');
     expect(result.points.map((p) => [p.phase, p.tasks])).toEqual([
+      ['warm-up', 10],
       ['jobs', 20],
       ['instances', 30],
       ['hold', 16],
@@ -72,7 +73,9 @@ describe('omega bench live --experiment agent (quick, tiny)', () => {
     expect(hold.start?.sampledSupervisors).toBe(hold.tasks);
     expect(hold.start?.totalMs).toBeGreaterThan(0);
     const succeededChecks = result.checks.filter((c) => c.name.endsWith('every task succeeded'));
-    expect(succeededChecks).toHaveLength(3);
+    expect(succeededChecks).toHaveLength(4);
+    // The warm-up is reported, its rate not judged.
+    expect(result.checks.filter((c) => c.name.startsWith('agent warm-up')).map((c) => c.name)).toEqual(['agent warm-up: every task succeeded']);
     expect(succeededChecks.every((c) => c.pass)).toBe(true);
     expect(lines.filter((l) => l.startsWith('PASS') || l.startsWith('FAIL'))).toHaveLength(result.checks.length);
     expect(lines.some((l) => l.includes('--insecure'))).toBe(true);
