@@ -4,6 +4,7 @@
  * hollow agents and one process per scheduler. Writes
  * result.json, result.md and the chart; prints progress and the PASS/FAIL lines.
  */
+import { tmpdir } from 'node:os';
 import { agentChart, agentChecks, agentMarkdown } from './agent-report.js';
 import { runAgentThroughput, type AgentOptions, type AgentPhase } from './agent-throughput.js';
 import type { ChartSpec } from './charts.js';
@@ -11,6 +12,7 @@ import { renderSvg } from './charts.js';
 import { runChurn, type ChurnOptions, type ChurnSample } from './churn.js';
 import { churnChart, churnChecks, churnMarkdown } from './churn-report.js';
 import { dataDisk, describeDataDisk, isJournalLessExt4 } from '@omega/node-agent';
+import { describeFileCreate } from './disk-probe.js';
 import { LiveCluster } from './live-cluster.js';
 import { LIVE_E3_SERVICE_DENSITY, e3Checks, runLiveE3, type LiveE3Options, type LiveE3Point } from './live-e3.js';
 import { runT1, type T1Options, type T1Point } from './live-t1.js';
@@ -274,14 +276,16 @@ function t1AgentNice(): number {
  * the earlier run's deletes as well as itself.
  */
 const JOURNAL_LESS_WARNING =
-  'warning: ext4 without a journal: for minutes after many files were deleted on it (an earlier run removing its data dir, for one) every file created scans them, which slows the agent and etcd; leave 5 minutes between runs, or give --data-dir a fresh or journaled file system';
+  'warning: ext4 without a journal: for minutes after many files were deleted on it (an earlier run removing its data dir, for one) every file created scans them, which slows the agent and etcd (the file create above costs several times a tmpfs\'s then); leave 5 minutes between runs, or give --data-dir a fresh or journaled file system';
 
 export async function runLiveCommand(options: LiveCommandOptions, print: Print): Promise<number> {
   const startedAt = new Date();
+  // Before etcd makes its files: the state of the disk the run starts in.
+  const fileCreate = describeFileCreate(options.dataDir ?? tmpdir());
   const cluster = await LiveCluster.start(options.dataDir);
   const dataRootDisk = dataDisk(cluster.dataRoot);
   const disk = describeDataDisk(dataRootDisk);
-  print(`omega bench live ${options.experiment}${options.quick ? ' --quick' : ''}: etcd ${cluster.etcdVersion} at ${cluster.etcd.clientUrl}; data under ${cluster.dataRoot}: ${disk}`);
+  print(`omega bench live ${options.experiment}${options.quick ? ' --quick' : ''}: etcd ${cluster.etcdVersion} at ${cluster.etcd.clientUrl}; data under ${cluster.dataRoot}: ${disk}; ${fileCreate}`);
   if (isJournalLessExt4(dataRootDisk)) print(JOURNAL_LESS_WARNING);
   let result: BenchResult;
   try {
@@ -377,7 +381,7 @@ export async function runLiveCommand(options: LiveCommandOptions, print: Print):
   } finally {
     await cluster.close();
   }
-  result = { ...result, notes: [...result.notes, `etcd's data${options.experiment === 'agent' ? ' and the agent\'s' : ''} under ${cluster.dataRoot}: ${disk} (\`--data-dir\` chooses).`] };
+  result = { ...result, notes: [...result.notes, `etcd's data${options.experiment === 'agent' ? ' and the agent\'s' : ''} under ${cluster.dataRoot}: ${disk} (\`--data-dir\` chooses); at the start ${fileCreate} (500 empty files made and removed).`] };
   const report = liveReport(result);
   const svg = await renderSvg(report.chart);
   const written = await writeResult(options.out, result, report.markdown, new Map([[report.chartFile, svg]]));
