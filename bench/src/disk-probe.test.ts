@@ -10,14 +10,16 @@ describe('the file-create probe', () => {
     if (dir !== undefined) await rm(dir, { recursive: true, force: true });
   });
 
-  it('times the creates and leaves nothing behind', async () => {
+  it('times the creates and leaves its files in the directory given, for the caller to remove', async () => {
     dir = await mkdtemp(join(tmpdir(), 'omega-probe-test-'));
     const micros = fileCreateMicros(dir, 20);
     expect(micros).toBeGreaterThan(0);
     expect(Number.isFinite(micros)).toBe(true);
-    expect(await readdir(dir)).toEqual([]);
-    expect(describeFileCreate(dir)).toMatch(new RegExp(`^a file create under ${dir} costs \\d+ µs now`));
-    expect(await readdir(dir)).toEqual([]);
+    const [probe, ...others] = await readdir(dir);
+    expect(others).toEqual([]);
+    expect((await readdir(join(dir, probe as string))).sort((a, b) => Number(a) - Number(b))).toEqual(Array.from({ length: 20 }, (_, i) => String(i)));
+    expect(describeFileCreate(dir)).toMatch(/^a file create there costs \d+ µs now/);
+    expect(await readdir(dir)).toHaveLength(2);
   });
 
   it('fails on a directory it cannot create in, naming it', () => {

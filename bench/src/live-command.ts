@@ -4,7 +4,8 @@
  * hollow agents and one process per scheduler. Writes
  * result.json, result.md and the chart; prints progress and the PASS/FAIL lines.
  */
-import { tmpdir } from 'node:os';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import { agentChart, agentChecks, agentMarkdown } from './agent-report.js';
 import { runAgentThroughput, type AgentOptions, type AgentPhase } from './agent-throughput.js';
 import type { ChartSpec } from './charts.js';
@@ -280,15 +281,18 @@ const JOURNAL_LESS_WARNING =
 
 export async function runLiveCommand(options: LiveCommandOptions, print: Print): Promise<number> {
   const startedAt = new Date();
-  // Before etcd makes its files: the state of the disk the run starts in.
-  const fileCreate = describeFileCreate(options.dataDir ?? tmpdir());
   const cluster = await LiveCluster.start(options.dataDir);
-  const dataRootDisk = dataDisk(cluster.dataRoot);
-  const disk = describeDataDisk(dataRootDisk);
-  print(`omega bench live ${options.experiment}${options.quick ? ' --quick' : ''}: etcd ${cluster.etcdVersion} at ${cluster.etcd.clientUrl}; data under ${cluster.dataRoot}: ${disk}; ${fileCreate}`);
-  if (isJournalLessExt4(dataRootDisk)) print(JOURNAL_LESS_WARNING);
+  // The state of the disk the run starts in; the probe's files are removed with the rest at the end.
+  const probeDir = await mkdtemp(join(cluster.dataRoot, 'omega-bench-probe-'));
   let result: BenchResult;
+  let disk: string;
+  let fileCreate: string;
   try {
+    fileCreate = describeFileCreate(probeDir);
+    const dataRootDisk = dataDisk(cluster.dataRoot);
+    disk = describeDataDisk(dataRootDisk);
+    print(`omega bench live ${options.experiment}${options.quick ? ' --quick' : ''}: etcd ${cluster.etcdVersion} at ${cluster.etcd.clientUrl}; data under ${cluster.dataRoot}: ${disk}; ${fileCreate}`);
+    if (isJournalLessExt4(dataRootDisk)) print(JOURNAL_LESS_WARNING);
     if (options.experiment === 'T1') {
       const t1: T1Options = {
         machines: options.machines ?? 2000,
@@ -380,8 +384,9 @@ export async function runLiveCommand(options: LiveCommandOptions, print: Print):
     }
   } finally {
     await cluster.close();
+    await rm(probeDir, { recursive: true, force: true });
   }
-  result = { ...result, notes: [...result.notes, `etcd's data${options.experiment === 'agent' ? ' and the agent\'s' : ''} under ${cluster.dataRoot}: ${disk} (\`--data-dir\` chooses); at the start ${fileCreate} (500 empty files made and removed).`] };
+  result = { ...result, notes: [...result.notes, `etcd's data${options.experiment === 'agent' ? ' and the agent\'s' : ''} under ${cluster.dataRoot}: ${disk} (\`--data-dir\` chooses); at the start ${fileCreate} (500 empty files made there, removed with the run's data).`] };
   const report = liveReport(result);
   const svg = await renderSvg(report.chart);
   const written = await writeResult(options.out, result, report.markdown, new Map([[report.chartFile, svg]]));
