@@ -17,7 +17,7 @@
  *   Node process spends its first thousand tasks compiling its hot paths (V8's optimizing
  *   compiler, on background threads that take the same two cores): about a quarter more CPU
  *   per task than later. The phase is reported apart and not judged: a cell runs for months,
- *   and this is the cost of its first minute after a restart;
+ *   and this is the cost of its first thousand tasks after its processes restart;
  * - `jobs`: J one-task jobs of `/bin/true` (1 CPU each) submitted by C parallel clients;
  * - `instances`: one job of I instances of `/bin/true` (1 CPU each);
  * - `hold`: one job of H instances of `sleep S`, to look at the supervisors while they hold

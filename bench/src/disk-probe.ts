@@ -4,7 +4,7 @@
  * tmpfs, because on ext4 without a journal it tells the state a run starts in: a file created
  * within minutes of many deletes scans them (see node-agent's data-disk.ts). On this project's
  * 2-core VM: 38-49 µs per file on the root disk left quiet, 650 µs a minute after 30,000 files
- * were removed, 19-30 µs on /dev/shm. Removing the files would itself be such a delete, so they
+ * were removed, 12-30 µs on /dev/shm. Removing the files would itself be such a delete, so they
  * stay where the caller puts them (a live run: its data directory, removed with it).
  */
 import { closeSync, existsSync, mkdtempSync, openSync, rmSync, constants as fsc } from 'node:fs';
