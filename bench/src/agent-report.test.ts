@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { agentChecks, agentMarkdown } from './agent-report.js';
+import { agentChart, agentChecks, agentMarkdown } from './agent-report.js';
 import { supervisionRoles, type AgentPhase, type ProcessMemory, type StartCpu, type SupervisorSample } from './agent-throughput.js';
 import type { ProcEntry } from './proc-sample.js';
 import { parseBenchArgs } from './run-bench.js';
@@ -84,6 +84,12 @@ describe('agent benchmark checks', () => {
     expect(checks.map((c) => c.name)).toEqual(['agent warm-up: every task succeeded', 'agent jobs: every task succeeded', 'agent warm-up: every task succeeded', 'agent jobs: ≥ 120 tasks/s end to end']);
     expect(checks.map((c) => c.pass)).toEqual([true, true, false, true]);
     expect(agentMarkdown([phase({ phase: 'warm-up', tasksPerSecond: 90 })])).toContain('| warm-up |');
+  });
+
+  it('label each phase of the chart at its own x, the warm-up included', () => {
+    const chart = agentChart([phase({ phase: 'warm-up' }), phase({}), phase({ phase: 'instances' }), phase({ phase: 'hold' })]);
+    expect(chart.title).toContain('(1 warm-up, 2 jobs, 3 instances, 4 hold)');
+    expect(chart.panels[0]?.points.map((p) => p.x)).toEqual([1, 2, 3, 4]);
   });
 
   it('fail a phase with a task that did not succeed, naming its end', () => {

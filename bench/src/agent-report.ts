@@ -127,7 +127,7 @@ export function agentMarkdown(phases: readonly AgentPhase[]): string {
 export function agentChart(phases: readonly AgentPhase[]): ChartSpec {
   const x = (i: number): number => i + 1;
   return {
-    title: 'Agent throughput: one real agent, 64 CPUs (1 jobs, 2 instances, 3 hold)',
+    title: `Agent throughput: one real agent, 64 CPUs (${phases.map((p, i) => `${x(i)} ${p.phase}`).join(', ')})`,
     xLabel: 'phase',
     xLog: false,
     columns: 3,

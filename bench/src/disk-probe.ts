@@ -22,19 +22,24 @@ export function fileCreateMicros(root: string, files = 500): number {
 const SHM = '/dev/shm';
 
 /**
- * The probe in `dataRoot` (a run's own data directory: the files go with it) and, for scale, on
- * /dev/shm when there is one (removed at once: a tmpfs has no such scan): a line to print.
+ * The probe in `dir` (a directory of the run's, removed with its data: the files go with it)
+ * and, for scale, on /dev/shm when there is one and it can be written (removed at once: a tmpfs
+ * has no such scan; left out otherwise, as it only explains the first figure): a line to print.
  */
-export function describeFileCreate(dataRoot: string): string {
-  const here = fileCreateMicros(dataRoot);
-  let reference = '';
-  if (existsSync(SHM) && !dataRoot.startsWith(`${SHM}/`)) {
-    const scratch = mkdtempSync(join(SHM, 'omega-disk-probe-'));
-    try {
-      reference = `, ${fileCreateMicros(scratch).toFixed(0)} µs on ${SHM} (a tmpfs)`;
-    } finally {
-      rmSync(scratch, { recursive: true, force: true });
-    }
+export function describeFileCreate(dir: string): string {
+  const here = fileCreateMicros(dir);
+  return `a file create there costs ${here.toFixed(0)} µs now${dir.startsWith(`${SHM}/`) ? '' : tmpfsReference()}`;
+}
+
+function tmpfsReference(): string {
+  if (!existsSync(SHM)) return '';
+  let scratch: string | undefined;
+  try {
+    scratch = mkdtempSync(join(SHM, 'omega-disk-probe-'));
+    return `, ${fileCreateMicros(scratch).toFixed(0)} µs on ${SHM} (a tmpfs)`;
+  } catch {
+    return '';
+  } finally {
+    if (scratch !== undefined) rmSync(scratch, { recursive: true, force: true });
   }
-  return `a file create there costs ${here.toFixed(0)} µs now${reference}`;
 }

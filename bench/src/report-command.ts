@@ -6,6 +6,8 @@
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { agentChecks } from './agent-report.js';
+import type { AgentPhase } from './agent-throughput.js';
 import { renderSvg } from './charts.js';
 import type { ChurnSample } from './churn.js';
 import { churnChecks } from './churn-report.js';
@@ -42,7 +44,9 @@ export async function runReportCommand(dir: string, print: Print): Promise<numbe
         : stored.experiment === 'churn'
           ? // The end-state check needs the run itself: kept as measured; the levelling is re-judged.
             [...stored.checks.filter((c) => !c.name.endsWith(' levels off')), ...churnChecks(stored.points as ChurnSample[])]
-          : e3AgreementChecks(stored.points as LiveE3Point[]);
+          : stored.experiment === 'agent'
+            ? agentChecks(stored.points as AgentPhase[])
+            : e3AgreementChecks(stored.points as LiveE3Point[]);
     result = { ...stored, checks };
     const report = liveReport(result);
     chartFile = report.chartFile;
