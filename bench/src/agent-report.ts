@@ -1,10 +1,10 @@
 /**
  * The agent throughput benchmark's checks, result.md body and chart. The targets are the node
  * agent's: at least 120 tasks/s end to end in both throughput phases (`jobs` and `instances`;
- * the `warm-up` before them is reported, not judged), and supervision (the
- * supervisor and, with namespaces, its init: both live while the task runs) that holds a running
- * task in at most 2 MiB of PSS and starts it in at most 5 ms of CPU (agent + launcher per start +
- * supervisor + init). The launcher is one process per agent: reported beside, not per task.
+ * the `warm-up` before them is reported, not judged), and supervision (the supervisor and, with
+ * namespaces, its init: both live while the task runs) that holds a running task in at most
+ * 2 MiB of PSS and starts it in at most 5 ms of CPU (agent + launcher per start + supervisor +
+ * init). The launcher is one process per agent: reported beside, not per task.
  */
 import type { AgentPhase, ProcessMemory } from './agent-throughput.js';
 import type { ChartSpec } from './charts.js';
