@@ -5,16 +5,18 @@
  * writes a request to a pipe. Protocol (native byte order: both ends are on one machine):
  *
  *   request  (stdin):  u32 id, u32 argBytes, u32 envBytes, then argBytes of NUL-terminated
- *                      strings [binary, stderr log path, argv0, argv1, ...], then envBytes that
- *                      are written to the new process's stdin (then EOF)
+ *                      strings [binary, stderr log path (empty: the launcher's own stderr),
+ *                      argv0, argv1, ...], then envBytes that are written to the new process's
+ *                      stdin (then EOF)
  *   replies (stdout):  u32 kind, u32 a, i32 b
  *                      kind 1 (spawned): a = request id, b = pid, or -errno when it failed
  *                      kind 2 (exited):  a = pid, b = wait status
  *
  * Each supervisor gets its own session (it outlives the agent and a Ctrl-C in its terminal),
  * stdin the pipe carrying its environment (never a file: it may hold secrets), stdout
- * /dev/null, stderr its log (appended, O_NOFOLLOW, 0640), and the launcher's own environment
- * (the agent passes only PATH). Every other descriptor is close-on-exec.
+ * /dev/null, stderr the log path (appended, O_NOFOLLOW, 0640) or else the launcher's own, and
+ * the launcher's own environment (the agent passes only PATH). Every other descriptor is
+ * close-on-exec.
  *
  * When the agent goes (EOF on stdin, or its end of stdout closed) the launcher exits at once
  * and touches no supervisor: they are re-parented, keep running, and write their exit status
@@ -76,9 +78,10 @@ static void become(int env_read, const char *binary, const char *log_path, char 
   sigprocmask(SIG_SETMASK, mask, NULL);
   if (setsid() < 0) _exit(127);
   int null_fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
-  int log_fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0640);
+  /* An empty log path: the launcher's own stderr stays the child's. */
+  int log_fd = log_path[0] == '\0' ? STDERR_FILENO : open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0640);
   if (null_fd < 0 || log_fd < 0) _exit(127);
-  if (dup2(env_read, STDIN_FILENO) < 0 || dup2(null_fd, STDOUT_FILENO) < 0 || dup2(log_fd, STDERR_FILENO) < 0) _exit(127);
+  if (dup2(env_read, STDIN_FILENO) < 0 || dup2(null_fd, STDOUT_FILENO) < 0 || (log_fd != STDERR_FILENO && dup2(log_fd, STDERR_FILENO) < 0)) _exit(127);
   execv(binary, argv);
   _exit(127);
 }

@@ -58,8 +58,8 @@
  * {"stdout","stderr"} once a stream has lost bytes; stdout.log / stderr.log (root-owned 0640:
  * the task never touches them) and, past the cap, stdout.log.1 / stderr.log.1 holding the
  * previous cap's worth of bytes. Each file holds at most <cap> bytes, so between cap and twice
- * the cap of the newest output is kept per stream. Its own errors go to its stderr (the
- * agent points it at supervisor.log).
+ * the cap of the newest output is kept per stream. Its own errors go to supervisor.log, made
+ * on the first one (before the task dir is known, as for a bad argument, to its stderr).
  *
  * The supervisor ignores SIGTERM, SIGINT and SIGHUP: the task is stopped through its cgroup,
  * and the supervisor must outlive it to record how it ended.
@@ -110,15 +110,32 @@ static char *env_buf;
 
 /* ---- small helpers ---------------------------------------------------------------------- */
 
-/* One line on our stderr (supervisor.log). Never includes env values. */
+/* <task dir>/supervisor.log once opened by complain(); -1 before the first complaint. */
+static int complaints_fd = -1;
+
+/*
+ * One line in <task dir>/supervisor.log, made on the first complaint (a supervisor with nothing
+ * to say leaves no file); before the task dir is known, or when the file cannot be opened, on
+ * stderr (the agent's). Never includes env values.
+ */
 static void complain(const char *fmt, ...) {
+    char line[1024];
     va_list ap;
     va_start(ap, fmt);
-    fputs("omega-supervisor: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    int n = snprintf(line, sizeof line, "omega-supervisor: ");
+    if (n > 0 && (size_t)n < sizeof line) n += vsnprintf(line + n, sizeof line - (size_t)n, fmt, ap);
     va_end(ap);
-    fflush(stderr);
+    if (n < 0) return;
+    if ((size_t)n >= sizeof line - 1) n = (int)sizeof line - 2;
+    line[n++] = '\n';
+    if (complaints_fd < 0 && task_dir != NULL) {
+        char path[PATH_MAX];
+        int len = snprintf(path, sizeof path, "%s/supervisor.log", task_dir);
+        /* O_NOFOLLOW: the directory is root-owned, but never follow a planted link anyway. */
+        if (len > 0 && len < (int)sizeof path) complaints_fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0640);
+    }
+    ssize_t ignored = write(complaints_fd >= 0 ? complaints_fd : STDERR_FILENO, line, (size_t)n);
+    (void)ignored;
 }
 
 static long long now_ms(void) {
@@ -1000,6 +1017,15 @@ int main(int argc, char **argv) {
     if (have_uid != have_gid || work_dir == NULL || optind + 2 >= argc || strcmp(argv[optind + 1], "--") != 0) usage();
     task_dir = argv[optind];
     char **task_argv = argv + optind + 2;
+    /* From here on complaints go to supervisor.log: let go of the agent's stderr, which a
+     * supervisor outliving the agent must not hold open (nor die writing to, once it is gone). */
+    int quiet = open("/dev/null", O_WRONLY | O_CLOEXEC);
+    if (quiet >= 0) {
+        if (quiet != STDERR_FILENO) {
+            (void)dup2(quiet, STDERR_FILENO);
+            close(quiet);
+        }
+    }
 
     cloexec_inherited();
     /* The task is stopped through its cgroup; the supervisor must outlive it to record the end. */

@@ -1,5 +1,5 @@
-import { spawnSync } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdir, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -98,6 +98,33 @@ describe('the omega-supervisor binary', () => {
     expect(exit).toMatchObject({ exitCode: null, signal: null, error: expect.stringMatching(/environment did not arrive/) });
     await expect(readFile(join(dir, 'work', 'ran'))).rejects.toThrow();
     await expect(readFile(join(dir, 'started.json'))).rejects.toThrow();
+  });
+
+  it('makes supervisor.log only for a complaint of its own: a clean run leaves none', async () => {
+    expect(supervise(['sh', '-c', 'echo hi'], encodeSupervisorEnv({ PATH: '/bin' })).exit).toMatchObject({ exitCode: 0 });
+    await expect(stat(join(dir, 'supervisor.log'))).rejects.toMatchObject({ code: 'ENOENT' });
+    // The task takes its work dir away from the disk walk (-d, every 10 ms): the supervisor says so there.
+    const { exit } = supervise(['sh', '-c', 'cd /; rmdir "$0"; sleep 0.3', join(dir, 'work')], encodeSupervisorEnv({ PATH: '/bin' }), ['-d', String(MiB), '-s', '10']);
+    expect(exit).toMatchObject({ exitCode: 0 });
+    expect(await readFile(join(dir, 'supervisor.log'), 'utf8')).toMatch(/^omega-supervisor: open the work dir .*work to measure it: No such file or directory\n$/);
+    expect((await stat(join(dir, 'supervisor.log'))).mode & 0o777).toBe(0o640);
+  });
+
+  it("lets go of its caller's stderr once it knows the task dir: a supervisor outliving the agent holds no pipe of it", async () => {
+    const child = spawn(defaultSupervisorPath(), ['-w', join(dir, 'work'), dir, '--', 'sleep', '2'], { stdio: ['pipe', 'ignore', 'pipe'] });
+    child.stdin.end(encodeSupervisorEnv({ PATH: '/bin:/usr/bin' }));
+    const stderrClosedAt = new Promise<number>((resolve) => child.stderr.on('close', () => resolve(Date.now())));
+    const exitedAt = new Promise<number>((resolve) => child.on('exit', () => resolve(Date.now())));
+    const [closed, exited] = await Promise.all([stderrClosedAt, exitedAt]);
+    // The pipe reached EOF while the task still ran (its 2 s sleep), not when the supervisor exited.
+    expect(closed).toBeLessThan(exited);
+    await expect(readFile(join(dir, 'started.json'), 'utf8')).resolves.toMatch(/"pid"/);
+  });
+
+  it('says what is wrong with its arguments on its stderr (no task dir to write to yet)', () => {
+    const result = spawnSync(defaultSupervisorPath(), ['-u', '1', dir, '--', 'true'], { encoding: 'utf8' });
+    expect(result.status).toBe(2);
+    expect(result.stderr).toMatch(/^usage: omega-supervisor/);
   });
 
   it('fails the start with an error, running no user code, when a procs file cannot be written', async () => {

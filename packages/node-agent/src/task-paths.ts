@@ -13,7 +13,7 @@
  *                                     (root-owned 0640 as root); each at most the log cap
  *       stdout.log.1, stderr.log.1    the previous cap's worth, once a stream passed the cap
  *       truncated.json                { stdout, stderr }: which streams lost their oldest bytes
- *       supervisor.log                the supervisor's own errors
+ *       supervisor.log                the supervisor's own errors (made on its first one)
  *       work/                         the task's working directory and HOME (task user, 0700);
  *                                     removed after the terminal report
  * ```

@@ -27,8 +27,8 @@
  * cgroup: the task is its own process group and session, and stopping it signals the group
  * (a process that leaves the group escapes: that is what enforcement is for).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { chownSync, closeSync, existsSync, mkdirSync, openSync, rmSync, constants as fsc } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { chownSync, existsSync, mkdirSync, rmSync } from 'node:fs';
 import { mkdir, readdir, rm, rmdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import pino, { type Logger } from 'pino';
@@ -617,7 +617,7 @@ class ProcessAttempt implements TaskAttempt {
     if (launcher === undefined) return this.spawnDirectly(command, env);
     let pid: number | undefined;
     launcher
-      .launch({ binary: this.context.supervisorPath, args: supervisorArgs(command), logPath: this.file('supervisorLog'), stdin: env }, (end) => {
+      .launch({ binary: this.context.supervisorPath, args: supervisorArgs(command), stdin: env }, (end) => {
         if (end === 'exited') this.resolveSupervisorGone();
         else this.watchByPolling(pid);
       })
@@ -637,18 +637,13 @@ class ProcessAttempt implements TaskAttempt {
   }
 
   private spawnDirectly(command: SupervisorCommand, env: Buffer): void {
-    const logFd = openSync(this.file('supervisorLog'), fsc.O_WRONLY | fsc.O_CREAT | fsc.O_APPEND | fsc.O_NOFOLLOW, 0o640);
-    let child: ChildProcess;
-    try {
-      child = spawn(this.context.supervisorPath, supervisorArgs(command), {
-        // Its own session: the supervisor outlives the agent (and a Ctrl-C in the agent's terminal).
-        detached: true,
-        stdio: ['pipe', 'ignore', logFd],
-        env: { PATH: DEFAULT_TASK_PATH },
-      });
-    } finally {
-      closeSync(logFd);
-    }
+    const child = spawn(this.context.supervisorPath, supervisorArgs(command), {
+      // Its own session: the supervisor outlives the agent (and a Ctrl-C in the agent's terminal).
+      detached: true,
+      // Its stderr only until it knows its task dir; then its errors go to supervisor.log.
+      stdio: ['pipe', 'ignore', 'inherit'],
+      env: { PATH: DEFAULT_TASK_PATH },
+    });
     // The environment goes through a pipe, never a file: secret values must not persist. If
     // the supervisor is gone before reading it, the write fails quietly and so does the start.
     child.stdin?.on('error', () => undefined);
