@@ -1020,11 +1020,9 @@ int main(int argc, char **argv) {
     /* From here on complaints go to supervisor.log: let go of the agent's stderr, which a
      * supervisor outliving the agent must not hold open (nor die writing to, once it is gone). */
     int quiet = open("/dev/null", O_WRONLY | O_CLOEXEC);
-    if (quiet >= 0) {
-        if (quiet != STDERR_FILENO) {
-            (void)dup2(quiet, STDERR_FILENO);
-            close(quiet);
-        }
+    if (quiet >= 0 && quiet != STDERR_FILENO) {
+        (void)dup2(quiet, STDERR_FILENO);
+        close(quiet);
     }
 
     cloexec_inherited();
