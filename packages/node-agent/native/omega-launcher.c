@@ -5,18 +5,17 @@
  * writes a request to a pipe. Protocol (native byte order: both ends are on one machine):
  *
  *   request  (stdin):  u32 id, u32 argBytes, u32 envBytes, then argBytes of NUL-terminated
- *                      strings [binary, stderr log path (empty: the launcher's own stderr),
- *                      argv0, argv1, ...], then envBytes that are written to the new process's
- *                      stdin (then EOF)
+ *                      strings [binary, argv0, argv1, ...], then envBytes that are written to
+ *                      the new process's stdin (then EOF)
  *   replies (stdout):  u32 kind, u32 a, i32 b
  *                      kind 1 (spawned): a = request id, b = pid, or -errno when it failed
  *                      kind 2 (exited):  a = pid, b = wait status
  *
  * Each supervisor gets its own session (it outlives the agent and a Ctrl-C in its terminal),
  * stdin the pipe carrying its environment (never a file: it may hold secrets), stdout
- * /dev/null, stderr the log path (appended, O_NOFOLLOW, 0640) or else the launcher's own, and
- * the launcher's own environment (the agent passes only PATH). Every other descriptor is
- * close-on-exec.
+ * /dev/null, the launcher's own stderr (the agent's: a supervisor writes its errors to its task
+ * dir once it knows it), and the launcher's own environment (the agent passes only PATH). Every
+ * other descriptor is close-on-exec.
  *
  * When the agent goes (EOF on stdin, or its end of stdout closed) the launcher exits at once
  * and touches no supervisor: they are re-parented, keep running, and write their exit status
@@ -69,7 +68,7 @@ static void reply(uint32_t kind, uint32_t a, int32_t b) {
 }
 
 /* In the child: becomes the supervisor. Only async-signal-safe calls until exec. */
-static void become(int env_read, const char *binary, const char *log_path, char **argv, const sigset_t *mask) {
+static void become(int env_read, const char *binary, char **argv, const sigset_t *mask) {
   struct sigaction dfl;
   memset(&dfl, 0, sizeof dfl);
   dfl.sa_handler = SIG_DFL;
@@ -78,10 +77,8 @@ static void become(int env_read, const char *binary, const char *log_path, char 
   sigprocmask(SIG_SETMASK, mask, NULL);
   if (setsid() < 0) _exit(127);
   int null_fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
-  /* An empty log path: the launcher's own stderr stays the child's. */
-  int log_fd = log_path[0] == '\0' ? STDERR_FILENO : open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0640);
-  if (null_fd < 0 || log_fd < 0) _exit(127);
-  if (dup2(env_read, STDIN_FILENO) < 0 || dup2(null_fd, STDOUT_FILENO) < 0 || (log_fd != STDERR_FILENO && dup2(log_fd, STDERR_FILENO) < 0)) _exit(127);
+  if (null_fd < 0) _exit(127);
+  if (dup2(env_read, STDIN_FILENO) < 0 || dup2(null_fd, STDOUT_FILENO) < 0) _exit(127);
   execv(binary, argv);
   _exit(127);
 }
@@ -99,7 +96,7 @@ static void launch(uint32_t id, char *args, uint32_t arg_bytes, const char *env,
     }
     at += (uint32_t)length + 1;
   }
-  if (count < 3 || at != arg_bytes) {
+  if (count < 2 || at != arg_bytes) {
     reply(1, id, -EINVAL);
     return;
   }
@@ -117,7 +114,7 @@ static void launch(uint32_t id, char *args, uint32_t arg_bytes, const char *env,
     reply(1, id, -error);
     return;
   }
-  if (pid == 0) become(env_pipe[0], strings[0], strings[1], strings + 2, mask);
+  if (pid == 0) become(env_pipe[0], strings[0], strings + 1, mask);
   close(env_pipe[0]);
   reply(1, id, (int32_t)pid);
   /* A supervisor that exits before reading it all fails its start itself: EPIPE is ignored. */

@@ -42,20 +42,24 @@ describe.skipIf(!existsSync(LAUNCHER))('the supervisor launcher', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  it('starts a process in its own session with its stdin from the request and its stderr in the log, and reports its end', async () => {
-    const log = join(dir, 'log');
+  it("starts a process in its own session with its stdin from the request, stdout /dev/null and the launcher's stderr, and reports its end", async () => {
+    const out = join(dir, 'out');
     let end: LaunchedEnd | undefined;
-    const pid = await launcher.launch({ binary: '/bin/sh', args: ['-c', 'cat >&2; echo "sid=$(ps -o sid= -p $$ | tr -d " ") pid=$$ path=$PATH" >&2'], logPath: log, stdin: Buffer.from('from stdin\n') }, (e) => (end = e));
+    // Its stdout is looked at first, then it writes everything to a file; $PPID is the launcher.
+    const script = `stdout=$(readlink /proc/$$/fd/1); exec > ${out}; cat; echo "sid=$(ps -o sid= -p $$ | tr -d " ") pid=$$ path=$PATH"; readlink /proc/$$/fd/2 /proc/$PPID/fd/2; echo "stdout=$stdout"`;
+    const pid = await launcher.launch({ binary: '/bin/sh', args: ['-c', script], stdin: Buffer.from('from stdin\n') }, (e) => (end = e));
     started.push(pid);
     await eventually('the end to be reported', () => end !== undefined);
     expect(end).toBe('exited');
-    expect(await readFile(log, 'utf8')).toBe(`from stdin\nsid=${pid} pid=${pid} path=${PATH}\n`);
+    const [input, ids, ownStderr, launcherStderr, stdout] = (await readFile(out, 'utf8')).split('\n');
+    expect([input, ids, stdout]).toEqual(['from stdin', `sid=${pid} pid=${pid} path=${PATH}`, 'stdout=/dev/null']);
+    expect(ownStderr).toBe(launcherStderr);
   });
 
   it('starts many at once, each reported with its own pid and its own end', async () => {
     let ended = 0;
     const pids = await Promise.all(
-      Array.from({ length: 20 }, (_, i) => launcher.launch({ binary: '/bin/sh', args: ['-c', `echo ${i} >&2`], logPath: join(dir, `log-${i}`), stdin: Buffer.alloc(0) }, () => ended++)),
+      Array.from({ length: 20 }, (_, i) => launcher.launch({ binary: '/bin/sh', args: ['-c', `echo ${i} > ${join(dir, `log-${i}`)}`], stdin: Buffer.alloc(0) }, () => ended++)),
     );
     started.push(...pids);
     expect(new Set(pids).size).toBe(20);
@@ -66,7 +70,7 @@ describe.skipIf(!existsSync(LAUNCHER))('the supervisor launcher', () => {
   it('reports the end of a launch whose binary does not exist (exec fails in the child)', async () => {
     let end: LaunchedEnd | undefined;
     // exec fails in the child: it exits 127 after the launch was answered.
-    const pid = await launcher.launch({ binary: join(dir, 'missing'), args: [], logPath: join(dir, 'log'), stdin: Buffer.alloc(0) }, (e) => (end = e));
+    const pid = await launcher.launch({ binary: join(dir, 'missing'), args: [], stdin: Buffer.alloc(0) }, (e) => (end = e));
     started.push(pid);
     await eventually('the end to be reported', () => end !== undefined);
     expect(end).toBe('exited');
@@ -76,7 +80,7 @@ describe.skipIf(!existsSync(LAUNCHER))('the supervisor launcher', () => {
     const gate = join(dir, 'gate');
     const done = join(dir, 'done');
     let end: LaunchedEnd | undefined;
-    const pid = await launcher.launch({ binary: '/bin/sh', args: ['-c', `while [ ! -e ${gate} ]; do sleep 0.05; done; touch ${done}`], logPath: join(dir, 'log'), stdin: Buffer.alloc(0) }, (e) => (end = e));
+    const pid = await launcher.launch({ binary: '/bin/sh', args: ['-c', `while [ ! -e ${gate} ]; do sleep 0.05; done; touch ${done}`], stdin: Buffer.alloc(0) }, (e) => (end = e));
     started.push(pid);
     launcher.close();
     expect(end).toBe('unknown');

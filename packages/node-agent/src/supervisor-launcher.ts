@@ -52,13 +52,12 @@ export class LauncherGoneError extends Error {
 export type LaunchedEnd = 'exited' | 'unknown';
 
 /**
- * What to start: `binary` with `args` (after argv0, as for `spawn`), stderr appended to
- * `logPath` (absent: the launcher's own, which is the agent's), `stdin` then EOF.
+ * What to start: `binary` with `args` (after argv0, as for `spawn`), `stdin` then EOF. Its
+ * stderr is the launcher's own, which is the agent's.
  */
 export interface LaunchRequest {
   readonly binary: string;
   readonly args: readonly string[];
-  readonly logPath?: string;
   readonly stdin: Buffer;
 }
 
@@ -96,7 +95,7 @@ export class SupervisorLauncher {
     if (this.closed) return Promise.reject(new LauncherGoneError());
     const child = this.child ?? this.startLauncher();
     const id = this.nextId++;
-    const args = Buffer.from([request.binary, request.logPath ?? '', request.binary, ...request.args].map((s) => `${s}\0`).join(''), 'utf8');
+    const args = Buffer.from([request.binary, request.binary, ...request.args].map((s) => `${s}\0`).join(''), 'utf8');
     const header = Buffer.alloc(12);
     const write = (LE ? header.writeUInt32LE : header.writeUInt32BE).bind(header);
     write(id, 0);

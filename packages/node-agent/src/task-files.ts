@@ -40,8 +40,6 @@ export const TASK_FILES = Object.freeze({
   stderrRotated: 'stderr.log.1',
   /** Written by the supervisor once a stream lost bytes (a rotated file was replaced). */
   truncated: 'truncated.json',
-  /** Made by the supervisor on its first error of its own (omega-supervisor.c `complain`). */
-  supervisorLog: 'supervisor.log',
   work: 'work',
 });
 
