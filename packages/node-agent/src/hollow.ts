@@ -82,13 +82,26 @@ class HollowAttempt implements TaskAttempt {
     this.machineId = task.machineId;
     this.ended = new Promise((resolve) => (this.resolveEnded = resolve));
     this.done = new Promise((resolve) => (this.resolveDone = resolve));
-    void this.send({ state: 'running', pid: 0, startedAtMs: Date.now() });
+    const startedAtMs = Date.now();
+    void this.send({ state: 'running', pid: 0, startedAtMs });
     const fail = job.spec.task.hollowFail;
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
+    this.at('timer', startedAtMs + Math.max(0, job.spec.task.runDurationMs), () => {
       this.finish(fail ? { state: 'failed', reason: 'nonzero-exit', exitCode: 1 } : { state: 'succeeded', exitCode: 0 });
-    }, Math.max(0, job.spec.task.runDurationMs));
-    if (job.spec.task.healthCheck !== undefined) this.simulateHealth(job);
+    });
+    if (job.spec.task.healthCheck !== undefined) this.simulateHealth(job, startedAtMs);
+  }
+
+  /**
+   * Runs `fn` in `slot` once the wall clock the record's stamps come from (`Date.now()`) reaches
+   * `atMs`. Timers run on the monotonic clock and may fire a millisecond before `Date.now()` says
+   * their delay has passed; one that fires early is armed again for the rest.
+   */
+  private at(slot: 'timer' | 'healthTimer', atMs: number, fn: () => void): void {
+    this[slot] = setTimeout(() => {
+      this[slot] = undefined;
+      if (Date.now() < atMs) this.at(slot, atMs, fn);
+      else fn();
+    }, Math.max(0, atMs - Date.now()));
   }
 
   /**
@@ -96,18 +109,17 @@ class HollowAttempt implements TaskAttempt {
    * `passing`, or with `hollowFailing` `failing`, and then fails the task `health-check-failed`
    * when a real check failing every time would: `failureThreshold - 1` intervals later.
    */
-  private simulateHealth(job: Job): void {
+  private simulateHealth(job: Job, startedAtMs: number): void {
     const check = resolveHealthCheck(job.spec.task.healthCheck ?? {});
-    this.healthTimer = setTimeout(() => {
-      this.healthTimer = undefined;
+    this.at('healthTimer', startedAtMs + check.gracePeriodMs, () => {
       if (this.over) return;
-      void this.send({ health: check.hollowFailing ? 'failing' : 'passing', healthSinceMs: Date.now() });
+      const healthSinceMs = Date.now();
+      void this.send({ health: check.hollowFailing ? 'failing' : 'passing', healthSinceMs });
       if (!check.hollowFailing) return;
-      this.healthTimer = setTimeout(() => {
-        this.healthTimer = undefined;
+      this.at('healthTimer', healthSinceMs + (check.failureThreshold - 1) * check.intervalMs, () => {
         this.finish({ state: 'failed', reason: HEALTH_CHECK_FAILED, signal: 'SIGTERM' });
-      }, (check.failureThreshold - 1) * check.intervalMs);
-    }, check.gracePeriodMs);
+      });
+    });
   }
 
   stop(reason?: string): Promise<void> {
