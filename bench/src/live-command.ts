@@ -14,11 +14,12 @@ import { runChurn, type ChurnOptions, type ChurnSample } from './churn.js';
 import { churnChart, churnChecks, churnMarkdown } from './churn-report.js';
 import { dataDisk, describeDataDisk, isJournalLessExt4 } from '@omega/node-agent';
 import { describeFileCreate } from './disk-probe.js';
+import { describeHostSpeed, hostSpeedSentence, measureHostSpeed } from './host-speed.js';
 import { LiveCluster } from './live-cluster.js';
 import { LIVE_E3_SERVICE_DENSITY, e3Checks, runLiveE3, type LiveE3Options, type LiveE3Point } from './live-e3.js';
 import { runT1, type T1Options, type T1Point } from './live-t1.js';
 import { frac, int, ms, table } from './markdown.js';
-import { checkLine, configHash, hostInfo, writeResult, type BenchResult, type CheckResult, type PaperReference } from './result.js';
+import { checkLine, configHash, hostInfo, writeResult, type BenchResult, type CheckResult, type HostInfo, type PaperReference } from './result.js';
 import type { Print } from './sim-command.js';
 import { E3_ARMS, modeArm } from './sim-experiments.js';
 
@@ -197,7 +198,7 @@ function liveMarkdown(result: BenchResult, body: string, chartFile: string): str
   return [
     `# ${result.title} (live${result.quick ? ', quick' : ''})`,
     '',
-    `Seed ${result.seed}; config sha256 \`${result.configSha256.slice(0, 16)}\`; etcd ${result.host.etcd ?? '?'} (one member, on disk), node ${result.host.node}, ${result.host.cpus} x ${result.host.cpuModel}, ${(result.host.memoryBytes / 1024 ** 3).toFixed(0)} GiB; wall time ${ms(result.wallSeconds * 1000)}. Everything (etcd, agents, schedulers, the bench) shares the machine's CPUs.`,
+    `Seed ${result.seed}; config sha256 \`${result.configSha256.slice(0, 16)}\`; etcd ${result.host.etcd ?? '?'} (one member, on disk), node ${result.host.node}, ${result.host.cpus} x ${result.host.cpuModel}, ${(result.host.memoryBytes / 1024 ** 3).toFixed(0)} GiB; wall time ${ms(result.wallSeconds * 1000)}. Everything (etcd, agents, schedulers, the bench) shares the machine's CPUs.${hostSpeedSentence(result.host)}`,
     '',
     `![${result.experiment}](${chartFile})`,
     '',
@@ -281,7 +282,10 @@ const JOURNAL_LESS_WARNING =
 
 export async function runLiveCommand(options: LiveCommandOptions, print: Print): Promise<number> {
   const startedAt = new Date();
+  // Timed before the cell starts, on the host as the run finds it.
+  const speed = measureHostSpeed();
   const cluster = await LiveCluster.start(options.dataDir);
+  const host = hostInfo(cluster.etcdVersion, speed);
   // The state of the disk the run starts in; the probe's files are removed with the rest at the end.
   const probeDir = await mkdtemp(join(cluster.dataRoot, 'omega-bench-probe-'));
   let result: BenchResult;
@@ -292,6 +296,7 @@ export async function runLiveCommand(options: LiveCommandOptions, print: Print):
     const dataRootDisk = dataDisk(cluster.dataRoot);
     disk = describeDataDisk(dataRootDisk);
     print(`omega bench live ${options.experiment}${options.quick ? ' --quick' : ''}: etcd ${cluster.etcdVersion} at ${cluster.etcd.clientUrl}; data under ${cluster.dataRoot}: ${disk}; ${fileCreate}`);
+    print(describeHostSpeed(speed));
     if (isJournalLessExt4(dataRootDisk)) print(JOURNAL_LESS_WARNING);
     if (options.experiment === 'T1') {
       const t1: T1Options = {
@@ -318,7 +323,7 @@ export async function runLiveCommand(options: LiveCommandOptions, print: Print):
         `Jobs of ${t1.tasksPerJob} tasks (0.1 CPU, 64 MiB, ${t1.taskDurationMs / 1000} s) submitted at once straight into the cell; machines of 64 CPU / 256 GiB so nothing misfits; batch schedulers with their default placement (pack), no think time and --max-txn-ops ${cluster.etcd.limits.maxTxnOps}.`,
         `The raw ceiling runs ${t1.rawSeconds} s per point with as many processes as schedulers, right after the scheduled run, on the same etcd.`,
         `The hollow agent (${t1.machines} machines' agents in one process) runs at nice ${t1.agentNice} (OMEGA_T1_AGENT_NICE)${t1.agentNice < 0 ? ': ahead of the schedulers and etcd when both want the CPU, as if each machine\'s agent had its machine\'s CPUs to itself' : ', sharing the CPUs equally with the schedulers and etcd'}.`,
-      ], cluster.etcdVersion, startedAt);
+      ], host, startedAt);
     } else if (options.experiment === 'agent') {
       const jobs = options.jobs ?? (options.quick ? 100 : 1000);
       const agent: AgentOptions = {
@@ -342,7 +347,7 @@ export async function runLiveCommand(options: LiveCommandOptions, print: Print):
         `Tasks claim 1 CPU and ${agent.taskMemoryBytes / 1024 ** 2} MiB; at most ${agent.cpus} run at once. Agent peak RSS (VmHWM) ${(run.agentPeakRssBytes / 1024 ** 2).toFixed(0)} MiB; its cgroups under ${run.cgroupParent}, removed at the end.`,
         `The batch scheduler's commit latency over the run: p50 ${run.commitLatency.p50Ms.toFixed(0)} ms, p99 ${run.commitLatency.p99Ms.toFixed(0)} ms (${run.commitLatency.count} commits).`,
         'OMEGA_BENCH_AGENT_CPU_PROF=DIR runs the agent alone with --cpu-prof into DIR.',
-      ], cluster.etcdVersion, startedAt);
+      ], host, startedAt);
     } else if (options.experiment === 'churn') {
       const jobs = options.jobs ?? (options.quick ? 5_000 : 100_000);
       const churn: ChurnOptions = {
@@ -364,7 +369,7 @@ export async function runLiveCommand(options: LiveCommandOptions, print: Print):
         `Processes: etcd, the API server, one batch and one service scheduler, one hollow agent; RSS is VmRSS of /proc/<pid>/status. ${int(Math.round(run.jobsPerSecond))} jobs/s; the janitors deleted ${int(run.jobsDeleted)} jobs and ${int(run.requestsDeleted)} request records.`,
         `etcd runs revision auto-compaction (cell-state's launcher), which etcd 3.4 applies every 5 minutes; the bench also compacts to ${int(churn.retainRevisions)} revisions behind the head at every sample. etcd's file does not shrink without a defragmentation: "in use" is the size that must level off.`,
         'Levelled off: the mean of the last third of the samples is at most 20% above that of the middle third (or within 16 MiB of RSS, 2 MiB of database, 200 keys).',
-      ], cluster.etcdVersion, startedAt);
+      ], host, startedAt);
     } else {
       const e3: LiveE3Options = {
         machines: options.machines ?? 1000,
@@ -380,7 +385,7 @@ export async function runLiveCommand(options: LiveCommandOptions, print: Print):
       const config = { experiment: 'E3', quick: options.quick, ...e3, print: undefined };
       result = envelope('E3', 'E3: conflict detection x transaction mode, live vs simulated', options, config, points, checks, [], [
         `W-omega-like scaled to ${e3.machines} machines (4 CPU, 16 GiB, prefilled to 60% CPU) and time compressed ${e3.compression}x (arrival gaps, durations and think times divided by ${e3.compression}); service jobs ${LIVE_E3_SERVICE_DENSITY}x as often and ${LIVE_E3_SERVICE_DENSITY}x as short (the same service load, ${LIVE_E3_SERVICE_DENSITY}x the service transactions); ${e3.seconds} s of arrivals per point live, ${e3.simFactor}x as long simulated at the identical settings (careful service policy, live retry backoff 10 ms → 1 s).`,
-      ], cluster.etcdVersion, startedAt);
+      ], host, startedAt);
     }
   } finally {
     await cluster.close();
@@ -404,7 +409,7 @@ function envelope<P>(
   checks: CheckResult[],
   paper: PaperReference[],
   notes: string[],
-  etcdVersion: string,
+  host: HostInfo,
   startedAt: Date,
 ): BenchResult<P> {
   const finishedAt = new Date();
@@ -417,7 +422,7 @@ function envelope<P>(
     seed: options.seed,
     config,
     configSha256: configHash(config),
-    host: hostInfo(etcdVersion),
+    host,
     startedAt: startedAt.toISOString(),
     finishedAt: finishedAt.toISOString(),
     wallSeconds: (finishedAt.getTime() - startedAt.getTime()) / 1000,

@@ -9,6 +9,7 @@ import { createHash } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import { join } from 'node:path';
+import type { HostSpeed } from './host-speed.js';
 
 /** One built-in check: printed as a PASS/FAIL line and kept in result.json. */
 export interface CheckResult {
@@ -34,6 +35,8 @@ export interface HostInfo {
   readonly node: string;
   /** Live runs only. */
   readonly etcd?: string;
+  /** Timed at the start of the run (host-speed.ts); absent in results written before it was. */
+  readonly speed?: HostSpeed;
 }
 
 export interface BenchResult<Point = unknown> {
@@ -57,7 +60,7 @@ export interface BenchResult<Point = unknown> {
   readonly notes: readonly string[];
 }
 
-export function hostInfo(etcd?: string): HostInfo {
+export function hostInfo(etcd?: string, speed?: HostSpeed): HostInfo {
   const cpus = os.cpus();
   return {
     cpus: cpus.length,
@@ -67,6 +70,7 @@ export function hostInfo(etcd?: string): HostInfo {
     release: os.release(),
     node: process.version,
     ...(etcd === undefined ? {} : { etcd }),
+    ...(speed === undefined ? {} : { speed }),
   };
 }
 

@@ -5,6 +5,7 @@
 import { Progress } from '@omega/cell-state';
 import { join } from 'node:path';
 import { renderSvg } from './charts.js';
+import { describeHostSpeed, measureHostSpeed } from './host-speed.js';
 import { checkLine, configHash, hostInfo, writeResult, type BenchResult } from './result.js';
 import { simChecks } from './sim-checks.js';
 import { simExperiment, type SimExperimentId, type SimExperimentOptions } from './sim-experiments.js';
@@ -37,7 +38,8 @@ function notesFor(options: SimCommandOptions): string[] {
 export async function runSimCommand(options: SimCommandOptions, print: Print): Promise<number> {
   const experiment = simExperiment(options.experiment, options);
   const startedAt = new Date();
-  print(`omega bench sim ${experiment.id}${options.quick ? ' --quick' : ''}: ${experiment.points.length} simulations, ${options.jobs} at a time, seed ${options.seed}`);
+  const speed = measureHostSpeed();
+  print(`omega bench sim ${experiment.id}${options.quick ? ' --quick' : ''}: ${experiment.points.length} simulations, ${options.jobs} at a time, seed ${options.seed}; ${describeHostSpeed(speed)}`);
   const progress = new Progress(experiment.points.length);
   const points = await runSimExperiment(experiment, {
     jobs: options.jobs,
@@ -68,7 +70,7 @@ export async function runSimCommand(options: SimCommandOptions, print: Print): P
     seed: options.seed,
     config,
     configSha256: configHash(config),
-    host: hostInfo(),
+    host: hostInfo(undefined, speed),
     startedAt: startedAt.toISOString(),
     finishedAt: finishedAt.toISOString(),
     wallSeconds: (finishedAt.getTime() - startedAt.getTime()) / 1000,

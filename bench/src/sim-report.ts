@@ -7,6 +7,7 @@ import { saturationJobMs } from '@omega/simulator';
 import type { ChartPoint, ChartSpec, Panel } from './charts.js';
 import { frac, int, ms, pct, table } from './markdown.js';
 import type { BenchResult, PaperReference } from './result.js';
+import { hostSpeedSentence } from './host-speed.js';
 import { UNSATURATED, meanBusyness, meanConflictFraction, pooledConflictFraction } from './sim-checks.js';
 import { E3_ARMS, modeArm, type SimExperiment } from './sim-experiments.js';
 import type { SimPointResult } from './sim-runner.js';
@@ -243,7 +244,7 @@ export function simMarkdown(result: BenchResult<SimPointResult>, experiment: Sim
     `# ${experiment.title} (simulated${result.quick ? ', quick' : ''})`,
     '',
     `Seed ${result.seed}; config sha256 \`${result.configSha256.slice(0, 16)}\`; ${points.length} runs of ${ms(simulated)} simulated each on ${int(cell?.machines ?? 0)} machines` +
-      ` (${cell === undefined ? '' : `${cell.cpuMillis / 1000} CPU, ${cell.memoryBytes / 1024 ** 3} GiB, prefilled to ${pct(cell.prefillCpuFraction)} CPU`}); wall time ${ms(result.wallSeconds * 1000)} on ${result.host.cpus} x ${result.host.cpuModel}, node ${result.host.node}.`,
+      ` (${cell === undefined ? '' : `${cell.cpuMillis / 1000} CPU, ${cell.memoryBytes / 1024 ** 3} GiB, prefilled to ${pct(cell.prefillCpuFraction)} CPU`}); wall time ${ms(result.wallSeconds * 1000)} on ${result.host.cpus} x ${result.host.cpuModel}, node ${result.host.node}.${hostSpeedSentence(result.host)}`,
     `Service placement: ${points[0]?.config.servicePlacement ?? 'careful'}; mirror: ${points[0]?.config.mirror ?? 'shared'}.`,
     '',
     `![${experiment.id}](${chartFile})`,
